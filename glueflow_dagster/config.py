@@ -1,0 +1,224 @@
+"""Flow declarations: the `glueflow.yaml` file that names every flow's locations, jobs and mappings.
+
+Plain Python (no Dagster import): the Dagster shell builds its definitions from what this returns.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from glueflow_dagster.mapping import FieldMapping, MappingError, parse_mappings
+
+CONFIG_ENV_VAR = "GLUEFLOW_CONFIG"
+DEFAULT_CONFIG_NAME = "glueflow.yaml"
+
+BOOKMARK_OPTIONS = ("enable", "disable", "pause")
+COMPRESSIONS = ("gzip", "none")
+_FLOW_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_CRON_FIELDS = 5
+
+
+class ConfigError(ValueError):
+    """A flow file that cannot be used; the message names the file, the flow and the field."""
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where one stage's objects live: a local folder or `s3://bucket/prefix`."""
+
+    uri: str
+    recurse: bool = True
+    exclusions: tuple[str, ...] = ()
+    compression: str = "none"
+
+    @property
+    def is_s3(self) -> bool:
+        return self.uri.startswith("s3://")
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    """One job's mapping and options (Glue's job arguments)."""
+
+    mappings: tuple[FieldMapping, ...]
+    raw_mappings: tuple[tuple[str, str, str, str], ...]
+    schedule: str | None = None
+    bookmark: str = "disable"
+    transformation_ctx: str = "bookmark_ctx"
+    max_error_records: int = 0
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    """A chained Input -> Output flow: raw input, staging and output locations and the two jobs."""
+
+    name: str
+    input: Location
+    staging: Location
+    output: Location
+    input_job: JobConfig
+    output_job: JobConfig
+
+
+@dataclass(frozen=True)
+class GlueflowConfig:
+    path: Path
+    flows: dict[str, FlowConfig] = field(default_factory=dict)
+
+
+def default_config_path() -> Path:
+    """`$GLUEFLOW_CONFIG`, else `glueflow.yaml` in the working directory."""
+    return Path(os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_NAME).resolve()
+
+
+def expand_env(text: str, environ: Mapping[str, str] | None = None) -> str:
+    """Expand `${VAR}` and `${VAR:-default}`; an unset `${VAR}` without default is an error."""
+    env = os.environ if environ is None else environ
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in env and (env[name] != "" or default is None):
+            return env[name]
+        if default is not None:
+            return default
+        raise KeyError(name)
+
+    return _ENV_REF.sub(substitute, text)
+
+
+def load_config(path: Path | str | None = None) -> GlueflowConfig:
+    """Read and validate a flow file; raises ConfigError naming the file, flow and field."""
+    config_path = Path(path).resolve() if path is not None else default_config_path()
+    if not config_path.is_file():
+        raise ConfigError(f"{config_path}: flow file not found (set {CONFIG_ENV_VAR} or pass --config)")
+    try:
+        document = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{config_path}:{where} not valid YAML: {getattr(err, 'problem', err)}") from err
+    return parse_config(document, config_path)
+
+
+def parse_config(document: Any, config_path: Path) -> GlueflowConfig:
+    reader = _Reader(config_path)
+    if not isinstance(document, dict) or not isinstance(document.get("flows"), dict) or not document["flows"]:
+        raise ConfigError(f"{config_path}: expected a top-level 'flows:' mapping with at least one flow")
+    reader.no_unknown(document, {"flows"}, "")
+    flows = {name: reader.flow(name, body) for name, body in document["flows"].items()}
+    return GlueflowConfig(path=config_path, flows=flows)
+
+
+class _Reader:
+    """Validates one document, so every error can say which file, flow and field it is about."""
+
+    def __init__(self, config_path: Path) -> None:
+        self.path = config_path
+        self.base_dir = config_path.parent
+
+    def fail(self, where: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.path}: {where}: {message}")
+
+    def no_unknown(self, body: Mapping[str, Any], allowed: set[str], where: str) -> None:
+        unknown = sorted(set(body) - allowed)
+        if unknown:
+            raise self.fail(
+                where or "top level", f"unknown field {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})"
+            )
+
+    def section(self, body: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
+        value = body.get(key)
+        if not isinstance(value, dict):
+            raise self.fail(f"{where}.{key}", "missing or not a mapping")
+        return value
+
+    def flow(self, name: Any, body: Any) -> FlowConfig:
+        where = f"flow {name!r}"
+        if not isinstance(name, str) or not _FLOW_NAME.match(name):
+            raise self.fail(where, "flow names must be identifiers (letters, digits, underscore)")
+        if not isinstance(body, dict):
+            raise self.fail(where, "expected a mapping with input, staging, output, input_job, output_job")
+        self.no_unknown(body, {"input", "staging", "output", "input_job", "output_job"}, where)
+        return FlowConfig(
+            name=name,
+            input=self.location(
+                self.section(body, "input", where), f"{where}.input", compression_allowed=False
+            ),
+            staging=self.location(self.section(body, "staging", where), f"{where}.staging"),
+            output=self.location(self.section(body, "output", where), f"{where}.output"),
+            input_job=self.job(self.section(body, "input_job", where), f"{where}.input_job", scheduled=True),
+            output_job=self.job(
+                self.section(body, "output_job", where), f"{where}.output_job", scheduled=False
+            ),
+        )
+
+    def location(self, body: Mapping[str, Any], where: str, compression_allowed: bool = True) -> Location:
+        allowed = {"uri", "recurse", "exclusions"} | ({"compression"} if compression_allowed else set())
+        self.no_unknown(body, allowed, where)
+        uri = self.text(body.get("uri"), f"{where}.uri")
+        if not uri.startswith("s3://"):
+            local = Path(uri.removeprefix("file://"))
+            uri = str(local if local.is_absolute() else (self.base_dir / local).resolve())
+        elif not uri.removeprefix("s3://").split("/", 1)[0]:
+            raise self.fail(f"{where}.uri", f"{uri!r} names no bucket")
+        recurse = body.get("recurse", True)
+        if not isinstance(recurse, bool):
+            raise self.fail(f"{where}.recurse", f"expected true or false, got {recurse!r}")
+        exclusions = body.get("exclusions", [])
+        if not isinstance(exclusions, list) or not all(isinstance(e, str) and e for e in exclusions):
+            raise self.fail(f"{where}.exclusions", "expected a list of glob strings")
+        compression = self.choice(body.get("compression", "none"), COMPRESSIONS, f"{where}.compression")
+        return Location(uri=uri, recurse=recurse, exclusions=tuple(exclusions), compression=compression)
+
+    def job(self, body: Mapping[str, Any], where: str, scheduled: bool) -> JobConfig:
+        allowed = {"mappings", "max_error_records"} | (
+            {"schedule"} if scheduled else {"bookmark", "transformation_ctx"}
+        )
+        self.no_unknown(body, allowed, where)
+        raw = body.get("mappings")
+        if not isinstance(raw, list) or not raw:
+            raise self.fail(f"{where}.mappings", "expected a non-empty list of [source, type, target, type]")
+        try:
+            mappings = parse_mappings(raw)
+        except MappingError as err:
+            raise self.fail(f"{where}.mappings", str(err)) from err
+        schedule = None
+        if scheduled:
+            schedule = self.text(body.get("schedule", "*/30 * * * *"), f"{where}.schedule")
+            if len(schedule.split()) != _CRON_FIELDS:
+                raise self.fail(f"{where}.schedule", f"{schedule!r} is not a 5-field cron expression")
+        max_errors = body.get("max_error_records", 0)
+        if not isinstance(max_errors, int) or isinstance(max_errors, bool) or max_errors < 0:
+            raise self.fail(f"{where}.max_error_records", f"expected a whole number >= 0, got {max_errors!r}")
+        ctx = self.text(body.get("transformation_ctx", "bookmark_ctx"), f"{where}.transformation_ctx")
+        return JobConfig(
+            mappings=mappings,
+            raw_mappings=tuple(tuple(str(part) for part in m) for m in raw),  # type: ignore[misc]
+            schedule=schedule,
+            bookmark=self.choice(body.get("bookmark", "disable"), BOOKMARK_OPTIONS, f"{where}.bookmark"),
+            transformation_ctx=ctx,
+            max_error_records=max_errors,
+        )
+
+    def text(self, value: Any, where: str) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(where, f"expected a non-empty string, got {value!r}")
+        try:
+            return expand_env(value)
+        except KeyError as err:
+            raise self.fail(
+                where, f"environment variable {err.args[0]} is not set and has no default"
+            ) from err
+
+    def choice(self, value: Any, options: Sequence[str], where: str) -> str:
+        if value not in options:
+            raise self.fail(where, f"expected one of {', '.join(options)}, got {value!r}")
+        return str(value)
