@@ -10,19 +10,34 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetSpec,
+    Config,
     DagsterEventType,
     DagsterInstance,
+    Failure,
     MaterializeResult,
     MetadataValue,
     asset,
 )
+from pydantic import Field as PydanticField
 
-from glueflow_dagster.bookmarks import Bookmark, commit, select_objects
-from glueflow_dagster.config import FlowConfig, Location
+from glueflow_dagster.bookmark_store import (
+    CTX_KEY,
+    MANIFEST_ID_KEY,
+    MANIFEST_KEY,
+    CommittedBookmark,
+    bookmark_metadata,
+    committed_bookmark,
+    known_objects,
+    state_after_run,
+)
+from glueflow_dagster.bookmarks import Bookmark, Selection, commit, select_objects
+from glueflow_dagster.config import BOOKMARK_OPTIONS, FlowConfig, Location
 from glueflow_dagster.flow_ratio import flow_ratio
 from glueflow_dagster.jobs import INPUT_RUN_TAG, output_key, raw_input_key, staging_key
+from glueflow_dagster.manifests import manifest_id, manifest_to_json, plan_manifest, policy_for
 from glueflow_dagster.resources import StorageResource
 from glueflow_dagster.stage import StageResult, run_stage
+from glueflow_dagster.storage import ObjectInfo
 
 # The Input job's own bookmark rides on its staging materializations, so it commits only on success.
 INPUT_BOOKMARK_KEY = "input_bookmark"
@@ -134,30 +149,10 @@ def build_flow_assets(flow: FlowConfig) -> list[Any]:
         description=f"Output job output: mapped JSON lines at {flow.output.uri}.",
         metadata={"uri": flow.output.uri},
     )
-    def output(context: AssetExecutionContext, storage: StorageResource) -> MaterializeResult:
-        source, target = storage.open(flow.staging.uri), storage.open(flow.output.uri)
-        listing = source.list(recurse=flow.staging.recurse, exclusions=flow.staging.exclusions)
-        selection = select_objects(listing, Bookmark(), option=flow.output_job.bookmark)
-        result = run_stage(
-            source,
-            selection.manifest,
-            flow.output_job.mappings,
-            target,
-            name_prefix=run_name_prefix(context),
-            compression=flow.output.compression,
-            log=context.log.info,
-        )
-        figures = stage_metadata(result)
-        input_run_id = context.run.tags.get(INPUT_RUN_TAG)
-        upstream = _upstream_staging(context.instance, name, input_run_id)
-        ratio = flow_ratio(result.bytes_read, int(upstream.get("bytes_written", 0)))
-        if ratio is not None:
-            figures["flow_ratio"] = round(ratio, 4)
-        figures["input_bytes_written"] = int(upstream.get("bytes_written", 0))
-        metadata: dict[str, Any] = {**figures, "summary": summary_markdown(f"{name} Output run", figures)}
-        if input_run_id:
-            metadata["input_run_id"] = input_run_id
-        return MaterializeResult(metadata=metadata)
+    def output(
+        context: AssetExecutionContext, storage: StorageResource, config: OutputRunConfig
+    ) -> MaterializeResult:
+        return run_output(context, flow, storage, config)
 
     return [raw_input, staging, output]
 
@@ -167,3 +162,125 @@ def _upstream_staging(instance: DagsterInstance, flow: str, input_run_id: str | 
     if input_run_id:
         return run_materialization_metadata(instance, input_run_id, staging_key(flow))
     return latest_metadata(instance, staging_key(flow))
+
+
+class ManifestObject(Config):
+    key: str
+    size: int
+    last_modified_ms: int
+    etag: str
+
+
+class OutputRunConfig(Config):
+    """Per-run options of `F_output_job` (Glue's job arguments); empty means the flow file's values."""
+
+    bookmark: str | None = PydanticField(None, description="enable | disable | pause (--job-bookmark-option)")
+    transformation_ctx: str | None = PydanticField(
+        None, description="bookmark context; a new name starts fresh"
+    )
+    from_run: str | None = PydanticField(None, description="pause only: ignore input up to this run's commit")
+    to_run: str | None = PydanticField(None, description="pause only: read input up to this run's commit")
+    manifest: list[ManifestObject] | None = PydanticField(None, description="frozen by F_output_sensor")
+    manifest_id: str | None = None
+    base_version: int | None = None
+    states: dict[str, int] | None = None
+
+
+def selection_states(selection: Selection) -> dict[str, int]:
+    return {
+        "new_files": selection.new_files,
+        "modified_files": selection.modified_files,
+        "late_files": selection.late_files,
+        "skipped_files": selection.skipped_files,
+    }
+
+
+def conflict_message(ctx: str, expected: int, found: CommittedBookmark) -> str:
+    return (
+        f"bookmark conflict for context {ctx!r}: this run's manifest was planned from version {expected}, "
+        f"but version {found.bookmark.version} was committed since ({found.action} by run {found.run_id}); "
+        "nothing was committed, a later run reads these objects"
+    )
+
+
+def run_output(
+    context: AssetExecutionContext, flow: FlowConfig, storage: StorageResource, config: OutputRunConfig
+) -> MaterializeResult:
+    """The Output job: read the run's manifest from staging, map, write, and commit the bookmark."""
+    job, name = flow.output_job, flow.name
+    option = config.bookmark or job.bookmark
+    if option not in BOOKMARK_OPTIONS:
+        raise Failure(f"run config bookmark: expected one of {', '.join(BOOKMARK_OPTIONS)}, got {option!r}")
+    ctx = config.transformation_ctx or job.transformation_ctx
+    policy = policy_for(job)
+    source, target = storage.open(flow.staging.uri), storage.open(flow.output.uri)
+    committed = committed_bookmark(context.instance, name, ctx)
+    if committed.fresh and option != "disable":
+        context.log.info(f"no committed bookmark for context {ctx!r}: starting fresh")
+    if config.manifest is not None:
+        manifest = tuple(ObjectInfo(**m.model_dump()) for m in config.manifest)
+        base_version = committed.bookmark.version if config.base_version is None else config.base_version
+        states = dict(config.states or {"new_files": len(manifest)})
+        plan: Selection | tuple[ObjectInfo, ...] = manifest
+        if option == "enable" and base_version != committed.bookmark.version:
+            raise Failure(conflict_message(ctx, base_version, committed))
+    else:
+        pause_range = None
+        if option == "pause" and (config.from_run or config.to_run):
+            if not (config.from_run and config.to_run):
+                raise Failure(
+                    "pause with a range needs both from_run and to_run (Glue's --job-bookmark-from/-to)"
+                )
+            pause_range = (
+                state_after_run(context.instance, name, ctx, config.from_run),
+                state_after_run(context.instance, name, ctx, config.to_run),
+            )
+        listing = source.list(recurse=flow.staging.recurse, exclusions=flow.staging.exclusions)
+        selection = plan_manifest(
+            listing,
+            committed.bookmark,
+            option=option,
+            policy=policy,
+            known=known_objects(context.instance, name, ctx),
+            pause_range=pause_range,
+        )
+        manifest, base_version, states, plan = selection.manifest, committed.bookmark.version, {}, selection
+        states = selection_states(selection)
+    planned_id = config.manifest_id or manifest_id(ctx, base_version, manifest)
+    # Without bookmarks a run's objects are its own; with them the manifest names them: a retry overwrites.
+    prefix = run_name_prefix(context) if option == "disable" else f"run-{planned_id}"
+    result = run_stage(
+        source,
+        manifest,
+        job.mappings,
+        target,
+        name_prefix=prefix,
+        compression=flow.output.compression,
+        log=context.log.info,
+    )
+    metadata: dict[str, Any] = {**stage_metadata(result), **states}
+    input_run_id = context.run.tags.get(INPUT_RUN_TAG)
+    upstream = _upstream_staging(context.instance, name, input_run_id)
+    ratio = flow_ratio(result.bytes_read, int(upstream.get("bytes_written", 0)))
+    if ratio is not None:
+        metadata["flow_ratio"] = round(ratio, 4)
+    metadata["input_bytes_written"] = int(upstream.get("bytes_written", 0))
+    if input_run_id:
+        metadata["input_run_id"] = input_run_id
+    metadata |= {
+        "bookmark_option": option,
+        CTX_KEY: ctx,
+        MANIFEST_ID_KEY: planned_id,
+        MANIFEST_KEY: MetadataValue.json(manifest_to_json(manifest)),
+        "bookmark_started_fresh": committed.fresh,
+    }
+    if option == "enable":
+        latest = committed_bookmark(context.instance, name, ctx, newer_than=committed)
+        if latest.storage_id != committed.storage_id:
+            for obj in result.written:
+                target.delete(obj.key)
+            raise Failure(conflict_message(ctx, base_version, latest))
+        metadata |= bookmark_metadata(ctx, "commit", commit(committed.bookmark, plan, policy=policy))
+    figures = {k: v for k, v in metadata.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    metadata["summary"] = summary_markdown(f"{name} Output run", figures)
+    return MaterializeResult(metadata=metadata)

@@ -1,10 +1,11 @@
-"""The `glueflow` command: `glueflow demo [--cycles N] [--config FILE]`."""
+"""The `glueflow` command: `glueflow demo` and `glueflow bookmark show|reset|rewind|set-to-current`."""
 
 from __future__ import annotations
 
 import argparse
 import re
 import sys
+from dataclasses import replace
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,6 +26,25 @@ def _parser() -> argparse.ArgumentParser:
         "--config", type=Path, default=None, help="flow file (default $GLUEFLOW_CONFIG or glueflow.yaml)"
     )
     demo.add_argument("--flow", default=None, help="flow to run (default: the first in the file)")
+    demo.add_argument(
+        "--bookmarks",
+        choices=["enable", "disable", "pause"],
+        default=None,
+        help="override output_job.bookmark for this demo (disable shows the guide's growing ratio)",
+    )
+
+    bookmark = commands.add_parser("bookmark", help="show or change an Output job's bookmark")
+    bookmark.add_argument("action", choices=["show", "reset", "rewind", "set-to-current"])
+    bookmark.add_argument(
+        "--to-run", default=None, metavar="RUN_ID", help="rewind: the successful Output run"
+    )
+    bookmark.add_argument("--flow", default=None, help="flow (default: the first in the file)")
+    bookmark.add_argument("--ctx", default=None, help="transformation_ctx (default: the flow file's)")
+    bookmark.add_argument(
+        "--dry-run", action="store_true", help="list what the next run would read; change nothing"
+    )
+    bookmark.add_argument("--json", action="store_true", help="print JSON instead of text")
+    bookmark.add_argument("--config", type=Path, default=None, help="flow file")
     return parser
 
 
@@ -55,6 +75,9 @@ def demo(args: argparse.Namespace) -> int:
         raise ConfigError("--cycles must be at least 1")
     config = load_config(args.config or default_config_path())
     flow = _pick_flow(config, args.flow)
+    if args.bookmarks:
+        flow = replace(flow, output_job=replace(flow.output_job, bookmark=args.bookmarks))
+        config = replace(config, flows={**config.flows, flow.name: flow})
     instance = open_instance(config.path.parent)
     home = instance.root_directory
     print(f"flow {flow.name}: output bookmark {flow.output_job.bookmark}; DAGSTER_HOME={home}")
@@ -74,12 +97,37 @@ def demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def bookmark(args: argparse.Namespace) -> int:
+    import json
+
+    from glueflow_dagster.bookmark_admin import run_admin_action
+    from glueflow_dagster.home import open_instance
+    from glueflow_dagster.resources import StorageResource
+
+    config = load_config(args.config or default_config_path())
+    flow = _pick_flow(config, args.flow)
+    instance = open_instance(config.path.parent)
+    report = run_admin_action(
+        instance,
+        flow,
+        StorageResource().open(flow.staging.uri),
+        args.action,
+        ctx=args.ctx,
+        to_run=args.to_run,
+        dry_run=args.dry_run,
+    )
+    print(json.dumps(report.to_dict(), indent=2) if args.json else "\n".join(report.lines()))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from glueflow_dagster.bookmark_admin import BookmarkAdminError
+
     args = _parser().parse_args(argv)
-    handlers = {"demo": demo}
+    handlers = {"demo": demo, "bookmark": bookmark}
     try:
         return handlers[args.command](args)
-    except (ConfigError, StorageError) as err:
+    except (ConfigError, StorageError, BookmarkAdminError) as err:
         print(f"glueflow: {err}", file=sys.stderr)
         return 2
 

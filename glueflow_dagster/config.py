@@ -20,6 +20,9 @@ CONFIG_ENV_VAR = "GLUEFLOW_CONFIG"
 DEFAULT_CONFIG_NAME = "glueflow.yaml"
 
 BOOKMARK_OPTIONS = ("enable", "disable", "pause")
+ON_MODIFIED_OPTIONS = ("reprocess", "ignore")
+ON_LATE_OPTIONS = ("process", "report")
+DEFAULT_TARGET_FILE_BYTES = 128 * 1024**2
 COMPRESSIONS = ("gzip", "none")
 _FLOW_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -54,6 +57,12 @@ class JobConfig:
     bookmark: str = "disable"
     transformation_ctx: str = "bookmark_ctx"
     max_error_records: int = 0
+    target_file_bytes: int = DEFAULT_TARGET_FILE_BYTES
+    max_band_ms: int = 900_000
+    max_files_per_run: int | None = None
+    max_bytes_per_run: int | None = None
+    on_modified: str = "reprocess"
+    on_late: str = "process"
 
 
 @dataclass(frozen=True)
@@ -179,8 +188,18 @@ class _Reader:
         return Location(uri=uri, recurse=recurse, exclusions=tuple(exclusions), compression=compression)
 
     def job(self, body: Mapping[str, Any], where: str, scheduled: bool) -> JobConfig:
-        allowed = {"mappings", "max_error_records"} | (
-            {"schedule"} if scheduled else {"bookmark", "transformation_ctx"}
+        allowed = {"mappings", "max_error_records", "target_file_bytes"} | (
+            {"schedule"}
+            if scheduled
+            else {
+                "bookmark",
+                "transformation_ctx",
+                "max_band_ms",
+                "max_files_per_run",
+                "max_bytes_per_run",
+                "on_modified",
+                "on_late",
+            }
         )
         self.no_unknown(body, allowed, where)
         raw = body.get("mappings")
@@ -195,9 +214,6 @@ class _Reader:
             schedule = self.text(body.get("schedule", "*/30 * * * *"), f"{where}.schedule")
             if len(schedule.split()) != _CRON_FIELDS:
                 raise self.fail(f"{where}.schedule", f"{schedule!r} is not a 5-field cron expression")
-        max_errors = body.get("max_error_records", 0)
-        if not isinstance(max_errors, int) or isinstance(max_errors, bool) or max_errors < 0:
-            raise self.fail(f"{where}.max_error_records", f"expected a whole number >= 0, got {max_errors!r}")
         ctx = self.text(body.get("transformation_ctx", "bookmark_ctx"), f"{where}.transformation_ctx")
         return JobConfig(
             mappings=mappings,
@@ -205,8 +221,26 @@ class _Reader:
             schedule=schedule,
             bookmark=self.choice(body.get("bookmark", "disable"), BOOKMARK_OPTIONS, f"{where}.bookmark"),
             transformation_ctx=ctx,
-            max_error_records=max_errors,
+            max_error_records=self.whole(body, "max_error_records", 0, where, minimum=0),
+            target_file_bytes=self.whole(
+                body, "target_file_bytes", DEFAULT_TARGET_FILE_BYTES, where, minimum=1
+            ),
+            max_band_ms=self.whole(body, "max_band_ms", 900_000, where, minimum=0),
+            max_files_per_run=self.whole(body, "max_files_per_run", None, where, minimum=1),
+            max_bytes_per_run=self.whole(body, "max_bytes_per_run", None, where, minimum=1),
+            on_modified=self.choice(
+                body.get("on_modified", "reprocess"), ON_MODIFIED_OPTIONS, f"{where}.on_modified"
+            ),
+            on_late=self.choice(body.get("on_late", "process"), ON_LATE_OPTIONS, f"{where}.on_late"),
         )
+
+    def whole(self, body: Mapping[str, Any], key: str, default: int | None, where: str, minimum: int) -> Any:
+        value = body.get(key, default)
+        if value is None and default is None:
+            return None
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            raise self.fail(f"{where}.{key}", f"expected a whole number >= {minimum}, got {value!r}")
+        return value
 
     def text(self, value: Any, where: str) -> str:
         if not isinstance(value, str) or not value.strip():

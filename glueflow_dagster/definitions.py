@@ -7,6 +7,7 @@ from pathlib import Path
 from dagster import Definitions, definitions
 
 from glueflow_dagster.assets import build_flow_assets
+from glueflow_dagster.bookmark_admin import build_bookmark_admin_job
 from glueflow_dagster.config import GlueflowConfig, load_config
 from glueflow_dagster.jobs import build_flow_jobs
 from glueflow_dagster.resources import StorageResource
@@ -19,9 +20,9 @@ def build_definitions(config: GlueflowConfig) -> Definitions:
     for flow in config.flows.values():
         input_job, output_job = build_flow_jobs(flow.name)
         assets += build_flow_assets(flow)
-        jobs += [input_job, output_job]
+        jobs += [input_job, output_job, build_bookmark_admin_job(flow)]
         schedules.append(build_input_schedule(flow, input_job))
-        sensors.append(build_output_sensor(flow.name, output_job))
+        sensors.append(build_output_sensor(flow, output_job))
     return Definitions(
         assets=assets,
         jobs=jobs,

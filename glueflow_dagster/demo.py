@@ -57,7 +57,7 @@ def run_cycle(
     if not input_result.success:
         raise DemoError(f"{input_job_name(flow.name)} run {input_result.run_id} failed (see `dagster dev`)")
     sensor = defs.resolve_sensor_def(output_sensor_name(flow.name))
-    with build_sensor_context(instance=instance, cursor=cursor, definitions=defs) as context:
+    with build_sensor_context(instance=instance, cursor=cursor, definitions=defs, resources=defs.resources) as context:
         tick = sensor.evaluate_tick(context)
     output_run_ids, bytes_read = [], 0
     for request in tick.run_requests:

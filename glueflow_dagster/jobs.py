@@ -18,6 +18,8 @@ CONCURRENCY_TAG = "glueflow/max_concurrency"
 FLOW_TAG = "glueflow/flow"
 # Set by the output sensor on each Output run: the Input run whose success it follows.
 INPUT_RUN_TAG = "glueflow/input_run_id"
+# Set on Output runs that read a frozen manifest: retries of the same manifest share it.
+MANIFEST_TAG = "glueflow/manifest_id"
 
 
 def raw_input_key(flow: str) -> AssetKey:
@@ -46,6 +48,10 @@ def input_schedule_name(flow: str) -> str:
 
 def output_sensor_name(flow: str) -> str:
     return f"{flow}_output_sensor"
+
+
+def bookmark_admin_job_name(flow: str) -> str:
+    return f"{flow}_bookmark_admin_job"
 
 
 def job_tags(flow: str, job_name: str) -> dict[str, str]:

@@ -5,12 +5,10 @@ before their first tick, and Glue's conditional trigger must not lose an Input s
 sensor was off.
 """
 
-from __future__ import annotations
-
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dagster import (
     DagsterInstance,
@@ -25,7 +23,20 @@ from dagster import (
     sensor,
 )
 
-from glueflow_dagster.jobs import INPUT_RUN_TAG, input_job_name, output_job_name, output_sensor_name
+from glueflow_dagster.assets import selection_states
+from glueflow_dagster.bookmark_store import CommittedBookmark, committed_bookmark, known_objects
+from glueflow_dagster.bookmarks import Bookmark
+from glueflow_dagster.config import FlowConfig
+from glueflow_dagster.jobs import (
+    INPUT_RUN_TAG,
+    MANIFEST_TAG,
+    input_job_name,
+    output_job_name,
+    output_key,
+    output_sensor_name,
+)
+from glueflow_dagster.manifests import manifest_id, plan_manifest, policy_for
+from glueflow_dagster.resources import StorageResource
 
 if TYPE_CHECKING:  # not exported by dagster's public API
     from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
@@ -49,14 +60,69 @@ class FollowCursor:
     run_id: str = ""
 
     def to_json(self) -> str:
-        return json.dumps({"input_end_time": self.end_time, "input_run_id": self.run_id})
+        return json.dumps(self.to_dict())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"input_end_time": self.end_time, "input_run_id": self.run_id}
 
     @classmethod
-    def from_json(cls, text: str | None) -> FollowCursor:
-        if not text:
-            return cls()
-        data = json.loads(text)
+    def from_json(cls, text: str | None) -> "FollowCursor":
+        return cls.from_dict(json.loads(text) if text else {})
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "FollowCursor":
         return cls(float(data.get("input_end_time", 0.0)), str(data.get("input_run_id", "")))
+
+
+@dataclass(frozen=True)
+class PendingRun:
+    """The Output run requested last, with its frozen manifest; cleared once it succeeded."""
+
+    manifest_id: str
+    input_run_id: str
+    base_version: int
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class SensorCursor:
+    """The sensor's whole cursor: whom it follows, the pending manifest and the committed bookmark."""
+
+    follow: FollowCursor = FollowCursor()
+    pending: PendingRun | None = None
+    bookmark: CommittedBookmark | None = None
+
+    def to_json(self) -> str:
+        data: dict[str, Any] = self.follow.to_dict()
+        if self.pending is not None:
+            data["pending"] = asdict(self.pending)
+        if self.bookmark is not None:
+            data["bookmark"] = {
+                "ctx": self.bookmark.ctx,
+                "storage_id": self.bookmark.storage_id,
+                "run_id": self.bookmark.run_id,
+                "action": self.bookmark.action,
+                "state": self.bookmark.bookmark.to_dict(),
+            }
+        return json.dumps(data, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | None) -> "SensorCursor":
+        data = json.loads(text) if text else {}
+        pending = PendingRun(**data["pending"]) if data.get("pending") else None
+        mirror = data.get("bookmark")
+        bookmark = (
+            CommittedBookmark(
+                ctx=mirror["ctx"],
+                bookmark=Bookmark.from_dict(mirror["state"]),
+                storage_id=mirror["storage_id"],
+                run_id=mirror["run_id"],
+                action=mirror["action"],
+            )
+            if mirror
+            else None
+        )
+        return cls(FollowCursor.from_dict(data), pending, bookmark)
 
 
 def in_flight_run_id(instance: DagsterInstance, flow: str) -> str | None:
@@ -87,30 +153,120 @@ def already_followed(instance: DagsterInstance, flow: str, input_run_id: str) ->
     return bool(records)
 
 
-def build_output_sensor(flow: str, output_job: UnresolvedAssetJobDefinition) -> SensorDefinition:
+def _request_for(
+    flow: FlowConfig,
+    storage: StorageResource,
+    instance: DagsterInstance,
+    committed: CommittedBookmark,
+    input_run_id: str,
+) -> tuple[RunRequest, PendingRun | None]:
+    """The Output run following `input_run_id`; with bookmarks, its manifest is frozen into the run config."""
+    tags = {INPUT_RUN_TAG: input_run_id}
+    job = flow.output_job
+    if job.bookmark == "disable":
+        return RunRequest(run_key=input_run_id, tags=tags), None
+    source = storage.open(flow.staging.uri)
+    selection = plan_manifest(
+        source.list(recurse=flow.staging.recurse, exclusions=flow.staging.exclusions),
+        committed.bookmark,
+        option=job.bookmark,
+        policy=policy_for(job),
+        known=known_objects(instance, flow.name, job.transformation_ctx),
+    )
+    version = committed.bookmark.version
+    planned_id = manifest_id(job.transformation_ctx, version, selection.manifest)
+    config = {
+        "bookmark": job.bookmark,
+        "transformation_ctx": job.transformation_ctx,
+        "manifest": [asdict(obj) for obj in selection.manifest],
+        "manifest_id": planned_id,
+        "base_version": version,
+        "states": selection_states(selection),
+    }
+    request = RunRequest(
+        run_key=input_run_id,
+        run_config={"ops": {output_key(flow.name).to_python_identifier(): {"config": config}}},
+        tags={**tags, MANIFEST_TAG: planned_id},
+    )
+    return request, PendingRun(planned_id, input_run_id, version)
+
+
+def _retry_request(
+    instance: DagsterInstance, flow: str, pending: PendingRun
+) -> tuple[str, RunRequest | None]:
+    """What became of the pending manifest's latest run: 'done', 'in flight', or a request to run it again."""
+    records = instance.get_run_records(
+        RunsFilter(job_name=output_job_name(flow), tags={MANIFEST_TAG: pending.manifest_id}), limit=1
+    )
+    if not records:
+        return "lost", None  # never launched: plan afresh, nothing was committed
+    run = records[0].dagster_run
+    if run.status == DagsterRunStatus.SUCCESS:
+        return "done", None
+    if run.status in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED):
+        request = RunRequest(
+            run_key=f"{pending.input_run_id}:attempt-{pending.attempt + 1}",
+            run_config=run.run_config,
+            tags={INPUT_RUN_TAG: pending.input_run_id, MANIFEST_TAG: pending.manifest_id},
+        )
+        return f"{run.status.value.lower()} run {run.run_id}", request
+    return "in flight", None
+
+
+def build_output_sensor(flow: FlowConfig, output_job: "UnresolvedAssetJobDefinition") -> SensorDefinition:
+    name, job = flow.name, flow.output_job
+
     @sensor(
-        name=output_sensor_name(flow),
+        name=output_sensor_name(name),
         job=output_job,
         minimum_interval_seconds=SENSOR_INTERVAL_S,
         default_status=DefaultSensorStatus.RUNNING,
         description=(
-            f"Starts {output_job_name(flow)} after each successful {input_job_name(flow)} run, one at a time."
+            f"Starts {output_job_name(name)} after each successful {input_job_name(name)} run, one at a time; "
+            "with bookmarks, each run gets a frozen manifest and a failed run's manifest is run again."
         ),
     )
-    def output_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
-        busy = in_flight_run_id(context.instance, flow)
+    def output_sensor(
+        context: SensorEvaluationContext, storage: StorageResource
+    ) -> SensorResult | SkipReason:
+        instance = context.instance
+        busy = in_flight_run_id(instance, name)
         if busy:
-            return SkipReason(f"{output_job_name(flow)} run {busy} is queued or running (max concurrency 1)")
-        cursor = FollowCursor.from_json(context.cursor)
-        for end_time, run_id in unfollowed_input_runs(context.instance, flow, cursor):
-            cursor = FollowCursor(end_time, run_id)
-            if already_followed(context.instance, flow, run_id):
+            return SkipReason(f"{output_job_name(name)} run {busy} is queued or running (max concurrency 1)")
+        state = SensorCursor.from_json(context.cursor)
+        committed = None
+        if job.bookmark != "disable":
+            mirror = (
+                state.bookmark if state.bookmark and state.bookmark.ctx == job.transformation_ctx else None
+            )
+            committed = committed_bookmark(instance, name, job.transformation_ctx, newer_than=mirror)
+            state = replace(state, bookmark=committed)
+        if state.pending is not None:
+            outcome, retry = _retry_request(instance, name, state.pending)
+            stale = committed is not None and committed.bookmark.version != state.pending.base_version
+            if retry is not None and not (stale and job.bookmark == "enable"):
+                context.log.info(f"manifest {state.pending.manifest_id}: {outcome}; requesting it again")
+                pending = replace(state.pending, attempt=state.pending.attempt + 1)
+                return SensorResult(run_requests=[retry], cursor=replace(state, pending=pending).to_json())
+            state = replace(state, pending=None)
+        follow = state.follow
+        for end_time, run_id in unfollowed_input_runs(instance, name, follow):
+            follow = FollowCursor(end_time, run_id)
+            if already_followed(instance, name, run_id):
                 continue
-            request = RunRequest(run_key=run_id, tags={INPUT_RUN_TAG: run_id})
-            return SensorResult(run_requests=[request], cursor=cursor.to_json())
+            request, pending = _request_for(
+                flow,
+                storage,
+                instance,
+                committed or CommittedBookmark(ctx=job.transformation_ctx, bookmark=Bookmark()),
+                run_id,
+            )
+            return SensorResult(
+                run_requests=[request], cursor=replace(state, follow=follow, pending=pending).to_json()
+            )
         return SensorResult(
-            skip_reason=f"no successful {input_job_name(flow)} run without an Output run",
-            cursor=cursor.to_json(),
+            skip_reason=f"no successful {input_job_name(name)} run without an Output run",
+            cursor=replace(state, follow=follow).to_json(),
         )
 
     return output_sensor

@@ -1,30 +1,93 @@
 """One job stage: read JSON-lines objects, apply the mapping, write JSON lines to the target location.
 
-Plain Python/polars (no Dagster import). The whole stage is one lazy polars query on the streaming
-engine, from scan to sink; S3 objects pass through local temporary files so memory stays bounded.
+Plain Python/polars (no Dagster import). The data path of a stage is one lazy polars query on the streaming
+engine, from scan to sink: the read schema comes from the mappings (unmapped fields are never
+materialized), the output is split into parts of about ``target_file_bytes`` of JSON each, and the record
+and cast-error counts come from the same query. S3 objects pass through local temporary files, downloaded
+in bounded groups, so neither memory nor local disk grows with the size of a run.
+
+Bad input never crashes a run and never vanishes: when the fast query cannot read an object, the objects
+it could not read are inspected line by line (vectorised, see :mod:`glueflow_dagster.quarantine`), their
+bad records go to the quarantine under the target location and their good records are read as usual.
+``records_read == records_written + error_records`` holds for every successful run; objects that cannot
+be read at all are counted in ``error_files``. More than ``max_error_records`` bad records (error records
+plus unreadable objects) fail the run with a one-line :class:`StageError`; such a run leaves no output
+objects, only its quarantine.
 """
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
-from glueflow_dagster.mapping import ApplyMapping, FieldMapping, cast_error_count, source_read_schema
-from glueflow_dagster.storage import ObjectInfo, Storage
+from glueflow_dagster.mapping import ApplyMapping, FieldMapping, parse_mappings, source_read_schema
+from glueflow_dagster.quarantine import (
+    QUARANTINE_DIR,
+    READ_ERRORS,
+    ObjectReport,
+    first_line,
+    inspect_object,
+    list_stage_inputs,
+    object_entry,
+    quarantine_key,
+    readable_problem,
+)
+from glueflow_dagster.storage import LocalStorage, ObjectInfo, Storage, StorageError
+
+__all__ = [
+    "DEFAULT_TARGET_FILE_BYTES",
+    "QUARANTINE_DIR",
+    "StageError",
+    "StageResult",
+    "list_stage_inputs",
+    "output_object_key",
+    "run_stage",
+]
+
+#: Default size of one output object, in bytes of uncompressed JSON.
+DEFAULT_TARGET_FILE_BYTES = 128 * 1024 * 1024
 
 # Schema inference for case-insensitive name matching reads only this many lines per stage.
 _SCHEMA_SAMPLE_LINES = 100
+# Lines mapped up front to estimate the JSON size of one output record (for splitting into parts).
+_SIZE_SAMPLE_LINES = 1000
+_DEFAULT_RECORD_BYTES = 256
+_PROBE_FILES = 3  # objects tried for the schema sample before giving up on it
+# Remote objects are downloaded in groups of at most this many stored bytes (and one object at least).
+_STAGING_BYTES = 1024**3
+_DOWNLOAD_THREADS = 4
+_MISSING = ": object does not exist"  # StorageError cause for a missing object, on both backends
+_CHECK_ONE_BY_ONE = 16  # objects checked one query each when the fast query fails
+
+
+class StageError(RuntimeError):
+    """A stage failed on its data (too many bad records); the message is one line.
+
+    ``result`` holds the figures of the failed run (nothing written; ``records_discarded`` good records
+    were not written) so the shell can still record them.
+    """
+
+    def __init__(self, message: str, *, result: StageResult | None = None) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 @dataclass(frozen=True)
 class StageResult:
-    """What one stage read and wrote: the figures a materialization records."""
+    """What one stage read and wrote: the figures a materialization records.
+
+    ``records_read == records_written + error_records + records_discarded``; ``records_discarded`` is 0
+    unless the run failed. Objects that could not be read at all count in ``error_files`` and hold no
+    countable records.
+    """
 
     read: tuple[ObjectInfo, ...]
     written: tuple[ObjectInfo, ...]
@@ -35,6 +98,12 @@ class StageResult:
     duration_s: float
     target_uri: str
     extra: dict[str, object] = field(default_factory=dict)
+    error_files: int = 0
+    records_discarded: int = 0
+    quarantined: tuple[ObjectInfo, ...] = ()
+    quarantine_uri: str | None = None
+    first_error: str | None = None
+    skipped: tuple[ObjectInfo, ...] = ()
 
     @property
     def bytes_read(self) -> int:
@@ -59,45 +128,404 @@ def output_object_key(name_prefix: str, part: int, compression: str) -> str:
     return f"{name_prefix}-part-r-{part:05d}{suffix}"
 
 
+# --------------------------------------------------------------------------------------------------
+# The query
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What every query of one run shares."""
+
+    mappings: tuple[FieldMapping, ...]
+    read_schema: pl.Schema
+    records_per_part: int
+    compression: str
+
+
+def _target_expr(path: tuple[str, ...]) -> pl.Expr:
+    expr = pl.col(path[0])
+    for name in path[1:]:
+        expr = expr.struct.field(name)
+    return expr
+
+
+def _mapped_with_cast_errors(scan: pl.LazyFrame, plan: _Plan) -> tuple[pl.LazyFrame, list[str], pl.Expr]:
+    """ApplyMapping plus, in the same projection, each cast-failing mapping's source text.
+
+    A cast error is a source that is present but whose mapped value is null (as ``cast_error_count``
+    counts it). Carrying the source text through the mapping (a String -> String identity, free) lets the
+    count read the mapped values instead of casting everything a second time. Every leaf of the read
+    schema is String, so a mapping to String never fails and needs no check.
+    """
+    checks: list[tuple[str, tuple[str, ...]]] = []
+    extra: list[FieldMapping] = []
+    for index, fm in enumerate(plan.mappings):
+        if isinstance(fm.target_type, pl.Null | pl.String):
+            continue
+        name = f"__glueflow_source_{index}"
+        extra.append(FieldMapping(fm.source, pl.String(), (name,), pl.String()))
+        checks.append((name, fm.target))
+    mapped = ApplyMapping.apply(scan, [*plan.mappings, *extra])
+    columns = list(dict.fromkeys(fm.target[0] for fm in plan.mappings))
+    terms = [
+        (pl.col(name).is_not_null() & _target_expr(target).is_null()).cast(pl.UInt32)
+        for name, target in checks
+    ]
+    cast_errors = pl.sum_horizontal(terms) if terms else pl.lit(0, pl.UInt32)
+    return mapped, columns, cast_errors
+
+
+def _query(
+    paths: Sequence[Path], plan: _Plan, out_dir: Path | None, first_part: int, *, ignore_errors: bool
+) -> tuple[int, int]:
+    """Scan -> map -> sink parts into ``out_dir`` (None: count only); returns (records, cast errors)."""
+    scan = pl.scan_ndjson([str(p) for p in paths], schema=plan.read_schema, ignore_errors=ignore_errors)
+    mapped, columns, cast_errors = _mapped_with_cast_errors(scan, plan)
+    counts = mapped.select(pl.len().alias("records"), cast_errors.sum().alias("casts"))
+    if out_dir is None:
+        totals = counts.collect(engine="streaming")
+    else:
+        suffix = ".json.gz" if plan.compression == "gzip" else ".json"
+        sink = mapped.select(columns).sink_ndjson(
+            pl.PartitionBy(
+                str(out_dir),
+                file_path_provider=lambda args: f"part-{first_part + args.index_in_partition:05d}{suffix}",
+                max_rows_per_file=plan.records_per_part,
+                approximate_bytes_per_file=None,
+            ),
+            compression="gzip" if plan.compression == "gzip" else "uncompressed",
+            lazy=True,
+        )
+        _, totals = pl.collect_all([sink, counts], engine="streaming")
+    return int(totals["records"][0]), int(totals["casts"][0] or 0)
+
+
+def _plan(
+    paths: Sequence[Path], mappings: tuple[FieldMapping, ...], target_file_bytes: int, compression: str
+) -> _Plan:
+    """Read schema (spellings observed in a sample of the first readable object) and records per part."""
+    observed: pl.Schema | None = None
+    for path in paths[:_PROBE_FILES]:
+        try:
+            schema = pl.scan_ndjson(str(path), infer_schema_length=_SCHEMA_SAMPLE_LINES).collect_schema()
+        except READ_ERRORS:
+            continue  # a bad object: it will be inspected (and quarantined) later
+        if len(schema):
+            observed = schema
+            break
+    read_schema = source_read_schema(mappings, observed)
+    record_bytes = float(_DEFAULT_RECORD_BYTES)
+    for path in paths[:_PROBE_FILES]:
+        try:
+            sample = ApplyMapping.apply(
+                pl.scan_ndjson(str(path), schema=read_schema, n_rows=_SIZE_SAMPLE_LINES), mappings
+            ).collect()
+        except READ_ERRORS:
+            continue
+        if sample.height:
+            record_bytes = max(1.0, len(sample.write_ndjson().encode()) / sample.height)
+            break
+    records_per_part = max(1, int(target_file_bytes // record_bytes))
+    return _Plan(mappings, read_schema, records_per_part, compression)
+
+
+@dataclass
+class _GroupOutcome:
+    records: int
+    cast_errors: int
+    reports: list[ObjectReport]
+
+
+def _run_group(
+    paths: Sequence[Path],
+    uris: Sequence[str],
+    plan: _Plan,
+    workdir: Path,
+    out_dir: Path | None,
+    first_part: int,
+    log: Callable[[str], None],
+) -> _GroupOutcome:
+    """One streaming query over the group; objects it cannot read are inspected and read carefully."""
+    try:
+        records, casts = _query(paths, plan, out_dir, first_part, ignore_errors=False)
+        return _GroupOutcome(records, casts, [])
+    except READ_ERRORS as err:
+        fast_error: BaseException = err
+    if out_dir is not None:
+        _clear(out_dir)
+    log(f"reading failed ({first_line(fast_error)}): inspecting the {len(paths)} objects one by one")
+    bad = _unreadable_indices(paths, plan.read_schema, known_bad=True)
+    readable: list[Path] = []
+    reports: list[ObjectReport] = []
+    for index, (path, uri) in enumerate(zip(paths, uris, strict=True)):
+        if index not in bad:
+            readable.append(path)
+            continue
+        report = inspect_object(path, uri, workdir, plan.read_schema)
+        reports.append(report)
+        if report.clean_path is not None:
+            readable.append(report.clean_path)
+    if not reports:
+        # Every object reads on its own: the failure was not the data's (e.g. a full disk).
+        raise StageError(f"stage query failed: {first_line(fast_error)}") from fast_error
+    records = casts = 0
+    if readable:
+        try:
+            # Inspected objects hold only JSON objects now; ignore_errors only turns a scalar where a
+            # struct is expected (e.g. "user": 5 for user.id) into a missing value instead of failing.
+            records, casts = _query(readable, plan, out_dir, first_part, ignore_errors=True)
+        except READ_ERRORS as err:
+            raise StageError(f"stage query failed: {first_line(err)}") from err
+    return _GroupOutcome(records, casts, reports)
+
+
+def _unreadable_indices(
+    paths: Sequence[Path], read_schema: pl.Schema, *, known_bad: bool = False
+) -> set[int]:
+    """Indices of the objects the fast reader fails on: one query per object for small groups, else
+    halving (a few bad objects among thousands cost a few queries, not thousands)."""
+    if not paths:
+        return set()
+    if not known_bad and readable_problem(paths, read_schema) is None:
+        return set()
+    if len(paths) == 1:
+        return {0}
+    if len(paths) <= _CHECK_ONE_BY_ONE:
+        return {i for i, path in enumerate(paths) if readable_problem([path], read_schema) is not None}
+    half = len(paths) // 2
+    return _unreadable_indices(paths[:half], read_schema) | {
+        half + i for i in _unreadable_indices(paths[half:], read_schema)
+    }
+
+
+def _clear(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Objects in and out
+
+
+def _groups(source: Storage, objects: Sequence[ObjectInfo]) -> Iterator[list[ObjectInfo]]:
+    """Local objects are read in place (one group); remote ones in download groups of bounded size."""
+    if isinstance(source, LocalStorage):
+        if objects:
+            yield list(objects)
+        return
+    group: list[ObjectInfo] = []
+    size = 0
+    for obj in objects:
+        if group and size + obj.size > _STAGING_BYTES:
+            yield group
+            group, size = [], 0
+        group.append(obj)
+        size += obj.size
+    if group:
+        yield group
+
+
+def _local_copies(source: Storage, group: Sequence[ObjectInfo], stack: ExitStack) -> list[Path]:
+    """Local paths of the group's objects (downloads in parallel); removed when ``stack`` closes."""
+    if isinstance(source, LocalStorage) or len(group) == 1:
+        return [stack.enter_context(source.local_copy(obj.key)) for obj in group]
+    managers = [source.local_copy(obj.key) for obj in group]
+    with ThreadPoolExecutor(_DOWNLOAD_THREADS, thread_name_prefix="glueflow-download") as pool:
+        futures = [pool.submit(manager.__enter__) for manager in managers]
+    paths: list[Path] = []
+    failure: BaseException | None = None
+    for manager, future in zip(managers, futures, strict=True):
+        try:
+            paths.append(future.result())
+        except BaseException as err:  # noqa: BLE001 - re-raised below, after the others are registered
+            failure = failure or err
+            continue
+        stack.push(manager.__exit__)
+    if failure is not None:
+        raise failure
+    return paths
+
+
+def _exists(storage: Storage, key: str) -> bool:
+    try:
+        storage.stat(key)
+    except StorageError as err:
+        if _MISSING in str(err):
+            return False
+        raise
+    return True
+
+
+def _delete_parts(target: Storage, name_prefix: str, first: int) -> int:
+    """Delete parts ``first``, ``first + 1``, ... of ``name_prefix`` (either suffix) until one is missing.
+
+    Parts are always written 0, 1, 2, ... so an earlier attempt's parts are contiguous too.
+    """
+    deleted = 0
+    part = first
+    while True:
+        found = False
+        for compression in ("gzip", "none"):
+            key = output_object_key(name_prefix, part, compression)
+            if _exists(target, key):
+                target.delete(key)
+                deleted += 1
+                found = True
+        if not found:
+            return deleted
+        part += 1
+
+
+def _upload_parts(out_dir: Path, target: Storage, name_prefix: str, compression: str) -> list[ObjectInfo]:
+    written = []
+    for local in sorted(out_dir.iterdir()):
+        part = int(local.name.split(".")[0].removeprefix("part-"))
+        written.append(target.upload_file(local, output_object_key(name_prefix, part, compression)))
+        local.unlink()
+    return written
+
+
+# --------------------------------------------------------------------------------------------------
+# The stage
+
+
 def run_stage(
     source: Storage,
     objects: Sequence[ObjectInfo],
-    mappings: Sequence[FieldMapping],
+    mappings: Sequence[FieldMapping] | Sequence[Sequence[str]],
     target: Storage,
     *,
     name_prefix: str,
     compression: str,
     log: Callable[[str], None] = lambda _msg: None,
+    max_error_records: int = 0,
+    target_file_bytes: int = DEFAULT_TARGET_FILE_BYTES,
+    quarantine_prefix: str | None = None,
 ) -> StageResult:
-    """Map `objects` of `source` into one object under `target`; returns the figures of the stage."""
+    """Map ``objects`` of ``source`` into parts ``<name_prefix>-part-r-NNNNN`` under ``target``.
+
+    Bad records and unreadable objects go to ``quarantine_prefix`` under ``target`` (default
+    ``_errors/<name_prefix>``). More than ``max_error_records`` of them (error records plus unreadable
+    objects) raise :class:`StageError` after deleting this run's parts. Parts hold about
+    ``target_file_bytes`` of uncompressed JSON each; parts of an earlier attempt with the same
+    ``name_prefix`` beyond those written now are deleted, so a re-executed run never duplicates records.
+    """
     started = time.monotonic()
-    if not objects:
-        log("nothing to read: no new objects")
-        return StageResult((), (), 0, 0, 0, 0, time.monotonic() - started, target.uri)
-    with ExitStack() as stack:
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="glueflow-stage-")))
-        local_paths = [str(stack.enter_context(source.local_copy(obj.key))) for obj in objects]
-        log(f"reading {len(objects)} objects ({sum(o.size for o in objects):,} bytes) from {source.uri}")
-        observed = pl.scan_ndjson(local_paths[0], infer_schema_length=_SCHEMA_SAMPLE_LINES).collect_schema()
-        scan = pl.scan_ndjson(local_paths, schema=source_read_schema(mappings, observed))
-        mapped = ApplyMapping.apply(scan, mappings)
-        key = output_object_key(name_prefix, 0, compression)
-        local_out = workdir / Path(key).name
-        sink = mapped.sink_ndjson(
-            local_out, compression="gzip" if compression == "gzip" else "uncompressed", lazy=True
+    parsed = parse_mappings(mappings)  # a malformed mapping fails before any data is read
+    if compression not in ("gzip", "none"):
+        raise ValueError(f"compression must be 'gzip' or 'none', got {compression!r}")
+    if max_error_records < 0:
+        raise ValueError(f"max_error_records must be >= 0, got {max_error_records}")
+    if target_file_bytes < 1:
+        raise ValueError(f"target_file_bytes must be >= 1, got {target_file_bytes}")
+    qprefix = (quarantine_prefix or f"{QUARANTINE_DIR}/{name_prefix}").strip("/")
+    objects = tuple(objects)
+    readable = tuple(obj for obj in objects if not obj.key.endswith("/"))
+    skipped = tuple(obj for obj in objects if obj.key.endswith("/"))
+    for obj in skipped:
+        log(f"skipping folder marker {obj.key!r}")
+
+    target.delete_prefix(qprefix)  # a re-executed run replaces its quarantine
+    written: list[ObjectInfo] = []
+    quarantined: list[ObjectInfo] = []
+    records = casts = error_records = error_files = 0
+    first_error: str | None = None
+    exceeded = False
+    if readable:
+        log(f"reading {len(readable)} objects ({sum(o.size for o in readable):,} bytes) from {source.uri}")
+    with tempfile.TemporaryDirectory(prefix="glueflow-stage-") as tmp:
+        workdir = Path(tmp)
+        out_dir = workdir / "parts"
+        out_dir.mkdir()
+        plan: _Plan | None = None
+        for group in _groups(source, readable):
+            with ExitStack() as stack:
+                paths = _local_copies(source, group, stack)
+                if plan is None:
+                    plan = _plan(paths, parsed, target_file_bytes, compression)
+                uris = [source.uri_for(obj.key) for obj in group]
+                outcome = _run_group(
+                    paths, uris, plan, workdir, None if exceeded else out_dir, len(written), log
+                )
+                for report in outcome.reports:
+                    key = quarantine_key(qprefix, len(quarantined))
+                    if report.unreadable:
+                        error_files += 1
+                        quarantined.append(
+                            target.write_bytes(key, object_entry(report.source_uri, report.error or ""))
+                        )
+                    elif report.entries_path is not None:
+                        error_records += report.error_records
+                        quarantined.append(target.upload_file(report.entries_path, key))
+                    first_error = first_error or report.first_error
+                    for leftover in (report.clean_path, report.entries_path):
+                        if leftover is not None:
+                            leftover.unlink(missing_ok=True)
+            records += outcome.records
+            casts += outcome.cast_errors
+            if not exceeded and error_records + error_files > max_error_records:
+                exceeded = True
+                _clear(out_dir)
+            if not exceeded:
+                written += _upload_parts(out_dir, target, name_prefix, compression)
+
+    quarantine_uri = target.uri_for(qprefix) if quarantined else None
+    if quarantined:
+        log(
+            f"quarantined {error_records:,} error records and {error_files:,} unreadable objects "
+            f"to {quarantine_uri}"
         )
-        counts = scan.select(pl.len().alias("records"), cast_error_count(scan, mappings).sum().alias("casts"))
-        _, totals = pl.collect_all([sink, counts], engine="streaming")
-        records = int(totals["records"][0])
-        written = target.upload_file(local_out, key)
-        log(f"wrote {records:,} records ({written.size:,} bytes) to {target.uri_for(key)}")
-        return StageResult(
-            read=tuple(objects),
-            written=(written,),
-            records_read=records,
-            records_written=records,
-            error_records=0,
-            cast_errors=int(totals["casts"][0] or 0),
+    if exceeded:
+        _delete_parts(target, name_prefix, 0)
+        result = StageResult(
+            read=readable,
+            written=(),
+            records_read=records + error_records,
+            records_written=0,
+            error_records=error_records,
+            cast_errors=casts,
             duration_s=time.monotonic() - started,
             target_uri=target.uri,
+            error_files=error_files,
+            records_discarded=records,
+            quarantined=tuple(quarantined),
+            quarantine_uri=quarantine_uri,
+            first_error=first_error,
+            skipped=skipped,
         )
+        raise StageError(
+            _threshold_message(error_records, error_files, max_error_records, first_error), result=result
+        )
+    stale = _delete_parts(target, name_prefix, len(written))
+    if stale:
+        log(f"deleted {stale} stale parts of an earlier attempt")
+    result = StageResult(
+        read=readable,
+        written=tuple(written),
+        records_read=records + error_records,
+        records_written=records,
+        error_records=error_records,
+        cast_errors=casts,
+        duration_s=time.monotonic() - started,
+        target_uri=target.uri,
+        error_files=error_files,
+        quarantined=tuple(quarantined),
+        quarantine_uri=quarantine_uri,
+        first_error=first_error,
+        skipped=skipped,
+    )
+    if readable:
+        log(
+            f"wrote {records:,} records in {len(written)} objects ({result.bytes_written:,} bytes) "
+            f"to {target.uri}"
+        )
+    else:
+        log("nothing to read: no new objects")
+    return result
+
+
+def _threshold_message(error_records: int, error_files: int, limit: int, first: str | None) -> str:
+    what = f"{error_records} error record{'' if error_records == 1 else 's'}"
+    if error_files:
+        what += f" and {error_files} unreadable object{'' if error_files == 1 else 's'}"
+    return f"{what} exceed max_error_records={limit}; first: {first}"

@@ -15,7 +15,7 @@ SENSOR = "events_output_sensor"
 
 
 def tick(defs: Definitions, instance: DagsterInstance, cursor: str | None):
-    with build_sensor_context(instance=instance, cursor=cursor, definitions=defs) as context:
+    with build_sensor_context(instance=instance, cursor=cursor, definitions=defs, resources=defs.resources) as context:
         return defs.resolve_sensor_def(SENSOR).evaluate_tick(context)
 
 

@@ -1,0 +1,135 @@
+"""Exact flow accounting between the Input and Output jobs, as the Glue guide reads it.
+
+Plain Python (no Dagster import). The guide's ratio, per Input trigger window: the bytes read by the
+Output runs that *started* in the window, over the bytes written by the window's Input run. A window
+opens when an Input run starts and closes when the next one starts (the last one after `period_s`,
+or never when `period_s` is None).
+
+Staging objects are named `run-<Input run id>-part-r-NNNNN[.json[.gz]]`, so the Input run that
+produced every byte an Output run reads is known exactly: `producing_run_id`, `bytes_by_input_run`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from glueflow_dagster.flow_ratio import flow_ratio
+
+# The guide's Input job trigger: every 30 minutes.
+DEFAULT_PERIOD_S = 1800.0
+# Metadata key (JSON {input run id: bytes}) under which an Output materialization lists what it read
+# from each producing Input run; `report.history_from_instance` reads it when present.
+BYTES_READ_BY_INPUT_RUN_KEY = "bytes_read_by_input_run"
+
+# Greedy id: the part suffix is the last `-part-r-<digits>` of the base name, so ids may hold dashes.
+_PART_NAME = re.compile(r"run-(?P<run_id>.+)-part-r-\d+(?:\.[^/]*)?")
+
+
+@dataclass(frozen=True)
+class InputRun:
+    run_id: str
+    start_s: float
+    end_s: float
+    bytes_written: int
+
+
+@dataclass(frozen=True)
+class OutputRun:
+    run_id: str
+    start_s: float
+    end_s: float
+    bytes_read: int
+    bytes_read_by_input_run: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Window:
+    """One Input trigger window: [start_s, end_s), end_s None when open-ended."""
+
+    start_s: float
+    end_s: float | None
+    input_run_id: str
+    input_bytes_written: int
+    output_bytes_read: int
+    ratio: float | None
+
+    def contains(self, t: float) -> bool:
+        return self.start_s <= t and (self.end_s is None or t < self.end_s)
+
+
+class _Sized(Protocol):
+    key: str
+    size: int
+
+
+def windows(
+    input_runs: Iterable[InputRun],
+    output_runs: Iterable[OutputRun],
+    period_s: float | None = DEFAULT_PERIOD_S,
+) -> list[Window]:
+    """One window per Input run, oldest first, with the bytes read by Output runs started inside it.
+
+    Output runs that started before the first Input run belong to no window. Two Input runs with
+    the same start give the first (by run id) an empty window.
+    """
+    if period_s is not None and period_s <= 0:
+        raise ValueError(f"period_s must be positive or None, got {period_s!r}")
+    inputs = sorted(input_runs, key=lambda run: (run.start_s, run.run_id))
+    starts = [run.start_s for run in inputs]
+    ends: list[float | None] = [*starts[1:], None] if inputs else []
+    if inputs and period_s is not None:
+        ends[-1] = starts[-1] + period_s
+    read = [0] * len(inputs)
+    for output in output_runs:
+        # The last window whose start is at or before the Output run's start.
+        index = bisect.bisect_right(starts, output.start_s) - 1
+        if index < 0:
+            continue
+        end = ends[index]
+        if end is None or output.start_s < end:
+            read[index] += output.bytes_read
+    return [
+        Window(
+            start_s=run.start_s,
+            end_s=end,
+            input_run_id=run.run_id,
+            input_bytes_written=run.bytes_written,
+            output_bytes_read=bytes_read,
+            ratio=flow_ratio(bytes_read, run.bytes_written),
+        )
+        for run, end, bytes_read in zip(inputs, ends, read, strict=True)
+    ]
+
+
+def producing_run_id(staging_key: str) -> str | None:
+    """The Input run id in a staging object name `[folders/]run-<id>-part-r-NNNNN[.ext]`, else None."""
+    name = staging_key.rsplit("/", 1)[-1]
+    match = _PART_NAME.fullmatch(name)
+    return match.group("run_id") if match else None
+
+
+def bytes_by_input_run(objects: Iterable[_Sized]) -> dict[str, int]:
+    """Bytes per producing Input run, in first-seen order; objects with other names are left out."""
+    totals: dict[str, int] = {}
+    for obj in objects:
+        run_id = producing_run_id(obj.key)
+        if run_id is not None:
+            totals[run_id] = totals.get(run_id, 0) + obj.size
+    return totals
+
+
+def parse_bytes_by_input_run(value: object) -> dict[str, int]:
+    """Read the metadata entry back: a {run id: bytes} mapping or a list of {run_id, bytes} items."""
+    if isinstance(value, Mapping):
+        return {str(run_id): int(size) for run_id, size in value.items()}
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        totals: dict[str, int] = {}
+        for item in value:
+            if isinstance(item, Mapping) and "run_id" in item:
+                totals[str(item["run_id"])] = totals.get(str(item["run_id"]), 0) + int(item.get("bytes", 0))
+        return totals
+    return {}

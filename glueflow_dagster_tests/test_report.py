@@ -1,0 +1,253 @@
+"""The flow chart PNG, the windows as markdown and JSON, and the history read from a real instance."""
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from dagster import DagsterInstance, Definitions, MarkdownMetadataValue, PathMetadataValue
+from matplotlib import image as mpimg
+
+from glueflow_dagster.assets import run_materialization_metadata
+from glueflow_dagster.definitions import load_definitions
+from glueflow_dagster.flow_accounting import InputRun, OutputRun, Window, windows
+from glueflow_dagster.jobs import INPUT_RUN_TAG, output_key, staging_key
+from glueflow_dagster.report import (
+    INPUT_COLOUR,
+    OUTPUT_COLOUR,
+    build_flow_report,
+    default_png_path,
+    draw_flow_chart,
+    history_from_instance,
+    report_command,
+    report_metadata,
+    windows_json,
+    windows_markdown,
+)
+from glueflow_dagster.resources import StorageResource
+from glueflow_dagster_tests.conftest import raw_records
+from glueflow_dagster_tests.test_flow_accounting import GUIDE_INPUTS, GUIDE_OUTPUTS, at
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _blend(hex_colour: str, alpha: float) -> np.ndarray:
+    """The colour a fill of `hex_colour` at `alpha` shows over the white background, as 0..1 RGB."""
+    rgb = np.array([int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)]) / 255
+    return alpha * rgb + (1 - alpha)
+
+
+def _pixels_near(image: np.ndarray, colour: np.ndarray, tolerance: float = 0.05) -> int:
+    return int((np.abs(image[:, :, :3] - colour).max(axis=2) <= tolerance).sum())
+
+
+def test_the_guides_chart_is_a_png_with_red_input_and_brown_output_areas(tmp_path: Path) -> None:
+    window_list = windows(GUIDE_INPUTS, GUIDE_OUTPUTS, 1800)
+    png = draw_flow_chart(
+        window_list, GUIDE_INPUTS, GUIDE_OUTPUTS, tmp_path / "charts" / "flow.png", "events"
+    )
+    assert png == tmp_path / "charts" / "flow.png"
+    assert png.read_bytes()[:8] == PNG_SIGNATURE
+    image = mpimg.imread(png)
+    height, width, channels = image.shape
+    assert (height, width) == (770, 1210) and channels in (3, 4)
+    # Both fills are drawn with alpha 0.55 over white: large areas of each blended colour.
+    assert _pixels_near(image, _blend(INPUT_COLOUR, 0.55)) > 5_000
+    assert _pixels_near(image, _blend(OUTPUT_COLOUR, 0.55)) > 20_000
+    # The outlines in the full colours, as in the guide's chart.
+    assert _pixels_near(image, _blend(INPUT_COLOUR, 1.0), 0.08) > 200
+    assert _pixels_near(image, _blend(OUTPUT_COLOUR, 1.0), 0.08) > 200
+
+
+def test_a_chart_without_runs_is_still_a_png(tmp_path: Path) -> None:
+    png = draw_flow_chart([], [], [], tmp_path / "empty.png", "nothing yet")
+    assert mpimg.imread(png).shape[:2] == (770, 1210)
+
+
+def test_very_short_runs_stay_visible(tmp_path: Path) -> None:
+    # Real runs last seconds in a 30-minute window: they are widened so the bars can be seen.
+    input_runs = [
+        InputRun("i1", at("12:00"), at("12:00") + 2, 5_000),
+        InputRun("i2", at("12:30"), at("12:30") + 2, 5_000),
+    ]
+    output_runs = [OutputRun("o1", at("12:00") + 20, at("12:00") + 22, 5_000)]
+    png = draw_flow_chart(
+        windows(input_runs, output_runs, 1800), input_runs, output_runs, tmp_path / "s.png", "s"
+    )
+    image = mpimg.imread(png)
+    assert _pixels_near(image, _blend(INPUT_COLOUR, 0.55)) > 500
+    assert _pixels_near(image, _blend(OUTPUT_COLOUR, 0.55)) > 250
+
+
+WINDOWS = [
+    Window(at("12:00"), at("12:30"), "in1", 120_000_000, 120_000_000, 1.0),
+    Window(at("12:30"), at("13:00"), "in2", 80_000_000, 200_000_000, 2.5),
+    Window(at("13:00"), at("13:30"), "in3", 120_000_000, 100_000_000, 100 / 120),
+    Window(at("13:30"), None, "in4", 0, 5, None),
+]
+
+
+def test_windows_markdown() -> None:
+    assert windows_markdown(WINDOWS) == (
+        "| window start (UTC) | input bytes written | output bytes read | ratio |\n"
+        "|---|---:|---:|---:|\n"
+        "| 2024-05-01T12:00:00+00:00 | 120,000,000 | 120,000,000 | 1.00 |\n"
+        "| 2024-05-01T12:30:00+00:00 | 80,000,000 | 200,000,000 | 2.50 |\n"
+        "| 2024-05-01T13:00:00+00:00 | 120,000,000 | 100,000,000 | 0.83 |\n"
+        "| 2024-05-01T13:30:00+00:00 | 0 | 5 | n/a |"
+    )
+    assert windows_markdown([]).count("\n") == 1  # the header alone
+
+
+def test_windows_json() -> None:
+    document = windows_json(WINDOWS)
+    assert document == {
+        "windows": [
+            {
+                "start": "2024-05-01T12:00:00+00:00",
+                "input_bytes_written": 120_000_000,
+                "output_bytes_read": 120_000_000,
+                "ratio": 1.0,
+            },
+            {
+                "start": "2024-05-01T12:30:00+00:00",
+                "input_bytes_written": 80_000_000,
+                "output_bytes_read": 200_000_000,
+                "ratio": 2.5,
+            },
+            {
+                "start": "2024-05-01T13:00:00+00:00",
+                "input_bytes_written": 120_000_000,
+                "output_bytes_read": 100_000_000,
+                "ratio": 100 / 120,
+            },
+            {
+                "start": "2024-05-01T13:30:00+00:00",
+                "input_bytes_written": 0,
+                "output_bytes_read": 5,
+                "ratio": None,
+            },
+        ],
+        "total_bytes_written": 320_000_000,
+        "total_bytes_read": 420_000_005,
+    }
+    assert json.loads(json.dumps(document)) == document  # plain JSON: null for the undefined ratio
+    assert windows_json([]) == {"windows": [], "total_bytes_written": 0, "total_bytes_read": 0}
+
+
+# --- against a real instance ------------------------------------------------------------------
+
+
+def _cycle(defs: Definitions, instance: DagsterInstance, raw, cycle: int, records: int) -> tuple[str, str]:
+    raw.write_bytes(f"batch={cycle}/a.json", raw_records(cycle * 1000, records))
+    input_run = defs.resolve_job_def("events_input_job").execute_in_process(instance=instance)
+    assert input_run.success
+    output_run = defs.resolve_job_def("events_output_job").execute_in_process(
+        instance=instance, tags={INPUT_RUN_TAG: input_run.run_id}
+    )
+    assert output_run.success
+    return input_run.run_id, output_run.run_id
+
+
+def test_history_from_instance_reads_the_successful_runs_and_their_bytes(
+    flow_file: Path, instance: DagsterInstance, tmp_path: Path
+) -> None:
+    defs = load_definitions(flow_file)
+    raw = StorageResource().open(str(flow_file.parent / "data" / "input"))
+    runs = [_cycle(defs, instance, raw, cycle, records) for cycle, records in enumerate((40, 60))]
+
+    input_runs, output_runs = history_from_instance(instance, "events")
+    assert [r.run_id for r in input_runs] == [input_id for input_id, _ in runs]
+    assert [r.run_id for r in output_runs] == [output_id for _, output_id in runs]
+    for (input_id, output_id), input_run, output_run in zip(runs, input_runs, output_runs, strict=True):
+        staging = run_materialization_metadata(instance, input_id, staging_key("events"))
+        output = run_materialization_metadata(instance, output_id, output_key("events"))
+        assert input_run.bytes_written == staging["bytes_written"] > 0
+        assert output_run.bytes_read == output["bytes_read"] > 0
+        assert 0 < input_run.start_s <= input_run.end_s <= output_run.start_s <= output_run.end_s
+    assert input_runs[0].end_s <= input_runs[1].start_s
+
+    # bookmark: disable -> the second Output run rereads the first Input run's objects too.
+    window_list = windows(input_runs, output_runs, period_s=None)
+    assert [w.input_run_id for w in window_list] == [r.run_id for r in input_runs]
+    assert window_list[0].ratio == pytest.approx(1.0)
+    assert window_list[1].output_bytes_read == input_runs[0].bytes_written + input_runs[1].bytes_written
+    assert window_list[1].ratio > 1.5
+
+    report = build_flow_report(instance, "events", tmp_path / "report.png")
+    assert report.windows == window_list
+    assert report.png_path == tmp_path / "report.png" and mpimg.imread(report.png_path).shape[:2] == (
+        770,
+        1210,
+    )
+    metadata = report_metadata(report)
+    assert isinstance(metadata["png_path"], PathMetadataValue)
+    assert metadata["png_path"].value == str(tmp_path / "report.png")
+    assert isinstance(metadata["windows"], MarkdownMetadataValue)
+    assert metadata["windows"].value == windows_markdown(window_list)
+    assert metadata["window_count"] == 2
+    assert metadata["total_bytes_read"] == sum(r.bytes_read for r in output_runs)
+    assert metadata["latest_flow_ratio"] == pytest.approx(window_list[1].ratio, abs=1e-4)
+    assert default_png_path(instance, "events") == Path(instance.root_directory) / "glueflow_reports" / (
+        "events_flow_chart.png"
+    )
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    assert report_command(instance, "events", True, tmp_path / "cli.png", stdout=stdout, stderr=stderr) == 0
+    assert json.loads(stdout.getvalue()) == windows_json(window_list)
+    assert (tmp_path / "cli.png").read_bytes()[:8] == PNG_SIGNATURE
+    assert "cli.png" in stderr.getvalue()
+
+    stdout = io.StringIO()
+    assert report_command(instance, "events", False, None, stdout=stdout, stderr=io.StringIO()) == 0
+    assert stdout.getvalue() == windows_markdown(window_list) + "\n"
+
+
+def test_history_ignores_failed_runs_and_other_flows(flow_file: Path, instance: DagsterInstance) -> None:
+    defs = load_definitions(flow_file)
+    raw = StorageResource().open(str(flow_file.parent / "data" / "input"))
+    input_id, _ = _cycle(defs, instance, raw, 0, 10)
+    staging_dir = flow_file.parent / "data" / "staging"
+    moved = staging_dir.rename(staging_dir.with_name("staging.bak"))
+    staging_dir.write_text("a file where the staging folder should be")  # so the Input run fails
+    raw.write_bytes("batch=1/a.json", raw_records(1000, 10))
+    failed = defs.resolve_job_def("events_input_job").execute_in_process(
+        instance=instance, raise_on_error=False
+    )
+    assert not failed.success
+    staging_dir.unlink()
+    moved.rename(staging_dir)
+
+    input_runs, output_runs = history_from_instance(instance, "events")
+    assert [r.run_id for r in input_runs] == [input_id]
+    assert len(output_runs) == 1
+    assert history_from_instance(instance, "other") == ([], [])
+
+
+def test_history_limit_keeps_the_latest_input_runs(flow_file: Path, instance: DagsterInstance) -> None:
+    defs = load_definitions(flow_file)
+    raw = StorageResource().open(str(flow_file.parent / "data" / "input"))
+    runs = [_cycle(defs, instance, raw, cycle, 10) for cycle in range(3)]
+    input_runs, output_runs = history_from_instance(instance, "events", limit=2)
+    assert [r.run_id for r in input_runs] == [input_id for input_id, _ in runs[1:]]
+    assert [r.run_id for r in output_runs] == [output_id for _, output_id in runs[1:]]
+
+
+def test_report_command_without_runs(instance: DagsterInstance, tmp_path: Path) -> None:
+    stdout, stderr = io.StringIO(), io.StringIO()
+    assert report_command(instance, "events", True, tmp_path / "empty.png", stdout=stdout, stderr=stderr) == 0
+    assert json.loads(stdout.getvalue()) == {"windows": [], "total_bytes_written": 0, "total_bytes_read": 0}
+    assert "no successful events_input_job run" in stderr.getvalue()
+    assert (tmp_path / "empty.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_report_command_reports_an_unwritable_png(instance: DagsterInstance, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a folder should be")
+    stderr = io.StringIO()
+    code = report_command(
+        instance, "events", False, blocker / "chart.png", stdout=io.StringIO(), stderr=stderr
+    )
+    assert code == 2
+    assert stderr.getvalue().startswith(f"glueflow: {blocker / 'chart.png'}: cannot write the chart")
