@@ -4,15 +4,16 @@
 Thin adapters: selection lives in bookmarks.py, the data path in stage.py, the ratio in flow_ratio.py.
 """
 
+import time
 from typing import Any
 
 from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
     AssetExecutionContext,
-    AssetKey,
     AssetSpec,
     Config,
-    DagsterEventType,
-    DagsterInstance,
     Failure,
     MaterializeResult,
     MetadataValue,
@@ -31,10 +32,24 @@ from glueflow_dagster.bookmark_store import (
     state_after_run,
 )
 from glueflow_dagster.bookmarks import Bookmark, Selection, commit, select_objects
+from glueflow_dagster.checks import (
+    BACKLOG_NOT_GROWING,
+    BACKLOG_RUNS,
+    FLOW_RATIO_IN_BAND,
+    NO_RECORDS_LOST,
+    NO_REPROCESSING,
+    Verdict,
+    evaluate,
+)
 from glueflow_dagster.config import BOOKMARK_OPTIONS, FlowConfig, Location
-from glueflow_dagster.flow_ratio import flow_ratio
 from glueflow_dagster.jobs import INPUT_RUN_TAG, output_key, raw_input_key, staging_key
 from glueflow_dagster.manifests import manifest_id, manifest_to_json, plan_manifest, policy_for
+from glueflow_dagster.monitoring import (
+    RunClock,
+    earlier_backlogs,
+    latest_metadata,
+    output_flow_figures,
+)
 from glueflow_dagster.resources import StorageResource
 from glueflow_dagster.stage import StageResult, run_stage
 from glueflow_dagster.storage import ObjectInfo
@@ -69,24 +84,6 @@ def summary_markdown(title: str, figures: dict[str, Any]) -> MetadataValue:
         for name, value in figures.items()
     )
     return MetadataValue.md(f"**{title}**\n\n| figure | value |\n|---|---|\n{rows}")
-
-
-def latest_metadata(instance: DagsterInstance, key: AssetKey) -> dict[str, Any]:
-    """Metadata of the asset's latest materialization, as plain values ({} if never materialized)."""
-    records = instance.fetch_materializations(key, limit=1).records
-    if not records or records[0].asset_materialization is None:
-        return {}
-    return {name: entry.value for name, entry in records[0].asset_materialization.metadata.items()}
-
-
-def run_materialization_metadata(instance: DagsterInstance, run_id: str, key: AssetKey) -> dict[str, Any]:
-    """Metadata that run `run_id` recorded for `key` ({} if it recorded none)."""
-    records = instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION).records
-    for record in records:
-        materialization = record.event_log_entry.asset_materialization
-        if materialization is not None and materialization.asset_key == key:
-            return {name: entry.value for name, entry in materialization.metadata.items()}
-    return {}
 
 
 def run_name_prefix(context: AssetExecutionContext) -> str:
@@ -148,20 +145,15 @@ def build_flow_assets(flow: FlowConfig) -> list[Any]:
         kinds=_kinds(flow.output),
         description=f"Output job output: mapped JSON lines at {flow.output.uri}.",
         metadata={"uri": flow.output.uri},
+        check_specs=[
+            AssetCheckSpec(check, asset=output_key(name), description=text, blocking=False)
+            for check, text in CHECK_DESCRIPTIONS.items()
+        ],
     )
-    def output(
-        context: AssetExecutionContext, storage: StorageResource, config: OutputRunConfig
-    ) -> MaterializeResult:
+    def output(context: AssetExecutionContext, storage: StorageResource, config: OutputRunConfig) -> MaterializeResult:
         return run_output(context, flow, storage, config)
 
     return [raw_input, staging, output]
-
-
-def _upstream_staging(instance: DagsterInstance, flow: str, input_run_id: str | None) -> dict[str, Any]:
-    """The staging figures of the Input run this Output run follows (the latest one if launched by hand)."""
-    if input_run_id:
-        return run_materialization_metadata(instance, input_run_id, staging_key(flow))
-    return latest_metadata(instance, staging_key(flow))
 
 
 class ManifestObject(Config):
@@ -175,9 +167,7 @@ class OutputRunConfig(Config):
     """Per-run options of `F_output_job` (Glue's job arguments); empty means the flow file's values."""
 
     bookmark: str | None = PydanticField(None, description="enable | disable | pause (--job-bookmark-option)")
-    transformation_ctx: str | None = PydanticField(
-        None, description="bookmark context; a new name starts fresh"
-    )
+    transformation_ctx: str | None = PydanticField(None, description="bookmark context; a new name starts fresh")
     from_run: str | None = PydanticField(None, description="pause only: ignore input up to this run's commit")
     to_run: str | None = PydanticField(None, description="pause only: read input up to this run's commit")
     manifest: list[ManifestObject] | None = PydanticField(None, description="frozen by F_output_sensor")
@@ -228,9 +218,7 @@ def run_output(
         pause_range = None
         if option == "pause" and (config.from_run or config.to_run):
             if not (config.from_run and config.to_run):
-                raise Failure(
-                    "pause with a range needs both from_run and to_run (Glue's --job-bookmark-from/-to)"
-                )
+                raise Failure("pause with a range needs both from_run and to_run (Glue's --job-bookmark-from/-to)")
             pause_range = (
                 state_after_run(context.instance, name, ctx, config.from_run),
                 state_after_run(context.instance, name, ctx, config.to_run),
@@ -259,14 +247,19 @@ def run_output(
         log=context.log.info,
     )
     metadata: dict[str, Any] = {**stage_metadata(result), **states}
-    input_run_id = context.run.tags.get(INPUT_RUN_TAG)
-    upstream = _upstream_staging(context.instance, name, input_run_id)
-    ratio = flow_ratio(result.bytes_read, int(upstream.get("bytes_written", 0)))
-    if ratio is not None:
-        metadata["flow_ratio"] = round(ratio, 4)
-    metadata["input_bytes_written"] = int(upstream.get("bytes_written", 0))
-    if input_run_id:
-        metadata["input_run_id"] = input_run_id
+    record = context.instance.get_run_record_by_id(context.run.run_id)
+    started = float(record.start_time or time.time()) if record is not None else time.time()
+    metadata |= output_flow_figures(
+        context.instance,
+        name,
+        RunClock(context.run.run_id, started),
+        context.run.tags.get(INPUT_RUN_TAG),
+        result.bytes_read,
+        manifest,
+        list(source.list(recurse=flow.staging.recurse, exclusions=flow.staging.exclusions)),
+        now_ms=int(time.time() * 1000),
+        max_band_ms=job.max_band_ms,
+    )
     metadata |= {
         "bookmark_option": option,
         CTX_KEY: ctx,
@@ -283,4 +276,23 @@ def run_output(
         metadata |= bookmark_metadata(ctx, "commit", commit(committed.bookmark, plan, policy=policy))
     figures = {k: v for k, v in metadata.items() if isinstance(v, int | float) and not isinstance(v, bool)}
     metadata["summary"] = summary_markdown(f"{name} Output run", figures)
-    return MaterializeResult(metadata=metadata)
+    verdicts = evaluate(metadata, earlier_backlogs(context.instance, name, BACKLOG_RUNS - 1), job.flow_ratio_band)
+    return MaterializeResult(metadata=metadata, check_results=[_check_result(v) for v in verdicts])
+
+
+def _check_result(verdict: Verdict) -> AssetCheckResult:
+    return AssetCheckResult(
+        check_name=verdict.name,
+        passed=verdict.passed,
+        severity=AssetCheckSeverity.ERROR if verdict.severity == "ERROR" else AssetCheckSeverity.WARN,
+        description=verdict.description,
+        metadata=verdict.figures,
+    )
+
+
+CHECK_DESCRIPTIONS = {
+    NO_REPROCESSING: "WARN: reprocessed_bytes > 0 while bookmarks are enabled",
+    BACKLOG_NOT_GROWING: "WARN: backlog_bytes grew over the last 3 Output runs",
+    FLOW_RATIO_IN_BAND: "WARN: flow_ratio outside output_job.flow_ratio_band (default 0.5-2.0)",
+    NO_RECORDS_LOST: "ERROR: records_read != records_written + error_records",
+}

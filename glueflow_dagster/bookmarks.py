@@ -750,7 +750,7 @@ def select_objects(
             deferred.append(obj)
             deferred_bytes += obj.size
             if kind is ObjectState.MODIFIED:
-                waiting_rewrites.append(obj)
+                pass
             continue
         manifest.append(obj)
         taken_bytes += obj.size
@@ -864,7 +864,7 @@ def commit(
                 "bookmark version mismatch: the selection was planned from version "
                 f"{selection.base_version}, the state is at version {bookmark.version}"
             )
-        items = selection.manifest
+        items = selection.manifest + selection.acknowledged
         baseline = selection.listing_digest
         policy = _policy(policy if policy is not None else selection.policy, max_band_ms)
     else:

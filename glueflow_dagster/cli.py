@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from dataclasses import replace
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from glueflow_dagster.config import ConfigError, FlowConfig, GlueflowConfig, default_config_path, load_config
@@ -45,6 +45,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     bookmark.add_argument("--json", action="store_true", help="print JSON instead of text")
     bookmark.add_argument("--config", type=Path, default=None, help="flow file")
+
+    report = commands.add_parser("report", help="the guide's charts from the instance's history")
+    report.add_argument("--flow", default=None, help="flow (default: the first in the file)")
+    report.add_argument("--json", action="store_true", help="print the windows as JSON")
+    report.add_argument("--png", type=Path, default=None, metavar="FILE", help="draw the chart into FILE")
+    report.add_argument("--config", type=Path, default=None, help="flow file")
+
+    simulate = commands.add_parser("simulate", help="replay the Glue guide's timeline in virtual time")
+    simulate.add_argument("--bookmarks", choices=["enable", "disable"], required=True)
+    simulate.add_argument("--json", action="store_true", help="print the windows as JSON")
+    simulate.add_argument("--png", type=Path, default=None, metavar="FILE", help="draw the chart into FILE")
     return parser
 
 
@@ -120,11 +131,41 @@ def bookmark(args: argparse.Namespace) -> int:
     return 0
 
 
+def report(args: argparse.Namespace) -> int:
+    from glueflow_dagster.home import open_instance
+    from glueflow_dagster.report import report_command
+
+    config = load_config(args.config or default_config_path())
+    flow = _pick_flow(config, args.flow)
+    return report_command(open_instance(config.path.parent), flow.name, args.json, args.png)
+
+
+def simulate(args: argparse.Namespace) -> int:
+    import json
+
+    from glueflow_dagster.report import draw_flow_chart, windows_json, windows_markdown
+    from glueflow_dagster.simulate import simulate as run_simulation
+
+    if not args.json:
+        print(f"replaying the guide's timeline with bookmarks {args.bookmarks} ...", file=sys.stderr, flush=True)
+    result = run_simulation(args.bookmarks)
+    if args.png is not None:
+        title = f"Glue guide timeline replayed, job bookmarks {args.bookmarks}"
+        draw_flow_chart(result.windows, result.input_runs, result.output_runs, args.png, title)
+        print(f"chart written to {args.png}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(windows_json(result.windows), indent=2))
+    else:
+        print(windows_markdown(result.windows))
+        print(f"total bytes written {result.total_bytes_written:,}, total bytes read {result.total_bytes_read:,}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from glueflow_dagster.bookmark_admin import BookmarkAdminError
 
     args = _parser().parse_args(argv)
-    handlers = {"demo": demo, "bookmark": bookmark}
+    handlers = {"demo": demo, "bookmark": bookmark, "report": report, "simulate": simulate}
     try:
         return handlers[args.command](args)
     except (ConfigError, StorageError, BookmarkAdminError) as err:

@@ -63,6 +63,7 @@ class JobConfig:
     max_bytes_per_run: int | None = None
     on_modified: str = "reprocess"
     on_late: str = "process"
+    flow_ratio_band: tuple[float, float] = (0.5, 2.0)
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,7 @@ class _Reader:
                 "max_bytes_per_run",
                 "on_modified",
                 "on_late",
+                "flow_ratio_band",
             }
         )
         self.no_unknown(body, allowed, where)
@@ -232,7 +234,15 @@ class _Reader:
                 body.get("on_modified", "reprocess"), ON_MODIFIED_OPTIONS, f"{where}.on_modified"
             ),
             on_late=self.choice(body.get("on_late", "process"), ON_LATE_OPTIONS, f"{where}.on_late"),
+            flow_ratio_band=self.band(body.get("flow_ratio_band", [0.5, 2.0]), f"{where}.flow_ratio_band"),
         )
+
+    def band(self, value: Any, where: str) -> tuple[float, float]:
+        numbers = isinstance(value, list) and len(value) == 2
+        numbers = numbers and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+        if not numbers or not 0 <= value[0] < value[1]:
+            raise self.fail(where, f"expected [low, high] with 0 <= low < high, got {value!r}")
+        return float(value[0]), float(value[1])
 
     def whole(self, body: Mapping[str, Any], key: str, default: int | None, where: str, minimum: int) -> Any:
         value = body.get(key, default)

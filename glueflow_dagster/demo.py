@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 from dagster import DagsterInstance, Definitions, build_sensor_context
 
-from glueflow_dagster.assets import run_materialization_metadata
 from glueflow_dagster.config import FlowConfig
 from glueflow_dagster.flow_ratio import flow_ratio
 from glueflow_dagster.jobs import input_job_name, output_key, output_sensor_name, staging_key
+from glueflow_dagster.monitoring import run_materialization_metadata
 from glueflow_dagster.resources import StorageResource
 from glueflow_dagster.sample_data import write_batch
 
@@ -70,12 +70,8 @@ def run_cycle(
         if not result.success:
             raise DemoError(f"Output run {result.run_id} failed (see `dagster dev`)")
         output_run_ids.append(result.run_id)
-        bytes_read += int(
-            run_materialization_metadata(instance, result.run_id, output_key(flow.name))["bytes_read"]
-        )
-    written = run_materialization_metadata(instance, input_result.run_id, staging_key(flow.name))[
-        "bytes_written"
-    ]
+        bytes_read += int(run_materialization_metadata(instance, result.run_id, output_key(flow.name))["bytes_read"])
+    written = run_materialization_metadata(instance, input_result.run_id, staging_key(flow.name))["bytes_written"]
     figures = CycleFigures(cycle, input_result.run_id, tuple(output_run_ids), int(written), bytes_read)
     return figures, tick.cursor
 

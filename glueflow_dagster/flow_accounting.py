@@ -17,7 +17,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from glueflow_dagster.bookmarks import Bookmark, BookmarkPolicy, commit, covers, select_objects
 from glueflow_dagster.flow_ratio import flow_ratio
+from glueflow_dagster.storage import ObjectInfo
 
 # The guide's Input job trigger: every 30 minutes.
 DEFAULT_PERIOD_S = 1800.0
@@ -133,3 +135,52 @@ def parse_bytes_by_input_run(value: object) -> dict[str, int]:
                 totals[str(item["run_id"])] = totals.get(str(item["run_id"]), 0) + int(item.get("bytes", 0))
         return totals
     return {}
+
+
+@dataclass(frozen=True)
+class ReadAccounting:
+    """What one Output run read for the first time, read again, and left unread in staging."""
+
+    new_bytes: int
+    reprocessed_bytes: int
+    backlog_bytes: int
+    backlog_files: int
+    oldest_unprocessed_age_s: float
+    read_state: Bookmark  # every object version any successful Output run has read, after this run
+
+    def metadata(self) -> dict[str, int | float]:
+        return {
+            "new_bytes": self.new_bytes,
+            "reprocessed_bytes": self.reprocessed_bytes,
+            "backlog_bytes": self.backlog_bytes,
+            "backlog_files": self.backlog_files,
+            "oldest_unprocessed_age_s": round(self.oldest_unprocessed_age_s, 3),
+        }
+
+
+def account_reads(
+    read_before: Bookmark,
+    manifest: Sequence[ObjectInfo],
+    staging_after: Iterable[ObjectInfo],
+    *,
+    now_ms: int,
+    max_band_ms: int,
+) -> ReadAccounting:
+    """Split a run's reads into new and reprocessed bytes, and measure the backlog it leaves.
+
+    `read_before` is a bookmark over what every earlier successful Output run read, whatever its
+    bookmark option, so reprocessing shows even with `bookmark: disable`.
+    """
+    policy = BookmarkPolicy(max_band_ms=max_band_ms)
+    reprocessed = sum(obj.size for obj in manifest if covers(read_before, obj, policy))
+    read_after = commit(read_before, manifest, policy=policy)
+    backlog = select_objects(staging_after, read_after, option="enable", policy=policy).manifest
+    oldest = min((obj.last_modified_ms for obj in backlog), default=now_ms)
+    return ReadAccounting(
+        new_bytes=sum(obj.size for obj in manifest) - reprocessed,
+        reprocessed_bytes=reprocessed,
+        backlog_bytes=sum(obj.size for obj in backlog),
+        backlog_files=len(backlog),
+        oldest_unprocessed_age_s=max(now_ms - oldest, 0) / 1000,
+        read_state=read_after,
+    )

@@ -226,16 +226,22 @@ def draw_flow_chart(
 
 
 def history_from_instance(
-    instance: DagsterInstance, flow: str, *, limit: int | None = None
+    instance: DagsterInstance,
+    flow: str,
+    *,
+    limit: int | None = None,
+    current_run_id: str | None = None,
 ) -> tuple[list[InputRun], list[OutputRun]]:
     """Successful `F_input_job` / `F_output_job` runs, oldest first, with their bytes.
 
     `limit` keeps the latest Input runs only, and the Output runs created since the first of them.
+    `current_run_id` names a run still in progress (the one materializing `F/flow_report`): it counts
+    as an Output run too once it has materialized `F/output`.
     """
     from dagster import DagsterRunStatus, RunsFilter
 
-    from glueflow_dagster.assets import run_materialization_metadata
     from glueflow_dagster.jobs import input_job_name, output_job_name, output_key, staging_key
+    from glueflow_dagster.monitoring import run_materialization_metadata
 
     success = [DagsterRunStatus.SUCCESS]
     input_records = instance.get_run_records(
@@ -244,9 +250,15 @@ def history_from_instance(
     created_after = None
     if limit is not None and input_records:
         created_after = min(record.create_timestamp for record in input_records)
-    output_records = instance.get_run_records(
-        RunsFilter(job_name=output_job_name(flow), statuses=success, created_after=created_after)
+    output_records = list(
+        instance.get_run_records(
+            RunsFilter(job_name=output_job_name(flow), statuses=success, created_after=created_after)
+        )
     )
+    if current_run_id and all(r.dagster_run.run_id != current_run_id for r in output_records):
+        current = instance.get_run_record_by_id(current_run_id)
+        if current is not None and run_materialization_metadata(instance, current_run_id, output_key(flow)):
+            output_records.append(current)
 
     def span(record: Any) -> tuple[float, float]:
         start = record.start_time or record.create_timestamp.timestamp()
@@ -298,13 +310,17 @@ def build_flow_report(
     *,
     period_s: float | None = None,
     limit: int | None = None,
+    current_run_id: str | None = None,
 ) -> FlowReport:
     """Read the history, cut it into Input windows and draw the chart when `png_path` is given.
 
     `period_s=None` leaves the last window open: every Output run after the latest Input run
-    counts towards it, whatever the schedule.
+    counts towards it, whatever the schedule. Inside an asset, pass `current_run_id=context.run.run_id`
+    so the run's own Output materialization is counted before the run has succeeded.
     """
-    input_runs, output_runs = history_from_instance(instance, flow, limit=limit)
+    input_runs, output_runs = history_from_instance(
+        instance, flow, limit=limit, current_run_id=current_run_id
+    )
     window_list = windows(input_runs, output_runs, period_s)
     drawn = None
     if png_path is not None:

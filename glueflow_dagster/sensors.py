@@ -126,15 +126,11 @@ class SensorCursor:
 
 
 def in_flight_run_id(instance: DagsterInstance, flow: str) -> str | None:
-    records = instance.get_run_records(
-        RunsFilter(job_name=output_job_name(flow), statuses=IN_FLIGHT_STATUSES), limit=1
-    )
+    records = instance.get_run_records(RunsFilter(job_name=output_job_name(flow), statuses=IN_FLIGHT_STATUSES), limit=1)
     return records[0].dagster_run.run_id if records else None
 
 
-def unfollowed_input_runs(
-    instance: DagsterInstance, flow: str, cursor: FollowCursor
-) -> list[tuple[float, str]]:
+def unfollowed_input_runs(instance: DagsterInstance, flow: str, cursor: FollowCursor) -> list[tuple[float, str]]:
     """Successful Input runs after the cursor, oldest first, as (end time, run id)."""
     # A run's update timestamp is at or after its end, so this bounds the query without missing any.
     since = datetime.fromtimestamp(max(cursor.end_time - 1.0, 0.0), tz=UTC)
@@ -191,9 +187,7 @@ def _request_for(
     return request, PendingRun(planned_id, input_run_id, version)
 
 
-def _retry_request(
-    instance: DagsterInstance, flow: str, pending: PendingRun
-) -> tuple[str, RunRequest | None]:
+def _retry_request(instance: DagsterInstance, flow: str, pending: PendingRun) -> tuple[str, RunRequest | None]:
     """What became of the pending manifest's latest run: 'done', 'in flight', or a request to run it again."""
     records = instance.get_run_records(
         RunsFilter(job_name=output_job_name(flow), tags={MANIFEST_TAG: pending.manifest_id}), limit=1
@@ -226,9 +220,7 @@ def build_output_sensor(flow: FlowConfig, output_job: "UnresolvedAssetJobDefinit
             "with bookmarks, each run gets a frozen manifest and a failed run's manifest is run again."
         ),
     )
-    def output_sensor(
-        context: SensorEvaluationContext, storage: StorageResource
-    ) -> SensorResult | SkipReason:
+    def output_sensor(context: SensorEvaluationContext, storage: StorageResource) -> SensorResult | SkipReason:
         instance = context.instance
         busy = in_flight_run_id(instance, name)
         if busy:
@@ -236,9 +228,7 @@ def build_output_sensor(flow: FlowConfig, output_job: "UnresolvedAssetJobDefinit
         state = SensorCursor.from_json(context.cursor)
         committed = None
         if job.bookmark != "disable":
-            mirror = (
-                state.bookmark if state.bookmark and state.bookmark.ctx == job.transformation_ctx else None
-            )
+            mirror = state.bookmark if state.bookmark and state.bookmark.ctx == job.transformation_ctx else None
             committed = committed_bookmark(instance, name, job.transformation_ctx, newer_than=mirror)
             state = replace(state, bookmark=committed)
         if state.pending is not None:
@@ -261,9 +251,7 @@ def build_output_sensor(flow: FlowConfig, output_job: "UnresolvedAssetJobDefinit
                 committed or CommittedBookmark(ctx=job.transformation_ctx, bookmark=Bookmark()),
                 run_id,
             )
-            return SensorResult(
-                run_requests=[request], cursor=replace(state, follow=follow, pending=pending).to_json()
-            )
+            return SensorResult(run_requests=[request], cursor=replace(state, follow=follow, pending=pending).to_json())
         return SensorResult(
             skip_reason=f"no successful {input_job_name(name)} run without an Output run",
             cursor=replace(state, follow=follow).to_json(),

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from dagster import DagsterInstance, Definitions, IntMetadataValue
 
-from glueflow_dagster.assets import run_materialization_metadata
+from glueflow_dagster.monitoring import run_materialization_metadata
 from glueflow_dagster.definitions import load_definitions
 from glueflow_dagster.jobs import INPUT_RUN_TAG, output_key, staging_key
 from glueflow_dagster.resources import StorageResource

@@ -1,12 +1,14 @@
 """Bookmarks through the real definitions: frozen manifests, commit on success, retries, conflicts, pause."""
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from dagster import DagsterInstance, Definitions, build_sensor_context
 
-from glueflow_dagster.assets import run_materialization_metadata
+from glueflow_dagster.monitoring import run_materialization_metadata
 from glueflow_dagster.bookmark_store import committed_bookmark
 from glueflow_dagster.definitions import load_definitions
 from glueflow_dagster.jobs import INPUT_RUN_TAG, MANIFEST_TAG, output_key
@@ -201,3 +203,66 @@ def test_input_run_tag_is_kept_for_the_flow_ratio(flow: Flow) -> None:
     assert request.tags[INPUT_RUN_TAG] == input_run
     result = flow.output_run(request)
     assert flow.output_metadata(result.run_id)["input_run_id"] == input_run
+
+
+KILLABLE_OUTPUT_RUN = """
+import sys
+from dagster import DagsterInstance
+from glueflow_dagster.definitions import load_definitions
+defs = load_definitions(sys.argv[1])
+with DagsterInstance.get() as instance:
+    defs.resolve_job_def("events_output_job").execute_in_process(
+        instance=instance, tags={"glueflow/input_run_id": sys.argv[2]}
+    )
+"""
+
+
+def test_sigkill_mid_write_then_retry_loses_and_duplicates_nothing(flow: Flow) -> None:
+    import os
+    import signal
+    import time
+
+    from dagster import DagsterRunStatus, RunsFilter
+
+    records = 600_000  # enough that the Output stage's scan -> map -> sink takes a second or more
+    input_run = flow.input_run(records=records)
+    before = {r.dagster_run.run_id for r in flow.instance.get_run_records()}
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLABLE_OUTPUT_RUN, str(flow.path), input_run],
+        env={**os.environ, "DAGSTER_HOME": flow.instance.root_directory},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        run_id = None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and run_id is None:
+            for record in flow.instance.get_run_records(RunsFilter(job_name="events_output_job")):
+                if record.dagster_run.run_id not in before:
+                    # The stage logs "reading ..." right before its streaming scan -> map -> sink query.
+                    logs = flow.instance.all_logs(record.dagster_run.run_id)
+                    inside = any("reading 1 objects" in (entry.user_message or "") for entry in logs)
+                    run_id = record.dagster_run.run_id if inside else None
+            time.sleep(0.01)
+        assert run_id is not None, "the Output run never reached its stage"
+        time.sleep(0.1)
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    killed = flow.instance.get_run_by_id(run_id)
+    assert killed.status == DagsterRunStatus.STARTED  # the process died without a word
+    assert committed_bookmark(flow.instance, "events", "bookmark_ctx").bookmark.version == 0
+    # What Dagster's run monitoring (or an operator) does with a run whose worker is gone.
+    flow.instance.report_run_failed(killed)
+
+    retry = flow.output_run(tags={INPUT_RUN_TAG: input_run})
+    assert retry.success
+    metadata = flow.output_metadata(retry.run_id)
+    assert metadata["records_read"] == metadata["records_written"] == records
+    rows = []
+    for key in flow.output_objects():
+        rows += (flow.root / "data" / "output" / key).read_text().splitlines()
+    event_ids = sorted(int(line.split('"event_id":')[1].split(",")[0]) for line in rows)
+    assert event_ids == list(range(records))  # each record exactly once

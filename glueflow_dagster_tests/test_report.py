@@ -9,10 +9,10 @@ import pytest
 from dagster import DagsterInstance, Definitions, MarkdownMetadataValue, PathMetadataValue
 from matplotlib import image as mpimg
 
-from glueflow_dagster.assets import run_materialization_metadata
 from glueflow_dagster.definitions import load_definitions
 from glueflow_dagster.flow_accounting import InputRun, OutputRun, Window, windows
 from glueflow_dagster.jobs import INPUT_RUN_TAG, output_key, staging_key
+from glueflow_dagster.monitoring import run_materialization_metadata
 from glueflow_dagster.report import (
     INPUT_COLOUR,
     OUTPUT_COLOUR,
@@ -167,6 +167,13 @@ def test_history_from_instance_reads_the_successful_runs_and_their_bytes(
         assert output_run.bytes_read == output["bytes_read"] > 0
         assert 0 < input_run.start_s <= input_run.end_s <= output_run.start_s <= output_run.end_s
     assert input_runs[0].end_s <= input_runs[1].start_s
+    # Each Output run lists the bytes it read per producing Input run (staging object names).
+    first, second = (r.run_id for r in input_runs)
+    assert output_runs[0].bytes_read_by_input_run == {first: input_runs[0].bytes_written}
+    assert output_runs[1].bytes_read_by_input_run == {
+        first: input_runs[0].bytes_written,
+        second: input_runs[1].bytes_written,
+    }
 
     # bookmark: disable -> the second Output run rereads the first Input run's objects too.
     window_list = windows(input_runs, output_runs, period_s=None)
@@ -251,3 +258,40 @@ def test_report_command_reports_an_unwritable_png(instance: DagsterInstance, tmp
     )
     assert code == 2
     assert stderr.getvalue().startswith(f"glueflow: {blocker / 'chart.png'}: cannot write the chart")
+
+
+def test_a_report_asset_in_the_output_run_counts_that_run(
+    flow_file: Path, instance: DagsterInstance, tmp_path: Path
+) -> None:
+    """The F/flow_report use: materialized after F/output in the same, still running, run."""
+    from dagster import AssetExecutionContext, AssetKey, MaterializeResult, asset, define_asset_job
+
+    report_key = AssetKey(["events", "flow_report"])
+
+    @asset(key=report_key, deps=[output_key("events")], group_name="events")
+    def flow_report(context: AssetExecutionContext) -> MaterializeResult:
+        report = build_flow_report(
+            context.instance, "events", tmp_path / "in_run.png", current_run_id=context.run.run_id
+        )
+        return MaterializeResult(metadata=report_metadata(report))
+
+    job = define_asset_job("events_output_and_report_job", selection=[output_key("events"), report_key])
+    defs = Definitions.merge(load_definitions(flow_file), Definitions(assets=[flow_report], jobs=[job]))
+    raw = StorageResource().open(str(flow_file.parent / "data" / "input"))
+    raw.write_bytes("batch=0/a.json", raw_records(0, 30))
+    input_run = defs.resolve_job_def("events_input_job").execute_in_process(instance=instance)
+    result = defs.resolve_job_def("events_output_and_report_job").execute_in_process(
+        instance=instance, tags={INPUT_RUN_TAG: input_run.run_id}
+    )
+    assert result.success
+    written = run_materialization_metadata(instance, input_run.run_id, staging_key("events"))["bytes_written"]
+    read = run_materialization_metadata(instance, result.run_id, output_key("events"))["bytes_read"]
+    metadata = run_materialization_metadata(instance, result.run_id, report_key)
+    assert (metadata["window_count"], metadata["total_bytes_written"], metadata["total_bytes_read"]) == (
+        1,
+        written,
+        read,
+    )
+    assert metadata["latest_flow_ratio"] == pytest.approx(1.0)
+    assert metadata["png_path"] == str(tmp_path / "in_run.png")
+    assert (tmp_path / "in_run.png").read_bytes()[:8] == PNG_SIGNATURE

@@ -2,13 +2,21 @@
 
 import gzip
 import json
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.config import Config
 
+from glueflow_dagster import stage
 from glueflow_dagster.mapping import parse_mappings
-from glueflow_dagster.stage import output_object_key, run_stage
-from glueflow_dagster.storage import LocalStorage, S3Storage, Storage
+from glueflow_dagster.quarantine import list_stage_inputs
+from glueflow_dagster.stage import StageError, output_object_key, run_stage
+from glueflow_dagster.storage import LocalStorage, ObjectInfo, S3Storage, Storage, StorageError
 
 MAPPINGS = parse_mappings(
     [
@@ -98,3 +106,264 @@ def test_source_field_names_match_case_insensitively(tmp_path) -> None:
 @pytest.mark.parametrize(("compression", "suffix"), [("gzip", ".json.gz"), ("none", ".json")])
 def test_output_object_key(compression: str, suffix: str) -> None:
     assert output_object_key("run-r1", 3, compression) == f"run-r1-part-r-00003{suffix}"
+
+
+# --- parts ------------------------------------------------------------------------------------------
+
+
+def _many(count: int, first: int = 0) -> bytes:
+    return _lines(
+        [{"id": i, "user": {"id": i % 7}, "amount": f"{i}.25"} for i in range(first, first + count)]
+    )
+
+
+def _part_keys(target: Storage, name_prefix: str) -> list[str]:
+    return [o.key for o in target.list(recurse=False) if o.key.startswith(f"{name_prefix}-part-r-")]
+
+
+def _records_by_part(target: Storage) -> dict[str, list[dict[str, Any]]]:
+    parts = {}
+    for info in target.list(recurse=False):
+        data = target.read_bytes(info.key)
+        text = gzip.decompress(data) if info.key.endswith(".gz") else data
+        parts[info.key] = [json.loads(line) for line in text.decode().splitlines()]
+    return parts
+
+
+def test_large_runs_are_split_into_parts_of_about_target_file_bytes(
+    locations: tuple[Storage, Storage],
+) -> None:
+    source, target = locations
+    infos = [source.write_bytes(f"in-{i}.json", _many(50, 50 * i)) for i in range(3)]
+    result = run_stage(
+        source, infos, MAPPINGS, target, name_prefix="run-p", compression="gzip", target_file_bytes=1000
+    )
+    parts = _records_by_part(target)
+    assert list(parts) == [output_object_key("run-p", n, "gzip") for n in range(len(parts))]
+    sizes = [
+        sum(len(json.dumps(r, separators=(",", ":"))) + 1 for r in records) for records in parts.values()
+    ]
+    # About 45 bytes of JSON per record: 150 records make 7 parts of about 1000 bytes (the last one less).
+    assert len(sizes) == 7
+    assert all(800 <= size <= 1100 for size in sizes[:-1]) and sizes[-1] <= 1100
+    ids = sorted(r["event_id"] for records in parts.values() for r in records)
+    assert ids == list(range(150))  # every record once
+    assert result.files_written == 7 and result.records_written == 150
+    assert [o.key for o in result.written] == list(parts)
+    assert result.bytes_written == sum(o.size for o in target.list(recurse=False))
+
+
+def test_a_rerun_leaves_no_stale_parts_of_an_earlier_attempt(locations: tuple[Storage, Storage]) -> None:
+    source, target = locations
+    info = source.write_bytes("x.json", _many(60))
+    run_stage(
+        source, [info], MAPPINGS, target, name_prefix="run-s", compression="gzip", target_file_bytes=500
+    )
+    assert len(_part_keys(target, "run-s")) > 3
+    other = gzip.compress(b'{"event_id": -1}\n')
+    target.write_bytes("run-other-part-r-00009.json.gz", other)
+    result = run_stage(source, [info], MAPPINGS, target, name_prefix="run-s", compression="gzip")
+    assert _part_keys(target, "run-s") == ["run-s-part-r-00000.json.gz"]
+    assert result.files_written == 1
+    assert len(_records_by_part(target)["run-s-part-r-00000.json.gz"]) == 60
+    assert target.read_bytes("run-other-part-r-00009.json.gz") == other  # another run's part: untouched
+
+
+def test_a_failed_rerun_deletes_the_parts_of_the_earlier_attempt(locations: tuple[Storage, Storage]) -> None:
+    source, target = locations
+    info = source.write_bytes("x.json", _many(30))
+    run_stage(
+        source, [info], MAPPINGS, target, name_prefix="run-f", compression="none", target_file_bytes=300
+    )
+    assert _part_keys(target, "run-f")
+    bad = source.write_bytes("x.json", _many(30) + b"{broken\n")
+    with pytest.raises(StageError, match=r"x\.json line 31: malformed JSON$"):
+        run_stage(source, [bad], MAPPINGS, target, name_prefix="run-f", compression="none")
+    assert _part_keys(target, "run-f") == []
+    assert [o.key for o in target.list("_errors")] == ["_errors/run-f/errors-00000.json"]
+
+
+def test_remote_objects_are_read_in_bounded_groups(
+    s3_client: Any, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stage, "_STAGING_BYTES", 1)  # every object is its own download group
+    source, target = S3Storage(s3_bucket, "in", s3_client), S3Storage(s3_bucket, "out", s3_client)
+    infos = [source.write_bytes(f"in-{i}.json", _many(10, 10 * i)) for i in range(4)]
+    result = run_stage(source, infos, MAPPINGS, target, name_prefix="run-g", compression="gzip")
+    assert _part_keys(target, "run-g") == [output_object_key("run-g", n, "gzip") for n in range(4)]
+    assert sorted(r["event_id"] for rows in _records_by_part(target).values() for r in rows) == list(
+        range(40)
+    )
+    assert (result.records_read, result.records_written, result.files_read) == (40, 40, 4)
+
+
+def test_errors_in_a_later_group_delete_the_parts_of_earlier_groups(
+    s3_client: Any, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stage, "_STAGING_BYTES", 1)
+    source, target = S3Storage(s3_bucket, "in", s3_client), S3Storage(s3_bucket, "out", s3_client)
+    infos = [
+        source.write_bytes("a.json", _many(10)),
+        source.write_bytes("b.json", _many(10, 10) + b"[]\n"),
+        source.write_bytes("c.json", b"nope\n" + _many(10, 20)),
+    ]
+    with pytest.raises(StageError) as info:
+        run_stage(source, infos, MAPPINGS, target, name_prefix="run-l", compression="gzip")
+    assert str(info.value) == (
+        f"2 error records exceed max_error_records=0; first: {source.uri_for('b.json')} line 11: "
+        "not a JSON object (array)"
+    )
+    assert _part_keys(target, "run-l") == []
+    result = info.value.result
+    assert (result.records_read, result.records_written, result.error_records, result.records_discarded) == (
+        32,
+        0,
+        2,
+        30,
+    )
+    assert [o.key for o in result.quarantined] == [
+        "_errors/run-l/errors-00000.json",
+        "_errors/run-l/errors-00001.json",
+    ]
+
+
+def test_records_read_is_records_written_plus_error_records(tmp_path: Path) -> None:
+    source, target = LocalStorage(tmp_path / "in"), LocalStorage(tmp_path / "out")
+    infos = [
+        source.write_bytes("a.json", _many(100) + b"bad\n" + _many(5, 100)),
+        source.write_bytes("b.json.gz", gzip.compress(_many(20, 200) + b"\xff\n")),
+    ]
+    result = run_stage(
+        source, infos, MAPPINGS, target, name_prefix="run-i", compression="gzip", max_error_records=2
+    )
+    assert (result.records_read, result.records_written, result.error_records) == (127, 125, 2)
+
+
+def test_arguments_are_checked_before_anything_is_read(tmp_path: Path) -> None:
+    source, target = LocalStorage(tmp_path / "in"), LocalStorage(tmp_path / "out")
+    info = source.write_bytes("a.json", _many(1))
+    for kwargs, message in [
+        ({"compression": "zip"}, "compression must be"),
+        ({"max_error_records": -1}, "max_error_records must be >= 0"),
+        ({"target_file_bytes": 0}, "target_file_bytes must be >= 1"),
+    ]:
+        call = {"name_prefix": "run-a", "compression": "gzip", **kwargs}
+        with pytest.raises(ValueError, match=message):
+            run_stage(source, [info], MAPPINGS, target, **call)
+    assert not target.exists()
+
+
+# --- the environment -----------------------------------------------------------------------------
+
+
+class _Body:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def stream(self, **_kwargs: Any) -> Iterator[bytes]:
+        yield self.data
+
+
+def _s3_error(status: int, code: str) -> Callable[..., AWSResponse]:
+    body = f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code><Message>m</Message></Error>"
+
+    def reply(request: Any, **_kwargs: Any) -> AWSResponse:
+        return AWSResponse(request.url, status, {"Content-Type": "application/xml"}, _Body(body.encode()))
+
+    return reply
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err)
+    assert "\n" not in text and "Traceback" not in text
+    return text
+
+
+def test_missing_source_bucket_is_one_line_naming_the_uri(s3_client: Any, tmp_path: Path) -> None:
+    source = S3Storage("glueflow-no-such-bucket", "raw", s3_client)
+    missing = ObjectInfo("a.json", 10, 0, "e")
+    with pytest.raises(StorageError) as info:
+        run_stage(source, [missing], MAPPINGS, LocalStorage(tmp_path), name_prefix="r", compression="gzip")
+    assert (
+        _one_line(info.value)
+        == "s3://glueflow-no-such-bucket/raw/a.json: bucket does not exist (NoSuchBucket)"
+    )
+
+
+def test_missing_target_bucket_is_one_line_naming_the_uri(s3_client: Any, tmp_path: Path) -> None:
+    source = LocalStorage(tmp_path / "in")
+    info = source.write_bytes("a.json", _many(1))
+    target = S3Storage("glueflow-no-such-bucket", "out", s3_client)
+    with pytest.raises(StorageError) as err:
+        run_stage(source, [info], MAPPINGS, target, name_prefix="r", compression="gzip")
+    assert _one_line(err.value).startswith("s3://glueflow-no-such-bucket/out/")
+    assert str(err.value).endswith(": bucket does not exist (NoSuchBucket)")
+
+
+def test_an_object_gone_since_the_listing_is_one_line_naming_the_uri(
+    locations: tuple[Storage, Storage],
+) -> None:
+    source, target = locations
+    info = source.write_bytes("gone.json", _many(1))
+    source.delete("gone.json")
+    with pytest.raises(StorageError) as err:
+        run_stage(source, [info], MAPPINGS, target, name_prefix="r", compression="gzip")
+    assert _one_line(err.value).startswith(f"{source.uri_for('gone.json')}: object does not exist")
+
+
+def test_an_unreachable_endpoint_is_one_line_naming_the_uri(tmp_path: Path) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    client = boto3.client(
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"max_attempts": 1}, connect_timeout=1, s3={"addressing_style": "path"}),
+    )
+    source = S3Storage("bucket", "raw", client)
+    with pytest.raises(StorageError) as err:
+        list(list_stage_inputs(source, recurse=True, exclusions=()))
+    assert _one_line(err.value) == f"s3://bucket: endpoint unreachable (http://127.0.0.1:{port})"
+    with pytest.raises(StorageError) as err:
+        run_stage(
+            source,
+            [ObjectInfo("a.json", 1, 0, "e")],
+            MAPPINGS,
+            LocalStorage(tmp_path),
+            name_prefix="r",
+            compression="gzip",
+        )
+    assert _one_line(err.value) == f"s3://bucket/raw/a.json: endpoint unreachable (http://127.0.0.1:{port})"
+
+
+def test_access_denied_is_one_line_naming_the_uri(s3_client: Any, s3_bucket: str, tmp_path: Path) -> None:
+    source = S3Storage(s3_bucket, "raw", s3_client)
+    info = source.write_bytes("a.json", _many(1))
+    for operation in ("HeadObject", "GetObject"):
+        s3_client.meta.events.register(f"before-send.s3.{operation}", _s3_error(403, "AccessDenied"))
+    with pytest.raises(StorageError) as err:
+        run_stage(source, [info], MAPPINGS, LocalStorage(tmp_path), name_prefix="r", compression="gzip")
+    assert _one_line(err.value).startswith(f"{source.uri_for('a.json')}: access denied (")
+
+
+def test_transient_s3_errors_are_retried(s3_client: Any, s3_bucket: str, tmp_path: Path) -> None:
+    """The s3_client fixture retries 3 times (botocore standard mode); two 503s in a row are absorbed."""
+    source = S3Storage(s3_bucket, "raw", s3_client)
+    info = source.write_bytes("a.json", _many(3))
+    failures = {"left": 2, "seen": 0}
+    slow_down = _s3_error(503, "SlowDown")
+
+    def flaky(request: Any, **kwargs: Any) -> AWSResponse | None:
+        if failures["left"]:
+            failures["left"] -= 1
+            failures["seen"] += 1
+            return slow_down(request, **kwargs)
+        return None  # send the request for real
+
+    s3_client.meta.events.register("before-send.s3.GetObject", flaky)
+    result = run_stage(source, [info], MAPPINGS, LocalStorage(tmp_path), name_prefix="r", compression="gzip")
+    assert failures == {"left": 0, "seen": 2}
+    assert result.records_written == 3

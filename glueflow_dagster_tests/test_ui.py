@@ -10,6 +10,7 @@ Screenshots go to the test's tmp_path; with GLUEFLOW_UPDATE_DOCS=1 they also ref
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -49,7 +50,8 @@ RUNS_TIMEOUT_S = 240
 STOP_TIMEOUT_S = 30
 
 pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason=f"Debian's chromium is not installed at {CHROMIUM} (apt-get install chromium)"
+    not CHROMIUM.exists(),
+    reason=f"Debian's chromium is not installed at {CHROMIUM} (apt-get install chromium)",
 )
 
 RUNS_QUERY = """
@@ -130,26 +132,19 @@ def _marked_pids(marker: str) -> list[int]:
 
 def _stop(dev: DagsterDev) -> None:
     """SIGTERM the process group, wait, SIGKILL what is left; then no process of ours may remain."""
-    pgid = dev.process.pid
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(dev.process.pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT_S
     while time.monotonic() < deadline and _marked_pids(dev.marker):
         time.sleep(0.5)
     left = _marked_pids(dev.marker)
     if left:
         for pid in left:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         time.sleep(1)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         dev.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        pass
     assert dev.process.poll() is not None, "dagster dev did not exit"
     assert not _marked_pids(dev.marker), f"processes left behind: {_marked_pids(dev.marker)}"
 
@@ -186,11 +181,15 @@ def dagster_dev(tmp_path: Path) -> Iterator[DagsterDev]:
             start_new_session=True,
         )
     dev = DagsterDev(f"http://127.0.0.1:{port}", process, log_path, marker)
+    started = time.monotonic()
     try:
         _wait_for_server(dev)
+        print(f"dagster dev answered /server_info after {time.monotonic() - started:.0f} s")
         yield dev
     finally:
+        stopping = time.monotonic()
         _stop(dev)
+        print(f"dagster dev stopped in {time.monotonic() - stopping:.1f} s")
 
 
 def _wait_for_server(dev: DagsterDev, timeout_s: float = 90) -> None:
@@ -313,7 +312,7 @@ def _check_ui(dev: DagsterDev, tmp_path: Path) -> None:
             assert _canvas_ink(canvas) >= 500, "the flow_ratio plot's canvas is blank"
             for name in ("bytes_read", "records_read"):  # the other Int entries are plotted too
                 expect(page.get_by_text(name, exact=True).locator("visible=true").first).to_be_visible()
-            canvas.scroll_into_view_if_needed()
+            canvas.evaluate("element => element.scrollIntoView({block: 'center'})")
             page.wait_for_timeout(500)  # let the chart finish its entry animation
             _save(page, "ui_output_plots.png", tmp_path)
 
@@ -335,6 +334,9 @@ def _check_ui(dev: DagsterDev, tmp_path: Path) -> None:
             # raw_input sits in the Upstream column, output in the Downstream one.
             assert abs(raw_box["x"] - upstream_box["x"]) < abs(raw_box["x"] - downstream_box["x"])
             assert abs(out_box["x"] - downstream_box["x"]) < abs(out_box["x"] - upstream_box["x"])
+            upstream.evaluate("element => element.scrollIntoView({block: 'center'})")
+            page.wait_for_timeout(300)
+            _save(page, "ui_staging_lineage.png", tmp_path)
 
             # 3. The asset graph: three nodes, laid out left to right in dependency order.
             page.goto(f"{dev.url}/asset-groups", wait_until="networkidle")
@@ -384,7 +386,9 @@ def _chromium_children() -> list[int]:
 def test_dagster_dev_runs_the_flow_and_the_ui_shows_lineage_and_plots(
     dagster_dev: DagsterDev, tmp_path: Path
 ) -> None:
+    started = time.monotonic()
     input_run, output_run = _wait_for_scheduled_input_and_sensed_output(dagster_dev)
+    print(f"scheduled Input run and sensed Output run succeeded after {time.monotonic() - started:.0f} s")
     assert input_run["endTime"] <= output_run["startTime"]
 
     staging = _metadata(dagster_dev, ["events", "staging"], input_run["runId"])
@@ -402,5 +406,7 @@ def test_dagster_dev_runs_the_flow_and_the_ui_shows_lineage_and_plots(
     assert ratio["floatValue"] == pytest.approx(1.0, abs=0.01)
 
     (tmp_path / "screenshots").mkdir()
+    started = time.monotonic()
     _check_ui(dagster_dev, tmp_path)
+    print(f"UI checked in {time.monotonic() - started:.0f} s")
     assert not _chromium_children(), "Chromium processes left running"

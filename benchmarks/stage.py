@@ -1,0 +1,255 @@
+"""One Input stage through the real job code, side by side with the same mapping in DuckDB.
+
+    python -m benchmarks.stage                  # 400 MB of JSON lines
+    python -m benchmarks.stage --size-mb 2000   # 2 GB
+    python -m benchmarks.stage --repeat 3       # best of three runs per engine
+
+Generates nested JSON-lines events (``glueflow_dagster.sample_data.events_frame``) in a temporary folder,
+then runs each engine in its own child process, one after the other:
+
+* ``glueflow``: ``run_stage`` (list -> read -> ApplyMapping -> write gzip JSON-lines parts), local folders;
+* ``duckdb (auto schema)``: ``COPY (SELECT ...) TO ... (FORMAT JSON, COMPRESSION GZIP)`` over
+  ``read_json(...)`` with DuckDB's own schema detection, default settings (all cores);
+* ``duckdb (columns)``: the same with the mapped columns declared as VARCHAR/STRUCT up front (the work
+  glueflow does: read text, cast), in case that is DuckDB's faster form.
+
+Throughput is megabytes (10^6 bytes) of uncompressed input per second of the engine's work (timed inside
+the child, without interpreter start-up); peak RSS is the child's whole-process maximum resident set,
+read by the parent with ``os.wait4``. The ratio compares glueflow with the faster DuckDB variant. The
+generated data is deleted afterwards. Other load on the machine slows both engines: the load average
+is printed with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+MB = 1_000_000
+FILE_BYTES = 128 * MB  # size of one generated input object
+MAPPINGS = [
+    ["id", "long", "event_id", "long"],  # rename
+    ["type", "string", "event_type", "string"],  # rename
+    ["ts", "string", "event_time", "timestamp"],  # string -> timestamp
+    ["user.id", "long", "user_id", "long"],  # nested source
+    ["user.country", "string", "user.country", "string"],  # nested source -> nested target
+    ["amount", "string", "amount", "double"],  # string -> double
+    ["device.os", "string", "device_os", "string"],  # nested source, renamed
+]
+SELECT = """
+    TRY_CAST(id AS BIGINT) AS event_id,
+    CAST(type AS VARCHAR) AS event_type,
+    TRY_CAST(ts AS TIMESTAMP) AS event_time,
+    TRY_CAST("user".id AS BIGINT) AS user_id,
+    {'country': CAST("user".country AS VARCHAR)} AS "user",
+    TRY_CAST(amount AS DOUBLE) AS amount,
+    CAST(device.os AS VARCHAR) AS device_os
+"""
+DUCKDB_COLUMNS = (
+    "{id: 'VARCHAR', type: 'VARCHAR', ts: 'VARCHAR', \"user\": 'STRUCT(id VARCHAR, country VARCHAR)', "
+    "device: 'STRUCT(os VARCHAR)', amount: 'VARCHAR'}"
+)
+ENGINES = {
+    "glueflow": "glueflow (run_stage)",
+    "duckdb-auto": "duckdb (auto schema)",
+    "duckdb-columns": "duckdb (columns)",
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# Children: one engine each
+
+
+def _cpu_seconds() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_glueflow(data: Path, out: Path) -> dict[str, Any]:
+    from glueflow_dagster.quarantine import list_stage_inputs
+    from glueflow_dagster.stage import run_stage
+    from glueflow_dagster.storage import LocalStorage
+
+    source, target = LocalStorage(data), LocalStorage(out)
+    objects = list(list_stage_inputs(source, recurse=True, exclusions=()))
+    cpu, started = _cpu_seconds(), time.perf_counter()
+    result = run_stage(source, objects, MAPPINGS, target, name_prefix="run-bench", compression="gzip")
+    seconds = time.perf_counter() - started
+    return {
+        "seconds": seconds,
+        "cpu_s": _cpu_seconds() - cpu,
+        "records": result.records_written,
+        "bytes_in": result.bytes_read,
+        "bytes_out": result.bytes_written,
+        "files_out": result.files_written,
+        "errors": result.error_records + result.error_files,
+        "cast_errors": result.cast_errors,
+    }
+
+
+def run_duckdb(data: Path, out: Path, *, columns: bool) -> dict[str, Any]:
+    import duckdb
+
+    con = duckdb.connect()
+    files = sorted(str(p) for p in data.glob("*.json"))
+    options = f", columns={DUCKDB_COLUMNS}" if columns else ""
+    target = out / "duckdb.json.gz"
+    sql = (
+        f"COPY (SELECT {SELECT} FROM read_json({files!r}, format='newline_delimited'{options})) "
+        f"TO '{target}' (FORMAT JSON, COMPRESSION GZIP)"
+    )
+    cpu, started = _cpu_seconds(), time.perf_counter()
+    copied = con.execute(sql).fetchall()
+    seconds = time.perf_counter() - started
+    return {
+        "seconds": seconds,
+        "cpu_s": _cpu_seconds() - cpu,
+        "records": int(copied[0][0]) if copied and copied[0] else -1,
+        "bytes_in": sum(Path(f).stat().st_size for f in files),
+        "bytes_out": target.stat().st_size,
+        "files_out": 1,
+        "threads": con.execute("SELECT current_setting('threads')").fetchone()[0],  # type: ignore[index]
+    }
+
+
+def child(engine: str, data: Path, out: Path) -> None:
+    if engine == "glueflow":
+        figures = run_glueflow(data, out)
+    else:
+        figures = run_duckdb(data, out, columns=engine == "duckdb-columns")
+    print(json.dumps(figures))
+
+
+# --------------------------------------------------------------------------------------------------
+# Parent: data, children, table
+
+
+def generate(folder: Path, size_mb: int) -> tuple[int, int, int]:
+    """JSON-lines objects of about FILE_BYTES each, totalling at least ``size_mb`` MB; (bytes, files, rows)."""
+    from glueflow_dagster.sample_data import events_frame, write_events_file
+
+    sample = events_frame(20_000).collect().write_ndjson().encode()
+    per_event = len(sample) / 20_000
+    total_events = math.ceil(size_mb * MB / per_event * 1.005)
+    files = max(1, math.ceil(size_mb * MB / FILE_BYTES))
+    per_file = math.ceil(total_events / files)
+    for index in range(files):
+        write_events_file(folder / f"events-{index:04d}.json", per_file, first_id=index * per_file, seed=index)
+    size = sum(p.stat().st_size for p in folder.glob("*.json"))
+    return size, files, per_file * files
+
+
+def spawn(engine: str, data: Path, out: Path) -> dict[str, Any]:
+    """Run one engine in a child process; adds its peak RSS (MB) from wait4."""
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), *sys.path])}
+    cmd = [sys.executable, "-m", "benchmarks.stage", "--engine", engine, "--data", str(data), "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env)
+    assert proc.stdout is not None
+    output = proc.stdout.read()
+    proc.stdout.close()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{engine} child failed with exit code {proc.returncode}")
+    figures = json.loads(output.decode().strip().splitlines()[-1])
+    figures["peak_rss_mb"] = usage.ru_maxrss * 1024 / MB  # Linux reports KiB
+    shutil.rmtree(out, ignore_errors=True)
+    return figures
+
+
+def _versions() -> str:
+    import duckdb
+    import polars
+
+    return f"python {platform.python_version()}, polars {polars.__version__}, duckdb {duckdb.__version__}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.stage", description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mb", type=int, default=400, help="uncompressed input size (default 400)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per engine; the fastest counts (default 1)")
+    parser.add_argument("--engines", default=",".join(ENGINES), help="comma-separated subset of " + ",".join(ENGINES))
+    parser.add_argument("--tmp-dir", default=None, help="where to generate the data (default: system temp)")
+    parser.add_argument("--engine", choices=list(ENGINES), help=argparse.SUPPRESS)  # child mode
+    parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.engine:
+        child(args.engine, args.data, args.out)
+        return
+
+    engines = [e for e in args.engines.split(",") if e]
+    with tempfile.TemporaryDirectory(prefix="glueflow-bench-", dir=args.tmp_dir) as tmp:
+        data, out = Path(tmp) / "input", Path(tmp) / "output"
+        data.mkdir()
+        started = time.perf_counter()
+        size, files, rows = generate(data, args.size_mb)
+        print(
+            f"input: {size / MB:,.0f} MB of JSON lines in {files} objects, {rows:,} nested records "
+            f"(generated in {time.perf_counter() - started:.0f} s)"
+        )
+        print(f"mapping: {len(MAPPINGS)} fields: renames, nested fields, string->double, string->timestamp")
+        print(f"machine: {os.cpu_count()} cores; {_versions()}; load average {_load()}")
+        results: dict[str, list[dict[str, Any]]] = {e: [] for e in engines}
+        for _ in range(args.repeat):
+            for engine in engines:
+                results[engine].append(spawn(engine, data, out))
+        print(f"load average after: {_load()}")
+    _table(results, size)
+
+
+def _load() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def _table(results: dict[str, list[dict[str, Any]]], size: int) -> None:
+    header = (
+        f"{'engine':22} {'seconds':>8} {'MB/s in':>8} {'CPU s':>7} {'peak RSS MB':>12} {'records':>12} {'out MB':>7}"
+    )
+    print()
+    print(header)
+    print("-" * len(header))
+    best: dict[str, dict[str, Any]] = {}
+    for engine, runs in results.items():
+        fastest = min(runs, key=lambda r: r["seconds"])
+        fastest = {**fastest, "peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}
+        best[engine] = fastest
+        print(
+            f"{ENGINES[engine]:22} {fastest['seconds']:8.2f} {size / MB / fastest['seconds']:8.1f} "
+            f"{fastest['cpu_s']:7.1f} {fastest['peak_rss_mb']:12.0f} {fastest['records']:12,} "
+            f"{fastest['bytes_out'] / MB:7.1f}"
+        )
+        if len(runs) > 1:
+            print(f"{'':22} all runs (s): " + ", ".join(f"{r['seconds']:.2f}" for r in runs))
+    print()
+    ducks = [best[e] for e in best if e.startswith("duckdb")]
+    if "glueflow" in best and ducks:
+        glue, duck = best["glueflow"], min(ducks, key=lambda r: r["seconds"])
+        print(
+            f"throughput ratio glueflow / fastest duckdb: {duck['seconds'] / glue['seconds']:.2f}x "
+            f"(target >= 2.0x); CPU-time ratio: {duck['cpu_s'] / glue['cpu_s']:.2f}x"
+        )
+    if "glueflow" in best:
+        print(f"glueflow peak RSS: {best['glueflow']['peak_rss_mb']:.0f} MB (target <= 300 MB)")
+        if best["glueflow"].get("errors"):
+            print(f"glueflow reported {best['glueflow']['errors']} bad records/objects (expected 0)")
+    counts = {best[e]["records"] for e in best}
+    print("records written agree" if len(counts) == 1 else f"records written DIFFER: {counts}")
+
+
+if __name__ == "__main__":
+    main()
