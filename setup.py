@@ -14,12 +14,16 @@ setup(
         "polars>=2.1,<3",
         "boto3>=1.34",
         "pyyaml>=6",
+        "matplotlib>=3.8",  # the guide's charts: F/flow_report, glueflow report/simulate --png
     ],
     extras_require={
         "dev": [
             "pytest>=8",
             "moto[server]>=5",
             "ruff",
+            "hypothesis>=6",
+            "playwright>=1.40",  # drives Debian's chromium (installed by .ci/run), no browser download
+            "duckdb>=1.0",  # the benchmark's reference engine
         ]
     },
     entry_points={"console_scripts": ["glueflow=glueflow_dagster.cli:main"]},

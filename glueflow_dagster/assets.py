@@ -4,6 +4,7 @@
 Thin adapters: selection lives in bookmarks.py, the data path in stage.py, the ratio in flow_ratio.py.
 """
 
+import json
 import time
 from typing import Any
 
@@ -42,14 +43,16 @@ from glueflow_dagster.checks import (
     evaluate,
 )
 from glueflow_dagster.config import BOOKMARK_OPTIONS, FlowConfig, Location
-from glueflow_dagster.jobs import INPUT_RUN_TAG, output_key, raw_input_key, staging_key
+from glueflow_dagster.jobs import INPUT_RUN_TAG, flow_report_key, output_key, raw_input_key, staging_key
 from glueflow_dagster.manifests import manifest_id, manifest_to_json, plan_manifest, policy_for
 from glueflow_dagster.monitoring import (
     RunClock,
+    current_flow_report,
     earlier_backlogs,
     latest_metadata,
     output_flow_figures,
 )
+from glueflow_dagster.report import report_metadata
 from glueflow_dagster.resources import StorageResource
 from glueflow_dagster.stage import StageResult, run_stage
 from glueflow_dagster.storage import ObjectInfo
@@ -134,7 +137,7 @@ def build_flow_assets(flow: FlowConfig) -> list[Any]:
             metadata={
                 **figures,
                 "summary": summary_markdown(f"{name} Input run", figures),
-                INPUT_BOOKMARK_KEY: MetadataValue.json(commit(bookmark, selection.manifest).to_dict()),
+                INPUT_BOOKMARK_KEY: MetadataValue.json(commit(bookmark, selection).to_dict()),
             }
         )
 
@@ -153,7 +156,19 @@ def build_flow_assets(flow: FlowConfig) -> list[Any]:
     def output(context: AssetExecutionContext, storage: StorageResource, config: OutputRunConfig) -> MaterializeResult:
         return run_output(context, flow, storage, config)
 
-    return [raw_input, staging, output]
+    @asset(
+        key=flow_report_key(name),
+        deps=[output_key(name)],
+        group_name=name,
+        kinds={"matplotlib"},
+        description="The Glue guide's charts for this flow: Input bytes written and Output bytes read on one "
+        "timeline, and the flow ratio per Input window (PNG path and table in the metadata).",
+    )
+    def flow_report(context: AssetExecutionContext) -> MaterializeResult:
+        report = current_flow_report(context.instance, name, context.run.run_id)
+        return MaterializeResult(metadata=report_metadata(report))
+
+    return [raw_input, staging, output, flow_report]
 
 
 class ManifestObject(Config):
@@ -174,6 +189,7 @@ class OutputRunConfig(Config):
     manifest_id: str | None = None
     base_version: int | None = None
     states: dict[str, int] | None = None
+    plan: str | None = PydanticField(None, description="frozen by F_output_sensor: the whole selection (JSON)")
 
 
 def selection_states(selection: Selection) -> dict[str, int]:
@@ -207,13 +223,14 @@ def run_output(
     committed = committed_bookmark(context.instance, name, ctx)
     if committed.fresh and option != "disable":
         context.log.info(f"no committed bookmark for context {ctx!r}: starting fresh")
-    if config.manifest is not None:
+    if config.plan is not None:
+        plan: Selection | tuple[ObjectInfo, ...] = Selection.from_dict(json.loads(config.plan))
+        manifest, base_version, states = plan.manifest, plan.base_version, selection_states(plan)
+    elif config.manifest is not None:
         manifest = tuple(ObjectInfo(**m.model_dump()) for m in config.manifest)
         base_version = committed.bookmark.version if config.base_version is None else config.base_version
         states = dict(config.states or {"new_files": len(manifest)})
-        plan: Selection | tuple[ObjectInfo, ...] = manifest
-        if option == "enable" and base_version != committed.bookmark.version:
-            raise Failure(conflict_message(ctx, base_version, committed))
+        plan = manifest
     else:
         pause_range = None
         if option == "pause" and (config.from_run or config.to_run):
@@ -232,8 +249,11 @@ def run_output(
             known=known_objects(context.instance, name, ctx),
             pause_range=pause_range,
         )
-        manifest, base_version, states, plan = selection.manifest, committed.bookmark.version, {}, selection
+        manifest, base_version, plan = selection.manifest, committed.bookmark.version, selection
         states = selection_states(selection)
+    frozen = config.plan is not None or config.manifest is not None
+    if frozen and option == "enable" and base_version != committed.bookmark.version:
+        raise Failure(conflict_message(ctx, base_version, committed))
     planned_id = config.manifest_id or manifest_id(ctx, base_version, manifest)
     # Without bookmarks a run's objects are its own; with them the manifest names them: a retry overwrites.
     prefix = run_name_prefix(context) if option == "disable" else f"run-{planned_id}"

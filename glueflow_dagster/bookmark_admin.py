@@ -132,9 +132,7 @@ def run_admin_action(
         except ValueError as err:
             raise BookmarkAdminError(str(err)) from err
     else:  # set-to-current: everything in staging now counts as read, without running
-        everything = plan_manifest(
-            listing(), current.bookmark, option="enable", policy=_uncapped(policy), known=known
-        )
+        everything = plan_manifest(listing(), current.bookmark, option="enable", policy=_uncapped(policy), known=known)
         after = commit(current.bookmark, everything, policy=policy)
     if action != "show" and not dry_run:
         note = f"{action} by glueflow" + (f" to run {to_run}" if to_run else "")
@@ -145,7 +143,8 @@ def run_admin_action(
 
 
 def _uncapped(policy: BookmarkPolicy) -> BookmarkPolicy:
-    return replace(policy, max_files_per_run=None, max_bytes_per_run=None)
+    # Late objects held back by on_late=report are marked read too: set-to-current means "all of it".
+    return replace(policy, max_files_per_run=None, max_bytes_per_run=None, on_late="process")
 
 
 class BookmarkAdminConfig(Config):
@@ -153,21 +152,15 @@ class BookmarkAdminConfig(Config):
 
     action: str = PydanticField("show", description="show | reset | rewind | set-to-current")
     to_run: str | None = PydanticField(None, description="rewind: the successful Output run to go back to")
-    transformation_ctx: str | None = PydanticField(
-        None, description="default: the flow file's output_job context"
-    )
-    dry_run: bool = PydanticField(
-        True, description="list what the next Output run would read; change nothing"
-    )
+    transformation_ctx: str | None = PydanticField(None, description="default: the flow file's output_job context")
+    dry_run: bool = PydanticField(True, description="list what the next Output run would read; change nothing")
 
 
 def build_bookmark_admin_job(flow: FlowConfig) -> JobDefinition:
     """Bookmark controls from the Dagster UI (and so on Dagster Cloud), with dry_run on by default."""
 
     @op(name=f"{flow.name}_bookmark_admin")
-    def bookmark_admin(
-        context: OpExecutionContext, config: BookmarkAdminConfig, storage: StorageResource
-    ) -> None:
+    def bookmark_admin(context: OpExecutionContext, config: BookmarkAdminConfig, storage: StorageResource) -> None:
         try:
             report = run_admin_action(
                 context.instance,

@@ -51,9 +51,7 @@ class CommittedBookmark:
         return self.storage_id is None
 
 
-def _bookmark_events(
-    instance: DagsterInstance, flow: str, after_storage_id: int | None = None
-) -> Iterator[Any]:
+def _bookmark_events(instance: DagsterInstance, flow: str, after_storage_id: int | None = None) -> Iterator[Any]:
     """Materializations and observations of `F/output`, newest first, merged by storage id."""
 
     def stream(fetch: Callable[..., Any]) -> Iterator[Any]:
@@ -106,9 +104,7 @@ def state_after_run(instance: DagsterInstance, flow: str, ctx: str, run_id: str)
     raise ValueError(f"run {run_id} committed no bookmark for flow {flow!r}, context {ctx!r}")
 
 
-def committed_manifests(
-    instance: DagsterInstance, flow: str, ctx: str
-) -> Iterator[tuple[str, list[ObjectInfo]]]:
+def committed_manifests(instance: DagsterInstance, flow: str, ctx: str) -> Iterator[tuple[str, list[ObjectInfo]]]:
     """(run id, objects read) of every committed run of (flow, ctx), newest first."""
     for record in _bookmark_events(instance, flow):
         metadata = _metadata(record)
@@ -116,9 +112,7 @@ def committed_manifests(
             yield record.run_id, list(manifest_from_json(metadata.get(MANIFEST_KEY) or []))
 
 
-def known_objects(
-    instance: DagsterInstance, flow: str, ctx: str
-) -> Callable[[Sequence[ObjectInfo]], set[str]]:
+def known_objects(instance: DagsterInstance, flow: str, ctx: str) -> Callable[[Sequence[ObjectInfo]], set[str]]:
     """The history lookup the bookmark core uses for late-file candidates: which were read already."""
 
     def known(candidates: Sequence[ObjectInfo]) -> set[str]:

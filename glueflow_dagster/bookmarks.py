@@ -19,8 +19,8 @@ The state (:class:`Bookmark`): small, whatever the history
   consistency band ``lm > watermark_ms - max_band_ms`` (Glue's maxBand, 15 minutes), at most
   ``max_band_files`` of them (the newest; Glue's maxFilesInBand). Exact, cheap, and the way a
   recent rewrite is recognised;
-* ``retired``: a fixed-size :class:`Digest` (1032 cells, ~27 KB packed) of every committed object
-  version that is *not* in the band, however many there are;
+* ``retired``: a fixed-size :class:`Digest` (1032 cells: at most 26.8 KB packed, 35.8 KB as base64
+  in the JSON) of every committed object version that is *not* in the band, however many there are;
 * Glue's counters ``run_number`` and ``version`` (both +1 on every commit).
 
 How each listed object is classified (:class:`ObjectState`)
@@ -56,7 +56,9 @@ candidates are the listed objects whose 3 cells all stay non-empty; ``known(cand
 callback the shell provides, answering from the run history: the keys of the candidates whose
 exact version, same key and etag, a committed run read or acknowledged) tells which were read.
 **Without a callback, candidates are treated as not read, which may reprocess them** (never
-skip them); the shell always passes one. In that overflow case a rewrite of a retired object may
+skip them), and that run ignores the caps: reading every candidate is what lets its commit leave
+an exact digest again (with caps, the same candidates would be re-read run after run). The shell
+always passes a callback. In that overflow case a rewrite of a retired object may
 be counted ``NEW`` rather than ``MODIFIED`` (and then processed even with ``on_modified=ignore``).
 False "accounted" answers need a 64-bit hash collision. A state written before the digest existed
 (no ``retired`` entry) is read as Glue reads it (everything below the band was read) until its
@@ -79,6 +81,18 @@ Policies and caps (:class:`BookmarkPolicy`)
 Nothing is skipped silently: every listed object gets exactly one :class:`ObjectState`, counted in
 ``Selection.states``; ``IGNORED`` and ``DEFERRED`` objects are listed in the selection (capped at
 ``REPORT_LIMIT`` for display).
+
+For the caller (the Dagster shell)
+----------------------------------
+* Commit the :class:`Selection`, not only its manifest: that re-baselines the digest and marks
+  acknowledged rewrites read. A run planned ahead (a frozen manifest) can carry it as
+  ``Selection.to_dict()`` (the manifest plus the ~36 KB digest) and commit ``Selection.from_dict``.
+  A bare manifest still commits correctly, but gone objects then stay in the digest and, past ~790
+  of them, every tick needs ``known``.
+* ``known`` answers from the runs the committed state descends from (after a rewind, not from the
+  runs rewound away), counting their manifests and their ``acknowledged`` objects.
+* To mark everything as read without running ("set to current"), select with no caps and
+  ``on_late=process`` (reported late objects are otherwise left unread on purpose), then commit.
 """
 
 from __future__ import annotations
@@ -87,6 +101,7 @@ import base64
 import binascii
 import json
 import struct
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -163,13 +178,9 @@ class BookmarkPolicy:
             if value is not None and (not _is_int(value) or value < 1):
                 raise BookmarkError(f"{name} must be an integer >= 1 or None, got {value!r}")
         if self.max_band_files is not None and (not _is_int(self.max_band_files) or self.max_band_files < 0):
-            raise BookmarkError(
-                f"max_band_files must be an integer >= 0 or None, got {self.max_band_files!r}"
-            )
+            raise BookmarkError(f"max_band_files must be an integer >= 0 or None, got {self.max_band_files!r}")
         if self.on_modified not in ON_MODIFIED:
-            raise BookmarkError(
-                f"on_modified must be one of {', '.join(ON_MODIFIED)}, got {self.on_modified!r}"
-            )
+            raise BookmarkError(f"on_modified must be one of {', '.join(ON_MODIFIED)}, got {self.on_modified!r}")
         if self.on_late not in ON_LATE:
             raise BookmarkError(f"on_late must be one of {', '.join(ON_LATE)}, got {self.on_late!r}")
 
@@ -189,7 +200,7 @@ def _hashes(obj: ObjectInfo) -> tuple[int, int]:
     """(v, k): stable 64-bit hashes of the version (key, etag, lm) and of the key alone."""
     h = blake2b(obj.key.encode("utf-8", "surrogatepass"), digest_size=8)
     k = int.from_bytes(h.digest(), "little")
-    h.update(b"\0%s\0%d" % (obj.etag.encode("utf-8", "surrogatepass"), obj.last_modified_ms))
+    h.update(f"\0{obj.etag}\0{obj.last_modified_ms}".encode("utf-8", "surrogatepass"))
     return int.from_bytes(h.digest(), "little"), k
 
 
@@ -242,9 +253,7 @@ class _Cells:
             self.cx[j] ^= other.cx[j]
 
     def nonzero(self) -> list[bool]:
-        return [
-            bool(c or v or k or x) for c, v, k, x in zip(self.count, self.vx, self.kx, self.cx, strict=True)
-        ]
+        return [bool(c or v or k or x) for c, v, k, x in zip(self.count, self.vx, self.kx, self.cx, strict=True)]
 
     def is_zero(self) -> bool:
         return not (any(self.count) or any(self.vx) or any(self.kx) or any(self.cx))
@@ -510,6 +519,7 @@ class Selection:
     base_version: int | None = None  # the state version it was selected from (commit checks it)
     listing_digest: Digest | None = None  # listed objects below the watermark that were accounted for
     digest_lookups: int = 0  # candidates passed to `known` (0 unless the digest difference overflowed)
+    digest_guessed: bool = False  # overflow with no `known`: candidates taken as unread, caps lifted
 
     @property
     def manifest_bytes(self) -> int:
@@ -545,7 +555,81 @@ class Selection:
             "deferred_bytes": self.deferred_bytes,
             "manifest_files": len(self.manifest),
             "manifest_bytes": self.manifest_bytes,
+            "digest_lookups": self.digest_lookups,
         }
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form of what :func:`commit` needs (and the counts), e.g. to freeze a planned run.
+
+        The reported lists (late, deferred, ignored) are display-only and not included.
+        """
+        digest = self.listing_digest
+        return {
+            "option": self.option,
+            "base_version": self.base_version,
+            "manifest": [_row(obj) for obj in self.manifest],
+            "acknowledged": [_row(obj) for obj in self.acknowledged],
+            "listing_digest": None if digest is None else {"cells": digest.cells, "data": digest.to_text()},
+            "policy": {
+                name: getattr(self.policy, name)
+                for name in (
+                    "max_band_ms",
+                    "max_files_per_run",
+                    "max_bytes_per_run",
+                    "on_modified",
+                    "on_late",
+                    "max_band_files",
+                )
+            },
+            "states": {state.value: n for state, n in self.states.items()},
+            "found": {state.value: n for state, n in self.found.items()},
+            "listed_files": self.listed_files,
+            "already_read_files": self.already_read_files,
+            "deferred_bytes": self.deferred_bytes,
+            "digest_lookups": self.digest_lookups,
+            "digest_guessed": self.digest_guessed,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Selection:
+        try:
+            digest = data.get("listing_digest")
+            return cls(
+                manifest=tuple(_from_row(row) for row in data.get("manifest", ())),
+                acknowledged=tuple(_from_row(row) for row in data.get("acknowledged", ())),
+                listing_digest=None if digest is None else Digest.from_text(digest["cells"], digest["data"]),
+                option=str(data.get("option", "enable")),
+                base_version=data.get("base_version"),
+                policy=BookmarkPolicy(**data.get("policy", {})),
+                states={
+                    **_zero_counts(),
+                    **{ObjectState(k): int(n) for k, n in data.get("states", {}).items()},
+                },
+                found={
+                    **_zero_counts(),
+                    **{ObjectState(k): int(n) for k, n in data.get("found", {}).items()},
+                },
+                listed_files=int(data.get("listed_files", 0)),
+                already_read_files=int(data.get("already_read_files", 0)),
+                deferred_bytes=int(data.get("deferred_bytes", 0)),
+                digest_lookups=int(data.get("digest_lookups", 0)),
+                digest_guessed=bool(data.get("digest_guessed", False)),
+            )
+        except BookmarkError:
+            raise
+        except (ValueError, TypeError, AttributeError, KeyError) as err:
+            raise BookmarkError(f"selection is not valid: {err}") from err
+
+
+def _row(obj: ObjectInfo) -> list[Any]:
+    return [obj.key, obj.size, obj.last_modified_ms, obj.etag]
+
+
+def _from_row(row: Sequence[Any]) -> ObjectInfo:
+    key, size, lm, etag = row
+    if not (isinstance(key, str) and _is_int(size) and _is_int(lm) and isinstance(etag, str)):
+        raise BookmarkError(f"manifest row {row!r} must be [key, size, last_modified_ms, etag]")
+    return ObjectInfo(key=key, size=size, last_modified_ms=lm, etag=etag)
 
 
 @dataclass
@@ -555,6 +639,7 @@ class _Classified:
     accounted: Digest  # digest of the listed objects below the watermark (not in the band) read before
     lookups: int = 0
     gone: dict[int, int] = field(default_factory=dict)  # committed versions no longer listed: v -> k
+    guessed: bool = False  # overflow without `known`: candidates were taken as unread
 
 
 def _classify(
@@ -584,6 +669,7 @@ def _classify(
     dom_k: list[int] = []
     above: list[int] = []
     legacy = retired is None
+    sub2, from_bytes = 2 * sub, int.from_bytes
     for i, obj in enumerate(objects):
         key, lm = obj.key, obj.last_modified_ms
         held = band.get(key)
@@ -597,16 +683,27 @@ def _classify(
             if lm > floor:
                 continue  # Glue's band: not held, so not read
             kinds[i] = read  # Glue's assumption below the band
+        # Inlined _hashes() and _Cells.add(): this loop runs once per listed object on every tick.
         h = blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8)
-        k = int.from_bytes(h.digest(), "little")
-        h.update(b"\0%s\0%d" % (obj.etag.encode("utf-8", "surrogatepass"), lm))
-        v = int.from_bytes(h.digest(), "little")
+        k = from_bytes(h.digest(), "little")
+        h.update(f"\0{obj.etag}\0{lm}".encode("utf-8", "surrogatepass"))
+        v = from_bytes(h.digest(), "little")
         c = ((v * _CHECK_MUL) & _MASK64) >> 32
-        for j in (v % sub, sub + (v >> 21) % sub, 2 * sub + (v >> 42) % sub):
-            count[j] += 1
-            vx[j] ^= v
-            kx[j] ^= k
-            cx[j] ^= c
+        j = v % sub
+        count[j] += 1
+        vx[j] ^= v
+        kx[j] ^= k
+        cx[j] ^= c
+        j = sub + (v >> 21) % sub
+        count[j] += 1
+        vx[j] ^= v
+        kx[j] ^= k
+        cx[j] ^= c
+        j = sub2 + (v >> 42) % sub
+        count[j] += 1
+        vx[j] ^= v
+        kx[j] ^= k
+        cx[j] ^= c
         dom_i.append(i)
         dom_v.append(v)
         dom_k.append(k)
@@ -619,6 +716,7 @@ def _classify(
     minus, plus, clean = peeled.peel()
     unread: set[int] = set()  # indexes into the domain
     lookups = 0
+    guessed = False
     valid = True
     if minus:
         where = {v: d for d, v in enumerate(dom_v)}
@@ -637,10 +735,7 @@ def _classify(
         candidates = [
             d
             for d, v in enumerate(dom_v)
-            if d not in unread
-            and busy[v % sub]
-            and busy[sub + (v >> 21) % sub]
-            and busy[2 * sub + (v >> 42) % sub]
+            if d not in unread and busy[v % sub] and busy[sub + (v >> 21) % sub] and busy[2 * sub + (v >> 42) % sub]
         ]
         lookups = len(candidates)
         if candidates and known is not None:
@@ -648,6 +743,7 @@ def _classify(
             unread.update(d for d in candidates if objects[dom_i[d]].key not in seen)
         else:
             unread.update(candidates)
+            guessed = bool(candidates)
         # residual + unread = the committed versions that are gone: decode their keys (rewrites).
         rest = residual.copy()
         for d in unread:
@@ -669,14 +765,11 @@ def _classify(
         for i in above:
             if _hashes(objects[i])[1] in gone_keys:
                 kinds[i] = modified
-    return _Classified(objects, kinds, listed.freeze(), lookups, gone)
+    return _Classified(objects, kinds, listed.freeze(), lookups, gone, guessed)
 
 
 def _found(kinds: Iterable[ObjectState]) -> dict[ObjectState, int]:
-    found = _zero_counts()
-    for kind in kinds:
-        found[kind] += 1
-    return found
+    return {**_zero_counts(), **Counter(kinds)}
 
 
 def select_objects(
@@ -726,6 +819,8 @@ def select_objects(
     waiting_rewrites: list[ObjectInfo] = []
     taken_bytes = deferred_bytes = 0
     files_cap, bytes_cap = policy.max_files_per_run, policy.max_bytes_per_run
+    if result.guessed:  # read every candidate now, so the commit leaves an exact digest (no livelock)
+        files_cap = bytes_cap = None
     cut = False
     for i in pending:
         obj, kind = objects[i], kinds[i]
@@ -750,7 +845,7 @@ def select_objects(
             deferred.append(obj)
             deferred_bytes += obj.size
             if kind is ObjectState.MODIFIED:
-                pass
+                waiting_rewrites.append(obj)
             continue
         manifest.append(obj)
         taken_bytes += obj.size
@@ -780,6 +875,7 @@ def select_objects(
         base_version=bookmark.version,
         listing_digest=listing_digest,
         digest_lookups=result.lookups,
+        digest_guessed=result.guessed,
     )
 
 
@@ -802,8 +898,7 @@ def select_range(
     policy = policy if policy is not None else BookmarkPolicy()
     if after_to.run_number < after_from.run_number:
         raise BookmarkError(
-            f"bookmark range is reversed: run number {after_from.run_number} (from) "
-            f"> {after_to.run_number} (to)"
+            f"bookmark range is reversed: run number {after_from.run_number} (from) > {after_to.run_number} (to)"
         )
     objects = list(listing)
     to_kinds = _classify(objects, after_to, policy, known_to).kinds
@@ -886,9 +981,7 @@ def commit(
     if mark is not None:
         floor = mark[0] - policy.max_band_ms
         recent = sorted(((lm, key) for key, (lm, _) in entries.items() if lm > floor), reverse=True)
-        kept = (
-            {key for _, key in recent[: policy.max_band_files]} if policy.max_band_files is not None else None
-        )
+        kept = {key for _, key in recent[: policy.max_band_files]} if policy.max_band_files is not None else None
         for key, (lm, etag) in entries.items():
             if lm > floor and (kept is None or key in kept):
                 band[key] = (lm, etag)

@@ -16,15 +16,11 @@ _BATCH = re.compile(r"(?:^|/)batch=(\d+)/")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="glueflow", description="Chained incremental S3 ETL flows on Dagster."
-    )
+    parser = argparse.ArgumentParser(prog="glueflow", description="Chained incremental S3 ETL flows on Dagster.")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="write sample data and run Input -> sensor -> Output cycles")
     demo.add_argument("--cycles", type=int, default=4, help="trigger periods to run (default 4)")
-    demo.add_argument(
-        "--config", type=Path, default=None, help="flow file (default $GLUEFLOW_CONFIG or glueflow.yaml)"
-    )
+    demo.add_argument("--config", type=Path, default=None, help="flow file (default $GLUEFLOW_CONFIG or glueflow.yaml)")
     demo.add_argument("--flow", default=None, help="flow to run (default: the first in the file)")
     demo.add_argument(
         "--bookmarks",
@@ -35,14 +31,10 @@ def _parser() -> argparse.ArgumentParser:
 
     bookmark = commands.add_parser("bookmark", help="show or change an Output job's bookmark")
     bookmark.add_argument("action", choices=["show", "reset", "rewind", "set-to-current"])
-    bookmark.add_argument(
-        "--to-run", default=None, metavar="RUN_ID", help="rewind: the successful Output run"
-    )
+    bookmark.add_argument("--to-run", default=None, metavar="RUN_ID", help="rewind: the successful Output run")
     bookmark.add_argument("--flow", default=None, help="flow (default: the first in the file)")
     bookmark.add_argument("--ctx", default=None, help="transformation_ctx (default: the flow file's)")
-    bookmark.add_argument(
-        "--dry-run", action="store_true", help="list what the next run would read; change nothing"
-    )
+    bookmark.add_argument("--dry-run", action="store_true", help="list what the next run would read; change nothing")
     bookmark.add_argument("--json", action="store_true", help="print JSON instead of text")
     bookmark.add_argument("--config", type=Path, default=None, help="flow file")
 
@@ -71,9 +63,7 @@ def _next_batch(flow: FlowConfig) -> int:
     """Continue after the batches an earlier demo wrote, so no raw object is ever overwritten."""
     from glueflow_dagster.resources import StorageResource
 
-    batches = [
-        int(m.group(1)) for o in StorageResource().open(flow.input.uri).list() if (m := _BATCH.search(o.key))
-    ]
+    batches = [int(m.group(1)) for o in StorageResource().open(flow.input.uri).list() if (m := _BATCH.search(o.key))]
     return max(batches, default=-1) + 1
 
 
@@ -101,9 +91,7 @@ def demo(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    run_demo(
-        build_definitions(config), instance, flow, args.cycles, report=report, first_cycle=_next_batch(flow)
-    )
+    run_demo(build_definitions(config), instance, flow, args.cycles, report=report, first_cycle=_next_batch(flow))
     print(f"Browse the runs, lineage and metadata: DAGSTER_HOME={instance.root_directory} dagster dev")
     return 0
 

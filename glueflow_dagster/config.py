@@ -159,15 +159,11 @@ class _Reader:
         self.no_unknown(body, {"input", "staging", "output", "input_job", "output_job"}, where)
         return FlowConfig(
             name=name,
-            input=self.location(
-                self.section(body, "input", where), f"{where}.input", compression_allowed=False
-            ),
+            input=self.location(self.section(body, "input", where), f"{where}.input", compression_allowed=False),
             staging=self.location(self.section(body, "staging", where), f"{where}.staging"),
             output=self.location(self.section(body, "output", where), f"{where}.output"),
             input_job=self.job(self.section(body, "input_job", where), f"{where}.input_job", scheduled=True),
-            output_job=self.job(
-                self.section(body, "output_job", where), f"{where}.output_job", scheduled=False
-            ),
+            output_job=self.job(self.section(body, "output_job", where), f"{where}.output_job", scheduled=False),
         )
 
     def location(self, body: Mapping[str, Any], where: str, compression_allowed: bool = True) -> Location:
@@ -224,15 +220,11 @@ class _Reader:
             bookmark=self.choice(body.get("bookmark", "disable"), BOOKMARK_OPTIONS, f"{where}.bookmark"),
             transformation_ctx=ctx,
             max_error_records=self.whole(body, "max_error_records", 0, where, minimum=0),
-            target_file_bytes=self.whole(
-                body, "target_file_bytes", DEFAULT_TARGET_FILE_BYTES, where, minimum=1
-            ),
+            target_file_bytes=self.whole(body, "target_file_bytes", DEFAULT_TARGET_FILE_BYTES, where, minimum=1),
             max_band_ms=self.whole(body, "max_band_ms", 900_000, where, minimum=0),
             max_files_per_run=self.whole(body, "max_files_per_run", None, where, minimum=1),
             max_bytes_per_run=self.whole(body, "max_bytes_per_run", None, where, minimum=1),
-            on_modified=self.choice(
-                body.get("on_modified", "reprocess"), ON_MODIFIED_OPTIONS, f"{where}.on_modified"
-            ),
+            on_modified=self.choice(body.get("on_modified", "reprocess"), ON_MODIFIED_OPTIONS, f"{where}.on_modified"),
             on_late=self.choice(body.get("on_late", "process"), ON_LATE_OPTIONS, f"{where}.on_late"),
             flow_ratio_band=self.band(body.get("flow_ratio_band", [0.5, 2.0]), f"{where}.flow_ratio_band"),
         )
@@ -258,9 +250,7 @@ class _Reader:
         try:
             return expand_env(value)
         except KeyError as err:
-            raise self.fail(
-                where, f"environment variable {err.args[0]} is not set and has no default"
-            ) from err
+            raise self.fail(where, f"environment variable {err.args[0]} is not set and has no default") from err
 
     def choice(self, value: Any, options: Sequence[str], where: str) -> str:
         if value not in options:

@@ -34,6 +34,10 @@ def output_key(flow: str) -> AssetKey:
     return AssetKey([flow, "output"])
 
 
+def flow_report_key(flow: str) -> AssetKey:
+    return AssetKey([flow, "flow_report"])
+
+
 def input_job_name(flow: str) -> str:
     return f"{flow}_input_job"
 
@@ -59,7 +63,7 @@ def job_tags(flow: str, job_name: str) -> dict[str, str]:
 
 
 def build_flow_jobs(flow: str) -> tuple[UnresolvedAssetJobDefinition]:
-    """`F_input_job` materializes `F/staging`; `F_output_job` materializes `F/output`."""
+    """`F_input_job` materializes `F/staging`; `F_output_job` materializes `F/output` and `F/flow_report`."""
     input_job = define_asset_job(
         input_job_name(flow),
         selection=[staging_key(flow)],
@@ -68,8 +72,9 @@ def build_flow_jobs(flow: str) -> tuple[UnresolvedAssetJobDefinition]:
     )
     output_job = define_asset_job(
         output_job_name(flow),
-        selection=[output_key(flow)],
-        description="Glue's Output job: staging -> ApplyMapping -> output, after each Input success.",
+        selection=[output_key(flow), flow_report_key(flow)],
+        description="Glue's Output job: staging -> ApplyMapping -> output, after each Input success; "
+        "then redraws the flow report.",
         tags=job_tags(flow, output_job_name(flow)),
     )
     return input_job, output_job

@@ -46,9 +46,7 @@ def manifest_to_json(manifest: Sequence[ObjectInfo]) -> list[list[Any]]:
 
 
 def manifest_from_json(rows: Sequence[Sequence[Any]]) -> tuple[ObjectInfo, ...]:
-    return tuple(
-        ObjectInfo(key=str(k), size=int(s), last_modified_ms=int(lm), etag=str(e)) for k, s, lm, e in rows
-    )
+    return tuple(ObjectInfo(key=str(k), size=int(s), last_modified_ms=int(lm), etag=str(e)) for k, s, lm, e in rows)
 
 
 def manifest_id(ctx: str, base_version: int, manifest: Sequence[ObjectInfo]) -> str:

@@ -90,8 +90,7 @@ def parse_glue_type(name: str) -> pl.DataType:
     scale = int(match.group(2)) if match.group(2) else 0
     if not 1 <= precision <= _MAX_DECIMAL_PRECISION or scale > precision:
         raise MappingError(
-            f"invalid decimal {name!r}: need 1 <= precision <= {_MAX_DECIMAL_PRECISION}"
-            " and scale <= precision"
+            f"invalid decimal {name!r}: need 1 <= precision <= {_MAX_DECIMAL_PRECISION} and scale <= precision"
         )
     return pl.Decimal(precision, scale)
 
@@ -146,9 +145,7 @@ def parse_path(path: str) -> tuple[str, ...]:
 
 def _format_path(path: Sequence[str]) -> str:
     """Render a path the way a user writes it (quoting names that contain dots or backticks)."""
-    return ".".join(
-        "`" + name.replace("`", "``") + "`" if "." in name or "`" in name else name for name in path
-    )
+    return ".".join("`" + name.replace("`", "``") + "`" if "." in name or "`" in name else name for name in path)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -188,9 +185,7 @@ def _parse_one(index: int, entry: object) -> FieldMapping:
     shown = tuple(entry)
     prefix = f"mapping #{index} {shown!r}"
     if len(shown) != 4:
-        raise MappingError(
-            f"{prefix}: expected 4 fields (source, source_type, target, target_type), got {len(shown)}"
-        )
+        raise MappingError(f"{prefix}: expected 4 fields (source, source_type, target, target_type), got {len(shown)}")
     for field, value in zip(_FIELDS, shown, strict=True):
         if not isinstance(value, str):
             raise MappingError(f"{prefix}: {field} must be a string, got {value!r}")
@@ -226,9 +221,7 @@ def parse_mappings(mappings: Mappings) -> tuple[FieldMapping, ...]:
         target = fm.target
         prefix = f"mapping #{index} {_describe(entries[index], fm)}"
         if target in leaves:
-            raise MappingError(
-                f"{prefix}: duplicate target {_format_path(target)!r} (also mapping #{leaves[target]})"
-            )
+            raise MappingError(f"{prefix}: duplicate target {_format_path(target)!r} (also mapping #{leaves[target]})")
         if target in prefixes:
             raise MappingError(
                 f"{prefix}: target {_format_path(target)!r} is also a struct holding the target "
@@ -681,9 +674,7 @@ def _insert_leaf(tree: dict[str, object], columns: tuple[str, ...]) -> None:
     node[columns[-1]] = _LEAF
 
 
-def _tree_fields(
-    tree: dict[str, object], observed: Mapping[str, pl.DataType] | None
-) -> dict[str, pl.DataType]:
+def _tree_fields(tree: dict[str, object], observed: Mapping[str, pl.DataType] | None) -> dict[str, pl.DataType]:
     """Turn the read tree into dtypes, ordering fields as observed (so coalescing follows the data)."""
     order = {name: position for position, name in enumerate(observed or {})}
     names = sorted(tree, key=lambda name: order.get(name, len(order)))  # stable: unknowns keep their order
@@ -728,9 +719,9 @@ class ApplyMapping:
         # with_columns broadcasts literals (missing sources) to the frame's height, where a select made only
         # of literals would return a single row; temporary names avoid clashing with the input columns.
         temporary = [f"__glueflow_mapping_{i}" for i in range(len(columns))]
-        return lazy.with_columns(
-            [expr.alias(tmp) for expr, tmp in zip(columns, temporary, strict=True)]
-        ).select([pl.col(tmp).alias(name) for tmp, name in zip(temporary, tree, strict=True)])
+        return lazy.with_columns([expr.alias(tmp) for expr, tmp in zip(columns, temporary, strict=True)]).select(
+            [pl.col(tmp).alias(name) for tmp, name in zip(temporary, tree, strict=True)]
+        )
 
 
 def cast_error_count(frame: Frame, mappings: Mappings, case_sensitive: bool = False) -> pl.Expr:

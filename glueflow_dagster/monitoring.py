@@ -127,3 +127,15 @@ def earlier_backlogs(instance: DagsterInstance, flow: str, count: int) -> list[i
     """`backlog_bytes` of the latest `count` Output materializations, oldest first."""
     latest = _latest_output_metadata(instance, flow, count)
     return [int(m.get("backlog_bytes", 0)) for m in reversed(latest)]
+
+
+REPORT_WINDOWS = 48  # a day of 30-minute Input windows per chart
+
+
+def current_flow_report(instance: DagsterInstance, flow: str, run_id: str) -> Any:
+    """The guide's chart and table, including the Output run `run_id` that is still finishing."""
+    from glueflow_dagster.report import build_flow_report, default_png_path
+
+    return build_flow_report(
+        instance, flow, default_png_path(instance, flow), limit=REPORT_WINDOWS, current_run_id=run_id
+    )

@@ -264,11 +264,7 @@ def _error_expr(marker: str) -> tuple[pl.Expr, pl.Expr]:
         .when(raw.str.starts_with(marker))
         .then(pl.lit("not valid UTF-8"))
         .when(raw.str.json_path_match("$").is_null())  # null for anything that is not valid JSON (and null)
-        .then(
-            pl.when(trimmed == "null")
-            .then(pl.lit("not a JSON object (null)"))
-            .otherwise(pl.lit("malformed JSON"))
-        )
+        .then(pl.when(trimmed == "null").then(pl.lit("not a JSON object (null)")).otherwise(pl.lit("malformed JSON")))
         .when(first == "{")
         .then(pl.lit(None, pl.String))
         .when(first == "[")
@@ -296,18 +292,13 @@ def _classify(utf8: Path, source_uri: str, marker: str, entries: Path, clean: Pa
             pl.lit(source_uri).alias("source"),
             pl.col("line").cast(pl.Int64),
             pl.col("error"),
-            pl.when(is_marked)
-            .then(pl.col("raw").str.strip_prefix(marker))
-            .otherwise(pl.col("raw"))
-            .alias("raw"),
+            pl.when(is_marked).then(pl.col("raw").str.strip_prefix(marker)).otherwise(pl.col("raw")).alias("raw"),
             pl.when(is_marked).then(pl.lit("base64")).otherwise(pl.lit("utf-8")).alias("raw_encoding"),
         )
         .sink_ndjson(entries, lazy=True)
     )
     clean_sink = (
-        classified.filter(good)
-        .select("raw")
-        .sink_csv(clean, include_header=False, quote_style="never", lazy=True)
+        classified.filter(good).select("raw").sink_csv(clean, include_header=False, quote_style="never", lazy=True)
     )
     counts = classified.select(
         good.sum().alias("good"),
@@ -369,9 +360,7 @@ def inspect_object(path: Path, source_uri: str, workdir: Path, read_schema: pl.S
         utf8.unlink(missing_ok=True)
 
 
-def readable_problem(
-    paths: Sequence[Path], read_schema: pl.Schema, *, ignore_errors: bool = False
-) -> str | None:
+def readable_problem(paths: Sequence[Path], read_schema: pl.Schema, *, ignore_errors: bool = False) -> str | None:
     """None when the stage's reader parses every line of ``paths``; else its one-line message.
 
     Every column is projected so each line is really parsed (a bare ``len()`` only counts lines).

@@ -60,8 +60,7 @@ def windows_markdown(window_list: Sequence[Window]) -> str:
     for window in window_list:
         ratio = "n/a" if window.ratio is None else f"{window.ratio:.2f}"
         lines.append(
-            f"| {iso(window.start_s)} | {window.input_bytes_written:,} | {window.output_bytes_read:,} "
-            f"| {ratio} |"
+            f"| {iso(window.start_s)} | {window.input_bytes_written:,} | {window.output_bytes_read:,} | {ratio} |"
         )
     return "\n".join(lines)
 
@@ -94,6 +93,20 @@ def _byte_unit(largest: float) -> tuple[float, str]:
         if largest >= factor:
             return factor, name
     return 1.0, "bytes"
+
+
+def _time_format(span_s: float) -> str:
+    """Tick labels: clock time to the second for short histories, with the day for long ones."""
+    if span_s <= 600:
+        return "%H:%M:%S"
+    if span_s <= 2 * _DAY_S:
+        return "%H:%M"
+    return "%m-%d %H:%M"
+
+
+def _day_range(first_s: float, last_s: float) -> str:
+    first_day, last_day = (datetime.fromtimestamp(t, tz=UTC).date().isoformat() for t in (first_s, last_s))
+    return first_day if first_day == last_day else f"{first_day} to {last_day}"
 
 
 def _num(timestamp_s: float) -> float:
@@ -169,12 +182,10 @@ def draw_flow_chart(
         )
         if label_bars:
             labels = [f"{h:,.1f}" for h in heights]
-            top.bar_label(
-                bars, labels=labels, fontsize=8, color=colour, padding=2, bbox=_LABEL_BOX, zorder=layer + 2
-            )
+            top.bar_label(bars, labels=labels, fontsize=8, color=colour, padding=2, bbox=_LABEL_BOX, zorder=layer + 2)
     top.set_ylabel(f"bytes ({unit})")
     top.set_title("(a) bytes written by Input runs and bytes read by Output runs", loc="left", fontsize=10)
-    top.legend(loc="upper left", fontsize=9)
+    top.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=2, fontsize=9, frameon=False)
     top.margins(y=0.15)
     top.set_ylim(bottom=0)
 
@@ -197,23 +208,20 @@ def draw_flow_chart(
             linewidth=1.2,
         )
         if len(window_list) <= _MAX_LABELLED_BARS:
-            bottom.bar_label(
-                bars, labels=[f"{window.ratio:.2f}"], fontsize=9, padding=3, bbox=_LABEL_BOX, zorder=5
-            )
+            bottom.bar_label(bars, labels=[f"{window.ratio:.2f}"], fontsize=9, padding=3, bbox=_LABEL_BOX, zorder=5)
     for window in window_list:
         for ax in (top, bottom):
             ax.axvline(_num(window.start_s), color="grey", linestyle=":", linewidth=0.8)
     bottom.axhline(1.0, color="black", linestyle="--", linewidth=1.0, label="1.0: read as much as written")
     bottom.set_ylabel("output read / input written")
     bottom.set_title("(b) flow ratio per Input trigger window", loc="left", fontsize=10)
-    bottom.legend(loc="upper left", fontsize=9)
+    bottom.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=9, frameon=False)
     bottom.set_ylim(0, max([w.ratio for w in window_list if w.ratio is not None] + [1.0]) * 1.25)
     bottom.yaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:.1f}"))
 
-    locator = mdates.AutoDateLocator(tz=UTC)
-    bottom.xaxis.set_major_locator(locator)
-    bottom.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=UTC))
-    bottom.set_xlabel("time (UTC)")
+    bottom.xaxis.set_major_locator(mdates.AutoDateLocator(tz=UTC, minticks=4, maxticks=10))
+    bottom.xaxis.set_major_formatter(mdates.DateFormatter(_time_format(span), tz=UTC))
+    bottom.set_xlabel(f"time (UTC, {_day_range(first, last)})")
     pad = span * 0.03 / _DAY_S
     bottom.set_xlim(_num(first) - pad, _num(last + min_width) + pad)
     for ax in (top, bottom):
@@ -244,9 +252,7 @@ def history_from_instance(
     from glueflow_dagster.monitoring import run_materialization_metadata
 
     success = [DagsterRunStatus.SUCCESS]
-    input_records = instance.get_run_records(
-        RunsFilter(job_name=input_job_name(flow), statuses=success), limit=limit
-    )
+    input_records = instance.get_run_records(RunsFilter(job_name=input_job_name(flow), statuses=success), limit=limit)
     created_after = None
     if limit is not None and input_records:
         created_after = min(record.create_timestamp for record in input_records)
@@ -318,15 +324,11 @@ def build_flow_report(
     counts towards it, whatever the schedule. Inside an asset, pass `current_run_id=context.run.run_id`
     so the run's own Output materialization is counted before the run has succeeded.
     """
-    input_runs, output_runs = history_from_instance(
-        instance, flow, limit=limit, current_run_id=current_run_id
-    )
+    input_runs, output_runs = history_from_instance(instance, flow, limit=limit, current_run_id=current_run_id)
     window_list = windows(input_runs, output_runs, period_s)
     drawn = None
     if png_path is not None:
-        drawn = draw_flow_chart(
-            window_list, input_runs, output_runs, png_path, f"{flow}: Input -> Output data flow"
-        )
+        drawn = draw_flow_chart(window_list, input_runs, output_runs, png_path, f"{flow}: Input -> Output data flow")
     return FlowReport(flow, input_runs, output_runs, window_list, drawn)
 
 

@@ -39,9 +39,9 @@ def events_frame(count: int, *, first_id: int = 0, seed: int = 0) -> pl.LazyFram
                 country=pick(COUNTRIES, 2),
                 premium=(pl.col("h") % 5) == 0,
             ).alias("user"),
-            pl.struct(
-                os=pick(DEVICES, 3), app_version=pl.format("{}.{}", pl.col("h") % 9, pl.col("h") % 31)
-            ).alias("device"),
+            pl.struct(os=pick(DEVICES, 3), app_version=pl.format("{}.{}", pl.col("h") % 9, pl.col("h") % 31)).alias(
+                "device"
+            ),
             ((pl.col("h") % 100_000) / 100).cast(pl.String).alias("amount"),
             pl.format("session-{}-{}", pl.col("h") % 97, pl.col("id")).alias("session_id"),
             pl.concat_list(pick(EVENT_TYPES, 4), pick(COUNTRIES, 5)).alias("tags"),
@@ -49,9 +49,7 @@ def events_frame(count: int, *, first_id: int = 0, seed: int = 0) -> pl.LazyFram
     )
 
 
-def write_events_file(
-    path: Path, count: int, *, first_id: int = 0, seed: int = 0, gzip: bool = False
-) -> Path:
+def write_events_file(path: Path, count: int, *, first_id: int = 0, seed: int = 0, gzip: bool = False) -> Path:
     """Write events as JSON lines (gzip-compressed when asked) to a local file."""
     events_frame(count, first_id=first_id, seed=seed).sink_ndjson(
         path, compression="gzip" if gzip else "uncompressed", check_extension=False, engine="streaming"

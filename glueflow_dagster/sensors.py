@@ -178,6 +178,8 @@ def _request_for(
         "manifest_id": planned_id,
         "base_version": version,
         "states": selection_states(selection),
+        # The whole selection, so the commit can also re-baseline the bookmark's digest of older objects.
+        "plan": json.dumps(selection.to_dict(), separators=(",", ":")),
     }
     request = RunRequest(
         run_key=input_run_id,

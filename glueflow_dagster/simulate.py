@@ -145,6 +145,8 @@ def simulate(bookmarks: str, *, events_per_batch: int = 4_000, input_minutes: li
                     if waiting:
                         heapq.heappush(events, (slot_free_s, 1, "output", -1))
         return Simulation(
-            bookmarks, replay.input_runs, replay.output_runs,
+            bookmarks,
+            replay.input_runs,
+            replay.output_runs,
             windows(replay.input_runs, replay.output_runs, period_s=PERIOD_S),
         )

@@ -20,6 +20,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -66,6 +67,7 @@ _STAGING_BYTES = 1024**3
 _DOWNLOAD_THREADS = 4
 _MISSING = ": object does not exist"  # StorageError cause for a missing object, on both backends
 _CHECK_ONE_BY_ONE = 16  # objects checked one query each when the fast query fails
+_GLOB_CHARS = frozenset("*?[]{}")
 
 
 class StageError(RuntimeError):
@@ -167,10 +169,7 @@ def _mapped_with_cast_errors(scan: pl.LazyFrame, plan: _Plan) -> tuple[pl.LazyFr
         checks.append((name, fm.target))
     mapped = ApplyMapping.apply(scan, [*plan.mappings, *extra])
     columns = list(dict.fromkeys(fm.target[0] for fm in plan.mappings))
-    terms = [
-        (pl.col(name).is_not_null() & _target_expr(target).is_null()).cast(pl.UInt32)
-        for name, target in checks
-    ]
+    terms = [(pl.col(name).is_not_null() & _target_expr(target).is_null()).cast(pl.UInt32) for name, target in checks]
     cast_errors = pl.sum_horizontal(terms) if terms else pl.lit(0, pl.UInt32)
     return mapped, columns, cast_errors
 
@@ -181,9 +180,11 @@ def _query(
     """Scan -> map -> sink parts into ``out_dir`` (None: count only); returns (records, cast errors)."""
     scan = pl.scan_ndjson([str(p) for p in paths], schema=plan.read_schema, ignore_errors=ignore_errors)
     mapped, columns, cast_errors = _mapped_with_cast_errors(scan, plan)
-    counts = mapped.select(pl.len().alias("records"), cast_errors.sum().alias("casts"))
+    figures = [pl.len().alias("records"), cast_errors.sum().alias("casts")]
     if out_dir is None:
-        totals = counts.collect(engine="streaming")
+        # Nothing to write: still parse every line (a bare len() only counts lines) to find bad ones.
+        parse_all = [pl.col(name).null_count().alias(f"__glueflow_nulls_{i}") for i, name in enumerate(columns)]
+        totals = mapped.select(*figures, *parse_all).collect(engine="streaming")
     else:
         suffix = ".json.gz" if plan.compression == "gzip" else ".json"
         sink = mapped.select(columns).sink_ndjson(
@@ -196,13 +197,11 @@ def _query(
             compression="gzip" if plan.compression == "gzip" else "uncompressed",
             lazy=True,
         )
-        _, totals = pl.collect_all([sink, counts], engine="streaming")
+        _, totals = pl.collect_all([sink, mapped.select(figures)], engine="streaming")
     return int(totals["records"][0]), int(totals["casts"][0] or 0)
 
 
-def _plan(
-    paths: Sequence[Path], mappings: tuple[FieldMapping, ...], target_file_bytes: int, compression: str
-) -> _Plan:
+def _plan(paths: Sequence[Path], mappings: tuple[FieldMapping, ...], target_file_bytes: int, compression: str) -> _Plan:
     """Read schema (spellings observed in a sample of the first readable object) and records per part."""
     observed: pl.Schema | None = None
     for path in paths[:_PROBE_FILES]:
@@ -279,9 +278,7 @@ def _run_group(
     return _GroupOutcome(records, casts, reports)
 
 
-def _unreadable_indices(
-    paths: Sequence[Path], read_schema: pl.Schema, *, known_bad: bool = False
-) -> set[int]:
+def _unreadable_indices(paths: Sequence[Path], read_schema: pl.Schema, *, known_bad: bool = False) -> set[int]:
     """Indices of the objects the fast reader fails on: one query per object for small groups, else
     halving (a few bad objects among thousands cost a few queries, not thousands)."""
     if not paths:
@@ -344,6 +341,17 @@ def _local_copies(source: Storage, group: Sequence[ObjectInfo], stack: ExitStack
     if failure is not None:
         raise failure
     return paths
+
+
+def _unglobbed(path: Path, workdir: Path, stack: ExitStack) -> Path:
+    """A path polars reads as itself: polars expands ``*?[]{}`` in paths as globs (``a[1].json`` would
+    read ``a1.json``), so such a path is read through a plainly named symlink."""
+    if not any(char in str(path) for char in _GLOB_CHARS):
+        return path
+    link = workdir / f"link-{uuid.uuid4().hex}"  # readers sniff compression from the bytes, not names
+    link.symlink_to(path.absolute())
+    stack.callback(link.unlink, missing_ok=True)
+    return link
 
 
 def _exists(storage: Storage, key: str) -> bool:
@@ -440,20 +448,16 @@ def run_stage(
         plan: _Plan | None = None
         for group in _groups(source, readable):
             with ExitStack() as stack:
-                paths = _local_copies(source, group, stack)
+                paths = [_unglobbed(path, workdir, stack) for path in _local_copies(source, group, stack)]
                 if plan is None:
                     plan = _plan(paths, parsed, target_file_bytes, compression)
                 uris = [source.uri_for(obj.key) for obj in group]
-                outcome = _run_group(
-                    paths, uris, plan, workdir, None if exceeded else out_dir, len(written), log
-                )
+                outcome = _run_group(paths, uris, plan, workdir, None if exceeded else out_dir, len(written), log)
                 for report in outcome.reports:
                     key = quarantine_key(qprefix, len(quarantined))
                     if report.unreadable:
                         error_files += 1
-                        quarantined.append(
-                            target.write_bytes(key, object_entry(report.source_uri, report.error or ""))
-                        )
+                        quarantined.append(target.write_bytes(key, object_entry(report.source_uri, report.error or "")))
                     elif report.entries_path is not None:
                         error_records += report.error_records
                         quarantined.append(target.upload_file(report.entries_path, key))
@@ -471,10 +475,7 @@ def run_stage(
 
     quarantine_uri = target.uri_for(qprefix) if quarantined else None
     if quarantined:
-        log(
-            f"quarantined {error_records:,} error records and {error_files:,} unreadable objects "
-            f"to {quarantine_uri}"
-        )
+        log(f"quarantined {error_records:,} error records and {error_files:,} unreadable objects to {quarantine_uri}")
     if exceeded:
         _delete_parts(target, name_prefix, 0)
         result = StageResult(
@@ -493,9 +494,7 @@ def run_stage(
             first_error=first_error,
             skipped=skipped,
         )
-        raise StageError(
-            _threshold_message(error_records, error_files, max_error_records, first_error), result=result
-        )
+        raise StageError(_threshold_message(error_records, error_files, max_error_records, first_error), result=result)
     stale = _delete_parts(target, name_prefix, len(written))
     if stale:
         log(f"deleted {stale} stale parts of an earlier attempt")
@@ -515,10 +514,7 @@ def run_stage(
         skipped=skipped,
     )
     if readable:
-        log(
-            f"wrote {records:,} records in {len(written)} objects ({result.bytes_written:,} bytes) "
-            f"to {target.uri}"
-        )
+        log(f"wrote {records:,} records in {len(written)} objects ({result.bytes_written:,} bytes) to {target.uri}")
     else:
         log("nothing to read: no new objects")
     return result

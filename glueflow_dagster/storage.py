@@ -178,9 +178,7 @@ def _check_key(key: str, where: str, *, prefix: bool = False) -> str:
     if prefix and key.endswith("/"):
         stripped = key.rstrip("/")
         if not stripped:
-            raise StorageError(
-                f"{key}: key escapes the storage root (absolute path; storage {where})", uri=where
-            )
+            raise StorageError(f"{key}: key escapes the storage root (absolute path; storage {where})", uri=where)
         key = stripped
     if not key:
         if prefix:
@@ -304,9 +302,7 @@ class LocalStorage:
         """True when the root folder exists."""
         return self.root.is_dir()
 
-    def list(
-        self, prefix: str = "", *, recurse: bool = True, exclusions: Sequence[str] = ()
-    ) -> Iterator[ObjectInfo]:
+    def list(self, prefix: str = "", *, recurse: bool = True, exclusions: Sequence[str] = ()) -> Iterator[ObjectInfo]:
         """Objects under ``prefix`` (a folder), in key order, lazily, one folder in memory at a time."""
         prefix = _check_key(prefix, self.uri, prefix=True)
         start = self._path(prefix, prefix=True)
@@ -647,9 +643,7 @@ class S3Storage:
     def _ms(value: datetime) -> int:
         return (value - _EPOCH) // timedelta(milliseconds=1)
 
-    def list(
-        self, prefix: str = "", *, recurse: bool = True, exclusions: Sequence[str] = ()
-    ) -> Iterator[ObjectInfo]:
+    def list(self, prefix: str = "", *, recurse: bool = True, exclusions: Sequence[str] = ()) -> Iterator[ObjectInfo]:
         """Objects under ``prefix`` (a folder), in key order, one ListObjectsV2 page in memory at a time.
 
         Keys S3 allows but this module refuses (e.g. ``a//b``) are still listed, so they never vanish
@@ -849,9 +843,7 @@ def open_storage(
             raise StorageError(f"{text}: file:// URIs must be absolute (file:///path)", uri=text)
         return LocalStorage(Path(unquote(parsed.path)))
     if scheme:
-        raise StorageError(
-            f"{text}: unsupported storage scheme {scheme!r} (use s3:// or a local path)", uri=text
-        )
+        raise StorageError(f"{text}: unsupported storage scheme {scheme!r} (use s3:// or a local path)", uri=text)
     path = Path(text).expanduser()
     if not path.is_absolute():
         path = Path(base_dir if base_dir is not None else Path.cwd()).expanduser().absolute() / path

@@ -180,8 +180,7 @@ def raw_records(first_id: int, count: int) -> bytes:
     import json
 
     return "".join(
-        json.dumps({"id": i, "user": {"id": i % 7, "name": f"u{i}"}, "amount": f"{i}.25", "noise": "x" * 20})
-        + "\n"
+        json.dumps({"id": i, "user": {"id": i % 7, "name": f"u{i}"}, "amount": f"{i}.25", "noise": "x" * 20}) + "\n"
         for i in range(first_id, first_id + count)
     ).encode()
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from dagster import DagsterInstance, Definitions, IntMetadataValue
 
-from glueflow_dagster.monitoring import run_materialization_metadata
 from glueflow_dagster.definitions import load_definitions
 from glueflow_dagster.jobs import INPUT_RUN_TAG, output_key, staging_key
+from glueflow_dagster.monitoring import run_materialization_metadata
 from glueflow_dagster.resources import StorageResource
 from glueflow_dagster_tests.conftest import raw_records, write_flow_file
 
@@ -26,9 +26,7 @@ FIGURES = [
 ]
 
 
-def run_job(
-    defs: Definitions, instance: DagsterInstance, name: str, tags: dict[str, str] | None = None
-) -> str:
+def run_job(defs: Definitions, instance: DagsterInstance, name: str, tags: dict[str, str] | None = None) -> str:
     result = defs.resolve_job_def(name).execute_in_process(instance=instance, tags=tags)
     assert result.success
     return result.run_id
@@ -111,9 +109,7 @@ def test_failed_input_run_does_not_advance_its_bookmark(flow_file: Path, instanc
     staging_dir = flow_file.parent / "data" / "staging"
     moved = staging_dir.rename(staging_dir.with_name("staging.bak"))
     staging_dir.write_text("a file where the staging folder should be")  # so the write fails
-    failed = defs.resolve_job_def("events_input_job").execute_in_process(
-        instance=instance, raise_on_error=False
-    )
+    failed = defs.resolve_job_def("events_input_job").execute_in_process(instance=instance, raise_on_error=False)
     assert not failed.success
     staging_dir.unlink()
     moved.rename(staging_dir)

@@ -100,9 +100,7 @@ CASES: dict[str, Case] = {
         first=("c.json.gz", " line 2: not valid UTF-8"),
     ),
     "empty_file": Case({"empty.json": b"", "blank.json": b"\n  \n\t\r\n", "g.json": good(1)}, [row(1)]),
-    "zero_byte_object": Case(
-        {"zero.json.gz": b"", "nothing.json.gz": gzip.compress(b""), "g.json": good(1)}, [row(1)]
-    ),
+    "zero_byte_object": Case({"zero.json.gz": b"", "nothing.json.gz": gzip.compress(b""), "g.json": good(1)}, [row(1)]),
     "truncated_gzip": Case(
         {"g.json": good(1), "t.json.gz": TRUNCATED[: len(TRUNCATED) // 2]},
         [row(1)],
@@ -191,18 +189,14 @@ def read_parts(target: Storage) -> list[dict[str, Any]]:
 
 def read_quarantine(target: Storage, prefix: str = QUARANTINE) -> list[dict[str, Any]]:
     return [
-        json.loads(line)
-        for info in target.list(prefix)
-        for line in target.read_bytes(info.key).decode().splitlines()
+        json.loads(line) for info in target.list(prefix) for line in target.read_bytes(info.key).decode().splitlines()
     ]
 
 
 def check_quarantine(case: Case, source: Storage, target: Storage) -> None:
     entries = read_quarantine(target)
     assert [
-        (e["source"], e["line"], e["error"], e["raw"], e["raw_encoding"])
-        for e in entries
-        if e["line"] is not None
+        (e["source"], e["line"], e["error"], e["raw"], e["raw_encoding"]) for e in entries if e["line"] is not None
     ] == [(source.uri_for(k), n, err, raw, enc) for k, n, err, raw, enc in case.records]
     objects = [(e["source"], e["error"], e["raw"], e["raw_encoding"]) for e in entries if e["line"] is None]
     assert len(objects) == len(case.unreadable)

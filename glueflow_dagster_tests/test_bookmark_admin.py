@@ -21,7 +21,9 @@ def flow(tmp_path: Path, instance: DagsterInstance) -> Flow:
 
 def admin(flow: Flow, action: str, **options):
     config = load_config(flow.path).flows["events"]
-    return run_admin_action(flow.instance, config, flow.raw.__class__(flow.root / "data" / "staging"), action, **options)
+    return run_admin_action(
+        flow.instance, config, flow.raw.__class__(flow.root / "data" / "staging"), action, **options
+    )
 
 
 def version(flow: Flow) -> int:
@@ -97,7 +99,10 @@ def test_cli_bookmark_commands(flow: Flow) -> None:
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "glueflow_dagster.cli", "bookmark", *args, "--config", str(flow.path)],
-            capture_output=True, text=True, timeout=120, env={**__import__("os").environ, "DAGSTER_HOME": home},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**__import__("os").environ, "DAGSTER_HOME": home},
         )
 
     shown = cli("show", "--json")

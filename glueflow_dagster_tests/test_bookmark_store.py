@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from dagster import DagsterInstance, Definitions, build_sensor_context
 
-from glueflow_dagster.monitoring import run_materialization_metadata
 from glueflow_dagster.bookmark_store import committed_bookmark
 from glueflow_dagster.definitions import load_definitions
 from glueflow_dagster.jobs import INPUT_RUN_TAG, MANIFEST_TAG, output_key
+from glueflow_dagster.monitoring import run_materialization_metadata
 from glueflow_dagster.resources import StorageResource
 from glueflow_dagster.sensors import SensorCursor
 from glueflow_dagster_tests.conftest import raw_records, write_flow_file
@@ -230,7 +230,8 @@ def test_sigkill_mid_write_then_retry_loses_and_duplicates_nothing(flow: Flow) -
     child = subprocess.Popen(
         [sys.executable, "-c", KILLABLE_OUTPUT_RUN, str(flow.path), input_run],
         env={**os.environ, "DAGSTER_HOME": flow.instance.root_directory},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         run_id = None

@@ -271,21 +271,15 @@ def test_counts_partition_the_listing() -> None:
     ]
     selection = select_objects(listing, state, option="enable", policy=replace(POLICY, max_files_per_run=2))
     assert sum(selection.states.values()) == selection.listed_files == 5
-    found = (
-        selection.new_files + selection.modified_files + selection.late_files + selection.already_read_files
-    )
+    found = selection.new_files + selection.modified_files + selection.late_files + selection.already_read_files
     assert found == selection.listed_files
     assert selection.counts()["skipped_files"] == 2 and selection.counts()["manifest_files"] == 2
 
 
 def test_reported_lists_are_capped_but_counts_are_complete() -> None:
     listing = [obj(f"k{i:05d}", i) for i in range(REPORT_LIMIT + 5)]
-    selection = select_objects(
-        listing, Bookmark(), option="enable", policy=replace(POLICY, max_files_per_run=1)
-    )
-    assert (
-        len(selection.deferred) == REPORT_LIMIT and selection.states[ObjectState.DEFERRED] == REPORT_LIMIT + 4
-    )
+    selection = select_objects(listing, Bookmark(), option="enable", policy=replace(POLICY, max_files_per_run=1))
+    assert len(selection.deferred) == REPORT_LIMIT and selection.states[ObjectState.DEFERRED] == REPORT_LIMIT + 4
 
 
 # --------------------------------------------------------------------------------------------------
@@ -416,6 +410,18 @@ def test_hand_built_selection_commits_like_a_manifest() -> None:
     assert state.band == {"a": (10_000, "e")} and state.run_number == 1
 
 
+def test_a_selection_survives_json_and_commits_the_same() -> None:
+    _, state = run([obj("a", 10_000, "v1"), obj("gone", 10_001)], Bookmark(), replace(POLICY, max_band_files=0))
+    policy = replace(POLICY, on_modified="ignore", max_files_per_run=1)
+    listing = [obj("a", 20_000, "v2"), obj("n1", 20_001), obj("n2", 20_002)]
+    selection = select_objects(listing, state, option="enable", policy=policy)
+    frozen = Selection.from_dict(json.loads(json.dumps(selection.to_dict())))
+    assert frozen.counts() == selection.counts() and frozen.acknowledged == selection.acknowledged
+    assert commit(state, frozen) == commit(state, selection)
+    with pytest.raises(BookmarkError):
+        Selection.from_dict({"manifest": [["a", "big", 1, "e"]]})
+
+
 def test_defaults_match_glue() -> None:
     assert BookmarkPolicy().max_band_ms == DEFAULT_MAX_BAND_MS == 900_000
     assert (BookmarkPolicy().on_modified, BookmarkPolicy().on_late) == ("reprocess", "process")
@@ -502,9 +508,10 @@ class Flow:
         return select_objects(staging.listing(), self.state, option="enable", policy=self.policy, known=known)
 
     def succeed(self, selection: Selection) -> None:
-        files, size = len(selection.manifest), selection.manifest_bytes
-        assert self.policy.max_files_per_run is None or files <= self.policy.max_files_per_run
-        assert self.policy.max_bytes_per_run is None or size <= self.policy.max_bytes_per_run or files == 1
+        files, size, lifted = len(selection.manifest), selection.manifest_bytes, selection.digest_guessed
+        assert lifted or self.policy.max_files_per_run is None or files <= self.policy.max_files_per_run
+        cap = self.policy.max_bytes_per_run
+        assert lifted or cap is None or size <= cap or files == 1
         self.state = commit(self.state, selection)
         self.reads.update((o.key, o.last_modified_ms, o.etag) for o in selection.manifest)
         self.accounted |= {(o.key, o.etag) for o in (*selection.manifest, *selection.acknowledged)}

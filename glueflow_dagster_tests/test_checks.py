@@ -11,8 +11,13 @@ from glueflow_dagster.checks import (
 )
 
 HEALTHY = {
-    "bookmark_option": "enable", "reprocessed_bytes": 0, "flow_ratio": 1.0,
-    "records_read": 10, "records_written": 9, "error_records": 1, "backlog_bytes": 0,
+    "bookmark_option": "enable",
+    "reprocessed_bytes": 0,
+    "flow_ratio": 1.0,
+    "records_read": 10,
+    "records_written": 9,
+    "error_records": 1,
+    "backlog_bytes": 0,
 }
 
 
@@ -35,8 +40,13 @@ def test_backlog_growing_over_three_runs(backlogs: list[int], passed: bool) -> N
 
 @pytest.mark.parametrize(
     ("ratio", "band", "passed"),
-    [(1.0, (0.5, 2.0), True), (2.5, (0.5, 2.0), False), (0.49, (0.5, 2.0), False), (2.5, (0.1, 3.0), True),
-     (None, (0.5, 2.0), True)],
+    [
+        (1.0, (0.5, 2.0), True),
+        (2.5, (0.5, 2.0), False),
+        (0.49, (0.5, 2.0), False),
+        (2.5, (0.1, 3.0), True),
+        (None, (0.5, 2.0), True),
+    ],
 )
 def test_flow_ratio_band(ratio: float | None, band: tuple[float, float], passed: bool) -> None:
     assert flow_ratio_in_band({"flow_ratio": ratio}, band).passed is passed

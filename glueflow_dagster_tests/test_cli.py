@@ -32,12 +32,8 @@ def test_demo_prints_a_growing_ratio_without_bookmarks_and_fills_the_project_hom
     ratios = [float(r[3]) for r in rows]
     assert ratios[0] == 1.0 and ratios[0] < ratios[1] < ratios[2]
     home = tmp_path / "project" / ".glueflow" / "dagster_home"
-    limits = yaml.safe_load((home / "dagster.yaml").read_text())["concurrency"]["runs"][
-        "tag_concurrency_limits"
-    ]
-    assert limits == [
-        {"key": "glueflow/max_concurrency", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
-    ]
+    limits = yaml.safe_load((home / "dagster.yaml").read_text())["concurrency"]["runs"]["tag_concurrency_limits"]
+    assert limits == [{"key": "glueflow/max_concurrency", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
     # A second demo continues with new batches instead of overwriting the raw objects.
     again = glueflow("demo", "--cycles", "1", "--config", str(flow_file), cwd=tmp_path)
     assert re.search(r"^\s+3\s", again.stdout, re.M), again.stdout

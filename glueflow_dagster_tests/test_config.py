@@ -71,9 +71,7 @@ def test_env_expansion_in_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert flow.output.uri == str((tmp_path / "out").resolve())
 
 
-def test_glueflow_config_env_var_names_the_default_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_glueflow_config_env_var_names_the_default_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write_flow_file(tmp_path, flow="orders")
     monkeypatch.setenv("GLUEFLOW_CONFIG", str(path))
     assert list(load_config().flows) == ["orders"]

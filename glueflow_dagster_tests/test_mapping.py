@@ -194,9 +194,7 @@ def test_parse_mappings_accepts_lists_tuples_and_parsed() -> None:
     # Parsing is idempotent, so callers may pass the result around.
     assert parse_mappings(parsed) == parsed
     # A one-shot iterable works too.
-    assert parse_mappings(iter([("a", "int", "b", "long")])) == (
-        FieldMapping(("a",), pl.Int32(), ("b",), pl.Int64()),
-    )
+    assert parse_mappings(iter([("a", "int", "b", "long")])) == (FieldMapping(("a",), pl.Int32(), ("b",), pl.Int64()),)
 
 
 def test_parse_mappings_accepts_dtype_classes_in_field_mapping() -> None:
@@ -252,8 +250,7 @@ GOOD = ("ok", "string", "ok", "string")
         ),
         (
             [("b", "string", "a.b.c", "long"), ("a", "string", "a", "long")],
-            "mapping #1 ('a', 'string', 'a', 'long'): target 'a' is also a struct holding "
-            "the target of mapping #0",
+            "mapping #1 ('a', 'string', 'a', 'long'): target 'a' is also a struct holding the target of mapping #0",
         ),
         ([], "no mappings given"),
         ("a,string,b,long", "mappings must be a list of 4-sequences"),
@@ -419,21 +416,15 @@ STRING_CASTS: list[tuple[str, list[str | None], pl.DataType, list[Any]]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("target", "values", "dtype", "expected"), STRING_CASTS, ids=[c[0] for c in STRING_CASTS]
-)
-def test_cast_from_string(
-    target: str, values: list[str | None], dtype: pl.DataType, expected: list[Any]
-) -> None:
+@pytest.mark.parametrize(("target", "values", "dtype", "expected"), STRING_CASTS, ids=[c[0] for c in STRING_CASTS])
+def test_cast_from_string(target: str, values: list[str | None], dtype: pl.DataType, expected: list[Any]) -> None:
     frame = pl.DataFrame({"v": values}, schema={"v": pl.String})
     mappings = [("v", "string", "out", target)]
     out = run(frame, mappings)
     assert out.schema == pl.Schema({"out": dtype})
     assert out["out"].to_list() == expected
     # Every non-null input that came out null is one cast error; nothing else is.
-    assert errors(frame, mappings) == [
-        int(v is not None and e is None) for v, e in zip(values, expected, strict=True)
-    ]
+    assert errors(frame, mappings) == [int(v is not None and e is None) for v, e in zip(values, expected, strict=True)]
 
 
 def test_cast_to_null_type_is_not_an_error() -> None:
@@ -532,9 +523,7 @@ TYPED_CASTS: list[tuple[str, pl.Series, str, list[Any]]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("name", "series", "target", "expected"), TYPED_CASTS, ids=[c[0] for c in TYPED_CASTS]
-)
+@pytest.mark.parametrize(("name", "series", "target", "expected"), TYPED_CASTS, ids=[c[0] for c in TYPED_CASTS])
 def test_cast_from_typed_column(name: str, series: pl.Series, target: str, expected: list[Any]) -> None:
     frame = series.alias("v").to_frame()
     mappings = [("v", "string", "out", target)]
@@ -542,9 +531,7 @@ def test_cast_from_typed_column(name: str, series: pl.Series, target: str, expec
     assert out.schema == pl.Schema({"out": parse_glue_type(target)})
     assert out["out"].to_list() == expected
     source = series.to_list()
-    assert errors(frame, mappings) == [
-        int(v is not None and e is None) for v, e in zip(source, expected, strict=True)
-    ]
+    assert errors(frame, mappings) == [int(v is not None and e is None) for v, e in zip(source, expected, strict=True)]
 
 
 # One column per source dtype with extreme values: no combination may raise, on either engine.
@@ -555,27 +542,19 @@ EXTREMES = pl.DataFrame(
         "u64": pl.Series([0, 2**64 - 1, 1, None], dtype=pl.UInt64),
         "f32": pl.Series([INF, -INF, float("nan"), 3.4e38], dtype=pl.Float32),
         "f64": pl.Series([1e308, -1e308, float("nan"), 5e-324]),
-        "d38": pl.Series(
-            [Decimal("9" * 38), Decimal("-" + "9" * 38), Decimal(0), None], dtype=pl.Decimal(38, 0)
-        ),
+        "d38": pl.Series([Decimal("9" * 38), Decimal("-" + "9" * 38), Decimal(0), None], dtype=pl.Decimal(38, 0)),
         "d38s": pl.Series(
             [Decimal("0." + "9" * 38), Decimal(0), Decimal("-0." + "9" * 38), None], dtype=pl.Decimal(38, 38)
         ),
         "bool": pl.Series([True, False, None, True]),
         "date": pl.Series([D(1, 1, 1), D(9999, 12, 31), D(1970, 1, 1), None]),
         "ns": pl.Series([T(1677, 9, 22), T(2262, 4, 11), T(1970, 1, 1), None], dtype=pl.Datetime("ns")),
-        "ms": pl.Series(
-            [T(1, 1, 1), T(9999, 12, 31, 23, 59, 59), T(1970, 1, 1), None], dtype=pl.Datetime("ms")
-        ),
-        "zoned": pl.Series([T(1, 1, 2), T(9999, 12, 30), T(1970, 1, 1), None]).dt.replace_time_zone(
-            "America/New_York"
-        ),
+        "ms": pl.Series([T(1, 1, 1), T(9999, 12, 31, 23, 59, 59), T(1970, 1, 1), None], dtype=pl.Datetime("ms")),
+        "zoned": pl.Series([T(1, 1, 2), T(9999, 12, 30), T(1970, 1, 1), None]).dt.replace_time_zone("America/New_York"),
         "time": pl.Series([dt.time(0), dt.time(23, 59, 59), None, dt.time(12)]),
         "duration": pl.Series([dt.timedelta(days=1), dt.timedelta(0), None, dt.timedelta(days=-99999)]),
         "str": pl.Series(["", "9" * 400, "\x00\u2603", None]),
-        "numeric_str": pl.Series(
-            ["1e400", "-1e-400", "-9223372036854775808", "9999-12-31T23:59:59.999999999-18:00"]
-        ),
+        "numeric_str": pl.Series(["1e400", "-1e-400", "-9223372036854775808", "9999-12-31T23:59:59.999999999-18:00"]),
         "junk_str": pl.Series(["0000-00-00", "9999-99-99 99:99:99", "-1", "+.e"]),
         "binary": pl.Series([b"", b"\xff\xfe", None, b"abc"]),
         "struct": pl.Series([{"a": 1, "b": [1]}, None, {"a": None, "b": None}, {"a": 2, "b": []}]),
@@ -681,9 +660,7 @@ def test_missing_sources_give_typed_nulls_of_frame_height() -> None:
         ("s.deep", "string", "y.other", "timestamp"),
     ]
     out = run(frame, mappings)
-    assert out.schema == pl.Schema(
-        {"x": pl.Int64(), "y": pl.Struct({"inner": pl.Date(), "other": pl.Datetime("us")})}
-    )
+    assert out.schema == pl.Schema({"x": pl.Int64(), "y": pl.Struct({"inner": pl.Date(), "other": pl.Datetime("us")})})
     assert out.rows() == [(None, {"inner": None, "other": None})] * 3
     # Missing is not a cast failure.
     assert errors(frame, mappings) == [0, 0, 0]
@@ -716,9 +693,7 @@ CASE_FRAME = pl.DataFrame(
         ("Id", True, [None, None, None, None], [0, 0, 0, 0]),
     ],
 )
-def test_case_matching(
-    source: str, case_sensitive: bool, expected: list[Any], expected_errors: list[int]
-) -> None:
+def test_case_matching(source: str, case_sensitive: bool, expected: list[Any], expected_errors: list[int]) -> None:
     mappings = [(source, "long", "key", "long")]
     out = run(CASE_FRAME, mappings, case_sensitive=case_sensitive)
     assert out["key"].to_list() == expected
@@ -829,9 +804,7 @@ OBSERVED = pl.Schema(
     {
         "ts": pl.Int64(),
         "ID": pl.Int64(),
-        "User": pl.Struct(
-            {"Name": pl.String(), "x.y": pl.Int64(), "extra": pl.Boolean(), "NAME": pl.String()}
-        ),
+        "User": pl.Struct({"Name": pl.String(), "x.y": pl.Int64(), "extra": pl.Boolean(), "NAME": pl.String()}),
         "other": pl.String(),
         "id": pl.String(),
     }

@@ -21,9 +21,7 @@ from glueflow_dagster.quarantine import (
 )
 from glueflow_dagster.storage import LocalStorage, S3Storage, Storage, StorageError
 
-READ_SCHEMA = source_read_schema(
-    parse_mappings([["id", "long", "id", "long"], ["user.id", "int", "uid", "int"]])
-)
+READ_SCHEMA = source_read_schema(parse_mappings([["id", "long", "id", "long"], ["user.id", "int", "uid", "int"]]))
 ENTRY_KEYS = ["source", "line", "error", "raw", "raw_encoding"]
 
 

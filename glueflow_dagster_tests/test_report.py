@@ -44,9 +44,7 @@ def _pixels_near(image: np.ndarray, colour: np.ndarray, tolerance: float = 0.05)
 
 def test_the_guides_chart_is_a_png_with_red_input_and_brown_output_areas(tmp_path: Path) -> None:
     window_list = windows(GUIDE_INPUTS, GUIDE_OUTPUTS, 1800)
-    png = draw_flow_chart(
-        window_list, GUIDE_INPUTS, GUIDE_OUTPUTS, tmp_path / "charts" / "flow.png", "events"
-    )
+    png = draw_flow_chart(window_list, GUIDE_INPUTS, GUIDE_OUTPUTS, tmp_path / "charts" / "flow.png", "events")
     assert png == tmp_path / "charts" / "flow.png"
     assert png.read_bytes()[:8] == PNG_SIGNATURE
     image = mpimg.imread(png)
@@ -72,9 +70,7 @@ def test_very_short_runs_stay_visible(tmp_path: Path) -> None:
         InputRun("i2", at("12:30"), at("12:30") + 2, 5_000),
     ]
     output_runs = [OutputRun("o1", at("12:00") + 20, at("12:00") + 22, 5_000)]
-    png = draw_flow_chart(
-        windows(input_runs, output_runs, 1800), input_runs, output_runs, tmp_path / "s.png", "s"
-    )
+    png = draw_flow_chart(windows(input_runs, output_runs, 1800), input_runs, output_runs, tmp_path / "s.png", "s")
     image = mpimg.imread(png)
     assert _pixels_near(image, _blend(INPUT_COLOUR, 0.55)) > 500
     assert _pixels_near(image, _blend(OUTPUT_COLOUR, 0.55)) > 250
@@ -219,9 +215,7 @@ def test_history_ignores_failed_runs_and_other_flows(flow_file: Path, instance: 
     moved = staging_dir.rename(staging_dir.with_name("staging.bak"))
     staging_dir.write_text("a file where the staging folder should be")  # so the Input run fails
     raw.write_bytes("batch=1/a.json", raw_records(1000, 10))
-    failed = defs.resolve_job_def("events_input_job").execute_in_process(
-        instance=instance, raise_on_error=False
-    )
+    failed = defs.resolve_job_def("events_input_job").execute_in_process(instance=instance, raise_on_error=False)
     assert not failed.success
     staging_dir.unlink()
     moved.rename(staging_dir)
@@ -253,9 +247,7 @@ def test_report_command_reports_an_unwritable_png(instance: DagsterInstance, tmp
     blocker = tmp_path / "file"
     blocker.write_text("a file where a folder should be")
     stderr = io.StringIO()
-    code = report_command(
-        instance, "events", False, blocker / "chart.png", stdout=io.StringIO(), stderr=stderr
-    )
+    code = report_command(instance, "events", False, blocker / "chart.png", stdout=io.StringIO(), stderr=stderr)
     assert code == 2
     assert stderr.getvalue().startswith(f"glueflow: {blocker / 'chart.png'}: cannot write the chart")
 
@@ -266,17 +258,17 @@ def test_a_report_asset_in_the_output_run_counts_that_run(
     """The F/flow_report use: materialized after F/output in the same, still running, run."""
     from dagster import AssetExecutionContext, AssetKey, MaterializeResult, asset, define_asset_job
 
-    report_key = AssetKey(["events", "flow_report"])
+    report_key = AssetKey(["events", "flow_report_probe"])
 
     @asset(key=report_key, deps=[output_key("events")], group_name="events")
-    def flow_report(context: AssetExecutionContext) -> MaterializeResult:
+    def flow_report_probe(context: AssetExecutionContext) -> MaterializeResult:
         report = build_flow_report(
             context.instance, "events", tmp_path / "in_run.png", current_run_id=context.run.run_id
         )
         return MaterializeResult(metadata=report_metadata(report))
 
     job = define_asset_job("events_output_and_report_job", selection=[output_key("events"), report_key])
-    defs = Definitions.merge(load_definitions(flow_file), Definitions(assets=[flow_report], jobs=[job]))
+    defs = Definitions.merge(load_definitions(flow_file), Definitions(assets=[flow_report_probe], jobs=[job]))
     raw = StorageResource().open(str(flow_file.parent / "data" / "input"))
     raw.write_bytes("batch=0/a.json", raw_records(0, 30))
     input_run = defs.resolve_job_def("events_input_job").execute_in_process(instance=instance)

@@ -64,9 +64,7 @@ def test_follows_every_input_success_once_oldest_first_including_runs_finished_w
     assert tick(defs, instance, None).run_requests == []
 
 
-def test_no_request_while_an_output_run_is_queued_or_running(
-    flow_file: Path, instance: DagsterInstance
-) -> None:
+def test_no_request_while_an_output_run_is_queued_or_running(flow_file: Path, instance: DagsterInstance) -> None:
     defs = load_definitions(flow_file)
     input_run(defs, instance, flow_file, 0)
     # QUEUED runs need a code-location origin to be created by hand; the dagster dev test covers them live.

@@ -42,8 +42,20 @@ def test_the_guide_timeline_third_input_slow_fourth_overlapping_the_third_output
 def test_cli_json_shape_and_png(tmp_path: Path) -> None:
     png = tmp_path / "chart.png"
     done = subprocess.run(
-        [sys.executable, "-m", "glueflow_dagster.cli", "simulate", "--bookmarks", "enable", "--json", "--png", str(png)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "glueflow_dagster.cli",
+            "simulate",
+            "--bookmarks",
+            "enable",
+            "--json",
+            "--png",
+            str(png),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)

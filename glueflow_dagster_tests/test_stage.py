@@ -89,9 +89,7 @@ def test_rerun_with_the_same_name_overwrites_instead_of_duplicating(
 
 def test_nothing_to_read_writes_nothing(tmp_path) -> None:
     target = LocalStorage(tmp_path / "out")
-    result = run_stage(
-        LocalStorage(tmp_path / "in"), [], MAPPINGS, target, name_prefix="run-x", compression="gzip"
-    )
+    result = run_stage(LocalStorage(tmp_path / "in"), [], MAPPINGS, target, name_prefix="run-x", compression="gzip")
     assert list(target.list()) == []
     assert (result.records_read, result.bytes_written, result.files_written) == (0, 0, 0)
 
@@ -112,9 +110,7 @@ def test_output_object_key(compression: str, suffix: str) -> None:
 
 
 def _many(count: int, first: int = 0) -> bytes:
-    return _lines(
-        [{"id": i, "user": {"id": i % 7}, "amount": f"{i}.25"} for i in range(first, first + count)]
-    )
+    return _lines([{"id": i, "user": {"id": i % 7}, "amount": f"{i}.25"} for i in range(first, first + count)])
 
 
 def _part_keys(target: Storage, name_prefix: str) -> list[str]:
@@ -135,14 +131,10 @@ def test_large_runs_are_split_into_parts_of_about_target_file_bytes(
 ) -> None:
     source, target = locations
     infos = [source.write_bytes(f"in-{i}.json", _many(50, 50 * i)) for i in range(3)]
-    result = run_stage(
-        source, infos, MAPPINGS, target, name_prefix="run-p", compression="gzip", target_file_bytes=1000
-    )
+    result = run_stage(source, infos, MAPPINGS, target, name_prefix="run-p", compression="gzip", target_file_bytes=1000)
     parts = _records_by_part(target)
     assert list(parts) == [output_object_key("run-p", n, "gzip") for n in range(len(parts))]
-    sizes = [
-        sum(len(json.dumps(r, separators=(",", ":"))) + 1 for r in records) for records in parts.values()
-    ]
+    sizes = [sum(len(json.dumps(r, separators=(",", ":"))) + 1 for r in records) for records in parts.values()]
     # About 45 bytes of JSON per record: 150 records make 7 parts of about 1000 bytes (the last one less).
     assert len(sizes) == 7
     assert all(800 <= size <= 1100 for size in sizes[:-1]) and sizes[-1] <= 1100
@@ -156,9 +148,7 @@ def test_large_runs_are_split_into_parts_of_about_target_file_bytes(
 def test_a_rerun_leaves_no_stale_parts_of_an_earlier_attempt(locations: tuple[Storage, Storage]) -> None:
     source, target = locations
     info = source.write_bytes("x.json", _many(60))
-    run_stage(
-        source, [info], MAPPINGS, target, name_prefix="run-s", compression="gzip", target_file_bytes=500
-    )
+    run_stage(source, [info], MAPPINGS, target, name_prefix="run-s", compression="gzip", target_file_bytes=500)
     assert len(_part_keys(target, "run-s")) > 3
     other = gzip.compress(b'{"event_id": -1}\n')
     target.write_bytes("run-other-part-r-00009.json.gz", other)
@@ -172,9 +162,7 @@ def test_a_rerun_leaves_no_stale_parts_of_an_earlier_attempt(locations: tuple[St
 def test_a_failed_rerun_deletes_the_parts_of_the_earlier_attempt(locations: tuple[Storage, Storage]) -> None:
     source, target = locations
     info = source.write_bytes("x.json", _many(30))
-    run_stage(
-        source, [info], MAPPINGS, target, name_prefix="run-f", compression="none", target_file_bytes=300
-    )
+    run_stage(source, [info], MAPPINGS, target, name_prefix="run-f", compression="none", target_file_bytes=300)
     assert _part_keys(target, "run-f")
     bad = source.write_bytes("x.json", _many(30) + b"{broken\n")
     with pytest.raises(StageError, match=r"x\.json line 31: malformed JSON$"):
@@ -191,9 +179,7 @@ def test_remote_objects_are_read_in_bounded_groups(
     infos = [source.write_bytes(f"in-{i}.json", _many(10, 10 * i)) for i in range(4)]
     result = run_stage(source, infos, MAPPINGS, target, name_prefix="run-g", compression="gzip")
     assert _part_keys(target, "run-g") == [output_object_key("run-g", n, "gzip") for n in range(4)]
-    assert sorted(r["event_id"] for rows in _records_by_part(target).values() for r in rows) == list(
-        range(40)
-    )
+    assert sorted(r["event_id"] for rows in _records_by_part(target).values() for r in rows) == list(range(40))
     assert (result.records_read, result.records_written, result.files_read) == (40, 40, 4)
 
 
@@ -233,9 +219,7 @@ def test_records_read_is_records_written_plus_error_records(tmp_path: Path) -> N
         source.write_bytes("a.json", _many(100) + b"bad\n" + _many(5, 100)),
         source.write_bytes("b.json.gz", gzip.compress(_many(20, 200) + b"\xff\n")),
     ]
-    result = run_stage(
-        source, infos, MAPPINGS, target, name_prefix="run-i", compression="gzip", max_error_records=2
-    )
+    result = run_stage(source, infos, MAPPINGS, target, name_prefix="run-i", compression="gzip", max_error_records=2)
     assert (result.records_read, result.records_written, result.error_records) == (127, 125, 2)
 
 
@@ -284,10 +268,7 @@ def test_missing_source_bucket_is_one_line_naming_the_uri(s3_client: Any, tmp_pa
     missing = ObjectInfo("a.json", 10, 0, "e")
     with pytest.raises(StorageError) as info:
         run_stage(source, [missing], MAPPINGS, LocalStorage(tmp_path), name_prefix="r", compression="gzip")
-    assert (
-        _one_line(info.value)
-        == "s3://glueflow-no-such-bucket/raw/a.json: bucket does not exist (NoSuchBucket)"
-    )
+    assert _one_line(info.value) == "s3://glueflow-no-such-bucket/raw/a.json: bucket does not exist (NoSuchBucket)"
 
 
 def test_missing_target_bucket_is_one_line_naming_the_uri(s3_client: Any, tmp_path: Path) -> None:
@@ -367,3 +348,42 @@ def test_transient_s3_errors_are_retried(s3_client: Any, s3_bucket: str, tmp_pat
     result = run_stage(source, [info], MAPPINGS, LocalStorage(tmp_path), name_prefix="r", compression="gzip")
     assert failures == {"left": 0, "seen": 2}
     assert result.records_written == 3
+
+
+def test_groups_after_the_threshold_are_still_counted_but_not_written(
+    s3_client: Any, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the run is failing, later groups are only read (every line parsed), not mapped to parts."""
+    monkeypatch.setattr(stage, "_STAGING_BYTES", 1)
+    text_only = parse_mappings([["id", "string", "id", "string"]])  # no casts: nothing else parses lines
+    source, target = S3Storage(s3_bucket, "in", s3_client), S3Storage(s3_bucket, "out", s3_client)
+    infos = [
+        source.write_bytes("a.json", b"{oops\n" + _many(3)),
+        source.write_bytes("b.json", _many(4) + b"[]\n" + b"{also bad\n"),
+    ]
+    with pytest.raises(StageError) as info:
+        run_stage(source, infos, text_only, target, name_prefix="run-c", compression="gzip")
+    result = info.value.result
+    assert str(info.value).startswith("3 error records exceed max_error_records=0; first: ")
+    assert (result.records_read, result.error_records, result.records_discarded) == (10, 3, 7)
+    assert _part_keys(target, "run-c") == []
+
+
+def test_keys_with_glob_characters_are_read_as_themselves(locations: tuple[Storage, Storage]) -> None:
+    """polars expands *?[] in paths: a[1].json must not read a1.json, b*.json must not read bx.json."""
+    source, target = locations
+    infos = [
+        source.write_bytes("a[1].json", _many(1, 1)),
+        source.write_bytes("a1.json", _many(1, 2)),
+        source.write_bytes("b*.json.gz", gzip.compress(_many(1, 3))),
+        source.write_bytes("bx.json.gz", gzip.compress(_many(1, 4))),
+        source.write_bytes("c{d,e}?.json", _many(1, 5) + b"bad\n"),
+    ]
+    result = run_stage(source, infos, MAPPINGS, target, name_prefix="run-g", compression="none", max_error_records=1)
+    assert sorted(r["event_id"] for r in _read_back_parts(target)) == [1, 2, 3, 4, 5]
+    assert (result.records_read, result.error_records) == (6, 1)
+    assert result.first_error == f"{source.uri_for('c{d,e}?.json')} line 2: malformed JSON"
+
+
+def _read_back_parts(target: Storage) -> list[dict[str, Any]]:
+    return [r for key, rows in _records_by_part(target).items() if not key.startswith("_errors/") for r in rows]

@@ -485,9 +485,7 @@ def test_local_failed_upload_leaves_no_trace(
         assert local_storage.read_bytes("out.bin") == existing  # old object untouched
 
 
-def test_local_failed_fsync_leaves_no_trace(
-    local_storage: LocalStorage, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_local_failed_fsync_leaves_no_trace(local_storage: LocalStorage, monkeypatch: pytest.MonkeyPatch) -> None:
     def failing_fsync(fd: int) -> None:
         raise OSError(28, "No space left on device")
 
@@ -499,9 +497,7 @@ def test_local_failed_fsync_leaves_no_trace(
     assert not (local_storage.root / "a" / "out.json").exists()
 
 
-def test_local_interrupted_write_leaves_no_trace(
-    local_storage: LocalStorage, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_local_interrupted_write_leaves_no_trace(local_storage: LocalStorage, monkeypatch: pytest.MonkeyPatch) -> None:
     # Not only OSError: a KeyboardInterrupt mid-write must clean up too, and propagate unchanged.
     def interrupted(tmp: Path, target: Path) -> None:
         raise KeyboardInterrupt

@@ -47,7 +47,7 @@ DOCS = REPO / "docs"
 RECORDS = 200
 # Startup, the next minute boundary, the Input run, a 30 s sensor interval and the Output run.
 RUNS_TIMEOUT_S = 240
-STOP_TIMEOUT_S = 30
+STOP_TIMEOUT_S = 20
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(),
@@ -77,6 +77,8 @@ query Materializations($path: [String!]!) {
           ... on IntMetadataEntry { intValue }
           ... on FloatMetadataEntry { floatValue }
           ... on TextMetadataEntry { text }
+          ... on PathMetadataEntry { path }
+          ... on MarkdownMetadataEntry { mdStr }
         }
       }
     }
@@ -98,9 +100,7 @@ class DagsterDev:
 
     def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         body = json.dumps({"query": query, "variables": variables or {}}).encode()
-        request = urllib.request.Request(
-            f"{self.url}/graphql", data=body, headers={"Content-Type": "application/json"}
-        )
+        request = urllib.request.Request(f"{self.url}/graphql", data=body, headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=30) as response:
             document = json.load(response)
         assert "errors" not in document, document["errors"]
@@ -130,6 +130,15 @@ def _marked_pids(marker: str) -> list[int]:
     return pids
 
 
+def _describe(pids: list[int]) -> str:
+    commands = []
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            commands.append(f"{pid} {command[:100]}")
+    return "; ".join(commands)
+
+
 def _stop(dev: DagsterDev) -> None:
     """SIGTERM the process group, wait, SIGKILL what is left; then no process of ours may remain."""
     with contextlib.suppress(ProcessLookupError):
@@ -139,7 +148,10 @@ def _stop(dev: DagsterDev) -> None:
         time.sleep(0.5)
     left = _marked_pids(dev.marker)
     if left:
-        for pid in left:
+        print(f"still running {STOP_TIMEOUT_S} s after SIGTERM, killed: {_describe(left)}")
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(dev.process.pid, signal.SIGKILL)
+        for pid in left:  # any that left the group (all carry the marker)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         time.sleep(1)
@@ -264,6 +276,7 @@ def _int(entries: dict[str, dict[str, Any]], label: str) -> int:
 
 def _save(page: Any, name: str, tmp_path: Path, **options: Any) -> Path:
     shot = tmp_path / "screenshots" / name
+    shot.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(shot), **options)
     if os.environ.get("GLUEFLOW_UPDATE_DOCS") == "1":
         DOCS.mkdir(exist_ok=True)
@@ -289,6 +302,7 @@ def _canvas_ink(canvas: Any) -> int:
 def _check_ui(dev: DagsterDev, tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=20_000)  # a loaded 2-core CI machine renders slowly
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
@@ -383,9 +397,7 @@ def _chromium_children() -> list[int]:
     return found
 
 
-def test_dagster_dev_runs_the_flow_and_the_ui_shows_lineage_and_plots(
-    dagster_dev: DagsterDev, tmp_path: Path
-) -> None:
+def test_dagster_dev_runs_the_flow_and_the_ui_shows_lineage_and_plots(dagster_dev: DagsterDev, tmp_path: Path) -> None:
     started = time.monotonic()
     input_run, output_run = _wait_for_scheduled_input_and_sensed_output(dagster_dev)
     print(f"scheduled Input run and sensed Output run succeeded after {time.monotonic() - started:.0f} s")
@@ -405,7 +417,18 @@ def test_dagster_dev_runs_the_flow_and_the_ui_shows_lineage_and_plots(
     # One Input run so far, read once: the guide's healthy ratio.
     assert ratio["floatValue"] == pytest.approx(1.0, abs=0.01)
 
-    (tmp_path / "screenshots").mkdir()
+    # The Output run also redraws the guide's chart: F/flow_report carries the PNG's path and the table.
+    report = _metadata(dagster_dev, ["events", "flow_report"], output_run["runId"])
+    assert report["png_path"]["__typename"] == "PathMetadataEntry", report["png_path"]
+    png = Path(report["png_path"]["path"])
+    assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+    assert report["windows"]["__typename"] == "MarkdownMetadataEntry", report["windows"]
+    assert report["windows"]["mdStr"].startswith("| window start (UTC) |")
+    first_window = f"| {_int(staging, 'bytes_written'):,} | {_int(output, 'bytes_read'):,} | 1.00 |"
+    assert first_window in report["windows"]["mdStr"], report["windows"]["mdStr"]
+    (tmp_path / "screenshots").mkdir(exist_ok=True)
+    shutil.copyfile(png, tmp_path / "screenshots" / "flow_report.png")
+
     started = time.monotonic()
     _check_ui(dagster_dev, tmp_path)
     print(f"UI checked in {time.monotonic() - started:.0f} s")
