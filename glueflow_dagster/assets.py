@@ -6,6 +6,8 @@ Thin adapters: selection lives in bookmarks.py, the data path in stage.py, the r
 
 import json
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from dagster import (
@@ -42,9 +44,9 @@ from glueflow_dagster.checks import (
     Verdict,
     evaluate,
 )
-from glueflow_dagster.config import BOOKMARK_OPTIONS, FlowConfig, Location
+from glueflow_dagster.config import BOOKMARK_OPTIONS, FlowConfig, JobConfig, Location
 from glueflow_dagster.jobs import INPUT_RUN_TAG, flow_report_key, output_key, raw_input_key, staging_key
-from glueflow_dagster.manifests import manifest_id, manifest_to_json, plan_manifest, policy_for
+from glueflow_dagster.manifests import list_location, manifest_id, manifest_to_json, plan_manifest, policy_for
 from glueflow_dagster.monitoring import (
     RunClock,
     current_flow_report,
@@ -52,10 +54,11 @@ from glueflow_dagster.monitoring import (
     latest_metadata,
     output_flow_figures,
 )
+from glueflow_dagster.quarantine import QUARANTINE_DIR
 from glueflow_dagster.report import report_metadata
 from glueflow_dagster.resources import StorageResource
-from glueflow_dagster.stage import StageResult, run_stage
-from glueflow_dagster.storage import ObjectInfo
+from glueflow_dagster.stage import StageError, StageResult, run_stage
+from glueflow_dagster.storage import ObjectInfo, Storage, StorageError
 
 # The Input job's own bookmark rides on its staging materializations, so it commits only on success.
 INPUT_BOOKMARK_KEY = "input_bookmark"
@@ -75,6 +78,7 @@ def stage_metadata(result: StageResult) -> dict[str, Any]:
         "files_read": result.files_read,
         "files_written": result.files_written,
         "error_records": result.error_records,
+        "error_files": result.error_files,
         "cast_errors": result.cast_errors,
         "duration_s": round(result.duration_s, 3),
     }
@@ -87,6 +91,43 @@ def summary_markdown(title: str, figures: dict[str, Any]) -> MetadataValue:
         for name, value in figures.items()
     )
     return MetadataValue.md(f"**{title}**\n\n| figure | value |\n|---|---|\n{rows}")
+
+
+def run_stage_or_fail(
+    context: AssetExecutionContext,
+    source: Storage,
+    manifest: Sequence[ObjectInfo],
+    job: JobConfig,
+    target: Storage,
+    name_prefix: str,
+    target_location: Location,
+) -> StageResult:
+    """Run one stage; too many bad records or a storage failure fail the run with a one-line headline."""
+    try:
+        return run_stage(
+            source,
+            manifest,
+            job.mappings,
+            target,
+            name_prefix=name_prefix,
+            compression=target_location.compression,
+            log=context.log.info,
+            max_error_records=job.max_error_records,
+            target_file_bytes=job.target_file_bytes,
+            quarantine_prefix=f"{QUARANTINE_DIR}/{context.run.run_id}/",
+        )
+    except StageError as err:
+        figures = stage_metadata(err.result) if err.result is not None else {}
+        raise Failure(description=str(err), metadata=figures) from err
+
+
+@contextmanager
+def storage_failures() -> Iterator[None]:
+    """A storage failure anywhere in an asset (listing included) fails the run with its one-line cause."""
+    try:
+        yield
+    except StorageError as err:
+        raise Failure(description=str(err)) from err
 
 
 def run_name_prefix(context: AssetExecutionContext) -> str:
@@ -114,32 +155,8 @@ def build_flow_assets(flow: FlowConfig) -> list[Any]:
         metadata={"uri": flow.staging.uri},
     )
     def staging(context: AssetExecutionContext, storage: StorageResource) -> MaterializeResult:
-        source, target = storage.open(flow.input.uri), storage.open(flow.staging.uri)
-        previous = latest_metadata(context.instance, staging_key(name)).get(INPUT_BOOKMARK_KEY)
-        bookmark = Bookmark.from_dict(previous)
-        listing = source.list(recurse=flow.input.recurse, exclusions=flow.input.exclusions)
-        selection = select_objects(listing, bookmark, option="enable")
-        context.log.info(
-            f"{selection.listed_files} objects listed, {len(selection.manifest)} new "
-            f"({selection.already_read_files} read by earlier runs)"
-        )
-        result = run_stage(
-            source,
-            selection.manifest,
-            flow.input_job.mappings,
-            target,
-            name_prefix=run_name_prefix(context),
-            compression=flow.staging.compression,
-            log=context.log.info,
-        )
-        figures = stage_metadata(result)
-        return MaterializeResult(
-            metadata={
-                **figures,
-                "summary": summary_markdown(f"{name} Input run", figures),
-                INPUT_BOOKMARK_KEY: MetadataValue.json(commit(bookmark, selection).to_dict()),
-            }
-        )
+        with storage_failures():
+            return run_input(context, flow, storage)
 
     @asset(
         key=output_key(name),
@@ -154,7 +171,8 @@ def build_flow_assets(flow: FlowConfig) -> list[Any]:
         ],
     )
     def output(context: AssetExecutionContext, storage: StorageResource, config: OutputRunConfig) -> MaterializeResult:
-        return run_output(context, flow, storage, config)
+        with storage_failures():
+            return run_output(context, flow, storage, config)
 
     @asset(
         key=flow_report_key(name),
@@ -169,6 +187,31 @@ def build_flow_assets(flow: FlowConfig) -> list[Any]:
         return MaterializeResult(metadata=report_metadata(report))
 
     return [raw_input, staging, output, flow_report]
+
+
+def run_input(context: AssetExecutionContext, flow: FlowConfig, storage: StorageResource) -> MaterializeResult:
+    """The Input job: read new raw objects, map, write staging, and advance the Input bookmark."""
+    name = flow.name
+    source, target = storage.open(flow.input.uri), storage.open(flow.staging.uri)
+    previous = latest_metadata(context.instance, staging_key(name)).get(INPUT_BOOKMARK_KEY)
+    bookmark = Bookmark.from_dict(previous)
+    listing = list_location(source, flow.input, must_exist=True)
+    selection = select_objects(listing, bookmark, option="enable")
+    context.log.info(
+        f"{selection.listed_files} objects listed, {len(selection.manifest)} new "
+        f"({selection.already_read_files} read by earlier runs)"
+    )
+    result = run_stage_or_fail(
+        context, source, selection.manifest, flow.input_job, target, run_name_prefix(context), flow.staging
+    )
+    figures = stage_metadata(result)
+    return MaterializeResult(
+        metadata={
+            **figures,
+            "summary": summary_markdown(f"{name} Input run", figures),
+            INPUT_BOOKMARK_KEY: MetadataValue.json(commit(bookmark, selection).to_dict()),
+        }
+    )
 
 
 class ManifestObject(Config):
@@ -240,7 +283,7 @@ def run_output(
                 state_after_run(context.instance, name, ctx, config.from_run),
                 state_after_run(context.instance, name, ctx, config.to_run),
             )
-        listing = source.list(recurse=flow.staging.recurse, exclusions=flow.staging.exclusions)
+        listing = list_location(source, flow.staging, must_exist=False)
         selection = plan_manifest(
             listing,
             committed.bookmark,
@@ -257,15 +300,7 @@ def run_output(
     planned_id = config.manifest_id or manifest_id(ctx, base_version, manifest)
     # Without bookmarks a run's objects are its own; with them the manifest names them: a retry overwrites.
     prefix = run_name_prefix(context) if option == "disable" else f"run-{planned_id}"
-    result = run_stage(
-        source,
-        manifest,
-        job.mappings,
-        target,
-        name_prefix=prefix,
-        compression=flow.output.compression,
-        log=context.log.info,
-    )
+    result = run_stage_or_fail(context, source, manifest, job, target, prefix, flow.output)
     metadata: dict[str, Any] = {**stage_metadata(result), **states}
     record = context.instance.get_run_record_by_id(context.run.run_id)
     started = float(record.start_time or time.time()) if record is not None else time.time()
@@ -276,7 +311,7 @@ def run_output(
         context.run.tags.get(INPUT_RUN_TAG),
         result.bytes_read,
         manifest,
-        list(source.list(recurse=flow.staging.recurse, exclusions=flow.staging.exclusions)),
+        list(list_location(source, flow.staging, must_exist=False)),
         now_ms=int(time.time() * 1000),
         max_band_ms=job.max_band_ms,
     )

@@ -7,12 +7,22 @@ run config it requests) and the `F/output` asset (which plans one itself when la
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from glueflow_dagster.bookmarks import Bookmark, BookmarkPolicy, Selection, select_objects, select_range
-from glueflow_dagster.config import JobConfig
-from glueflow_dagster.storage import ObjectInfo
+from glueflow_dagster.config import JobConfig, Location
+from glueflow_dagster.quarantine import list_stage_inputs
+from glueflow_dagster.storage import ObjectInfo, Storage
+
+
+def list_location(storage: Storage, location: Location, *, must_exist: bool) -> Iterator[ObjectInfo]:
+    """What a job may read at a location: its exclusions applied, quarantined records never included.
+
+    Staging is listed with must_exist=False: before the first Input run wrote anything there is
+    simply nothing to read; a missing raw input location is an error.
+    """
+    return list_stage_inputs(storage, recurse=location.recurse, exclusions=location.exclusions, must_exist=must_exist)
 
 
 def policy_for(job: JobConfig) -> BookmarkPolicy:

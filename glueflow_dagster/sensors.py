@@ -35,7 +35,7 @@ from glueflow_dagster.jobs import (
     output_key,
     output_sensor_name,
 )
-from glueflow_dagster.manifests import manifest_id, plan_manifest, policy_for
+from glueflow_dagster.manifests import list_location, manifest_id, plan_manifest, policy_for
 from glueflow_dagster.resources import StorageResource
 
 if TYPE_CHECKING:  # not exported by dagster's public API
@@ -163,7 +163,7 @@ def _request_for(
         return RunRequest(run_key=input_run_id, tags=tags), None
     source = storage.open(flow.staging.uri)
     selection = plan_manifest(
-        source.list(recurse=flow.staging.recurse, exclusions=flow.staging.exclusions),
+        list_location(source, flow.staging, must_exist=False),
         committed.bookmark,
         option=job.bookmark,
         policy=policy_for(job),

@@ -143,3 +143,49 @@ def test_s3_flow_over_the_moto_server_via_aws_endpoint_url(
     keys = [o["Key"] for o in s3_client.list_objects_v2(Bucket=s3_bucket)["Contents"]]
     assert f"staging/run-{input_run}-part-r-00000.json.gz" in keys
     assert f"output/run-{output_run}-part-r-00000.json" in keys
+
+
+def _failure_message(result) -> str:
+    """The headline a user sees on the failed step: the Failure's one-line description."""
+    [step_failure] = result.get_step_failure_events()
+    return step_failure.step_failure_data.user_failure_data.description
+
+
+def test_bad_records_are_quarantined_under_the_threshold_and_fail_the_run_above_it(tmp_path: Path, instance) -> None:
+    flow_file = write_flow_file(tmp_path)
+    text = flow_file.read_text().replace("input_job:\n", "input_job:\n      max_error_records: 2\n")
+    flow_file.write_text(text)
+    defs = load_definitions(flow_file)
+    raw = StorageResource().open(str(tmp_path / "data" / "input"))
+    raw.write_bytes("batch=0/a.json", raw_records(0, 5) + b"{broken\n" + b"[1, 2]\n")
+    ok = run_job(defs, instance, "events_input_job")
+    staging = run_materialization_metadata(instance, ok, staging_key("events"))
+    assert (staging["records_read"], staging["records_written"], staging["error_records"]) == (7, 5, 2)
+    quarantine = StorageResource().open(str(tmp_path / "data" / "staging"))
+    lines = [
+        json.loads(line)
+        for o in quarantine.list()
+        if o.key.startswith(f"_errors/{ok}/")
+        for line in quarantine.read_bytes(o.key).decode().splitlines()
+    ]
+    assert [(entry["line"], entry["raw"]) for entry in lines] == [(6, "{broken"), (7, "[1, 2]")]
+
+    raw.write_bytes("batch=1/b.json", b"{bad\n" * 3 + raw_records(100, 1))
+    failed = defs.resolve_job_def("events_input_job").execute_in_process(instance=instance, raise_on_error=False)
+    assert not failed.success
+    message = _failure_message(failed)
+    assert "exceed max_error_records=2" in message and "batch=1/b.json line 1" in message
+    assert "\n" not in message.strip()
+    staged = [o.key for o in quarantine.list() if not o.key.startswith("_errors/")]
+    assert staged == [f"run-{ok}-part-r-00000.json.gz"]  # the failed run wrote no output object
+
+
+def test_missing_bucket_fails_with_one_line_naming_the_uri(
+    tmp_path: Path, instance, moto_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    defs = load_definitions(write_flow_file(tmp_path, input_uri="s3://no-such-bucket-glueflow/raw"))
+    failed = defs.resolve_job_def("events_input_job").execute_in_process(instance=instance, raise_on_error=False)
+    assert not failed.success
+    message = _failure_message(failed)
+    assert "s3://no-such-bucket-glueflow" in message and "bucket does not exist" in message
