@@ -151,11 +151,12 @@ def generate(folder: Path, size_mb: int) -> tuple[int, int, int]:
     return size, files, per_file * files
 
 
-def spawn(engine: str, data: Path, out: Path) -> dict[str, Any]:
+def spawn(engine: str, data: Path, out: Path, extra_env: dict[str, str]) -> dict[str, Any]:
     """Run one engine in a child process; adds its peak RSS (MB) from wait4."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), *sys.path])}
+    env = {**os.environ, **extra_env}
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]), *sys.path])
     cmd = [sys.executable, "-m", "benchmarks.stage", "--engine", engine, "--data", str(data), "--out", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env)
     assert proc.stdout is not None
@@ -184,6 +185,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs per engine; the fastest counts (default 1)")
     parser.add_argument("--engines", default=",".join(ENGINES), help="comma-separated subset of " + ",".join(ENGINES))
     parser.add_argument("--tmp-dir", default=None, help="where to generate the data (default: system temp)")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="environment variable for the engine processes (repeatable), e.g. POLARS_MAX_THREADS=2",
+    )
     parser.add_argument("--engine", choices=list(ENGINES), help=argparse.SUPPRESS)  # child mode
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -193,6 +201,7 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     engines = [e for e in args.engines.split(",") if e]
+    extra_env = dict(item.split("=", 1) for item in args.env)
     with tempfile.TemporaryDirectory(prefix="glueflow-bench-", dir=args.tmp_dir) as tmp:
         data, out = Path(tmp) / "input", Path(tmp) / "output"
         data.mkdir()
@@ -204,10 +213,12 @@ def main(argv: list[str] | None = None) -> None:
         )
         print(f"mapping: {len(MAPPINGS)} fields: renames, nested fields, string->double, string->timestamp")
         print(f"machine: {os.cpu_count()} cores; {_versions()}; load average {_load()}")
+        if extra_env:
+            print("engine environment: " + " ".join(f"{k}={v}" for k, v in extra_env.items()))
         results: dict[str, list[dict[str, Any]]] = {e: [] for e in engines}
         for _ in range(args.repeat):
             for engine in engines:
-                results[engine].append(spawn(engine, data, out))
+                results[engine].append(spawn(engine, data, out, extra_env))
         print(f"load average after: {_load()}")
     _table(results, size)
 

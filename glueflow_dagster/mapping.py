@@ -362,6 +362,7 @@ _TIMESTAMP_RE = (
     r"(?:[T ](?P<h>[0-9]{1,2}):(?P<mi>[0-9]{1,2})(?::(?P<s>[0-9]{1,2})(?:\.(?P<f>[0-9]{1,9}))?)?)?)?)?"
     r"\s*(?P<z>Z|UTC|[+-][0-9]{1,2}(?::?[0-9]{2})?)?$"
 )
+_PLAIN_TIMESTAMP_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$"
 _MAX_OFFSET_HOURS = 18  # java.time.ZoneOffset's range
 # Numbers read as epoch seconds are kept within years 1..9999 so every timestamp converts to Python.
 _MIN_EPOCH_SECONDS = -62_135_596_800
@@ -559,38 +560,45 @@ def _to_date(expr: pl.Expr, src: pl.DataType) -> pl.Expr:
 
 
 def _parse_timestamp(text: pl.Expr, dst: pl.Datetime) -> pl.Expr:
-    """Parse Spark's timestamp forms; a zone offset is applied so the result is naive UTC."""
+    """Parse Spark's timestamp forms; a zone offset is applied so the result is naive UTC.
+
+    The regex runs once per value: later steps read its groups through ``struct.with_fields`` (reading
+    ``parts.struct.field(...)`` repeatedly would evaluate the regex once per use; polars does not
+    deduplicate it).
+    """
+    f = pl.field
     parts = text.str.strip_chars().str.extract_groups(_TIMESTAMP_RE)
-
-    def part(name: str, default: str) -> pl.Expr:
-        return parts.struct.field(name).fill_null(default)
-
     local = pl.concat_str(
-        parts.struct.field("y"),
+        f("y"),
         pl.lit("-"),
-        part("mo", "1"),
+        f("mo").fill_null("1"),
         pl.lit("-"),
-        part("d", "1"),
+        f("d").fill_null("1"),
         pl.lit(" "),
-        part("h", "0"),
+        f("h").fill_null("0"),
         pl.lit(":"),
-        part("mi", "0"),
+        f("mi").fill_null("0"),
         pl.lit(":"),
-        part("s", "0"),
+        f("s").fill_null("0"),
         pl.lit("."),
-        part("f", "0"),
+        f("f").fill_null("0"),
     ).str.to_datetime("%Y-%m-%d %H:%M:%S%.f", time_unit="us", strict=False)  # bad fields -> null
-
-    zone = parts.struct.field("z")
-    hours = zone.str.extract(r"^[+-]([0-9]{1,2})", 1).cast(pl.Int64)
-    minutes = zone.str.extract(r"^[+-][0-9]{1,2}:?([0-9]{2})$", 1).cast(pl.Int64).fill_null(0)
-    sign = pl.when(zone.str.starts_with("-")).then(pl.lit(-1)).otherwise(pl.lit(1))
-    offset = (sign * (hours * 60 + minutes)).fill_null(0)  # Z, UTC or no zone: already UTC
-    valid_zone = hours.is_null() | ((hours <= _MAX_OFFSET_HOURS) & (minutes < 60))
-    utc = local - pl.duration(minutes=offset)
+    step = parts.struct.with_fields(
+        __local=local,
+        __hours=f("z").str.extract(r"^[+-]([0-9]{1,2})", 1).cast(pl.Int64),
+        __minutes=f("z").str.extract(r"^[+-][0-9]{1,2}:?([0-9]{2})$", 1).cast(pl.Int64).fill_null(0),
+        __sign=pl.when(f("z").str.starts_with("-")).then(pl.lit(-1)).otherwise(pl.lit(1)),
+    )
+    offset = (f("__sign") * (f("__hours") * 60 + f("__minutes"))).fill_null(0)  # Z, UTC, no zone: UTC
+    step = step.struct.with_fields(
+        __utc=f("__local") - pl.duration(minutes=offset),
+        __valid_zone=f("__hours").is_null() | ((f("__hours") <= _MAX_OFFSET_HOURS) & (f("__minutes") < 60)),
+    )
     # An offset can push 9999-12-31 past year 9999, which Python (and Spark) cannot represent.
-    in_range = utc.dt.year().is_between(1, 9999)
-    return pl.when(valid_zone & in_range).then(utc).cast(dst)
+    step = step.struct.with_fields(
+        __result=pl.when(f("__valid_zone") & f("__utc").dt.year().is_between(1, 9999)).then(f("__utc"))
+    )
+    return step.struct.field("__result").cast(dst)
 
 
 def _epoch_to_timestamp(seconds: pl.Expr, dst: pl.Datetime, *, integral: bool) -> pl.Expr:
@@ -612,10 +620,29 @@ def _to_timestamp(expr: pl.Expr, src: pl.DataType, dst: pl.Datetime) -> pl.Expr:
     if isinstance(src, pl.String):
         # JSON numbers arrive as text (source_read_schema reads every leaf as String), so a plain number
         # that is not a date form ("2024" is a year, as in Spark) is read as epoch seconds, like a number.
-        trimmed = expr.str.strip_chars()
-        integral = _epoch_to_timestamp(trimmed.cast(pl.Int64, strict=False), dst, integral=True)
-        fractional = _epoch_to_timestamp(trimmed.cast(pl.Float64, strict=False), dst, integral=False)
-        return pl.coalesce(_parse_timestamp(trimmed, dst), integral, fractional)
+        # Fast path for the common "yyyy-mm-dd hh:mm:ss" form; the general parser (regexes) then only sees
+        # the other values, as kernels skip nulls. struct.with_fields evaluates each step once (polars
+        # does not deduplicate repeated subexpressions).
+        f = pl.field
+        steps = pl.struct(expr.str.strip_chars().alias("text"))
+        steps = steps.struct.with_fields(
+            plain=pl.when(f("text").str.contains(_PLAIN_TIMESTAMP_RE)).then(
+                f("text").str.to_datetime("%Y-%m-%d %H:%M:%S", time_unit="us", strict=False)
+            )
+        )
+        steps = steps.struct.with_fields(plain=pl.when(f("plain").dt.year().is_between(1, 9999)).then(f("plain")))
+        steps = steps.struct.with_fields(rest=pl.when(f("plain").is_null()).then(f("text")))
+        steps = steps.struct.with_fields(
+            result=pl.coalesce(
+                f("plain").cast(dst),
+                _parse_timestamp(f("rest"), dst),
+                # JSON numbers arrive as text (every leaf is read as String), so a plain number that is
+                # not a date form ("2024" is a year, as in Spark) is read as epoch seconds.
+                _epoch_to_timestamp(f("rest").cast(pl.Int64, strict=False), dst, integral=True),
+                _epoch_to_timestamp(f("rest").cast(pl.Float64, strict=False), dst, integral=False),
+            )
+        )
+        return steps.struct.field("result")
     if src.is_integer():
         return _epoch_to_timestamp(expr.cast(pl.Int64, strict=False), dst, integral=True)
     if src.is_float() or src.is_decimal():

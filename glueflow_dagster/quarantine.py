@@ -78,14 +78,14 @@ _UTF8_BOM = b"\xef\xbb\xbf"
 _JSON_WHITESPACE = " \t\r\n"
 # First bytes of formats that are surely not JSON lines (checked only for objects the fast path rejected).
 _MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"PAR1", "a Parquet file"),
-    (b"Obj\x01", "an Avro file"),
-    (b"ORC", "an ORC file"),
-    (b"PK\x03\x04", "a zip archive"),
-    (b"BZh", "a bzip2 stream"),
-    (b"\xfd7zXZ\x00", "an xz stream"),
-    (b"\x28\xb5\x2f\xfd", "a zstd stream (cannot be inspected line by line)"),
-    (b"SEQ\x06", "a Hadoop sequence file"),
+    (b"PAR1", "not JSON lines (a Parquet file)"),
+    (b"Obj\x01", "not JSON lines (an Avro file)"),
+    (b"ORC", "not JSON lines (an ORC file)"),
+    (b"PK\x03\x04", "not JSON lines (a zip archive)"),
+    (b"BZh", "not JSON lines (a bzip2 stream)"),
+    (b"\xfd7zXZ\x00", "not JSON lines (an xz stream)"),
+    (b"SEQ\x06", "not JSON lines (a Hadoop sequence file)"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed object with bad records: cannot be inspected line by line"),
 )
 
 
@@ -104,11 +104,8 @@ def list_stage_inputs(
     prefix cannot be told apart from an empty one (S3 has no folders) and lists nothing.
     """
     if must_exist and not storage.exists():
-        cause = (
-            "bucket does not exist (NoSuchBucket)"
-            if storage.uri.startswith("s3://")
-            else ("location does not exist (no such folder)")
-        )
+        s3 = storage.uri.startswith("s3://")
+        cause = "bucket does not exist (NoSuchBucket)" if s3 else "location does not exist (no such folder)"
         raise StorageError(f"{storage.uri}: {cause}", uri=storage.uri)
     for info in storage.list(recurse=recurse, exclusions=exclusions):
         if info.key.endswith("/") or is_quarantine_key(info.key):
@@ -153,9 +150,9 @@ def _unreadable(source_uri: str, error: str) -> ObjectReport:
 
 
 def _sniff(head: bytes) -> str | None:
-    for magic, name in _MAGIC:
+    for magic, message in _MAGIC:
         if head.startswith(magic):
-            return f"not JSON lines ({name})"
+            return message
     return None
 
 

@@ -514,7 +514,10 @@ def run_stage(
         skipped=skipped,
     )
     if readable:
-        log(f"wrote {records:,} records in {len(written)} objects ({result.bytes_written:,} bytes) to {target.uri}")
+        log(
+            f"wrote {records:,} records in {len(written)} objects ({result.bytes_written:,} bytes) "
+            f"to {target.uri} in {result.duration_s:.1f} s"
+        )
     else:
         log("nothing to read: no new objects")
     return result
