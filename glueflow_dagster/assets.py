@@ -230,8 +230,6 @@ class OutputRunConfig(Config):
     to_run: str | None = PydanticField(None, description="pause only: read input up to this run's commit")
     manifest: list[ManifestObject] | None = PydanticField(None, description="frozen by F_output_sensor")
     manifest_id: str | None = None
-    base_version: int | None = None
-    states: dict[str, int] | None = None
     plan: str | None = PydanticField(None, description="frozen by F_output_sensor: the whole selection (JSON)")
 
 
@@ -270,9 +268,9 @@ def run_output(
         plan: Selection | tuple[ObjectInfo, ...] = Selection.from_dict(json.loads(config.plan))
         manifest, base_version, states = plan.manifest, plan.base_version, selection_states(plan)
     elif config.manifest is not None:
+        # A manifest given by hand is read as planned from the state committed now.
         manifest = tuple(ObjectInfo(**m.model_dump()) for m in config.manifest)
-        base_version = committed.bookmark.version if config.base_version is None else config.base_version
-        states = dict(config.states or {"new_files": len(manifest)})
+        base_version, states = committed.bookmark.version, {"new_files": len(manifest)}
         plan = manifest
     else:
         pause_range = None

@@ -23,7 +23,6 @@ from dagster import (
     sensor,
 )
 
-from glueflow_dagster.assets import selection_states
 from glueflow_dagster.bookmark_store import CommittedBookmark, committed_bookmark, known_objects
 from glueflow_dagster.bookmarks import Bookmark
 from glueflow_dagster.config import FlowConfig
@@ -176,9 +175,8 @@ def _request_for(
         "transformation_ctx": job.transformation_ctx,
         "manifest": [asdict(obj) for obj in selection.manifest],
         "manifest_id": planned_id,
-        "base_version": version,
-        "states": selection_states(selection),
-        # The whole selection, so the commit can also re-baseline the bookmark's digest of older objects.
+        # The whole selection (base version and object states included), so the commit can also
+        # re-baseline the bookmark's digest of older objects.
         "plan": json.dumps(selection.to_dict(), separators=(",", ":")),
     }
     request = RunRequest(
