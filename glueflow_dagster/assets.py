@@ -111,6 +111,7 @@ def run_stage_or_fail(
             target,
             name_prefix=name_prefix,
             compression=target_location.compression,
+            compression_level=target_location.compression_level,
             log=context.log.info,
             max_error_records=job.max_error_records,
             target_file_bytes=job.target_file_bytes,

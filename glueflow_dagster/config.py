@@ -24,6 +24,7 @@ ON_MODIFIED_OPTIONS = ("reprocess", "ignore")
 ON_LATE_OPTIONS = ("process", "report")
 DEFAULT_TARGET_FILE_BYTES = 128 * 1024**2
 COMPRESSIONS = ("gzip", "none")
+MAX_GZIP_LEVEL = 9
 _FLOW_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _CRON_FIELDS = 5
@@ -41,6 +42,7 @@ class Location:
     recurse: bool = True
     exclusions: tuple[str, ...] = ()
     compression: str = "none"
+    compression_level: int | None = None  # gzip level 1-9; None: the stage's default
 
     @property
     def is_s3(self) -> bool:
@@ -167,7 +169,8 @@ class _Reader:
         )
 
     def location(self, body: Mapping[str, Any], where: str, compression_allowed: bool = True) -> Location:
-        allowed = {"uri", "recurse", "exclusions"} | ({"compression"} if compression_allowed else set())
+        written = {"compression", "compression_level"}  # options of locations a job writes
+        allowed = {"uri", "recurse", "exclusions"} | (written if compression_allowed else set())
         self.no_unknown(body, allowed, where)
         uri = self.text(body.get("uri"), f"{where}.uri")
         if not uri.startswith("s3://"):
@@ -182,7 +185,13 @@ class _Reader:
         if not isinstance(exclusions, list) or not all(isinstance(e, str) and e for e in exclusions):
             raise self.fail(f"{where}.exclusions", "expected a list of glob strings")
         compression = self.choice(body.get("compression", "none"), COMPRESSIONS, f"{where}.compression")
-        return Location(uri=uri, recurse=recurse, exclusions=tuple(exclusions), compression=compression)
+        level = self.whole(body, "compression_level", None, where, minimum=1)
+        if level is not None and (level > MAX_GZIP_LEVEL or compression != "gzip"):
+            expected = f"expected 1-{MAX_GZIP_LEVEL} with compression: gzip, got {level}"
+            raise self.fail(f"{where}.compression_level", expected)
+        return Location(
+            uri=uri, recurse=recurse, exclusions=tuple(exclusions), compression=compression, compression_level=level
+        )
 
     def job(self, body: Mapping[str, Any], where: str, scheduled: bool) -> JobConfig:
         allowed = {"mappings", "max_error_records", "target_file_bytes"} | (

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TypeAlias
 
 import polars as pl
@@ -323,7 +324,7 @@ def _hit_expr(hit: _Hit) -> tuple[pl.Expr, pl.DataType] | None:
 
 
 def _mapped_value(
-    schema: Mapping[str, pl.DataType], fm: FieldMapping, case_sensitive: bool
+    schema: Mapping[str, pl.DataType], fm: FieldMapping, case_sensitive: bool, plain_timestamps: bool = False
 ) -> tuple[pl.Expr, pl.Expr | None]:
     """The target value of one mapping and an expression telling whether the source was non-null.
 
@@ -333,7 +334,7 @@ def _mapped_value(
     sources = [read for hit in _resolve(schema, fm.source, case_sensitive) if (read := _hit_expr(hit))]
     if not sources:
         return pl.lit(None, fm.target_type), None
-    casts = [_cast(expr, dtype, fm.target_type) for expr, dtype in sources]
+    casts = [_cast(expr, dtype, fm.target_type, plain_timestamps) for expr, dtype in sources]
     value = casts[0] if len(casts) == 1 else pl.coalesce(casts)
     present = pl.any_horizontal([expr.is_not_null() for expr, _ in sources])
     return value, present
@@ -363,6 +364,7 @@ _TIMESTAMP_RE = (
     r"\s*(?P<z>Z|UTC|[+-][0-9]{1,2}(?::?[0-9]{2})?)?$"
 )
 _PLAIN_TIMESTAMP_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$"
+_YEAR_ONE = datetime(1, 1, 1)
 _MAX_OFFSET_HOURS = 18  # java.time.ZoneOffset's range
 # Numbers read as epoch seconds are kept within years 1..9999 so every timestamp converts to Python.
 _MIN_EPOCH_SECONDS = -62_135_596_800
@@ -385,8 +387,12 @@ def _is_number(dtype: pl.DataType) -> bool:
     return dtype.is_integer() or dtype.is_float() or dtype.is_decimal()
 
 
-def _cast(expr: pl.Expr, src: pl.DataType, dst: pl.DataType) -> pl.Expr:
-    """Cast ``expr`` of dtype ``src`` to ``dst``; a value that does not convert becomes null."""
+def _cast(expr: pl.Expr, src: pl.DataType, dst: pl.DataType, plain_timestamps: bool = False) -> pl.Expr:
+    """Cast ``expr`` of dtype ``src`` to ``dst``; a value that does not convert becomes null.
+
+    ``plain_timestamps``: text becomes a timestamp only in the form ``yyyy-mm-dd hh:mm:ss`` (see
+    :meth:`ApplyMapping.apply`).
+    """
     if isinstance(dst, pl.Null):
         return _null(dst)
     if isinstance(src, pl.Null):
@@ -406,7 +412,7 @@ def _cast(expr: pl.Expr, src: pl.DataType, dst: pl.DataType) -> pl.Expr:
     if isinstance(dst, pl.Date):
         return _to_date(expr, src)
     if isinstance(dst, pl.Datetime):
-        return _to_timestamp(expr, src, dst)
+        return _to_timestamp(expr, src, dst, plain_timestamps)
     if isinstance(dst, pl.Binary):
         return _to_binary(expr, src)
     return _null(dst)
@@ -437,10 +443,18 @@ def _to_string(expr: pl.Expr, src: pl.DataType) -> pl.Expr:
 
 
 def _parse_integral(text: pl.Expr) -> pl.Expr:
-    """Spark's UTF8String.toLong: trimmed, optional sign, fraction truncated; anything else null."""
-    trimmed = text.str.strip_chars()
-    whole = trimmed.str.extract(_INTEGRAL_RE, 1).cast(pl.Int64, strict=False)  # beyond Int64 -> null
-    return pl.when(trimmed.str.contains(_FRACTION_ONLY_RE)).then(pl.lit(0, pl.Int64)).otherwise(whole)
+    """Spark's UTF8String.toLong: trimmed, optional sign, fraction truncated; anything else null.
+
+    Plain integers (optional sign, digits: nearly every value) take polars' own cast; the regexes only see
+    what that cast leaves null, as kernels skip nulls. ``struct.with_fields`` evaluates each step once.
+    """
+    f = pl.field
+    steps = pl.struct(text.alias("text"))
+    steps = steps.struct.with_fields(plain=f("text").cast(pl.Int64, strict=False))
+    steps = steps.struct.with_fields(rest=pl.when(f("plain").is_null()).then(f("text").str.strip_chars()))
+    whole = f("rest").str.extract(_INTEGRAL_RE, 1).cast(pl.Int64, strict=False)  # beyond Int64 -> null
+    general = pl.when(f("rest").str.contains(_FRACTION_ONLY_RE)).then(pl.lit(0, pl.Int64)).otherwise(whole)
+    return steps.struct.with_fields(result=pl.coalesce(f("plain"), general)).struct.field("result")
 
 
 def _to_integer(expr: pl.Expr, src: pl.DataType, dst: pl.DataType) -> pl.Expr:
@@ -555,7 +569,8 @@ def _to_date(expr: pl.Expr, src: pl.DataType) -> pl.Expr:
             pl.lit("-"),
             parts.struct.field("d").fill_null("1"),
         )
-        return text.str.to_date("%Y-%m-%d", strict=False)  # impossible dates (02-30) -> null
+        # Impossible dates (02-30) -> null. No cache: it only pays off for repeated values.
+        return text.str.to_date("%Y-%m-%d", strict=False, cache=False)
     return _null(pl.Date())
 
 
@@ -582,7 +597,7 @@ def _parse_timestamp(text: pl.Expr, dst: pl.Datetime) -> pl.Expr:
         f("s").fill_null("0"),
         pl.lit("."),
         f("f").fill_null("0"),
-    ).str.to_datetime("%Y-%m-%d %H:%M:%S%.f", time_unit="us", strict=False)  # bad fields -> null
+    ).str.to_datetime("%Y-%m-%d %H:%M:%S%.f", time_unit="us", strict=False, cache=False)  # bad fields -> null
     step = parts.struct.with_fields(
         __local=local,
         __hours=f("z").str.extract(r"^[+-]([0-9]{1,2})", 1).cast(pl.Int64),
@@ -612,7 +627,7 @@ def _epoch_to_timestamp(seconds: pl.Expr, dst: pl.Datetime, *, integral: bool) -
     return pl.when(in_range).then(micros).cast(pl.Datetime("us")).cast(dst)
 
 
-def _to_timestamp(expr: pl.Expr, src: pl.DataType, dst: pl.Datetime) -> pl.Expr:
+def _to_timestamp(expr: pl.Expr, src: pl.DataType, dst: pl.Datetime, plain_only: bool = False) -> pl.Expr:
     if isinstance(src, pl.Datetime):
         return _utc_naive(expr, src).cast(dst)
     if isinstance(src, pl.Date):
@@ -624,14 +639,19 @@ def _to_timestamp(expr: pl.Expr, src: pl.DataType, dst: pl.Datetime) -> pl.Expr:
         # the other values, as kernels skip nulls. struct.with_fields evaluates each step once (polars
         # does not deduplicate repeated subexpressions).
         f = pl.field
-        steps = pl.struct(expr.str.strip_chars().alias("text"))
+        steps = pl.struct(expr.alias("text"))
+        # The plain form has no surrounding blanks, so it needs no strip; it has a 4-digit year, so only
+        # year 0 is out of range, which a comparison of the physical value finds (cheaper than dt.year()).
+        # No parse cache: it only pays off for repeated values, and event times rarely repeat.
         steps = steps.struct.with_fields(
             plain=pl.when(f("text").str.contains(_PLAIN_TIMESTAMP_RE)).then(
-                f("text").str.to_datetime("%Y-%m-%d %H:%M:%S", time_unit="us", strict=False)
+                f("text").str.to_datetime("%Y-%m-%d %H:%M:%S", time_unit="us", strict=False, cache=False)
             )
         )
-        steps = steps.struct.with_fields(plain=pl.when(f("plain").dt.year().is_between(1, 9999)).then(f("plain")))
-        steps = steps.struct.with_fields(rest=pl.when(f("plain").is_null()).then(f("text")))
+        steps = steps.struct.with_fields(plain=pl.when(f("plain") >= _YEAR_ONE).then(f("plain")))
+        if plain_only:
+            return steps.struct.field("plain").cast(dst)
+        steps = steps.struct.with_fields(rest=pl.when(f("plain").is_null()).then(f("text").str.strip_chars()))
         steps = steps.struct.with_fields(
             result=pl.coalesce(
                 f("plain").cast(dst),
@@ -721,12 +741,20 @@ class ApplyMapping:
     """Glue's ApplyMapping transform on polars frames."""
 
     @staticmethod
-    def apply(frame: Frame, mappings: Mappings, case_sensitive: bool = False) -> pl.LazyFrame:
-        """Keep only mapped fields, renamed, nested and cast as the mappings say (see module docstring)."""
+    def apply(
+        frame: Frame, mappings: Mappings, case_sensitive: bool = False, *, plain_timestamps: bool = False
+    ) -> pl.LazyFrame:
+        """Keep only mapped fields, renamed, nested and cast as the mappings say (see module docstring).
+
+        ``plain_timestamps`` is a speculative fast form: text becomes a timestamp only when it reads
+        ``yyyy-mm-dd hh:mm:ss`` (by far the most common form), and any other text becomes null. Where
+        no present source became null, the result equals the full mapping's; a caller that finds a
+        null (a cast error) maps again without it.
+        """
         parsed = parse_mappings(mappings)
         lazy = frame.lazy()
         schema = _schema_of(frame)
-        values = [_mapped_value(schema, fm, case_sensitive)[0] for fm in parsed]
+        values = [_mapped_value(schema, fm, case_sensitive, plain_timestamps)[0] for fm in parsed]
 
         # Group targets into a tree; dict order puts a struct where its first mapping is.
         tree: dict[str, object] = {}

@@ -45,6 +45,15 @@ def test_defaults_for_optional_fields(tmp_path: Path) -> None:
     assert flow.output_job.transformation_ctx == "bookmark_ctx"
     assert flow.input_job.schedule == "*/30 * * * *"
     assert flow.input_job.max_error_records == 0
+    assert flow.staging.compression_level is None  # the stage's default level
+
+
+def test_compression_level_of_a_gzip_location(tmp_path: Path) -> None:
+    path = write_flow_file(tmp_path)
+    document = yaml.safe_load(path.read_text())
+    document["flows"]["events"]["staging"]["compression_level"] = 9
+    path.write_text(yaml.safe_dump(document))
+    assert load_config(path).flows["events"].staging.compression_level == 9
 
 
 @pytest.mark.parametrize(
@@ -106,6 +115,10 @@ _DELETE = object()
         ("input.exclusions", "**.tmp", "flow 'events'.input.exclusions: expected a list"),
         ("input.colour", "red", "flow 'events'.input: unknown field 'colour'"),
         ("input.compression", "gzip", "flow 'events'.input: unknown field 'compression'"),
+        ("input.compression_level", 4, "flow 'events'.input: unknown field 'compression_level'"),
+        ("staging.compression_level", 10, "flow 'events'.staging.compression_level: expected 1-9 with compression"),
+        ("staging.compression_level", "fast", "flow 'events'.staging.compression_level: expected a whole number"),
+        ("output.compression_level", 6, "flow 'events'.output.compression_level: expected 1-9 with compression: gzip"),
         ("input_job.schedule", "every 30 minutes", "is not a 5-field cron expression"),
         ("input_job.mappings", [], "flow 'events'.input_job.mappings: expected a non-empty list"),
         ("input_job.mappings", [["id", "long", "event_id"]], "flow 'events'.input_job.mappings: mapping #0"),

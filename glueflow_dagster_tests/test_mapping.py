@@ -391,6 +391,9 @@ STRING_CASTS: list[tuple[str, list[str | None], pl.DataType, list[Any]]] = [
             "1704449472",
             "-1.5",
             "not a time",
+            " 2024-01-05 10:11:12\t",
+            "0000-01-01 00:00:00",
+            "0001-01-01 00:00:00",
         ],
         pl.Datetime("us"),
         [
@@ -409,6 +412,9 @@ STRING_CASTS: list[tuple[str, list[str | None], pl.DataType, list[Any]]] = [
             T(2024, 1, 5, 10, 11, 12),  # a JSON number read as text: epoch seconds
             T(1969, 12, 31, 23, 59, 58, 500000),
             None,
+            T(2024, 1, 5, 10, 11, 12),  # the plain form, padded: trimmed like Spark
+            None,  # year 0
+            T(1, 1, 1),
         ],
     ),
     ("string", ["x", " padded ", "", '{"q": 1}'], pl.String(), ["x", " padded ", "", '{"q": 1}']),
@@ -425,6 +431,21 @@ def test_cast_from_string(target: str, values: list[str | None], dtype: pl.DataT
     assert out["out"].to_list() == expected
     # Every non-null input that came out null is one cast error; nothing else is.
     assert errors(frame, mappings) == [int(v is not None and e is None) for v, e in zip(values, expected, strict=True)]
+
+
+def test_plain_timestamps_read_only_the_plain_form_and_agree_with_the_full_parser_on_it() -> None:
+    timestamp_case = next(case for case in STRING_CASTS if case[0] == "timestamp")
+    values = timestamp_case[1]
+    frame = pl.DataFrame({"v": values}, schema={"v": pl.String})
+    mappings = [("v", "string", "out", "timestamp")]
+    full = run(frame, mappings)["out"].to_list()
+    plain = ApplyMapping.apply(frame, mappings, plain_timestamps=True).collect()["out"].to_list()
+    plain_form = [
+        v is not None and re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}", v) for v in values
+    ]
+    assert any(plain_form) and not all(plain_form)
+    # The plain form maps as in full; every other value becomes null, which a caller sees as a cast error.
+    assert plain == [f if is_plain else None for f, is_plain in zip(full, plain_form, strict=True)]
 
 
 def test_cast_to_null_type_is_not_an_error() -> None:

@@ -183,6 +183,71 @@ def test_remote_objects_are_read_in_bounded_groups(
     assert (result.records_read, result.records_written, result.files_read) == (40, 40, 4)
 
 
+TIMESTAMP_MAPPINGS = parse_mappings([["id", "long", "event_id", "long"], ["ts", "string", "event_time", "timestamp"]])
+
+
+def _timestamps(count: int, first: int = 0, late: dict[int, str] | None = None) -> bytes:
+    """Plain-form times, except the lines in ``late`` (line index -> text)."""
+    late = late or {}
+    return _lines(
+        [
+            {"id": i, "ts": late.get(i, f"2026-11-24 00:{i // 60 % 60:02d}:{i % 60:02d}")}
+            for i in range(first, first + count)
+        ]
+    )
+
+
+def _stage_log(source: Storage, infos: list[ObjectInfo], target: Storage) -> tuple[list[str], Any]:
+    messages: list[str] = []
+    result = run_stage(
+        source, infos, TIMESTAMP_MAPPINGS, target, name_prefix="run-t", compression="none", log=messages.append
+    )
+    return messages, result
+
+
+def test_a_timestamp_in_another_form_past_the_sample_is_mapped_in_full(locations: tuple[Storage, Storage]) -> None:
+    # The sample (the first 1000 lines) holds only the plain form, so the stage speculates; line 1500
+    # is ISO with a zone and line 1501 epoch seconds: the speculation misses and the group is mapped again.
+    source, target = locations
+    late = {1500: "2026-11-24T10:00:00+02:00", 1501: "1764000000"}
+    info = source.write_bytes("t.json", _timestamps(2000, late=late))
+    messages, result = _stage_log(source, [info], target)
+    rows = {r["event_id"]: r["event_time"] for r in _read_back(target)}
+    assert len(rows) == 2000 and all(rows.values())
+    assert rows[1500] == "2026-11-24 08:00:00" and rows[1501] == "2025-11-24 16:00:00"
+    assert rows[0] == "2026-11-24 00:00:00"
+    assert result.cast_errors == 0 and result.records_written == 2000
+    assert sum("mapped again with the full parser" in m for m in messages) == 1
+    assert _part_keys(target, "run-t") == [output_object_key("run-t", 0, "none")]  # no parts left of the miss
+
+
+def test_a_sample_in_another_form_maps_in_full_from_the_start(tmp_path: Path) -> None:
+    source, target = LocalStorage(tmp_path / "in"), LocalStorage(tmp_path / "out")
+    info = source.write_bytes("t.json", _timestamps(50, late={0: "2026-11-24T10:00:00Z", 1: "not a time"}))
+    messages, result = _stage_log(source, [info], target)
+    assert not any("mapped again" in m for m in messages)  # no speculation, so nothing to miss
+    assert result.cast_errors == 1  # "not a time" only
+    rows = {r["event_id"]: r["event_time"] for r in _read_back(target)}
+    assert rows[0] == "2026-11-24 10:00:00" and rows[1] is None and rows[2] == "2026-11-24 00:00:02"
+
+
+def test_after_a_miss_later_groups_are_mapped_in_full_at_once(
+    s3_client: Any, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stage, "_STAGING_BYTES", 1)  # every object is its own download group
+    source, target = S3Storage(s3_bucket, "in", s3_client), S3Storage(s3_bucket, "out", s3_client)
+    infos = [
+        source.write_bytes("a.json", _timestamps(10)),
+        source.write_bytes("b.json", _timestamps(10, 10, late={15: "2026-11-24T00:00:15"})),
+        source.write_bytes("c.json", _timestamps(10, 20, late={25: "2026-11-24T00:00:25"})),
+    ]
+    messages, result = _stage_log(source, infos, target)
+    assert sum("mapped again with the full parser" in m for m in messages) == 1  # b.json only
+    rows = {r["event_id"]: r["event_time"] for r in _read_back(target)}
+    assert rows[15] == "2026-11-24 00:00:15" and rows[25] == "2026-11-24 00:00:25"
+    assert result.cast_errors == 0 and result.records_written == 30
+
+
 def test_errors_in_a_later_group_delete_the_parts_of_earlier_groups(
     s3_client: Any, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -223,6 +288,22 @@ def test_records_read_is_records_written_plus_error_records(tmp_path: Path) -> N
     assert (result.records_read, result.records_written, result.error_records) == (127, 125, 2)
 
 
+def test_compression_level_trades_bytes_for_speed(tmp_path: Path) -> None:
+    source = LocalStorage(tmp_path / "in")
+    info = source.write_bytes("in.json", _many(5000))
+    plain = LocalStorage(tmp_path / "plain")
+    run_stage(source, [info], MAPPINGS, plain, name_prefix="run-z", compression="none")
+    written = {}
+    for level in (1, None, 9):
+        target = LocalStorage(tmp_path / f"out-{level}")
+        result = run_stage(
+            source, [info], MAPPINGS, target, name_prefix="run-z", compression="gzip", compression_level=level
+        )
+        assert _read_back(target) == _read_back(plain)
+        written[level] = result.bytes_written
+    assert written[1] > written[None] >= written[9]  # the default (4) lies between the fastest and the smallest
+
+
 def test_arguments_are_checked_before_anything_is_read(tmp_path: Path) -> None:
     source, target = LocalStorage(tmp_path / "in"), LocalStorage(tmp_path / "out")
     info = source.write_bytes("a.json", _many(1))
@@ -230,6 +311,9 @@ def test_arguments_are_checked_before_anything_is_read(tmp_path: Path) -> None:
         ({"compression": "zip"}, "compression must be"),
         ({"max_error_records": -1}, "max_error_records must be >= 0"),
         ({"target_file_bytes": 0}, "target_file_bytes must be >= 1"),
+        ({"compression_level": 10}, "compression_level must be 1-9 with gzip compression, got 10"),
+        ({"compression_level": 0}, "compression_level must be 1-9 with gzip compression, got 0"),
+        ({"compression": "none", "compression_level": 6}, "compression_level must be 1-9 with gzip"),
     ]:
         call = {"name_prefix": "run-a", "compression": "gzip", **kwargs}
         with pytest.raises(ValueError, match=message):
