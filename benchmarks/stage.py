@@ -4,6 +4,7 @@
     python -m benchmarks.stage --size-mb 2000   # 2 GB
     python -m benchmarks.stage --repeat 3       # best of three runs per engine
     python -m benchmarks.stage --keep-data /tmp/bench-400   # keep the input for the next run
+    python -m benchmarks.stage --size-mb 1000 --object-mb 1000 --engines glueflow   # one 1 GB object
 
 Generates nested JSON-lines events (``glueflow_dagster.sample_data.events_frame``) in a temporary folder,
 then runs each engine in its own child process, one after the other:
@@ -19,7 +20,9 @@ then runs each engine in its own child process, one after the other:
 
 Throughput is megabytes (10^6 bytes) of uncompressed input per second of the engine's work (timed inside
 the child, without interpreter start-up); peak RSS is the child's whole-process maximum resident set,
-read by the parent with ``os.wait4``. The ratios compare each glueflow row with the faster DuckDB variant,
+read by the parent with ``os.wait4``. Linux counts in a child's peak the parent's resident set at the
+fork, before the exec, so the parent stays small: it generates the data in a child process too and
+imports neither polars nor DuckDB. The ratios compare each glueflow row with the faster DuckDB variant,
 in time, CPU time and output bytes. The generated data is deleted afterwards (unless ``--keep-data``).
 Other load on the machine slows both engines: the load average is printed with the figures.
 """
@@ -40,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 MB = 1_000_000
-FILE_BYTES = 128 * MB  # size of one generated input object
+OBJECT_MB = 128  # default size of one generated input object
 MAPPINGS = [
     ["id", "long", "event_id", "long"],  # rename
     ["type", "string", "event_type", "string"],  # rename
@@ -151,14 +154,14 @@ def child(engine: str, data: Path, out: Path) -> None:
 # Parent: data, children, table
 
 
-def generate(folder: Path, size_mb: int) -> tuple[int, int, int]:
-    """JSON-lines objects of about FILE_BYTES each, totalling at least ``size_mb`` MB; (bytes, files, rows)."""
+def generate(folder: Path, size_mb: int, object_mb: int = OBJECT_MB) -> tuple[int, int, int]:
+    """JSON-lines objects of about ``object_mb`` MB each, totalling at least ``size_mb`` MB; (bytes, files, rows)."""
     from glueflow_dagster.sample_data import events_frame, write_events_file
 
     sample = events_frame(20_000).collect().write_ndjson().encode()
     per_event = len(sample) / 20_000
     total_events = math.ceil(size_mb * MB / per_event * 1.005)
-    files = max(1, math.ceil(size_mb * MB / FILE_BYTES))
+    files = max(1, math.ceil(size_mb / object_mb))
     per_file = math.ceil(total_events / files)
     for index in range(files):
         write_events_file(folder / f"events-{index:04d}.json", per_file, first_id=index * per_file, seed=index)
@@ -166,17 +169,21 @@ def generate(folder: Path, size_mb: int) -> tuple[int, int, int]:
     return size, files, per_file * files
 
 
-def _input(data: Path, size_mb: int) -> tuple[int, int, int]:
+def _input(data: Path, size_mb: int, object_mb: int) -> tuple[int, int, int]:
     """The benchmark's input in ``data``: generated unless a kept folder already holds this size."""
     marker = data.parent / f"{data.name}.benchmark.json"  # beside the data: it is not input
     if marker.exists():
         kept = json.loads(marker.read_text())
-        if kept["size_mb"] == size_mb:
+        if (kept["size_mb"], kept.get("object_mb", OBJECT_MB)) == (size_mb, object_mb):
             return kept["bytes"], kept["files"], kept["rows"]
     shutil.rmtree(data, ignore_errors=True)
     data.mkdir(parents=True)
-    size, files, rows = generate(data, size_mb)
-    marker.write_text(json.dumps({"size_mb": size_mb, "bytes": size, "files": files, "rows": rows}))
+    generated = _run_child(
+        ["--generate", "--data", str(data), "--size-mb", str(size_mb), "--object-mb", str(object_mb)]
+    )
+    size, files, rows = json.loads(generated)
+    kept = {"size_mb": size_mb, "object_mb": object_mb, "bytes": size, "files": files, "rows": rows}
+    marker.write_text(json.dumps(kept))
     return size, files, rows
 
 
@@ -201,6 +208,15 @@ def spawn(engine: str, data: Path, out: Path, extra_env: dict[str, str]) -> dict
     return figures
 
 
+def _run_child(args: list[str]) -> str:
+    """Run this module in a child process with ``args``; its last line of output."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), *sys.path])}
+    done = subprocess.run([sys.executable, "-m", "benchmarks.stage", *args], env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"benchmark child {args[0]} failed: {done.stderr.strip().splitlines()[-1:]}")
+    return done.stdout.strip().splitlines()[-1]
+
+
 def _versions() -> str:
     import duckdb
     import polars
@@ -211,6 +227,9 @@ def _versions() -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.stage", description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=400, help="uncompressed input size (default 400)")
+    parser.add_argument(
+        "--object-mb", type=int, default=OBJECT_MB, help=f"size of one input object (default {OBJECT_MB})"
+    )
     parser.add_argument("--repeat", type=int, default=1, help="runs per engine; the fastest counts (default 1)")
     parser.add_argument("--engines", default=",".join(ENGINES), help="comma-separated subset of " + ",".join(ENGINES))
     parser.add_argument("--tmp-dir", default=None, help="where to generate the data (default: system temp)")
@@ -228,12 +247,20 @@ def main(argv: list[str] | None = None) -> None:
         metavar="NAME=VALUE",
         help="environment variable for the engine processes (repeatable), e.g. POLARS_MAX_THREADS=2",
     )
-    parser.add_argument("--engine", choices=list(ENGINES), help=argparse.SUPPRESS)  # child mode
+    parser.add_argument("--engine", choices=list(ENGINES), help=argparse.SUPPRESS)  # child modes
+    parser.add_argument("--generate", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--versions", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.engine:
         child(args.engine, args.data, args.out)
+        return
+    if args.generate:
+        print(json.dumps(generate(args.data, args.size_mb, args.object_mb)))
+        return
+    if args.versions:
+        print(_versions())
         return
 
     engines = [e for e in args.engines.split(",") if e]
@@ -241,7 +268,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="glueflow-bench-", dir=args.tmp_dir) as tmp:
         data, out = args.keep_data or Path(tmp) / "input", Path(tmp) / "output"
         started = time.perf_counter()
-        size, files, rows = _input(data, args.size_mb)
+        size, files, rows = _input(data, args.size_mb, args.object_mb)
         # Both engines read from the page cache: the generated data is written back to disk first, so
         # the writeback does not slow whichever engine runs first.
         os.sync()
@@ -250,15 +277,22 @@ def main(argv: list[str] | None = None) -> None:
             f"(ready in {time.perf_counter() - started:.0f} s)"
         )
         print(f"mapping: {len(MAPPINGS)} fields: renames, nested fields, string->double, string->timestamp")
-        print(f"machine: {os.cpu_count()} cores; {_versions()}; load average {_load()}")
+        print(f"machine: {os.cpu_count()} cores; {_run_child(['--versions'])}; load average {_load()}")
         if extra_env:
             print("engine environment: " + " ".join(f"{k}={v}" for k, v in extra_env.items()))
         results: dict[str, list[dict[str, Any]]] = {e: [] for e in engines}
         for _ in range(args.repeat):
             for engine in engines:
                 results[engine].append(spawn(engine, data, out, extra_env))
-        print(f"load average after: {_load()}")
+        print(f"load average after: {_load()}; this parent's peak RSS: {_own_peak_rss_mb():.0f} MB")
     _table(results, size)
+
+
+def _own_peak_rss_mb() -> float:
+    """The parent's peak RSS, which bounds what it adds to a child's (see the module docstring)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / MB
 
 
 def _load() -> str:

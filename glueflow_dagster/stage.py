@@ -17,6 +17,7 @@ objects, only its quarantine.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -26,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import BinaryIO
 
 import polars as pl
 
@@ -72,6 +74,14 @@ _STAGING_BYTES = 1024**3
 _DOWNLOAD_THREADS = 4
 _MISSING = ": object does not exist"  # StorageError cause for a missing object, on both backends
 _CHECK_ONE_BY_ONE = 16  # objects checked one query each when the fast query fails
+# polars memory-maps the object it reads, so an object's size would show in the resident set: an
+# uncompressed object larger than _SPLIT_ABOVE_BYTES (the size glueflow writes) is read as line-aligned
+# pieces of about _PIECE_BYTES, copied in the kernel. Compressed objects map only their compressed bytes.
+_SPLIT_ABOVE_BYTES = 128 * 1024**2
+_PIECE_BYTES = 64 * 1024**2
+_BOUNDARY_WINDOW = 1024**2  # read to find the end of the line a piece boundary falls in
+_COPY_CHUNK = 8 * 1024**2  # chunk of the portable copy, where copy_file_range is missing
+_BOM = b"\xef\xbb\xbf"
 _GLOB_CHARS = frozenset("*?[]{}")
 
 
@@ -300,6 +310,7 @@ class _GroupOutcome:
 
 def _run_group(
     paths: Sequence[Path],
+    pieces: Sequence[Sequence[Path]],
     uris: Sequence[str],
     plan: _Plan,
     workdir: Path,
@@ -307,9 +318,14 @@ def _run_group(
     first_part: int,
     log: Callable[[str], None],
 ) -> _GroupOutcome:
-    """One streaming query over the group; objects it cannot read are inspected and read carefully."""
+    """One streaming query over the group; objects it cannot read are inspected and read carefully.
+
+    Queries read each object's ``pieces``; inspection reads the object itself, so quarantined records
+    carry the object's own line numbers.
+    """
     try:
-        records, casts, missed = _query(paths, plan, out_dir, first_part, ignore_errors=False)
+        every_piece = [piece for object_pieces in pieces for piece in object_pieces]
+        records, casts, missed = _query(every_piece, plan, out_dir, first_part, ignore_errors=False)
         return _GroupOutcome(records, casts, [], missed)
     except READ_ERRORS as err:
         fast_error: BaseException = err
@@ -321,7 +337,7 @@ def _run_group(
     reports: list[ObjectReport] = []
     for index, (path, uri) in enumerate(zip(paths, uris, strict=True)):
         if index not in bad:
-            readable.append(path)
+            readable.extend(pieces[index])
             continue
         report = inspect_object(path, uri, workdir, plan.read_schema)
         reports.append(report)
@@ -416,6 +432,69 @@ def _unglobbed(path: Path, workdir: Path, stack: ExitStack) -> Path:
     link.symlink_to(path.absolute())
     stack.callback(link.unlink, missing_ok=True)
     return link
+
+
+def _pieces(path: Path, uri: str, workdir: Path, stack: ExitStack, log: Callable[[str], None]) -> list[Path]:
+    """The files a query reads for one object: the object itself, or line-aligned pieces of it when it
+    is uncompressed JSON lines larger than _SPLIT_ABOVE_BYTES (removed when ``stack`` closes)."""
+    size = path.stat().st_size
+    if size <= _SPLIT_ABOVE_BYTES or not _starts_with_an_object(path):
+        return [path]
+    pieces: list[Path] = []
+    with open(path, "rb") as src:
+        start = 0
+        while start < size:
+            end = _line_end_after(src, start + _PIECE_BYTES, size)
+            piece = workdir / f"piece-{uuid.uuid4().hex}.json"
+            stack.callback(piece.unlink, missing_ok=True)
+            with open(piece, "wb") as dst:
+                _copy_range(src, dst, start, end - start)
+            pieces.append(piece)
+            start = end
+    log(f"reading {uri} ({size:,} bytes) as {len(pieces)} line-aligned pieces, so memory stays bounded")
+    return pieces
+
+
+def _starts_with_an_object(path: Path) -> bool:
+    """Whether the object's first non-blank byte opens a JSON object: text to split, not a compressed
+    stream or another format (those are read whole, or fail and are inspected)."""
+    with open(path, "rb") as src:
+        head = src.read(4096).removeprefix(_BOM).lstrip()
+    return head.startswith(b"{")
+
+
+def _line_end_after(src: BinaryIO, offset: int, size: int) -> int:
+    """The offset just past the first newline at or after ``offset``; ``size`` if there is none."""
+    if offset >= size:
+        return size
+    src.seek(offset)
+    position = offset
+    while window := src.read(_BOUNDARY_WINDOW):
+        found = window.find(b"\n")
+        if found >= 0:
+            return position + found + 1
+        position += len(window)
+    return size
+
+
+def _copy_range(src: BinaryIO, dst: BinaryIO, offset: int, count: int) -> None:
+    """Copy ``count`` bytes of ``src`` from ``offset`` to the end of ``dst``, in the kernel where it can."""
+    try:
+        while count > 0:
+            copied = os.copy_file_range(src.fileno(), dst.fileno(), count, offset_src=offset)
+            if copied == 0:
+                raise OSError(f"copy_file_range copied nothing at offset {offset}")
+            offset, count = offset + copied, count - copied
+        return
+    except (AttributeError, OSError):
+        pass  # no copy_file_range here (not Linux, or a file system without it): copy through Python
+    src.seek(offset)
+    while count > 0:
+        chunk = src.read(min(count, _COPY_CHUNK))
+        if not chunk:
+            raise OSError(f"unexpected end of file at offset {offset}")
+        dst.write(chunk)
+        offset, count = offset + len(chunk), count - len(chunk)
 
 
 def _exists(storage: Storage, key: str) -> bool:
@@ -521,7 +600,10 @@ def run_stage(
                 if plan is None:
                     plan = _plan(paths, parsed, target_file_bytes, compression, level)
                 uris = [source.uri_for(obj.key) for obj in group]
-                outcome = _run_group(paths, uris, plan, workdir, None if exceeded else out_dir, len(written), log)
+                pieces = [_pieces(path, uri, workdir, stack, log) for path, uri in zip(paths, uris, strict=True)]
+                outcome = _run_group(
+                    paths, pieces, uris, plan, workdir, None if exceeded else out_dir, len(written), log
+                )
                 if outcome.speculation_missed:
                     log("timestamps in other forms than 'yyyy-mm-dd hh:mm:ss': mapped again with the full parser")
                     plan = replace(plan, plain_timestamps=False)

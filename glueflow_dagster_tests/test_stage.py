@@ -4,6 +4,7 @@ import gzip
 import json
 import socket
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -246,6 +247,71 @@ def test_after_a_miss_later_groups_are_mapped_in_full_at_once(
     rows = {r["event_id"]: r["event_time"] for r in _read_back(target)}
     assert rows[15] == "2026-11-24 00:00:15" and rows[25] == "2026-11-24 00:00:25"
     assert result.cast_errors == 0 and result.records_written == 30
+
+
+@pytest.fixture
+def small_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Objects above 1,000 bytes are read in pieces of about 300 bytes; boundaries are looked for 16
+    bytes at a time, so lines cross windows."""
+    monkeypatch.setattr(stage, "_SPLIT_ABOVE_BYTES", 1000)
+    monkeypatch.setattr(stage, "_PIECE_BYTES", 300)
+    monkeypatch.setattr(stage, "_BOUNDARY_WINDOW", 16)
+
+
+@pytest.mark.usefixtures("small_pieces")
+def test_pieces_are_line_aligned_and_add_up_to_the_object(tmp_path: Path) -> None:
+    data = b"\xef\xbb\xbf" + _many(60) + b'{"id": 1000, "note": "' + b"x" * 700 + b'"}\n' + _many(5, 2000)[:-1]
+    path = tmp_path / "big.json"
+    path.write_bytes(data)
+    messages: list[str] = []
+    with ExitStack() as stack:
+        pieces = stage._pieces(path, "file:///big.json", tmp_path, stack, messages.append)
+        contents = [piece.read_bytes() for piece in pieces]
+        assert len(pieces) > 3 and b"".join(contents) == data
+        assert all(c.endswith(b"\n") for c in contents[:-1])  # every piece ends where a line ends
+        assert all(len(c) <= 300 + 800 for c in contents)  # a piece overruns only to finish its line
+    assert not any(piece.exists() for piece in pieces)  # removed with the stack
+    assert messages == [
+        f"reading file:///big.json ({len(data):,} bytes) as {len(pieces)} line-aligned pieces, so memory stays bounded"
+    ]
+
+
+@pytest.mark.usefixtures("small_pieces")
+def test_a_large_object_read_in_pieces_maps_like_a_small_one(locations: tuple[Storage, Storage]) -> None:
+    source, target = locations
+    info = source.write_bytes("big.json", _many(200))
+    messages: list[str] = []
+    result = run_stage(source, [info], MAPPINGS, target, name_prefix="run-b", compression="gzip", log=messages.append)
+    assert sorted(r["event_id"] for r in _read_back(target)) == list(range(200))
+    assert (result.records_read, result.records_written, result.error_records) == (200, 200, 0)
+    assert any("line-aligned pieces" in m for m in messages)
+
+
+@pytest.mark.usefixtures("small_pieces")
+def test_bad_records_of_a_large_object_keep_the_object_s_own_line_numbers(tmp_path: Path) -> None:
+    source, target = LocalStorage(tmp_path / "in"), LocalStorage(tmp_path / "out")
+    info = source.write_bytes("big.json", _many(40) + b"{broken\n" + _many(40, 40))
+    result = run_stage(source, [info], MAPPINGS, target, name_prefix="run-q", compression="none", max_error_records=1)
+    assert (result.records_read, result.records_written, result.error_records) == (81, 80, 1)
+    [entry] = [
+        json.loads(line)
+        for o in target.list()
+        if o.key.startswith("_errors/")
+        for line in target.read_bytes(o.key).decode().splitlines()
+    ]
+    assert (entry["source"], entry["line"], entry["raw"]) == (source.uri_for("big.json"), 41, "{broken")
+
+
+@pytest.mark.usefixtures("small_pieces")
+def test_compressed_and_other_large_objects_are_read_whole(tmp_path: Path) -> None:
+    source, target = LocalStorage(tmp_path / "in"), LocalStorage(tmp_path / "out")
+    big_gzip = source.write_bytes("big.json.gz", gzip.compress(_many(300)))
+    assert big_gzip.size > 1000
+    messages: list[str] = []
+    result = run_stage(
+        source, [big_gzip], MAPPINGS, target, name_prefix="run-c", compression="none", log=messages.append
+    )
+    assert result.records_written == 300 and not any("pieces" in m for m in messages)
 
 
 def test_errors_in_a_later_group_delete_the_parts_of_earlier_groups(
