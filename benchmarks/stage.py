@@ -191,8 +191,7 @@ def spawn(engine: str, data: Path, out: Path, extra_env: dict[str, str]) -> dict
     """Run one engine in a child process; adds its peak RSS (MB) from wait4."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    env = {**os.environ, **extra_env}
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]), *sys.path])
+    env = _child_env(extra_env)
     cmd = [sys.executable, "-m", "benchmarks.stage", "--engine", engine, "--data", str(data), "--out", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env)
     assert proc.stdout is not None
@@ -208,10 +207,17 @@ def spawn(engine: str, data: Path, out: Path, extra_env: dict[str, str]) -> dict
     return figures
 
 
+def _child_env(extra_env: dict[str, str]) -> dict[str, str]:
+    """The environment of a child process: ours, ``extra_env``, and this checkout importable."""
+    path = os.pathsep.join([str(Path(__file__).resolve().parents[1]), *sys.path])
+    return {**os.environ, **extra_env, "PYTHONPATH": path}
+
+
 def _run_child(args: list[str]) -> str:
     """Run this module in a child process with ``args``; its last line of output."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), *sys.path])}
-    done = subprocess.run([sys.executable, "-m", "benchmarks.stage", *args], env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.stage", *args], env=_child_env({}), capture_output=True, text=True
+    )
     if done.returncode != 0:
         raise SystemExit(f"benchmark child {args[0]} failed: {done.stderr.strip().splitlines()[-1:]}")
     return done.stdout.strip().splitlines()[-1]

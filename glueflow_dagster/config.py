@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from glueflow_dagster.mapping import FieldMapping, MappingError, parse_mappings
+from glueflow_dagster.stage import DEFAULT_TARGET_FILE_BYTES, GZIP_LEVELS
 
 CONFIG_ENV_VAR = "GLUEFLOW_CONFIG"
 DEFAULT_CONFIG_NAME = "glueflow.yaml"
@@ -22,9 +23,7 @@ DEFAULT_CONFIG_NAME = "glueflow.yaml"
 BOOKMARK_OPTIONS = ("enable", "disable", "pause")
 ON_MODIFIED_OPTIONS = ("reprocess", "ignore")
 ON_LATE_OPTIONS = ("process", "report")
-DEFAULT_TARGET_FILE_BYTES = 128 * 1024**2
 COMPRESSIONS = ("gzip", "none")
-MAX_GZIP_LEVEL = 9
 _FLOW_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _CRON_FIELDS = 5
@@ -186,8 +185,8 @@ class _Reader:
             raise self.fail(f"{where}.exclusions", "expected a list of glob strings")
         compression = self.choice(body.get("compression", "none"), COMPRESSIONS, f"{where}.compression")
         level = self.whole(body, "compression_level", None, where, minimum=1)
-        if level is not None and (level > MAX_GZIP_LEVEL or compression != "gzip"):
-            expected = f"expected 1-{MAX_GZIP_LEVEL} with compression: gzip, got {level}"
+        if level is not None and (level not in GZIP_LEVELS or compression != "gzip"):
+            expected = f"expected {GZIP_LEVELS[0]}-{GZIP_LEVELS[-1]} with compression: gzip, got {level}"
             raise self.fail(f"{where}.compression_level", expected)
         return Location(
             uri=uri, recurse=recurse, exclusions=tuple(exclusions), compression=compression, compression_level=level

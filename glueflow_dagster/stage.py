@@ -77,7 +77,7 @@ _CHECK_ONE_BY_ONE = 16  # objects checked one query each when the fast query fai
 # polars memory-maps the object it reads, so an object's size would show in the resident set: an
 # uncompressed object larger than _SPLIT_ABOVE_BYTES (the size glueflow writes) is read as line-aligned
 # pieces of about _PIECE_BYTES, copied in the kernel. Compressed objects map only their compressed bytes.
-_SPLIT_ABOVE_BYTES = 128 * 1024**2
+_SPLIT_ABOVE_BYTES = DEFAULT_TARGET_FILE_BYTES
 _PIECE_BYTES = 64 * 1024**2
 _BOUNDARY_WINDOW = 1024**2  # read to find the end of the line a piece boundary falls in
 _COPY_CHUNK = 8 * 1024**2  # chunk of the portable copy, where copy_file_range is missing
@@ -572,7 +572,8 @@ def run_stage(
     if target_file_bytes < 1:
         raise ValueError(f"target_file_bytes must be >= 1, got {target_file_bytes}")
     if compression_level is not None and (compression != "gzip" or compression_level not in GZIP_LEVELS):
-        raise ValueError(f"compression_level must be 1-9 with gzip compression, got {compression_level}")
+        levels = f"{GZIP_LEVELS[0]}-{GZIP_LEVELS[-1]}"
+        raise ValueError(f"compression_level must be {levels} with gzip compression, got {compression_level}")
     level = (compression_level or DEFAULT_GZIP_LEVEL) if compression == "gzip" else None
     qprefix = (quarantine_prefix or f"{QUARANTINE_DIR}/{name_prefix}").strip("/")
     objects = tuple(objects)
