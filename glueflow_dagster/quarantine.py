@@ -48,7 +48,7 @@ from typing import BinaryIO
 
 import polars as pl
 
-from glueflow_dagster.storage import ObjectInfo, Storage, StorageError
+from glueflow_dagster.storage import RESERVED_DIR, ObjectInfo, Storage, StorageError
 
 __all__ = [
     "QUARANTINE_DIR",
@@ -108,8 +108,8 @@ def list_stage_inputs(
         cause = "bucket does not exist (NoSuchBucket)" if s3 else "location does not exist (no such folder)"
         raise StorageError(f"{storage.uri}: {cause}", uri=storage.uri)
     for info in storage.list(recurse=recurse, exclusions=exclusions):
-        if info.key.endswith("/") or is_quarantine_key(info.key):
-            continue
+        if info.key.endswith("/") or is_quarantine_key(info.key) or RESERVED_DIR in info.key.split("/"):
+            continue  # quarantine and glueflow's own bookkeeping (pending writes, commits) are never data
         yield info
 
 

@@ -31,6 +31,7 @@ from typing import BinaryIO
 
 import polars as pl
 
+from glueflow_dagster.commits import abort
 from glueflow_dagster.mapping import ApplyMapping, FieldMapping, parse_mappings, source_read_schema
 from glueflow_dagster.quarantine import (
     QUARANTINE_DIR,
@@ -43,7 +44,7 @@ from glueflow_dagster.quarantine import (
     quarantine_key,
     readable_problem,
 )
-from glueflow_dagster.storage import LocalStorage, ObjectInfo, Storage, StorageError
+from glueflow_dagster.storage import LocalStorage, ObjectInfo, PendingObject, Storage, StorageError
 
 __all__ = [
     "DEFAULT_GZIP_LEVEL",
@@ -121,6 +122,10 @@ class StageResult:
     quarantine_uri: str | None = None
     first_error: str | None = None
     skipped: tuple[ObjectInfo, ...] = ()
+    # Written but not yet visible (run_stage with defer_commit): publish or abort them.
+    pending: tuple[PendingObject, ...] = ()
+    # Planned objects deleted before they could be read: not read, not counted in bytes_read.
+    vanished: tuple[ObjectInfo, ...] = ()
 
     @property
     def bytes_read(self) -> int:
@@ -140,7 +145,7 @@ class StageResult:
 
 
 def output_object_key(name_prefix: str, part: int, compression: str) -> str:
-    """Glue-style part names (`run-<id>-part-r-00000`), deterministic so a re-executed run overwrites."""
+    """Glue-style part names (`<name_prefix>-part-r-00000`); the prefix names the writing attempt."""
     suffix = ".json.gz" if compression == "gzip" else ".json"
     return f"{name_prefix}-part-r-{part:05d}{suffix}"
 
@@ -402,25 +407,46 @@ def _groups(source: Storage, objects: Sequence[ObjectInfo]) -> Iterator[list[Obj
         yield group
 
 
-def _local_copies(source: Storage, group: Sequence[ObjectInfo], stack: ExitStack) -> list[Path]:
-    """Local paths of the group's objects (downloads in parallel); removed when ``stack`` closes."""
-    if isinstance(source, LocalStorage) or len(group) == 1:
-        return [stack.enter_context(source.local_copy(obj.key)) for obj in group]
-    managers = [source.local_copy(obj.key) for obj in group]
+def _vanished(err: BaseException) -> bool:
+    return isinstance(err, StorageError) and _MISSING in str(err)
+
+
+def _local_copies(
+    source: Storage, group: Sequence[ObjectInfo], stack: ExitStack
+) -> tuple[list[ObjectInfo], list[Path], list[ObjectInfo]]:
+    """(objects, local paths, vanished objects) of the group: downloads in parallel, removed when ``stack``
+    closes. An object deleted since the run was planned is left out and returned as vanished."""
+    present, vanished = _present(source, group)
+    if isinstance(source, LocalStorage) or len(present) == 1:
+        objects, paths = [], []
+        for obj in present:
+            try:
+                paths.append(stack.enter_context(source.local_copy(obj.key)))
+                objects.append(obj)
+            except StorageError as err:
+                if not _vanished(err):
+                    raise
+                vanished.append(obj)
+        return objects, paths, vanished
+    managers = [source.local_copy(obj.key) for obj in present]
     with ThreadPoolExecutor(_DOWNLOAD_THREADS, thread_name_prefix="glueflow-download") as pool:
         futures = [pool.submit(manager.__enter__) for manager in managers]
-    paths: list[Path] = []
+    objects, paths = [], []
     failure: BaseException | None = None
-    for manager, future in zip(managers, futures, strict=True):
+    for obj, manager, future in zip(present, managers, futures, strict=True):
         try:
             paths.append(future.result())
         except BaseException as err:  # noqa: BLE001 - re-raised below, after the others are registered
-            failure = failure or err
+            if _vanished(err):
+                vanished.append(obj)
+            else:
+                failure = failure or err
             continue
+        objects.append(obj)
         stack.push(manager.__exit__)
     if failure is not None:
         raise failure
-    return paths
+    return objects, paths, vanished
 
 
 def _unglobbed(path: Path, workdir: Path, stack: ExitStack) -> Path:
@@ -497,43 +523,24 @@ def _copy_range(src: BinaryIO, dst: BinaryIO, offset: int, count: int) -> None:
         offset, count = offset + len(chunk), count - len(chunk)
 
 
-def _exists(storage: Storage, key: str) -> bool:
-    try:
-        storage.stat(key)
-    except StorageError as err:
-        if _MISSING in str(err):
-            return False
-        raise
-    return True
-
-
-def _delete_parts(target: Storage, name_prefix: str, first: int) -> int:
-    """Delete parts ``first``, ``first + 1``, ... of ``name_prefix`` (either suffix) until one is missing.
-
-    Parts are always written 0, 1, 2, ... so an earlier attempt's parts are contiguous too.
-    """
-    deleted = 0
-    part = first
-    while True:
-        found = False
-        for compression in ("gzip", "none"):
-            key = output_object_key(name_prefix, part, compression)
-            if _exists(target, key):
-                target.delete(key)
-                deleted += 1
-                found = True
-        if not found:
-            return deleted
-        part += 1
-
-
-def _upload_parts(out_dir: Path, target: Storage, name_prefix: str, compression: str) -> list[ObjectInfo]:
-    written = []
+def _begin_parts(out_dir: Path, target: Storage, name_prefix: str, compression: str) -> list[PendingObject]:
+    """Upload the parts in ``out_dir`` as pending objects: written, but no reader sees them yet."""
+    pending = []
     for local in sorted(out_dir.iterdir()):
         part = int(local.name.split(".")[0].removeprefix("part-"))
-        written.append(target.upload_file(local, output_object_key(name_prefix, part, compression)))
+        pending.append(target.begin_upload(local, output_object_key(name_prefix, part, compression)))
         local.unlink()
-    return written
+    return pending
+
+
+def _present(source: Storage, group: Sequence[ObjectInfo]) -> tuple[list[ObjectInfo], list[ObjectInfo]]:
+    """Split a group into the objects still there and those deleted since the run was planned."""
+    if not isinstance(source, LocalStorage):
+        return list(group), []  # S3: a missing object shows up in the download (see _local_copies)
+    present, vanished = [], []
+    for obj in group:
+        (present if os.path.isfile(source.uri_for(obj.key)) else vanished).append(obj)
+    return present, vanished
 
 
 # --------------------------------------------------------------------------------------------------
@@ -553,15 +560,20 @@ def run_stage(
     target_file_bytes: int = DEFAULT_TARGET_FILE_BYTES,
     quarantine_prefix: str | None = None,
     compression_level: int | None = None,
+    defer_commit: bool = False,
 ) -> StageResult:
     """Map ``objects`` of ``source`` into parts ``<name_prefix>-part-r-NNNNN`` under ``target``.
 
+    Parts are written as pending objects (see :mod:`glueflow_dagster.commits`): with ``defer_commit`` they
+    stay invisible and come back in ``StageResult.pending`` for the caller to publish or abort; without
+    it the stage completes them itself at the end, each appearing whole. ``name_prefix`` must belong to
+    this attempt alone (:func:`glueflow_dagster.commits.part_prefix`): nothing is ever deleted by name.
+
     Bad records and unreadable objects go to ``quarantine_prefix`` under ``target`` (default
     ``_errors/<name_prefix>``). More than ``max_error_records`` of them (error records plus unreadable
-    objects) raise :class:`StageError` after deleting this run's parts. Parts hold about
-    ``target_file_bytes`` of uncompressed JSON each; parts of an earlier attempt with the same
-    ``name_prefix`` beyond those written now are deleted, so a re-executed run never duplicates records.
-    ``compression_level`` (gzip only, 1-9) defaults to :data:`DEFAULT_GZIP_LEVEL`.
+    objects) raise :class:`StageError` after aborting this run's pending parts. Objects deleted since the
+    run was planned are skipped and returned in ``vanished``. Parts hold about ``target_file_bytes`` of
+    uncompressed JSON each. ``compression_level`` (gzip only, 1-9) defaults to :data:`DEFAULT_GZIP_LEVEL`.
     """
     started = time.monotonic()
     parsed = parse_mappings(mappings)  # a malformed mapping fails before any data is read
@@ -582,100 +594,113 @@ def run_stage(
     for obj in skipped:
         log(f"skipping folder marker {obj.key!r}")
 
-    target.delete_prefix(qprefix)  # a re-executed run replaces its quarantine
-    written: list[ObjectInfo] = []
+    target.delete_prefix(qprefix)  # a retried attempt of this run replaces its quarantine
+    pending: list[PendingObject] = []
     quarantined: list[ObjectInfo] = []
+    read: list[ObjectInfo] = []
+    vanished: list[ObjectInfo] = []
     records = casts = error_records = error_files = 0
     first_error: str | None = None
     exceeded = False
     if readable:
         log(f"reading {len(readable)} objects ({sum(o.size for o in readable):,} bytes) from {source.uri}")
-    with tempfile.TemporaryDirectory(prefix="glueflow-stage-") as tmp:
-        workdir = Path(tmp)
-        out_dir = workdir / "parts"
-        out_dir.mkdir()
-        plan: _Plan | None = None
-        for group in _groups(source, readable):
-            with ExitStack() as stack:
-                paths = [_unglobbed(path, workdir, stack) for path in _local_copies(source, group, stack)]
-                if plan is None:
-                    plan = _plan(paths, parsed, target_file_bytes, compression, level)
-                uris = [source.uri_for(obj.key) for obj in group]
-                pieces = [_pieces(path, uri, workdir, stack, log) for path, uri in zip(paths, uris, strict=True)]
-                outcome = _run_group(
-                    paths, pieces, uris, plan, workdir, None if exceeded else out_dir, len(written), log
-                )
-                if outcome.speculation_missed:
-                    log("timestamps in other forms than 'yyyy-mm-dd hh:mm:ss': mapped again with the full parser")
-                    plan = replace(plan, plain_timestamps=False)
-                for report in outcome.reports:
-                    key = quarantine_key(qprefix, len(quarantined))
-                    if report.unreadable:
-                        error_files += 1
-                        quarantined.append(target.write_bytes(key, object_entry(report.source_uri, report.error or "")))
-                    elif report.entries_path is not None:
-                        error_records += report.error_records
-                        quarantined.append(target.upload_file(report.entries_path, key))
-                    first_error = first_error or report.first_error
-                    for leftover in (report.clean_path, report.entries_path):
-                        if leftover is not None:
-                            leftover.unlink(missing_ok=True)
-            records += outcome.records
-            casts += outcome.cast_errors
-            if not exceeded and error_records + error_files > max_error_records:
-                exceeded = True
-                _clear(out_dir)
-            if not exceeded:
-                written += _upload_parts(out_dir, target, name_prefix, compression)
+    try:
+        with tempfile.TemporaryDirectory(prefix="glueflow-stage-") as tmp:
+            workdir = Path(tmp)
+            out_dir = workdir / "parts"
+            out_dir.mkdir()
+            plan: _Plan | None = None
+            for planned in _groups(source, readable):
+                with ExitStack() as stack:
+                    group, local, gone = _local_copies(source, planned, stack)
+                    vanished += gone
+                    for obj in gone:
+                        log(f"{source.uri_for(obj.key)}: deleted since the run was planned; skipped and counted")
+                    if not group:
+                        continue
+                    read += group
+                    paths = [_unglobbed(path, workdir, stack) for path in local]
+                    if plan is None:
+                        plan = _plan(paths, parsed, target_file_bytes, compression, level)
+                    uris = [source.uri_for(obj.key) for obj in group]
+                    pieces = [_pieces(path, uri, workdir, stack, log) for path, uri in zip(paths, uris, strict=True)]
+                    outcome = _run_group(
+                        paths, pieces, uris, plan, workdir, None if exceeded else out_dir, len(pending), log
+                    )
+                    if outcome.speculation_missed:
+                        log("timestamps in other forms than 'yyyy-mm-dd hh:mm:ss': mapped again with the full parser")
+                        plan = replace(plan, plain_timestamps=False)
+                    for report in outcome.reports:
+                        key = quarantine_key(qprefix, len(quarantined))
+                        if report.unreadable:
+                            error_files += 1
+                            entry = object_entry(report.source_uri, report.error or "")
+                            quarantined.append(target.write_bytes(key, entry))
+                        elif report.entries_path is not None:
+                            error_records += report.error_records
+                            quarantined.append(target.upload_file(report.entries_path, key))
+                        first_error = first_error or report.first_error
+                        for leftover in (report.clean_path, report.entries_path):
+                            if leftover is not None:
+                                leftover.unlink(missing_ok=True)
+                records += outcome.records
+                casts += outcome.cast_errors
+                if not exceeded and error_records + error_files > max_error_records:
+                    exceeded = True
+                    _clear(out_dir)
+                if not exceeded:
+                    pending += _begin_parts(out_dir, target, name_prefix, compression)
+        if exceeded:
+            raise _Exceeded()
+        written = (
+            tuple(ObjectInfo(obj.key, obj.size, 0, "") for obj in pending)
+            if defer_commit
+            else tuple(target.complete_upload(obj) for obj in pending)
+        )
+    except BaseException as err:
+        aborted = abort(target, pending, log)
+        if aborted:
+            log(f"aborted {aborted} pending parts of this attempt")
+        if not isinstance(err, _Exceeded):
+            raise
+        written = ()
 
     quarantine_uri = target.uri_for(qprefix) if quarantined else None
     if quarantined:
         log(f"quarantined {error_records:,} error records and {error_files:,} unreadable objects to {quarantine_uri}")
-    if exceeded:
-        _delete_parts(target, name_prefix, 0)
-        result = StageResult(
-            read=readable,
-            written=(),
-            records_read=records + error_records,
-            records_written=0,
-            error_records=error_records,
-            cast_errors=casts,
-            duration_s=time.monotonic() - started,
-            target_uri=target.uri,
-            error_files=error_files,
-            records_discarded=records,
-            quarantined=tuple(quarantined),
-            quarantine_uri=quarantine_uri,
-            first_error=first_error,
-            skipped=skipped,
-        )
-        raise StageError(_threshold_message(error_records, error_files, max_error_records, first_error), result=result)
-    stale = _delete_parts(target, name_prefix, len(written))
-    if stale:
-        log(f"deleted {stale} stale parts of an earlier attempt")
     result = StageResult(
-        read=readable,
-        written=tuple(written),
+        read=tuple(read),
+        written=written,
         records_read=records + error_records,
-        records_written=records,
+        records_written=0 if exceeded else records,
         error_records=error_records,
         cast_errors=casts,
         duration_s=time.monotonic() - started,
         target_uri=target.uri,
         error_files=error_files,
+        records_discarded=records if exceeded else 0,
         quarantined=tuple(quarantined),
         quarantine_uri=quarantine_uri,
         first_error=first_error,
         skipped=skipped,
+        pending=tuple(pending) if defer_commit and not exceeded else (),
+        vanished=tuple(vanished),
     )
+    if exceeded:
+        raise StageError(_threshold_message(error_records, error_files, max_error_records, first_error), result=result)
     if readable:
         log(
             f"wrote {records:,} records in {len(written)} objects ({result.bytes_written:,} bytes) "
             f"to {target.uri} in {result.duration_s:.1f} s"
+            + (" (pending until the commit)" if defer_commit and written else "")
         )
     else:
         log("nothing to read: no new objects")
     return result
+
+
+class _Exceeded(Exception):
+    """Internal: the error threshold was exceeded (the pending parts are aborted, then StageError)."""
 
 
 def _threshold_message(error_records: int, error_files: int, limit: int, first: str | None) -> str:

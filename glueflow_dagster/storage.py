@@ -38,9 +38,13 @@ from botocore.exceptions import (
 )
 
 __all__ = [
+    "PENDING_DIR",
+    "RESERVED_DIR",
     "TMP_PREFIX",
     "LocalStorage",
     "ObjectInfo",
+    "PendingObject",
+    "PendingUpload",
     "S3Storage",
     "Storage",
     "StorageError",
@@ -50,6 +54,13 @@ __all__ = [
 
 #: Name prefix of the temp files of in-progress local atomic writes; hidden from listings.
 TMP_PREFIX = ".glueflow-tmp-"
+
+#: Folder of glueflow's own bookkeeping in every location (pending writes, commit manifests); never data.
+RESERVED_DIR = "_glueflow"
+#: Where a local location keeps written-but-uncommitted objects (S3 keeps them as open multipart uploads).
+PENDING_DIR = f"{RESERVED_DIR}/pending"
+#: S3 multipart part size for pending writes (S3 requires >= 5 MiB for every part but the last).
+_MULTIPART_PART_BYTES = 64 * 1024 * 1024
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _COPY_CHUNK = 1024 * 1024
@@ -72,6 +83,29 @@ class ObjectInfo:
     size: int
     last_modified_ms: int
     etag: str
+
+
+@dataclass(frozen=True)
+class PendingObject:
+    """An object written but not yet visible: it becomes ``key`` only when completed (the commit).
+
+    ``token`` is the pending file's key under :data:`PENDING_DIR` (local) or the multipart upload id (S3);
+    ``parts`` are the uploaded S3 parts as (part number, etag).
+    """
+
+    key: str
+    size: int
+    token: str
+    parts: tuple[tuple[int, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class PendingUpload:
+    """A pending write found in a location (for garbage collection): target key, token, start time."""
+
+    key: str
+    token: str
+    started_ms: int
 
 
 # --------------------------------------------------------------------------------------------------
@@ -247,6 +281,14 @@ class Storage(Protocol):
     def delete(self, key: str) -> None: ...
 
     def delete_prefix(self, prefix: str) -> int: ...
+
+    def begin_upload(self, local_path: Path, key: str) -> PendingObject: ...
+
+    def complete_upload(self, pending: PendingObject) -> ObjectInfo: ...
+
+    def abort_upload(self, pending: PendingObject) -> None: ...
+
+    def pending_uploads(self) -> Iterator[PendingUpload]: ...
 
 
 # --------------------------------------------------------------------------------------------------
@@ -496,6 +538,48 @@ class LocalStorage:
                 with suppress(OSError):  # not empty (e.g. a write in progress): leave it
                     os.rmdir(dirpath)
         return count
+
+
+    # Pending writes: the data goes to a hidden pending file first; completing renames it into place.
+
+    def begin_upload(self, local_path: Path, key: str) -> PendingObject:
+        """Copy ``local_path`` to a pending file under ``_glueflow/pending/``; ``key`` stays untouched."""
+        self._path(key)  # refuse a bad key before copying anything
+        token = f"{PENDING_DIR}/{uuid.uuid4().hex}/{key}"
+        info = self.upload_file(local_path, token)
+        return PendingObject(key=key, size=info.size, token=token)
+
+    def complete_upload(self, pending: PendingObject) -> ObjectInfo:
+        """Rename the pending file into place (atomic); its mtime becomes the commit time."""
+        src, dst = self._path(pending.token), self._path(pending.key)
+        try:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.utime(src)  # visible from now on: last-modified is the commit, as for an S3 completion
+            self._bump_mtime(src, dst)
+            os.replace(src, dst)
+        except OSError as err:
+            raise self._err(pending.key, err) from err
+        self._fsync_dir(dst.parent)
+        with suppress(OSError):
+            src.parent.rmdir()  # the attempt's pending folder, once empty
+        return self.stat(pending.key)
+
+    def abort_upload(self, pending: PendingObject) -> None:
+        """Discard a pending file; the target key is never touched."""
+        self.delete(pending.token)
+        path = self._path(pending.token)
+        for folder in path.parents:
+            if folder == self._path(PENDING_DIR, prefix=True):
+                break
+            with suppress(OSError):
+                folder.rmdir()
+
+    def pending_uploads(self) -> Iterator[PendingUpload]:
+        """Pending files left in this location (by any attempt), with their write times."""
+        for info in self.list(PENDING_DIR):
+            rest = info.key[len(PENDING_DIR) + 1 :]
+            _attempt, _, key = rest.partition("/")
+            yield PendingUpload(key=key, token=info.key, started_ms=info.last_modified_ms)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -803,6 +887,86 @@ class S3Storage:
                 f"{first.get('Message')}; {len(errors)} of {len(keys)} keys in the batch failed)",
                 uri=uri,
             )
+
+    # Pending writes: an open multipart upload, invisible to every reader until it is completed.
+
+    def begin_upload(self, local_path: Path, key: str) -> PendingObject:
+        """Upload ``local_path`` as the parts of a multipart upload that is left open (S3A's magic committer)."""
+        full = self._full(key)
+        src = Path(local_path)
+        LocalStorage._check_source(src)
+        uri = self.uri_for(key)
+        try:
+            upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=full)["UploadId"]
+        except _BOTO_ERRORS as err:
+            raise self._error(uri, err) from err
+        pending = PendingObject(key=key, size=src.stat().st_size, token=upload_id)
+        parts: list[tuple[int, str]] = []
+        try:
+            with open(src, "rb") as f:
+                number = 1
+                while True:
+                    chunk = f.read(_MULTIPART_PART_BYTES)
+                    if not chunk and parts:
+                        break
+                    answer = self.client.upload_part(
+                        Bucket=self.bucket, Key=full, UploadId=upload_id, PartNumber=number, Body=chunk
+                    )
+                    parts.append((number, str(answer["ETag"])))
+                    number += 1
+                    if len(chunk) < _MULTIPART_PART_BYTES:
+                        break
+        except BaseException as err:
+            with suppress(StorageError):
+                self.abort_upload(pending)
+            if isinstance(err, _BOTO_ERRORS):
+                raise self._error(uri, err) from err
+            raise
+        return PendingObject(key=key, size=pending.size, token=upload_id, parts=tuple(parts))
+
+    def complete_upload(self, pending: PendingObject) -> ObjectInfo:
+        """Complete the multipart upload: the object appears at once, whole."""
+        try:
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=self._full(pending.key),
+                UploadId=pending.token,
+                MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag} for n, etag in pending.parts]},
+            )
+        except _BOTO_ERRORS as err:
+            raise self._error(self.uri_for(pending.key), err) from err
+        return self.stat(pending.key)
+
+    def abort_upload(self, pending: PendingObject) -> None:
+        """Abort the multipart upload; an upload already gone is fine."""
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=self._full(pending.key), UploadId=pending.token)
+        except ClientError as err:
+            if _client_error_cause(err)[0] in ("NoSuchUpload", "404"):
+                return
+            raise self._error(self.uri_for(pending.key), err) from err
+        except BotoCoreError as err:
+            raise self._error(self.uri_for(pending.key), err) from err
+
+    def pending_uploads(self) -> Iterator[PendingUpload]:
+        """Multipart uploads left open under this location (ListMultipartUploads), with their start times."""
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self._base}
+        uri = self.uri
+        while True:
+            try:
+                page = self.client.list_multipart_uploads(**kwargs)
+            except _BOTO_ERRORS as err:
+                raise self._error(uri, err) from err
+            for upload in page.get("Uploads", ()):
+                full: str = upload["Key"]
+                if full.startswith(self._base):
+                    yield PendingUpload(
+                        key=full[len(self._base) :], token=upload["UploadId"], started_ms=self._ms(upload["Initiated"])
+                    )
+            if not page.get("IsTruncated"):
+                return
+            kwargs["KeyMarker"] = page.get("NextKeyMarker", "")
+            kwargs["UploadIdMarker"] = page.get("NextUploadIdMarker", "")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 
 from glueflow_dagster import stage
+from glueflow_dagster.commits import Attempt, abort, commit_manifest_key, publish
 from glueflow_dagster.mapping import parse_mappings
 from glueflow_dagster.quarantine import list_stage_inputs
 from glueflow_dagster.stage import StageError, output_object_key, run_stage
@@ -146,30 +147,48 @@ def test_large_runs_are_split_into_parts_of_about_target_file_bytes(
     assert result.bytes_written == sum(o.size for o in target.list(recurse=False))
 
 
-def test_a_rerun_leaves_no_stale_parts_of_an_earlier_attempt(locations: tuple[Storage, Storage]) -> None:
+def test_deferred_parts_stay_invisible_until_published(locations: tuple[Storage, Storage]) -> None:
     source, target = locations
     info = source.write_bytes("x.json", _many(60))
-    run_stage(source, [info], MAPPINGS, target, name_prefix="run-s", compression="gzip", target_file_bytes=500)
-    assert len(_part_keys(target, "run-s")) > 3
-    other = gzip.compress(b'{"event_id": -1}\n')
-    target.write_bytes("run-other-part-r-00009.json.gz", other)
-    result = run_stage(source, [info], MAPPINGS, target, name_prefix="run-s", compression="gzip")
-    assert _part_keys(target, "run-s") == ["run-s-part-r-00000.json.gz"]
-    assert result.files_written == 1
-    assert len(_records_by_part(target)["run-s-part-r-00000.json.gz"]) == 60
-    assert target.read_bytes("run-other-part-r-00009.json.gz") == other  # another run's part: untouched
+    result = run_stage(
+        source, [info], MAPPINGS, target, name_prefix="run-d", compression="gzip", target_file_bytes=500,
+        defer_commit=True,
+    )
+    assert len(result.pending) == result.files_written > 3
+    assert list(list_stage_inputs(target, recurse=True, exclusions=())) == []  # written, but no reader sees it
+    assert sorted(u.key for u in target.pending_uploads()) == sorted(p.key for p in result.pending)
+    record = publish(target, Attempt("r1"), "job", result.pending, result.records_written)
+    assert sorted(o.key for o in list_stage_inputs(target, recurse=True, exclusions=())) == sorted(record.keys)
+    assert sum(len(records) for records in _records_by_part(target).values() if records) == 60
+    assert list(target.pending_uploads()) == []
+    manifest = json.loads(target.read_bytes(commit_manifest_key("r1")))
+    assert manifest["records_written"] == 60 and len(manifest["parts"]) == result.files_written
 
 
-def test_a_failed_rerun_deletes_the_parts_of_the_earlier_attempt(locations: tuple[Storage, Storage]) -> None:
+def test_an_aborted_attempt_leaves_nothing_and_touches_no_other_attempt(locations: tuple[Storage, Storage]) -> None:
     source, target = locations
     info = source.write_bytes("x.json", _many(30))
-    run_stage(source, [info], MAPPINGS, target, name_prefix="run-f", compression="none", target_file_bytes=300)
-    assert _part_keys(target, "run-f")
+    run_stage(source, [info], MAPPINGS, target, name_prefix="run-a", compression="none", target_file_bytes=300)
+    committed = {o.key: target.read_bytes(o.key) for o in target.list(recurse=False)}
+    assert len(committed) > 1
+    result = run_stage(source, [info], MAPPINGS, target, name_prefix="run-b", compression="none", defer_commit=True)
+    assert abort(target, result.pending) == len(result.pending) == 1
     bad = source.write_bytes("x.json", _many(30) + b"{broken\n")
     with pytest.raises(StageError, match=r"x\.json line 31: malformed JSON$"):
-        run_stage(source, [bad], MAPPINGS, target, name_prefix="run-f", compression="none")
-    assert _part_keys(target, "run-f") == []
-    assert [o.key for o in target.list("_errors")] == ["_errors/run-f/errors-00000.json"]
+        run_stage(source, [bad], MAPPINGS, target, name_prefix="run-c", compression="none", target_file_bytes=300)
+    assert {o.key: target.read_bytes(o.key) for o in target.list(recurse=False)} == committed
+    assert list(target.pending_uploads()) == []
+    assert [o.key for o in target.list("_errors")] == ["_errors/run-c/errors-00000.json"]
+
+
+def test_objects_deleted_after_planning_are_skipped_and_counted(locations: tuple[Storage, Storage]) -> None:
+    source, target = locations
+    kept = source.write_bytes("a.json", _many(5))
+    gone = source.write_bytes("b.json", _many(7, 100))
+    source.delete("b.json")
+    result = run_stage(source, [kept, gone], MAPPINGS, target, name_prefix="run-v", compression="none")
+    assert result.vanished == (gone,)
+    assert result.read == (kept,) and result.records_read == result.records_written == 5
 
 
 def test_remote_objects_are_read_in_bounded_groups(
@@ -429,17 +448,6 @@ def test_missing_target_bucket_is_one_line_naming_the_uri(s3_client: Any, tmp_pa
         run_stage(source, [info], MAPPINGS, target, name_prefix="r", compression="gzip")
     assert _one_line(err.value).startswith("s3://glueflow-no-such-bucket/out/")
     assert str(err.value).endswith(": bucket does not exist (NoSuchBucket)")
-
-
-def test_an_object_gone_since_the_listing_is_one_line_naming_the_uri(
-    locations: tuple[Storage, Storage],
-) -> None:
-    source, target = locations
-    info = source.write_bytes("gone.json", _many(1))
-    source.delete("gone.json")
-    with pytest.raises(StorageError) as err:
-        run_stage(source, [info], MAPPINGS, target, name_prefix="r", compression="gzip")
-    assert _one_line(err.value).startswith(f"{source.uri_for('gone.json')}: object does not exist")
 
 
 def test_an_unreachable_endpoint_is_one_line_naming_the_uri(tmp_path: Path) -> None:
