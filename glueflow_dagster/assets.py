@@ -8,6 +8,7 @@ import json
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 from dagster import (
@@ -31,6 +32,7 @@ from glueflow_dagster.bookmark_store import (
     CommittedBookmark,
     bookmark_metadata,
     committed_bookmark,
+    input_known_objects,
     known_objects,
     state_after_run,
 )
@@ -44,8 +46,26 @@ from glueflow_dagster.checks import (
     Verdict,
     evaluate,
 )
+from glueflow_dagster.commit_log import commit_metadata, committed_parts, committed_staging, latest_commit_id
+from glueflow_dagster.commits import (
+    Attempt,
+    CommitRecord,
+    CommittedParts,
+    GarbageReport,
+    abort,
+    collect_garbage,
+    publish,
+)
 from glueflow_dagster.config import BOOKMARK_OPTIONS, FlowConfig, JobConfig, Location
-from glueflow_dagster.jobs import INPUT_RUN_TAG, flow_report_key, output_key, raw_input_key, staging_key
+from glueflow_dagster.jobs import (
+    INPUT_RUN_TAG,
+    flow_report_key,
+    input_job_name,
+    output_job_name,
+    output_key,
+    raw_input_key,
+    staging_key,
+)
 from glueflow_dagster.manifests import list_location, manifest_id, manifest_to_json, plan_manifest, policy_for
 from glueflow_dagster.monitoring import (
     RunClock,
@@ -58,7 +78,7 @@ from glueflow_dagster.quarantine import QUARANTINE_DIR
 from glueflow_dagster.report import report_metadata
 from glueflow_dagster.resources import StorageResource
 from glueflow_dagster.stage import StageError, StageResult, run_stage
-from glueflow_dagster.storage import ObjectInfo, Storage, StorageError
+from glueflow_dagster.storage import ObjectInfo, PendingObject, Storage, StorageError
 
 # The Input job's own bookmark rides on its staging materializations, so it commits only on success.
 INPUT_BOOKMARK_KEY = "input_bookmark"
@@ -116,6 +136,7 @@ def run_stage_or_fail(
             max_error_records=job.max_error_records,
             target_file_bytes=job.target_file_bytes,
             quarantine_prefix=f"{QUARANTINE_DIR}/{context.run.run_id}/",
+            defer_commit=True,
         )
     except StageError as err:
         figures = stage_metadata(err.result) if err.result is not None else {}
@@ -131,9 +152,49 @@ def storage_failures() -> Iterator[None]:
         raise Failure(description=str(err)) from err
 
 
-def run_name_prefix(context: AssetExecutionContext) -> str:
-    # The root run id keeps object names stable when a failed run is re-executed, so it overwrites.
-    return f"run-{context.run.root_run_id or context.run.run_id}"
+def this_attempt(context: AssetExecutionContext) -> Attempt:
+    """The attempt that owns every name this step writes: a re-execution is a new run, a retry a new attempt."""
+    return Attempt(context.run.run_id, context.retry_number + 1)
+
+
+@contextmanager
+def aborted_unless_published(target: Storage, pending: Sequence[PendingObject], log: Any) -> Iterator[None]:
+    """Anything that fails between the stage and the commit discards this attempt's pending objects only."""
+    try:
+        yield
+    except BaseException:
+        abort(target, pending, log)
+        raise
+
+
+def garbage_collection(context: AssetExecutionContext, target: Storage, key: Any, grace_s: int) -> GarbageReport:
+    """Count and (after the grace period) remove the orphans of the location this step alone writes."""
+    return collect_garbage(
+        target,
+        target.list(),
+        committed_parts(context.instance, key),
+        now_ms=int(time.time() * 1000),
+        grace_s=grace_s,
+        log=context.log.info,
+    )
+
+
+def commit_figures(result: StageResult, record: CommitRecord, garbage: GarbageReport) -> dict[str, Any]:
+    """The stage's figures as committed, the commit record, orphans and vanished objects."""
+    return {
+        **stage_metadata(replace(result, written=record.parts)),
+        "vanished_files": len(result.vanished),
+        "vanished_bytes": sum(obj.size for obj in result.vanished),
+        **garbage.metadata(),
+        **commit_metadata(record),
+    }
+
+
+def conflict_on_location(uri: str) -> str:
+    return (
+        f"commit conflict on {uri}: another run committed there since this run planned; "
+        "nothing was committed and this attempt's objects were discarded, a later run reads these objects"
+    )
 
 
 def build_flow_assets(flow: FlowConfig) -> list[Any]:
@@ -191,25 +252,34 @@ def build_flow_assets(flow: FlowConfig) -> list[Any]:
 
 
 def run_input(context: AssetExecutionContext, flow: FlowConfig, storage: StorageResource) -> MaterializeResult:
-    """The Input job: read new raw objects, map, write staging, and advance the Input bookmark."""
-    name = flow.name
+    """The Input job: read new raw objects, map, write staging as pending parts, and commit them together
+    with the Input bookmark, unless another Input run committed since this one planned (the fence)."""
+    name, key = flow.name, staging_key(flow.name)
     source, target = storage.open(flow.input.uri), storage.open(flow.staging.uri)
-    previous = latest_metadata(context.instance, staging_key(name)).get(INPUT_BOOKMARK_KEY)
-    bookmark = Bookmark.from_dict(previous)
+    attempt = this_attempt(context)
+    planned_from = latest_commit_id(context.instance, key)
+    bookmark = Bookmark.from_dict(latest_metadata(context.instance, key).get(INPUT_BOOKMARK_KEY))
+    garbage = garbage_collection(context, target, key, flow.staging.orphan_grace_s)
     listing = list_location(source, flow.input, must_exist=True)
-    selection = select_objects(listing, bookmark, option="enable")
+    selection = select_objects(listing, bookmark, option="enable", known=input_known_objects(context.instance, name))
     context.log.info(
         f"{selection.listed_files} objects listed, {len(selection.manifest)} new "
         f"({selection.already_read_files} read by earlier runs)"
     )
     result = run_stage_or_fail(
-        context, source, selection.manifest, flow.input_job, target, run_name_prefix(context), flow.staging
+        context, source, selection.manifest, flow.input_job, target, attempt.part_prefix, flow.staging
     )
-    figures = stage_metadata(result)
+    with aborted_unless_published(target, result.pending, context.log.info):
+        if latest_commit_id(context.instance, key) != planned_from:
+            raise Failure(conflict_on_location(target.uri))
+        record = publish(target, attempt, input_job_name(name), result.pending, result.records_written)
+    figures = commit_figures(result, record, garbage)
+    plotted = {k: v for k, v in figures.items() if isinstance(v, int | float) and not isinstance(v, bool)}
     return MaterializeResult(
         metadata={
             **figures,
-            "summary": summary_markdown(f"{name} Input run", figures),
+            "summary": summary_markdown(f"{name} Input run", plotted),
+            MANIFEST_KEY: MetadataValue.json(manifest_to_json(result.read)),
             INPUT_BOOKMARK_KEY: MetadataValue.json(commit(bookmark, selection).to_dict()),
         }
     )
@@ -262,6 +332,9 @@ def run_output(
     ctx = config.transformation_ctx or job.transformation_ctx
     policy = policy_for(job)
     source, target = storage.open(flow.staging.uri), storage.open(flow.output.uri)
+    attempt = this_attempt(context)
+    garbage = garbage_collection(context, target, output_key(name), flow.output.orphan_grace_s)
+    staged = committed_parts(context.instance, staging_key(name))
     committed = committed_bookmark(context.instance, name, ctx)
     if committed.fresh and option != "disable":
         context.log.info(f"no committed bookmark for context {ctx!r}: starting fresh")
@@ -282,9 +355,8 @@ def run_output(
                 state_after_run(context.instance, name, ctx, config.from_run),
                 state_after_run(context.instance, name, ctx, config.to_run),
             )
-        listing = list_location(source, flow.staging, must_exist=False)
         selection = plan_manifest(
-            listing,
+            committed_staging(context.instance, flow, source, parts=staged),
             committed.bookmark,
             option=option,
             policy=policy,
@@ -297,41 +369,54 @@ def run_output(
     if frozen and option == "enable" and base_version != committed.bookmark.version:
         raise Failure(conflict_message(ctx, base_version, committed))
     planned_id = config.manifest_id or manifest_id(ctx, base_version, manifest)
-    # Without bookmarks a run's objects are its own; with them the manifest names them: a retry overwrites.
-    prefix = run_name_prefix(context) if option == "disable" else f"run-{planned_id}"
-    result = run_stage_or_fail(context, source, manifest, job, target, prefix, flow.output)
+    result = run_stage_or_fail(context, source, manifest, job, target, attempt.part_prefix, flow.output)
+    with aborted_unless_published(target, result.pending, context.log.info):
+        metadata = output_metadata(context, flow, result, source, staged, states)
+        metadata |= {
+            "bookmark_option": option,
+            CTX_KEY: ctx,
+            MANIFEST_ID_KEY: planned_id,
+            MANIFEST_KEY: MetadataValue.json(manifest_to_json(manifest)),
+            "bookmark_started_fresh": committed.fresh,
+        }
+        if option == "enable":
+            # The commit fence: commit only if the bookmark is still the version this run planned from.
+            latest = committed_bookmark(context.instance, name, ctx, newer_than=committed)
+            if latest.storage_id != committed.storage_id:
+                raise Failure(conflict_message(ctx, base_version, latest))
+            metadata |= bookmark_metadata(ctx, "commit", commit(committed.bookmark, plan, policy=policy))
+        record = publish(target, attempt, output_job_name(name), result.pending, result.records_written)
+    metadata |= commit_figures(result, record, garbage)
+    figures = {k: v for k, v in metadata.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    metadata["summary"] = summary_markdown(f"{name} Output run", figures)
+    verdicts = evaluate(metadata, earlier_backlogs(context.instance, name, BACKLOG_RUNS - 1), job.flow_ratio_band)
+    return MaterializeResult(metadata=metadata, check_results=[_check_result(v) for v in verdicts])
+
+
+def output_metadata(
+    context: AssetExecutionContext,
+    flow: FlowConfig,
+    result: StageResult,
+    staging: Storage,
+    staged: CommittedParts,
+    states: dict[str, int],
+) -> dict[str, Any]:
+    """The stage's figures and the guide's flow figures, over the committed view of staging."""
     metadata: dict[str, Any] = {**stage_metadata(result), **states}
     record = context.instance.get_run_record_by_id(context.run.run_id)
     started = float(record.start_time or time.time()) if record is not None else time.time()
     metadata |= output_flow_figures(
         context.instance,
-        name,
+        flow.name,
         RunClock(context.run.run_id, started),
         context.run.tags.get(INPUT_RUN_TAG),
         result.bytes_read,
-        manifest,
-        list(list_location(source, flow.staging, must_exist=False)),
+        result.read,
+        list(committed_staging(context.instance, flow, staging, parts=staged)),
         now_ms=int(time.time() * 1000),
-        max_band_ms=job.max_band_ms,
+        max_band_ms=flow.output_job.max_band_ms,
     )
-    metadata |= {
-        "bookmark_option": option,
-        CTX_KEY: ctx,
-        MANIFEST_ID_KEY: planned_id,
-        MANIFEST_KEY: MetadataValue.json(manifest_to_json(manifest)),
-        "bookmark_started_fresh": committed.fresh,
-    }
-    if option == "enable":
-        latest = committed_bookmark(context.instance, name, ctx, newer_than=committed)
-        if latest.storage_id != committed.storage_id:
-            for obj in result.written:
-                target.delete(obj.key)
-            raise Failure(conflict_message(ctx, base_version, latest))
-        metadata |= bookmark_metadata(ctx, "commit", commit(committed.bookmark, plan, policy=policy))
-    figures = {k: v for k, v in metadata.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-    metadata["summary"] = summary_markdown(f"{name} Output run", figures)
-    verdicts = evaluate(metadata, earlier_backlogs(context.instance, name, BACKLOG_RUNS - 1), job.flow_ratio_band)
-    return MaterializeResult(metadata=metadata, check_results=[_check_result(v) for v in verdicts])
+    return metadata
 
 
 def _check_result(verdict: Verdict) -> AssetCheckResult:

@@ -20,9 +20,10 @@ from glueflow_dagster.bookmark_store import (
     state_after_run,
 )
 from glueflow_dagster.bookmarks import Bookmark, BookmarkPolicy, commit
+from glueflow_dagster.commit_log import committed_staging
 from glueflow_dagster.config import FlowConfig
 from glueflow_dagster.jobs import FLOW_TAG, bookmark_admin_job_name
-from glueflow_dagster.manifests import list_location, plan_manifest, policy_for
+from glueflow_dagster.manifests import plan_manifest, policy_for
 from glueflow_dagster.resources import StorageResource
 from glueflow_dagster.storage import ObjectInfo, Storage
 
@@ -118,7 +119,7 @@ def run_admin_action(
     known = known_objects(instance, flow.name, ctx)
 
     def listing() -> list[ObjectInfo]:
-        return list(list_location(staging, flow.staging, must_exist=False))
+        return list(committed_staging(instance, flow, staging))
 
     if action == "show":
         after = current.bookmark

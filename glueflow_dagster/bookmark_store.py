@@ -15,7 +15,7 @@ from typing import Any
 from dagster import AssetObservation, AssetRecordsFilter, DagsterInstance, MetadataValue
 
 from glueflow_dagster.bookmarks import Bookmark
-from glueflow_dagster.jobs import output_key
+from glueflow_dagster.jobs import output_key, staging_key
 from glueflow_dagster.manifests import manifest_from_json
 from glueflow_dagster.storage import ObjectInfo
 
@@ -114,11 +114,32 @@ def committed_manifests(instance: DagsterInstance, flow: str, ctx: str) -> Itera
 
 def known_objects(instance: DagsterInstance, flow: str, ctx: str) -> Callable[[Sequence[ObjectInfo]], set[str]]:
     """The history lookup the bookmark core uses for late-file candidates: which were read already."""
+    return _known_in(lambda: (manifest for _run_id, manifest in committed_manifests(instance, flow, ctx)))
+
+
+def input_known_objects(instance: DagsterInstance, flow: str) -> Callable[[Sequence[ObjectInfo]], set[str]]:
+    """The same history lookup for the Input job: the raw objects its committed runs read (on `F/staging`)."""
+
+    def manifests() -> Iterator[list[ObjectInfo]]:
+        cursor = None
+        while True:
+            result = instance.fetch_materializations(staging_key(flow), limit=_PAGE, cursor=cursor)
+            for record in result.records:
+                yield list(manifest_from_json(_metadata(record).get(MANIFEST_KEY) or []))
+            if not result.has_more:
+                return
+            cursor = result.cursor
+
+    return _known_in(manifests)
+
+
+def _known_in(manifests: Callable[[], Iterator[list[ObjectInfo]]]) -> Callable[[Sequence[ObjectInfo]], set[str]]:
+    """Which candidates (same key and etag) some committed manifest lists, newest commits first."""
 
     def known(candidates: Sequence[ObjectInfo]) -> set[str]:
         wanted = {(o.key, o.etag) for o in candidates}
         found: set[str] = set()
-        for _run_id, manifest in committed_manifests(instance, flow, ctx):
+        for manifest in manifests():
             found |= {o.key for o in manifest if (o.key, o.etag) in wanted}
             if len(found) == len(wanted):
                 break

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from glueflow_dagster.commits import DEFAULT_ORPHAN_GRACE_S
 from glueflow_dagster.mapping import FieldMapping, MappingError, parse_mappings
 from glueflow_dagster.stage import DEFAULT_TARGET_FILE_BYTES, GZIP_LEVELS
 
@@ -27,6 +28,8 @@ COMPRESSIONS = ("gzip", "none")
 _FLOW_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _CRON_FIELDS = 5
+# F_output_sensor requests a failed run's manifest again this many times in all, then plans afresh.
+DEFAULT_MAX_MANIFEST_ATTEMPTS = 3
 
 
 class ConfigError(ValueError):
@@ -42,6 +45,7 @@ class Location:
     exclusions: tuple[str, ...] = ()
     compression: str = "none"
     compression_level: int | None = None  # gzip level 1-9; None: the stage's default
+    orphan_grace_s: int = DEFAULT_ORPHAN_GRACE_S  # written locations: age before uncommitted objects are removed
 
     @property
     def is_s3(self) -> bool:
@@ -65,6 +69,7 @@ class JobConfig:
     on_modified: str = "reprocess"
     on_late: str = "process"
     flow_ratio_band: tuple[float, float] = (0.5, 2.0)
+    max_manifest_attempts: int = DEFAULT_MAX_MANIFEST_ATTEMPTS
 
 
 @dataclass(frozen=True)
@@ -168,7 +173,7 @@ class _Reader:
         )
 
     def location(self, body: Mapping[str, Any], where: str, compression_allowed: bool = True) -> Location:
-        written = {"compression", "compression_level"}  # options of locations a job writes
+        written = {"compression", "compression_level", "orphan_grace_s"}  # options of locations a job writes
         allowed = {"uri", "recurse", "exclusions"} | (written if compression_allowed else set())
         self.no_unknown(body, allowed, where)
         uri = self.text(body.get("uri"), f"{where}.uri")
@@ -189,7 +194,12 @@ class _Reader:
             expected = f"expected {GZIP_LEVELS[0]}-{GZIP_LEVELS[-1]} with compression: gzip, got {level}"
             raise self.fail(f"{where}.compression_level", expected)
         return Location(
-            uri=uri, recurse=recurse, exclusions=tuple(exclusions), compression=compression, compression_level=level
+            uri=uri,
+            recurse=recurse,
+            exclusions=tuple(exclusions),
+            compression=compression,
+            compression_level=level,
+            orphan_grace_s=self.whole(body, "orphan_grace_s", DEFAULT_ORPHAN_GRACE_S, where, minimum=0),
         )
 
     def job(self, body: Mapping[str, Any], where: str, scheduled: bool) -> JobConfig:
@@ -205,6 +215,7 @@ class _Reader:
                 "on_modified",
                 "on_late",
                 "flow_ratio_band",
+                "max_manifest_attempts",
             }
         )
         self.no_unknown(body, allowed, where)
@@ -235,6 +246,9 @@ class _Reader:
             on_modified=self.choice(body.get("on_modified", "reprocess"), ON_MODIFIED_OPTIONS, f"{where}.on_modified"),
             on_late=self.choice(body.get("on_late", "process"), ON_LATE_OPTIONS, f"{where}.on_late"),
             flow_ratio_band=self.band(body.get("flow_ratio_band", [0.5, 2.0]), f"{where}.flow_ratio_band"),
+            max_manifest_attempts=self.whole(
+                body, "max_manifest_attempts", DEFAULT_MAX_MANIFEST_ATTEMPTS, where, minimum=1
+            ),
         )
 
     def band(self, value: Any, where: str) -> tuple[float, float]:

@@ -5,7 +5,7 @@ Output runs that *started* in the window, over the bytes written by the window's
 opens when an Input run starts and closes when the next one starts (the last one after `period_s`,
 or never when `period_s` is None).
 
-Staging objects are named `run-<Input run id>-part-r-NNNNN[.json[.gz]]`, so the Input run that
+Staging objects are named `run-<Input run id>-attempt-<n>-part-r-NNNNN[.json[.gz]]`, so the Input run that
 produced every byte an Output run reads is known exactly: `producing_run_id`, `bytes_by_input_run`.
 """
 
@@ -27,8 +27,9 @@ DEFAULT_PERIOD_S = 1800.0
 # from each producing Input run; `report.history_from_instance` reads it when present.
 BYTES_READ_BY_INPUT_RUN_KEY = "bytes_read_by_input_run"
 
-# Greedy id: the part suffix is the last `-part-r-<digits>` of the base name, so ids may hold dashes.
-_PART_NAME = re.compile(r"run-(?P<run_id>.+)-part-r-\d+(?:\.[^/]*)?")
+# `run-<id>-attempt-<n>-part-r-<digits>` (commit protocol) or Glue's `run-<id>-part-r-<digits>`: the
+# id ends at the first `-attempt-<n>-part-r-`, else at the last `-part-r-<digits>`, so ids may hold dashes.
+_PART_NAME = re.compile(r"run-(?:(?P<run_id>.+?)-attempt-\d+|(?P<glue_id>.+))-part-r-\d+(?:\.[^/]*)?")
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ def producing_run_id(staging_key: str) -> str | None:
     """The Input run id in a staging object name `[folders/]run-<id>-part-r-NNNNN[.ext]`, else None."""
     name = staging_key.rsplit("/", 1)[-1]
     match = _PART_NAME.fullmatch(name)
-    return match.group("run_id") if match else None
+    return (match.group("run_id") or match.group("glue_id")) if match else None
 
 
 def bytes_by_input_run(objects: Iterable[_Sized]) -> dict[str, int]:

@@ -25,6 +25,7 @@ from dagster import (
 
 from glueflow_dagster.bookmark_store import CommittedBookmark, committed_bookmark, known_objects
 from glueflow_dagster.bookmarks import Bookmark
+from glueflow_dagster.commit_log import committed_staging
 from glueflow_dagster.config import FlowConfig
 from glueflow_dagster.jobs import (
     INPUT_RUN_TAG,
@@ -34,7 +35,7 @@ from glueflow_dagster.jobs import (
     output_key,
     output_sensor_name,
 )
-from glueflow_dagster.manifests import list_location, manifest_id, plan_manifest, policy_for
+from glueflow_dagster.manifests import manifest_id, plan_manifest, policy_for
 from glueflow_dagster.resources import StorageResource
 
 if TYPE_CHECKING:  # not exported by dagster's public API
@@ -162,7 +163,7 @@ def _request_for(
         return RunRequest(run_key=input_run_id, tags=tags), None
     source = storage.open(flow.staging.uri)
     selection = plan_manifest(
-        list_location(source, flow.staging, must_exist=False),
+        committed_staging(instance, flow, source),
         committed.bookmark,
         option=job.bookmark,
         policy=policy_for(job),
