@@ -1486,7 +1486,7 @@ def with_defaults(entry: Mapping[str, Any], variables: Mapping[str, str | None])
 # --- writing the result ------------------------------------------------------------------------------
 
 
-def _dump(document: Any) -> str:
+def dump_yaml(document: Any) -> str:
     import yaml
 
     # Flow style for leaf lists and small mappings: mappings print as `- [id, long, event_id, long]`.
@@ -1514,7 +1514,7 @@ def write_flow_file(report: ImportReport, path: Path) -> Path:
             raise ImportGlueError(f"{path}: flow {report.flow!r} already exists; remove it or choose another --flow")
     document["flows"][report.flow] = with_defaults(report.entry, report.variables)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(_dump(document), encoding="utf-8")
+    path.write_text(dump_yaml(document), encoding="utf-8")
     return path
 
 
@@ -1541,7 +1541,7 @@ def write_component(report: ImportReport, directory: Path) -> Path:
             raise ImportGlueError(f"{path}: flow {report.flow!r} already exists; remove it or choose another --flow")
     document["attributes"]["flows"][report.flow] = with_defaults(report.entry, report.variables)
     directory.mkdir(parents=True, exist_ok=True)
-    path.write_text(_dump(document), encoding="utf-8")
+    path.write_text(dump_yaml(document), encoding="utf-8")
     return path
 
 
