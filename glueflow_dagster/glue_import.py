@@ -263,7 +263,7 @@ class GlueScript:
         if not isinstance(value, ast.Call):
             return
         name = _dotted(value.func).replace("()", "(...)")
-        self.steps.append(Step("other", statement.lineno, name))
+        self.steps.append(Step("other", statement.lineno, name, inputs=self._frames_in(value)))
         frame = Frame(len(self.steps) - 1)
         targets = statement.targets if isinstance(statement, ast.Assign) else [getattr(statement, "target", None)]
         for target in targets:
@@ -371,11 +371,7 @@ class GlueScript:
 
     def _other(self, call: ast.Call, name: str) -> Frame:
         """Any other call (Filter, Join, ResolveChoice, spark.sql, toDF, ...): reported with its line."""
-        inputs = tuple(
-            value.step
-            for node in ast.walk(call)
-            if isinstance(node, ast.Name) and isinstance(value := self._env.get(node.id), Frame)
-        )
+        inputs = self._frames_in(call)
         shown = name.replace("()", "(...)")
         if "write_dynamic_frame" in name or "getSink" in name:
             why = "only write_dynamic_frame.from_options to S3 is converted"
@@ -388,6 +384,15 @@ class GlueScript:
         self.unsupported("step", f"{shown}: {why}", call.lineno)
         self.steps.append(Step("other", call.lineno, shown, inputs=inputs))
         return Frame(len(self.steps) - 1)
+
+    def _frames_in(self, call: ast.Call) -> tuple[int, ...]:
+        """The steps whose frames a call mentions (its inputs, for tracing what reaches the sink)."""
+        found = (
+            value.step
+            for node in ast.walk(call)
+            if isinstance(node, ast.Name) and isinstance(value := self._env.get(node.id), Frame)
+        )
+        return tuple(dict.fromkeys(found))
 
     def _add(self, kind: str, call: ast.Call, name: str, signature: Sequence[str]) -> Frame:
         bound: dict[str, Any] = {}
@@ -448,6 +453,8 @@ class GlueScript:
                 return self._argument(key.text, line)
             if isinstance(container, dict) and isinstance(key, Text) and key.text in container:
                 return container[key.text]
+            if isinstance(container, list) and isinstance(key, int) and -len(container) <= key < len(container):
+                return container[key]
             raise Unresolved(f"subscript {ast.unparse(node)!r} cannot be evaluated", line)
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
             left, right = self.evaluate(node.left), self.evaluate(node.right)
@@ -949,8 +956,9 @@ class _Builder:
         return uri
 
     def sink(self, script: GlueScript, step: Step | None, location: str) -> str | None:
-        if step is None or not self._s3_json(script, step, "sink"):
+        if step is None:
             return None
+        self._s3_json(script, step, "sink")  # reported; the options are still read, so all is reported at once
         options = step.args.get("connection_options", {})
         if not isinstance(options, dict):
             self.add(
