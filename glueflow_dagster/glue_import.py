@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import string
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -260,7 +261,7 @@ class GlueScript:
     def _failed(self, statement: ast.stmt) -> None:
         """A statement that could not be read still produces a frame, so later steps trace through it."""
         value = getattr(statement, "value", None)
-        if not isinstance(value, ast.Call):
+        if not isinstance(value, ast.Call) or self._value_call(value):
             return
         name = _dotted(value.func).replace("()", "(...)")
         self.steps.append(Step("other", statement.lineno, name, inputs=self._frames_in(value)))
@@ -303,6 +304,19 @@ class GlueScript:
         if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
             self._assign(node.target.id, node.value)
             return
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            # A definition does nothing by itself; a call to it is reported as an unconverted step.
+            self._env.pop(node.name, None)
+            self.items.append(
+                ReportItem(
+                    NEEDS_USER,
+                    "step",
+                    f"def {node.name} (lines {node.lineno}-{node.end_lineno}): not converted; calls to it are reported",
+                    source=self.label,
+                    line=node.lineno,
+                )
+            )
+            return
         kind = type(node).__name__
         lines = (
             f"line {node.lineno}"
@@ -311,8 +325,25 @@ class GlueScript:
         )
         self.unsupported("step", f"{kind} statement ({lines}): not converted", node.lineno)
 
+    def _value_call(self, call: ast.Call) -> bool:
+        """Calls that only build a string: `"...".format(...)`, `"/".join([...])`, `args.get("X")`, json.dumps."""
+        func = call.func
+        if _dotted(func) == "json.dumps":
+            return True
+        if not isinstance(func, ast.Attribute):
+            return False
+        if (
+            func.attr in ("format", "join")
+            and isinstance(func.value, ast.Constant)
+            and isinstance(func.value.value, str)
+        ):
+            return True
+        return (
+            func.attr == "get" and isinstance(func.value, ast.Name) and self._env.get(func.value.id) == Opaque("args")
+        )
+
     def _assign(self, name: str, value: ast.expr) -> None:
-        if isinstance(value, ast.Call):
+        if isinstance(value, ast.Call) and not self._value_call(value):
             result = self._call_statement(value, target=name)
             if result is not None:
                 self._env[name] = result
@@ -481,8 +512,66 @@ class GlueScript:
         if isinstance(node, ast.Call) and _dotted(node.func) == "json.dumps" and len(node.args) == 1:
             value = self.evaluate(node.args[0])  # exclusions are often written json.dumps([...])
             return Text(json.dumps(_plain(value)))
+        if isinstance(node, ast.Call) and self._value_call(node):
+            return self._string_call(node)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod):
+            return self._percent(node)
         shown = _short(ast.unparse(node))
         raise Unresolved(f"{shown!r} cannot be evaluated without running the script", line)
+
+    def _string_call(self, call: ast.Call) -> Text:
+        """`"s3://{}/raw".format(args["bucket"])`, `"/".join([...])`, `args.get("X")`."""
+        assert isinstance(call.func, ast.Attribute)
+        line = call.lineno
+        if call.func.attr == "get":
+            key = self.evaluate(call.args[0]) if len(call.args) == 1 and not call.keywords else None
+            if not isinstance(key, Text):
+                raise Unresolved(f"{_short(ast.unparse(call))!r}: args.get with a default is not converted", line)
+            return self._argument(key.text, line)
+        template = str(call.func.value.value)  # type: ignore[attr-defined]
+        if call.func.attr == "join":
+            parts = self.evaluate(call.args[0]) if len(call.args) == 1 else None
+            if not isinstance(parts, list) or not all(isinstance(p, Text) for p in parts):
+                raise Unresolved(f"{_short(ast.unparse(call))!r}: join of values that are not strings", line)
+            text = Text("")
+            for index, part in enumerate(parts):
+                text = text + (Text(template) if index else Text("")) + part
+            return text
+        positional = [self.evaluate(a) for a in call.args]
+        named = {k.arg: self.evaluate(k.value) for k in call.keywords if k.arg is not None}
+        text, automatic = Text(""), 0
+        for literal, field_name, spec, conversion in string.Formatter().parse(template):
+            text = text + Text(literal)
+            if field_name is None:
+                continue
+            if spec or conversion:
+                raise Unresolved(f"{_short(ast.unparse(call))!r}: format specs are not converted", line)
+            if field_name == "":
+                value, automatic = (positional[automatic] if automatic < len(positional) else None), automatic + 1
+            elif field_name.isdigit():
+                value = positional[int(field_name)] if int(field_name) < len(positional) else None
+            else:
+                value = named.get(field_name)
+            if not isinstance(value, Text):
+                raise Unresolved(f"{_short(ast.unparse(call))!r}: field {{{field_name}}} is not a string", line)
+            text = text + value
+        return text
+
+    def _percent(self, node: ast.BinOp) -> Text:
+        """`"s3://%s/raw" % args["bucket"]` (only %s)."""
+        template, values = self.evaluate(node.left), self.evaluate(node.right)
+        values = list(values) if isinstance(values, list) else [values]
+        pieces = template.text.split("%s") if isinstance(template, Text) and not template.variables else None
+        if pieces is None or "%" in "".join(pieces) or len(pieces) - 1 != len(values):
+            raise Unresolved(
+                f"{_short(ast.unparse(node))!r}: only '%s' formatting of strings is converted", node.lineno
+            )
+        text = Text(pieces[0])
+        for value, piece in zip(values, pieces[1:], strict=True):
+            if not isinstance(value, Text):
+                raise Unresolved(f"{_short(ast.unparse(node))!r}: a %s value is not a string", node.lineno)
+            text = text + value + Text(piece)
+        return text
 
     def _argument(self, name: str, line: int | None) -> Text:
         if name not in self.args:
@@ -1104,6 +1193,7 @@ class _Builder:
         self._bookmarks(input_shape, output_shape)
         self._sensor_and_concurrency()
         self._arguments()
+        self._conflicting_defaults()
         self._housekeeping()
         self._iam()
         items = [*self.items, *inp.items, *out.items]
@@ -1329,6 +1419,7 @@ class _Builder:
                     )
 
     def _variable_default(self, name: str) -> str | None:
+        """The Glue jobs' DefaultArguments value of `--name` (the Input job's first), if usable in `${X:-...}`."""
         if self.aws is None:
             return None
         for job in (self.aws.input_job, self.aws.output_job):
@@ -1336,6 +1427,20 @@ class _Builder:
             if value is not None and "}" not in value:
                 return value
         return None
+
+    def _conflicting_defaults(self) -> None:
+        if self.aws is None:
+            return
+        for name in self.entry_variables():
+            values = [job.default_arguments.get(f"--{name}") for job in (self.aws.input_job, self.aws.output_job)]
+            if None not in values and values[0] != values[1]:
+                self.add(
+                    NEEDS_USER,
+                    f"argument {name}",
+                    f"the two jobs' default values differ ({_short(values[0])} / {_short(values[1])}); "
+                    "the Input job's is used",
+                    values[0],
+                )
 
     def _housekeeping(self) -> None:
         for script in (self.inp, self.out):
@@ -1444,7 +1549,7 @@ def _read_script(path: Path) -> str:
     if len(data) > _MAX_SCRIPT_BYTES:
         raise ImportGlueError(f"{path}: {len(data):,} bytes is too large for a Glue script")
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")  # editors on Windows write a BOM
     except UnicodeDecodeError as err:
         raise ImportGlueError(f"{path}: not UTF-8 text (byte {err.start})") from None
 
@@ -1703,7 +1808,7 @@ def _get_script(s3: Any, job: AwsJob) -> str:
     if len(body) > _MAX_SCRIPT_BYTES:
         raise ImportGlueError(f"{job.script_location}: larger than {_MAX_SCRIPT_BYTES:,} bytes, not a Glue script")
     try:
-        return body.decode("utf-8")
+        return body.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise ImportGlueError(f"{job.script_location}: not UTF-8 text (byte {err.start})") from None
 
