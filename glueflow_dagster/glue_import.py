@@ -379,7 +379,7 @@ class GlueScript:
         if name == "print" or (isinstance(receiver, Opaque) and receiver.kind == "logger" and last in _LOG_METHODS):
             self.log_lines.append(call.lineno)
             return None
-        if target is None and isinstance(receiver, Frame) and last in _INSPECTIONS:
+        if isinstance(receiver, Frame) and last in _INSPECTIONS:
             self.log_lines.append(call.lineno)  # printSchema()/show()/count(): output for a person, no data effect
             return None
         if name.endswith(("create_dynamic_frame.from_options", "create_dynamic_frame_from_options")):
@@ -1832,6 +1832,25 @@ def _read_triggers(facts: AwsFacts, triggers: list[dict[str, Any]]) -> None:
                 "trigger state",
                 f"{state} in Glue; glueflow's schedule and sensor start running",
                 state,
+                source,
+            )
+        for action in trigger.get("Actions") or []:
+            for key, value in (action.get("Arguments") or {}).items():
+                # Glue passes these to the run, over the job's DefaultArguments; the flow reads ${X} instead.
+                add(
+                    NEEDS_USER,
+                    "trigger argument",
+                    f"{key} passed to {action.get('JobName')}: set it as the environment variable "
+                    f"{key.removeprefix('--')} (the flow file's ${{...}} references)",
+                    _short(value),
+                    source,
+                )
+        if trigger.get("WorkflowName"):
+            add(
+                NEEDS_USER,
+                "trigger",
+                f"part of Glue workflow {_short(trigger['WorkflowName'])}: only this trigger is converted",
+                None,
                 source,
             )
         others = [j for j in starts if j not in (inp, out)]

@@ -690,7 +690,13 @@ def test_glue_cron_without_a_five_field_equivalent_is_refused_in_one_line(glue: 
 
 
 def _create_glue_flow(
-    s3_client: Any, bucket: str, endpoint: str, schedule: str, output_script: str, max_runs: int = 1
+    s3_client: Any,
+    bucket: str,
+    endpoint: str,
+    schedule: str,
+    output_script: str,
+    max_runs: int = 1,
+    condition: str = "SUCCEEDED",
 ) -> tuple[str, str]:
     """Scripts in moto S3, the two jobs and the guide's two triggers; returns the job names."""
     glue = boto3.client("glue", endpoint_url=endpoint, region_name="us-east-1")
@@ -735,7 +741,7 @@ def _create_glue_flow(
         Type="CONDITIONAL",
         Predicate={
             "Logical": "AND",
-            "Conditions": [{"LogicalOperator": "EQUALS", "JobName": input_job, "State": "SUCCEEDED"}],
+            "Conditions": [{"LogicalOperator": "EQUALS", "JobName": input_job, "State": condition}],
         },
         Actions=[{"JobName": output_job}],
         StartOnCreation=True,
@@ -896,3 +902,54 @@ def test_glue_studio_script_with_string_formatting_and_an_unused_helper() -> Non
     refused = convert(called, output)
     [sql] = items(refused, UNSUPPORTED)
     assert sql.line == line_of(called, "SQL = ") and "sparkSqlQuery" in sql.message
+
+
+def test_from_aws_reports_a_conditional_trigger_that_is_not_the_output_sensor(
+    capsys, moto_server: str, s3_client: Any, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    input_job, output_job = _create_glue_flow(
+        s3_client, s3_bucket, moto_server, "cron(15 6 ? * MON-FRI *)", guide_output(fixed=True), condition="FAILED"
+    )
+    glue = boto3.client("glue", endpoint_url=moto_server, region_name="us-east-1")
+    glue.create_trigger(
+        Name=f"by-hand-{input_job}",
+        Type="ON_DEMAND",
+        Actions=[{"JobName": input_job, "Arguments": {"--input_path": f"s3://{s3_bucket}/backfill"}}],
+    )
+    args = ("--from-aws", "--input-job", input_job, "--output-job", output_job, "--flow", "events", "--json")
+    code, stdout, _ = import_glue(capsys, *args)
+    assert code == 1
+    report = json.loads(stdout)
+    [schedule] = [i for i in report["converted"] if i["field"] == "input_job.schedule"]
+    assert schedule["value"] == "15 6 * * 1-5"
+    refused = {i["field"]: i for i in report["unsupported"]}
+    assert f"{input_job} FAILED" in refused["output_job (trigger)"]["message"]
+    assert refused["trigger"]["message"].startswith(f"ON_DEMAND trigger starting {input_job}")
+    [passed] = [i for i in report["needs_user"] if i["field"] == "trigger argument"]
+    assert passed["value"] == f"s3://{s3_bucket}/backfill" and "environment variable input_path" in passed["message"]
+
+
+def test_catalog_location_and_conflicting_options_on_the_command_line(tmp_path: Path, capsys) -> None:
+    script = (
+        input_script(
+            """
+        src = glueContext.create_dynamic_frame.from_catalog(database="sales", table_name="raw_orders")
+        mapped = ApplyMapping.apply(frame=src, mappings=[("id", "long", "order_id", "long")])
+        """
+        )
+        + SINK
+    )
+    inp = write(tmp_path, "input.py", script)
+    out = write(tmp_path, "output.py", PLAIN_OUTPUT)
+    base = ("--input-script", str(inp), "--output-script", str(out), "--flow", "orders", "--json")
+    code, stdout, _ = import_glue(capsys, *base)
+    assert code == 1 and "--catalog-location sales.raw_orders=" in stdout
+    code, stdout, _ = import_glue(capsys, *base, "--catalog-location", "sales.raw_orders=s3://lake/orders/")
+    assert code == 0 and json.loads(stdout)["flow_entry"]["input"]["uri"] == "s3://lake/orders/"
+    code, _, stderr = import_glue(capsys, *base, "--catalog-location", "sales.raw_orders")
+    assert (
+        code == 2 and stderr.strip() == "glueflow: --catalog-location 'sales.raw_orders': expected DATABASE.TABLE=URI"
+    )
+    code, _, stderr = import_glue(capsys, *base, "--from-aws", "--input-job", "a", "--output-job", "b")
+    assert code == 2 and "--from-aws takes --input-job and --output-job (and no --*-script)" in stderr
