@@ -743,6 +743,16 @@ class _Builder:
             )
             return None
         self.used_variables.update(dict.fromkeys(value.variables))
+        if key.endswith(".uri") and not value.text.startswith(("s3://", "${")):
+            # Glue reads s3:// only; the flow file would take anything else for a local folder.
+            self.add(
+                NEEDS_USER,
+                key,
+                "not an s3:// path: the flow file reads it as a local folder beside the flow file",
+                value.text,
+                script,
+                line,
+            )
         return value.text
 
     # -- sources and sinks

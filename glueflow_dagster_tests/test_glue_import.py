@@ -19,6 +19,8 @@ import polars as pl
 import pytest
 import yaml
 from dagster._utils.schedules import is_valid_cron_string
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from glueflow_dagster.cli import main
 from glueflow_dagster.config import load_config
@@ -953,3 +955,37 @@ def test_catalog_location_and_conflicting_options_on_the_command_line(tmp_path: 
     )
     code, _, stderr = import_glue(capsys, *base, "--from-aws", "--input-job", "a", "--output-job", "b")
     assert code == 2 and "--from-aws takes --input-job and --output-job (and no --*-script)" in stderr
+
+
+# --- nothing is silently dropped, whatever the script looks like ----------------------------------------
+
+NOISE = [
+    'kept = Filter.apply(frame=datasource0, f=lambda row: row["id"] > 0)',
+    'datasource0 = datasource0.resolveChoice(specs=[("amount", "cast:double")])',
+    "for part in range(3):\n    pass",
+    'frame = DynamicFrame.fromDF(spark.sql("select 1"), glueContext, "sql")',
+    'applymapping1 = Join.apply(applymapping1, datasource0, "id", "id")',
+    'glueContext.write_dynamic_frame.from_catalog(frame=applymapping1, database="db", table_name="t")',
+]
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_mix_of_the_guide_and_unsupported_statements_is_reported_line_by_line(data: st.DataObject) -> None:
+    import ast as python_ast
+
+    statements = [python_ast.get_source_segment(GUIDE_INPUT, s) for s in python_ast.parse(GUIDE_INPUT).body]
+    kept = data.draw(st.lists(st.sampled_from(range(len(statements))), unique=True).map(sorted))
+    body = [statements[i] for i in kept]
+    noise = data.draw(st.lists(st.sampled_from(NOISE), max_size=3))
+    for statement in noise:
+        body.insert(data.draw(st.integers(0, len(body))), statement)
+    script = "\n".join(s for s in body if s is not None) + "\n"
+    report = convert_scripts("events", script, guide_output(fixed=True))  # never raises on valid Python
+    refused_lines = {i.line for i in report.of(UNSUPPORTED) if i.source == "input.py"}
+    for statement in noise:
+        first = statement.splitlines()[0]
+        assert line_of(script, first) in refused_lines, (first, report.table())
+    if report.complete:
+        # Complete means: source, mapping and sink all converted into a valid flow (convert_scripts validated it).
+        assert report.entry["input"]["uri"] == "${input_path}" and report.entry["input_job"]["mappings"]
