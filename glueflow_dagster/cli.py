@@ -197,15 +197,20 @@ def import_glue(args: argparse.Namespace) -> int:
             )
         result = glue_import.convert_files(args.flow, args.input_script, args.output_script, catalog)
     written: Path | None = None
-    if result.complete or args.allow_partial:
-        glue_import.validate_entry(result.flow, result.entry, result.variables)
-        if args.out is not None:
-            written = glue_import.write_flow_file(result, args.out)
-        elif args.component is not None:
-            written = glue_import.write_component(result, args.component)
+    writable = result.complete or args.allow_partial
+    unusable = None  # with --allow-partial, what converted may still lack a required field
+    if writable:
+        try:
+            glue_import.validate_entry(result.flow, result.entry, result.variables)
+        except glue_import.ImportGlueError as err:
+            writable, unusable = False, str(err)
+    if writable and args.out is not None:
+        written = glue_import.write_flow_file(result, args.out)
+    elif writable and args.component is not None:
+        written = glue_import.write_component(result, args.component)
     if args.json:
         print(json.dumps({**result.to_dict(), "written": None if written is None else str(written)}, indent=2))
-    elif written is None and (result.complete or args.allow_partial):
+    elif writable and written is None:
         # No destination: the flow file goes to stdout (redirect it), the report to stderr.
         print(glue_import.dump_yaml(glue_import.flow_document(result)), end="")
         print(result.table(), file=sys.stderr)
@@ -213,7 +218,10 @@ def import_glue(args: argparse.Namespace) -> int:
         print(result.table())
         if written is not None:
             print(f"flow {result.flow!r} written to {written}")
-    if not result.complete and not args.allow_partial:
+    if unusable is not None:
+        print(f"glueflow: nothing written: {unusable}", file=sys.stderr)
+        return 1
+    if not writable:
         count = len(result.of(glue_import.UNSUPPORTED))
         print(
             f"glueflow: {count} construct(s) not converted; nothing written (--allow-partial writes the rest)",

@@ -1582,9 +1582,9 @@ def _placeholders(entry: Any, variables: Mapping[str, str | None]) -> Any:
 def validate_entry(flow: str, entry: Mapping[str, Any], variables: Mapping[str, str | None] | None = None) -> None:
     """Check the entry against the real flow-file schema; raises ImportGlueError (a bug if it ever does)."""
     try:
-        parse_config({"flows": {flow: _placeholders(dict(entry), variables or {})}}, Path("import-glue.yaml"))
+        parse_config({"flows": {flow: _placeholders(dict(entry), variables or {})}}, Path("import-glue"))
     except ConfigError as err:
-        raise ImportGlueError(f"the converted flow does not validate: {err}") from err
+        raise ImportGlueError(f"what converted is not a complete flow: {err}") from err
 
 
 def with_defaults(entry: Mapping[str, Any], variables: Mapping[str, str | None]) -> dict[str, Any]:

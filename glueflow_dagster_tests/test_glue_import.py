@@ -989,3 +989,60 @@ def test_any_mix_of_the_guide_and_unsupported_statements_is_reported_line_by_lin
     if report.complete:
         # Complete means: source, mapping and sink all converted into a valid flow (convert_scripts validated it).
         assert report.entry["input"]["uri"] == "${input_path}" and report.entry["input_job"]["mappings"]
+
+
+def test_allow_partial_writes_nothing_when_what_converted_is_not_a_complete_flow(tmp_path: Path, capsys) -> None:
+    script = (
+        input_script(
+            """
+        src = glueContext.create_dynamic_frame.from_catalog(database="sales", table_name="raw_orders")
+        mapped = ApplyMapping.apply(frame=src, mappings=[("id", "long", "order_id", "long")])
+        """
+        )
+        + SINK
+    )
+    inp = write(tmp_path, "input.py", script)
+    out = write(tmp_path, "output.py", PLAIN_OUTPUT)
+    flow_file = tmp_path / "glueflow.yaml"
+    code, stdout, stderr = import_glue(
+        capsys,
+        *("--input-script", str(inp), "--output-script", str(out), "--flow", "orders", "--out", str(flow_file)),
+        "--allow-partial",
+    )
+    assert code == 1 and not flow_file.exists()
+    assert "from_catalog(sales.raw_orders)" in stdout  # the report is still printed
+    assert stderr.strip() == (
+        "glueflow: nothing written: what converted is not a complete flow: "
+        "import-glue: flow 'orders'.input.uri: expected a non-empty string, got None"
+    )
+
+
+def test_the_glueflow_command_as_a_user_runs_it(tmp_path: Path) -> None:
+    """A subprocess with this checkout first on the path (the installed package may be another checkout)."""
+    import os
+    import subprocess
+    import sys
+
+    import glueflow_dagster
+
+    inp = write(tmp_path, "input.py", GUIDE_INPUT)
+    out = write(tmp_path, "output.py", guide_output(fixed=False))
+    root = str(Path(glueflow_dagster.__file__).resolve().parent.parent)
+    environ = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "GLUEFLOW_CONFIG")}
+    done = subprocess.run(
+        [sys.executable, "-m", "glueflow_dagster.cli", "import-glue", "--input-script", "input.py"]
+        + ["--output-script", "output.py", "--flow", "events", "--out", "flows/glueflow.yaml"],
+        cwd=tmp_path,
+        env={**environ, "PYTHONPATH": root},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "flow 'events' written to flows/glueflow.yaml" in done.stdout
+    assert f"{inp.name}:{line_of(GUIDE_INPUT, 'create_dynamic_frame')}" in done.stdout
+    assert yaml.safe_load((tmp_path / "flows" / "glueflow.yaml").read_text())["flows"]["events"]["output_job"] == {
+        "bookmark": "disable",
+        "mappings": OUTPUT_MAPPINGS,
+    }
+    assert out.exists()
