@@ -175,6 +175,16 @@ def simulate(args: argparse.Namespace) -> int:
 
 def import_glue(args: argparse.Namespace) -> int:
     """`glueflow import-glue`: exit 0 converted, 1 something not converted (without --allow-partial), 2 bad input."""
+    from glueflow_dagster.glue_import import ImportGlueError
+
+    try:
+        return _import_glue(args)
+    except ImportGlueError as err:  # caught here so main() stays as it was
+        print(f"glueflow: {err}", file=sys.stderr)
+        return 2
+
+
+def _import_glue(args: argparse.Namespace) -> int:
     import json
 
     from glueflow_dagster import glue_import
@@ -233,14 +243,13 @@ def import_glue(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from glueflow_dagster.bookmark_admin import BookmarkAdminError
-    from glueflow_dagster.glue_import import ImportGlueError
 
     args = _parser().parse_args(argv)
     handlers = {"demo": demo, "bookmark": bookmark, "report": report, "simulate": simulate}
     handlers["import-glue"] = import_glue
     try:
         return handlers[args.command](args)
-    except (ConfigError, StorageError, BookmarkAdminError, ImportGlueError) as err:
+    except (ConfigError, StorageError, BookmarkAdminError) as err:
         print(f"glueflow: {err}", file=sys.stderr)
         return 2
 
