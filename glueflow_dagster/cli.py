@@ -1,4 +1,4 @@
-"""The `glueflow` command: `glueflow demo` and `glueflow bookmark show|reset|rewind|set-to-current`."""
+"""The `glueflow` command: `glueflow demo`, `glueflow bookmark show|reset|rewind|set-to-current`, `import-glue`."""
 
 from __future__ import annotations
 
@@ -48,6 +48,30 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--bookmarks", choices=["enable", "disable"], required=True)
     simulate.add_argument("--json", action="store_true", help="print the windows as JSON")
     simulate.add_argument("--png", type=Path, default=None, metavar="FILE", help="draw the chart into FILE")
+
+    glue = commands.add_parser("import-glue", help="turn AWS Glue scripts, jobs and triggers into a flow")
+    glue.add_argument("--input-script", type=Path, default=None, help="the Input job's Glue PySpark script")
+    glue.add_argument("--output-script", type=Path, default=None, help="the Output job's Glue PySpark script")
+    glue.add_argument("--flow", required=True, help="name of the flow to write")
+    where = glue.add_mutually_exclusive_group()
+    where.add_argument(
+        "--out", type=Path, default=None, metavar="FILE", help="write (or add) the flow to this flow file"
+    )
+    where.add_argument(
+        "--component", type=Path, default=None, metavar="DIR", help="write DIR/defs.yaml (glueflow_dagster.GlueFlows)"
+    )
+    glue.add_argument("--allow-partial", action="store_true", help="write what converts even if some steps do not")
+    glue.add_argument("--json", action="store_true", help="print the migration report as JSON")
+    glue.add_argument("--from-aws", action="store_true", help="read the jobs, scripts and triggers from AWS Glue")
+    glue.add_argument("--input-job", default=None, help="--from-aws: the Input job's name")
+    glue.add_argument("--output-job", default=None, help="--from-aws: the Output job's name")
+    glue.add_argument(
+        "--catalog-location",
+        action="append",
+        default=[],
+        metavar="DB.TABLE=URI",
+        help="S3 location of a Data Catalog table read with from_catalog (repeatable)",
+    )
     return parser
 
 
@@ -149,11 +173,80 @@ def simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def import_glue(args: argparse.Namespace) -> int:
+    """`glueflow import-glue`: exit 0 converted, 1 something not converted (without --allow-partial), 2 bad input."""
+    from glueflow_dagster.glue_import import ImportGlueError
+
+    try:
+        return _import_glue(args)
+    except ImportGlueError as err:  # caught here so main() stays as it was
+        print(f"glueflow: {err}", file=sys.stderr)
+        return 2
+
+
+def _import_glue(args: argparse.Namespace) -> int:
+    import json
+
+    from glueflow_dagster import glue_import
+
+    catalog = {}
+    for item in args.catalog_location:
+        table, sep, uri = item.partition("=")
+        if not sep or not table or not uri:
+            raise glue_import.ImportGlueError(f"--catalog-location {item!r}: expected DATABASE.TABLE=URI")
+        catalog[table] = uri
+    scripts = args.input_script is not None or args.output_script is not None
+    if args.from_aws:
+        if scripts or not (args.input_job and args.output_job):
+            raise glue_import.ImportGlueError("--from-aws takes --input-job and --output-job (and no --*-script)")
+        result = glue_import.convert_aws(args.flow, args.input_job, args.output_job, catalog)
+    else:
+        if args.input_job or args.output_job or not (args.input_script and args.output_script):
+            raise glue_import.ImportGlueError(
+                "give --input-script and --output-script, or --from-aws with --input-job and --output-job"
+            )
+        result = glue_import.convert_files(args.flow, args.input_script, args.output_script, catalog)
+    written: Path | None = None
+    writable = result.complete or args.allow_partial
+    unusable = None  # with --allow-partial, what converted may still lack a required field
+    if writable:
+        try:
+            glue_import.validate_entry(result.flow, result.entry, result.variables)
+        except glue_import.ImportGlueError as err:
+            writable, unusable = False, str(err)
+    if writable and args.out is not None:
+        written = glue_import.write_flow_file(result, args.out)
+    elif writable and args.component is not None:
+        written = glue_import.write_component(result, args.component)
+    if args.json:
+        print(json.dumps({**result.to_dict(), "written": None if written is None else str(written)}, indent=2))
+    elif writable and written is None:
+        # No destination: the flow file goes to stdout (redirect it), the report to stderr.
+        print(glue_import.dump_yaml(glue_import.flow_document(result)), end="")
+        print(result.table(), file=sys.stderr)
+    else:
+        print(result.table())
+        if written is not None:
+            print(f"flow {result.flow!r} written to {written}")
+    if unusable is not None:
+        print(f"glueflow: nothing written: {unusable}", file=sys.stderr)
+        return 1
+    if not writable:
+        count = len(result.of(glue_import.UNSUPPORTED))
+        print(
+            f"glueflow: {count} construct(s) not converted; nothing written (--allow-partial writes the rest)",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from glueflow_dagster.bookmark_admin import BookmarkAdminError
 
     args = _parser().parse_args(argv)
     handlers = {"demo": demo, "bookmark": bookmark, "report": report, "simulate": simulate}
+    handlers["import-glue"] = import_glue
     try:
         return handlers[args.command](args)
     except (ConfigError, StorageError, BookmarkAdminError) as err:
