@@ -43,6 +43,7 @@ from glueflow_dagster.checks import (
     FLOW_RATIO_IN_BAND,
     NO_RECORDS_LOST,
     NO_REPROCESSING,
+    NO_VANISHED_OBJECTS,
     Verdict,
     evaluate,
 )
@@ -63,6 +64,7 @@ from glueflow_dagster.jobs import (
     input_job_name,
     output_job_name,
     output_key,
+    pool_name,
     raw_input_key,
     staging_key,
 )
@@ -213,6 +215,7 @@ def build_flow_assets(flow: FlowConfig) -> list[Any]:
         deps=[raw_input_key(name)],
         group_name=name,
         kinds=_kinds(flow.staging),
+        pool=pool_name(input_job_name(name)),
         description=f"Input job output: mapped {flow.staging.compression} JSON lines at {flow.staging.uri}.",
         metadata={"uri": flow.staging.uri},
     )
@@ -225,6 +228,7 @@ def build_flow_assets(flow: FlowConfig) -> list[Any]:
         deps=[staging_key(name)],
         group_name=name,
         kinds=_kinds(flow.output),
+        pool=pool_name(output_job_name(name)),
         description=f"Output job output: mapped JSON lines at {flow.output.uri}.",
         metadata={"uri": flow.output.uri},
         check_specs=[
@@ -434,4 +438,5 @@ CHECK_DESCRIPTIONS = {
     BACKLOG_NOT_GROWING: "WARN: backlog_bytes grew over the last 3 Output runs",
     FLOW_RATIO_IN_BAND: "WARN: flow_ratio outside output_job.flow_ratio_band (default 0.5-2.0)",
     NO_RECORDS_LOST: "ERROR: records_read != records_written + error_records",
+    NO_VANISHED_OBJECTS: "WARN: planned staging objects were deleted before the run read them",
 }

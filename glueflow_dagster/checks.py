@@ -18,7 +18,8 @@ NO_REPROCESSING = "no_reprocessing"
 BACKLOG_NOT_GROWING = "backlog_not_growing"
 FLOW_RATIO_IN_BAND = "flow_ratio_in_band"
 NO_RECORDS_LOST = "no_records_lost"
-CHECK_NAMES = (NO_REPROCESSING, BACKLOG_NOT_GROWING, FLOW_RATIO_IN_BAND, NO_RECORDS_LOST)
+NO_VANISHED_OBJECTS = "no_vanished_objects"
+CHECK_NAMES = (NO_REPROCESSING, BACKLOG_NOT_GROWING, FLOW_RATIO_IN_BAND, NO_RECORDS_LOST, NO_VANISHED_OBJECTS)
 ERROR_CHECKS = (NO_RECORDS_LOST,)
 
 
@@ -84,12 +85,26 @@ def no_records_lost(metadata: Mapping[str, Any]) -> Verdict:
     return Verdict(NO_RECORDS_LOST, passed, text, {"missing_records": read - written - errors})
 
 
+def no_vanished_objects(metadata: Mapping[str, Any]) -> Verdict:
+    """WARN when planned staging objects were deleted before the run could read them (their records are
+    not in the output: someone removed committed data)."""
+    files = int(metadata.get("vanished_files", 0))
+    size = int(metadata.get("vanished_bytes", 0))
+    text = (
+        f"{files:,} planned objects ({size:,} bytes) were deleted before this run read them"
+        if files
+        else "every planned object was read"
+    )
+    return Verdict(NO_VANISHED_OBJECTS, files == 0, text, {"vanished_files": files, "vanished_bytes": size})
+
+
 def evaluate(metadata: Mapping[str, Any], earlier_backlogs: Sequence[int], band: tuple[float, float]) -> list[Verdict]:
-    """All four verdicts for one Output run; `earlier_backlogs` are the previous runs', oldest first."""
+    """All verdicts for one Output run; `earlier_backlogs` are the previous runs', oldest first."""
     backlogs = [*earlier_backlogs, int(metadata.get("backlog_bytes", 0))]
     return [
         no_reprocessing(metadata),
         backlog_not_growing(backlogs),
         flow_ratio_in_band(metadata, band),
         no_records_lost(metadata),
+        no_vanished_objects(metadata),
     ]

@@ -22,6 +22,11 @@ INPUT_RUN_TAG = "glueflow/input_run_id"
 MANIFEST_TAG = "glueflow/manifest_id"
 
 
+def pool_name(job_name: str) -> str:
+    """The concurrency pool of the job's writing asset: limit 1 (dagster.yaml) holds however a run starts."""
+    return f"glueflow/{job_name}"
+
+
 def raw_input_key(flow: str) -> AssetKey:
     return AssetKey([flow, "raw_input"])
 

@@ -155,12 +155,14 @@ def _request_for(
     instance: DagsterInstance,
     committed: CommittedBookmark,
     input_run_id: str,
+    run_key: str | None = None,
 ) -> tuple[RunRequest, PendingRun | None]:
     """The Output run following `input_run_id`; with bookmarks, its manifest is frozen into the run config."""
     tags = {INPUT_RUN_TAG: input_run_id}
     job = flow.output_job
+    run_key = run_key or input_run_id
     if job.bookmark == "disable":
-        return RunRequest(run_key=input_run_id, tags=tags), None
+        return RunRequest(run_key=run_key, tags=tags), None
     source = storage.open(flow.staging.uri)
     selection = plan_manifest(
         committed_staging(instance, flow, source),
@@ -181,7 +183,7 @@ def _request_for(
         "plan": json.dumps(selection.to_dict(), separators=(",", ":")),
     }
     request = RunRequest(
-        run_key=input_run_id,
+        run_key=run_key,
         run_config={"ops": {output_key(flow.name).to_python_identifier(): {"config": config}}},
         tags={**tags, MANIFEST_TAG: planned_id},
     )
@@ -233,12 +235,32 @@ def build_output_sensor(flow: FlowConfig, output_job: "UnresolvedAssetJobDefinit
             committed = committed_bookmark(instance, name, job.transformation_ctx, newer_than=mirror)
             state = replace(state, bookmark=committed)
         if state.pending is not None:
-            outcome, retry = _retry_request(instance, name, state.pending)
-            stale = committed is not None and committed.bookmark.version != state.pending.base_version
-            if retry is not None and not (stale and job.bookmark == "enable"):
-                context.log.info(f"manifest {state.pending.manifest_id}: {outcome}; requesting it again")
-                pending = replace(state.pending, attempt=state.pending.attempt + 1)
+            pending = state.pending
+            outcome, retry = _retry_request(instance, name, pending)
+            stale = committed is not None and committed.bookmark.version != pending.base_version
+            exhausted = pending.attempt >= job.max_manifest_attempts
+            if retry is not None and not exhausted and not (stale and job.bookmark == "enable"):
+                context.log.info(f"manifest {pending.manifest_id}: {outcome}; requesting it again")
+                pending = replace(pending, attempt=pending.attempt + 1)
                 return SensorResult(run_requests=[retry], cursor=replace(state, pending=pending).to_json())
+            if retry is not None:
+                # Recovery, not a retry loop: a manifest that cannot succeed is planned afresh from the
+                # committed bookmark and the committed staging, for the same Input run.
+                why = (
+                    f"failed {pending.attempt} times (output_job.max_manifest_attempts={job.max_manifest_attempts})"
+                    if exhausted
+                    else f"planned from bookmark version {pending.base_version}, now at {committed.bookmark.version}"
+                )
+                request, replanned = _request_for(
+                    flow,
+                    storage,
+                    instance,
+                    committed or CommittedBookmark(ctx=job.transformation_ctx, bookmark=Bookmark()),
+                    pending.input_run_id,
+                    run_key=f"{pending.input_run_id}:replan-{pending.manifest_id}",
+                )
+                context.log.info(f"manifest {pending.manifest_id}: {outcome}, {why}; planned afresh")
+                return SensorResult(run_requests=[request], cursor=replace(state, pending=replanned).to_json())
             state = replace(state, pending=None)
         follow = state.follow
         for end_time, run_id in unfollowed_input_runs(instance, name, follow):

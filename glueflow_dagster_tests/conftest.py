@@ -163,11 +163,20 @@ def write_flow_file(
 
 @pytest.fixture
 def instance() -> Iterator[Any]:
-    """A real Dagster instance in a temporary DAGSTER_HOME (SQLite storage)."""
+    """A real Dagster instance in a temporary DAGSTER_HOME (SQLite storage), with the concurrency pools of
+    the packaged dagster.yaml (max concurrency 1 per flow and job)."""
     from dagster import instance_for_test
 
-    with instance_for_test() as dagster_instance:
+    with instance_for_test(overrides=packaged_instance_overrides()) as dagster_instance:
         yield dagster_instance
+
+
+def packaged_instance_overrides() -> dict[str, Any]:
+    """The `concurrency.pools` section of the dagster.yaml shipped in the package."""
+    import yaml
+
+    packaged = yaml.safe_load((Path(__file__).parents[1] / "glueflow_dagster" / "dagster.yaml").read_text())
+    return {"concurrency": {"pools": packaged["concurrency"]["pools"]}}
 
 
 @pytest.fixture
