@@ -18,11 +18,12 @@ objects, only its quarantine.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
@@ -166,6 +167,10 @@ class _Plan:
     # Map text to timestamps in the plain form only (ApplyMapping's speculative fast form): chosen when
     # the sample holds no other form; a group where it leaves a value null is mapped again in full.
     plain_timestamps: bool = False
+    # The schema the read schema was built from, and every spelling of a mapped name known so far (see
+    # _respelled): source names match case-insensitively over the whole run, not just the sample.
+    observed: pl.Schema | None = None
+    spellings: frozenset[str] = frozenset()
 
 
 def _target_expr(path: tuple[str, ...]) -> pl.Expr:
@@ -214,18 +219,20 @@ def _query(
 ) -> tuple[int, int, bool]:
     """Scan -> map -> sink parts into ``out_dir`` (None: count only).
 
-    Returns (records, cast errors, whether the plain-timestamp speculation missed). With
+    Returns (records, cast errors, whether the plain-timestamp speculation missed, null mapped values). With
     ``plan.plain_timestamps`` a query whose timestamp mappings leave a present value null is run again
     with the full timestamp parser, so the result is always the full mapping's.
     """
     if plan.plain_timestamps:
-        records, casts, missed = _query_once(paths, plan, out_dir, first_part, ignore_errors, plain_timestamps=True)
+        records, casts, missed, missing = _query_once(
+            paths, plan, out_dir, first_part, ignore_errors, plain_timestamps=True
+        )
         if not missed:
-            return records, casts, False
+            return records, casts, False, missing
         if out_dir is not None:
             _clear(out_dir)
-    records, casts, _ = _query_once(paths, plan, out_dir, first_part, ignore_errors, plain_timestamps=False)
-    return records, casts, plan.plain_timestamps
+    records, casts, _, missing = _query_once(paths, plan, out_dir, first_part, ignore_errors, plain_timestamps=False)
+    return records, casts, plan.plain_timestamps, missing
 
 
 def _query_once(
@@ -236,11 +243,17 @@ def _query_once(
     ignore_errors: bool,
     *,
     plain_timestamps: bool,
-) -> tuple[int, int, int]:
-    """One query; returns (records, cast errors, cast errors of timestamp mappings)."""
+) -> tuple[int, int, int, int]:
+    """One query; returns (records, cast errors, cast errors of timestamp mappings, null mapped values)."""
     scan = pl.scan_ndjson([str(p) for p in paths], schema=plan.read_schema, ignore_errors=ignore_errors)
     mapped, columns, cast_errors, timestamp_errors = _mapped_with_cast_errors(scan, plan, plain_timestamps)
-    figures = [pl.len().alias("records"), cast_errors.alias("casts"), timestamp_errors.alias("timestamp_casts")]
+    missing = _total([_target_expr(fm.target).null_count().cast(pl.Int64) for fm in plan.mappings])
+    figures = [
+        pl.len().alias("records"),
+        cast_errors.alias("casts"),
+        timestamp_errors.alias("timestamp_casts"),
+        missing.alias("missing"),
+    ]
     if out_dir is None:
         # Nothing to write: still parse every line (a bare len() only counts lines) to find bad ones.
         parse_all = [pl.col(name).null_count().alias(f"__glueflow_nulls_{i}") for i, name in enumerate(columns)]
@@ -259,7 +272,12 @@ def _query_once(
             lazy=True,
         )
         _, totals = pl.collect_all([sink, mapped.select(figures)], engine="streaming")
-    return int(totals["records"][0]), int(totals["casts"][0] or 0), int(totals["timestamp_casts"][0] or 0)
+    return (
+        int(totals["records"][0]),
+        int(totals["casts"][0] or 0),
+        int(totals["timestamp_casts"][0] or 0),
+        int(totals["missing"][0] or 0),
+    )
 
 
 def _plan(
@@ -302,6 +320,72 @@ def _plan(
         compression,
         compression_level,
         plain_timestamps=plain_sample,
+        observed=observed,
+        spellings=frozenset(_field_names(observed or {})),
+    )
+
+
+def _field_names(schema: Mapping[str, pl.DataType]) -> Iterator[str]:
+    """Every field name of a schema, at every level."""
+    for name, dtype in schema.items():
+        yield name
+        if isinstance(dtype, pl.Struct):
+            yield from _field_names({f.name: f.dtype for f in dtype.fields})
+
+
+def _merged(a: Mapping[str, pl.DataType], b: Mapping[str, pl.DataType]) -> dict[str, pl.DataType]:
+    """Union of two inferred schemas, struct fields merged level by level (``a``'s types win)."""
+    fields = dict(a)
+    for name, dtype in b.items():
+        mine = fields.get(name)
+        if mine is None:
+            fields[name] = dtype
+        elif isinstance(mine, pl.Struct) and isinstance(dtype, pl.Struct):
+            inner = _merged({f.name: f.dtype for f in mine.fields}, {f.name: f.dtype for f in dtype.fields})
+            fields[name] = pl.Struct(inner)
+    return fields
+
+
+def _respelled(paths: Sequence[Path], plan: _Plan, workdir: Path) -> _Plan | None:
+    """A plan that also reads spellings of mapped names first seen in these objects, or None if there are none.
+
+    Glue matches source names case-insensitively over every record; the read schema comes from a sample,
+    so a spelling that first appears later (``ID`` after ``id``) would be read as missing. Called only for
+    a group whose mapped values came out null somewhere (the only place such a spelling can hide): one
+    regex pass over the group's lines finds the keys that spell a mapped name; lines holding new ones
+    extend the observed schema.
+    """
+    wanted = sorted({name.lower() for fm in plan.mappings for name in fm.source})
+    if not wanted:
+        return None
+    keys = "|".join(re.escape(name) for name in wanted)
+    lines = pl.scan_lines([str(p) for p in paths])
+    found = (
+        lines.select(pl.col("line").str.extract_all(f'(?i)"(?:{keys})"\\s*:').explode().drop_nulls().unique())
+        .collect(engine="streaming")
+        .to_series()
+        .to_list()
+    )
+    new = {key.split('"')[1] for key in found} - plan.spellings
+    if not new:
+        return None
+    pattern = "|".join(re.escape(f'"{name}"') for name in sorted(new))
+    sample = workdir / f"spellings-{uuid.uuid4().hex}.json"
+    lines.filter(pl.col("line").str.contains(pattern)).head(_SIZE_SAMPLE_LINES).collect().write_csv(
+        sample, include_header=False, quote_style="never"
+    )
+    try:
+        extra = pl.scan_ndjson(str(sample), infer_schema_length=None).collect_schema()
+    except READ_ERRORS:
+        extra = pl.Schema()
+    finally:
+        sample.unlink(missing_ok=True)
+    observed = pl.Schema(_merged(plan.observed or {}, extra))
+    return replace(
+        plan,
+        read_schema=source_read_schema(plan.mappings, observed),
+        observed=observed,
+        spellings=plan.spellings | new,
     )
 
 
@@ -311,6 +395,7 @@ class _GroupOutcome:
     cast_errors: int
     reports: list[ObjectReport]
     speculation_missed: bool = False
+    missing: int = 0  # mapped values that came out null: where a spelling unseen so far may hide
 
 
 def _run_group(
@@ -330,8 +415,8 @@ def _run_group(
     """
     try:
         every_piece = [piece for object_pieces in pieces for piece in object_pieces]
-        records, casts, missed = _query(every_piece, plan, out_dir, first_part, ignore_errors=False)
-        return _GroupOutcome(records, casts, [], missed)
+        records, casts, missed, missing = _query(every_piece, plan, out_dir, first_part, ignore_errors=False)
+        return _GroupOutcome(records, casts, [], missed, missing)
     except READ_ERRORS as err:
         fast_error: BaseException = err
     if out_dir is not None:
@@ -352,15 +437,15 @@ def _run_group(
         # Every object reads on its own: the failure was not the data's (e.g. a full disk).
         raise StageError(f"stage query failed: {first_line(fast_error)}") from fast_error
     records = casts = 0
-    missed = False
+    missed, missing = False, 0
     if readable:
         try:
             # Inspected objects hold only JSON objects now; ignore_errors only turns a scalar where a
             # struct is expected (e.g. "user": 5 for user.id) into a missing value instead of failing.
-            records, casts, missed = _query(readable, plan, out_dir, first_part, ignore_errors=True)
+            records, casts, missed, missing = _query(readable, plan, out_dir, first_part, ignore_errors=True)
         except READ_ERRORS as err:
             raise StageError(f"stage query failed: {first_line(err)}") from err
-    return _GroupOutcome(records, casts, reports, missed)
+    return _GroupOutcome(records, casts, reports, missed, missing)
 
 
 def _unreadable_indices(paths: Sequence[Path], read_schema: pl.Schema, *, known_bad: bool = False) -> set[int]:
@@ -627,6 +712,19 @@ def run_stage(
                     outcome = _run_group(
                         paths, pieces, uris, plan, workdir, None if exceeded else out_dir, len(pending), log
                     )
+                    respelled = _respelled(paths, plan, workdir) if outcome.missing else None
+                    if respelled is not None:
+                        log(
+                            "field names spelled differently past the sample ("
+                            + ", ".join(sorted(respelled.spellings - plan.spellings))[:80]
+                            + "): mapped again with every spelling"
+                        )
+                        plan = respelled
+                        if not exceeded:
+                            _clear(out_dir)
+                        outcome = _run_group(
+                            paths, pieces, uris, plan, workdir, None if exceeded else out_dir, len(pending), log
+                        )
                     if outcome.speculation_missed:
                         log("timestamps in other forms than 'yyyy-mm-dd hh:mm:ss': mapped again with the full parser")
                         plan = replace(plan, plain_timestamps=False)
