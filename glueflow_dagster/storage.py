@@ -664,8 +664,27 @@ class _S3Reader(io.RawIOBase):
         super().close()
 
 
+def _redact_chain(err: BaseException | None) -> None:
+    """Redact URL credentials in the messages of ``err`` and the exceptions it chains, in place.
+
+    The StorageError chains the botocore error (``raise ... from err``) and Dagster shows the whole
+    chain; botocore's own text holds the endpoint URL (``http://key:secret@host/bucket?...``).
+    """
+    seen = 0
+    while err is not None and seen < 8:
+        if any(isinstance(arg, str) and "@" in arg for arg in err.args):
+            err.args = tuple(redact(arg) if isinstance(arg, str) else arg for arg in err.args)
+            kwargs = getattr(err, "kwargs", None)  # botocore keeps the format values here too
+            if isinstance(kwargs, dict):
+                err.kwargs = {k: redact(v) if isinstance(v, str) else v for k, v in kwargs.items()}  # type: ignore[attr-defined]
+        err = err.__cause__ or err.__context__
+        seen += 1
+
+
 def _boto_error(uri: str, err: BaseException, endpoint: str) -> StorageError:
-    """One-line StorageError for any botocore / boto3 transfer failure."""
+    """One-line StorageError for any botocore / boto3 transfer failure (credentials redacted, also in
+    the chained botocore errors)."""
+    _redact_chain(err)
     # boto3's managed transfers re-raise ClientError as S3UploadFailedError with the original as context.
     inner = err.__cause__ or err.__context__
     if not isinstance(err, ClientError | BotoCoreError) and isinstance(inner, ClientError | BotoCoreError):

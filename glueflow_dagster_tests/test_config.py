@@ -268,6 +268,7 @@ def test_separate_locations_are_accepted(tmp_path: Path, a: dict[str, str], b: d
         ("input_job.max_error_records", {"k" * 1000: "v" * 1000}),
         ("input.colour" + "r" * 10_000, 1),
     ],
+    ids=lambda value: str(value)[:20],  # the values themselves are the huge part
 )
 def test_errors_never_embed_an_unbounded_value(tmp_path: Path, field: str, value: object) -> None:
     path = write_flow_file(tmp_path)
