@@ -849,3 +849,24 @@ def test_storage_error_is_a_runtime_error() -> None:
     assert issubclass(StorageError, RuntimeError)
     err = StorageError("s3://b/k: cause", uri="s3://b/k")
     assert err.uri == "s3://b/k"
+
+
+def test_a_stage_over_a_local_input_never_reads_a_symlink_out_of_it(tmp_path: Path) -> None:
+    from glueflow_dagster.quarantine import list_stage_inputs
+    from glueflow_dagster.stage import run_stage
+
+    secret = tmp_path / "elsewhere" / "secret.json"
+    secret.parent.mkdir()
+    secret.write_bytes(b'{"id": 666}\n')
+    source = LocalStorage(tmp_path / "input")
+    source.write_bytes("a.json", b'{"id": 1}\n{"id": 2}\n')
+    (source.root / "b.json").symlink_to(secret)
+    (source.root / "more").symlink_to(secret.parent, target_is_directory=True)
+    objects = list(list_stage_inputs(source, recurse=True, exclusions=()))
+    assert keys_of(objects) == ["a.json"]
+    assert [refused.key for refused in source.refused] == ["b.json", "more"]
+    target = LocalStorage(tmp_path / "staging")
+    result = run_stage(source, objects, [["id", "long", "id", "long"]], target, name_prefix="run-1", compression="none")
+    assert (result.records_read, result.records_written, result.error_files) == (2, 2, 0)
+    written = b"".join(target.read_bytes(info.key) for info in result.written)
+    assert b"666" not in written
