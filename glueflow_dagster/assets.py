@@ -139,6 +139,8 @@ def run_stage_or_fail(
             target_file_bytes=job.target_file_bytes,
             quarantine_prefix=f"{QUARANTINE_DIR}/{context.run.run_id}/",
             defer_commit=True,
+            # Local symlinks out of the location, refused by the listing: quarantined and counted.
+            refused=[(source.uri_for(r.key), r.cause) for r in getattr(source, "refused", ())],
         )
     except StageError as err:
         figures = stage_metadata(err.result) if err.result is not None else {}

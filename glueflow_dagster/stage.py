@@ -646,6 +646,7 @@ def run_stage(
     quarantine_prefix: str | None = None,
     compression_level: int | None = None,
     defer_commit: bool = False,
+    refused: Sequence[tuple[str, str]] = (),
 ) -> StageResult:
     """Map ``objects`` of ``source`` into parts ``<name_prefix>-part-r-NNNNN`` under ``target``.
 
@@ -657,7 +658,8 @@ def run_stage(
     Bad records and unreadable objects go to ``quarantine_prefix`` under ``target`` (default
     ``_errors/<name_prefix>``). More than ``max_error_records`` of them (error records plus unreadable
     objects) raise :class:`StageError` after aborting this run's pending parts. Objects deleted since the
-    run was planned are skipped and returned in ``vanished``. Parts hold about ``target_file_bytes`` of
+    run was planned are skipped and returned in ``vanished``. ``refused`` are (uri, cause) of objects the
+    listing would not read (a local symlink pointing outside the location): quarantined as unreadable. Parts hold about ``target_file_bytes`` of
     uncompressed JSON each. ``compression_level`` (gzip only, 1-9) defaults to :data:`DEFAULT_GZIP_LEVEL`.
     """
     started = time.monotonic()
@@ -686,7 +688,11 @@ def run_stage(
     vanished: list[ObjectInfo] = []
     records = casts = error_records = error_files = 0
     first_error: str | None = None
-    exceeded = False
+    for uri, cause in refused:
+        error_files += 1
+        quarantined.append(target.write_bytes(quarantine_key(qprefix, len(quarantined)), object_entry(uri, cause)))
+        first_error = first_error or f"{uri}: {cause}"
+    exceeded = error_files > max_error_records
     if readable:
         log(f"reading {len(readable)} objects ({sum(o.size for o in readable):,} bytes) from {source.uri}")
     try:
