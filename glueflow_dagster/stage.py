@@ -659,7 +659,8 @@ def run_stage(
     ``_errors/<name_prefix>``). More than ``max_error_records`` of them (error records plus unreadable
     objects) raise :class:`StageError` after aborting this run's pending parts. Objects deleted since the
     run was planned are skipped and returned in ``vanished``. ``refused`` are (uri, cause) of objects the
-    listing would not read (a local symlink pointing outside the location): quarantined as unreadable. Parts hold about ``target_file_bytes`` of
+    listing would not read (a local symlink pointing outside the location): quarantined as unreadable.
+    Parts hold about ``target_file_bytes`` of
     uncompressed JSON each. ``compression_level`` (gzip only, 1-9) defaults to :data:`DEFAULT_GZIP_LEVEL`.
     """
     started = time.monotonic()
