@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from glueflow_dagster.bookmarks import Bookmark, BookmarkPolicy, commit, covers, select_objects
+from glueflow_dagster.commits import attempt_of
 from glueflow_dagster.flow_ratio import flow_ratio
 from glueflow_dagster.storage import ObjectInfo
 
@@ -27,9 +28,9 @@ DEFAULT_PERIOD_S = 1800.0
 # from each producing Input run; `report.history_from_instance` reads it when present.
 BYTES_READ_BY_INPUT_RUN_KEY = "bytes_read_by_input_run"
 
-# `run-<id>-attempt-<n>-part-r-<digits>` (commit protocol) or Glue's `run-<id>-part-r-<digits>`: the
-# id ends at the first `-attempt-<n>-part-r-`, else at the last `-part-r-<digits>`, so ids may hold dashes.
-_PART_NAME = re.compile(r"run-(?:(?P<run_id>.+?)-attempt-\d+|(?P<glue_id>.+))-part-r-\d+(?:\.[^/]*)?")
+# Glue's own part names, `run-<id>-part-r-<digits>` (greedy id: it may hold dashes); the commit protocol's
+# attempt names are parsed by commits.attempt_of.
+_GLUE_PART_NAME = re.compile(r"run-(?P<run_id>.+)-part-r-\d+(?:\.[^/]*)?")
 
 
 @dataclass(frozen=True)
@@ -111,8 +112,11 @@ def windows(
 def producing_run_id(staging_key: str) -> str | None:
     """The Input run id in a staging object name `[folders/]run-<id>-part-r-NNNNN[.ext]`, else None."""
     name = staging_key.rsplit("/", 1)[-1]
-    match = _PART_NAME.fullmatch(name)
-    return (match.group("run_id") or match.group("glue_id")) if match else None
+    attempt = attempt_of(name)
+    if attempt is not None:
+        return attempt.run_id
+    match = _GLUE_PART_NAME.fullmatch(name)
+    return match.group("run_id") if match else None
 
 
 def bytes_by_input_run(objects: Iterable[_Sized]) -> dict[str, int]:
