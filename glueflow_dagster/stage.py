@@ -31,7 +31,13 @@ from typing import BinaryIO
 
 import polars as pl
 
-from glueflow_dagster.mapping import ApplyMapping, FieldMapping, parse_mappings, source_read_schema
+from glueflow_dagster.mapping import (
+    ApplyMapping,
+    FieldMapping,
+    parse_mappings,
+    presence_mapping,
+    source_read_schema,
+)
 from glueflow_dagster.quarantine import (
     QUARANTINE_DIR,
     READ_ERRORS,
@@ -161,6 +167,10 @@ class _Plan:
     # Map text to timestamps in the plain form only (ApplyMapping's speculative fast form): chosen when
     # the sample holds no other form; a group where it leaves a value null is mapped again in full.
     plain_timestamps: bool = False
+    # Every mapped leaf read as String: used from the first group whose data the typed read_schema
+    # (JSON types as observed in the sample) cannot read, e.g. a field that is a number here and an
+    # object there. None when read_schema is that already.
+    text_schema: pl.Schema | None = None
 
 
 def _target_expr(path: tuple[str, ...]) -> pl.Expr:
@@ -190,7 +200,7 @@ def _mapped_with_cast_errors(
         if isinstance(fm.target_type, pl.Null | pl.String):
             continue
         name = f"__glueflow_source_{index}"
-        extra.append(FieldMapping(fm.source, pl.String(), (name,), pl.String()))
+        extra.append(presence_mapping(fm, plan.read_schema, name))  # the source, identity-cast
         error = pl.col(name).count().cast(pl.Int64) - _target_expr(fm.target).count()
         errors.append(error)
         if isinstance(fm.target_type, pl.Datetime):
@@ -275,6 +285,7 @@ def _plan(
             observed = schema
             break
     read_schema = source_read_schema(mappings, observed)
+    text_schema = source_read_schema(mappings, observed, typed=False)
     record_bytes = float(_DEFAULT_RECORD_BYTES)
     speculate = any(isinstance(fm.target_type, pl.Datetime) for fm in mappings)
     plain_sample = False
@@ -297,6 +308,7 @@ def _plan(
         compression,
         compression_level,
         plain_timestamps=plain_sample,
+        text_schema=None if text_schema == read_schema else text_schema,
     )
 
 
@@ -306,6 +318,7 @@ class _GroupOutcome:
     cast_errors: int
     reports: list[ObjectReport]
     speculation_missed: bool = False
+    read_as_text: bool = False  # the typed read failed and the group was read with plan.text_schema
 
 
 def _run_group(
@@ -331,6 +344,13 @@ def _run_group(
         fast_error: BaseException = err
     if out_dir is not None:
         _clear(out_dir)
+    if plan.text_schema is not None:
+        # A value of another JSON type than the sample showed (Spark's reader reads such a field as text
+        # too): read every leaf as text from here on; bad records are then inspected against that.
+        log(f"reading with JSON types failed ({first_line(fast_error)}): reading the mapped fields as text")
+        plan = replace(plan, read_schema=plan.text_schema, text_schema=None)
+        outcome = _run_group(paths, pieces, uris, plan, workdir, out_dir, first_part, log)
+        return replace(outcome, read_as_text=True)
     log(f"reading failed ({first_line(fast_error)}): inspecting the {len(paths)} objects one by one")
     bad = _unreadable_indices(paths, plan.read_schema, known_bad=True)
     readable: list[Path] = []
@@ -605,6 +625,8 @@ def run_stage(
                 outcome = _run_group(
                     paths, pieces, uris, plan, workdir, None if exceeded else out_dir, len(written), log
                 )
+                if outcome.read_as_text and plan.text_schema is not None:
+                    plan = replace(plan, read_schema=plan.text_schema, text_schema=None)
                 if outcome.speculation_missed:
                     log("timestamps in other forms than 'yyyy-mm-dd hh:mm:ss': mapped again with the full parser")
                     plan = replace(plan, plain_timestamps=False)
