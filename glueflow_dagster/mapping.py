@@ -431,9 +431,9 @@ def _schema_of(frame: Frame) -> pl.Schema:
 
 _TRUE_STRINGS = ["t", "true", "y", "yes", "1"]  # Spark's StringUtils.isTrueString
 _FALSE_STRINGS = ["f", "false", "n", "no", "0"]
-# Spark accepts an integral string with a fraction and truncates it ("3.5" -> 3, ".5" -> 0).
+# Spark accepts an integral string with a fraction and truncates it ("3.5" -> 3, ".5" -> 0, "." -> 0).
 _INTEGRAL_RE = r"^([+-]?[0-9]+)(?:\.[0-9]*)?$"
-_FRACTION_ONLY_RE = r"^[+-]?\.[0-9]+$"
+_FRACTION_ONLY_RE = r"^[+-]?\.[0-9]*$"  # Spark reads "." as 0 too
 # Spark's stringToDate: yyyy, yyyy-[m]m, yyyy-[m]m-[d]d, optionally followed by ' ' or 'T' and anything.
 _DATE_RE = r"^(?P<y>[0-9]{4})(?:-(?P<m>[0-9]{1,2})(?:-(?P<d>[0-9]{1,2})(?:[T ].*)?)?)?$"
 # Spark's stringToTimestamp (without time-only forms, whose date would depend on the clock):
@@ -759,7 +759,8 @@ def _to_date(expr: pl.Expr, src: pl.DataType) -> pl.Expr:
             parts.struct.field("d").fill_null("1"),
         )
         # Impossible dates (02-30) -> null. No cache: it only pays off for repeated values.
-        return text.str.to_date("%Y-%m-%d", strict=False, cache=False)
+        date = text.str.to_date("%Y-%m-%d", strict=False, cache=False)
+        return pl.when(parts.struct.field("y") != "0000").then(date)  # years 1..9999, like timestamps
     return _null(pl.Date())
 
 
@@ -905,6 +906,8 @@ def _to_timestamp(expr: pl.Expr, src: pl.DataType, dst: pl.Datetime, plain_only:
         # and casts from its number type).
         steps = steps.struct.with_fields(result=pl.coalesce(f("plain").cast(dst), _parse_timestamp(f("rest"), dst)))
         return steps.struct.field("result")
+    if isinstance(src, pl.Boolean):
+        return expr.cast(pl.Int64).cast(pl.Datetime("us")).cast(dst)  # Spark: true is 1 microsecond
     if src.is_integer():
         return _epoch_to_timestamp(expr.cast(pl.Int64, strict=False), dst, integral=True)
     if src.is_float() or src.is_decimal():
