@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -928,7 +928,11 @@ def _to_binary(expr: pl.Expr, src: pl.DataType) -> pl.Expr:
 
 
 def source_read_schema(
-    mappings: Mappings, observed: pl.Schema | None = None, case_sensitive: bool = False, *, typed: bool = True
+    mappings: Mappings,
+    observed: pl.Schema | None = None,
+    case_sensitive: bool = False,
+    *,
+    typed: bool | Collection[int] = True,
 ) -> pl.Schema:
     """The schema for ``pl.scan_ndjson(schema=...)`` that materializes only the mapped source fields.
 
@@ -938,7 +942,8 @@ def source_read_schema(
     read with its observed type: the stage then maps exactly what ``ApplyMapping.apply`` maps on a frame
     polars read from the same data. Everything else (strings, mixed types, fields not observed) is read
     as String, which polars fills with any JSON value's text, so it cannot fail; ``typed=False`` reads
-    every leaf so (the fallback for data whose types differ from the observed ones).
+    every leaf so (the fallback for data whose types differ from the observed ones), and a collection
+    of mapping indexes reads only those mappings' sources with their types.
 
     Nested sources become structs with shared prefixes merged. With ``observed``, every spelling matching
     a mapped path (case-insensitively unless ``case_sensitive``) is read, fields follow the observed order,
@@ -947,7 +952,8 @@ def source_read_schema(
     """
     parsed = parse_mappings(mappings)
     tree: dict[str, object] = {}
-    for fm in parsed:
+    for index, fm in enumerate(parsed):
+        with_types = typed if isinstance(typed, bool) else index in typed
         if observed is None:
             hits = [_Hit(fm.source, None)]
         else:
@@ -959,7 +965,7 @@ def source_read_schema(
                 dtype = _dtype_at(observed, names)  # the array holding the element
             else:
                 dtype = None if hit.rest else hit.dtype  # descending into JSON text needs the text
-            _insert_leaf(tree, names, _read_dtype(dtype) if typed else pl.String())
+            _insert_leaf(tree, names, _read_dtype(dtype) if with_types else pl.String())
     return pl.Schema(_tree_fields(tree, observed))
 
 

@@ -167,9 +167,11 @@ class _Plan:
     # Map text to timestamps in the plain form only (ApplyMapping's speculative fast form): chosen when
     # the sample holds no other form; a group where it leaves a value null is mapped again in full.
     plain_timestamps: bool = False
-    # Every mapped leaf read as String: used from the first group whose data the typed read_schema
-    # (JSON types as observed in the sample) cannot read, e.g. a field that is a number here and an
-    # object there. None when read_schema is that already.
+    # The sample's schema, and every mapped leaf read as String: read_schema keeps the JSON types the
+    # sample shows; where later data holds another type (a number here, an object there), the mapped
+    # fields that differ are read as text (see _query_tolerant). text_schema is None when read_schema
+    # is all text already.
+    observed: pl.Schema | None = None
     text_schema: pl.Schema | None = None
 
 
@@ -183,15 +185,15 @@ def _target_expr(path: tuple[str, ...]) -> pl.Expr:
 def _mapped_with_cast_errors(
     scan: pl.LazyFrame, plan: _Plan, plain_timestamps: bool
 ) -> tuple[pl.LazyFrame, list[str], pl.Expr, pl.Expr]:
-    """ApplyMapping plus, in the same projection, each cast-failing mapping's source text.
+    """ApplyMapping plus, in the same projection, each cast-failing mapping's source.
 
     A cast error is a source that is present but whose mapped value is null (as ``cast_error_count``
     counts it). A mapped value is never present without its source, so per mapping the errors are the
     present sources minus the present targets: two validity counts, no per-row work. Carrying the source
-    text through the mapping (a String -> String identity, free) lets the count read it beside the
-    mapped values. Every leaf of the read schema is String, so a mapping to String never fails and needs
-    no check. The last expression counts the cast errors of timestamp mappings: with ``plain_timestamps``
-    any of them means the speculation missed.
+    through the mapping (``presence_mapping``: an identity cast of its read type, free) lets the count
+    read it beside the mapped values. Every JSON value (text, number, boolean, object, array) has a text
+    form, so a mapping to String never fails and needs no check. The last expression counts the cast
+    errors of timestamp mappings: with ``plain_timestamps`` any of them means the speculation missed.
     """
     extra: list[FieldMapping] = []
     errors: list[pl.Expr] = []
@@ -308,6 +310,7 @@ def _plan(
         compression,
         compression_level,
         plain_timestamps=plain_sample,
+        observed=observed,
         text_schema=None if text_schema == read_schema else text_schema,
     )
 
@@ -318,7 +321,7 @@ class _GroupOutcome:
     cast_errors: int
     reports: list[ObjectReport]
     speculation_missed: bool = False
-    read_as_text: bool = False  # the typed read failed and the group was read with plan.text_schema
+    read_schema: pl.Schema | None = None  # set when some mapped fields had to be read as text
 
 
 def _run_group(
@@ -338,19 +341,15 @@ def _run_group(
     """
     try:
         every_piece = [piece for object_pieces in pieces for piece in object_pieces]
-        records, casts, missed = _query(every_piece, plan, out_dir, first_part, ignore_errors=False)
-        return _GroupOutcome(records, casts, [], missed)
+        records, casts, missed, used = _query_tolerant(every_piece, plan, out_dir, first_part, log)
+        return _GroupOutcome(records, casts, [], missed, _changed(used, plan))
     except READ_ERRORS as err:
         fast_error: BaseException = err
     if out_dir is not None:
         _clear(out_dir)
-    if plan.text_schema is not None:
-        # A value of another JSON type than the sample showed (Spark's reader reads such a field as text
-        # too): read every leaf as text from here on; bad records are then inspected against that.
-        log(f"reading with JSON types failed ({first_line(fast_error)}): reading the mapped fields as text")
-        plan = replace(plan, read_schema=plan.text_schema, text_schema=None)
-        outcome = _run_group(paths, pieces, uris, plan, workdir, out_dir, first_part, log)
-        return replace(outcome, read_as_text=True)
+    # Bad records are found against text, so a value of another JSON type is no bad record.
+    typed_plan = plan
+    plan = replace(plan, read_schema=plan.text_schema or plan.read_schema, text_schema=None)
     log(f"reading failed ({first_line(fast_error)}): inspecting the {len(paths)} objects one by one")
     bad = _unreadable_indices(paths, plan.read_schema, known_bad=True)
     readable: list[Path] = []
@@ -368,14 +367,70 @@ def _run_group(
         raise StageError(f"stage query failed: {first_line(fast_error)}") from fast_error
     records = casts = 0
     missed = False
+    used = typed_plan
     if readable:
         try:
-            # Inspected objects hold only JSON objects now; ignore_errors only turns a scalar where a
-            # struct is expected (e.g. "user": 5 for user.id) into a missing value instead of failing.
-            records, casts, missed = _query(readable, plan, out_dir, first_part, ignore_errors=True)
+            try:
+                records, casts, missed, used = _query_tolerant(readable, typed_plan, out_dir, first_part, log)
+            except READ_ERRORS:
+                if out_dir is not None:
+                    _clear(out_dir)
+                # Inspected objects hold only JSON objects now; ignore_errors only turns a scalar where a
+                # struct is expected (e.g. "user": 5 for user.id) into a missing value instead of failing.
+                records, casts, missed = _query(readable, plan, out_dir, first_part, ignore_errors=True)
         except READ_ERRORS as err:
             raise StageError(f"stage query failed: {first_line(err)}") from err
-    return _GroupOutcome(records, casts, reports, missed)
+    return _GroupOutcome(records, casts, reports, missed, _changed(used, typed_plan))
+
+
+def _changed(used: _Plan, plan: _Plan) -> pl.Schema | None:
+    return used.read_schema if used.read_schema != plan.read_schema else None
+
+
+def _query_tolerant(
+    paths: Sequence[Path], plan: _Plan, out_dir: Path | None, first_part: int, log: Callable[[str], None]
+) -> tuple[int, int, bool, _Plan]:
+    """``_query`` with the JSON types the sample showed; where the data holds other types for some mapped
+    fields (a number here, an object there), those fields are read as text, as Spark's JSON reader reads
+    a field of mixed types. Raises READ_ERRORS when even text does not read (bad records).
+
+    Returns the query's figures and the plan it used (the caller keeps it for later groups).
+    """
+    try:
+        return (*_query(paths, plan, out_dir, first_part, ignore_errors=False), plan)
+    except READ_ERRORS as err:
+        if plan.text_schema is None:
+            raise
+        failure: BaseException = err
+    if out_dir is not None:
+        _clear(out_dir)
+    if not _reads(paths, plan.text_schema):
+        raise failure
+    # One counting query per mapping read with its types: this path is rare (types that differ from
+    # the sample's), and it keeps the types of every field that does not differ.
+    keep: set[int] = set()
+    text: list[str] = []
+    for index, fm in enumerate(plan.mappings):
+        alone = source_read_schema(plan.mappings, plan.observed, typed={index})
+        if alone == plan.text_schema:
+            continue
+        if _reads(paths, alone):
+            keep.add(index)
+        else:
+            text.append(".".join(map(str, fm.source)))
+    schema = source_read_schema(plan.mappings, plan.observed, typed=keep)
+    log(f"JSON types differ from the sample's ({first_line(failure)}): {', '.join(text[:5])} read as text")
+    narrowed = replace(plan, read_schema=schema, text_schema=None if schema == plan.text_schema else plan.text_schema)
+    return (*_query(paths, narrowed, out_dir, first_part, ignore_errors=False), narrowed)
+
+
+def _reads(paths: Sequence[Path], schema: pl.Schema) -> bool:
+    """Whether every line of ``paths`` reads with ``schema`` (every column parsed, nothing written)."""
+    try:
+        pl.scan_ndjson([str(p) for p in paths], schema=schema).select(pl.all().null_count()).collect(engine="streaming")
+    except READ_ERRORS:
+        return False
+    return True
 
 
 def _unreadable_indices(paths: Sequence[Path], read_schema: pl.Schema, *, known_bad: bool = False) -> set[int]:
@@ -625,8 +680,8 @@ def run_stage(
                 outcome = _run_group(
                     paths, pieces, uris, plan, workdir, None if exceeded else out_dir, len(written), log
                 )
-                if outcome.read_as_text and plan.text_schema is not None:
-                    plan = replace(plan, read_schema=plan.text_schema, text_schema=None)
+                if outcome.read_schema is not None:
+                    plan = replace(plan, read_schema=outcome.read_schema)
                 if outcome.speculation_missed:
                     log("timestamps in other forms than 'yyyy-mm-dd hh:mm:ss': mapped again with the full parser")
                     plan = replace(plan, plain_timestamps=False)

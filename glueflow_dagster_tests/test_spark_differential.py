@@ -178,3 +178,42 @@ def test_live_spark_agrees_with_the_cache_and_glueflow(
     # Time-only strings are stamped with today's date: the one answer that changes from day to day.
     stale = [key for key in stale if not re.search(r'\|"T?12:00(:00)?"\|timestamp$', key)]
     assert not stale, f"cache out of date for {stale[:10]}: python -m glueflow_dagster_tests.spark_oracle --write"
+
+
+def test_a_json_type_past_the_sample_is_read_as_text_not_quarantined(tmp_path: Path) -> None:
+    # The sample shows `v` as an integer; line 150 holds an object and line 151 is no JSON at all. The
+    # typed read fails; `v` is read as text from then on (the object -> long is a cast error), `ok`
+    # keeps its JSON type (true -> int is 1), and only the broken line goes to the quarantine.
+    from glueflow_dagster.stage import run_stage
+    from glueflow_dagster.storage import LocalStorage
+
+    def run(lines: list[str], name: str) -> tuple[Any, dict[int, Any], list[str]]:
+        source, target = LocalStorage(tmp_path / name / "in"), LocalStorage(tmp_path / name / "out")
+        info = source.write_bytes("part-0.json", ("\n".join(lines) + "\n").encode())
+        messages: list[str] = []
+        mappings = [("id", "long", "id", "long"), ("v", "long", "v", "long"), ("ok", "boolean", "ok", "int")]
+        result = run_stage(
+            source, [info], mappings, target, name_prefix="run", compression="none", max_error_records=1,
+            log=messages.append,
+        )  # fmt: skip
+        rows = {
+            row["id"]: row
+            for obj in target.list("")
+            if obj.key.startswith("run-")
+            for row in map(json.loads, target.read_bytes(obj.key).decode().splitlines())
+        }
+        return result, rows, messages
+
+    lines = [json.dumps({"id": i, "v": i, "ok": True}) for i in range(300)]
+    lines[150] = json.dumps({"id": 150, "v": {"k": 1}, "ok": True})
+    result, rows, messages = run(lines, "mixed")
+    assert (result.records_written, result.error_records, result.cast_errors) == (300, 0, 1)
+    assert rows[150]["v"] is None and rows[149]["v"] == 149 and rows[299]["v"] == 299
+    assert {row["ok"] for row in rows.values()} == {1}
+    assert any("JSON types differ from the sample's" in m and ": v read as text" in m for m in messages)
+
+    lines[151] = "not json"
+    result, rows, messages = run(lines, "mixed-and-bad")
+    assert (result.records_written, result.error_records, result.cast_errors) == (299, 1, 1)
+    assert rows[150]["v"] is None and rows[152]["v"] == 152
+    assert {row["ok"] for row in rows.values()} == {1}
