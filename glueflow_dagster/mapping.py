@@ -849,7 +849,8 @@ def _apply_zone_names(batch: pl.Series) -> pl.Series:
     result = pl.Series(batch.name, [None] * len(batch), dtype=pl.Datetime("us"))
     if batch.null_count() == len(batch):
         return result
-    frame = batch.struct.unnest().with_row_index("__row")
+    # Only rows whose struct is present: a masked-out row may still hold field values underneath.
+    frame = batch.struct.unnest().with_row_index("__row").filter(batch.is_not_null())
     for name in frame["zone"].drop_nulls().unique().to_list():
         zone = _zone_name(name)
         rows = frame.filter(pl.col("zone") == name)

@@ -993,3 +993,103 @@ def test_end_to_end_without_observed_uses_mapping_spelling(ndjson_file: Path) ->
         (None, {"name": None, "xy": None}, None),
     ]
     assert errors(frame, E2E_MAPPINGS) == [0, 1, 4]
+
+
+# -------------------------------------------------------------------------------------------------------
+# Glue Studio's struct/array types, array element paths, JSON types in the read schema
+# -------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("items[0].sku", ("items", 0, "sku")),
+        ("a[1][2]", ("a", 1, 2)),
+        ("`a.b`[3].c", ("a.b", 3, "c")),
+        ("x.y[10]", ("x", "y", 10)),
+    ],
+)
+def test_parse_path_reads_array_indexes(path: str, expected: tuple[str | int, ...]) -> None:
+    assert parse_path(path) == expected
+
+
+def test_an_array_index_is_only_allowed_in_a_source() -> None:
+    with pytest.raises(MappingError, match=re.escape("an array index cannot be a target (target)")):
+        parse_mappings([("a", "string", "b[0]", "string")])
+    with pytest.raises(MappingError, match="must be a non-empty tuple"):
+        parse_mappings([FieldMapping(("a",), pl.String(), ("b", 0), pl.String())])  # type: ignore[arg-type]
+    assert parse_mappings([FieldMapping(("a", 0), pl.String(), ("b",), pl.String())])[0].source == ("a", 0)
+
+
+def test_array_elements_in_typed_lists_and_in_json_text() -> None:
+    frame = pl.DataFrame(
+        {
+            "items": [[{"sku": "a1", "n": 2}, {"sku": "b2", "n": 1}], [], None],
+            "fixed": pl.Series([[1, 2], [3, 4], None], dtype=pl.Array(pl.Int64, 2)),
+            "raw": ['{"items": [{"sku": "x"}]}', "[1]", None],
+        }
+    )
+    mappings = [
+        ("items[0].sku", "string", "first", "string"),
+        ("ITEMS[1].n", "int", "second_n", "long"),
+        ("fixed[1]", "long", "fixed_1", "long"),
+        ("raw.items[0].sku", "string", "raw_sku", "string"),
+        ("items[5].sku", "string", "beyond", "string"),
+    ]
+    assert run(frame, mappings).rows() == [
+        ("a1", 1, 2, "x", None),
+        (None, None, 4, None, None),
+        (None, None, None, None, None),
+    ]
+
+
+def test_struct_and_array_types_pass_through_or_become_json_text() -> None:
+    frame = pl.DataFrame({"u": [{"k": 1, "s": "x"}, None], "items": [[1, 2], []], "n": [5, 6]})
+    mappings = [
+        ("u", "struct", "u", "struct"),
+        ("items", "array", "items", "array"),
+        ("u", "struct", "u_text", "string"),
+        ("items", "array", "items_text", "string"),
+        ("n", "long", "n_struct", "struct"),
+    ]
+    out = run(frame, mappings)
+    assert out.schema["u"] == frame.schema["u"] and out.schema["items"] == frame.schema["items"]
+    assert out.rows() == [
+        ({"k": 1, "s": "x"}, [1, 2], '{"k":1,"s":"x"}', "[1,2]", None),
+        (None, [], None, "[]", None),
+    ]
+    assert errors(frame, mappings) == [1, 1]  # a number is no struct
+
+
+def test_source_read_schema_keeps_observed_json_types() -> None:
+    observed = pl.Schema(
+        {
+            "flag": pl.Boolean(),
+            "n": pl.Int64(),
+            "x": pl.Float64(),
+            "items": pl.List(pl.Struct({"sku": pl.String()})),
+            "empty": pl.List(pl.Null()),
+            "big": pl.Int128(),
+        }
+    )
+    mappings = [
+        ("flag", "boolean", "flag", "int"),
+        ("n", "long", "n", "boolean"),
+        ("x", "double", "x", "string"),
+        ("items[0].sku", "string", "sku", "string"),
+        ("empty", "array", "empty", "array"),
+        ("big", "string", "big", "string"),
+    ]
+    assert source_read_schema(mappings, observed) == pl.Schema(
+        {
+            "flag": pl.Boolean(),
+            "n": pl.Int64(),
+            "x": pl.Float64(),
+            "items": pl.List(pl.Struct({"sku": pl.String()})),
+            "empty": pl.String(),  # an array only ever seen empty: its elements' type is unknown
+            "big": pl.String(),
+        }
+    )
+    assert set(source_read_schema(mappings, observed, typed=False).values()) == {pl.String()}
+    assert source_read_schema(mappings, observed, typed={1})["n"] == pl.Int64()
+    assert source_read_schema(mappings, observed, typed={1})["flag"] == pl.String()
