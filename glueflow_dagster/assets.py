@@ -101,6 +101,7 @@ def run_stage_or_fail(
     target: Storage,
     name_prefix: str,
     target_location: Location,
+    source_location: Location | None = None,
 ) -> StageResult:
     """Run one stage; too many bad records or a storage failure fail the run with a one-line headline."""
     try:
@@ -116,6 +117,7 @@ def run_stage_or_fail(
             max_error_records=job.max_error_records,
             target_file_bytes=job.target_file_bytes,
             quarantine_prefix=f"{QUARANTINE_DIR}/{context.run.run_id}/",
+            json_format=source_location.json_format if source_location is not None else None,
         )
     except StageError as err:
         figures = stage_metadata(err.result) if err.result is not None else {}
@@ -203,7 +205,7 @@ def run_input(context: AssetExecutionContext, flow: FlowConfig, storage: Storage
         f"({selection.already_read_files} read by earlier runs)"
     )
     result = run_stage_or_fail(
-        context, source, selection.manifest, flow.input_job, target, run_name_prefix(context), flow.staging
+        context, source, selection.manifest, flow.input_job, target, run_name_prefix(context), flow.staging, flow.input
     )
     figures = stage_metadata(result)
     return MaterializeResult(
@@ -299,7 +301,7 @@ def run_output(
     planned_id = config.manifest_id or manifest_id(ctx, base_version, manifest)
     # Without bookmarks a run's objects are its own; with them the manifest names them: a retry overwrites.
     prefix = run_name_prefix(context) if option == "disable" else f"run-{planned_id}"
-    result = run_stage_or_fail(context, source, manifest, job, target, prefix, flow.output)
+    result = run_stage_or_fail(context, source, manifest, job, target, prefix, flow.output, flow.staging)
     metadata: dict[str, Any] = {**stage_metadata(result), **states}
     record = context.instance.get_run_record_by_id(context.run.run_id)
     started = float(record.start_time or time.time()) if record is not None else time.time()

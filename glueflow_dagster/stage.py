@@ -31,6 +31,7 @@ from typing import BinaryIO
 
 import polars as pl
 
+from glueflow_dagster.json_reader import JsonFormat, convert_object
 from glueflow_dagster.mapping import (
     ApplyMapping,
     FieldMapping,
@@ -433,6 +434,27 @@ def _reads(paths: Sequence[Path], schema: pl.Schema) -> bool:
     return True
 
 
+def _as_json_lines(
+    paths: Sequence[Path], uris: Sequence[str], workdir: Path, fmt: JsonFormat, stack: ExitStack
+) -> tuple[list[Path], list[str], list[ObjectReport]]:
+    """Objects in Glue's ``multiline`` / ``jsonPath`` form as JSON-lines copies (see json_reader).
+
+    Returns the copies and their URIs, and reports of the objects with bad records or none readable.
+    """
+    kept: list[Path] = []
+    kept_uris: list[str] = []
+    reports: list[ObjectReport] = []
+    for path, uri in zip(paths, uris, strict=True):
+        report = convert_object(path, uri, workdir, fmt)
+        if report.clean_path is not None:
+            stack.callback(report.clean_path.unlink, missing_ok=True)
+            kept.append(report.clean_path)
+            kept_uris.append(uri)
+        if report.unreadable or report.error_records:
+            reports.append(replace(report, clean_path=None))
+    return kept, kept_uris, reports
+
+
 def _unreadable_indices(paths: Sequence[Path], read_schema: pl.Schema, *, known_bad: bool = False) -> set[int]:
     """Indices of the objects the fast reader fails on: one query per object for small groups, else
     halving (a few bad objects among thousands cost a few queries, not thousands)."""
@@ -628,6 +650,7 @@ def run_stage(
     target_file_bytes: int = DEFAULT_TARGET_FILE_BYTES,
     quarantine_prefix: str | None = None,
     compression_level: int | None = None,
+    json_format: JsonFormat | None = None,
 ) -> StageResult:
     """Map ``objects`` of ``source`` into parts ``<name_prefix>-part-r-NNNNN`` under ``target``.
 
@@ -636,7 +659,9 @@ def run_stage(
     objects) raise :class:`StageError` after deleting this run's parts. Parts hold about
     ``target_file_bytes`` of uncompressed JSON each; parts of an earlier attempt with the same
     ``name_prefix`` beyond those written now are deleted, so a re-executed run never duplicates records.
-    ``compression_level`` (gzip only, 1-9) defaults to :data:`DEFAULT_GZIP_LEVEL`.
+    ``compression_level`` (gzip only, 1-9) defaults to :data:`DEFAULT_GZIP_LEVEL`. ``json_format``
+    (Glue's ``multiline`` / ``jsonPath``) converts each object to JSON lines first (streaming; bad
+    records quarantined with their line and record number).
     """
     started = time.monotonic()
     parsed = parse_mappings(mappings)  # a malformed mapping fails before any data is read
@@ -673,13 +698,20 @@ def run_stage(
         for group in _groups(source, readable):
             with ExitStack() as stack:
                 paths = [_unglobbed(path, workdir, stack) for path in _local_copies(source, group, stack)]
-                if plan is None:
-                    plan = _plan(paths, parsed, target_file_bytes, compression, level)
                 uris = [source.uri_for(obj.key) for obj in group]
+                converted: list[ObjectReport] = []
+                if json_format is not None and not json_format.is_lines:
+                    paths, uris, converted = _as_json_lines(paths, uris, workdir, json_format, stack)
+                if plan is None and paths:
+                    plan = _plan(paths, parsed, target_file_bytes, compression, level)
                 pieces = [_pieces(path, uri, workdir, stack, log) for path, uri in zip(paths, uris, strict=True)]
-                outcome = _run_group(
-                    paths, pieces, uris, plan, workdir, None if exceeded else out_dir, len(written), log
-                )
+                if plan is None or not paths:
+                    outcome = _GroupOutcome(0, 0, [])
+                else:
+                    outcome = _run_group(
+                        paths, pieces, uris, plan, workdir, None if exceeded else out_dir, len(written), log
+                    )
+                outcome.reports[:0] = converted
                 if outcome.read_schema is not None:
                     plan = replace(plan, read_schema=outcome.read_schema)
                 if outcome.speculation_missed:
