@@ -1,10 +1,12 @@
 """Glue's ApplyMapping for polars.
 
 A mapping is ``(source_path, source_type, target_path, target_type)``. Only mapped fields survive, dotted
-paths read and build nested structs, source names match case-insensitively by default, a missing source
-gives a typed null column and a value that cannot be cast becomes null (Glue never raises on data). Casts
-follow Spark's non-ANSI rules, which is what Glue runs on, expressed as pure lazy polars expressions so
-the result runs on the streaming engine.
+paths read and build nested structs (``items[0].sku`` reads an array element), source names match
+case-insensitively by default, a missing source gives a typed null column and a value that cannot be cast
+becomes null (Glue never raises on data). Casts follow Spark's non-ANSI rules, which is what Glue runs on
+(checked against Spark 3.5 by glueflow_dagster_tests/test_spark_differential.py; the deliberate
+differences are listed in README.md), expressed as lazy polars expressions so the result runs on the
+streaming engine; only zone names in timestamps take a per-batch Python step.
 
 This module deliberately imports nothing from dagster: it is plain data logic.
 """
@@ -111,7 +113,7 @@ def parse_glue_type(name: str) -> pl.DataType:
 _INDEXES_RE = re.compile(r"((?:\[[0-9]+\])*)$")
 
 
-def _split_indexes(part: str, path: str) -> tuple[str, list[int]]:
+def _split_indexes(part: str) -> tuple[str, list[int]]:
     """``items[0][1]`` -> ("items", [0, 1]): Spark's array element syntax after a name."""
     suffix = _INDEXES_RE.search(part)
     tail = suffix.group(1) if suffix else ""
@@ -151,14 +153,14 @@ def parse_path(path: str) -> tuple[str | int, ...]:
             part = "".join(chunks)
             dot = path.find(".", i)
             end = n if dot < 0 else dot
-            rest, indexes = _split_indexes(path[i:end], path)
+            rest, indexes = _split_indexes(path[i:end])
             if rest:
                 raise MappingError(f"unexpected {rest[0]!r} after closing backtick in path {path!r}")
             i = end
         else:
             dot = path.find(".", i)
             end = n if dot < 0 else dot
-            part, indexes = _split_indexes(path[i:end], path)
+            part, indexes = _split_indexes(path[i:end])
             if "`" in part:
                 raise MappingError(f"unbalanced backtick in path {path!r}")
             i = end
