@@ -15,7 +15,7 @@ from glueflow_dagster import json_reader
 from glueflow_dagster.config import ConfigError, load_config
 from glueflow_dagster.json_reader import JsonFormat, JsonPathError, convert_object, parse_json_path
 from glueflow_dagster.stage import run_stage
-from glueflow_dagster.storage import LocalStorage, Storage
+from glueflow_dagster.storage import LocalStorage, S3Storage, Storage
 from glueflow_dagster_tests.conftest import write_flow_file
 
 MAPPINGS = [("id", "long", "id", "long"), ("user.name", "string", "name", "string")]
@@ -132,8 +132,18 @@ def _rows(target: Storage) -> list[dict[str, Any]]:
     ]
 
 
-def test_the_stage_reads_multiline_and_json_path_objects_and_quarantines_with_positions(tmp_path: Path) -> None:
-    source, target = LocalStorage(tmp_path / "in"), LocalStorage(tmp_path / "out")
+@pytest.fixture(params=["local", "s3"])
+def locations(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Storage, Storage]:
+    if request.param == "local":
+        return LocalStorage(tmp_path / "in"), LocalStorage(tmp_path / "out")
+    client, bucket = request.getfixturevalue("s3_client"), request.getfixturevalue("s3_bucket")
+    return S3Storage(bucket, "in", client), S3Storage(bucket, "staging/x", client)
+
+
+def test_the_stage_reads_multiline_and_json_path_objects_and_quarantines_with_positions(
+    locations: tuple[Storage, Storage],
+) -> None:
+    source, target = locations
     document = {"records": [{"id": 1, "user": {"name": "ann"}}, "junk", {"id": 2, "user": {"name": "bob"}}]}
     infos = [
         _write(source, "a.json", json.dumps(document, indent=2).encode()),
