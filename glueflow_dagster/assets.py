@@ -123,6 +123,7 @@ def run_stage_or_fail(
     target: Storage,
     name_prefix: str,
     target_location: Location,
+    source_location: Location | None = None,
 ) -> StageResult:
     """Run one stage; too many bad records or a storage failure fail the run with a one-line headline."""
     try:
@@ -141,6 +142,7 @@ def run_stage_or_fail(
             defer_commit=True,
             # Local symlinks out of the location, refused by the listing: quarantined and counted.
             refused=[(source.uri_for(r.key), r.cause) for r in getattr(source, "refused", ())],
+            json_format=source_location.json_format if source_location is not None else None,
         )
     except StageError as err:
         figures = stage_metadata(err.result) if err.result is not None else {}
@@ -273,7 +275,14 @@ def run_input(context: AssetExecutionContext, flow: FlowConfig, storage: Storage
         f"({selection.already_read_files} read by earlier runs)"
     )
     result = run_stage_or_fail(
-        context, source, selection.manifest, flow.input_job, target, attempt.part_prefix, flow.staging
+        context,
+        source,
+        selection.manifest,
+        flow.input_job,
+        target,
+        attempt.part_prefix,
+        flow.staging,
+        flow.input,
     )
     with aborted_unless_published(target, result.pending, context.log.info):
         if latest_commit_id(context.instance, key) != planned_from:
@@ -375,7 +384,9 @@ def run_output(
     if frozen and option == "enable" and base_version != committed.bookmark.version:
         raise Failure(conflict_message(ctx, base_version, committed))
     planned_id = config.manifest_id or manifest_id(ctx, base_version, manifest)
-    result = run_stage_or_fail(context, source, manifest, job, target, attempt.part_prefix, flow.output)
+    result = run_stage_or_fail(
+        context, source, manifest, job, target, attempt.part_prefix, flow.output, flow.staging
+    )
     with aborted_unless_published(target, result.pending, context.log.info):
         metadata = output_metadata(context, flow, result, source, staged, states)
         metadata |= {

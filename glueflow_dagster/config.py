@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from glueflow_dagster.commits import DEFAULT_ORPHAN_GRACE_S
+from glueflow_dagster.json_reader import JsonFormat, JsonPathError, parse_json_path
 from glueflow_dagster.mapping import FieldMapping, MappingError, parse_mappings
 from glueflow_dagster.stage import DEFAULT_TARGET_FILE_BYTES, GZIP_LEVELS
 from glueflow_dagster.storage import SHOWN_CHARS, redact, shorten, shown
@@ -55,10 +56,17 @@ class Location:
     compression: str = "none"
     compression_level: int | None = None  # gzip level 1-9; None: the stage's default
     orphan_grace_s: int = DEFAULT_ORPHAN_GRACE_S  # written locations: age before uncommitted objects are removed
+    # Glue's JSON reader options (locations a job reads): a record may span lines / records at a path.
+    multiline: bool = False
+    json_path: str | None = None  # the YAML key is Glue's `jsonPath`
 
     @property
     def is_s3(self) -> bool:
         return self.uri.startswith("s3://")
+
+    @property
+    def json_format(self) -> JsonFormat:
+        return JsonFormat(multiline=self.multiline, json_path=self.json_path)
 
 
 @dataclass(frozen=True)
@@ -332,16 +340,22 @@ class _Reader:
         self.no_unknown(body, {"input", "staging", "output", "input_job", "output_job"}, where)
         return FlowConfig(
             name=name,
-            input=self.location(self.section(body, "input", where), f"{where}.input", compression_allowed=False),
-            staging=self.location(self.section(body, "staging", where), f"{where}.staging"),
+            input=self.location(
+                self.section(body, "input", where), f"{where}.input", compression_allowed=False, read=True
+            ),
+            staging=self.location(self.section(body, "staging", where), f"{where}.staging", read=True),
             output=self.location(self.section(body, "output", where), f"{where}.output"),
             input_job=self.job(self.section(body, "input_job", where), f"{where}.input_job", scheduled=True),
             output_job=self.job(self.section(body, "output_job", where), f"{where}.output_job", scheduled=False),
         )
 
-    def location(self, body: Mapping[str, Any], where: str, compression_allowed: bool = True) -> Location:
+    def location(
+        self, body: Mapping[str, Any], where: str, compression_allowed: bool = True, read: bool = False
+    ) -> Location:
         written = {"compression", "compression_level", "orphan_grace_s"}  # options of locations a job writes
+        reader = {"multiline", "jsonPath"}  # Glue's JSON reader options, on locations a job reads
         allowed = {"uri", "recurse", "exclusions"} | (written if compression_allowed else set())
+        allowed |= reader if read else set()
         self.no_unknown(body, allowed, where)
         uri = self.text(body.get("uri"), f"{where}.uri")
         if not uri.startswith("s3://"):
@@ -363,6 +377,15 @@ class _Reader:
         if level is not None and (level not in GZIP_LEVELS or compression != "gzip"):
             expected = f"expected {GZIP_LEVELS[0]}-{GZIP_LEVELS[-1]} with compression: gzip, got {level}"
             raise self.fail(f"{where}.compression_level", expected)
+        multiline = body.get("multiline", False)
+        if not isinstance(multiline, bool):
+            raise self.fail(f"{where}.multiline", f"expected true or false, got {multiline!r}")
+        json_path = body.get("jsonPath")
+        if json_path is not None:
+            try:
+                parse_json_path(json_path)
+            except JsonPathError as err:
+                raise self.fail(f"{where}.jsonPath", str(err)) from None
         return Location(
             uri=uri,
             recurse=recurse,
@@ -370,6 +393,8 @@ class _Reader:
             compression=compression,
             compression_level=level,
             orphan_grace_s=self.whole(body, "orphan_grace_s", DEFAULT_ORPHAN_GRACE_S, where, minimum=0),
+            multiline=multiline,
+            json_path=json_path,
         )
 
     def job(self, body: Mapping[str, Any], where: str, scheduled: bool) -> JobConfig:

@@ -33,7 +33,14 @@ from typing import BinaryIO
 import polars as pl
 
 from glueflow_dagster.commits import abort
-from glueflow_dagster.mapping import ApplyMapping, FieldMapping, parse_mappings, source_read_schema
+from glueflow_dagster.json_reader import JsonFormat, convert_object
+from glueflow_dagster.mapping import (
+    ApplyMapping,
+    FieldMapping,
+    parse_mappings,
+    presence_mapping,
+    source_read_schema,
+)
 from glueflow_dagster.quarantine import (
     QUARANTINE_DIR,
     READ_ERRORS,
@@ -167,9 +174,14 @@ class _Plan:
     # Map text to timestamps in the plain form only (ApplyMapping's speculative fast form): chosen when
     # the sample holds no other form; a group where it leaves a value null is mapped again in full.
     plain_timestamps: bool = False
-    # The schema the read schema was built from, and every spelling of a mapped name known so far (see
-    # _respelled): source names match case-insensitively over the whole run, not just the sample.
+    # The sample's schema, and every mapped leaf read as String: read_schema keeps the JSON types the
+    # sample shows; where later data holds another type (a number here, an object there), the mapped
+    # fields that differ are read as text (see _query_tolerant). text_schema is None when read_schema
+    # is all text already.
     observed: pl.Schema | None = None
+    text_schema: pl.Schema | None = None
+    # Every spelling of a mapped name known so far (see _respelled): source names match
+    # case-insensitively over the whole run, not just the sample.
     spellings: frozenset[str] = frozenset()
 
 
@@ -183,15 +195,15 @@ def _target_expr(path: tuple[str, ...]) -> pl.Expr:
 def _mapped_with_cast_errors(
     scan: pl.LazyFrame, plan: _Plan, plain_timestamps: bool
 ) -> tuple[pl.LazyFrame, list[str], pl.Expr, pl.Expr]:
-    """ApplyMapping plus, in the same projection, each cast-failing mapping's source text.
+    """ApplyMapping plus, in the same projection, each cast-failing mapping's source.
 
     A cast error is a source that is present but whose mapped value is null (as ``cast_error_count``
     counts it). A mapped value is never present without its source, so per mapping the errors are the
     present sources minus the present targets: two validity counts, no per-row work. Carrying the source
-    text through the mapping (a String -> String identity, free) lets the count read it beside the
-    mapped values. Every leaf of the read schema is String, so a mapping to String never fails and needs
-    no check. The last expression counts the cast errors of timestamp mappings: with ``plain_timestamps``
-    any of them means the speculation missed.
+    through the mapping (``presence_mapping``: an identity cast of its read type, free) lets the count
+    read it beside the mapped values. Every JSON value (text, number, boolean, object, array) has a text
+    form, so a mapping to String never fails and needs no check. The last expression counts the cast
+    errors of timestamp mappings: with ``plain_timestamps`` any of them means the speculation missed.
     """
     extra: list[FieldMapping] = []
     errors: list[pl.Expr] = []
@@ -200,7 +212,7 @@ def _mapped_with_cast_errors(
         if isinstance(fm.target_type, pl.Null | pl.String):
             continue
         name = f"__glueflow_source_{index}"
-        extra.append(FieldMapping(fm.source, pl.String(), (name,), pl.String()))
+        extra.append(presence_mapping(fm, plan.read_schema, name))  # the source, identity-cast
         error = pl.col(name).count().cast(pl.Int64) - _target_expr(fm.target).count()
         errors.append(error)
         if isinstance(fm.target_type, pl.Datetime):
@@ -298,6 +310,7 @@ def _plan(
             observed = schema
             break
     read_schema = source_read_schema(mappings, observed)
+    text_schema = source_read_schema(mappings, observed, typed=False)
     record_bytes = float(_DEFAULT_RECORD_BYTES)
     speculate = any(isinstance(fm.target_type, pl.Datetime) for fm in mappings)
     plain_sample = False
@@ -321,6 +334,7 @@ def _plan(
         compression_level,
         plain_timestamps=plain_sample,
         observed=observed,
+        text_schema=None if text_schema == read_schema else text_schema,
         spellings=frozenset(_field_names(observed or {})),
     )
 
@@ -381,9 +395,12 @@ def _respelled(paths: Sequence[Path], plan: _Plan, workdir: Path) -> _Plan | Non
     finally:
         sample.unlink(missing_ok=True)
     observed = pl.Schema(_merged(plan.observed or {}, extra))
+    read_schema = source_read_schema(plan.mappings, observed)
+    text_schema = source_read_schema(plan.mappings, observed, typed=False)
     return replace(
         plan,
-        read_schema=source_read_schema(plan.mappings, observed),
+        read_schema=read_schema,
+        text_schema=None if text_schema == read_schema else text_schema,
         observed=observed,
         spellings=plan.spellings | new,
     )
@@ -395,6 +412,7 @@ class _GroupOutcome:
     cast_errors: int
     reports: list[ObjectReport]
     speculation_missed: bool = False
+    read_schema: pl.Schema | None = None  # set when some mapped fields had to be read as text
     missing: int = 0  # mapped values that came out null: where a spelling unseen so far may hide
 
 
@@ -415,12 +433,15 @@ def _run_group(
     """
     try:
         every_piece = [piece for object_pieces in pieces for piece in object_pieces]
-        records, casts, missed, missing = _query(every_piece, plan, out_dir, first_part, ignore_errors=False)
-        return _GroupOutcome(records, casts, [], missed, missing)
+        records, casts, missed, missing, used = _query_tolerant(every_piece, plan, out_dir, first_part, log)
+        return _GroupOutcome(records, casts, [], missed, read_schema=_changed(used, plan), missing=missing)
     except READ_ERRORS as err:
         fast_error: BaseException = err
     if out_dir is not None:
         _clear(out_dir)
+    # Bad records are found against text, so a value of another JSON type is no bad record.
+    typed_plan = plan
+    plan = replace(plan, read_schema=plan.text_schema or plan.read_schema, text_schema=None)
     log(f"reading failed ({first_line(fast_error)}): inspecting the {len(paths)} objects one by one")
     bad = _unreadable_indices(paths, plan.read_schema, known_bad=True)
     readable: list[Path] = []
@@ -438,14 +459,93 @@ def _run_group(
         raise StageError(f"stage query failed: {first_line(fast_error)}") from fast_error
     records = casts = 0
     missed, missing = False, 0
+    used = typed_plan
     if readable:
         try:
-            # Inspected objects hold only JSON objects now; ignore_errors only turns a scalar where a
-            # struct is expected (e.g. "user": 5 for user.id) into a missing value instead of failing.
-            records, casts, missed, missing = _query(readable, plan, out_dir, first_part, ignore_errors=True)
+            try:
+                records, casts, missed, missing, used = _query_tolerant(
+                    readable, typed_plan, out_dir, first_part, log
+                )
+            except READ_ERRORS:
+                if out_dir is not None:
+                    _clear(out_dir)
+                # Inspected objects hold only JSON objects now; ignore_errors only turns a scalar where a
+                # struct is expected (e.g. "user": 5 for user.id) into a missing value instead of failing.
+                records, casts, missed, missing = _query(readable, plan, out_dir, first_part, ignore_errors=True)
         except READ_ERRORS as err:
             raise StageError(f"stage query failed: {first_line(err)}") from err
-    return _GroupOutcome(records, casts, reports, missed, missing)
+    return _GroupOutcome(records, casts, reports, missed, read_schema=_changed(used, typed_plan), missing=missing)
+
+
+def _changed(used: _Plan, plan: _Plan) -> pl.Schema | None:
+    return used.read_schema if used.read_schema != plan.read_schema else None
+
+
+def _query_tolerant(
+    paths: Sequence[Path], plan: _Plan, out_dir: Path | None, first_part: int, log: Callable[[str], None]
+) -> tuple[int, int, bool, int, _Plan]:
+    """``_query`` with the JSON types the sample showed; where the data holds other types for some mapped
+    fields (a number here, an object there), those fields are read as text, as Spark's JSON reader reads
+    a field of mixed types. Raises READ_ERRORS when even text does not read (bad records).
+
+    Returns the query's figures (as ``_query``) and the plan it used (the caller keeps it for later groups).
+    """
+    try:
+        return (*_query(paths, plan, out_dir, first_part, ignore_errors=False), plan)
+    except READ_ERRORS as err:
+        if plan.text_schema is None:
+            raise
+        failure: BaseException = err
+    if out_dir is not None:
+        _clear(out_dir)
+    if not _reads(paths, plan.text_schema):
+        raise failure
+    # One counting query per mapping read with its types: this path is rare (types that differ from
+    # the sample's), and it keeps the types of every field that does not differ.
+    keep: set[int] = set()
+    text: list[str] = []
+    for index, fm in enumerate(plan.mappings):
+        alone = source_read_schema(plan.mappings, plan.observed, typed={index})
+        if alone == plan.text_schema:
+            continue
+        if _reads(paths, alone):
+            keep.add(index)
+        else:
+            text.append(".".join(map(str, fm.source)))
+    schema = source_read_schema(plan.mappings, plan.observed, typed=keep)
+    log(f"JSON types differ from the sample's ({first_line(failure)}): {', '.join(text[:5])} read as text")
+    narrowed = replace(plan, read_schema=schema, text_schema=None if schema == plan.text_schema else plan.text_schema)
+    return (*_query(paths, narrowed, out_dir, first_part, ignore_errors=False), narrowed)
+
+
+def _reads(paths: Sequence[Path], schema: pl.Schema) -> bool:
+    """Whether every line of ``paths`` reads with ``schema`` (every column parsed, nothing written)."""
+    try:
+        pl.scan_ndjson([str(p) for p in paths], schema=schema).select(pl.all().null_count()).collect(engine="streaming")
+    except READ_ERRORS:
+        return False
+    return True
+
+
+def _as_json_lines(
+    paths: Sequence[Path], uris: Sequence[str], workdir: Path, fmt: JsonFormat, stack: ExitStack
+) -> tuple[list[Path], list[str], list[ObjectReport]]:
+    """Objects in Glue's ``multiline`` / ``jsonPath`` form as JSON-lines copies (see json_reader).
+
+    Returns the copies and their URIs, and reports of the objects with bad records or none readable.
+    """
+    kept: list[Path] = []
+    kept_uris: list[str] = []
+    reports: list[ObjectReport] = []
+    for path, uri in zip(paths, uris, strict=True):
+        report = convert_object(path, uri, workdir, fmt)
+        if report.clean_path is not None:
+            stack.callback(report.clean_path.unlink, missing_ok=True)
+            kept.append(report.clean_path)
+            kept_uris.append(uri)
+        if report.unreadable or report.error_records:
+            reports.append(replace(report, clean_path=None))
+    return kept, kept_uris, reports
 
 
 def _unreadable_indices(paths: Sequence[Path], read_schema: pl.Schema, *, known_bad: bool = False) -> set[int]:
@@ -647,6 +747,7 @@ def run_stage(
     compression_level: int | None = None,
     defer_commit: bool = False,
     refused: Sequence[tuple[str, str]] = (),
+    json_format: JsonFormat | None = None,
 ) -> StageResult:
     """Map ``objects`` of ``source`` into parts ``<name_prefix>-part-r-NNNNN`` under ``target``.
 
@@ -660,8 +761,10 @@ def run_stage(
     objects) raise :class:`StageError` after aborting this run's pending parts. Objects deleted since the
     run was planned are skipped and returned in ``vanished``. ``refused`` are (uri, cause) of objects the
     listing would not read (a local symlink pointing outside the location): quarantined as unreadable.
-    Parts hold about ``target_file_bytes`` of
-    uncompressed JSON each. ``compression_level`` (gzip only, 1-9) defaults to :data:`DEFAULT_GZIP_LEVEL`.
+    Parts hold about ``target_file_bytes`` of uncompressed JSON each. ``compression_level`` (gzip only,
+    1-9) defaults to :data:`DEFAULT_GZIP_LEVEL`. ``json_format`` (Glue's ``multiline`` / ``jsonPath``)
+    converts each object to JSON lines first (streaming; bad records quarantined with their line and
+    record number).
     """
     started = time.monotonic()
     parsed = parse_mappings(mappings)  # a malformed mapping fails before any data is read
@@ -712,27 +815,36 @@ def run_stage(
                         continue
                     read += group
                     paths = [_unglobbed(path, workdir, stack) for path in local]
-                    if plan is None:
-                        plan = _plan(paths, parsed, target_file_bytes, compression, level)
                     uris = [source.uri_for(obj.key) for obj in group]
+                    converted: list[ObjectReport] = []
+                    if json_format is not None and not json_format.is_lines:
+                        paths, uris, converted = _as_json_lines(paths, uris, workdir, json_format, stack)
+                    if plan is None and paths:
+                        plan = _plan(paths, parsed, target_file_bytes, compression, level)
                     pieces = [_pieces(path, uri, workdir, stack, log) for path, uri in zip(paths, uris, strict=True)]
-                    outcome = _run_group(
-                        paths, pieces, uris, plan, workdir, None if exceeded else out_dir, len(pending), log
-                    )
-                    respelled = _respelled(paths, plan, workdir) if outcome.missing else None
-                    if respelled is not None:
-                        log(
-                            "field names spelled differently past the sample ("
-                            + ", ".join(sorted(respelled.spellings - plan.spellings))[:80]
-                            + "): mapped again with every spelling"
-                        )
-                        plan = respelled
-                        if not exceeded:
-                            _clear(out_dir)
+                    if plan is None or not paths:
+                        outcome = _GroupOutcome(0, 0, [])
+                    else:
                         outcome = _run_group(
                             paths, pieces, uris, plan, workdir, None if exceeded else out_dir, len(pending), log
                         )
-                    if outcome.speculation_missed:
+                        respelled = _respelled(paths, plan, workdir) if outcome.missing else None
+                        if respelled is not None:
+                            log(
+                                "field names spelled differently past the sample ("
+                                + ", ".join(sorted(respelled.spellings - plan.spellings))[:80]
+                                + "): mapped again with every spelling"
+                            )
+                            plan = respelled
+                            if not exceeded:
+                                _clear(out_dir)
+                            outcome = _run_group(
+                                paths, pieces, uris, plan, workdir, None if exceeded else out_dir, len(pending), log
+                            )
+                    outcome.reports[:0] = converted
+                    if outcome.read_schema is not None and plan is not None:
+                        plan = replace(plan, read_schema=outcome.read_schema)
+                    if outcome.speculation_missed and plan is not None:
                         log("timestamps in other forms than 'yyyy-mm-dd hh:mm:ss': mapped again with the full parser")
                         plan = replace(plan, plain_timestamps=False)
                     for report in outcome.reports:
