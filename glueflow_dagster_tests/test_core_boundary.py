@@ -13,6 +13,7 @@ CORE_MODULES = (
     "flow_accounting",
     "flow_ratio",
     "glue_import",
+    "json_reader",
     "manifests",
     "mapping",
     "quarantine",
