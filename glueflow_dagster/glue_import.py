@@ -1491,7 +1491,8 @@ class _Builder:
             NEEDS_USER,
             "iam",
             "the credentials Dagster runs with need s3:ListBucket and s3:GetObject on input.uri, and also "
-            f"s3:PutObject and s3:DeleteObject on staging.uri and output.uri{roles}",
+            "s3:PutObject, s3:DeleteObject, s3:AbortMultipartUpload and s3:ListBucketMultipartUploads on "
+            f"staging.uri and output.uri (the commit protocol's pending writes){roles}",
             ", ".join(buckets) or None,
         )
 
