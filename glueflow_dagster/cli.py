@@ -79,7 +79,7 @@ def demo(args: argparse.Namespace) -> int:
     if args.bookmarks:
         flow = replace(flow, output_job=replace(flow.output_job, bookmark=args.bookmarks))
         config = replace(config, flows={**config.flows, flow.name: flow})
-    instance = open_instance(config.path.parent)
+    instance = open_instance(config.project_dir)
     home = instance.root_directory
     print(f"flow {flow.name}: output bookmark {flow.output_job.bookmark}; DAGSTER_HOME={home}")
     print(f"{'cycle':>5}  {'input bytes written':>20}  {'output bytes read':>18}  {'ratio':>6}")
@@ -105,7 +105,7 @@ def bookmark(args: argparse.Namespace) -> int:
 
     config = load_config(args.config or default_config_path())
     flow = _pick_flow(config, args.flow)
-    instance = open_instance(config.path.parent)
+    instance = open_instance(config.project_dir)
     report = run_admin_action(
         instance,
         flow,
@@ -125,7 +125,7 @@ def report(args: argparse.Namespace) -> int:
 
     config = load_config(args.config or default_config_path())
     flow = _pick_flow(config, args.flow)
-    return report_command(open_instance(config.path.parent), flow.name, args.json, args.png)
+    return report_command(open_instance(config.project_dir), flow.name, args.json, args.png)
 
 
 def simulate(args: argparse.Namespace) -> int:
