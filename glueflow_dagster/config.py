@@ -250,8 +250,11 @@ class _Reader:
         schedule = None
         if scheduled:
             schedule = self.text(body.get("schedule", "*/30 * * * *"), f"{where}.schedule")
-            if len(schedule.split()) != _CRON_FIELDS:
+            if len(schedule.split()) != _CRON_FIELDS and not schedule.startswith("@"):
                 raise self.fail(f"{where}.schedule", f"{schedule!r} is not a 5-field cron expression")
+            problem = cron_problem(schedule)
+            if problem is not None:
+                raise self.fail(f"{where}.schedule", f"{schedule!r} is not a valid cron expression: {problem}")
         ctx = self.text(body.get("transformation_ctx", "bookmark_ctx"), f"{where}.transformation_ctx")
         return JobConfig(
             mappings=mappings,
@@ -296,3 +299,75 @@ class _Reader:
         if value not in options:
             raise self.fail(where, f"expected one of {', '.join(options)}, got {value!r}")
         return str(value)
+
+
+# --- cron expressions ---------------------------------------------------------------------------
+# Checked in full when the flow file loads, so `61 * * * *` is one line naming the field instead of
+# a traceback from the schedule later. The grammar is the common subset Dagster's schedules accept.
+
+_CRON_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+_MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+# (field name, lowest, highest, names for lowest..)
+_CRON_SPEC: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day of month", 1, 31, ()),
+    ("month", 1, 12, _MONTH_NAMES),
+    ("day of week", 0, 7, _DAY_NAMES),
+)
+
+
+def cron_problem(expression: str) -> str | None:
+    """None for a valid 5-field cron expression (or @daily-style macro), else what is wrong, briefly."""
+    text = expression.strip()
+    if text.startswith("@"):
+        return None if text.lower() in _CRON_MACROS else f"unknown macro (allowed: {', '.join(_CRON_MACROS)})"
+    fields = text.split()
+    if len(fields) != _CRON_FIELDS:
+        return f"expected 5 fields (minute hour day-of-month month day-of-week), got {len(fields)}"
+    values: list[set[int] | None] = []
+    for field_text, (name, low, high, names) in zip(fields, _CRON_SPEC, strict=True):
+        try:
+            values.append(_cron_field(field_text, low, high, names))
+        except ValueError as err:
+            return f"{name} {field_text[:20]!r}: {err}"
+    days, months = values[2], values[3]
+    if months == {2} and days is not None and days <= {30, 31}:
+        return "February has no 30th or 31st"
+    return None
+
+
+def _cron_field(text: str, low: int, high: int, names: tuple[str, ...]) -> set[int] | None:
+    """The values one field selects (None for `*`); ValueError says what is wrong."""
+    if text == "*":
+        return None
+    selected: set[int] = set()
+    for item in text.split(","):
+        body, _, step_text = item.partition("/")
+        step = 1
+        if step_text:
+            if not step_text.isdigit() or int(step_text) < 1:
+                raise ValueError(f"step {step_text!r} is not a whole number >= 1")
+            step = int(step_text)
+        if body == "*":
+            start, end = low, high
+        else:
+            first, dash, last = body.partition("-")
+            start = _cron_value(first, low, high, names)
+            end = _cron_value(last, low, high, names) if dash else (high if step_text else start)
+            if end < start:
+                raise ValueError(f"range {body!r} runs backwards")
+        selected.update(range(start, end + 1, step))
+    return selected
+
+
+def _cron_value(text: str, low: int, high: int, names: tuple[str, ...]) -> int:
+    if text.lower() in names:
+        return low + names.index(text.lower())
+    if not text.isdigit():
+        raise ValueError(f"{text[:20]!r} is not a number" + (f" or a name ({names[0]}, ...)" if names else ""))
+    value = int(text)
+    if not low <= value <= high:
+        raise ValueError(f"{value} is outside {low}-{high}")
+    return value

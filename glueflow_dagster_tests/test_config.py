@@ -169,3 +169,26 @@ def test_bad_documents(tmp_path: Path, content: str, message: str) -> None:
 def test_missing_file_names_the_path_and_the_env_var(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"nope\.yaml: flow file not found \(set GLUEFLOW_CONFIG"):
         load_config(tmp_path / "nope.yaml")
+
+
+CRON_CASES = [
+    "*/30 * * * *", "0 0 * * 7", "0 0 * * sun", "0 0 * jan-mar mon-fri", "5,10-20/3 * * * *", "5/15 * * * *",
+    "0 0 1-31/2 * *", "@daily", "@hourly", "0 12 29 2 *",
+    "61 * * * *", "0 24 * * *", "0 0 0 * *", "0 0 30 2 *", "*/0 * * * *", "a * * * *", "* * * *", "@often",
+    "10-5 * * * *", "0 0 L * *", "0 0 ? * *", "0 0 * 13 *", "0 0 * * 8",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("expression", CRON_CASES)
+def test_cron_validation_never_accepts_what_dagster_rejects(expression: str) -> None:
+    from dagster._utils.schedules import is_valid_cron_string
+
+    from glueflow_dagster.config import cron_problem
+
+    if cron_problem(expression) is None:
+        assert is_valid_cron_string(expression), expression
+    elif not is_valid_cron_string(expression):
+        assert cron_problem(expression)  # both reject; ours says why, in one line
+    else:
+        # Stricter than Dagster only for wrap-around ranges and croniter's L/? extensions.
+        assert expression in ("10-5 * * * *", "0 0 L * *", "0 0 ? * *")
