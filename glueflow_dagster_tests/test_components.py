@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -145,3 +146,40 @@ def test_a_bad_instance_fails_dg_check_with_the_flow_files_one_line_error(tmp_pa
     check = dg("check", "defs", cwd=project, pythonpath=(project,))
     assert check.returncode != 0
     assert f"ConfigError: {folder / 'defs.yaml'}: {message}" in check.stdout + check.stderr
+
+
+def test_installed_without_its_source_tree_the_packaged_defs_folder_still_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wheel in site-packages has no pyproject.toml above it: the defs folder loads directly and
+    local uris resolve against the working directory."""
+    from dagster import AssetKey
+
+    import glueflow_dagster.definitions as definitions
+
+    monkeypatch.setattr(definitions, "PROJECT_ROOT", tmp_path / "site-packages")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GLUEFLOW_DATA", raising=False)
+    built = []
+    build = definitions.build_definitions
+    monkeypatch.setattr(definitions, "build_definitions", lambda config: built.append(config) or build(config))
+    defs = definitions.load_component_definitions()
+    assert AssetKey(["events", "staging"]) in defs.resolve_asset_graph().get_all_asset_keys()
+    [config] = built
+    assert config.flows["events"].staging.uri == str(tmp_path / ".glueflow" / "data" / "staging")
+
+
+def test_dagster_definitions_validate_loads_the_defs_folder_without_warnings_from_our_code() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "GLUEFLOW_CONFIG"}
+    done = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "Validation successful" in output
+    assert "glueflow_dagster/" not in output
