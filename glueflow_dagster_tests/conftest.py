@@ -284,27 +284,35 @@ def _postgres_ready(url: str) -> bool:
 def postgres_instance(postgres_instance_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A real DagsterInstance on its own fresh PostgreSQL database, built from the shipped
     `glueflow_dagster/dagster_postgres.yaml` (credentials from DAGSTER_PG_* env vars)."""
-    import shutil
-    from urllib.parse import urlparse
-
-    import psycopg2
     from dagster import DagsterInstance
 
-    db_name = f"glueflow_{uuid.uuid4().hex[:16]}"
-    connection = psycopg2.connect(postgres_instance_url)
-    connection.autocommit = True  # CREATE DATABASE cannot run in a transaction
-    with connection.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{db_name}"')
-    connection.close()
-    url = urlparse(postgres_instance_url)
-    for name, value in {"HOST": url.hostname, "PORT": str(url.port), "DB": db_name, "USERNAME": url.username,
-                        "PASSWORD": url.password}.items():  # fmt: skip
-        monkeypatch.setenv(f"DAGSTER_PG_{name}", str(value))
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copyfile(Path(__file__).parents[1] / "glueflow_dagster" / "dagster_postgres.yaml", home / "dagster.yaml")
-    dagster_instance = DagsterInstance.from_config(str(home))
+    for name, value in postgres_home(postgres_instance_url, tmp_path / "dagster_home").items():
+        monkeypatch.setenv(name, value)
+    dagster_instance = DagsterInstance.from_config(str(tmp_path / "dagster_home"))
     try:
         yield dagster_instance
     finally:
         dagster_instance.dispose()
+
+
+def postgres_home(server_url: str, home: Path) -> dict[str, str]:
+    """A DAGSTER_HOME using the shipped `dagster_postgres.yaml` on a new database of the server;
+    returns the DAGSTER_PG_* variables the file reads."""
+    import shutil
+    from urllib.parse import urlparse
+
+    import psycopg2
+
+    db_name = f"glueflow_{uuid.uuid4().hex[:16]}"
+    connection = psycopg2.connect(server_url)
+    connection.autocommit = True  # CREATE DATABASE cannot run in a transaction
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f'CREATE DATABASE "{db_name}"')
+    finally:
+        connection.close()
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(Path(__file__).parents[1] / "glueflow_dagster" / "dagster_postgres.yaml", home / "dagster.yaml")
+    url = urlparse(server_url)
+    values = {"HOST": url.hostname, "PORT": url.port, "DB": db_name, "USERNAME": url.username, "PASSWORD": url.password}
+    return {f"DAGSTER_PG_{name}": str(value) for name, value in values.items()}
