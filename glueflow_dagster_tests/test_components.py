@@ -183,3 +183,18 @@ def test_dagster_definitions_validate_loads_the_defs_folder_without_warnings_fro
     assert done.returncode == 0, output
     assert "Validation successful" in output
     assert "glueflow_dagster/" not in output
+
+
+def test_the_lazy_export_keeps_the_core_free_of_dagster() -> None:
+    """`glueflow_dagster.GlueFlows` is exported lazily: importing the package and its flow parser
+    does not import Dagster, and dg's registry scan (dir + getattr) still finds the component type."""
+    code = (
+        "import sys, glueflow_dagster, glueflow_dagster.config\n"
+        "assert 'dagster' not in sys.modules, 'dagster imported'\n"
+        "assert 'GlueFlows' in dir(glueflow_dagster)\n"
+        "from dagster.components.core.package_entry import get_package_objects_in_module\n"
+        "print(sorted(name for name, _ in get_package_objects_in_module(glueflow_dagster)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['GlueFlows']"
