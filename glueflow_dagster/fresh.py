@@ -23,6 +23,7 @@ from glueflow_dagster.jobs import (
     input_job_name,
     output_job_name,
     output_key,
+    output_sensor_name,
     raw_input_key,
     staging_key,
 )
@@ -35,6 +36,7 @@ _PAGE = 1000
 class FreshReport:
     runs_deleted: int
     objects_deleted: dict[str, int]  # location uri -> objects removed
+    sensor_cursors_cleared: int = 0
 
     def lines(self) -> list[str]:
         data = ", ".join(f"{count:,} objects under {uri}" for uri, count in self.objects_deleted.items())
@@ -74,10 +76,28 @@ def start_fresh(
     for run_id in run_ids:
         instance.delete_run(run_id)
     instance.wipe_assets(_asset_keys(flow))
+    cleared = _clear_sensor_cursor(instance, flow)
     deleted: dict[str, int] = {}
     for location in (flow.input, flow.staging, flow.output):
         progress(f"fresh: deleting the objects under {location.uri}")
         storage = StorageResource().open(location.uri)
         # Everything, the quarantine (`_errors/`) and the Input job's raw batches included.
         deleted[location.uri] = storage.delete_prefix("") if storage.exists() else 0
-    return FreshReport(len(run_ids), deleted)
+    return FreshReport(len(run_ids), deleted, cleared)
+
+
+def _clear_sensor_cursor(instance: DagsterInstance, flow: FlowConfig) -> int:
+    """Forget what the daemon's F_output_sensor followed and planned from (its stored cursor names
+    deleted runs and the wiped bookmark), so `dagster dev` afterwards starts over with the flow."""
+    # Not in dagster's public API: the daemon's stored sensor state.
+    from dagster._core.definitions.run_request import InstigatorType
+    from dagster._core.scheduler.instigation import SensorInstigatorData
+
+    cleared = 0
+    for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
+        data = state.instigator_data
+        ours = state.instigator_name == output_sensor_name(flow.name)
+        if ours and isinstance(data, SensorInstigatorData) and data.cursor is not None:
+            instance.update_instigator_state(state.with_data(data._replace(cursor=None)))
+            cleared += 1
+    return cleared
