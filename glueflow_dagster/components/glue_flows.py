@@ -14,53 +14,49 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import yaml
 from pydantic import Field
 
 from glueflow_dagster.config import COMPONENT_TYPE, ConfigError, parse_config
 
 # What `dg scaffold defs glueflow_dagster.GlueFlows <name>` writes: one working flow named after the
 # folder, on local folders under the project's data folder (set GLUEFLOW_DATA, or point the uris at
-# s3://bucket/prefix), with the demo's sample-event mappings so `glueflow demo --config` runs it.
-_SCAFFOLD_DATA = "${GLUEFLOW_DATA:-.glueflow/data}"
-_INPUT_MAPPINGS = [
-    ["id", "long", "event_id", "long"],
-    ["type", "string", "event_type", "string"],
-    ["ts", "string", "event_time", "timestamp"],
-    ["user.id", "int", "user_id", "long"],
-    ["amount", "string", "amount", "double"],
-]
-_OUTPUT_MAPPINGS = [
-    ["event_id", "long", "event_id", "long"],
-    ["event_type", "string", "event_type", "string"],
-    ["event_time", "timestamp", "event_time", "timestamp"],
-    ["user_id", "long", "user_id", "long"],
-    ["amount", "double", "amount", "double"],
-]
+# s3://bucket/prefix), with mappings of the demo's sample events so `glueflow demo --config` runs it.
+_SCAFFOLD_TEMPLATE = """\
+# glueflow flows as a Dagster component (`dg check defs` validates it). The attributes are the flow
+# file's schema (README: "Flows"); local uris resolve against the project root, and ${{VAR}} and
+# ${{VAR:-default}} are expanded. Try it: glueflow demo --config <this file>
+type: {type_name}
+
+attributes:
+  flows:
+    {flow}:
+      input:   {{uri: "${{GLUEFLOW_DATA:-.glueflow/data}}/{flow}/input", recurse: true, exclusions: ["**.tmp"]}}
+      staging: {{uri: "${{GLUEFLOW_DATA:-.glueflow/data}}/{flow}/staging", compression: gzip}}
+      output:  {{uri: "${{GLUEFLOW_DATA:-.glueflow/data}}/{flow}/output", compression: none}}
+      input_job:
+        schedule: "*/30 * * * *"   # UTC
+        mappings:                  # Glue ApplyMapping: [source, source type, target, target type]
+          - [id, long, event_id, long]
+          - [type, string, event_type, string]
+          - [ts, string, event_time, timestamp]
+          - [user.id, int, user_id, long]
+          - [amount, string, amount, double]
+      output_job:
+        bookmark: enable           # enable | disable | pause (Glue: --job-bookmark-option)
+        transformation_ctx: bookmark_ctx
+        mappings:
+          - [event_id, long, event_id, long]
+          - [event_type, string, event_type, string]
+          - [event_time, timestamp, event_time, timestamp]
+          - [user_id, long, user_id, long]
+          - [amount, double, amount, double]
+"""
 
 
 def scaffold_flow_name(folder_name: str) -> str:
     """A flow name (an identifier) from the scaffolded folder's name: `my-flow` -> `my_flow`."""
     name = re.sub(r"[^A-Za-z0-9_]", "_", folder_name) or "flow"
     return f"_{name}" if name[0].isdigit() else name
-
-
-def scaffold_attributes(flow: str) -> dict[str, Any]:
-    return {
-        "flows": {
-            flow: {
-                "input": {"uri": f"{_SCAFFOLD_DATA}/{flow}/input", "recurse": True, "exclusions": ["**.tmp"]},
-                "staging": {"uri": f"{_SCAFFOLD_DATA}/{flow}/staging", "compression": "gzip"},
-                "output": {"uri": f"{_SCAFFOLD_DATA}/{flow}/output", "compression": "none"},
-                "input_job": {"schedule": "*/30 * * * *", "mappings": _INPUT_MAPPINGS},
-                "output_job": {
-                    "bookmark": "enable",
-                    "transformation_ctx": "bookmark_ctx",
-                    "mappings": _OUTPUT_MAPPINGS,
-                },
-            }
-        }
-    }
 
 
 class GlueFlowsScaffolder(dg.Scaffolder):
@@ -71,13 +67,8 @@ class GlueFlowsScaffolder(dg.Scaffolder):
             raise ConfigError(f"{request.target_path}: GlueFlows is scaffolded as defs.yaml only (--format yaml)")
         flow = scaffold_flow_name(request.target_path.name)
         request.target_path.mkdir(parents=True, exist_ok=True)
-        document = {"type": request.type_name, "attributes": scaffold_attributes(flow)}
-        header = (
-            "# glueflow flows as a Dagster component: the attributes are the flow file's schema (see README).\n"
-            "# Local uris resolve against the project root; ${VAR} and ${VAR:-default} are expanded.\n"
-        )
-        text = yaml.safe_dump(document, sort_keys=False, default_flow_style=None, width=120)
-        (request.target_path / "defs.yaml").write_text(header + text, encoding="utf-8")
+        text = _SCAFFOLD_TEMPLATE.format(type_name=request.type_name, flow=flow)
+        (request.target_path / "defs.yaml").write_text(text, encoding="utf-8")
 
 
 def _instance_file(folder: Path) -> Path:
