@@ -52,8 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--fresh",
         action="store_true",
-        help="start the flow over first: delete its runs and asset history from DAGSTER_HOME and every object "
-        "under its input, staging and output locations (other flows keep theirs)",
+        help="start the flow over first: delete its runs, asset history and sensor cursor from DAGSTER_HOME and "
+        "every object under its input, staging and output locations (other flows keep theirs)",
     )
 
     bookmark = command(
