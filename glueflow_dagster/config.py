@@ -105,6 +105,13 @@ class FlowConfig:
 class GlueflowConfig:
     path: Path
     flows: dict[str, FlowConfig] = field(default_factory=dict)
+    # The folder local `uri`s resolve against and the demo's DAGSTER_HOME sits in: the flow file's
+    # folder, or the project root for a component instance (`defs/<name>/defs.yaml`).
+    root: Path | None = None
+
+    @property
+    def project_dir(self) -> Path:
+        return self.root if self.root is not None else self.path.parent
 
 
 def default_config_path() -> Path:
@@ -144,6 +151,10 @@ def load_config(path: Path | str | None = None) -> GlueflowConfig:
         where = f" line {mark.line + 1}" if mark is not None else ""
         problem = _bounded(str(getattr(err, "problem", None) or err))
         raise ConfigError(f"{config_path}:{where} not valid YAML: {problem}") from err
+    if is_component_instance(document):
+        # The component door (`defs/<name>/defs.yaml`): the same schema under `attributes:`, local
+        # paths against the project root, so the CLI reads the instance `dg` loads.
+        return parse_config(document.get("attributes"), config_path, base_dir=find_project_root(config_path))
     return parse_config(document, config_path)
 
 
@@ -175,14 +186,35 @@ def _bounded(message: str) -> str:
     return shorten(message, 6 * SHOWN_CHARS)
 
 
-def parse_config(document: Any, config_path: Path) -> GlueflowConfig:
-    reader = _Reader(config_path)
+COMPONENT_TYPE = "glueflow_dagster.GlueFlows"
+
+
+def is_component_instance(document: Any) -> bool:
+    """A `defs.yaml` of the GlueFlows component type (`type:` + `attributes:`) rather than a flow file."""
+    return isinstance(document, dict) and document.get("type") == COMPONENT_TYPE
+
+
+def find_project_root(path: Path) -> Path:
+    """The nearest folder above `path` holding pyproject.toml (the dg project root), else path's folder."""
+    for folder in path.resolve().parents:
+        if (folder / "pyproject.toml").is_file():
+            return folder
+    return path.resolve().parent
+
+
+def parse_config(document: Any, config_path: Path, base_dir: Path | None = None) -> GlueflowConfig:
+    """Validate a parsed `{flows: ...}` document: the one parser behind both doors.
+
+    `config_path` is the file errors name; `base_dir` the folder local `uri`s resolve against
+    (default: that file's folder).
+    """
+    reader = _Reader(config_path, base_dir)
     if not isinstance(document, dict) or not isinstance(document.get("flows"), dict) or not document["flows"]:
         raise ConfigError(f"{config_path}: expected a top-level 'flows:' mapping with at least one flow")
     reader.no_unknown(document, {"flows"}, "")
     flows = {name: reader.flow(name, body) for name, body in document["flows"].items()}
     reader.separate_locations(flows)
-    return GlueflowConfig(path=config_path, flows=flows)
+    return GlueflowConfig(path=config_path, flows=flows, root=base_dir)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -285,9 +317,9 @@ def _location_shown(uri: str) -> str:
 class _Reader:
     """Validates one document, so every error can say which file, flow and field it is about."""
 
-    def __init__(self, config_path: Path) -> None:
+    def __init__(self, config_path: Path, base_dir: Path | None = None) -> None:
         self.path = config_path
-        self.base_dir = config_path.parent
+        self.base_dir = base_dir if base_dir is not None else config_path.parent
 
     def fail(self, where: str, message: str) -> ConfigError:
         return ConfigError(f"{self.path}: {where}: {message}")
