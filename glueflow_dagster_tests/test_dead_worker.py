@@ -255,12 +255,9 @@ def _claimed(home: Path, pool: str) -> list[str]:
         return [slot.run_id for slot in info.claimed_slots]
 
 
-@pytest.mark.slow
-def test_a_killed_output_worker_fails_frees_its_slot_and_the_next_tick_recovers(
-    dev: DagsterDev, tmp_path: Path
-) -> None:
-    home = tmp_path / "dagster_home"
-    output = tmp_path / "project" / "data" / "output"
+def _output_run_mid_write(dev: DagsterDev, output: Path) -> tuple[str, dict[str, Any]]:
+    """Launch the Input run; once it succeeded and the sensor's Output run has written its first pending
+    parts, return (Input run id, that Output run)."""
     input_run = _launch(dev, INPUT_JOB)
     _wait_for(
         dev,
@@ -274,15 +271,29 @@ def test_a_killed_output_worker_fails_frees_its_slot_and_the_next_tick_recovers(
         return [r for r in runs if r["jobName"] == OUTPUT_JOB and r["status"] == "STARTED"]
 
     [first] = _wait_for(dev, "the sensor's Output run STARTED", RUN_TIMEOUT_S, output_started)
-    killed_id = first["runId"]
     assert _tags(first)[INPUT_RUN_TAG] == input_run
-    manifest_id = _tags(first)[MANIFEST_TAG]
-
-    # Mid-write: the first pending parts are in the output location; kill the whole worker at once.
     deadline = time.monotonic() + RUN_TIMEOUT_S
-    while not _pending_parts(output, killed_id):
+    while not _pending_parts(output, first["runId"]):
         assert time.monotonic() < deadline, f"no pending part within {RUN_TIMEOUT_S} s:\n{dev.log_tail()}"
         time.sleep(0.05)
+    return input_run, first
+
+
+def _assert_exactly_once(output: Path) -> None:
+    ids = _committed_event_ids(output)
+    assert sum(ids.values()) == RECORDS and set(ids) == set(range(RECORDS)), (sum(ids.values()), len(ids))
+
+
+@pytest.mark.slow
+def test_a_killed_output_worker_fails_frees_its_slot_and_the_next_tick_recovers(
+    dev: DagsterDev, tmp_path: Path
+) -> None:
+    home = tmp_path / "dagster_home"
+    output = tmp_path / "project" / "data" / "output"
+    # Mid-write: the first pending parts are in the output location; kill the whole worker at once.
+    input_run, first = _output_run_mid_write(dev, output)
+    killed_id = first["runId"]
+    manifest_id = _tags(first)[MANIFEST_TAG]
     workers = run_worker_pids(dev.marker, killed_id)
     assert workers, f"no worker process found for run {killed_id}"
     print(f"killing run {killed_id}: {_describe_pids(workers)}")
@@ -345,8 +356,7 @@ def test_a_killed_output_worker_fails_frees_its_slot_and_the_next_tick_recovers(
     assert [r["runId"] for r in outputs] == [killed_id, retry["runId"]], _describe_runs(outputs)
 
     # Every raw record exactly once in the committed output; the killed attempt's parts are invisible.
-    ids = _committed_event_ids(output)
-    assert sum(ids.values()) == RECORDS and set(ids) == set(range(RECORDS)), (sum(ids.values()), len(ids))
+    _assert_exactly_once(output)
     commits = {m.stem for m in (output / "_glueflow" / "commits").glob("*.json")}
     assert commits == {retry["runId"]}
     metadata = _output_metadata(dev, retry["runId"])
@@ -358,6 +368,51 @@ def test_a_killed_output_worker_fails_frees_its_slot_and_the_next_tick_recovers(
     visible = {p.name for p in output.glob("*.json")}
     assert visible and not any(killed_id in name for name in visible)
     assert not _claimed(home, OUTPUT_POOL)
+
+
+@pytest.mark.slow
+def test_when_only_the_run_worker_is_killed_its_orphaned_step_is_fenced_and_the_flow_recovers(
+    dev: DagsterDev, tmp_path: Path
+) -> None:
+    """SIGKILL of the run worker alone: its step process (a child it spawned) lives on without it.
+
+    Dagster marks the run FAILURE at once, but the orphaned step may still finish and commit (its
+    materialization is recorded in the failed run), and it may write while the sensor's retry writes,
+    once the daemon has freed the slot. The commit fence lets one of them commit; the loser fails with a
+    bookmark conflict, the sensor re-plans, and every record is committed exactly once either way.
+    """
+    output = tmp_path / "project" / "data" / "output"
+    _input_run, first = _output_run_mid_write(dev, output)
+    killed_id = first["runId"]
+    workers = run_worker_pids(dev.marker, killed_id)
+    assert len(workers) >= 2, f"expected the run worker and its step process: {_describe_pids(workers)}"
+    run_worker, step = workers[0], workers[1]
+    print(f"killing the run worker of {killed_id} only: {_describe_pids([run_worker])}")
+    os.kill(run_worker, signal.SIGKILL)
+    killed_at = time.monotonic()
+    _wait_for(
+        dev,
+        f"run {killed_id} FAILURE",
+        FAILURE_TIMEOUT_S,
+        lambda runs: [r for r in runs if r["runId"] == killed_id and r["status"] == "FAILURE"],
+    )
+    print(f"run {killed_id} FAILURE {time.monotonic() - killed_at:.1f} s after SIGKILL of its run worker")
+
+    def settled(runs: list[dict[str, Any]]) -> Any:
+        outputs = [r for r in runs if r["jobName"] == OUTPUT_JOB]
+        busy = [r for r in outputs if r["status"] not in ("SUCCESS", "FAILURE", "CANCELED")]
+        return not busy and [r for r in outputs if r["status"] == "SUCCESS"]
+
+    _wait_for(dev, "a successful Output run after the kill", 2 * RUN_TIMEOUT_S, settled)
+    outputs = [r for r in _runs(dev) if r["jobName"] == OUTPUT_JOB]
+    print(f"recovered {time.monotonic() - killed_at:.1f} s after SIGKILL:\n{_describe_runs(outputs)}")
+    print(f"the orphaned step process {step} {'is still running' if step in _process_table() else 'has exited'}")
+    # Each commit manifest belongs to a run that recorded its commit (SUCCESS, or the killed run whose
+    # orphaned step committed); together they hold every record once.
+    committed = {m.stem for m in (output / "_glueflow" / "commits").glob("*.json")}
+    successful = {r["runId"] for r in outputs if r["status"] == "SUCCESS"}
+    assert committed <= successful | {killed_id}, (committed, _describe_runs(outputs))
+    _assert_exactly_once(output)
 
 
 def test_the_packaged_dagster_yaml_loads_with_run_monitoring(tmp_path: Path) -> None:
