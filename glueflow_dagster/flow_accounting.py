@@ -47,6 +47,10 @@ class OutputRun:
     end_s: float
     bytes_read: int
     bytes_read_by_input_run: dict[str, int] = field(default_factory=dict)
+    # The Input run whose window the run counted itself in when it ran (metadata `input_run_id`), so the
+    # report places it where its own `flow_ratio` did, even if an Input run that was still running then
+    # (no window yet) started before it. None: placed by its start time.
+    window_input_run_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,9 @@ def windows(
     """One window per Input run, oldest first, with the bytes read by Output runs started inside it.
 
     Output runs that started before the first Input run belong to no window. Two Input runs with
-    the same start give the first (by run id) an empty window.
+    the same start give the first (by run id) an empty window. An Output run that recorded its window
+    (`window_input_run_id`) counts there, or nowhere when that Input run is not in `input_runs`: this is
+    the one definition of the windows, shared by every run's `flow_ratio` and by the report.
     """
     if period_s is not None and period_s <= 0:
         raise ValueError(f"period_s must be positive or None, got {period_s!r}")
@@ -87,7 +93,13 @@ def windows(
     if inputs and period_s is not None:
         ends[-1] = starts[-1] + period_s
     read = [0] * len(inputs)
+    position = {run.run_id: index for index, run in enumerate(inputs)}
     for output in output_runs:
+        if output.window_input_run_id is not None:
+            recorded = position.get(output.window_input_run_id)
+            if recorded is not None:
+                read[recorded] += output.bytes_read
+            continue
         # The last window whose start is at or before the Output run's start.
         index = bisect.bisect_right(starts, output.start_s) - 1
         if index < 0:

@@ -19,11 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from glueflow_dagster.flow_accounting import (
-    BYTES_READ_BY_INPUT_RUN_KEY,
     InputRun,
     OutputRun,
     Window,
-    parse_bytes_by_input_run,
     windows,
 )
 
@@ -240,51 +238,17 @@ def history_from_instance(
     limit: int | None = None,
     current_run_id: str | None = None,
 ) -> tuple[list[InputRun], list[OutputRun]]:
-    """Successful `F_input_job` / `F_output_job` runs, oldest first, with their bytes.
+    """The flow's Input and Output runs, oldest first, with their bytes: `monitoring.flow_history`, the same
+    history every Output run's `flow_ratio` is computed from (so the report and the runs agree).
 
-    `limit` keeps the latest Input runs only, and the Output runs created since the first of them.
-    `current_run_id` names a run still in progress (the one materializing `F/flow_report`): it counts
-    as an Output run too once it has materialized `F/output`.
+    `limit` keeps the latest Input runs only, and the Output runs since the first of them. A run still in
+    progress (`current_run_id`, the one materializing `F/flow_report`) counts once it has materialized
+    `F/output`, like every run that did, whatever job started it.
     """
-    from dagster import DagsterRunStatus, RunsFilter
+    from glueflow_dagster.monitoring import flow_history
 
-    from glueflow_dagster.jobs import input_job_name, output_job_name, output_key, staging_key
-    from glueflow_dagster.monitoring import run_materialization_metadata
-
-    success = [DagsterRunStatus.SUCCESS]
-    input_records = instance.get_run_records(RunsFilter(job_name=input_job_name(flow), statuses=success), limit=limit)
-    created_after = None
-    if limit is not None and input_records:
-        created_after = min(record.create_timestamp for record in input_records)
-    output_records = list(
-        instance.get_run_records(
-            RunsFilter(job_name=output_job_name(flow), statuses=success, created_after=created_after)
-        )
-    )
-    if current_run_id and all(r.dagster_run.run_id != current_run_id for r in output_records):
-        current = instance.get_run_record_by_id(current_run_id)
-        if current is not None and run_materialization_metadata(instance, current_run_id, output_key(flow)):
-            output_records.append(current)
-
-    def span(record: Any) -> tuple[float, float]:
-        start = record.start_time or record.create_timestamp.timestamp()
-        end = record.end_time or record.update_timestamp.timestamp()
-        return float(start), float(max(end, start))
-
-    input_runs = []
-    for record in input_records:
-        run_id = record.dagster_run.run_id
-        metadata = run_materialization_metadata(instance, run_id, staging_key(flow))
-        input_runs.append(InputRun(run_id, *span(record), int(metadata.get("bytes_written", 0))))
-    output_runs = []
-    for record in output_records:
-        run_id = record.dagster_run.run_id
-        metadata = run_materialization_metadata(instance, run_id, output_key(flow))
-        by_run = parse_bytes_by_input_run(metadata.get(BYTES_READ_BY_INPUT_RUN_KEY))
-        output_runs.append(OutputRun(run_id, *span(record), int(metadata.get("bytes_read", 0)), by_run))
-    input_runs.sort(key=lambda run: (run.start_s, run.run_id))
-    output_runs.sort(key=lambda run: (run.start_s, run.run_id))
-    return input_runs, output_runs
+    del current_run_id  # a materialization counts as soon as it is recorded, run finished or not
+    return flow_history(instance, flow, input_limit=limit)
 
 
 @dataclass(frozen=True)
