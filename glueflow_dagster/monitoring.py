@@ -205,6 +205,8 @@ def earlier_backlogs(instance: DagsterInstance, flow: str, count: int) -> list[i
 
 
 REPORT_WINDOWS = 48  # a day of 30-minute Input windows per chart
+# The chart shown in the UI is embedded in the materialization: a lower resolution keeps it small (~60 kB).
+REPORT_DPI = 80
 
 
 def current_flow_report(instance: DagsterInstance, flow: str, run_id: str) -> Any:
@@ -212,5 +214,5 @@ def current_flow_report(instance: DagsterInstance, flow: str, run_id: str) -> An
     from glueflow_dagster.report import build_flow_report, default_png_path
 
     return build_flow_report(
-        instance, flow, default_png_path(instance, flow), limit=REPORT_WINDOWS, current_run_id=run_id
+        instance, flow, default_png_path(instance, flow), limit=REPORT_WINDOWS, current_run_id=run_id, dpi=REPORT_DPI
     )

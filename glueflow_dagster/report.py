@@ -10,6 +10,7 @@ import Dagster, lazily: this is the shell side.
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from glueflow_dagster.flow_accounting import (
     InputRun,
     OutputRun,
     Window,
+    assign_windows,
     windows,
 )
 
@@ -32,8 +34,6 @@ if TYPE_CHECKING:
 INPUT_COLOUR = "#d62728"
 OUTPUT_COLOUR = "#8c564b"
 RATIO_COLOUR = "#1f77b4"
-# Runs shorter than this share of the timeline are widened so they stay visible.
-_MIN_BAR_SHARE = 0.006
 # More bars than this and the per-bar value labels are left out (they would overlap).
 _MAX_LABELLED_BARS = 24
 _DAY_S = 86_400.0
@@ -107,9 +107,9 @@ def _day_range(first_s: float, last_s: float) -> str:
     return first_day if first_day == last_day else f"{first_day} to {last_day}"
 
 
-def _num(timestamp_s: float) -> float:
-    """Matplotlib's date number (days since 1970-01-01 UTC)."""
-    return timestamp_s / _DAY_S
+def _short(value: float) -> str:
+    """A compact value label: 3 significant digits (`120`, `80.5`, `1.25`)."""
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
 
 
 def draw_flow_chart(
@@ -118,27 +118,46 @@ def draw_flow_chart(
     output_runs: Sequence[OutputRun],
     png_path: Path | str,
     title: str,
+    *,
+    dpi: int = 110,
 ) -> Path:
     """Draw the two panels into `png_path` (folders created); returns the path."""
-    import matplotlib.dates as mdates
+    png_path = Path(png_path)
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    png_path.write_bytes(render_flow_chart(window_list, input_runs, output_runs, title, dpi=dpi))
+    return png_path
+
+
+def render_flow_chart(
+    window_list: Sequence[Window],
+    input_runs: Sequence[InputRun],
+    output_runs: Sequence[OutputRun],
+    title: str,
+    *,
+    dpi: int = 110,
+) -> bytes:
+    """The chart as PNG bytes, indexed by Input window.
+
+    Each window gets the same width on the x axis whatever its length, so idle hours between runs never
+    squeeze the bars: in panel (a) the window's Input run (red) and then each Output run counted in that
+    window (brown, in start order), side by side; in panel (b) the window's ratio. Value labels sit
+    above their own bar, rotated when the bars are narrow, and are left out when there are too many to
+    read, so they never overlap.
+    """
+
     from matplotlib.colors import to_rgba
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter
 
-    png_path = Path(png_path)
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    fig = Figure(figsize=(11, 7), dpi=110, layout="constrained")
+    fig = Figure(figsize=(11, 7), dpi=dpi, layout="constrained")
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 2])
     fig.suptitle(title, fontsize=13, fontweight="bold")
-
-    times = [t for run in (*input_runs, *output_runs) for t in (run.start_s, run.end_s)]
-    times += [w.start_s for w in window_list] + [w.end_s for w in window_list if w.end_s is not None]
-    if not times:
+    if not window_list:
         for ax in (top, bottom):
             ax.text(
                 0.5,
                 0.5,
-                "no successful Input or Output runs yet",
+                "no successful Input runs yet",
                 ha="center",
                 va="center",
                 transform=ax.transAxes,
@@ -146,86 +165,137 @@ def draw_flow_chart(
                 color="grey",
             )
             ax.set_yticks([])
-        fig.savefig(png_path, format="png")
-        return png_path
+        return _png(fig)
 
-    first, last = min(times), max(times)
-    span = max(last - first, 60.0)
-    min_width = span * _MIN_BAR_SHARE
-    largest = max([r.bytes_written for r in input_runs] + [r.bytes_read for r in output_runs] + [1])
+    slots = sorted(window_list, key=lambda w: (w.start_s, w.input_run_id))
+    by_id = {run.run_id: run for run in input_runs}
+    ordered_outputs = sorted(output_runs, key=lambda run: (run.start_s, run.run_id))
+    members: list[list[OutputRun]] = [[] for _ in slots]
+    inputs_in_slots = [
+        by_id.get(w.input_run_id, InputRun(w.input_run_id, w.start_s, w.start_s, w.input_bytes_written)) for w in slots
+    ]
+    # The same assignment as the windows' own (recorded window, else start time); runs in no window are not drawn.
+    period = None if slots[-1].end_s is None else max(slots[-1].end_s - slots[-1].start_s, 1e-6)
+    for run, index in zip(ordered_outputs, assign_windows(inputs_in_slots, ordered_outputs, period), strict=True):
+        if index is not None:
+            members[index].append(run)
+    unplaced = sum(1 for group in members for _ in group) != len(ordered_outputs)
+
+    largest = max([w.input_bytes_written for w in slots] + [r.bytes_read for r in ordered_outputs] + [1])
     factor, unit = _byte_unit(largest)
-    label_bars = len(input_runs) + len(output_runs) <= _MAX_LABELLED_BARS
+    group_width = 0.84
+    widest_group = max(1 + len(group) for group in members)
+    bar_width = group_width / max(widest_group, 2)
+    bar_count = sum(1 + len(group) for group in members)
+    label_bars = bar_count <= _MAX_LABELLED_BARS * 3
+    rotate = bar_count > _MAX_LABELLED_BARS // 2
 
-    # (a) bytes per run, each bar spanning the run's start..end (widened when too short to see).
-    # Input bars on top: where a long Output run overlaps the next Input run, the red stays visible.
-    for runs, colour, label, value_of, layer in (
-        (input_runs, INPUT_COLOUR, "bytes written by Input runs", lambda r: r.bytes_written, 3),
-        (output_runs, OUTPUT_COLOUR, "bytes read by Output runs", lambda r: r.bytes_read, 2),
+    xs_in, h_in, xs_out, h_out = [], [], [], []
+    for index, (window, group) in enumerate(zip(slots, members, strict=True)):
+        left = index - group_width / 2
+        xs_in.append(left + bar_width / 2)
+        h_in.append(window.input_bytes_written / factor)
+        for position, run in enumerate(group, start=1):
+            xs_out.append(left + bar_width * (position + 0.5))
+            h_out.append(run.bytes_read / factor)
+    for xs, heights, colour, label, layer in (
+        (xs_in, h_in, INPUT_COLOUR, "bytes written by the window's Input run", 3),
+        (xs_out, h_out, OUTPUT_COLOUR, "bytes read by each Output run started in the window", 2),
     ):
-        if not runs:
+        if not xs:
             continue
-        starts = [_num(r.start_s) for r in runs]
-        widths = [max(r.end_s - r.start_s, min_width) / _DAY_S for r in runs]
-        heights = [value_of(r) / factor for r in runs]
         bars = top.bar(
-            starts,
+            xs,
             heights,
-            width=widths,
-            align="edge",
-            color=to_rgba(colour, 0.55),  # translucent fill, full-colour outline
+            width=bar_width * 0.92,
+            color=to_rgba(colour, 0.55),
             edgecolor=colour,
             linewidth=1.5,
             label=label,
             zorder=layer,
         )
         if label_bars:
-            labels = [f"{h:,.1f}" for h in heights]
-            top.bar_label(bars, labels=labels, fontsize=8, color=colour, padding=2, bbox=_LABEL_BOX, zorder=layer + 2)
+            top.bar_label(
+                bars,
+                labels=[_short(h) for h in heights],
+                fontsize=7 if rotate else 8,
+                color=colour,
+                padding=2,
+                rotation=90 if rotate else 0,
+                zorder=layer + 2,
+            )
     top.set_ylabel(f"bytes ({unit})")
-    top.set_title("(a) bytes written by Input runs and bytes read by Output runs", loc="left", fontsize=10)
-    top.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=2, fontsize=9, frameon=False)
-    top.margins(y=0.15)
-    top.set_ylim(bottom=0)
+    top.set_title(
+        "(a) bytes written by Input runs and bytes read by Output runs, per Input window", loc="left", fontsize=10
+    )
+    top.legend(loc="lower right", bbox_to_anchor=(1.0, 1.06), ncols=2, fontsize=8, frameon=False)
+    top.set_ylim(0, max(h_in + h_out + [1e-9]) * (1.3 if rotate else 1.18))
 
-    # (b) the ratio per Input window, drawn across the window.
-    end_of_open = last if last > first else first + span
-    for window in window_list:
-        end = window.end_s if window.end_s is not None else max(end_of_open, window.start_s + min_width)
-        left, width = _num(window.start_s), (end - window.start_s) / _DAY_S
-        if window.ratio is None:
-            bottom.text(left + width / 2, 0.05, "n/a", ha="center", va="bottom", fontsize=9, color="grey")
-            continue
+    ratios = [w.ratio for w in slots]
+    for index, ratio in enumerate(ratios):
+        if ratio is None:
+            bottom.text(index, 0.05, "n/a", ha="center", va="bottom", fontsize=8, color="grey")
+    shown = [(index, ratio) for index, ratio in enumerate(ratios) if ratio is not None]
+    if shown:
         bars = bottom.bar(
-            [left],
-            [window.ratio],
-            width=[width],
-            align="edge",
+            [i for i, _ in shown],
+            [r for _, r in shown],
+            width=0.6,
             color=RATIO_COLOUR,
             alpha=0.35,
             edgecolor=RATIO_COLOUR,
             linewidth=1.2,
+            zorder=2,
         )
-        if len(window_list) <= _MAX_LABELLED_BARS:
-            bottom.bar_label(bars, labels=[f"{window.ratio:.2f}"], fontsize=9, padding=3, bbox=_LABEL_BOX, zorder=5)
-    for window in window_list:
-        for ax in (top, bottom):
-            ax.axvline(_num(window.start_s), color="grey", linestyle=":", linewidth=0.8)
-    bottom.axhline(1.0, color="black", linestyle="--", linewidth=1.0, label="1.0: read as much as written")
+        if len(slots) <= _MAX_LABELLED_BARS * 2:
+            narrow = len(slots) > _MAX_LABELLED_BARS
+            bottom.bar_label(
+                bars,
+                labels=[f"{r:.2f}" for _, r in shown],
+                fontsize=7 if narrow else 9,
+                padding=2,
+                rotation=90 if narrow else 0,
+                bbox=_LABEL_BOX,
+                zorder=5,
+            )
+    bottom.axhline(1.0, color="black", linestyle="--", linewidth=1.0, label="1.0: read as much as written", zorder=1)
     bottom.set_ylabel("output read / input written")
     bottom.set_title("(b) flow ratio per Input trigger window", loc="left", fontsize=10)
     bottom.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=9, frameon=False)
-    bottom.set_ylim(0, max([w.ratio for w in window_list if w.ratio is not None] + [1.0]) * 1.25)
+    bottom.set_ylim(0, max([r for r in ratios if r is not None] + [1.0]) * (1.4 if len(slots) > 24 else 1.25))
     bottom.yaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:.1f}"))
 
-    bottom.xaxis.set_major_locator(mdates.AutoDateLocator(tz=UTC, minticks=4, maxticks=10))
-    bottom.xaxis.set_major_formatter(mdates.DateFormatter(_time_format(span), tz=UTC))
-    bottom.set_xlabel(f"time (UTC, {_day_range(first, last)})")
-    pad = span * 0.03 / _DAY_S
-    bottom.set_xlim(_num(first) - pad, _num(last + min_width) + pad)
+    # One tick per window (thinned to at most 16), labelled with the window's start time.
+    span = slots[-1].start_s - slots[0].start_s
+    step = max(1, -(-len(slots) // 16))
+    ticks = list(range(0, len(slots), step))
+    bottom.set_xticks(ticks)
+    bottom.set_xticklabels(
+        [datetime.fromtimestamp(slots[i].start_s, tz=UTC).strftime(_time_format(span)) for i in ticks],
+        rotation=30 if len(ticks) > 8 else 0,
+        ha="right" if len(ticks) > 8 else "center",
+        fontsize=8,
+    )
+    note = "; Output runs in no window not drawn" if unplaced else ""
+    bottom.set_xlabel(
+        f"Input window start (UTC, {_day_range(slots[0].start_s, slots[-1].start_s)}), "
+        f"one slot per window whatever its length{note}"
+    )
+    bottom.set_xlim(-0.6, len(slots) - 0.4)
+    for boundary in range(1, len(slots)):
+        for ax in (top, bottom):
+            ax.axvline(boundary - 0.5, color="grey", linestyle=":", linewidth=0.8)
     for ax in (top, bottom):
         ax.grid(axis="y", alpha=0.3)
-    fig.savefig(png_path, format="png")
-    return png_path
+    return _png(fig)
+
+
+def _png(fig: Any) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
 
 
 # --- Dagster side ---------------------------------------------------------------------------------
@@ -281,6 +351,7 @@ def build_flow_report(
     period_s: float | None = None,
     limit: int | None = None,
     current_run_id: str | None = None,
+    dpi: int = 110,
 ) -> FlowReport:
     """Read the history, cut it into Input windows and draw the chart when `png_path` is given.
 
@@ -292,12 +363,26 @@ def build_flow_report(
     window_list = windows(input_runs, output_runs, period_s)
     drawn = None
     if png_path is not None:
-        drawn = draw_flow_chart(window_list, input_runs, output_runs, png_path, f"{flow}: Input -> Output data flow")
+        title = f"{flow}: Input -> Output data flow"
+        drawn = draw_flow_chart(window_list, input_runs, output_runs, png_path, title, dpi=dpi)
     return FlowReport(flow, input_runs, output_runs, window_list, drawn)
 
 
-def report_metadata(report: FlowReport) -> dict[str, Any]:
-    """Materialization metadata of `F/flow_report`: the PNG's path, the table and the totals."""
+def location_uri(uri: str) -> str:
+    """A location as a URI: `s3://...` as it is, a local path as `file:///...`."""
+    return uri if "://" in uri else Path(uri).resolve().as_uri()
+
+
+def chart_markdown(png: bytes) -> str:
+    """The chart as a markdown image with the PNG inline, which Dagster's UI shows on the materialization."""
+    return f"![chart](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"
+
+
+def report_metadata(
+    report: FlowReport, *, chart_png: bytes | None = None, chart_uri: str | None = None
+) -> dict[str, Any]:
+    """Materialization metadata of `F/flow_report`: the PNG's path, the table and the totals; with
+    `chart_png` the chart itself (`chart`, a markdown image) and with `chart_uri` where it is stored."""
     from dagster import MetadataValue
 
     figures = report.json
@@ -312,6 +397,11 @@ def report_metadata(report: FlowReport) -> dict[str, Any]:
     latest = next((w.ratio for w in reversed(report.windows) if w.ratio is not None), None)
     if latest is not None:
         metadata["latest_flow_ratio"] = round(latest, 4)
+    if chart_png is not None:
+        metadata["chart"] = MetadataValue.md(chart_markdown(chart_png))
+        metadata["chart_bytes"] = len(chart_png)
+    if chart_uri is not None:
+        metadata["dagster/uri"] = location_uri(chart_uri)
     return metadata
 
 
