@@ -341,9 +341,7 @@ def test_a_ui_materialize_of_output_gets_the_figures_the_report_shows(
     # A run that follows the second Input run (its tag) but starts after the third started: the third's window.
     raw.write_bytes("batch=2/a.json", raw_records(200, 40))
     third = input_job.execute_in_process(instance=instance).run_id
-    late = defs.resolve_job_def("events_output_job").execute_in_process(
-        instance=instance, tags={INPUT_RUN_TAG: second}
-    )
+    late = defs.resolve_job_def("events_output_job").execute_in_process(instance=instance, tags={INPUT_RUN_TAG: second})
     check(late.run_id, third)
     # Every window still agrees with the latest run counted in it (nothing moved between windows).
     windows_now = _report_windows(instance)
@@ -355,3 +353,22 @@ def test_a_ui_materialize_of_output_gets_the_figures_the_report_shows(
     report = run_materialization_metadata(instance, report_run.run_id, flow_report_key("events"))
     assert report["latest_flow_ratio"] == pytest.approx(windows_now[third], abs=1e-4)
     assert report["window_count"] == 3
+
+
+def test_materialize_all_in_one_ui_run_counts_as_its_own_window(flow_file: Path, instance: DagsterInstance) -> None:
+    """ "Materialize all" from the UI: F/staging, F/output and F/flow_report in one `__ASSET_JOB` run."""
+    defs = load_definitions(flow_file)
+    raw = StorageResource().open(str(flow_file.parent / "data" / "input"))
+    asset_job = defs.resolve_implicit_global_asset_job_def()
+    selection = [staging_key("events"), output_key("events"), flow_report_key("events")]
+    for cycle in range(2):
+        raw.write_bytes(f"batch={cycle}/a.json", raw_records(cycle * 100, 30))
+        result = asset_job.execute_in_process(instance=instance, asset_selection=selection)
+        assert result.success
+        output = run_materialization_metadata(instance, result.run_id, output_key("events"))
+        report = run_materialization_metadata(instance, result.run_id, flow_report_key("events"))
+        assert output["input_run_id"] == result.run_id  # the run's own Input step opened its window
+        assert report["window_count"] == cycle + 1
+        assert report["latest_flow_ratio"] == pytest.approx(output["flow_ratio"], abs=1e-4)
+        assert _report_windows(instance)[result.run_id] == pytest.approx(output["flow_ratio"], abs=1e-4)
+    assert output["flow_ratio"] > 1.8  # bookmark: disable, the second run rereads the first batch
