@@ -344,7 +344,8 @@ def build_flow_assets(flow: FlowConfig) -> list[Any]:
         kinds={"matplotlib", "png", "s3" if flow.output.is_s3 else "file"},
         owners=owners,
         tags=tags,
-        metadata={k: v for k, v in definition_metadata(flow, flow.output).items() if k != URI_KEY},
+        # Only the code reference: the chart's location is per materialization (`dagster/uri`).
+        metadata={k: v for k, v in definition_metadata(flow, flow.output).items() if k == CODE_REFERENCES_KEY},
         # Redrawn by F_output_job; after a UI "Materialize" of F/output alone, by Dagster's automation
         # sensor (`default_automation_condition_sensor`, when it is turned on).
         automation_condition=AutomationCondition.eager(),
