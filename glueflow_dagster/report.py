@@ -109,6 +109,17 @@ def _day_range(first_s: float, last_s: float) -> str:
     return first_day if first_day == last_day else f"{first_day} to {last_day}"
 
 
+@dataclass(frozen=True)
+class _Slot:
+    """One x position of the chart: an Input window, or the Output runs that fall in no window."""
+
+    tick: str
+    input_bytes: int | None
+    outputs: list[OutputRun]
+    ratio: float | None
+    window: bool = True
+
+
 def _short(value: float) -> str:
     """A compact value label: 3 significant digits (`120`, `80.5`, `1.25`)."""
     return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
@@ -169,36 +180,57 @@ def render_flow_chart(
             ax.set_yticks([])
         return _png(fig)
 
-    slots = sorted(window_list, key=lambda w: (w.start_s, w.input_run_id))
+    windows_sorted = sorted(window_list, key=lambda w: (w.start_s, w.input_run_id))
     by_id = {run.run_id: run for run in input_runs}
     ordered_outputs = sorted(output_runs, key=lambda run: (run.start_s, run.run_id))
-    members: list[list[OutputRun]] = [[] for _ in slots]
+    members: list[list[OutputRun]] = [[] for _ in windows_sorted]
     inputs_in_slots = [
-        by_id.get(w.input_run_id, InputRun(w.input_run_id, w.start_s, w.start_s, w.input_bytes_written)) for w in slots
+        by_id.get(w.input_run_id, InputRun(w.input_run_id, w.start_s, w.start_s, w.input_bytes_written))
+        for w in windows_sorted
     ]
-    # The same assignment as the windows' own (recorded window, else start time); runs in no window are not drawn.
-    period = None if slots[-1].end_s is None else max(slots[-1].end_s - slots[-1].start_s, 1e-6)
+    # The windows' own assignment (recorded window, else start time). Output runs in no window are drawn in
+    # extra slots before the first window or after the last one: nothing is left out silently.
+    last = windows_sorted[-1]
+    period = None if last.end_s is None else max(last.end_s - last.start_s, 1e-6)
+    before: list[OutputRun] = []
+    after: list[OutputRun] = []
     for run, index in zip(ordered_outputs, assign_windows(inputs_in_slots, ordered_outputs, period), strict=True):
         if index is not None:
             members[index].append(run)
-    unplaced = sum(1 for group in members for _ in group) != len(ordered_outputs)
+        else:
+            (before if run.start_s < windows_sorted[0].start_s else after).append(run)
+    span = last.start_s - windows_sorted[0].start_s
+    slots: list[_Slot] = [
+        _Slot(datetime.fromtimestamp(w.start_s, tz=UTC).strftime(_time_format(span)), w.input_bytes_written, g, w.ratio)
+        for w, g in zip(windows_sorted, members, strict=True)
+    ]
+    if before:
+        slots.insert(0, _Slot("before", None, before, None, window=False))
+    if after:
+        slots.append(_Slot("no window", None, after, None, window=False))
 
-    largest = max([w.input_bytes_written for w in slots] + [r.bytes_read for r in ordered_outputs] + [1])
+    largest = max([w.input_bytes_written for w in windows_sorted] + [r.bytes_read for r in ordered_outputs] + [1])
     factor, unit = _byte_unit(largest)
     group_width = 0.84
-    widest_group = max(1 + len(group) for group in members)
+    widest_group = max(len(slot.outputs) + (slot.input_bytes is not None) for slot in slots)
     bar_width = group_width / max(widest_group, 2)
-    bar_count = sum(1 + len(group) for group in members)
+    bar_count = sum(len(slot.outputs) + (slot.input_bytes is not None) for slot in slots)
     label_bars = bar_count <= _MAX_LABELLED_BARS * 3
     rotate = bar_count > _MAX_LABELLED_BARS // 2
 
-    xs_in, h_in, xs_out, h_out = [], [], [], []
-    for index, (window, group) in enumerate(zip(slots, members, strict=True)):
+    xs_in: list[float] = []
+    h_in: list[float] = []
+    xs_out: list[float] = []
+    h_out: list[float] = []
+    for index, slot in enumerate(slots):
         left = index - group_width / 2
-        xs_in.append(left + bar_width / 2)
-        h_in.append(window.input_bytes_written / factor)
-        for position, run in enumerate(group, start=1):
-            xs_out.append(left + bar_width * (position + 0.5))
+        position = 0
+        if slot.input_bytes is not None:
+            xs_in.append(left + bar_width / 2)
+            h_in.append(slot.input_bytes / factor)
+            position = 1
+        for offset, run in enumerate(slot.outputs, start=position):
+            xs_out.append(left + bar_width * (offset + 0.5))
             h_out.append(run.bytes_read / factor)
     for xs, heights, colour, label, layer in (
         (xs_in, h_in, INPUT_COLOUR, "bytes written by the window's Input run", 3),
@@ -233,15 +265,15 @@ def render_flow_chart(
     top.legend(loc="lower right", bbox_to_anchor=(1.0, 1.06), ncols=2, fontsize=8, frameon=False)
     top.set_ylim(0, max(h_in + h_out + [1e-9]) * (1.3 if rotate else 1.18))
 
-    ratios = [w.ratio for w in slots]
-    for index, ratio in enumerate(ratios):
-        if ratio is None:
+    for index, slot in enumerate(slots):
+        if slot.window and slot.ratio is None:
             bottom.text(index, 0.05, "n/a", ha="center", va="bottom", fontsize=8, color="grey")
-    shown = [(index, ratio) for index, ratio in enumerate(ratios) if ratio is not None]
+    shown = [(index, slot.ratio) for index, slot in enumerate(slots) if slot.ratio is not None]
+    ratios = [ratio for _, ratio in shown]
     if shown:
         bars = bottom.bar(
             [i for i, _ in shown],
-            [r for _, r in shown],
+            ratios,
             width=0.6,
             color=RATIO_COLOUR,
             alpha=0.35,
@@ -253,7 +285,7 @@ def render_flow_chart(
             narrow = len(slots) > _MAX_LABELLED_BARS
             bottom.bar_label(
                 bars,
-                labels=[f"{r:.2f}" for _, r in shown],
+                labels=[f"{r:.2f}" for r in ratios],
                 fontsize=7 if narrow else 9,
                 padding=2,
                 rotation=90 if narrow else 0,
@@ -264,23 +296,22 @@ def render_flow_chart(
     bottom.set_ylabel("output read / input written")
     bottom.set_title("(b) flow ratio per Input trigger window", loc="left", fontsize=10)
     bottom.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=9, frameon=False)
-    bottom.set_ylim(0, max([r for r in ratios if r is not None] + [1.0]) * (1.4 if len(slots) > 24 else 1.25))
+    bottom.set_ylim(0, max([*ratios, 1.0]) * (1.4 if len(slots) > 24 else 1.25))
     bottom.yaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:.1f}"))
 
-    # One tick per window (thinned to at most 16), labelled with the window's start time.
-    span = slots[-1].start_s - slots[0].start_s
+    # One tick per slot (thinned to at most 16), labelled with the window's start time.
     step = max(1, -(-len(slots) // 16))
     ticks = list(range(0, len(slots), step))
     bottom.set_xticks(ticks)
     bottom.set_xticklabels(
-        [datetime.fromtimestamp(slots[i].start_s, tz=UTC).strftime(_time_format(span)) for i in ticks],
+        [slots[i].tick for i in ticks],
         rotation=30 if len(ticks) > 8 else 0,
         ha="right" if len(ticks) > 8 else "center",
         fontsize=8,
     )
-    note = "; Output runs in no window not drawn" if unplaced else ""
+    note = "; Output runs outside every window in their own slot" if before or after else ""
     bottom.set_xlabel(
-        f"Input window start (UTC, {_day_range(slots[0].start_s, slots[-1].start_s)}), "
+        f"Input window start (UTC, {_day_range(windows_sorted[0].start_s, last.start_s)}), "
         f"one slot per window whatever its length{note}"
     )
     bottom.set_xlim(-0.6, len(slots) - 0.4)
