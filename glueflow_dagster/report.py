@@ -36,8 +36,6 @@ if TYPE_CHECKING:
 INPUT_COLOUR = "#d62728"
 OUTPUT_COLOUR = "#8c564b"
 RATIO_COLOUR = "#1f77b4"
-# More bars than this and the per-bar value labels are left out (they would overlap).
-_MAX_LABELLED_BARS = 24
 _DAY_S = 86_400.0
 # Value labels on a white box, so the dashed 1.0 line or a neighbouring bar never runs through them.
 _LABEL_BOX = {"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.85}
@@ -120,6 +118,19 @@ class _Slot:
     window: bool = True
 
 
+def _label_style(labels: Sequence[str], bar_px: float, dpi: int, fontsize: int = 8) -> tuple[int, int] | None:
+    """(rotation, font size) for value labels that each fit above their own bar, so neighbours never overlap:
+    horizontal when the widest label fits the bar's width, else vertical when a line of text does, else
+    none (too many bars to label; the bars and the table still show every value)."""
+    char_px = 0.62 * fontsize * dpi / 72  # DejaVu Sans digits are about 0.62 em wide
+    if max(len(label) for label in labels) * char_px <= bar_px:
+        return 0, fontsize
+    small = fontsize - 1
+    if 1.3 * small * dpi / 72 <= bar_px:  # a line of text is about 1.3 em high
+        return 90, small
+    return None
+
+
 def _short(value: float) -> str:
     """A compact value label: 3 significant digits (`120`, `80.5`, `1.25`)."""
     return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
@@ -149,7 +160,19 @@ def render_flow_chart(
     *,
     dpi: int = 110,
 ) -> bytes:
-    """The chart as PNG bytes, indexed by Input window.
+    """The chart as PNG bytes (see `flow_figure`)."""
+    return _png(flow_figure(window_list, input_runs, output_runs, title, dpi=dpi))
+
+
+def flow_figure(
+    window_list: Sequence[Window],
+    input_runs: Sequence[InputRun],
+    output_runs: Sequence[OutputRun],
+    title: str,
+    *,
+    dpi: int = 110,
+) -> Any:
+    """The chart as a matplotlib Figure (Agg, no pyplot state), indexed by Input window.
 
     Each window gets the same width on the x axis whatever its length, so idle hours between runs never
     squeeze the bars: in panel (a) the window's Input run (red) and then each Output run counted in that
@@ -178,7 +201,7 @@ def render_flow_chart(
                 color="grey",
             )
             ax.set_yticks([])
-        return _png(fig)
+        return fig
 
     windows_sorted = sorted(window_list, key=lambda w: (w.start_s, w.input_run_id))
     by_id = {run.run_id: run for run in input_runs}
@@ -214,9 +237,8 @@ def render_flow_chart(
     group_width = 0.84
     widest_group = max(len(slot.outputs) + (slot.input_bytes is not None) for slot in slots)
     bar_width = group_width / max(widest_group, 2)
-    bar_count = sum(len(slot.outputs) + (slot.input_bytes is not None) for slot in slots)
-    label_bars = bar_count <= _MAX_LABELLED_BARS * 3
-    rotate = bar_count > _MAX_LABELLED_BARS // 2
+    # Pixels per slot: the axes take about 90% of the figure's width.
+    slot_px = fig.get_figwidth() * dpi * 0.9 / (len(slots) + 0.2)
 
     xs_in: list[float] = []
     h_in: list[float] = []
@@ -248,22 +270,16 @@ def render_flow_chart(
             label=label,
             zorder=layer,
         )
-        if label_bars:
-            top.bar_label(
-                bars,
-                labels=[_short(h) for h in heights],
-                fontsize=7 if rotate else 8,
-                color=colour,
-                padding=2,
-                rotation=90 if rotate else 0,
-                zorder=layer + 2,
-            )
+        labels = [_short(h) for h in heights]
+        style = _label_style(labels, bar_width * 0.92 * slot_px, dpi)
+        if style is not None:
+            top.bar_label(bars, labels=labels, fontsize=style[1], color=colour, padding=2, rotation=style[0])
     top.set_ylabel(f"bytes ({unit})")
     top.set_title(
         "(a) bytes written by Input runs and bytes read by Output runs, per Input window", loc="left", fontsize=10
     )
     top.legend(loc="lower right", bbox_to_anchor=(1.0, 1.06), ncols=2, fontsize=8, frameon=False)
-    top.set_ylim(0, max(h_in + h_out + [1e-9]) * (1.3 if rotate else 1.18))
+    top.set_ylim(0, max(h_in + h_out + [1e-9]) * 1.3)
 
     for index, slot in enumerate(slots):
         if slot.window and slot.ratio is None:
@@ -281,22 +297,17 @@ def render_flow_chart(
             linewidth=1.2,
             zorder=2,
         )
-        if len(slots) <= _MAX_LABELLED_BARS * 2:
-            narrow = len(slots) > _MAX_LABELLED_BARS
+        labels = [f"{r:.2f}" for r in ratios]
+        style = _label_style(labels, 0.6 * slot_px, dpi, fontsize=9)
+        if style is not None:
             bottom.bar_label(
-                bars,
-                labels=[f"{r:.2f}" for r in ratios],
-                fontsize=7 if narrow else 9,
-                padding=2,
-                rotation=90 if narrow else 0,
-                bbox=_LABEL_BOX,
-                zorder=5,
+                bars, labels=labels, fontsize=style[1], padding=2, rotation=style[0], bbox=_LABEL_BOX, zorder=5
             )
     bottom.axhline(1.0, color="black", linestyle="--", linewidth=1.0, label="1.0: read as much as written", zorder=1)
     bottom.set_ylabel("output read / input written")
     bottom.set_title("(b) flow ratio per Input trigger window", loc="left", fontsize=10)
     bottom.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=9, frameon=False)
-    bottom.set_ylim(0, max([*ratios, 1.0]) * (1.4 if len(slots) > 24 else 1.25))
+    bottom.set_ylim(0, max([*ratios, 1.0]) * 1.4)
     bottom.yaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:.1f}"))
 
     # One tick per slot (thinned to at most 16), labelled with the window's start time.
@@ -320,7 +331,7 @@ def render_flow_chart(
             ax.axvline(boundary - 0.5, color="grey", linestyle=":", linewidth=0.8)
     for ax in (top, bottom):
         ax.grid(axis="y", alpha=0.3)
-    return _png(fig)
+    return fig
 
 
 def _png(fig: Any) -> bytes:

@@ -372,3 +372,63 @@ def test_materialize_all_in_one_ui_run_counts_as_its_own_window(flow_file: Path,
         assert report["latest_flow_ratio"] == pytest.approx(output["flow_ratio"], abs=1e-4)
         assert _report_windows(instance)[result.run_id] == pytest.approx(output["flow_ratio"], abs=1e-4)
     assert output["flow_ratio"] > 1.8  # bookmark: disable, the second run rereads the first batch
+
+
+# --- the chart by Input window -------------------------------------------------------------------
+
+
+def _label_boxes(fig) -> dict[str, list]:
+    """Pixel boxes of the value labels of each panel, after a draw."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    top, bottom = fig.axes[:2]
+    return {
+        name: [text.get_window_extent(renderer) for text in ax.texts if text.get_text()]
+        for name, ax in (("top", top), ("bottom", bottom))
+    }
+
+
+def _overlaps(boxes: list) -> list[tuple[int, int]]:
+    return [(i, j) for i in range(len(boxes)) for j in range(i + 1, len(boxes)) if boxes[i].overlaps(boxes[j])]
+
+
+@pytest.mark.parametrize("count", [3, 12, 30])
+def test_value_labels_never_overlap_and_idle_gaps_do_not_squeeze_the_windows(count: int) -> None:
+    from glueflow_dagster.report import flow_figure
+
+    # Runs of seconds, some windows 30 minutes apart and some after 8 idle hours.
+    start = at("00:00")
+    input_runs, output_runs = [], []
+    for i in range(count):
+        start += 1800 if i % 4 else 8 * 3600
+        input_runs.append(InputRun(f"in{i}", start, start + 3, 390_000 + 1_000 * i))
+        output_runs.append(OutputRun(f"out{i}", start + 20, start + 24, 390_000 * (1 + i % 5)))
+        if i % 3 == 0:  # a second Output run in some windows
+            output_runs.append(OutputRun(f"again{i}", start + 60, start + 64, 390_000))
+    window_list = windows(input_runs, output_runs, period_s=None)
+    fig = flow_figure(window_list, input_runs, output_runs, "labels", dpi=80)
+    boxes = _label_boxes(fig)
+    # No two labels overlap; every bar is labelled while the bars are wide enough for a line of text.
+    assert _overlaps(boxes["top"]) == [] and _overlaps(boxes["bottom"]) == []
+    assert len(boxes["bottom"]) == count
+    assert len(boxes["top"]) == (len(input_runs) + len(output_runs) if count <= 12 else 0)
+    # One slot per window whatever the idle time before it: the ratio bars are equally spaced.
+    bottom = fig.axes[1]
+    centres = sorted(patch.get_x() + patch.get_width() / 2 for patch in bottom.patches)
+    assert np.allclose(np.diff(centres), 1.0)
+    assert [label.get_text() for label in bottom.get_xticklabels()][0].endswith("08:00")
+
+
+def test_output_runs_outside_every_window_are_drawn_in_their_own_slot(tmp_path: Path) -> None:
+    from glueflow_dagster.report import flow_figure
+
+    input_runs = [InputRun("i1", at("12:00"), at("12:05"), 1_000)]
+    output_runs = [OutputRun("early", at("11:00"), at("11:01"), 500), OutputRun("o1", at("12:10"), at("12:11"), 1_000)]
+    window_list = windows(input_runs, output_runs, period_s=1800)
+    fig = flow_figure(window_list, input_runs, output_runs, "outside", dpi=80)
+    top, bottom = fig.axes[:2]
+    assert [label.get_text() for label in bottom.get_xticklabels()] == ["before", "12:00:00"]
+    assert len(top.patches) == 3  # the early run is drawn, not dropped
