@@ -34,6 +34,11 @@ ON_LATE_OPTIONS = ("process", "report")
 COMPRESSIONS = ("gzip", "none")
 _FLOW_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# Asset owners and tags (Dagster's rules): an e-mail or `team:<name>`; tag keys `[prefix/]name` and values of
+# at most 63 letters, digits, `_`, `.`, `-`.
+_OWNER = re.compile(r"^(team:.+|[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,7})$")
+_TAG_KEY = re.compile(r"^([A-Za-z0-9_.-]{1,63}/)?[A-Za-z0-9_.-]{1,63}$")
+_TAG_VALUE = re.compile(r"^[A-Za-z0-9_.-]{0,63}$")
 # F_output_sensor requests a failed run's manifest again this many times in all, then plans afresh.
 DEFAULT_MAX_MANIFEST_ATTEMPTS = 3
 _QUOTED = re.compile("'[^'\\n]{" + str(SHOWN_CHARS + 1) + ",}'")  # a long quoted value in another module's message
@@ -99,6 +104,9 @@ class FlowConfig:
     output: Location
     input_job: JobConfig
     output_job: JobConfig
+    owners: tuple[str, ...] = ()  # Dagster asset owners of the flow's assets
+    tags: Mapping[str, str] = field(default_factory=dict)  # Dagster asset tags of the flow's assets
+    config_path: Path | None = None  # the file that declares the flow (the assets' code reference)
 
 
 @dataclass(frozen=True)
@@ -369,7 +377,7 @@ class _Reader:
             raise self.fail(where, "flow names must be identifiers (letters, digits, underscore)")
         if not isinstance(body, dict):
             raise self.fail(where, "expected a mapping with input, staging, output, input_job, output_job")
-        self.no_unknown(body, {"input", "staging", "output", "input_job", "output_job"}, where)
+        self.no_unknown(body, {"input", "staging", "output", "input_job", "output_job", "owners", "tags"}, where)
         return FlowConfig(
             name=name,
             input=self.location(
@@ -379,7 +387,29 @@ class _Reader:
             output=self.location(self.section(body, "output", where), f"{where}.output"),
             input_job=self.job(self.section(body, "input_job", where), f"{where}.input_job", scheduled=True),
             output_job=self.job(self.section(body, "output_job", where), f"{where}.output_job", scheduled=False),
+            owners=self.owners(body.get("owners", []), f"{where}.owners"),
+            tags=self.tags(body.get("tags", {}), f"{where}.tags"),
+            config_path=self.path,
         )
+
+    def owners(self, value: Any, where: str) -> tuple[str, ...]:
+        if not isinstance(value, list):
+            raise self.fail(where, f"expected a list like [team:data, someone@example.com], got {value!r:.80}")
+        for owner in value:
+            if not isinstance(owner, str) or not _OWNER.match(owner):
+                raise self.fail(where, f"{owner!r:.80} is not an e-mail address or team:<name>")
+        return tuple(value)
+
+    def tags(self, value: Any, where: str) -> dict[str, str]:
+        if not isinstance(value, dict):
+            raise self.fail(where, f"expected a mapping like {{domain: sales}}, got {value!r:.80}")
+        for key, tag in value.items():
+            if not isinstance(key, str) or not _TAG_KEY.match(key):
+                expected = "expected [prefix/]name of letters, digits, _ . - (<= 63 each)"
+                raise self.fail(where, f"key {key!r:.80}: {expected}")
+            if not isinstance(tag, str) or not _TAG_VALUE.match(tag):
+                raise self.fail(f"{where}.{key}", f"expected up to 63 letters, digits, _ . -, got {tag!r:.80}")
+        return dict(value)
 
     def location(
         self, body: Mapping[str, Any], where: str, compression_allowed: bool = True, read: bool = False
