@@ -14,6 +14,7 @@ CORE_MODULES = (
     "flow_ratio",
     "glue_import",
     "json_reader",
+    "lineage",
     "manifests",
     "mapping",
     "quarantine",
