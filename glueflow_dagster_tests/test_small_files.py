@@ -13,7 +13,7 @@ import pytest
 from glueflow_dagster import stage
 from glueflow_dagster.mapping import parse_mappings
 from glueflow_dagster.stage import StageResult, run_stage
-from glueflow_dagster.storage import LocalStorage, ObjectInfo, S3Storage, Storage
+from glueflow_dagster.storage import LocalStorage, ObjectInfo, S3Storage, Storage, StorageError
 
 MAPPINGS = parse_mappings(
     [
@@ -182,3 +182,27 @@ def test_gzip_and_odd_small_objects_are_read_on_their_own(locations: tuple[Stora
     assert (result.error_files, result.error_records) == (1, 0)
     [entry] = _quarantine(target)
     assert entry["source"] == source.uri_for("broken.json.gz") and entry["line"] is None
+
+
+def test_bulk_path_checks_refuse_what_local_copy_refuses(tmp_path: Path) -> None:
+    """readable_paths (one realpath per folder) gives local_copy's answers: a symlinked folder or file out of
+    the root is refused, a missing object or a folder does not exist, a link inside the root is read."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.json").write_text('{"id": 1}\n')
+    source = LocalStorage(tmp_path / "in")
+    source.write_bytes("ok/a.json", b'{"id": 2}\n')
+    (source.root / "sub").mkdir()
+    (source.root / "out").symlink_to(outside)
+    (source.root / "sub" / "link.json").symlink_to(outside / "secret.json")
+    (source.root / "sub" / "inner.json").symlink_to(source.root / "ok" / "a.json")
+    (source.root / "sub" / "folder.json").mkdir()
+    keys = ["ok/a.json", "out/secret.json", "sub/link.json", "sub/inner.json", "gone.json", "sub/folder.json"]
+    found = source.readable_paths(keys)
+    assert found[0] == source.uri_for("ok/a.json") and found[3] == source.uri_for("sub/inner.json")
+    assert [str(f).endswith(": symlink points outside the location") for f in found[1:3]] == [True, True]
+    for key in ("out/secret.json", "sub/link.json"):
+        with pytest.raises(StorageError, match="symlink points outside the location"), source.local_copy(key):
+            pass
+    assert all(": object does not exist" in str(f) for f in found[4:])
+    assert str(found[4]).startswith(source.uri_for("gone.json"))
