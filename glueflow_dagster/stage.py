@@ -4,7 +4,9 @@ Plain Python/polars (no Dagster import). The data path of a stage is one lazy po
 engine, from scan to sink: the read schema comes from the mappings (unmapped fields are never
 materialized), the output is split into parts of about ``target_file_bytes`` of JSON each, and the record
 and cast-error counts come from the same query. S3 objects pass through local temporary files, downloaded
-in bounded groups, so neither memory nor local disk grows with the size of a run.
+in bounded groups, so neither memory nor local disk grows with the size of a run. Many small objects
+(Glue's groupFiles) are concatenated into local group files first, a byte copy each, because a query pays
+per file it opens; small S3 objects arrive through parallel GetObject requests.
 
 Bad input never crashes a run and never vanishes: when the fast query cannot read an object, the objects
 it could not read are inspected line by line (vectorised, see :mod:`glueflow_dagster.quarantine`), their
