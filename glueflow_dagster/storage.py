@@ -278,6 +278,9 @@ def _excluded(key: str, matchers: tuple[re.Pattern[str], ...]) -> bool:
 # Keys
 
 
+_CONTROL_CHARS = re.compile("[\x00-\x1f\x7f]")  # one regex search: keys are checked by the 100,000
+
+
 def _check_key(key: str, where: str, *, prefix: bool = False) -> str:
     """Validate an object key (or, with ``prefix=True``, a folder prefix) and return it normalised.
 
@@ -306,7 +309,7 @@ def _check_key(key: str, where: str, *, prefix: bool = False) -> str:
         raise refuse("key escapes the storage root", "absolute path")
     if "\\" in key:
         raise refuse("key escapes the storage root", "backslash not allowed in keys")
-    if any(ord(ch) < 0x20 or ch == "\x7f" for ch in key):
+    if _CONTROL_CHARS.search(key):
         # NUL breaks file names; newlines would break one-line messages and line-based manifests.
         raise refuse("invalid key", "control characters not allowed in keys")
     segments = key.split("/")
