@@ -28,7 +28,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
@@ -834,20 +834,22 @@ def _small_remote_objects(
     stack: ExitStack,
 ) -> None:
     """Fetch small objects with parallel GetObject requests into group files (or files of their own)."""
-    for obj, fetched in _fetch_small(source, objects):
-        uri = source.uri_for(obj.key)
-        if isinstance(fetched, BaseException):
-            if not _vanished(fetched):
-                raise fetched
-            copies.vanished.append(obj)
-        elif grouped is not None and grouped.takes(fetched):
-            grouped.add(obj, uri, fetched)
-        else:
-            # Readers sniff compression from the bytes; the suffix is kept for anyone reading names.
-            path = workdir / f"object-{uuid.uuid4().hex}{''.join(Path(obj.key).suffixes[-2:])}"
-            stack.callback(path.unlink, missing_ok=True)
-            path.write_bytes(fetched)
-            copies.add(obj, path, uri)
+    # closing(): on an error, the requests still queued are cancelled now, not when the traceback goes.
+    with closing(_fetch_small(source, objects)) as fetches:
+        for obj, fetched in fetches:
+            uri = source.uri_for(obj.key)
+            if isinstance(fetched, BaseException):
+                if not _vanished(fetched):
+                    raise fetched
+                copies.vanished.append(obj)
+            elif grouped is not None and grouped.takes(fetched):
+                grouped.add(obj, uri, fetched)
+            else:
+                # Readers sniff compression from the bytes; the suffix is kept for anyone reading names.
+                path = workdir / f"object-{uuid.uuid4().hex}{''.join(Path(obj.key).suffixes[-2:])}"
+                stack.callback(path.unlink, missing_ok=True)
+                path.write_bytes(fetched)
+                copies.add(obj, path, uri)
 
 
 def _fetch_small(source: Storage, objects: Sequence[ObjectInfo]) -> Iterator[tuple[ObjectInfo, bytes | StorageError]]:
@@ -855,8 +857,8 @@ def _fetch_small(source: Storage, objects: Sequence[ObjectInfo]) -> Iterator[tup
     with at most _SMALL_GET_WINDOW objects per thread held in memory."""
     if not objects:
         return
-    pool_size = getattr(getattr(getattr(source, "client", None), "meta", None), "config", None)
-    threads = min(_SMALL_GET_THREADS, getattr(pool_size, "max_pool_connections", None) or _SMALL_GET_THREADS)
+    config = getattr(getattr(getattr(source, "client", None), "meta", None), "config", None)  # botocore's
+    threads = min(_SMALL_GET_THREADS, getattr(config, "max_pool_connections", None) or _SMALL_GET_THREADS)
 
     def fetch(key: str) -> bytes | StorageError:
         try:

@@ -4,11 +4,13 @@ figures of reading each object on its own; on local folders and on the moto S3 s
 import gzip
 import json
 import random
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.awsrequest import AWSResponse
 
 from glueflow_dagster import stage
 from glueflow_dagster.mapping import parse_mappings
@@ -206,3 +208,33 @@ def test_bulk_path_checks_refuse_what_local_copy_refuses(tmp_path: Path) -> None
             pass
     assert all(": object does not exist" in str(f) for f in found[4:])
     assert str(found[4]).startswith(source.uri_for("gone.json"))
+
+
+class _Body:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def stream(self, **_kwargs: Any) -> Iterator[bytes]:
+        yield self.data
+
+
+def test_an_error_among_many_small_s3_objects_is_one_line_naming_its_uri(
+    s3_client: Any, s3_bucket: str, tmp_path: Path
+) -> None:
+    source = S3Storage(s3_bucket, "in", s3_client)
+    infos = _write_all(source, [(f"o-{i:03d}.json", data) for i, data in enumerate(_objects(60, random.Random(5)))])
+    denied = "<?xml version='1.0' encoding='UTF-8'?><Error><Code>AccessDenied</Code><Message>m</Message></Error>"
+
+    def reply(request: Any, **_kwargs: Any) -> AWSResponse | None:
+        if not request.url.split("?")[0].endswith("/in/o-031.json"):
+            return None  # every other object is served
+        return AWSResponse(request.url, 403, {"Content-Type": "application/xml"}, _Body(denied.encode()))
+
+    s3_client.meta.events.register("before-send.s3.GetObject", reply)
+    try:
+        with pytest.raises(StorageError) as err:
+            run_stage(source, infos, MAPPINGS, LocalStorage(tmp_path / "out"), name_prefix="r", compression="gzip")
+    finally:
+        s3_client.meta.events.unregister("before-send.s3.GetObject", reply)
+    text = str(err.value)
+    assert "\n" not in text and text == f"{source.uri_for('o-031.json')}: access denied (AccessDenied)"
