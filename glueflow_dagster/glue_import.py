@@ -826,10 +826,12 @@ class _Builder:
                     step.line,
                 )
             elif key in ("groupFiles", "groupSize"):
+                # No flow key: glueflow always groups small objects (stage._SMALL_OBJECT_BYTES, _GROUP_BYTES).
                 self.add(
-                    NEEDS_USER,
+                    DEFAULT,
                     f"{location} ({key})",
-                    "not yet supported by glueflow (no effect on the records; parts are target_file_bytes)",
+                    "not needed: glueflow always reads objects of up to 1 MiB as group files of about 64 MiB "
+                    "(Glue's groupFiles; the records are the same, parts are target_file_bytes)",
                     shown,
                     script,
                     step.line,

@@ -440,10 +440,12 @@ def test_variable_bound_and_concatenated_mapping_lists_and_argument_paths() -> N
     # Glue's recurse default (false) is written explicitly, and said so.
     [recurse] = items(report, DEFAULT, "input.recurse")
     assert "Glue's default" in recurse.message
-    # groupFiles/groupSize have no flow key: reported, never written as unknown keys.
-    grouped = {i.field: i for i in items(report, NEEDS_USER) if "group" in i.field}
+    # groupFiles/groupSize have no flow key (glueflow always groups small objects): reported as defaults,
+    # never written as unknown keys.
+    grouped = {i.field: i for i in items(report, DEFAULT) if "group" in i.field}
     assert set(grouped) == {"input (groupFiles)", "input (groupSize)"}
-    assert all("not yet supported by glueflow" in i.message for i in grouped.values())
+    assert not [i for i in items(report, NEEDS_USER) if "group" in i.field]
+    assert all("glueflow always reads objects of up to 1 MiB as group files" in i.message for i in grouped.values())
     assert grouped["input (groupSize)"].line == line_of(script, "create_dynamic_frame")
 
 
