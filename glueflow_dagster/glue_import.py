@@ -948,20 +948,25 @@ class _Builder:
                     script,
                     step.line,
                 )
+            elif key.lower() == "multiline" and shown in (True, "true", "True"):
+                self.set(f"{location}.multiline", True, CONVERTED, f"format_options {key}", script, step.line)
             elif key.lower() == "multiline":
                 self.add(
                     UNSUPPORTED,
                     f"{location} (format_options {key})",
-                    "multi-line JSON: not yet supported by glueflow (JSON lines only)",
+                    "expected true or false",
                     shown,
                     script,
                     step.line,
                 )
+            elif key == "jsonPath" and isinstance(shown, str) and _json_path_problem(shown) is None:
+                self.set(f"{location}.jsonPath", shown, CONVERTED, "format_options jsonPath", script, step.line)
             elif key == "jsonPath":
+                problem = _json_path_problem(shown) if isinstance(shown, str) else "expected a literal string"
                 self.add(
                     UNSUPPORTED,
                     f"{location} (format_options jsonPath)",
-                    "not yet supported by glueflow (records are whole lines)",
+                    f"glueflow cannot read this jsonPath: {problem}",
                     shown,
                     script,
                     step.line,
@@ -1969,3 +1974,14 @@ def convert_aws(
         aws=facts,
     )
     return report
+
+
+def _json_path_problem(path: str) -> str | None:
+    """Why glueflow's JSON reader cannot take this jsonPath (the flow file's own check), or None."""
+    from glueflow_dagster.json_reader import JsonPathError, parse_json_path
+
+    try:
+        parse_json_path(path)
+    except JsonPathError as err:
+        return str(err)
+    return None
