@@ -257,8 +257,11 @@ def test_sigkill_mid_write_then_retry_loses_and_duplicates_nothing(flow: Flow) -
     killed = flow.instance.get_run_by_id(run_id)
     assert killed.status == DagsterRunStatus.STARTED  # the process died without a word
     assert committed_bookmark(flow.instance, "events", "bookmark_ctx").bookmark.version == 0
-    # What Dagster's run monitoring (or an operator) does with a run whose worker is gone.
+    # What Dagster's run monitoring (or an operator) does with a run whose worker is gone: mark it failed
+    # and (run_monitoring's free_slots_after_run_end_seconds) free the pool slot its step still held.
+    assert flow.instance.event_log_storage.get_concurrency_info("glueflow/events_output_job").claimed_slots
     flow.instance.report_run_failed(killed)
+    flow.instance.event_log_storage.free_concurrency_slots_for_run(killed.run_id)
 
     retry = flow.output_run(tags={INPUT_RUN_TAG: input_run})
     assert retry.success
