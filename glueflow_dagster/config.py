@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,12 @@ BOOKMARK_OPTIONS = ("enable", "disable", "pause")
 ON_MODIFIED_OPTIONS = ("reprocess", "ignore")
 ON_LATE_OPTIONS = ("process", "report")
 COMPRESSIONS = ("gzip", "none")
+ENGINES = ("polars", "spark")  # per job: where the stage's data path runs (see spark_stage.py)
+SPARK_LAUNCHERS = ("local", "glue", "emr_serverless")
+# Launchers this build can run; the others are refused at load rather than failing every run.
+SPARK_LAUNCHERS_AVAILABLE = ("local",)
+_SPARK_MASTER = re.compile(r"^local(\[(\*|[1-9][0-9]{0,2})\])?$")
+_JVM_MEMORY = re.compile(r"^[1-9][0-9]{0,5}[kmgtKMGT]$")
 _FLOW_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 # F_output_sensor requests a failed run's manifest again this many times in all, then plans afresh.
@@ -62,6 +68,16 @@ class Location:
 
 
 @dataclass(frozen=True)
+class SparkConfig:
+    """A flow's `spark:` section: how a job with `engine: spark` launches its stage script."""
+
+    launcher: str = "local"
+    master: str = "local[2]"  # local launcher: spark-submit's --master
+    driver_memory: str = "1g"  # local launcher: the JVM's heap (in local mode the driver does all the work)
+    timeout_s: int = 3600  # a stage script running longer is ended and the run fails
+
+
+@dataclass(frozen=True)
 class JobConfig:
     """One job's mapping and options (Glue's job arguments)."""
 
@@ -79,6 +95,8 @@ class JobConfig:
     on_late: str = "process"
     flow_ratio_band: tuple[float, float] = (0.5, 2.0)
     max_manifest_attempts: int = DEFAULT_MAX_MANIFEST_ATTEMPTS
+    engine: str = "polars"  # polars | spark
+    spark: SparkConfig = field(default_factory=SparkConfig)  # the flow's `spark:` section, copied for the stage
 
 
 @dataclass(frozen=True)
@@ -91,6 +109,7 @@ class FlowConfig:
     output: Location
     input_job: JobConfig
     output_job: JobConfig
+    spark: SparkConfig = field(default_factory=SparkConfig)
 
 
 @dataclass(frozen=True)
@@ -329,14 +348,41 @@ class _Reader:
             raise self.fail(where, "flow names must be identifiers (letters, digits, underscore)")
         if not isinstance(body, dict):
             raise self.fail(where, "expected a mapping with input, staging, output, input_job, output_job")
-        self.no_unknown(body, {"input", "staging", "output", "input_job", "output_job"}, where)
+        self.no_unknown(body, {"input", "staging", "output", "input_job", "output_job", "spark"}, where)
+        spark = self.spark(body.get("spark", {}), f"{where}.spark")
+        input_job = self.job(self.section(body, "input_job", where), f"{where}.input_job", scheduled=True)
+        output_job = self.job(self.section(body, "output_job", where), f"{where}.output_job", scheduled=False)
         return FlowConfig(
             name=name,
             input=self.location(self.section(body, "input", where), f"{where}.input", compression_allowed=False),
             staging=self.location(self.section(body, "staging", where), f"{where}.staging"),
             output=self.location(self.section(body, "output", where), f"{where}.output"),
-            input_job=self.job(self.section(body, "input_job", where), f"{where}.input_job", scheduled=True),
-            output_job=self.job(self.section(body, "output_job", where), f"{where}.output_job", scheduled=False),
+            # Each job carries the launcher settings, so the stage needs nothing but its job.
+            input_job=replace(input_job, spark=spark),
+            output_job=replace(output_job, spark=spark),
+            spark=spark,
+        )
+
+    def spark(self, body: Any, where: str) -> SparkConfig:
+        """The flow's `spark:` section (launcher settings for jobs with `engine: spark`)."""
+        if not isinstance(body, dict):
+            raise self.fail(where, f"expected a mapping, got {shown(body)}")
+        self.no_unknown(body, {"launcher", "master", "driver_memory", "timeout_s"}, where)
+        launcher = self.choice(body.get("launcher", "local"), SPARK_LAUNCHERS, f"{where}.launcher")
+        if launcher not in SPARK_LAUNCHERS_AVAILABLE:
+            available = ", ".join(SPARK_LAUNCHERS_AVAILABLE)
+            raise self.fail(f"{where}.launcher", f"{launcher!r} is not available yet (available: {available})")
+        master = body.get("master", "local[2]")
+        if not isinstance(master, str) or not _SPARK_MASTER.match(master):
+            raise self.fail(f"{where}.master", f"expected local, local[N] or local[*], got {shown(master)}")
+        memory = body.get("driver_memory", "1g")
+        if not isinstance(memory, str) or not _JVM_MEMORY.match(memory):
+            raise self.fail(f"{where}.driver_memory", f"expected a JVM size such as 512m or 2g, got {shown(memory)}")
+        return SparkConfig(
+            launcher=launcher,
+            master=master,
+            driver_memory=memory,
+            timeout_s=self.whole(body, "timeout_s", 3600, where, minimum=1),
         )
 
     def location(self, body: Mapping[str, Any], where: str, compression_allowed: bool = True) -> Location:
@@ -373,7 +419,7 @@ class _Reader:
         )
 
     def job(self, body: Mapping[str, Any], where: str, scheduled: bool) -> JobConfig:
-        allowed = {"mappings", "max_error_records", "target_file_bytes"} | (
+        allowed = {"mappings", "max_error_records", "target_file_bytes", "engine"} | (
             {"schedule"}
             if scheduled
             else {
@@ -428,6 +474,7 @@ class _Reader:
             max_manifest_attempts=self.whole(
                 body, "max_manifest_attempts", DEFAULT_MAX_MANIFEST_ATTEMPTS, where, minimum=1
             ),
+            engine=self.choice(body.get("engine", "polars"), ENGINES, f"{where}.engine"),
         )
 
     def band(self, value: Any, where: str) -> tuple[float, float]:
