@@ -24,6 +24,7 @@ setup(
             "hypothesis>=6",
             "playwright>=1.40",  # drives Debian's chromium (installed by .ci/run), no browser download
             "duckdb>=1.0",  # the benchmark's reference engine
+            "pyspark>=3.5,<3.6",  # the differential test's oracle (Glue 5.0 runs Spark 3.5); needs Java
         ]
     },
     entry_points={"console_scripts": ["glueflow=glueflow_dagster.cli:main"]},

@@ -199,3 +199,45 @@ def flow_defs(flow_file: Path) -> Any:
     from glueflow_dagster.definitions import load_definitions
 
     return load_definitions(flow_file)
+
+
+@pytest.fixture(scope="session")
+def spark_session() -> Iterator[Any]:
+    """One local[1] SparkSession for the test session (ANSI off, UTC), stopped at the end with its JVM.
+
+    Skips when pyspark or Java is missing.
+    """
+    import shutil
+
+    pytest.importorskip("pyspark")
+    if shutil.which("java") is None:
+        pytest.skip("no java on PATH")
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.master("local[1]").appName("glueflow-tests")
+    for key, value in {
+        "spark.sql.ansi.enabled": "false",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.ui.enabled": "false",
+        "spark.sql.shuffle.partitions": "1",
+    }.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    gateway = SparkContext._gateway
+    try:
+        yield spark
+    finally:
+        spark.stop()
+        if gateway is not None:
+            # stop() leaves the py4j JVM running until the interpreter exits; end it now (the JVM
+            # exits when its stdin closes).
+            gateway.shutdown()
+            proc = getattr(gateway, "proc", None)
+            if proc is not None:
+                if proc.stdin is not None:
+                    proc.stdin.close()
+                proc.wait(timeout=60)
+            SparkContext._gateway = None
+            SparkContext._jvm = None
