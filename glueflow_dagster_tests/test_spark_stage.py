@@ -1,0 +1,188 @@
+"""`engine: spark` end to end: the same flow on polars and on Spark (local launcher, through Dagster Pipes).
+
+One Spark test (two stage-script subprocesses, each its own JVM): Input -> Output through the real
+definitions and a real Dagster instance, raw input and staging on S3 (the moto server; the stage script
+reads and writes S3 with boto3 on its driver), output local. Both engines must write the same records and
+record the same figures, bad input included. The config tests need no JVM.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from glueflow_dagster.config import ConfigError, load_config
+from glueflow_dagster.definitions import load_definitions
+from glueflow_dagster.jobs import INPUT_RUN_TAG, output_key, staging_key
+from glueflow_dagster.monitoring import run_materialization_metadata
+from glueflow_dagster_tests.conftest import write_flow_file
+
+MAPPINGS = {
+    "input_job": [
+        ["id", "long", "event_id", "long"],
+        ["user.id", "int", "user.id", "long"],
+        ["user.name", "string", "user.name", "string"],
+        ["amount", "string", "amount", "double"],
+        ["ts", "string", "event_time", "timestamp"],
+    ],
+    "output_job": [
+        ["event_id", "long", "event_id", "long"],
+        ["user.id", "long", "user_id", "long"],
+        ["amount", "double", "amount", "double"],
+        ["event_time", "timestamp", "event_time", "timestamp"],
+    ],
+}
+FIGURES = ("records_read", "records_written", "error_records", "cast_errors", "files_read", "files_written")
+
+
+def _raw_lines(first: int, count: int) -> list[str]:
+    lines = []
+    for i in range(first, first + count):
+        record: dict[str, Any] = {"id": i, "user": {"id": i % 7, "name": f"u{i}"}, "amount": f"{i}.25"}
+        record["ts"] = f"2024-01-{1 + i % 28:02d} 10:{i % 60:02d}:00" if i % 5 else 1_700_000_000 + i
+        if i % 11 == 0:
+            record["amount"] = "abc"  # a cast error, kept as null
+        if i % 13 == 0:
+            record["ID"] = record.pop("id")  # another spelling: matched case-insensitively
+        lines.append(json.dumps(record))
+    return lines
+
+
+def _flow(directory: Path, bucket: str, engine: str) -> Path:
+    path = write_flow_file(
+        directory,
+        input_uri=f"s3://{bucket}/{engine}/raw",
+        staging_uri=f"s3://{bucket}/{engine}/staging",
+        output_uri="data/output",
+    )
+    document = yaml.safe_load(path.read_text())
+    flow = document["flows"]["events"]
+    for job in ("input_job", "output_job"):
+        flow[job]["mappings"] = MAPPINGS[job]
+        flow[job]["engine"] = engine
+    flow["input_job"]["max_error_records"] = 5
+    flow["spark"] = {"launcher": "local", "master": "local[1]", "driver_memory": "512m"}
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def _run(defs: Any, instance: Any, name: str, tags: dict[str, str] | None = None) -> str:
+    result = defs.resolve_job_def(name).execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+    if not result.success:
+        [failure] = result.get_step_failure_events()
+        pytest.fail(f"{name} failed: {failure.step_failure_data.user_failure_data or failure.step_failure_data.error}")
+    return result.run_id
+
+
+def _output_records(flow_file: Path) -> list[dict[str, Any]]:
+    folder = flow_file.parent / "data" / "output"
+    rows = [
+        json.loads(line)
+        for path in sorted(folder.glob("run-*-part-r-*"))
+        for line in path.read_text().splitlines()
+        if line.strip()
+    ]
+    return sorted(rows, key=lambda r: (r["event_id"] is None, r["event_id"] or 0))
+
+
+@pytest.mark.spark
+def test_a_flow_on_spark_writes_what_polars_writes_with_the_same_figures(
+    tmp_path: Path, instance: Any, moto_server: str, s3_client: Any, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("pyspark")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    good = _raw_lines(0, 60)
+    bad = ["not json", "[1, 2]", '"just text"']
+    objects = {
+        "raw/batch=0/a.json": ("\n".join(good[:30] + bad[:2]) + "\n").encode(),
+        "raw/batch=0/b.json.gz": gzip.compress(("\n".join(good[30:] + bad[2:]) + "\n\n").encode()),
+    }
+    seen: dict[str, dict[str, Any]] = {}
+    for engine in ("polars", "spark"):
+        for key, body in objects.items():
+            s3_client.put_object(Bucket=s3_bucket, Key=f"{engine}/{key}", Body=body)
+        flow_file = _flow(tmp_path / engine, s3_bucket, engine)
+        defs = load_definitions(flow_file)
+        input_run = _run(defs, instance, "events_input_job")
+        output_run = _run(defs, instance, "events_output_job", tags={INPUT_RUN_TAG: input_run})
+        staging = run_materialization_metadata(instance, input_run, staging_key("events"))
+        output = run_materialization_metadata(instance, output_run, output_key("events"))
+        listing = s3_client.list_objects_v2(Bucket=s3_bucket, Prefix=f"{engine}/staging/")["Contents"]
+        quarantine = [o["Key"] for o in listing if "/_errors/" in o["Key"]]
+        entries = [
+            json.loads(line)
+            for key in quarantine
+            for line in s3_client.get_object(Bucket=s3_bucket, Key=key)["Body"].read().decode().splitlines()
+        ]
+        seen[engine] = {
+            "input_run": input_run,
+            "staging": staging,
+            "output": output,
+            "records": _output_records(flow_file),
+            "staged": sorted(o["Key"] for o in listing if "-part-r-" in o["Key"]),
+            "entries": entries,
+            "open_uploads": s3_client.list_multipart_uploads(Bucket=s3_bucket, Prefix=f"{engine}/").get("Uploads", []),
+        }
+
+    polars, spark = seen["polars"], seen["spark"]
+    assert len(spark["records"]) == 60
+    assert spark["records"] == polars["records"]
+    for name in FIGURES:
+        assert spark["staging"][name] == polars["staging"][name], name
+        assert spark["output"][name] == polars["output"][name], name
+    assert spark["staging"]["error_records"] == 3 and spark["staging"]["records_read"] == 63
+    assert spark["staging"]["cast_errors"] == polars["staging"]["cast_errors"] > 0
+    # Committed through the same protocol: attempt-named parts, completed; no upload left open.
+    assert spark["staged"] == [f"spark/staging/run-{spark['input_run']}-attempt-1-part-r-00000.json.gz"]
+    assert spark["open_uploads"] == [] and polars["open_uploads"] == []
+    # Quarantine: the same bad records, with their source objects; Spark has no line numbers.
+    assert sorted(e["raw"] for e in spark["entries"]) == sorted(e["raw"] for e in polars["entries"])
+    assert {e["line"] for e in spark["entries"]} == {None}
+    sources = {e["source"].rsplit("/", 1)[-1] for e in spark["entries"]}
+    assert sources == {e["source"].rsplit("/", 1)[-1] for e in polars["entries"]} == {"a.json", "b.json.gz"}
+
+
+def _write(tmp_path: Path, patch: dict[str, Any]) -> Path:
+    path = write_flow_file(tmp_path)
+    document = yaml.safe_load(path.read_text())
+    flow = document["flows"]["events"]
+    for dotted, value in patch.items():
+        node = flow
+        *heads, last = dotted.split(".")
+        for head in heads:
+            node = node.setdefault(head, {})
+        node[last] = value
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def test_engine_defaults_to_polars_and_spark_settings_reach_each_job(tmp_path: Path) -> None:
+    flow = load_config(write_flow_file(tmp_path / "a")).flows["events"]
+    assert flow.input_job.engine == flow.output_job.engine == "polars"
+    flow = load_config(_write(tmp_path / "b", {"output_job.engine": "spark", "spark.master": "local[*]"})).flows[
+        "events"
+    ]
+    assert (flow.input_job.engine, flow.output_job.engine) == ("polars", "spark")
+    assert flow.output_job.spark.master == "local[*]" and flow.output_job.spark.launcher == "local"
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ({"input_job.engine": "duckdb"}, "flow 'events'.input_job.engine: expected one of polars, spark, got 'duckdb'"),
+        ({"spark.launcher": "yarn"}, "flow 'events'.spark.launcher: expected one of local, glue, emr_serverless"),
+        ({"spark.launcher": "glue"}, "flow 'events'.spark.launcher: 'glue' is not available yet (available: local)"),
+        ({"spark.master": "spark://h:7077"}, "flow 'events'.spark.master: expected local, local[N] or local[*]"),
+        ({"spark.driver_memory": "lots"}, "flow 'events'.spark.driver_memory: expected a JVM size such as 512m"),
+        ({"spark.workers": 3}, "flow 'events'.spark: unknown field 'workers'"),
+    ],
+)
+def test_engine_and_spark_section_errors_are_one_line(tmp_path: Path, patch: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(_write(tmp_path, patch))
+    assert message in str(caught.value) and "\n" not in str(caught.value)
