@@ -135,8 +135,8 @@ def _pending_dict(pending: Any) -> dict[str, Any]:
 
 def run(extras: Mapping[str, Any], log: Any) -> dict[str, Any]:
     """The stage; returns the figures to report. Raises on failure (pending parts are aborted first)."""
-    from pyspark.sql import SparkSession
-    from pyspark.sql.functions import input_file_name
+    from pyspark.sql import Observation, SparkSession
+    from pyspark.sql.functions import expr, input_file_name
     from pyspark.sql.types import StructType
 
     from glueflow_dagster.commits import abort
@@ -215,12 +215,35 @@ def run(extras: Mapping[str, Any], log: Any) -> dict[str, Any]:
                 # A data column in every query: Spark refuses queries of the corrupt-record column alone.
                 anchor = quote(schema["fields"][0]["name"])
                 bad = f"{quote(_CORRUPT)} IS NOT NULL"
-                totals = frame.selectExpr(
-                    "count(*) AS records",
-                    f"sum(CASE WHEN {bad} THEN 1 ELSE 0 END) AS bad",
-                    f"sum(CASE WHEN {bad} THEN 0 ELSE {compiled.cast_errors} END) AS casts",
-                    f"count({anchor}) AS anchored",
-                ).collect()[0]
+                # One pass over the input: the write's own job counts records, bad records and cast
+                # errors on the way (Observation); only bad records need a second pass, to quarantine them.
+                observation = Observation("glueflow")
+                counted = frame.observe(
+                    observation,
+                    expr("count(*)").alias("records"),
+                    expr(f"sum(CASE WHEN {bad} THEN 1 ELSE 0 END)").alias("bad"),
+                    expr(f"sum(CASE WHEN {bad} THEN 0 ELSE {compiled.cast_errors} END)").alias("casts"),
+                    expr(f"count({anchor})").alias("anchored"),
+                )
+                good_rows = f"{quote(_CORRUPT)} IS NULL"
+                sample = (
+                    frame.filter(good_rows).selectExpr(*compiled.columns).limit(_SIZE_SAMPLE_ROWS).toJSON().collect()
+                )
+                record_bytes = (
+                    max(1.0, sum(len(s) + 1 for s in sample) / len(sample)) if sample else _DEFAULT_RECORD_BYTES
+                )
+                per_part = max(1, int(int(extras["target_file_bytes"]) // record_bytes))
+                out = workdir / "out"
+                (
+                    counted.filter(good_rows)
+                    .selectExpr(*compiled.columns)
+                    .write.option("compression", "gzip" if compression == "gzip" else "none")
+                    .option("ignoreNullFields", "false")
+                    .option("maxRecordsPerFile", per_part)
+                    .mode("overwrite")
+                    .json(str(out))
+                )
+                totals = observation.get
                 records, error_records = int(totals["records"]), int(totals["bad"] or 0)
                 figures["records_read"] = records
                 figures["error_records"] = error_records
@@ -247,28 +270,14 @@ def run(extras: Mapping[str, Any], log: Any) -> dict[str, Any]:
                 exceeded = error_records + figures["error_files"] > int(extras["max_error_records"])
                 figures["exceeded"] = exceeded
                 good = records - error_records
-                if not exceeded and good:
-                    mapped = frame.filter(f"{quote(_CORRUPT)} IS NULL").selectExpr(*compiled.columns)
-                    sample = mapped.limit(_SIZE_SAMPLE_ROWS).toJSON().collect()
-                    record_bytes = (
-                        max(1.0, sum(len(s) + 1 for s in sample) / len(sample)) if sample else _DEFAULT_RECORD_BYTES
-                    )
-                    per_part = max(1, int(int(extras["target_file_bytes"]) // record_bytes))
-                    out = workdir / "out"
-                    (
-                        mapped.write.option("compression", "gzip" if compression == "gzip" else "none")
-                        .option("ignoreNullFields", "false")
-                        .option("maxRecordsPerFile", per_part)
-                        .mode("overwrite")
-                        .json(str(out))
-                    )
+                if exceeded:
+                    figures["records_discarded"] = good  # written locally, never uploaded
+                elif good:
                     parts = sorted(p for p in out.iterdir() if p.name.startswith("part-") and p.stat().st_size)
                     for number, part in enumerate(parts):
                         key = output_object_key(extras["part_prefix"], number, compression)
                         pending.append(target.begin_upload(part, key))
                     figures["records_written"] = good
-                elif exceeded:
-                    figures["records_discarded"] = good
         figures["exceeded"] = figures["exceeded"] or figures["error_files"] > int(extras["max_error_records"])
         if figures["exceeded"]:
             abort(target, pending, log)
