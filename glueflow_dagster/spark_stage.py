@@ -83,7 +83,13 @@ def run_spark_stage(
     spark = job.spark
     extras = {
         "manifest": [
-            {"key": o.key, "size": o.size, "last_modified_ms": o.last_modified_ms, "etag": o.etag}
+            {
+                "uri": source.uri_for(o.key),
+                "key": o.key,
+                "size": o.size,
+                "last_modified_ms": o.last_modified_ms,
+                "etag": o.etag,
+            }
             for o in manifest
             if not o.key.endswith("/")  # folder markers hold no records
         ],

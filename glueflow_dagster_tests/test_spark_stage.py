@@ -186,3 +186,14 @@ def test_engine_and_spark_section_errors_are_one_line(tmp_path: Path, patch: dic
     with pytest.raises(ConfigError) as caught:
         load_config(_write(tmp_path, patch))
     assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_the_stage_script_samples_every_spelling_and_reads_mixed_fields_as_text(tmp_path: Path) -> None:
+    from glueflow_dagster.spark.stage_script import observed_tree
+
+    lines = [{"ID": 1, "user": {"Id": 2}, "o": {"x": 1}}, {"id": 2, "user": None, "o": "text"}, [1, 2]]
+    (tmp_path / "a.json").write_text("".join(json.dumps(line) + "\n" for line in lines) + "not json\n")
+    (tmp_path / "b.json.gz").write_bytes(gzip.compress(b'{"user": {"name": "x"}}\n'))
+    tree = observed_tree([tmp_path / "a.json", tmp_path / "b.json.gz"])
+    # Every spelling, nested names merged across objects, a field seen as object and text read as text.
+    assert tree == {"ID": "string", "user": {"Id": "string", "name": "string"}, "o": "string", "id": "string"}

@@ -8,7 +8,7 @@ are Dagster's, exactly as for the polars engine, so exactly-once is the same on 
 
 What it gets in the Pipes ``extras``:
 
-- ``manifest``: the objects to read, ``[{key, size, last_modified_ms, etag}]`` under ``source``;
+- ``manifest``: the frozen manifest, ``[{uri, key, size, last_modified_ms, etag}]`` (keys under ``source``);
 - ``mappings``: Glue ApplyMapping tuples (parsed here by glueflow's one parser);
 - ``source``, ``target``: location URIs; ``compression`` (``gzip`` | ``none``); ``part_prefix`` (the
   attempt's name prefix); ``quarantine_prefix``; ``max_error_records``; ``target_file_bytes``;
