@@ -162,9 +162,12 @@ def run_spark(data: Path, out: Path) -> dict[str, Any]:
     from glueflow_dagster.storage import LocalStorage
 
     cpu, started = _cpu_seconds(), time.perf_counter()
-    SparkSession.builder.master(SPARK_MASTER).config("spark.driver.memory", "1g").config(
-        "spark.ui.enabled", "false"
-    ).getOrCreate()
+    session = (
+        SparkSession.builder.master(SPARK_MASTER)
+        .config("spark.driver.memory", "1g")
+        .config("spark.ui.enabled", "false")
+        .getOrCreate()
+    )
     startup = time.perf_counter() - started
     objects = list(list_stage_inputs(LocalStorage(data), recurse=True, exclusions=()))
     extras = {
@@ -182,8 +185,9 @@ def run_spark(data: Path, out: Path) -> dict[str, Any]:
         "master": SPARK_MASTER,
     }
     started = time.perf_counter()
-    figures = run(extras, lambda _message: None)  # stops the session at the end
+    figures = run(extras, lambda _message: None)
     seconds = time.perf_counter() - started
+    session.stop()
     gateway = SparkContext._gateway
     if gateway is not None:  # end the JVM now and reap it, so its usage is counted
         gateway.shutdown()

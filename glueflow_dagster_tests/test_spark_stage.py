@@ -197,3 +197,55 @@ def test_the_stage_script_samples_every_spelling_and_reads_mixed_fields_as_text(
     tree = observed_tree([tmp_path / "a.json", tmp_path / "b.json.gz"])
     # Every spelling, nested names merged across objects, a field seen as object and text read as text.
     assert tree == {"ID": "string", "user": {"Id": "string", "name": "string"}, "o": "string", "id": "string"}
+
+
+@pytest.mark.spark
+def test_the_stage_script_leaves_pending_parts_quarantines_without_lines_and_aborts_past_the_threshold(
+    spark_session: Any, tmp_path: Path
+) -> None:
+    """The script's ``run`` on the test session's Spark (no new JVM): what it leaves before the commit."""
+    from glueflow_dagster.commits import Attempt, publish
+    from glueflow_dagster.spark.stage_script import run
+    from glueflow_dagster.spark_stage import stage_result
+    from glueflow_dagster.storage import LocalStorage
+
+    source, target = LocalStorage(tmp_path / "in"), LocalStorage(tmp_path / "out")
+    source.write_bytes("a.json", ("\n".join(_raw_lines(0, 20) + ["not json", "[1, 2]"]) + "\n").encode())
+    extras = {
+        "manifest": [
+            {"uri": source.uri_for(o.key), "key": o.key, "size": o.size, "last_modified_ms": o.last_modified_ms}
+            for o in source.list()
+        ]
+        + [{"key": "gone.json", "size": 3, "last_modified_ms": 0, "etag": ""}],
+        "mappings": MAPPINGS["input_job"],
+        "source": source.uri,
+        "target": target.uri,
+        "compression": "none",
+        "part_prefix": "run-r1-attempt-1",
+        "quarantine_prefix": "_errors/r1",
+        "max_error_records": 2,
+        "target_file_bytes": 1000,  # about 10 records per part
+        "master": "local[1]",
+    }
+    figures = run(extras, lambda _message: None)
+    assert (figures["records_read"], figures["records_written"], figures["error_records"]) == (22, 20, 2)
+    assert figures["cast_errors"] == 2  # amount "abc" on ids 0 and 11
+    assert [o["key"] for o in figures["vanished"]] == ["gone.json"]
+    # Pending: hidden under _glueflow/pending/, nothing at the part names until the commit.
+    visible = [o.key for o in target.list() if not o.key.startswith(("_glueflow/", "_errors/"))]
+    assert visible == [] and len(figures["pending"]) >= 2
+    assert all(p["token"].startswith("_glueflow/pending/") for p in figures["pending"])
+    [entries_key] = [o["key"] for o in figures["quarantined"]]
+    entries = [json.loads(line) for line in target.read_bytes(entries_key).decode().splitlines()]
+    assert sorted(e["raw"] for e in entries) == ["[1, 2]", "not json"]
+    assert {(e["source"], e["line"]) for e in entries} == {(source.uri_for("a.json"), None)}
+    result = stage_result(figures, target, 0.0)
+    record = publish(target, Attempt("r1", 1), "events_input_job", result.pending, result.records_written)
+    lines = [line for part in record.parts for line in target.read_bytes(part.key).decode().splitlines()]
+    assert sorted(json.loads(line)["event_id"] for line in lines) == list(range(20))
+    assert record.parts[0].key == "run-r1-attempt-1-part-r-00000.json"
+
+    # Past the threshold: nothing pending is left behind, the good records are counted as discarded.
+    figures = run({**extras, "max_error_records": 1, "part_prefix": "run-r2-attempt-1"}, lambda _m: None)
+    assert figures["exceeded"] and figures["pending"] == [] and figures["records_discarded"] == 20
+    assert [u for u in target.pending_uploads() if "r2" in u.key] == []

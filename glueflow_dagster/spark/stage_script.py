@@ -181,6 +181,8 @@ def run(extras: Mapping[str, Any], log: Any) -> dict[str, Any]:
 
     pending: list[Any] = []
     spark = None
+    # A session this call did not start (a test's, a notebook's) is used and left running.
+    owned = SparkSession.getActiveSession() is None
     try:
         with tempfile.TemporaryDirectory(prefix="glueflow-spark-") as tmp:
             workdir = Path(tmp)
@@ -286,7 +288,7 @@ def run(extras: Mapping[str, Any], log: Any) -> dict[str, Any]:
         abort(target, pending, log)
         raise
     finally:
-        if spark is not None:
+        if spark is not None and owned:
             spark.stop()
     figures["pending"] = [_pending_dict(p) for p in pending]
     figures["written"] = [{"key": p.key, "size": p.size} for p in pending]
