@@ -258,15 +258,24 @@ def _json_text(value: str, dst: str) -> str:
 
 @dataclass(frozen=True)
 class CompiledMapping:
-    """Spark SQL for one mapping over one schema.
+    """Spark SQL for one mapping over one schema, as two projections applied one after the other.
 
-    ``columns`` are ``select`` expressions (``expr AS `target```), one per top-level target, in the order
-    of their first mapping; ``cast_errors`` counts, per row, the mapped values whose source was present but
-    whose value is null (mappings to ``null`` are not counted), as :func:`mapping.cast_error_count` does.
+    ``values`` (``expr AS `__glueflow_v<i>```, one per mapping) compute each mapped value once; apply them
+    with ``frame.selectExpr("*", *values)``. ``columns`` then build the targets from those values
+    (``expr AS `target```, one per top-level target, in the order of their first mapping). Two steps,
+    because a value is referenced several times (in the JSON text of a timestamp, in ``cast_errors``) and
+    Spark does not collapse a projection that would repeat an expensive expression. ``cast_errors``
+    (valid after ``values``) counts, per row, the mapped values whose source was present but whose value is
+    null (mappings to ``null`` are not counted), as :func:`mapping.cast_error_count` does.
     """
 
+    values: tuple[str, ...]
     columns: tuple[str, ...]
     cast_errors: str
+
+    def apply(self, frame: Any) -> Any:
+        """``frame`` (a pyspark DataFrame) mapped: both projections."""
+        return frame.selectExpr("*", *self.values).selectExpr(*self.columns)
 
 
 def _value(tree: FieldTree, fm: FieldMapping, case_sensitive: bool) -> tuple[str, str | None]:
@@ -283,19 +292,22 @@ def _value(tree: FieldTree, fm: FieldMapping, case_sensitive: bool) -> tuple[str
 def compile_mapping(
     mappings: Mappings, schema: FieldTree, *, case_sensitive: bool = False, json_output: bool = False
 ) -> CompiledMapping:
-    """Compile ``mappings`` (raw tuples or parsed) against ``schema`` to Spark SQL select expressions.
+    """Compile ``mappings`` (raw tuples or parsed) against ``schema`` to Spark SQL (see CompiledMapping).
 
     ``json_output`` renders timestamps and decimals as the text polars writes into JSON lines, so the
     Spark stage's parts hold the same lines as the polars stage's.
     """
     parsed = parse_mappings(mappings)
+    computed: list[str] = []
     values: list[str] = []
     failures: list[str] = []
-    for fm in parsed:
+    for index, fm in enumerate(parsed):
         value, present = _value(schema, fm, case_sensitive)
-        values.append(_json_text(value, spark_type(fm.target_type)) if json_output else value)
+        column = quote(f"__glueflow_v{index}")
+        computed.append(f"{value} AS {column}")
+        values.append(_json_text(column, spark_type(fm.target_type)) if json_output else column)
         if present is not None and not isinstance(fm.target_type, pl.Null):
-            failures.append(f"CASE WHEN {present} AND ({value}) IS NULL THEN 1 ELSE 0 END")
+            failures.append(f"CASE WHEN {present} AND {column} IS NULL THEN 1 ELSE 0 END")
 
     tree: dict[str, Any] = {}
     for index, fm in enumerate(parsed):
@@ -314,7 +326,9 @@ def compile_mapping(
     columns = tuple(
         f"{values[child] if isinstance(child, int) else build(child)} AS {quote(name)}" for name, child in tree.items()
     )
-    return CompiledMapping(columns=columns, cast_errors=" + ".join(failures) if failures else "0")
+    return CompiledMapping(
+        values=tuple(computed), columns=columns, cast_errors=" + ".join(failures) if failures else "0"
+    )
 
 
 def read_schema_json(

@@ -116,21 +116,30 @@ def test_compiles_nested_targets_case_insensitive_sources_and_missing_ones() -> 
         tree,
     )
     event, x, missing = compiled.columns
-    assert event.startswith("named_struct('id', coalesce(coalesce(CAST(`ID` AS bigint), ")
-    assert event.index("CAST(`ID` AS bigint)") < event.index("CAST(`id` AS bigint)") < event.index("'who', ")
-    assert "`user`.`Name`" in event and event.endswith(" AS `event`")
-    assert x.startswith(r"coalesce(CAST(get_json_object(`o`, '$[\'x\']') AS int), ") and x.endswith(" AS `x`")
-    assert missing == "CAST(NULL AS double) AS `m`"
-    assert "`ID` IS NOT NULL OR `id` IS NOT NULL" in compiled.cast_errors
+    # Each mapped value is computed once, in the first projection, and only referenced by the targets.
+    assert event == "named_struct('id', `__glueflow_v0`, 'who', `__glueflow_v1`) AS `event`"
+    assert (x, missing) == ("`__glueflow_v2` AS `x`", "`__glueflow_v3` AS `m`")
+    ident, who, ox, nowhere = compiled.values
+    assert ident.startswith("coalesce(coalesce(CAST(`ID` AS bigint), ") and ident.endswith(" AS `__glueflow_v0`")
+    assert ident.index("CAST(`ID` AS bigint)") < ident.index("CAST(`id` AS bigint)")
+    assert who == "`user`.`Name` AS `__glueflow_v1`"
+    assert ox.startswith(r"coalesce(CAST(get_json_object(`o`, '$[\'x\']') AS int), ")
+    assert nowhere == "CAST(NULL AS double) AS `__glueflow_v3`"
+    assert "`ID` IS NOT NULL OR `id` IS NOT NULL) AND `__glueflow_v0` IS NULL" in compiled.cast_errors
     # Case-sensitive: only the exact spelling is read.
     exact = compile_mapping([("id", "long", "id", "long")], tree, case_sensitive=True)
-    assert "`ID`" not in exact.columns[0]
+    assert "`ID`" not in exact.values[0]
+    # JSON output: a timestamp's text refers to its value, never recomputes it.
+    stamped = compile_mapping([("t", "string", "t", "timestamp")], {"t": "string"}, json_output=True)
+    assert "RLIKE" in stamped.values[0] and "RLIKE" not in stamped.columns[0]
 
 
 def test_overflow_and_nan_are_range_checked_not_wrapped() -> None:
-    long_to_int = compile_mapping([("a", "long", "a", "int")], {"a": "bigint"}).columns[0]
-    assert long_to_int == "CASE WHEN (`a` BETWEEN -2147483648 AND 2147483647) THEN CAST(`a` AS int) END AS `a`"
-    double_to_byte = compile_mapping([("a", "double", "a", "byte")], {"a": "double"}).columns[0]
+    long_to_int = compile_mapping([("a", "long", "a", "int")], {"a": "bigint"}).values[0]
+    assert (
+        long_to_int == "CASE WHEN (`a` BETWEEN -2147483648 AND 2147483647) THEN CAST(`a` AS int) END AS `__glueflow_v0`"
+    )
+    double_to_byte = compile_mapping([("a", "double", "a", "byte")], {"a": "double"}).values[0]
     assert "NOT isnan(`a`) AND `a` > -129D AND `a` < 128D" in double_to_byte
 
 
@@ -184,7 +193,12 @@ def _spark_records(spark: Any, path: Path, mappings: list[list[str]]) -> tuple[l
     observed = schema_tree(spark.read.json(str(path)).schema.jsonValue())
     schema = StructType.fromJson(read_schema_json(parse_mappings(mappings), observed))
     compiled = compile_mapping(mappings, observed, json_output=True)
-    frame = spark.read.schema(schema).json(str(path)).selectExpr(*compiled.columns, f"{compiled.cast_errors} AS ce")
+    frame = (
+        spark.read.schema(schema)
+        .json(str(path))
+        .selectExpr("*", *compiled.values)
+        .selectExpr(*compiled.columns, f"{compiled.cast_errors} AS ce")
+    )
     rows = [json.loads(line) for line in frame.toJSON().collect()]
     casts = sum(row.pop("ce") for row in rows)
     return rows, casts
@@ -280,7 +294,7 @@ def test_typed_sources_overflow_and_nan_give_null(spark: Any) -> None:
         [(r[0], r[1], __import__("decimal").Decimal(r[2])) for r in rows], "i bigint, f double, d decimal(20,1)"
     )
     tree = schema_tree(spark_frame.schema.jsonValue())
-    got = [tuple(row) for row in spark_frame.selectExpr(*compile_mapping(mappings, tree).columns).collect()]
+    got = [tuple(row) for row in compile_mapping(mappings, tree).apply(spark_frame).collect()]
     assert [row[:5] for row in got] == [row[:5] for row in expected]
     assert got[0][:5] == (
         None,

@@ -214,6 +214,7 @@ def run(extras: Mapping[str, Any], log: Any) -> dict[str, Any]:
                     .withColumn(_SOURCE, input_file_name())
                 )
                 compiled = compile_mapping(parsed, observed, json_output=True)
+                frame = frame.selectExpr("*", *compiled.values)  # each mapped value computed once
                 # A data column in every query: Spark refuses queries of the corrupt-record column alone.
                 anchor = quote(schema["fields"][0]["name"])
                 bad = f"{quote(_CORRUPT)} IS NOT NULL"
