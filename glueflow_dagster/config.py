@@ -34,7 +34,8 @@ COMPRESSIONS = ("gzip", "none")
 ENGINES = ("polars", "spark")  # per job: where the stage's data path runs (see spark_stage.py)
 SPARK_LAUNCHERS = ("local", "glue", "emr_serverless")
 # Launchers this build can run; the others are refused at load rather than failing every run.
-SPARK_LAUNCHERS_AVAILABLE = ("local",)
+SPARK_LAUNCHERS_AVAILABLE = ("local", "glue")
+GLUE_WORKER_TYPES = ("G.1X", "G.2X", "G.4X", "G.8X")
 _SPARK_MASTER = re.compile(r"^local(\[(\*|[1-9][0-9]{0,2})\])?$")
 _JVM_MEMORY = re.compile(r"^[1-9][0-9]{0,5}[kmgtKMGT]$")
 _FLOW_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -75,6 +76,14 @@ class SparkConfig:
     master: str = "local[2]"  # local launcher: spark-submit's --master
     driver_memory: str = "1g"  # local launcher: the JVM's heap (in local mode the driver does all the work)
     timeout_s: int = 3600  # a stage script running longer is ended and the run fails
+    # glue launcher: the Glue job running the stage script (created or updated by the launcher)
+    job_name: str | None = None
+    script_uri: str | None = None  # s3:// key the stage script is uploaded to; Pipes' messages go beside it
+    iam_role: str | None = None
+    glue_version: str = "5.0"
+    worker_type: str = "G.1X"
+    number_of_workers: int = 2
+    python_modules: str | None = None  # Glue's --additional-python-modules (glueflow_dagster and its deps)
 
 
 @dataclass(frozen=True)
@@ -367,7 +376,8 @@ class _Reader:
         """The flow's `spark:` section (launcher settings for jobs with `engine: spark`)."""
         if not isinstance(body, dict):
             raise self.fail(where, f"expected a mapping, got {shown(body)}")
-        self.no_unknown(body, {"launcher", "master", "driver_memory", "timeout_s"}, where)
+        glue_keys = {"job_name", "script_uri", "iam_role", "glue_version", "worker_type", "number_of_workers"}
+        self.no_unknown(body, {"launcher", "master", "driver_memory", "timeout_s", "python_modules", *glue_keys}, where)
         launcher = self.choice(body.get("launcher", "local"), SPARK_LAUNCHERS, f"{where}.launcher")
         if launcher not in SPARK_LAUNCHERS_AVAILABLE:
             available = ", ".join(SPARK_LAUNCHERS_AVAILABLE)
@@ -378,11 +388,31 @@ class _Reader:
         memory = body.get("driver_memory", "1g")
         if not isinstance(memory, str) or not _JVM_MEMORY.match(memory):
             raise self.fail(f"{where}.driver_memory", f"expected a JVM size such as 512m or 2g, got {shown(memory)}")
+        glue: dict[str, Any] = {}
+        if launcher == "glue":
+            for key in ("job_name", "script_uri", "iam_role"):
+                if key not in body:
+                    raise self.fail(f"{where}.{key}", "required with launcher: glue")
+                glue[key] = self.text(body[key], f"{where}.{key}")
+            if not glue["script_uri"].startswith("s3://") or not glue["script_uri"].endswith(".py"):
+                raise self.fail(f"{where}.script_uri", f"expected s3://bucket/key.py, got {shown(glue['script_uri'])}")
+            glue["glue_version"] = self.text(body.get("glue_version", "5.0"), f"{where}.glue_version")
+            glue["worker_type"] = self.choice(
+                body.get("worker_type", "G.1X"), GLUE_WORKER_TYPES, f"{where}.worker_type"
+            )
+            glue["number_of_workers"] = self.whole(body, "number_of_workers", 2, where, minimum=2)
+            if "python_modules" in body:
+                glue["python_modules"] = self.text(body["python_modules"], f"{where}.python_modules")
+        else:
+            extra = sorted(key for key in body if key in glue_keys)
+            if extra:
+                raise self.fail(f"{where}.{extra[0]}", f"only with launcher: glue (launcher is {launcher!r})")
         return SparkConfig(
             launcher=launcher,
             master=master,
             driver_memory=memory,
             timeout_s=self.whole(body, "timeout_s", 3600, where, minimum=1),
+            **glue,
         )
 
     def location(self, body: Mapping[str, Any], where: str, compression_allowed: bool = True) -> Location:

@@ -8,7 +8,8 @@ attempt's part prefix to the stage script (:mod:`glueflow_dagster.spark.stage_sc
 publishes (after its commit fence) or aborts those parts exactly as for polars.
 
 Launchers: ``local`` runs ``python stage_script.py`` (the pyspark package, Spark ``local[N]``) through
-``PipesSubprocessClient``. ``glue`` and ``emr_serverless`` are refused at load for now (see README).
+``PipesSubprocessClient``; ``glue`` runs it as an AWS Glue job through dagster-aws's ``PipesGlueClient``.
+``emr_serverless`` is refused at load for now (see README).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from dagster import AssetExecutionContext, Failure, PipesSubprocessClient
 from dagster._core.errors import DagsterPipesExecutionError  # raised by PipesSubprocessClient on a non-zero exit
 
 import glueflow_dagster
-from glueflow_dagster.config import JobConfig, Location
+from glueflow_dagster.config import JobConfig, Location, SparkConfig
 from glueflow_dagster.spark import stage_script
 from glueflow_dagster.stage import StageError, StageResult
 from glueflow_dagster.storage import ObjectInfo, PendingObject, Storage
@@ -105,24 +106,11 @@ def run_spark_stage(
         "master": spark.master,
         "driver_memory": spark.driver_memory,
     }
-    # The child imports the same glueflow_dagster as this process (not whatever else is installed).
-    package_root = str(Path(glueflow_dagster.__file__).resolve().parent.parent)
-    env = {"PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)}
-    command = [sys.executable, str(STAGE_SCRIPT)]
-    if shutil.which("timeout"):
-        # The run fails instead of hanging; the JVM exits with the script (py4j ends it when stdin closes).
-        command = ["timeout", "--kill-after=30", str(spark.timeout_s), *command]
-    context.log.info(
-        f"running the stage on Spark ({spark.launcher}, {spark.master}): {len(extras['manifest'])} objects"
-    )
-    client = PipesSubprocessClient(env=env)
-    try:
-        messages = client.run(context=context, command=command, extras=extras).get_custom_messages()
-    except DagsterPipesExecutionError as err:
-        # The script reports its own failures as a message and exits 0; a non-zero exit is a crash or the timeout.
-        if "code 124" in str(err) or "code 137" in str(err):
-            raise Failure(description=f"Spark stage exceeded spark.timeout_s={spark.timeout_s} and was ended") from err
-        raise Failure(description=f"Spark stage failed: {_one_line(err)} (see the run's stderr)") from err
+    context.log.info(f"running the stage on Spark ({spark.launcher}): {len(extras['manifest'])} objects")
+    if spark.launcher == "glue":
+        messages = _run_glue(context, spark, {**extras, "master": None, "driver_memory": None})
+    else:
+        messages = _run_local(context, spark, extras)
     errors = [m["error"] for m in messages if isinstance(m, dict) and "error" in m]
     if errors:
         raise Failure(description=f"Spark stage failed: {errors[0]}")
@@ -142,6 +130,83 @@ def run_spark_stage(
         f"({result.bytes_written:,} bytes); {result.error_records} error records, {result.cast_errors} cast errors"
     )
     return result
+
+
+def _run_local(context: AssetExecutionContext, spark: SparkConfig, extras: dict[str, Any]) -> list[Any]:
+    """``python stage_script.py`` (pyspark, Spark local[N]) through PipesSubprocessClient."""
+    # The child imports the same glueflow_dagster as this process (not whatever else is installed).
+    package_root = str(Path(glueflow_dagster.__file__).resolve().parent.parent)
+    env = {"PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)}
+    command = [sys.executable, str(STAGE_SCRIPT)]
+    if shutil.which("timeout"):
+        # The run fails instead of hanging; the JVM exits with the script (py4j ends it when stdin closes).
+        command = ["timeout", "--kill-after=30", str(spark.timeout_s), *command]
+    client = PipesSubprocessClient(env=env)
+    try:
+        return client.run(context=context, command=command, extras=extras).get_custom_messages()
+    except DagsterPipesExecutionError as err:
+        # The script reports its own failures as a message and exits 0; a non-zero exit is a crash or the timeout.
+        if "code 124" in str(err) or "code 137" in str(err):
+            raise Failure(description=f"Spark stage exceeded spark.timeout_s={spark.timeout_s} and was ended") from err
+        raise Failure(description=f"Spark stage failed: {_one_line(err)} (see the run's stderr)") from err
+
+
+def _glue_client() -> Any:
+    import boto3
+
+    return boto3.client("glue")
+
+
+#: Makes the Glue client; tests put a client here that runs the job's script locally (moto runs nothing).
+glue_client_factory: Callable[[], Any] = _glue_client
+
+
+def _run_glue(context: AssetExecutionContext, spark: SparkConfig, extras: dict[str, Any]) -> list[Any]:
+    """The stage script as an AWS Glue job, through dagster-aws's PipesGlueClient.
+
+    The script is uploaded to ``spark.script_uri``; the Glue job ``spark.job_name`` is created, or updated
+    to this flow's settings (Glue version, worker type and count, IAM role, ``--additional-python-modules``;
+    Glue's own bookmarks disabled: bookmarks are Dagster's). Pipes' context and messages go through S3
+    beside the script (``<script folder>/_glueflow_pipes/``).
+    """
+    import boto3
+    from dagster_aws.pipes import PipesGlueClient, PipesS3ContextInjector, PipesS3MessageReader
+
+    assert spark.job_name and spark.script_uri and spark.iam_role  # checked at load
+    bucket, _, key = spark.script_uri.removeprefix("s3://").partition("/")
+    s3 = boto3.client("s3")
+    s3.upload_file(str(STAGE_SCRIPT), bucket, key)
+    arguments = {"--job-bookmark-option": "job-bookmark-disable"}
+    if spark.python_modules:
+        arguments["--additional-python-modules"] = spark.python_modules
+    job = {
+        "Role": spark.iam_role,
+        "Command": {"Name": "glueetl", "ScriptLocation": spark.script_uri, "PythonVersion": "3"},
+        "GlueVersion": spark.glue_version,
+        "WorkerType": spark.worker_type,
+        "NumberOfWorkers": spark.number_of_workers,
+        "DefaultArguments": arguments,
+        "Timeout": max(1, spark.timeout_s // 60),  # minutes
+    }
+    glue = glue_client_factory()
+    try:
+        glue.get_job(JobName=spark.job_name)
+        glue.update_job(JobName=spark.job_name, JobUpdate=job)
+    except glue.exceptions.EntityNotFoundException:
+        glue.create_job(Name=spark.job_name, **job)
+    prefix = f"{key.rsplit('/', 1)[0]}/_glueflow_pipes" if "/" in key else "_glueflow_pipes"
+    client = PipesGlueClient(
+        context_injector=PipesS3ContextInjector(bucket=bucket, client=s3, key_prefix=prefix),
+        message_reader=PipesS3MessageReader(bucket=bucket, client=s3, interval=1),
+        client=glue,
+    )
+    try:
+        invocation = client.run(
+            context=context, start_job_run_params={"JobName": spark.job_name, "Arguments": {}}, extras=extras
+        )
+    except RuntimeError as err:  # the job run ended FAILED, TIMEOUT, STOPPED or ERROR
+        raise Failure(description=f"Spark stage failed (glue launcher): {_one_line(err)}") from err
+    return invocation.get_custom_messages()
 
 
 def _one_line(err: BaseException) -> str:

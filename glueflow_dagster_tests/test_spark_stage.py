@@ -176,7 +176,28 @@ def test_engine_defaults_to_polars_and_spark_settings_reach_each_job(tmp_path: P
     [
         ({"input_job.engine": "duckdb"}, "flow 'events'.input_job.engine: expected one of polars, spark, got 'duckdb'"),
         ({"spark.launcher": "yarn"}, "flow 'events'.spark.launcher: expected one of local, glue, emr_serverless"),
-        ({"spark.launcher": "glue"}, "flow 'events'.spark.launcher: 'glue' is not available yet (available: local)"),
+        (
+            {"spark.launcher": "emr_serverless"},
+            "flow 'events'.spark.launcher: 'emr_serverless' is not available yet (available: local, glue)",
+        ),
+        ({"spark.launcher": "glue"}, "flow 'events'.spark.job_name: required with launcher: glue"),
+        ({"spark.job_name": "j"}, "flow 'events'.spark.job_name: only with launcher: glue (launcher is 'local')"),
+        (
+            {"spark": {"launcher": "glue", "job_name": "j", "script_uri": "/tmp/s.py", "iam_role": "r"}},
+            "flow 'events'.spark.script_uri: expected s3://bucket/key.py, got '/tmp/s.py'",
+        ),
+        (
+            {
+                "spark": {
+                    "launcher": "glue",
+                    "job_name": "j",
+                    "script_uri": "s3://b/s.py",
+                    "iam_role": "r",
+                    "worker_type": "G.3X",
+                }
+            },
+            "flow 'events'.spark.worker_type: expected one of G.1X, G.2X, G.4X, G.8X, got 'G.3X'",
+        ),
         ({"spark.master": "spark://h:7077"}, "flow 'events'.spark.master: expected local, local[N] or local[*]"),
         ({"spark.driver_memory": "lots"}, "flow 'events'.spark.driver_memory: expected a JVM size such as 512m"),
         ({"spark.workers": 3}, "flow 'events'.spark: unknown field 'workers'"),
@@ -249,3 +270,95 @@ def test_the_stage_script_leaves_pending_parts_quarantines_without_lines_and_abo
     figures = run({**extras, "max_error_records": 1, "part_prefix": "run-r2-attempt-1"}, lambda _m: None)
     assert figures["exceeded"] and figures["pending"] == [] and figures["records_discarded"] == 20
     assert [u for u in target.pending_uploads() if "r2" in u.key] == []
+
+
+class LocalGlueClient:
+    """A Glue client for the moto server that also runs the job's script, the way the Glue service would.
+
+    moto accepts StartJobRun but runs nothing: this client starts the run in moto, downloads the job's
+    ScriptLocation from S3 and runs it in a subprocess with the run's arguments (Glue passes job
+    arguments as ``--key value`` on the command line), then reports SUCCEEDED or FAILED from its exit.
+    Everything else goes to moto.
+    """
+
+    def __init__(self, glue: Any, s3: Any, workdir: Path) -> None:
+        self._glue, self._s3, self._workdir = glue, s3, workdir
+        self.exceptions = glue.exceptions
+        self.states: dict[str, str] = {}
+        self.argv: list[list[str]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._glue, name)
+
+    def start_job_run(self, JobName: str, Arguments: dict[str, str] | None = None, **kwargs: Any) -> dict[str, str]:  # noqa: N803
+        import os
+        import subprocess
+        import sys
+
+        import glueflow_dagster
+
+        job = self._glue.get_job(JobName=JobName)["Job"]
+        run_id = self._glue.start_job_run(JobName=JobName, Arguments=Arguments or {}, **kwargs)["JobRunId"]
+        bucket, _, key = job["Command"]["ScriptLocation"].removeprefix("s3://").partition("/")
+        script = self._workdir / f"{run_id}.py"
+        script.write_bytes(self._s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        arguments = {**job.get("DefaultArguments", {}), **(Arguments or {}), "--JOB_NAME": JobName}
+        argv = [sys.executable, str(script), *(part for pair in arguments.items() for part in pair)]
+        self.argv.append(argv)
+        # The package the job's --additional-python-modules would install: this checkout.
+        env = {**os.environ, "PYTHONPATH": str(Path(glueflow_dagster.__file__).resolve().parents[1])}
+        done = subprocess.run(argv, env=env, timeout=900, check=False)
+        self.states[run_id] = "SUCCEEDED" if done.returncode == 0 else "FAILED"
+        return {"JobRunId": run_id}
+
+    def get_job_run(self, JobName: str, RunId: str, **_kwargs: Any) -> dict[str, Any]:  # noqa: N803
+        return {"JobRun": {"Id": RunId, "JobName": JobName, "JobRunState": self.states[RunId]}}
+
+
+@pytest.mark.spark
+def test_the_glue_launcher_runs_the_stage_as_a_glue_job_through_pipes(
+    tmp_path: Path, instance: Any, moto_server: str, s3_client: Any, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    from glueflow_dagster import spark_stage
+
+    pytest.importorskip("pyspark")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    glue = LocalGlueClient(boto3.client("glue", region_name="us-east-1"), s3_client, tmp_path)
+    monkeypatch.setattr(spark_stage, "glue_client_factory", lambda: glue)
+    flow_file = _flow(tmp_path / "glue", s3_bucket, "spark")
+    document = yaml.safe_load(flow_file.read_text())
+    flow = document["flows"]["events"]
+    flow["output_job"]["engine"] = "polars"
+    script_uri = f"s3://{s3_bucket}/glue/scripts/glueflow_stage.py"
+    flow["spark"] = {
+        "launcher": "glue",
+        "job_name": "glueflow-events-input",
+        "script_uri": script_uri,
+        "iam_role": "arn:aws:iam::123456789012:role/glueflow",
+        "worker_type": "G.2X",
+        "number_of_workers": 3,
+    }
+    flow_file.write_text(yaml.safe_dump(document, sort_keys=False))
+    s3_client.put_object(
+        Bucket=s3_bucket, Key="spark/raw/a.json", Body=("\n".join(_raw_lines(0, 25)) + "\nnot json\n").encode()
+    )
+
+    defs = load_definitions(flow_file)
+    input_run = _run(defs, instance, "events_input_job")
+    staging = run_materialization_metadata(instance, input_run, staging_key("events"))
+    assert (staging["records_read"], staging["records_written"], staging["error_records"]) == (26, 25, 1)
+    keys = [o["Key"] for o in s3_client.list_objects_v2(Bucket=s3_bucket, Prefix="spark/staging/")["Contents"]]
+    assert f"spark/staging/run-{input_run}-attempt-1-part-r-00000.json.gz" in keys
+    # The Glue job as the flow file describes it, Glue's bookmarks off, the shipped script uploaded.
+    job = glue.get_job(JobName="glueflow-events-input")["Job"]
+    assert (job["WorkerType"], job["NumberOfWorkers"], job["GlueVersion"]) == ("G.2X", 3, "5.0")
+    assert job["DefaultArguments"]["--job-bookmark-option"] == "job-bookmark-disable"
+    uploaded = s3_client.get_object(Bucket=s3_bucket, Key="glue/scripts/glueflow_stage.py")["Body"].read()
+    assert uploaded == spark_stage.STAGE_SCRIPT.read_bytes() and b"awsglue" not in uploaded.replace(b"``awsglue``", b"")
+    [argv] = glue.argv
+    assert "--dagster-pipes-context" in argv and "--dagster-pipes-messages" in argv
+    # The Output job (polars) reads what the Glue stage committed.
+    output_run = _run(defs, instance, "events_output_job", tags={INPUT_RUN_TAG: input_run})
+    assert run_materialization_metadata(instance, output_run, output_key("events"))["records_written"] == 25

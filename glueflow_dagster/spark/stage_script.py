@@ -191,10 +191,13 @@ def run(extras: Mapping[str, Any], log: Any) -> dict[str, Any]:
             figures["vanished"] = vanished
             figures["read"] = [obj for obj in manifest if obj not in vanished]
             if paths:
+                builder = SparkSession.builder
+                if extras.get("master"):  # local launcher; on Glue and EMR the service sets master and memory
+                    builder = builder.master(extras["master"]).config(
+                        "spark.driver.memory", extras.get("driver_memory") or "1g"
+                    )
                 builder = (
-                    SparkSession.builder.master(extras.get("master", "local[2]"))
-                    .appName(f"glueflow {extras['part_prefix']}")
-                    .config("spark.driver.memory", extras.get("driver_memory", "1g"))
+                    builder.appName(f"glueflow {extras['part_prefix']}")
                     .config("spark.sql.ansi.enabled", "false")  # Glue's casts
                     .config("spark.sql.session.timeZone", "UTC")  # Glue timestamps carry no zone
                     .config("spark.sql.caseSensitive", "true")  # every spelling its own column (coalesced)
@@ -301,7 +304,20 @@ def run(extras: Mapping[str, Any], log: Any) -> dict[str, Any]:
 def main() -> int:
     from dagster_pipes import open_dagster_pipes
 
-    with open_dagster_pipes() as pipes:
+    loaders: dict[str, Any] = {}
+    if "--dagster-pipes-context" in sys.argv:
+        # Launched as a Glue (or EMR) job: Pipes' parameters arrive as job arguments, context and messages
+        # through S3 (boto3 honours AWS_ENDPOINT_URL).
+        import boto3
+        from dagster_pipes import PipesCliArgsParamsLoader, PipesS3ContextLoader, PipesS3MessageWriter
+
+        s3 = boto3.client("s3")
+        loaders = {
+            "params_loader": PipesCliArgsParamsLoader(),
+            "context_loader": PipesS3ContextLoader(client=s3),
+            "message_writer": PipesS3MessageWriter(client=s3, interval=1),
+        }
+    with open_dagster_pipes(**loaders) as pipes:
         try:
             figures = run(pipes.extras, pipes.log.info)
         except Exception as err:  # reported as one line; the Dagster side fails the run with it
