@@ -34,7 +34,7 @@ COMPRESSIONS = ("gzip", "none")
 ENGINES = ("polars", "spark")  # per job: where the stage's data path runs (see spark_stage.py)
 SPARK_LAUNCHERS = ("local", "glue", "emr_serverless")
 # Launchers this build can run; the others are refused at load rather than failing every run.
-SPARK_LAUNCHERS_AVAILABLE = ("local", "glue")
+SPARK_LAUNCHERS_AVAILABLE = SPARK_LAUNCHERS
 GLUE_WORKER_TYPES = ("G.1X", "G.2X", "G.4X", "G.8X")
 _SPARK_MASTER = re.compile(r"^local(\[(\*|[1-9][0-9]{0,2})\])?$")
 _JVM_MEMORY = re.compile(r"^[1-9][0-9]{0,5}[kmgtKMGT]$")
@@ -84,6 +84,7 @@ class SparkConfig:
     worker_type: str = "G.1X"
     number_of_workers: int = 2
     python_modules: str | None = None  # Glue's --additional-python-modules (glueflow_dagster and its deps)
+    application_id: str | None = None  # emr_serverless launcher: the EMR Serverless (Spark) application
 
 
 @dataclass(frozen=True)
@@ -376,8 +377,16 @@ class _Reader:
         """The flow's `spark:` section (launcher settings for jobs with `engine: spark`)."""
         if not isinstance(body, dict):
             raise self.fail(where, f"expected a mapping, got {shown(body)}")
-        glue_keys = {"job_name", "script_uri", "iam_role", "glue_version", "worker_type", "number_of_workers"}
-        self.no_unknown(body, {"launcher", "master", "driver_memory", "timeout_s", "python_modules", *glue_keys}, where)
+        # Keys each remote launcher takes (required first); the local launcher takes none of them.
+        remote = {
+            "glue": (
+                ("job_name", "script_uri", "iam_role"),
+                ("glue_version", "worker_type", "number_of_workers", "python_modules"),
+            ),
+            "emr_serverless": (("application_id", "script_uri", "iam_role"), ()),
+        }
+        remote_keys = {key for required, optional in remote.values() for key in (*required, *optional)}
+        self.no_unknown(body, {"launcher", "master", "driver_memory", "timeout_s", *remote_keys}, where)
         launcher = self.choice(body.get("launcher", "local"), SPARK_LAUNCHERS, f"{where}.launcher")
         if launcher not in SPARK_LAUNCHERS_AVAILABLE:
             available = ", ".join(SPARK_LAUNCHERS_AVAILABLE)
@@ -389,13 +398,18 @@ class _Reader:
         if not isinstance(memory, str) or not _JVM_MEMORY.match(memory):
             raise self.fail(f"{where}.driver_memory", f"expected a JVM size such as 512m or 2g, got {shown(memory)}")
         glue: dict[str, Any] = {}
+        required, optional = remote.get(launcher, ((), ()))
+        stray = sorted(key for key in body if key in remote_keys and key not in (*required, *optional))
+        if stray:
+            users = " or ".join(name for name, keys in remote.items() if stray[0] in (*keys[0], *keys[1]))
+            raise self.fail(f"{where}.{stray[0]}", f"only with launcher: {users} (launcher is {launcher!r})")
+        for key in required:
+            if key not in body:
+                raise self.fail(f"{where}.{key}", f"required with launcher: {launcher}")
+            glue[key] = self.text(body[key], f"{where}.{key}")
+        if "script_uri" in glue and not (glue["script_uri"].startswith("s3://") and glue["script_uri"].endswith(".py")):
+            raise self.fail(f"{where}.script_uri", f"expected s3://bucket/key.py, got {shown(glue['script_uri'])}")
         if launcher == "glue":
-            for key in ("job_name", "script_uri", "iam_role"):
-                if key not in body:
-                    raise self.fail(f"{where}.{key}", "required with launcher: glue")
-                glue[key] = self.text(body[key], f"{where}.{key}")
-            if not glue["script_uri"].startswith("s3://") or not glue["script_uri"].endswith(".py"):
-                raise self.fail(f"{where}.script_uri", f"expected s3://bucket/key.py, got {shown(glue['script_uri'])}")
             glue["glue_version"] = self.text(body.get("glue_version", "5.0"), f"{where}.glue_version")
             glue["worker_type"] = self.choice(
                 body.get("worker_type", "G.1X"), GLUE_WORKER_TYPES, f"{where}.worker_type"
@@ -403,10 +417,6 @@ class _Reader:
             glue["number_of_workers"] = self.whole(body, "number_of_workers", 2, where, minimum=2)
             if "python_modules" in body:
                 glue["python_modules"] = self.text(body["python_modules"], f"{where}.python_modules")
-        else:
-            extra = sorted(key for key in body if key in glue_keys)
-            if extra:
-                raise self.fail(f"{where}.{extra[0]}", f"only with launcher: glue (launcher is {launcher!r})")
         return SparkConfig(
             launcher=launcher,
             master=master,

@@ -9,7 +9,7 @@ publishes (after its commit fence) or aborts those parts exactly as for polars.
 
 Launchers: ``local`` runs ``python stage_script.py`` (the pyspark package, Spark ``local[N]``) through
 ``PipesSubprocessClient``; ``glue`` runs it as an AWS Glue job through dagster-aws's ``PipesGlueClient``.
-``emr_serverless`` is refused at load for now (see README).
+``emr_serverless`` runs it as an EMR Serverless job run through ``PipesEMRServerlessClient``.
 """
 
 from __future__ import annotations
@@ -109,6 +109,8 @@ def run_spark_stage(
     context.log.info(f"running the stage on Spark ({spark.launcher}): {len(extras['manifest'])} objects")
     if spark.launcher == "glue":
         messages = _run_glue(context, spark, {**extras, "master": None, "driver_memory": None})
+    elif spark.launcher == "emr_serverless":
+        messages = _run_emr_serverless(context, spark, {**extras, "master": None, "driver_memory": None})
     else:
         messages = _run_local(context, spark, extras)
     errors = [m["error"] for m in messages if isinstance(m, dict) and "error" in m]
@@ -206,6 +208,52 @@ def _run_glue(context: AssetExecutionContext, spark: SparkConfig, extras: dict[s
         )
     except RuntimeError as err:  # the job run ended FAILED, TIMEOUT, STOPPED or ERROR
         raise Failure(description=f"Spark stage failed (glue launcher): {_one_line(err)}") from err
+    return invocation.get_custom_messages()
+
+
+def _emr_serverless_client() -> Any:
+    import boto3
+
+    return boto3.client("emr-serverless")
+
+
+#: Makes the EMR Serverless client; tests put one here that runs the job's script locally (moto runs nothing).
+emr_serverless_client_factory: Callable[[], Any] = _emr_serverless_client
+
+
+def _run_emr_serverless(context: AssetExecutionContext, spark: SparkConfig, extras: dict[str, Any]) -> list[Any]:
+    """The stage script as an EMR Serverless job run, through dagster-aws's PipesEMRServerlessClient.
+
+    The script is uploaded to ``spark.script_uri`` and run on the application ``spark.application_id``
+    with the execution role ``spark.iam_role``. Pipes' parameters reach the driver as environment
+    variables (the client's ``spark.emr-serverless.driverEnv`` confs); context and messages go through S3
+    beside the script; ``--glueflow-pipes-s3`` tells the script so.
+    """
+    import boto3
+    from dagster_aws.pipes import PipesEMRServerlessClient, PipesS3ContextInjector, PipesS3MessageReader
+
+    assert spark.application_id and spark.script_uri and spark.iam_role  # checked at load
+    bucket, _, key = spark.script_uri.removeprefix("s3://").partition("/")
+    s3 = boto3.client("s3")
+    s3.upload_file(str(STAGE_SCRIPT), bucket, key)
+    prefix = f"{key.rsplit('/', 1)[0]}/_glueflow_pipes" if "/" in key else "_glueflow_pipes"
+    client = PipesEMRServerlessClient(
+        client=emr_serverless_client_factory(),
+        context_injector=PipesS3ContextInjector(bucket=bucket, client=s3, key_prefix=prefix),
+        message_reader=PipesS3MessageReader(bucket=bucket, client=s3, interval=1),
+        poll_interval=1,
+    )
+    params: dict[str, Any] = {
+        "applicationId": spark.application_id,
+        "executionRoleArn": spark.iam_role,
+        "name": f"glueflow {extras['part_prefix']}",
+        "executionTimeoutMinutes": max(1, spark.timeout_s // 60),
+        "jobDriver": {"sparkSubmit": {"entryPoint": spark.script_uri, "entryPointArguments": ["--glueflow-pipes-s3"]}},
+    }
+    try:
+        invocation = client.run(context=context, start_job_run_params=params, extras=extras)  # type: ignore[arg-type]
+    except RuntimeError as err:  # the job run ended FAILED or CANCELLED
+        raise Failure(description=f"Spark stage failed (emr_serverless launcher): {_one_line(err)}") from err
     return invocation.get_custom_messages()
 
 

@@ -178,10 +178,22 @@ def test_engine_defaults_to_polars_and_spark_settings_reach_each_job(tmp_path: P
         ({"spark.launcher": "yarn"}, "flow 'events'.spark.launcher: expected one of local, glue, emr_serverless"),
         (
             {"spark.launcher": "emr_serverless"},
-            "flow 'events'.spark.launcher: 'emr_serverless' is not available yet (available: local, glue)",
+            "flow 'events'.spark.application_id: required with launcher: emr_serverless",
         ),
         ({"spark.launcher": "glue"}, "flow 'events'.spark.job_name: required with launcher: glue"),
         ({"spark.job_name": "j"}, "flow 'events'.spark.job_name: only with launcher: glue (launcher is 'local')"),
+        (
+            {
+                "spark": {
+                    "launcher": "emr_serverless",
+                    "application_id": "a",
+                    "script_uri": "s3://b/s.py",
+                    "iam_role": "r",
+                    "job_name": "j",
+                }
+            },
+            "flow 'events'.spark.job_name: only with launcher: glue (launcher is 'emr_serverless')",
+        ),
         (
             {"spark": {"launcher": "glue", "job_name": "j", "script_uri": "/tmp/s.py", "iam_role": "r"}},
             "flow 'events'.spark.script_uri: expected s3://bucket/key.py, got '/tmp/s.py'",
@@ -360,5 +372,98 @@ def test_the_glue_launcher_runs_the_stage_as_a_glue_job_through_pipes(
     [argv] = glue.argv
     assert "--dagster-pipes-context" in argv and "--dagster-pipes-messages" in argv
     # The Output job (polars) reads what the Glue stage committed.
+    output_run = _run(defs, instance, "events_output_job", tags={INPUT_RUN_TAG: input_run})
+    assert run_materialization_metadata(instance, output_run, output_key("events"))["records_written"] == 25
+
+
+class LocalEMRServerlessClient:
+    """An EMR Serverless client for the moto server that also runs the job's entry point, as the service would.
+
+    The run is recorded in moto; the entry point is downloaded from S3 and run in a subprocess with its
+    arguments and the driver environment the ``spark.emr-serverless.driverEnv.*`` confs ask for.
+    """
+
+    def __init__(self, emr: Any, s3: Any, workdir: Path) -> None:
+        self._emr, self._s3, self._workdir = emr, s3, workdir
+        self.states: dict[str, str] = {}
+        self.env: list[dict[str, str]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._emr, name)
+
+    def start_job_run(self, **params: Any) -> dict[str, Any]:
+        import os
+        import subprocess
+        import sys
+
+        import glueflow_dagster
+
+        started = self._emr.start_job_run(**params)
+        submit = params["jobDriver"]["sparkSubmit"]
+        bucket, _, key = submit["entryPoint"].removeprefix("s3://").partition("/")
+        script = self._workdir / f"{started['jobRunId']}.py"
+        script.write_bytes(self._s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        driver_env = {}
+        for conf in submit.get("sparkSubmitParameters", "").split("--conf"):
+            name, _, value = conf.strip().partition("=")
+            if name.startswith("spark.emr-serverless.driverEnv."):
+                driver_env[name.removeprefix("spark.emr-serverless.driverEnv.")] = value
+        self.env.append(driver_env)
+        env = {**os.environ, **driver_env, "PYTHONPATH": str(Path(glueflow_dagster.__file__).resolve().parents[1])}
+        argv = [sys.executable, str(script), *submit.get("entryPointArguments", [])]
+        done = subprocess.run(argv, env=env, timeout=900, check=False)
+        self.states[started["jobRunId"]] = "SUCCESS" if done.returncode == 0 else "FAILED"
+        return started
+
+    def get_job_run(self, applicationId: str, jobRunId: str) -> dict[str, Any]:  # noqa: N803
+        run = {"applicationId": applicationId, "jobRunId": jobRunId, "state": self.states[jobRunId]}
+        return {"jobRun": run}
+
+    def get_application(self, applicationId: str) -> dict[str, Any]:  # noqa: N803
+        # moto takes and reports the type as "SPARK"; the service (and dagster-aws) spell it "Spark".
+        answer = self._emr.get_application(applicationId=applicationId)
+        answer["application"]["type"] = answer["application"]["type"].capitalize()
+        return answer
+
+    def get_dashboard_for_job_run(self, **_kwargs: Any) -> dict[str, str]:
+        return {"url": "http://localhost/dashboard"}
+
+
+@pytest.mark.spark
+def test_the_emr_serverless_launcher_runs_the_stage_as_a_job_run_through_pipes(
+    tmp_path: Path, instance: Any, moto_server: str, s3_client: Any, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    from glueflow_dagster import spark_stage
+
+    pytest.importorskip("pyspark")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    real = boto3.client("emr-serverless", region_name="us-east-1")
+    application = real.create_application(name="glueflow", releaseLabel="emr-7.2.0", type="SPARK")["applicationId"]
+    emr = LocalEMRServerlessClient(real, s3_client, tmp_path)
+    monkeypatch.setattr(spark_stage, "emr_serverless_client_factory", lambda: emr)
+    flow_file = _flow(tmp_path / "emr", s3_bucket, "spark")
+    document = yaml.safe_load(flow_file.read_text())
+    flow = document["flows"]["events"]
+    flow["output_job"]["engine"] = "polars"
+    flow["spark"] = {
+        "launcher": "emr_serverless",
+        "application_id": application,
+        "script_uri": f"s3://{s3_bucket}/emr/scripts/glueflow_stage.py",
+        "iam_role": "arn:aws:iam::123456789012:role/glueflow-emr",
+    }
+    flow_file.write_text(yaml.safe_dump(document, sort_keys=False))
+    body = ("\n".join(_raw_lines(0, 25)) + "\nnot json\n").encode()
+    s3_client.put_object(Bucket=s3_bucket, Key="spark/raw/a.json", Body=body)
+
+    defs = load_definitions(flow_file)
+    input_run = _run(defs, instance, "events_input_job")
+    staging = run_materialization_metadata(instance, input_run, staging_key("events"))
+    assert (staging["records_read"], staging["records_written"], staging["error_records"]) == (26, 25, 1)
+    keys = [o["Key"] for o in s3_client.list_objects_v2(Bucket=s3_bucket, Prefix="spark/staging/")["Contents"]]
+    assert f"spark/staging/run-{input_run}-attempt-1-part-r-00000.json.gz" in keys
+    [driver_env] = emr.env
+    assert "DAGSTER_PIPES_CONTEXT" in driver_env and "DAGSTER_PIPES_MESSAGES" in driver_env
     output_run = _run(defs, instance, "events_output_job", tags={INPUT_RUN_TAG: input_run})
     assert run_materialization_metadata(instance, output_run, output_key("events"))["records_written"] == 25

@@ -305,18 +305,21 @@ def main() -> int:
     from dagster_pipes import open_dagster_pipes
 
     loaders: dict[str, Any] = {}
-    if "--dagster-pipes-context" in sys.argv:
-        # Launched as a Glue (or EMR) job: Pipes' parameters arrive as job arguments, context and messages
-        # through S3 (boto3 honours AWS_ENDPOINT_URL).
+    glue, emr = "--dagster-pipes-context" in sys.argv, "--glueflow-pipes-s3" in sys.argv
+    if glue or emr:
+        # Launched as a Glue job (Pipes' parameters arrive as job arguments) or an EMR Serverless job run
+        # (as driver environment variables, the default loader); context and messages go through S3
+        # (boto3 honours AWS_ENDPOINT_URL).
         import boto3
         from dagster_pipes import PipesCliArgsParamsLoader, PipesS3ContextLoader, PipesS3MessageWriter
 
         s3 = boto3.client("s3")
         loaders = {
-            "params_loader": PipesCliArgsParamsLoader(),
             "context_loader": PipesS3ContextLoader(client=s3),
             "message_writer": PipesS3MessageWriter(client=s3, interval=1),
         }
+        if glue:
+            loaders["params_loader"] = PipesCliArgsParamsLoader()
     with open_dagster_pipes(**loaders) as pipes:
         try:
             figures = run(pipes.extras, pipes.log.info)
