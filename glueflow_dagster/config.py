@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from glueflow_dagster.commits import DEFAULT_ORPHAN_GRACE_S
+from glueflow_dagster.json_reader import JsonFormat, JsonPathError, parse_json_path
 from glueflow_dagster.mapping import FieldMapping, MappingError, parse_mappings
 from glueflow_dagster.stage import DEFAULT_TARGET_FILE_BYTES, GZIP_LEVELS
 from glueflow_dagster.storage import SHOWN_CHARS, redact, shorten, shown
@@ -40,6 +41,11 @@ _SPARK_MASTER = re.compile(r"^local(\[(\*|[1-9][0-9]{0,2})\])?$")
 _JVM_MEMORY = re.compile(r"^[1-9][0-9]{0,5}[kmgtKMGT]$")
 _FLOW_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# Asset owners and tags (Dagster's rules): an e-mail or `team:<name>`; tag keys `[prefix/]name` and values of
+# at most 63 letters, digits, `_`, `.`, `-`.
+_OWNER = re.compile(r"^(team:.+|[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,7})$")
+_TAG_KEY = re.compile(r"^([A-Za-z0-9_.-]{1,63}/)?[A-Za-z0-9_.-]{1,63}$")
+_TAG_VALUE = re.compile(r"^[A-Za-z0-9_.-]{0,63}$")
 # F_output_sensor requests a failed run's manifest again this many times in all, then plans afresh.
 DEFAULT_MAX_MANIFEST_ATTEMPTS = 3
 _QUOTED = re.compile("'[^'\\n]{" + str(SHOWN_CHARS + 1) + ",}'")  # a long quoted value in another module's message
@@ -62,10 +68,17 @@ class Location:
     compression: str = "none"
     compression_level: int | None = None  # gzip level 1-9; None: the stage's default
     orphan_grace_s: int = DEFAULT_ORPHAN_GRACE_S  # written locations: age before uncommitted objects are removed
+    # Glue's JSON reader options (locations a job reads): a record may span lines / records at a path.
+    multiline: bool = False
+    json_path: str | None = None  # the YAML key is Glue's `jsonPath`
 
     @property
     def is_s3(self) -> bool:
         return self.uri.startswith("s3://")
+
+    @property
+    def json_format(self) -> JsonFormat:
+        return JsonFormat(multiline=self.multiline, json_path=self.json_path)
 
 
 @dataclass(frozen=True)
@@ -120,12 +133,22 @@ class FlowConfig:
     input_job: JobConfig
     output_job: JobConfig
     spark: SparkConfig = field(default_factory=SparkConfig)
+    owners: tuple[str, ...] = ()  # Dagster asset owners of the flow's assets
+    tags: Mapping[str, str] = field(default_factory=dict)  # Dagster asset tags of the flow's assets
+    config_path: Path | None = None  # the file that declares the flow (the assets' code reference)
 
 
 @dataclass(frozen=True)
 class GlueflowConfig:
     path: Path
     flows: dict[str, FlowConfig] = field(default_factory=dict)
+    # The folder local `uri`s resolve against and the demo's DAGSTER_HOME sits in: the flow file's
+    # folder, or the project root for a component instance (`defs/<name>/defs.yaml`).
+    root: Path | None = None
+
+    @property
+    def project_dir(self) -> Path:
+        return self.root if self.root is not None else self.path.parent
 
 
 def default_config_path() -> Path:
@@ -165,6 +188,10 @@ def load_config(path: Path | str | None = None) -> GlueflowConfig:
         where = f" line {mark.line + 1}" if mark is not None else ""
         problem = _bounded(str(getattr(err, "problem", None) or err))
         raise ConfigError(f"{config_path}:{where} not valid YAML: {problem}") from err
+    if is_component_instance(document):
+        # The component door (`defs/<name>/defs.yaml`): the same schema under `attributes:`, local
+        # paths against the project root, so the CLI reads the instance `dg` loads.
+        return parse_config(document.get("attributes"), config_path, base_dir=find_project_root(config_path))
     return parse_config(document, config_path)
 
 
@@ -196,14 +223,35 @@ def _bounded(message: str) -> str:
     return shorten(message, 6 * SHOWN_CHARS)
 
 
-def parse_config(document: Any, config_path: Path) -> GlueflowConfig:
-    reader = _Reader(config_path)
+COMPONENT_TYPE = "glueflow_dagster.GlueFlows"
+
+
+def is_component_instance(document: Any) -> bool:
+    """A `defs.yaml` of the GlueFlows component type (`type:` + `attributes:`) rather than a flow file."""
+    return isinstance(document, dict) and document.get("type") == COMPONENT_TYPE
+
+
+def find_project_root(path: Path) -> Path:
+    """The nearest folder above `path` holding pyproject.toml (the dg project root), else path's folder."""
+    for folder in path.resolve().parents:
+        if (folder / "pyproject.toml").is_file():
+            return folder
+    return path.resolve().parent
+
+
+def parse_config(document: Any, config_path: Path, base_dir: Path | None = None) -> GlueflowConfig:
+    """Validate a parsed `{flows: ...}` document: the one parser behind both doors.
+
+    `config_path` is the file errors name; `base_dir` the folder local `uri`s resolve against
+    (default: that file's folder).
+    """
+    reader = _Reader(config_path, base_dir)
     if not isinstance(document, dict) or not isinstance(document.get("flows"), dict) or not document["flows"]:
         raise ConfigError(f"{config_path}: expected a top-level 'flows:' mapping with at least one flow")
     reader.no_unknown(document, {"flows"}, "")
     flows = {name: reader.flow(name, body) for name, body in document["flows"].items()}
     reader.separate_locations(flows)
-    return GlueflowConfig(path=config_path, flows=flows)
+    return GlueflowConfig(path=config_path, flows=flows, root=base_dir)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -306,9 +354,9 @@ def _location_shown(uri: str) -> str:
 class _Reader:
     """Validates one document, so every error can say which file, flow and field it is about."""
 
-    def __init__(self, config_path: Path) -> None:
+    def __init__(self, config_path: Path, base_dir: Path | None = None) -> None:
         self.path = config_path
-        self.base_dir = config_path.parent
+        self.base_dir = base_dir if base_dir is not None else config_path.parent
 
     def fail(self, where: str, message: str) -> ConfigError:
         return ConfigError(f"{self.path}: {where}: {message}")
@@ -358,19 +406,26 @@ class _Reader:
             raise self.fail(where, "flow names must be identifiers (letters, digits, underscore)")
         if not isinstance(body, dict):
             raise self.fail(where, "expected a mapping with input, staging, output, input_job, output_job")
-        self.no_unknown(body, {"input", "staging", "output", "input_job", "output_job", "spark"}, where)
+        self.no_unknown(
+            body, {"input", "staging", "output", "input_job", "output_job", "owners", "tags", "spark"}, where
+        )
         spark = self.spark(body.get("spark", {}), f"{where}.spark")
         input_job = self.job(self.section(body, "input_job", where), f"{where}.input_job", scheduled=True)
         output_job = self.job(self.section(body, "output_job", where), f"{where}.output_job", scheduled=False)
         return FlowConfig(
             name=name,
-            input=self.location(self.section(body, "input", where), f"{where}.input", compression_allowed=False),
-            staging=self.location(self.section(body, "staging", where), f"{where}.staging"),
+            input=self.location(
+                self.section(body, "input", where), f"{where}.input", compression_allowed=False, read=True
+            ),
+            staging=self.location(self.section(body, "staging", where), f"{where}.staging", read=True),
             output=self.location(self.section(body, "output", where), f"{where}.output"),
             # Each job carries the launcher settings, so the stage needs nothing but its job.
             input_job=replace(input_job, spark=spark),
             output_job=replace(output_job, spark=spark),
             spark=spark,
+            owners=self.owners(body.get("owners", []), f"{where}.owners"),
+            tags=self.tags(body.get("tags", {}), f"{where}.tags"),
+            config_path=self.path,
         )
 
     def spark(self, body: Any, where: str) -> SparkConfig:
@@ -425,9 +480,32 @@ class _Reader:
             **glue,
         )
 
-    def location(self, body: Mapping[str, Any], where: str, compression_allowed: bool = True) -> Location:
+    def owners(self, value: Any, where: str) -> tuple[str, ...]:
+        if not isinstance(value, list):
+            raise self.fail(where, f"expected a list like [team:data, someone@example.com], got {value!r:.80}")
+        for owner in value:
+            if not isinstance(owner, str) or not _OWNER.match(owner):
+                raise self.fail(where, f"{owner!r:.80} is not an e-mail address or team:<name>")
+        return tuple(value)
+
+    def tags(self, value: Any, where: str) -> dict[str, str]:
+        if not isinstance(value, dict):
+            raise self.fail(where, f"expected a mapping like {{domain: sales}}, got {value!r:.80}")
+        for key, tag in value.items():
+            if not isinstance(key, str) or not _TAG_KEY.match(key):
+                expected = "expected [prefix/]name of letters, digits, _ . - (<= 63 each)"
+                raise self.fail(where, f"key {key!r:.80}: {expected}")
+            if not isinstance(tag, str) or not _TAG_VALUE.match(tag):
+                raise self.fail(f"{where}.{key}", f"expected up to 63 letters, digits, _ . -, got {tag!r:.80}")
+        return dict(value)
+
+    def location(
+        self, body: Mapping[str, Any], where: str, compression_allowed: bool = True, read: bool = False
+    ) -> Location:
         written = {"compression", "compression_level", "orphan_grace_s"}  # options of locations a job writes
+        reader = {"multiline", "jsonPath"}  # Glue's JSON reader options, on locations a job reads
         allowed = {"uri", "recurse", "exclusions"} | (written if compression_allowed else set())
+        allowed |= reader if read else set()
         self.no_unknown(body, allowed, where)
         uri = self.text(body.get("uri"), f"{where}.uri")
         if not uri.startswith("s3://"):
@@ -449,6 +527,15 @@ class _Reader:
         if level is not None and (level not in GZIP_LEVELS or compression != "gzip"):
             expected = f"expected {GZIP_LEVELS[0]}-{GZIP_LEVELS[-1]} with compression: gzip, got {level}"
             raise self.fail(f"{where}.compression_level", expected)
+        multiline = body.get("multiline", False)
+        if not isinstance(multiline, bool):
+            raise self.fail(f"{where}.multiline", f"expected true or false, got {multiline!r}")
+        json_path = body.get("jsonPath")
+        if json_path is not None:
+            try:
+                parse_json_path(json_path)
+            except JsonPathError as err:
+                raise self.fail(f"{where}.jsonPath", str(err)) from None
         return Location(
             uri=uri,
             recurse=recurse,
@@ -456,6 +543,8 @@ class _Reader:
             compression=compression,
             compression_level=level,
             orphan_grace_s=self.whole(body, "orphan_grace_s", DEFAULT_ORPHAN_GRACE_S, where, minimum=0),
+            multiline=multiline,
+            json_path=json_path,
         )
 
     def job(self, body: Mapping[str, Any], where: str, scheduled: bool) -> JobConfig:

@@ -227,9 +227,9 @@ def _stage_log(source: Storage, infos: list[ObjectInfo], target: Storage) -> tup
 
 def test_a_timestamp_in_another_form_past_the_sample_is_mapped_in_full(locations: tuple[Storage, Storage]) -> None:
     # The sample (the first 1000 lines) holds only the plain form, so the stage speculates; line 1500
-    # is ISO with a zone and line 1501 epoch seconds: the speculation misses and the group is mapped again.
+    # is ISO with a zone and line 1501 has a zone name: the speculation misses and the group is mapped again.
     source, target = locations
-    late = {1500: "2026-11-24T10:00:00+02:00", 1501: "1764000000"}
+    late = {1500: "2026-11-24T10:00:00+02:00", 1501: "2025-11-24 17:00:00 Europe/Paris"}
     info = source.write_bytes("t.json", _timestamps(2000, late=late))
     messages, result = _stage_log(source, [info], target)
     rows = {r["event_id"]: r["event_time"] for r in _read_back(target)}
