@@ -9,10 +9,9 @@ glueflow's documented deliberate divergences, implemented in SQL:
 - **integer overflow gives null, not wrap-around**: a number outside the target's range is null (range
   checks before the ``CAST``), where Spark would wrap a long into an int or saturate a double;
 - **NaN gives null** for integer targets (Spark gives 0) and for timestamps;
-- **numeric text as a timestamp is epoch seconds**: both engines read every mapped JSON leaf as text, so
-  a JSON number meant as epoch seconds (Glue's long -> timestamp) arrives as text; only text starting with
-  a 4-digit year is parsed as a date form (Spark would also read a bare time of day as *today*);
-- timestamps are kept within years 1..9999 (null outside), as polars and Python cannot hold others.
+- text becomes a timestamp only when it starts with a 4-digit year (Spark would also read a bare time of
+  day as *today*); a number in text is no timestamp (null), a JSON number read as a number is epoch seconds;
+- timestamps and dates are kept within years 1..9999 (null outside), as polars and Python cannot hold others.
 
 Sources match case-insensitively (unless ``case_sensitive``): every spelling of a source path in the
 schema is read and coalesced in schema order, as the polars compiler does, so the Spark session must run
@@ -203,6 +202,9 @@ def _cast(value: str, src: str, dst: str) -> str:
         return f"CAST(NULL AS {dst})"
     if dst == "timestamp":
         return _to_timestamp(value, src)
+    if dst == "date" and src == "string":
+        parsed = f"CAST({value} AS DATE)"
+        return f"CASE WHEN year({parsed}) BETWEEN 1 AND 9999 THEN {parsed} END"  # year 0 is null, as in glueflow
     if src in ("struct", "array", "map"):
         return f"CAST(NULL AS {dst})"
     return f"CAST({value} AS {dst})"
@@ -222,13 +224,15 @@ def _to_timestamp(value: str, src: str) -> str:
     if src == "date":
         return f"CAST({value} AS TIMESTAMP)"
     if src == "string":
+        # Spark's text forms; a number in text ("1700000000") is no timestamp (null, as in Spark and glueflow).
         text = f"trim({value})"
         parsed = f"CAST({text} AS TIMESTAMP)"
         year_first = f"{text} RLIKE {_string_literal(_YEAR_FIRST)}"
-        dated = f"CASE WHEN {year_first} AND year({parsed}) BETWEEN 1 AND 9999 THEN {parsed} END"
-        return f"coalesce({dated}, {_epoch(f'CAST({text} AS DOUBLE)')})"
+        return f"CASE WHEN {year_first} AND year({parsed}) BETWEEN 1 AND 9999 THEN {parsed} END"
     if src in _INTEGRAL or src in _FLOATING or src.startswith("decimal"):
         return _epoch(f"CAST({value} AS DOUBLE)")
+    if src == "boolean":
+        return f"timestamp_micros(CAST({value} AS BIGINT))"  # Spark: true is 1 microsecond
     return "CAST(NULL AS TIMESTAMP)"
 
 

@@ -262,7 +262,7 @@ def test_the_stage_script_leaves_pending_parts_quarantines_without_lines_and_abo
     }
     figures = run(extras, lambda _message: None)
     assert (figures["records_read"], figures["records_written"], figures["error_records"]) == (22, 20, 2)
-    assert figures["cast_errors"] == 2  # amount "abc" on ids 0 and 11
+    assert figures["cast_errors"] == 6  # amount "abc" on ids 0 and 11; epoch seconds in text on ids 0, 5, 10, 15
     assert [o["key"] for o in figures["vanished"]] == ["gone.json"]
     # Pending: hidden under _glueflow/pending/, nothing at the part names until the commit.
     visible = [o.key for o in target.list() if not o.key.startswith(("_glueflow/", "_errors/"))]
