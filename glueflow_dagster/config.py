@@ -412,12 +412,23 @@ class _Reader:
         spark = self.spark(body.get("spark", {}), f"{where}.spark")
         input_job = self.job(self.section(body, "input_job", where), f"{where}.input_job", scheduled=True)
         output_job = self.job(self.section(body, "output_job", where), f"{where}.output_job", scheduled=False)
+        input_location = self.location(
+            self.section(body, "input", where), f"{where}.input", compression_allowed=False, read=True
+        )
+        staging = self.location(self.section(body, "staging", where), f"{where}.staging", read=True)
+        # The Spark stage reads JSON lines only: refuse what it would misread rather than run it.
+        for job, role, read in (("input_job", "input", input_location), ("output_job", "staging", staging)):
+            chosen = input_job if job == "input_job" else output_job
+            if chosen.engine == "spark" and (read.multiline or read.json_path is not None):
+                option = "multiline" if read.multiline else "jsonPath"
+                raise self.fail(
+                    f"{where}.{job}.engine",
+                    f"spark reads JSON lines only: not with {role}.{option} (use engine: polars)",
+                )
         return FlowConfig(
             name=name,
-            input=self.location(
-                self.section(body, "input", where), f"{where}.input", compression_allowed=False, read=True
-            ),
-            staging=self.location(self.section(body, "staging", where), f"{where}.staging", read=True),
+            input=input_location,
+            staging=staging,
             output=self.location(self.section(body, "output", where), f"{where}.output"),
             # Each job carries the launcher settings, so the stage needs nothing but its job.
             input_job=replace(input_job, spark=spark),

@@ -213,6 +213,10 @@ def test_engine_defaults_to_polars_and_spark_settings_reach_each_job(tmp_path: P
         ({"spark.master": "spark://h:7077"}, "flow 'events'.spark.master: expected local, local[N] or local[*]"),
         ({"spark.driver_memory": "lots"}, "flow 'events'.spark.driver_memory: expected a JVM size such as 512m"),
         ({"spark.workers": 3}, "flow 'events'.spark: unknown field 'workers'"),
+        (
+            {"input_job.engine": "spark", "input.multiline": True},
+            "input_job.engine: spark reads JSON lines only: not with input.multiline (use engine: polars)",
+        ),
     ],
 )
 def test_engine_and_spark_section_errors_are_one_line(tmp_path: Path, patch: dict[str, Any], message: str) -> None:
