@@ -18,7 +18,10 @@ then runs each engine in its own child process, one after the other:
 * ``duckdb (auto schema)``: ``COPY (SELECT ...) TO ... (FORMAT JSON, COMPRESSION GZIP)`` over
   ``read_json(...)`` with DuckDB's own schema detection, default settings (all cores);
 * ``duckdb (columns)``: the same with the mapped columns declared as VARCHAR/STRUCT up front (the work
-  glueflow does: read text, cast), in case that is DuckDB's faster form.
+  glueflow does: read text, cast), in case that is DuckDB's faster form (``--engines ...,duckdb`` means this);
+* ``spark``: the PySpark stage script of ``engine: spark`` (its ``run``, without Pipes) on Spark ``local[2]``,
+  1 GB driver heap; the JVM's start-up is timed apart, and its peak RSS is reported (the JVM is reaped by
+  the child, so the child's ``wait4`` peak covers it).
 
 Throughput is megabytes (10^6 bytes) of uncompressed input per second of the engine's work (timed inside
 the child, without interpreter start-up); peak RSS is the child's whole-process maximum resident set,
@@ -83,7 +86,9 @@ ENGINES = {
     "glueflow-level6": "glueflow (gzip level 6)",
     "duckdb-auto": "duckdb (auto schema)",
     "duckdb-columns": "duckdb (columns)",
+    "spark": "spark local[2]",
 }
+SPARK_MASTER = "local[2]"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -150,6 +155,72 @@ def run_duckdb(data: Path, out: Path, *, columns: bool) -> dict[str, Any]:
         "bytes_out": target.stat().st_size,
         "files_out": 1,
         "threads": con.execute("SELECT current_setting('threads')").fetchone()[0],  # type: ignore[index]
+    }
+
+
+def run_spark(data: Path, out: Path) -> dict[str, Any]:
+    """The stage script's ``run`` (what ``engine: spark`` runs), without Pipes, Spark ``local[2]``.
+
+    The JVM starts first and its start-up is timed apart (``startup_s``): a run pays it once per stage.
+    The JVM is a child of this process; it is ended and reaped at the end, so the parent's ``wait4``
+    peak RSS covers it and this child reports the JVM's own peak (``jvm_peak_rss_mb``) too.
+    """
+    import resource
+
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+
+    from glueflow_dagster.quarantine import list_stage_inputs
+    from glueflow_dagster.spark.stage_script import run
+    from glueflow_dagster.storage import LocalStorage
+
+    cpu, started = _cpu_seconds(), time.perf_counter()
+    session = (
+        SparkSession.builder.master(SPARK_MASTER)
+        .config("spark.driver.memory", "1g")
+        .config("spark.ui.enabled", "false")
+        .getOrCreate()
+    )
+    startup = time.perf_counter() - started
+    objects = list(list_stage_inputs(LocalStorage(data), recurse=True, exclusions=()))
+    extras = {
+        "manifest": [
+            {"key": o.key, "size": o.size, "last_modified_ms": o.last_modified_ms, "etag": o.etag} for o in objects
+        ],
+        "mappings": MAPPINGS,
+        "source": str(data),
+        "target": str(out),
+        "compression": "gzip",
+        "part_prefix": "run-bench",
+        "quarantine_prefix": "_errors/run-bench",
+        "max_error_records": 0,
+        "target_file_bytes": 128 * 1024 * 1024,
+        "master": SPARK_MASTER,
+    }
+    started = time.perf_counter()
+    figures = run(extras, lambda _message: None)
+    seconds = time.perf_counter() - started
+    session.stop()
+    gateway = SparkContext._gateway
+    if gateway is not None:  # end the JVM now and reap it, so its usage is counted
+        gateway.shutdown()
+        proc = getattr(gateway, "proc", None)
+        if proc is not None:
+            if proc.stdin is not None:
+                proc.stdin.close()
+            proc.wait(timeout=120)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {
+        "seconds": seconds,
+        "startup_s": startup,
+        "cpu_s": _cpu_seconds() - cpu + children.ru_utime + children.ru_stime,
+        "records": figures["records_written"],
+        "bytes_in": sum(o.size for o in objects),
+        "bytes_out": sum(p["size"] for p in figures["pending"]),
+        "files_out": len(figures["pending"]),
+        "errors": figures["error_records"] + figures["error_files"],
+        "cast_errors": figures["cast_errors"],
+        "jvm_peak_rss_mb": children.ru_maxrss * 1024 / MB,
     }
 
 
@@ -288,7 +359,9 @@ def run_boto3_gets(endpoint: str) -> dict[str, Any]:
 
 
 def child(engine: str, data: Path, out: Path) -> None:
-    if engine == "glueflow":
+    if engine == "spark":
+        figures = run_spark(data, out)
+    elif engine == "glueflow":
         figures = run_glueflow(data, out)
     elif engine == "glueflow-level6":
         figures = run_glueflow(data, out, compression_level=6)
@@ -447,7 +520,11 @@ def main(argv: list[str] | None = None) -> None:
         print(_versions())
         return
 
-    engines = [e for e in args.engines.split(",") if e]
+    aliases = {"duckdb": "duckdb-columns"}  # the issue's `--engines glueflow,spark,duckdb`
+    engines = [aliases.get(e, e) for e in args.engines.split(",") if e]
+    unknown = [e for e in engines if e not in ENGINES]
+    if unknown:
+        parser.error(f"unknown engine {unknown[0]!r} (choose from {', '.join([*ENGINES, *aliases])})")
     extra_env = dict(item.split("=", 1) for item in args.env)
     with tempfile.TemporaryDirectory(prefix="glueflow-bench-", dir=args.tmp_dir) as tmp:
         data, out = args.keep_data or Path(tmp) / "input", Path(tmp) / "output"
@@ -623,6 +700,21 @@ def _table(results: dict[str, list[dict[str, Any]]], size: int) -> None:
         print(f"glueflow peak RSS: {best['glueflow']['peak_rss_mb']:.0f} MB (target <= 300 MB)")
         if best["glueflow"].get("errors"):
             print(f"glueflow reported {best['glueflow']['errors']} bad records/objects (expected 0)")
+    if "spark" in best:
+        spark = best["spark"]
+        print(
+            f"spark: JVM start-up {spark['startup_s']:.1f} s (not in seconds above; paid once per stage run), "
+            f"JVM peak RSS {spark['jvm_peak_rss_mb']:.0f} MB, driver heap 1g"
+        )
+        if "glueflow" in best:
+            same = (spark["cast_errors"], spark["errors"]) == (
+                best["glueflow"]["cast_errors"],
+                best["glueflow"]["errors"],
+            )
+            print(
+                f"spark / glueflow: {best['glueflow']['seconds'] / spark['seconds']:.2f}x the throughput; cast errors "
+                f"and bad records {'agree' if same else 'DIFFER'} ({spark['cast_errors']}, {spark['errors']})"
+            )
     counts = {best[e]["records"] for e in best}
     print("records written agree" if len(counts) == 1 else f"records written DIFFER: {counts}")
 

@@ -204,6 +204,14 @@ def run_stage_or_fail(
 ) -> StageResult:
     """Run one stage; too many bad records or a storage failure fail the run with a one-line headline."""
     try:
+        if job.engine == "spark":  # the same stage on Spark through Dagster Pipes (spark_stage.py)
+            from glueflow_dagster.spark_stage import run_spark_stage
+
+            refused = [(source.uri_for(r.key), r.cause) for r in getattr(source, "refused", ())]
+            quarantine = f"{QUARANTINE_DIR}/{context.run.run_id}/"
+            return run_spark_stage(
+                context, source, manifest, job, target, name_prefix, target_location, quarantine, refused
+            )
         return run_stage(
             source,
             manifest,

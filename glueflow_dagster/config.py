@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,13 @@ BOOKMARK_OPTIONS = ("enable", "disable", "pause")
 ON_MODIFIED_OPTIONS = ("reprocess", "ignore")
 ON_LATE_OPTIONS = ("process", "report")
 COMPRESSIONS = ("gzip", "none")
+ENGINES = ("polars", "spark")  # per job: where the stage's data path runs (see spark_stage.py)
+SPARK_LAUNCHERS = ("local", "glue", "emr_serverless")
+# Launchers this build can run; the others are refused at load rather than failing every run.
+SPARK_LAUNCHERS_AVAILABLE = SPARK_LAUNCHERS
+GLUE_WORKER_TYPES = ("G.1X", "G.2X", "G.4X", "G.8X")
+_SPARK_MASTER = re.compile(r"^local(\[(\*|[1-9][0-9]{0,2})\])?$")
+_JVM_MEMORY = re.compile(r"^[1-9][0-9]{0,5}[kmgtKMGT]$")
 _FLOW_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 # Asset owners and tags (Dagster's rules): an e-mail or `team:<name>`; tag keys `[prefix/]name` and values of
@@ -75,6 +82,25 @@ class Location:
 
 
 @dataclass(frozen=True)
+class SparkConfig:
+    """A flow's `spark:` section: how a job with `engine: spark` launches its stage script."""
+
+    launcher: str = "local"
+    master: str = "local[2]"  # local launcher: spark-submit's --master
+    driver_memory: str = "1g"  # local launcher: the JVM's heap (in local mode the driver does all the work)
+    timeout_s: int = 3600  # a stage script running longer is ended and the run fails
+    # glue launcher: the Glue job running the stage script (created or updated by the launcher)
+    job_name: str | None = None
+    script_uri: str | None = None  # s3:// key the stage script is uploaded to; Pipes' messages go beside it
+    iam_role: str | None = None
+    glue_version: str = "5.0"
+    worker_type: str = "G.1X"
+    number_of_workers: int = 2
+    python_modules: str | None = None  # Glue's --additional-python-modules (glueflow_dagster and its deps)
+    application_id: str | None = None  # emr_serverless launcher: the EMR Serverless (Spark) application
+
+
+@dataclass(frozen=True)
 class JobConfig:
     """One job's mapping and options (Glue's job arguments)."""
 
@@ -92,6 +118,8 @@ class JobConfig:
     on_late: str = "process"
     flow_ratio_band: tuple[float, float] = (0.5, 2.0)
     max_manifest_attempts: int = DEFAULT_MAX_MANIFEST_ATTEMPTS
+    engine: str = "polars"  # polars | spark
+    spark: SparkConfig = field(default_factory=SparkConfig)  # the flow's `spark:` section, copied for the stage
 
 
 @dataclass(frozen=True)
@@ -104,6 +132,7 @@ class FlowConfig:
     output: Location
     input_job: JobConfig
     output_job: JobConfig
+    spark: SparkConfig = field(default_factory=SparkConfig)
     owners: tuple[str, ...] = ()  # Dagster asset owners of the flow's assets
     tags: Mapping[str, str] = field(default_factory=dict)  # Dagster asset tags of the flow's assets
     config_path: Path | None = None  # the file that declares the flow (the assets' code reference)
@@ -377,19 +406,89 @@ class _Reader:
             raise self.fail(where, "flow names must be identifiers (letters, digits, underscore)")
         if not isinstance(body, dict):
             raise self.fail(where, "expected a mapping with input, staging, output, input_job, output_job")
-        self.no_unknown(body, {"input", "staging", "output", "input_job", "output_job", "owners", "tags"}, where)
+        self.no_unknown(
+            body, {"input", "staging", "output", "input_job", "output_job", "owners", "tags", "spark"}, where
+        )
+        spark = self.spark(body.get("spark", {}), f"{where}.spark")
+        input_job = self.job(self.section(body, "input_job", where), f"{where}.input_job", scheduled=True)
+        output_job = self.job(self.section(body, "output_job", where), f"{where}.output_job", scheduled=False)
+        input_location = self.location(
+            self.section(body, "input", where), f"{where}.input", compression_allowed=False, read=True
+        )
+        staging = self.location(self.section(body, "staging", where), f"{where}.staging", read=True)
+        # The Spark stage reads JSON lines only: refuse what it would misread rather than run it.
+        for job, role, read in (("input_job", "input", input_location), ("output_job", "staging", staging)):
+            chosen = input_job if job == "input_job" else output_job
+            if chosen.engine == "spark" and (read.multiline or read.json_path is not None):
+                option = "multiline" if read.multiline else "jsonPath"
+                raise self.fail(
+                    f"{where}.{job}.engine",
+                    f"spark reads JSON lines only: not with {role}.{option} (use engine: polars)",
+                )
         return FlowConfig(
             name=name,
-            input=self.location(
-                self.section(body, "input", where), f"{where}.input", compression_allowed=False, read=True
-            ),
-            staging=self.location(self.section(body, "staging", where), f"{where}.staging", read=True),
+            input=input_location,
+            staging=staging,
             output=self.location(self.section(body, "output", where), f"{where}.output"),
-            input_job=self.job(self.section(body, "input_job", where), f"{where}.input_job", scheduled=True),
-            output_job=self.job(self.section(body, "output_job", where), f"{where}.output_job", scheduled=False),
+            # Each job carries the launcher settings, so the stage needs nothing but its job.
+            input_job=replace(input_job, spark=spark),
+            output_job=replace(output_job, spark=spark),
+            spark=spark,
             owners=self.owners(body.get("owners", []), f"{where}.owners"),
             tags=self.tags(body.get("tags", {}), f"{where}.tags"),
             config_path=self.path,
+        )
+
+    def spark(self, body: Any, where: str) -> SparkConfig:
+        """The flow's `spark:` section (launcher settings for jobs with `engine: spark`)."""
+        if not isinstance(body, dict):
+            raise self.fail(where, f"expected a mapping, got {shown(body)}")
+        # Keys each remote launcher takes (required first); the local launcher takes none of them.
+        remote = {
+            "glue": (
+                ("job_name", "script_uri", "iam_role"),
+                ("glue_version", "worker_type", "number_of_workers", "python_modules"),
+            ),
+            "emr_serverless": (("application_id", "script_uri", "iam_role"), ()),
+        }
+        remote_keys = {key for required, optional in remote.values() for key in (*required, *optional)}
+        self.no_unknown(body, {"launcher", "master", "driver_memory", "timeout_s", *remote_keys}, where)
+        launcher = self.choice(body.get("launcher", "local"), SPARK_LAUNCHERS, f"{where}.launcher")
+        if launcher not in SPARK_LAUNCHERS_AVAILABLE:
+            available = ", ".join(SPARK_LAUNCHERS_AVAILABLE)
+            raise self.fail(f"{where}.launcher", f"{launcher!r} is not available yet (available: {available})")
+        master = body.get("master", "local[2]")
+        if not isinstance(master, str) or not _SPARK_MASTER.match(master):
+            raise self.fail(f"{where}.master", f"expected local, local[N] or local[*], got {shown(master)}")
+        memory = body.get("driver_memory", "1g")
+        if not isinstance(memory, str) or not _JVM_MEMORY.match(memory):
+            raise self.fail(f"{where}.driver_memory", f"expected a JVM size such as 512m or 2g, got {shown(memory)}")
+        glue: dict[str, Any] = {}
+        required, optional = remote.get(launcher, ((), ()))
+        stray = sorted(key for key in body if key in remote_keys and key not in (*required, *optional))
+        if stray:
+            users = " or ".join(name for name, keys in remote.items() if stray[0] in (*keys[0], *keys[1]))
+            raise self.fail(f"{where}.{stray[0]}", f"only with launcher: {users} (launcher is {launcher!r})")
+        for key in required:
+            if key not in body:
+                raise self.fail(f"{where}.{key}", f"required with launcher: {launcher}")
+            glue[key] = self.text(body[key], f"{where}.{key}")
+        if "script_uri" in glue and not (glue["script_uri"].startswith("s3://") and glue["script_uri"].endswith(".py")):
+            raise self.fail(f"{where}.script_uri", f"expected s3://bucket/key.py, got {shown(glue['script_uri'])}")
+        if launcher == "glue":
+            glue["glue_version"] = self.text(body.get("glue_version", "5.0"), f"{where}.glue_version")
+            glue["worker_type"] = self.choice(
+                body.get("worker_type", "G.1X"), GLUE_WORKER_TYPES, f"{where}.worker_type"
+            )
+            glue["number_of_workers"] = self.whole(body, "number_of_workers", 2, where, minimum=2)
+            if "python_modules" in body:
+                glue["python_modules"] = self.text(body["python_modules"], f"{where}.python_modules")
+        return SparkConfig(
+            launcher=launcher,
+            master=master,
+            driver_memory=memory,
+            timeout_s=self.whole(body, "timeout_s", 3600, where, minimum=1),
+            **glue,
         )
 
     def owners(self, value: Any, where: str) -> tuple[str, ...]:
@@ -460,7 +559,7 @@ class _Reader:
         )
 
     def job(self, body: Mapping[str, Any], where: str, scheduled: bool) -> JobConfig:
-        allowed = {"mappings", "max_error_records", "target_file_bytes"} | (
+        allowed = {"mappings", "max_error_records", "target_file_bytes", "engine"} | (
             {"schedule"}
             if scheduled
             else {
@@ -515,6 +614,7 @@ class _Reader:
             max_manifest_attempts=self.whole(
                 body, "max_manifest_attempts", DEFAULT_MAX_MANIFEST_ATTEMPTS, where, minimum=1
             ),
+            engine=self.choice(body.get("engine", "polars"), ENGINES, f"{where}.engine"),
         )
 
     def band(self, value: Any, where: str) -> tuple[float, float]:

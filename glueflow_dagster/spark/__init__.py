@@ -1,0 +1,1 @@
+"""The PySpark side of glueflow: the stage script a Spark launcher runs (see ``stage_script.py``)."""
