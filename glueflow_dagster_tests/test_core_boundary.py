@@ -19,6 +19,7 @@ CORE_MODULES = (
     "mapping",
     "quarantine",
     "sample_data",
+    "spark_mapping",
     "stage",
     "storage",
 )
