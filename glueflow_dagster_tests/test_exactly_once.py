@@ -430,9 +430,12 @@ def apply(flow: FlowDriver, action: str, delay: float) -> None:
     assert not gone, (action, gone, flow.log[-10:])
 
 
-def check_after_quiescence(flow: FlowDriver) -> None:
-    ticks = flow.quiesce(max_ticks=8)
-    assert ticks <= 8
+def check_after_quiescence(flow: FlowDriver, actions: int) -> None:
+    # The sensor follows each successful Input run with one Output run per tick: at most one Input run per
+    # action, the first and the quiescing one, plus the idle tick; anything beyond is a retry loop.
+    bound = actions + 3
+    ticks = flow.quiesce(max_ticks=bound)
+    assert ticks <= bound
     verdict = flow.verdict()
     assert verdict.clean, (verdict, flow.log)
     assert verdict.losses == 0 and verdict.records_out == verdict.records_in, (verdict, flow.log)
@@ -441,12 +444,12 @@ def check_after_quiescence(flow: FlowDriver) -> None:
 
 @pytest.mark.slow
 @settings(
-    max_examples=3,
+    max_examples=2,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(
-    actions=st.lists(LOCAL_ACTIONS, min_size=3, max_size=6),
+    actions=st.lists(LOCAL_ACTIONS, min_size=3, max_size=5),
     delays=st.lists(st.floats(0.0, 4.0), min_size=6, max_size=6),
     seed=st.integers(0, 2**16),
 )
@@ -460,22 +463,22 @@ def test_property_exactly_once_under_interleaved_operator_actions_local(
             flow.input_run()
             for action, delay in zip(actions, delays, strict=False):
                 apply(flow, action, delay)
-            check_after_quiescence(flow)
+            check_after_quiescence(flow, len(actions))
         finally:
             flow.close()
 
 
 @pytest.mark.slow
 @settings(
-    max_examples=2,
+    max_examples=1,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(
     actions=st.lists(
         st.sampled_from(["input_run", "tick", "ui_output", "kill_output", "outage", "rewrite_raw", "delete_raw"]),
-        min_size=2,
-        max_size=4,
+        min_size=3,
+        max_size=3,
     ),
     delays=st.lists(st.floats(0.0, 3.0), min_size=4, max_size=4),
     seed=st.integers(0, 2**16),
@@ -503,7 +506,7 @@ def test_property_exactly_once_under_interleaved_operator_actions_s3(
                     assert not flow.snapshot()
                 else:
                     apply(flow, action, delay)
-            check_after_quiescence(flow)
+            check_after_quiescence(flow, len(actions))
         finally:
             flow.close()
             proxy.close()
