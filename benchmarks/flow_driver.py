@@ -240,6 +240,7 @@ class Verdict:
     explained_losses: int
     unexplained_losses: int
     manifest_view_differs: int
+    superseded_out: int  # records of rewritten / deleted raw versions delivered before they changed (at most once)
     orphans_left: int
     figure_mismatches: list[str]
     deleted_committed: list[str]
@@ -708,6 +709,7 @@ class FlowDriver:
             explained_losses=len(explained),
             unexplained_losses=len(missing - explained),
             manifest_view_differs=sum((counts - manifest_counts).values()) + sum((manifest_counts - counts).values()),
+            superseded_out=sum(1 for i in counts if i in self.truth.superseded and i not in current),
             orphans_left=self.orphans_left(),
             figure_mismatches=self.run_figures(),
             deleted_committed=gone,

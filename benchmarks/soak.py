@@ -149,6 +149,7 @@ def soak(args: argparse.Namespace, root: Path, s3: S3Target | None) -> int:
         *((f"faults: {kind}", injected[kind]) for kind in FAULTS if kind in kinds),
         ("records in (current raw versions)", verdict.records_in),
         ("records out (committed output)", verdict.records_out),
+        ("records out of superseded raw versions (at most once)", verdict.superseded_out),
         ("duplicates", verdict.duplicates),
         ("losses", verdict.losses),
         ("  explained by deleted staging parts", verdict.explained_losses),
