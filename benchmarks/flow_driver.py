@@ -59,6 +59,7 @@ from glueflow_dagster.commits import COMMITS_DIR, CommitRecord
 from glueflow_dagster.definitions import load_definitions
 from glueflow_dagster.jobs import output_key, staging_key
 from glueflow_dagster.resources import StorageResource
+from glueflow_dagster.sensors import in_flight_run_id
 from glueflow_dagster.storage import RESERVED_DIR, ObjectInfo, Storage
 
 FLOW = "events"
@@ -541,7 +542,13 @@ class FlowDriver:
         ``run_monitoring.free_slots_after_run_end_seconds`` (packaged dagster.yaml) have passed; the clock is
         moved past that period instead of waiting it out. True if the run was still marked alive."""
         run = self.instance.get_run_by_id(run_id)
-        alive = run is not None and run.status in (DagsterRunStatus.STARTED, DagsterRunStatus.STARTING)
+        # NOT_STARTED too: a worker killed between creating its run and starting it leaves the run there, and
+        # nothing else will ever start it (the sensor would wait on it as "in flight" forever).
+        alive = run is not None and run.status in (
+            DagsterRunStatus.NOT_STARTED,
+            DagsterRunStatus.STARTING,
+            DagsterRunStatus.STARTED,
+        )
         if alive:
             self.instance.report_run_failed(run)
         free_dead_slots(self.instance)
@@ -613,6 +620,9 @@ class FlowDriver:
             results = self.tick_and_run()
             self.snapshot()
             if not results:
+                busy = in_flight_run_id(self.instance, FLOW)
+                if busy is not None:  # the sensor skipped: not settled, blocked by a run that never ends
+                    raise AssertionError(f"the sensor is blocked by Output run {busy} that is still in flight")
                 return tick
         raise AssertionError(f"the flow did not settle within {max_ticks} sensor ticks:\n" + "\n".join(self.log[-30:]))
 
