@@ -5,12 +5,13 @@ setup(
     version="0.1.0",
     description="Chained, incremental S3 ETL jobs on Dagster, with Glue-style bookmarks and data-flow monitoring.",
     packages=find_packages(exclude=["glueflow_dagster_tests", "glueflow_dagster_tests.*"]),
-    package_data={"glueflow_dagster": ["dagster.yaml"]},
+    package_data={"glueflow_dagster": ["dagster.yaml", "dagster_postgres.yaml", "defs/*/defs.yaml"]},
     python_requires=">=3.11",
     install_requires=[
         "dagster>=1.13,<1.14",
         "dagster-aws>=0.29,<0.30",
         "dagster-webserver>=1.13,<1.14",
+        "dagster-dg-cli>=1.13,<1.14",  # `dg check defs`, `dg list defs`, `dg scaffold defs`, `dg dev`
         "polars>=2.1,<3",
         "boto3>=1.34",
         "pyyaml>=6",
@@ -24,7 +25,13 @@ setup(
             "hypothesis>=6",
             "playwright>=1.40",  # drives Debian's chromium (installed by .ci/run), no browser download
             "duckdb>=1.0",  # the benchmark's reference engine
+            "pyspark>=3.5,<3.6",  # the differential test's oracle (Glue 5.0 runs Spark 3.5); needs Java
+            "dagster-postgres>=0.29,<0.30",  # the PostgreSQL instance tests (dagster_postgres.yaml)
         ]
     },
-    entry_points={"console_scripts": ["glueflow=glueflow_dagster.cli:main"]},
+    entry_points={
+        "console_scripts": ["glueflow=glueflow_dagster.cli:main"],
+        # dg's registry: makes the component type `glueflow_dagster.GlueFlows` known to `dg`.
+        "dagster_dg_cli.registry_modules": ["glueflow_dagster = glueflow_dagster"],
+    },
 )

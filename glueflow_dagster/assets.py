@@ -6,6 +6,7 @@ Thin adapters: selection lives in bookmarks.py, the data path in stage.py, the r
 
 import json
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -16,11 +17,21 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
+    AssetKey,
+    AssetObservation,
     AssetSpec,
+    AutomationCondition,
+    BetaWarning,
+    CodeReferencesMetadataValue,
     Config,
     Failure,
+    LocalFileCodeReference,
     MaterializeResult,
     MetadataValue,
+    TableColumn,
+    TableColumnDep,
+    TableColumnLineage,
+    TableSchema,
     asset,
 )
 from pydantic import Field as PydanticField
@@ -68,6 +79,7 @@ from glueflow_dagster.jobs import (
     raw_input_key,
     staging_key,
 )
+from glueflow_dagster.lineage import RAW_INPUT, STAGING, Column, Lineage, flow_columns, flow_line
 from glueflow_dagster.manifests import list_location, manifest_id, manifest_to_json, plan_manifest, policy_for
 from glueflow_dagster.monitoring import (
     RunClock,
@@ -77,7 +89,7 @@ from glueflow_dagster.monitoring import (
     output_flow_figures,
 )
 from glueflow_dagster.quarantine import QUARANTINE_DIR
-from glueflow_dagster.report import report_metadata
+from glueflow_dagster.report import location_uri, report_metadata
 from glueflow_dagster.resources import StorageResource
 from glueflow_dagster.stage import StageError, StageResult, run_stage
 from glueflow_dagster.storage import ObjectInfo, PendingObject, Storage, StorageError
@@ -86,8 +98,73 @@ from glueflow_dagster.storage import ObjectInfo, PendingObject, Storage, Storage
 INPUT_BOOKMARK_KEY = "input_bookmark"
 
 
+# Where F/flow_report's chart is written, inside the output location (`_glueflow/` is never read as data).
+REPORT_CHART_KEY = "_glueflow/reports/flow_chart.png"
+# Dagster's standard metadata keys.
+URI_KEY, ROW_COUNT_KEY = "dagster/uri", "dagster/row_count"
+COLUMN_SCHEMA_KEY, COLUMN_LINEAGE_KEY = "dagster/column_schema", "dagster/column_lineage"
+CODE_REFERENCES_KEY = "dagster/code_references"
+
+
 def _kinds(location: Location) -> set[str]:
-    return {"s3", "json"} if location.is_s3 else {"json"}
+    """The UI's kind badges: the storage, the format and the engine."""
+    return {"s3" if location.is_s3 else "file", "json", "polars"}
+
+
+def column_schema(columns: Sequence[Column]) -> TableSchema:
+    return TableSchema(columns=[TableColumn(c.name, type=c.type, description=c.description) for c in columns])
+
+
+def column_lineage(lineage: Lineage, keys: dict[str, AssetKey]) -> TableColumnLineage:
+    """Each written column with the upstream asset columns it comes from (columns of nulls have none)."""
+    return TableColumnLineage(
+        deps_by_column={
+            name: [TableColumnDep(asset_key=keys[dep.asset], column_name=dep.column) for dep in deps]
+            for name, deps in lineage
+            if deps
+        }
+    )
+
+
+def definition_metadata(flow: FlowConfig, location: Location) -> dict[str, Any]:
+    """What every asset of the flow declares: its location (`uri` kept, `dagster/uri` standard) and where the
+    flow is declared (`dagster/code_references`, the flow file at the flow's line)."""
+    metadata: dict[str, Any] = {"uri": location.uri, URI_KEY: location_uri(location.uri)}
+    if flow.config_path is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", BetaWarning)  # code references are beta in 1.13; the key is standard
+            reference = LocalFileCodeReference(
+                file_path=str(flow.config_path),
+                line_number=flow_line(flow.config_path, flow.name),
+                label=f"flow {flow.name} in {flow.config_path.name}",
+            )
+            metadata[CODE_REFERENCES_KEY] = CodeReferencesMetadataValue(code_references=[reference])
+    return metadata
+
+
+def run_location_metadata(uri: str, records_written: int) -> dict[str, Any]:
+    """Per materialization: the records written (`dagster/row_count`) and where (`dagster/uri`)."""
+    return {ROW_COUNT_KEY: records_written, URI_KEY: location_uri(uri)}
+
+
+def source_observation(
+    key: AssetKey, uri: str, listing: Sequence[ObjectInfo], selection: Selection, now_ms: int
+) -> AssetObservation:
+    """What an Input run found at the source: objects and bytes listed, those new since the last run and
+    the age of the oldest of them (0 when nothing is unread), so `F/raw_input` has a history and plots."""
+    new = selection.manifest
+    oldest = min((obj.last_modified_ms for obj in new), default=now_ms)
+    return AssetObservation(
+        asset_key=key,
+        metadata={
+            "objects_listed": len(listing),
+            "bytes_listed": sum(obj.size for obj in listing),
+            "new_objects": len(new),
+            "new_bytes": sum(obj.size for obj in new),
+            "oldest_unread_age_s": round(max(now_ms - oldest, 0) / 1000, 3),
+            URI_KEY: location_uri(uri),
+        },
+    )
 
 
 def stage_metadata(result: StageResult) -> dict[str, Any]:
@@ -123,6 +200,7 @@ def run_stage_or_fail(
     target: Storage,
     name_prefix: str,
     target_location: Location,
+    source_location: Location | None = None,
 ) -> StageResult:
     """Run one stage; too many bad records or a storage failure fail the run with a one-line headline."""
     try:
@@ -139,6 +217,9 @@ def run_stage_or_fail(
             target_file_bytes=job.target_file_bytes,
             quarantine_prefix=f"{QUARANTINE_DIR}/{context.run.run_id}/",
             defer_commit=True,
+            # Local symlinks out of the location, refused by the listing: quarantined and counted.
+            refused=[(source.uri_for(r.key), r.cause) for r in getattr(source, "refused", ())],
+            json_format=source_location.json_format if source_location is not None else None,
         )
     except StageError as err:
         figures = stage_metadata(err.result) if err.result is not None else {}
@@ -202,12 +283,20 @@ def conflict_on_location(uri: str) -> str:
 def build_flow_assets(flow: FlowConfig) -> list[Any]:
     """The three assets of one flow, in one asset group named after it."""
     name = flow.name
+    columns = flow_columns(flow.input_job, flow.output_job)
+    upstream = {RAW_INPUT: raw_input_key(name), STAGING: staging_key(name)}
+    owners, tags = list(flow.owners), dict(flow.tags)
     raw_input = AssetSpec(
         raw_input_key(name),
         group_name=name,
         description=f"Raw JSON objects at {flow.input.uri}, written by producers outside Dagster.",
         kinds=_kinds(flow.input),
-        metadata={"uri": flow.input.uri},
+        owners=owners,
+        tags=tags,
+        metadata={
+            **definition_metadata(flow, flow.input),
+            COLUMN_SCHEMA_KEY: column_schema(columns.raw_input),
+        },
     )
 
     @asset(
@@ -217,7 +306,13 @@ def build_flow_assets(flow: FlowConfig) -> list[Any]:
         kinds=_kinds(flow.staging),
         pool=pool_name(input_job_name(name)),
         description=f"Input job output: mapped {flow.staging.compression} JSON lines at {flow.staging.uri}.",
-        metadata={"uri": flow.staging.uri},
+        owners=owners,
+        tags=tags,
+        metadata={
+            **definition_metadata(flow, flow.staging),
+            COLUMN_SCHEMA_KEY: column_schema(columns.staging),
+            COLUMN_LINEAGE_KEY: column_lineage(columns.staging_lineage, upstream),
+        },
     )
     def staging(context: AssetExecutionContext, storage: StorageResource) -> MaterializeResult:
         with storage_failures():
@@ -230,7 +325,13 @@ def build_flow_assets(flow: FlowConfig) -> list[Any]:
         kinds=_kinds(flow.output),
         pool=pool_name(output_job_name(name)),
         description=f"Output job output: mapped JSON lines at {flow.output.uri}.",
-        metadata={"uri": flow.output.uri},
+        owners=owners,
+        tags=tags,
+        metadata={
+            **definition_metadata(flow, flow.output),
+            COLUMN_SCHEMA_KEY: column_schema(columns.output),
+            COLUMN_LINEAGE_KEY: column_lineage(columns.output_lineage, upstream),
+        },
         check_specs=[
             AssetCheckSpec(check, asset=output_key(name), description=text, blocking=False)
             for check, text in CHECK_DESCRIPTIONS.items()
@@ -244,13 +345,28 @@ def build_flow_assets(flow: FlowConfig) -> list[Any]:
         key=flow_report_key(name),
         deps=[output_key(name)],
         group_name=name,
-        kinds={"matplotlib"},
-        description="The Glue guide's charts for this flow: Input bytes written and Output bytes read on one "
-        "timeline, and the flow ratio per Input window (PNG path and table in the metadata).",
+        kinds={"matplotlib", "png", "s3" if flow.output.is_s3 else "file"},
+        owners=owners,
+        tags=tags,
+        # Only the code reference: the chart's location is per materialization (`dagster/uri`).
+        metadata={k: v for k, v in definition_metadata(flow, flow.output).items() if k == CODE_REFERENCES_KEY},
+        # Redrawn by F_output_job; after a UI "Materialize" of F/output alone, by Dagster's automation
+        # sensor (`default_automation_condition_sensor`, when it is turned on).
+        automation_condition=AutomationCondition.eager(),
+        description="The Glue guide's charts for this flow: Input bytes written and Output bytes read per "
+        "Input window, and the flow ratio per window (the chart itself, its PNG in the output location "
+        f"at {REPORT_CHART_KEY}, and the table in the metadata).",
     )
-    def flow_report(context: AssetExecutionContext) -> MaterializeResult:
+    def flow_report(context: AssetExecutionContext, storage: StorageResource) -> MaterializeResult:
         report = current_flow_report(context.instance, name, context.run.run_id)
-        return MaterializeResult(metadata=report_metadata(report))
+        png = report.png_path.read_bytes() if report.png_path is not None else None
+        chart_uri = None
+        if png is not None:
+            with storage_failures():
+                target = storage.open(flow.output.uri)
+                target.write_bytes(REPORT_CHART_KEY, png)
+                chart_uri = target.uri_for(REPORT_CHART_KEY)
+        return MaterializeResult(metadata=report_metadata(report, chart_png=png, chart_uri=chart_uri))
 
     return [raw_input, staging, output, flow_report]
 
@@ -264,14 +380,24 @@ def run_input(context: AssetExecutionContext, flow: FlowConfig, storage: Storage
     planned_from = latest_commit_id(context.instance, key)
     bookmark = Bookmark.from_dict(latest_metadata(context.instance, key).get(INPUT_BOOKMARK_KEY))
     garbage = garbage_collection(context, target, key, flow.staging.orphan_grace_s)
-    listing = list_location(source, flow.input, must_exist=True)
+    listing = list(list_location(source, flow.input, must_exist=True))
     selection = select_objects(listing, bookmark, option="enable", known=input_known_objects(context.instance, name))
+    context.log_event(
+        source_observation(raw_input_key(name), flow.input.uri, listing, selection, int(time.time() * 1000))
+    )
     context.log.info(
         f"{selection.listed_files} objects listed, {len(selection.manifest)} new "
         f"({selection.already_read_files} read by earlier runs)"
     )
     result = run_stage_or_fail(
-        context, source, selection.manifest, flow.input_job, target, attempt.part_prefix, flow.staging
+        context,
+        source,
+        selection.manifest,
+        flow.input_job,
+        target,
+        attempt.part_prefix,
+        flow.staging,
+        flow.input,
     )
     with aborted_unless_published(target, result.pending, context.log.info):
         if latest_commit_id(context.instance, key) != planned_from:
@@ -285,6 +411,7 @@ def run_input(context: AssetExecutionContext, flow: FlowConfig, storage: Storage
             "summary": summary_markdown(f"{name} Input run", plotted),
             MANIFEST_KEY: MetadataValue.json(manifest_to_json(result.read)),
             INPUT_BOOKMARK_KEY: MetadataValue.json(commit(bookmark, selection).to_dict()),
+            **run_location_metadata(flow.staging.uri, result.records_written),
         }
     )
 
@@ -373,7 +500,9 @@ def run_output(
     if frozen and option == "enable" and base_version != committed.bookmark.version:
         raise Failure(conflict_message(ctx, base_version, committed))
     planned_id = config.manifest_id or manifest_id(ctx, base_version, manifest)
-    result = run_stage_or_fail(context, source, manifest, job, target, attempt.part_prefix, flow.output)
+    result = run_stage_or_fail(
+        context, source, manifest, job, target, attempt.part_prefix, flow.output, flow.staging
+    )
     with aborted_unless_published(target, result.pending, context.log.info):
         metadata = output_metadata(context, flow, result, source, staged, states)
         metadata |= {
@@ -394,6 +523,7 @@ def run_output(
     figures = {k: v for k, v in metadata.items() if isinstance(v, int | float) and not isinstance(v, bool)}
     metadata["summary"] = summary_markdown(f"{name} Output run", figures)
     verdicts = evaluate(metadata, earlier_backlogs(context.instance, name, BACKLOG_RUNS - 1), job.flow_ratio_band)
+    metadata |= run_location_metadata(flow.output.uri, result.records_written)
     return MaterializeResult(metadata=metadata, check_results=[_check_result(v) for v in verdicts])
 
 

@@ -15,41 +15,98 @@ from glueflow_dagster.storage import StorageError
 _BATCH = re.compile(r"(?:^|/)batch=(\d+)/")
 
 
+_CONFIG_HELP = (
+    "flow file or component instance (defs/<name>/defs.yaml); default $GLUEFLOW_CONFIG, else glueflow.yaml "
+    "in the working directory"
+)
+_FLOW_HELP = "flow to use (default: the first in the file)"
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="glueflow", description="Chained incremental S3 ETL flows on Dagster.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="write sample data and run Input -> sensor -> Output cycles")
+    parser = argparse.ArgumentParser(
+        prog="glueflow",
+        description="Chained incremental S3 ETL flows on Dagster, with Glue's bookmarks and data-flow monitoring.",
+        epilog="Run `glueflow COMMAND --help` for a command's options.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, summary: str, details: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=summary, description=f"{summary[0].upper()}{summary[1:]}. {details}")
+
+    demo = command(
+        "demo",
+        "write sample data and run Input -> sensor -> Output cycles",
+        "Each cycle writes a batch of sample raw JSON, runs the Input job, ticks the Output sensor and runs the "
+        "Output job it requests, through the real definitions against DAGSTER_HOME (default "
+        ".glueflow/dagster_home beside the flow file), and prints one row per cycle. Progress goes to stderr.",
+    )
     demo.add_argument("--cycles", type=int, default=4, help="trigger periods to run (default 4)")
-    demo.add_argument("--config", type=Path, default=None, help="flow file (default $GLUEFLOW_CONFIG or glueflow.yaml)")
-    demo.add_argument("--flow", default=None, help="flow to run (default: the first in the file)")
+    demo.add_argument("--config", type=Path, default=None, metavar="FILE", help=_CONFIG_HELP)
+    demo.add_argument("--flow", default=None, help=_FLOW_HELP)
     demo.add_argument(
         "--bookmarks",
         choices=["enable", "disable", "pause"],
         default=None,
         help="override output_job.bookmark for this demo (disable shows the guide's growing ratio)",
     )
+    demo.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start the flow over first: delete its runs, asset history and sensor cursor from DAGSTER_HOME and "
+        "every object under its input, staging and output locations (other flows keep theirs)",
+    )
 
-    bookmark = commands.add_parser("bookmark", help="show or change an Output job's bookmark")
-    bookmark.add_argument("action", choices=["show", "reset", "rewind", "set-to-current"])
+    bookmark = command(
+        "bookmark",
+        "show or change an Output job's bookmark",
+        "show: the committed bookmark and what the next run would read; reset: the next run reads everything; "
+        "rewind --to-run RUN_ID: back to the state after that successful Output run; set-to-current: mark "
+        "everything now in staging as read without running.",
+    )
+    bookmark.add_argument(
+        "action", choices=["show", "reset", "rewind", "set-to-current"], help="what to do with the bookmark"
+    )
     bookmark.add_argument("--to-run", default=None, metavar="RUN_ID", help="rewind: the successful Output run")
-    bookmark.add_argument("--flow", default=None, help="flow (default: the first in the file)")
+    bookmark.add_argument("--flow", default=None, help=_FLOW_HELP)
     bookmark.add_argument("--ctx", default=None, help="transformation_ctx (default: the flow file's)")
     bookmark.add_argument("--dry-run", action="store_true", help="list what the next run would read; change nothing")
     bookmark.add_argument("--json", action="store_true", help="print JSON instead of text")
-    bookmark.add_argument("--config", type=Path, default=None, help="flow file")
+    bookmark.add_argument("--config", type=Path, default=None, metavar="FILE", help=_CONFIG_HELP)
 
-    report = commands.add_parser("report", help="the guide's charts from the instance's history")
-    report.add_argument("--flow", default=None, help="flow (default: the first in the file)")
+    report = command(
+        "report",
+        "the guide's charts from the instance's history",
+        "Prints the guide's windows (Input bytes written, Output bytes read, their ratio) from DAGSTER_HOME's "
+        "runs, as a table or JSON, and draws the chart as a PNG.",
+    )
+    report.add_argument("--flow", default=None, help=_FLOW_HELP)
     report.add_argument("--json", action="store_true", help="print the windows as JSON")
     report.add_argument("--png", type=Path, default=None, metavar="FILE", help="draw the chart into FILE")
-    report.add_argument("--config", type=Path, default=None, help="flow file")
+    report.add_argument("--config", type=Path, default=None, metavar="FILE", help=_CONFIG_HELP)
 
-    simulate = commands.add_parser("simulate", help="replay the Glue guide's timeline in virtual time")
-    simulate.add_argument("--bookmarks", choices=["enable", "disable"], required=True)
+    simulate = command(
+        "simulate",
+        "replay the Glue guide's timeline in virtual time",
+        "Runs the guide's Input and Output runs through the real assets, sensor and bookmark code on a "
+        "temporary instance and prints the windows.",
+    )
+    simulate.add_argument(
+        "--bookmarks",
+        choices=["enable", "disable"],
+        required=True,
+        help="job bookmarks for the Output job (disable: the guide's picture before its fix)",
+    )
     simulate.add_argument("--json", action="store_true", help="print the windows as JSON")
     simulate.add_argument("--png", type=Path, default=None, metavar="FILE", help="draw the chart into FILE")
 
-    glue = commands.add_parser("import-glue", help="turn AWS Glue scripts, jobs and triggers into a flow")
+    glue = command(
+        "import-glue",
+        "turn AWS Glue scripts, jobs and triggers into a flow",
+        "Reads Glue PySpark scripts with Python's ast (never running them), or the jobs, scripts and triggers of "
+        "an AWS account with --from-aws, writes the flow (flow file or component defs.yaml) and prints a "
+        "migration report: what converted, what came from defaults, what needs you. Exits 1 when a step "
+        "does not convert (unless --allow-partial), 2 on input it cannot read.",
+    )
     glue.add_argument("--input-script", type=Path, default=None, help="the Input job's Glue PySpark script")
     glue.add_argument("--output-script", type=Path, default=None, help="the Output job's Glue PySpark script")
     glue.add_argument("--flow", required=True, help="name of the flow to write")
@@ -73,6 +130,11 @@ def _parser() -> argparse.ArgumentParser:
         help="S3 location of a Data Catalog table read with from_catalog (repeatable)",
     )
     return parser
+
+
+def _progress(line: str) -> None:
+    """Progress of a long command: stderr, so stdout stays the table or JSON a script reads."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def _pick_flow(config: GlueflowConfig, name: str | None) -> FlowConfig:
@@ -103,8 +165,13 @@ def demo(args: argparse.Namespace) -> int:
     if args.bookmarks:
         flow = replace(flow, output_job=replace(flow.output_job, bookmark=args.bookmarks))
         config = replace(config, flows={**config.flows, flow.name: flow})
-    instance = open_instance(config.path.parent)
+    instance = open_instance(config.project_dir)
     home = instance.root_directory
+    if args.fresh:
+        from glueflow_dagster.fresh import start_fresh
+
+        for line in start_fresh(instance, flow, progress=_progress).lines():
+            _progress(line)
     print(f"flow {flow.name}: output bookmark {flow.output_job.bookmark}; DAGSTER_HOME={home}")
     print(f"{'cycle':>5}  {'input bytes written':>20}  {'output bytes read':>18}  {'ratio':>6}")
 
@@ -115,7 +182,9 @@ def demo(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    run_demo(build_definitions(config), instance, flow, args.cycles, report=report, first_cycle=_next_batch(flow))
+    first = _next_batch(flow)
+    defs = build_definitions(config)
+    run_demo(defs, instance, flow, args.cycles, report=report, first_cycle=first, progress=_progress)
     print(f"Browse the runs, lineage and metadata: DAGSTER_HOME={instance.root_directory} dagster dev")
     return 0
 
@@ -129,7 +198,9 @@ def bookmark(args: argparse.Namespace) -> int:
 
     config = load_config(args.config or default_config_path())
     flow = _pick_flow(config, args.flow)
-    instance = open_instance(config.path.parent)
+    instance = open_instance(config.project_dir)
+    if args.action != "rewind" or args.to_run:  # a rewind without --to-run fails at once, with one line
+        _progress(f"bookmark {args.action}: flow {flow.name}, listing staging at {flow.staging.uri} ...")
     report = run_admin_action(
         instance,
         flow,
@@ -149,7 +220,9 @@ def report(args: argparse.Namespace) -> int:
 
     config = load_config(args.config or default_config_path())
     flow = _pick_flow(config, args.flow)
-    return report_command(open_instance(config.path.parent), flow.name, args.json, args.png)
+    instance = open_instance(config.project_dir)
+    _progress(f"report: reading flow {flow.name}'s runs from DAGSTER_HOME={instance.root_directory} ...")
+    return report_command(instance, flow.name, args.json, args.png)
 
 
 def simulate(args: argparse.Namespace) -> int:
@@ -158,9 +231,9 @@ def simulate(args: argparse.Namespace) -> int:
     from glueflow_dagster.report import draw_flow_chart, windows_json, windows_markdown
     from glueflow_dagster.simulate import simulate as run_simulation
 
-    if not args.json:
-        print(f"replaying the guide's timeline with bookmarks {args.bookmarks} ...", file=sys.stderr, flush=True)
+    _progress(f"replaying the guide's timeline with bookmarks {args.bookmarks} ...")
     result = run_simulation(args.bookmarks)
+    _progress(f"replayed {len(result.input_runs)} Input and {len(result.output_runs)} Output runs")
     if args.png is not None:
         title = f"Glue guide timeline replayed, job bookmarks {args.bookmarks}"
         draw_flow_chart(result.windows, result.input_runs, result.output_runs, args.png, title)

@@ -1,6 +1,11 @@
 """Flow declarations: the `glueflow.yaml` file that names every flow's locations, jobs and mappings.
 
 Plain Python (no Dagster import): the Dagster shell builds its definitions from what this returns.
+Everything that would make a flow fail later, or duplicate records, is refused here, at load, with one
+line naming the file, the flow and the field: a cron Dagster would reject, two locations that overlap
+(records would mix across flows or be read again every cycle), YAML aliases (a 584-byte "billion
+laughs" file would expand to gigabytes). Messages show values cut to a few dozen characters, with URL
+credentials redacted, so a message never embeds an unbounded value or a secret.
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ from typing import Any
 import yaml
 
 from glueflow_dagster.commits import DEFAULT_ORPHAN_GRACE_S
+from glueflow_dagster.json_reader import JsonFormat, JsonPathError, parse_json_path
 from glueflow_dagster.mapping import FieldMapping, MappingError, parse_mappings
 from glueflow_dagster.stage import DEFAULT_TARGET_FILE_BYTES, GZIP_LEVELS
+from glueflow_dagster.storage import SHOWN_CHARS, redact, shorten, shown
 
 CONFIG_ENV_VAR = "GLUEFLOW_CONFIG"
 DEFAULT_CONFIG_NAME = "glueflow.yaml"
@@ -27,9 +34,17 @@ ON_LATE_OPTIONS = ("process", "report")
 COMPRESSIONS = ("gzip", "none")
 _FLOW_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_CRON_FIELDS = 5
+# Asset owners and tags (Dagster's rules): an e-mail or `team:<name>`; tag keys `[prefix/]name` and values of
+# at most 63 letters, digits, `_`, `.`, `-`.
+_OWNER = re.compile(r"^(team:.+|[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,7})$")
+_TAG_KEY = re.compile(r"^([A-Za-z0-9_.-]{1,63}/)?[A-Za-z0-9_.-]{1,63}$")
+_TAG_VALUE = re.compile(r"^[A-Za-z0-9_.-]{0,63}$")
 # F_output_sensor requests a failed run's manifest again this many times in all, then plans afresh.
 DEFAULT_MAX_MANIFEST_ATTEMPTS = 3
+_QUOTED = re.compile("'[^'\\n]{" + str(SHOWN_CHARS + 1) + ",}'")  # a long quoted value in another module's message
+_BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_LOCATION_ROLES = ("input", "staging", "output")
+_SEPARATE = "every input, staging and output location must be separate (records would mix or be read again)"
 
 
 class ConfigError(ValueError):
@@ -46,10 +61,17 @@ class Location:
     compression: str = "none"
     compression_level: int | None = None  # gzip level 1-9; None: the stage's default
     orphan_grace_s: int = DEFAULT_ORPHAN_GRACE_S  # written locations: age before uncommitted objects are removed
+    # Glue's JSON reader options (locations a job reads): a record may span lines / records at a path.
+    multiline: bool = False
+    json_path: str | None = None  # the YAML key is Glue's `jsonPath`
 
     @property
     def is_s3(self) -> bool:
         return self.uri.startswith("s3://")
+
+    @property
+    def json_format(self) -> JsonFormat:
+        return JsonFormat(multiline=self.multiline, json_path=self.json_path)
 
 
 @dataclass(frozen=True)
@@ -82,12 +104,22 @@ class FlowConfig:
     output: Location
     input_job: JobConfig
     output_job: JobConfig
+    owners: tuple[str, ...] = ()  # Dagster asset owners of the flow's assets
+    tags: Mapping[str, str] = field(default_factory=dict)  # Dagster asset tags of the flow's assets
+    config_path: Path | None = None  # the file that declares the flow (the assets' code reference)
 
 
 @dataclass(frozen=True)
 class GlueflowConfig:
     path: Path
     flows: dict[str, FlowConfig] = field(default_factory=dict)
+    # The folder local `uri`s resolve against and the demo's DAGSTER_HOME sits in: the flow file's
+    # folder, or the project root for a component instance (`defs/<name>/defs.yaml`).
+    root: Path | None = None
+
+    @property
+    def project_dir(self) -> Path:
+        return self.root if self.root is not None else self.path.parent
 
 
 def default_config_path() -> Path:
@@ -116,38 +148,221 @@ def load_config(path: Path | str | None = None) -> GlueflowConfig:
     if not config_path.is_file():
         raise ConfigError(f"{config_path}: flow file not found (set {CONFIG_ENV_VAR} or pass --config)")
     try:
-        document = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+        document = yaml.load(config_path.read_text(encoding="utf-8"), Loader=_FlowFileLoader)  # noqa: S506
+    except _AliasRefused as err:
+        raise ConfigError(
+            f"{config_path}: line {err.line}: YAML aliases (*{shorten(err.name)}) are not allowed in a flow file "
+            "(write the value out)"
+        ) from None  # the YAML error's own text holds the document's lines
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{config_path}:{where} not valid YAML: {getattr(err, 'problem', err)}") from err
+        problem = _bounded(str(getattr(err, "problem", None) or err))
+        raise ConfigError(f"{config_path}:{where} not valid YAML: {problem}") from err
+    if is_component_instance(document):
+        # The component door (`defs/<name>/defs.yaml`): the same schema under `attributes:`, local
+        # paths against the project root, so the CLI reads the instance `dg` loads.
+        return parse_config(document.get("attributes"), config_path, base_dir=find_project_root(config_path))
     return parse_config(document, config_path)
 
 
-def parse_config(document: Any, config_path: Path) -> GlueflowConfig:
-    reader = _Reader(config_path)
+class _AliasRefused(Exception):
+    def __init__(self, name: str, line: int) -> None:
+        super().__init__(name)
+        self.name, self.line = name, line
+
+
+class _FlowFileLoader(yaml.SafeLoader):
+    """yaml's SafeLoader without aliases: an alias is refused where it appears, before anything expands.
+
+    A flow file has no use for them, and a "billion laughs" file (aliases of aliases) would otherwise
+    become a structure of a billion elements the moment anything walks it.
+    """
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise _AliasRefused(str(event.anchor), event.start_mark.line + 1)
+        return super().compose_node(parent, index)
+
+
+def _bounded(message: str) -> str:
+    """Another module's message (YAML, ApplyMapping) made safe for ours: one line, credentials redacted,
+    every long quoted value cut, and the whole bounded."""
+    message = " ".join(redact(message).split())
+    message = _QUOTED.sub(lambda m: m.group(0)[: SHOWN_CHARS + 1] + "'...", message)
+    return shorten(message, 6 * SHOWN_CHARS)
+
+
+COMPONENT_TYPE = "glueflow_dagster.GlueFlows"
+
+
+def is_component_instance(document: Any) -> bool:
+    """A `defs.yaml` of the GlueFlows component type (`type:` + `attributes:`) rather than a flow file."""
+    return isinstance(document, dict) and document.get("type") == COMPONENT_TYPE
+
+
+def find_project_root(path: Path) -> Path:
+    """The nearest folder above `path` holding pyproject.toml (the dg project root), else path's folder."""
+    for folder in path.resolve().parents:
+        if (folder / "pyproject.toml").is_file():
+            return folder
+    return path.resolve().parent
+
+
+def parse_config(document: Any, config_path: Path, base_dir: Path | None = None) -> GlueflowConfig:
+    """Validate a parsed `{flows: ...}` document: the one parser behind both doors.
+
+    `config_path` is the file errors name; `base_dir` the folder local `uri`s resolve against
+    (default: that file's folder).
+    """
+    reader = _Reader(config_path, base_dir)
     if not isinstance(document, dict) or not isinstance(document.get("flows"), dict) or not document["flows"]:
         raise ConfigError(f"{config_path}: expected a top-level 'flows:' mapping with at least one flow")
     reader.no_unknown(document, {"flows"}, "")
     flows = {name: reader.flow(name, body) for name, body in document["flows"].items()}
-    return GlueflowConfig(path=config_path, flows=flows)
+    reader.separate_locations(flows)
+    return GlueflowConfig(path=config_path, flows=flows, root=base_dir)
+
+
+# --------------------------------------------------------------------------------------------------
+# Cron: validated here, in plain Python (the core imports no Dagster), as Dagster's schedules read it.
+
+_MONTH_NAMES = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+_DAY_NAMES = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
+#: name, lowest, highest, names (their index + lowest is the value)
+_CRON_FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day of month", 1, 31, ()),
+    ("month", 1, 12, _MONTH_NAMES),
+    ("day of week", 0, 7, _DAY_NAMES),  # 0 and 7 are both Sunday
+)
+_DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+_DIGITS = re.compile(r"[0-9]{1,4}")
+
+
+class _CronProblem(Exception):
+    pass
+
+
+def cron_problem(expression: str) -> str | None:
+    """None when ``expression`` is a valid five-field cron, else what is wrong in a few words.
+
+    Fields: minute 0-59, hour 0-23, day of month 1-31, month 1-12 or JAN-DEC, day of week 0-7 or
+    SUN-SAT; each a ``*``, a value, a range ``a-b`` (not reversed), any of them with a step ``/n``, or a
+    comma list of those. Stricter than croniter where it is lenient (no ``L``, ``#``, ``?``, ``@hourly``,
+    wrap-around ranges or steps larger than the field), so whatever passes here Dagster accepts too.
+    A day of month that never occurs in the months given (``0 0 30 2 *``) is refused, as Dagster does.
+    """
+    fields = expression.split()
+    if len(fields) != len(_CRON_FIELDS):
+        return f"expected 5 fields (minute hour day-of-month month day-of-week), got {len(fields)}"
+    values: list[set[int]] = []
+    try:
+        for text, spec in zip(fields, _CRON_FIELDS, strict=True):
+            values.append(_cron_field(text, *spec))
+    except _CronProblem as err:
+        return str(err)
+    days, months = values[2], values[3]
+    if not any(day <= _DAYS_IN_MONTH[month - 1] for day in days for month in months):
+        return "the day of month never occurs in the months given"
+    return None
+
+
+def _cron_field(text: str, name: str, low: int, high: int, names: tuple[str, ...]) -> set[int]:
+    allowed: set[int] = set()
+    for part in text.split(","):
+        base, slash, step_text = part.partition("/")
+        step = 1
+        if slash:
+            if not _DIGITS.fullmatch(step_text) or not 1 <= int(step_text) <= high:
+                raise _CronProblem(f"{name} step {shown(step_text)} is not 1-{high}")
+            step = int(step_text)
+        if base == "*":
+            start, end = low, high
+        else:
+            first, dash, last = base.partition("-")
+            start = _cron_value(first, name, low, high, names)
+            end = _cron_value(last, name, low, high, names) if dash else (high if slash else start)
+            if names is _DAY_NAMES and end == 0 < start:
+                end = 7  # FRI-SUN: Sunday ends a week as 7
+            if start > end:
+                raise _CronProblem(f"{name} range {shown(base)} runs backwards")
+        allowed.update(range(start, end + 1, step))
+    return allowed
+
+
+def _cron_value(text: str, name: str, low: int, high: int, names: tuple[str, ...]) -> int:
+    if _DIGITS.fullmatch(text) and low <= int(text) <= high:
+        return int(text)
+    if text.upper() in names:
+        return names.index(text.upper()) + low
+    if not text:
+        raise _CronProblem(f"{name} has an empty value")
+    spelled = f" or {names[0]}-{names[-1]}" if names else ""
+    raise _CronProblem(f"{name} {shown(text)} is not {low}-{high}{spelled}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Locations that must not overlap
+
+
+def _segments(location: Location) -> tuple[str, tuple[str, ...]]:
+    """(kind, path segments) of a location: S3 bucket + prefix segments, or the local folder's real path
+    (os.path.realpath: symlinks in the path itself are resolved; nothing under it is read)."""
+    if location.is_s3:
+        return "s3", tuple(part for part in location.uri.removeprefix("s3://").split("/") if part)
+    return "local", Path(os.path.realpath(location.uri)).parts
+
+
+def _location_shown(uri: str) -> str:
+    """A location for a message: credentials redacted; a long one keeps its start and its end."""
+    uri = redact(uri)
+    return uri if len(uri) <= 60 else f"{uri[:20]}...{uri[-37:]}"
 
 
 class _Reader:
     """Validates one document, so every error can say which file, flow and field it is about."""
 
-    def __init__(self, config_path: Path) -> None:
+    def __init__(self, config_path: Path, base_dir: Path | None = None) -> None:
         self.path = config_path
-        self.base_dir = config_path.parent
+        self.base_dir = base_dir if base_dir is not None else config_path.parent
 
     def fail(self, where: str, message: str) -> ConfigError:
         return ConfigError(f"{self.path}: {where}: {message}")
 
+    def separate_locations(self, flows: Mapping[str, FlowConfig]) -> None:
+        """Refuse any two locations, across all flows, that are the same or one inside the other.
+
+        Compared on whole path segments (``s3://b/stag`` is not inside ``s3://b/staging``). No exclusion
+        makes an overlap safe: a flow's input excludes nothing by default, and staging or output inside
+        an input would be read again every cycle.
+        """
+        places = [
+            (f"flow {shown(name)}.{role}.uri", getattr(flow, role).uri, _segments(getattr(flow, role)))
+            for name, flow in flows.items()
+            for role in _LOCATION_ROLES
+        ]
+        for index, (where_a, uri_a, (kind_a, parts_a)) in enumerate(places):
+            for where_b, uri_b, (kind_b, parts_b) in places[index + 1 :]:
+                if kind_a != kind_b:
+                    continue
+                if parts_a == parts_b:
+                    same = f"{where_a} and {where_b} are the same location {_location_shown(uri_a)}"
+                    raise ConfigError(f"{self.path}: {same}: {_SEPARATE}")
+                if parts_b[: len(parts_a)] == parts_a or parts_a[: len(parts_b)] == parts_b:
+                    outer, inner = ((where_a, uri_a), (where_b, uri_b))
+                    if len(parts_a) > len(parts_b):
+                        outer, inner = inner, outer
+                    inside = f"{inner[0]} {_location_shown(inner[1])} is inside {outer[0]} {_location_shown(outer[1])}"
+                    raise ConfigError(f"{self.path}: {inside}: {_SEPARATE}")
+
     def no_unknown(self, body: Mapping[str, Any], allowed: set[str], where: str) -> None:
-        unknown = sorted(set(body) - allowed)
+        unknown = sorted((key for key in body if key not in allowed), key=str)
         if unknown:
             raise self.fail(
-                where or "top level", f"unknown field {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})"
+                where or "top level", f"unknown field {shown(unknown[0])} (allowed: {', '.join(sorted(allowed))})"
             )
 
     def section(self, body: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
@@ -157,34 +372,65 @@ class _Reader:
         return value
 
     def flow(self, name: Any, body: Any) -> FlowConfig:
-        where = f"flow {name!r}"
+        where = f"flow {shown(name)}"
         if not isinstance(name, str) or not _FLOW_NAME.match(name):
             raise self.fail(where, "flow names must be identifiers (letters, digits, underscore)")
         if not isinstance(body, dict):
             raise self.fail(where, "expected a mapping with input, staging, output, input_job, output_job")
-        self.no_unknown(body, {"input", "staging", "output", "input_job", "output_job"}, where)
+        self.no_unknown(body, {"input", "staging", "output", "input_job", "output_job", "owners", "tags"}, where)
         return FlowConfig(
             name=name,
-            input=self.location(self.section(body, "input", where), f"{where}.input", compression_allowed=False),
-            staging=self.location(self.section(body, "staging", where), f"{where}.staging"),
+            input=self.location(
+                self.section(body, "input", where), f"{where}.input", compression_allowed=False, read=True
+            ),
+            staging=self.location(self.section(body, "staging", where), f"{where}.staging", read=True),
             output=self.location(self.section(body, "output", where), f"{where}.output"),
             input_job=self.job(self.section(body, "input_job", where), f"{where}.input_job", scheduled=True),
             output_job=self.job(self.section(body, "output_job", where), f"{where}.output_job", scheduled=False),
+            owners=self.owners(body.get("owners", []), f"{where}.owners"),
+            tags=self.tags(body.get("tags", {}), f"{where}.tags"),
+            config_path=self.path,
         )
 
-    def location(self, body: Mapping[str, Any], where: str, compression_allowed: bool = True) -> Location:
+    def owners(self, value: Any, where: str) -> tuple[str, ...]:
+        if not isinstance(value, list):
+            raise self.fail(where, f"expected a list like [team:data, someone@example.com], got {value!r:.80}")
+        for owner in value:
+            if not isinstance(owner, str) or not _OWNER.match(owner):
+                raise self.fail(where, f"{owner!r:.80} is not an e-mail address or team:<name>")
+        return tuple(value)
+
+    def tags(self, value: Any, where: str) -> dict[str, str]:
+        if not isinstance(value, dict):
+            raise self.fail(where, f"expected a mapping like {{domain: sales}}, got {value!r:.80}")
+        for key, tag in value.items():
+            if not isinstance(key, str) or not _TAG_KEY.match(key):
+                expected = "expected [prefix/]name of letters, digits, _ . - (<= 63 each)"
+                raise self.fail(where, f"key {key!r:.80}: {expected}")
+            if not isinstance(tag, str) or not _TAG_VALUE.match(tag):
+                raise self.fail(f"{where}.{key}", f"expected up to 63 letters, digits, _ . -, got {tag!r:.80}")
+        return dict(value)
+
+    def location(
+        self, body: Mapping[str, Any], where: str, compression_allowed: bool = True, read: bool = False
+    ) -> Location:
         written = {"compression", "compression_level", "orphan_grace_s"}  # options of locations a job writes
+        reader = {"multiline", "jsonPath"}  # Glue's JSON reader options, on locations a job reads
         allowed = {"uri", "recurse", "exclusions"} | (written if compression_allowed else set())
+        allowed |= reader if read else set()
         self.no_unknown(body, allowed, where)
         uri = self.text(body.get("uri"), f"{where}.uri")
         if not uri.startswith("s3://"):
             local = Path(uri.removeprefix("file://"))
             uri = str(local if local.is_absolute() else (self.base_dir / local).resolve())
         elif not uri.removeprefix("s3://").split("/", 1)[0]:
-            raise self.fail(f"{where}.uri", f"{uri!r} names no bucket")
+            raise self.fail(f"{where}.uri", f"{shown(uri)} names no bucket")
+        elif not _BUCKET.fullmatch(uri.removeprefix("s3://").split("/", 1)[0]):
+            # Also catches s3://key:secret@bucket: an S3 URI carries no credentials.
+            raise self.fail(f"{where}.uri", f"{shown(uri)} names no valid bucket (letters, digits, '.', '-', '_')")
         recurse = body.get("recurse", True)
         if not isinstance(recurse, bool):
-            raise self.fail(f"{where}.recurse", f"expected true or false, got {recurse!r}")
+            raise self.fail(f"{where}.recurse", f"expected true or false, got {shown(recurse)}")
         exclusions = body.get("exclusions", [])
         if not isinstance(exclusions, list) or not all(isinstance(e, str) and e for e in exclusions):
             raise self.fail(f"{where}.exclusions", "expected a list of glob strings")
@@ -193,6 +439,15 @@ class _Reader:
         if level is not None and (level not in GZIP_LEVELS or compression != "gzip"):
             expected = f"expected {GZIP_LEVELS[0]}-{GZIP_LEVELS[-1]} with compression: gzip, got {level}"
             raise self.fail(f"{where}.compression_level", expected)
+        multiline = body.get("multiline", False)
+        if not isinstance(multiline, bool):
+            raise self.fail(f"{where}.multiline", f"expected true or false, got {multiline!r}")
+        json_path = body.get("jsonPath")
+        if json_path is not None:
+            try:
+                parse_json_path(json_path)
+            except JsonPathError as err:
+                raise self.fail(f"{where}.jsonPath", str(err)) from None
         return Location(
             uri=uri,
             recurse=recurse,
@@ -200,6 +455,8 @@ class _Reader:
             compression=compression,
             compression_level=level,
             orphan_grace_s=self.whole(body, "orphan_grace_s", DEFAULT_ORPHAN_GRACE_S, where, minimum=0),
+            multiline=multiline,
+            json_path=json_path,
         )
 
     def job(self, body: Mapping[str, Any], where: str, scheduled: bool) -> JobConfig:
@@ -222,15 +479,24 @@ class _Reader:
         raw = body.get("mappings")
         if not isinstance(raw, list) or not raw:
             raise self.fail(f"{where}.mappings", "expected a non-empty list of [source, type, target, type]")
+        for index, mapping in enumerate(raw):
+            # Shape first, so a message never has to show (or walk) a huge nested value.
+            if not isinstance(mapping, list) or len(mapping) != 4 or not all(isinstance(p, str) for p in mapping):
+                expected = "expected [source, source_type, target, target_type] (4 strings)"
+                raise self.fail(f"{where}.mappings", f"mapping #{index}: {expected}, got {shown(mapping)}")
         try:
             mappings = parse_mappings(raw)
         except MappingError as err:
-            raise self.fail(f"{where}.mappings", str(err)) from err
+            raise self.fail(f"{where}.mappings", _bounded(str(err))) from err
         schedule = None
         if scheduled:
             schedule = self.text(body.get("schedule", "*/30 * * * *"), f"{where}.schedule")
-            if len(schedule.split()) != _CRON_FIELDS:
-                raise self.fail(f"{where}.schedule", f"{schedule!r} is not a 5-field cron expression")
+            if len(schedule.split()) != len(_CRON_FIELDS):
+                expected = "is not a 5-field cron expression (minute hour day-of-month month day-of-week)"
+                raise self.fail(f"{where}.schedule", f"{shown(schedule)} {expected}")
+            problem = cron_problem(schedule)
+            if problem is not None:
+                raise self.fail(f"{where}.schedule", f"{shown(schedule)} is not a valid cron expression: {problem}")
         ctx = self.text(body.get("transformation_ctx", "bookmark_ctx"), f"{where}.transformation_ctx")
         return JobConfig(
             mappings=mappings,
@@ -255,7 +521,7 @@ class _Reader:
         numbers = isinstance(value, list) and len(value) == 2
         numbers = numbers and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
         if not numbers or not 0 <= value[0] < value[1]:
-            raise self.fail(where, f"expected [low, high] with 0 <= low < high, got {value!r}")
+            raise self.fail(where, f"expected [low, high] with 0 <= low < high, got {shown(value)}")
         return float(value[0]), float(value[1])
 
     def whole(self, body: Mapping[str, Any], key: str, default: int | None, where: str, minimum: int) -> Any:
@@ -263,18 +529,20 @@ class _Reader:
         if value is None and default is None:
             return None
         if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-            raise self.fail(f"{where}.{key}", f"expected a whole number >= {minimum}, got {value!r}")
+            raise self.fail(f"{where}.{key}", f"expected a whole number >= {minimum}, got {shown(value)}")
         return value
 
     def text(self, value: Any, where: str) -> str:
         if not isinstance(value, str) or not value.strip():
-            raise self.fail(where, f"expected a non-empty string, got {value!r}")
+            raise self.fail(where, f"expected a non-empty string, got {shown(value)}")
         try:
             return expand_env(value)
         except KeyError as err:
-            raise self.fail(where, f"environment variable {err.args[0]} is not set and has no default") from err
+            raise self.fail(
+                where, f"environment variable {shorten(err.args[0])} is not set and has no default"
+            ) from err
 
     def choice(self, value: Any, options: Sequence[str], where: str) -> str:
         if value not in options:
-            raise self.fail(where, f"expected one of {', '.join(options)}, got {value!r}")
+            raise self.fail(where, f"expected one of {', '.join(options)}, got {shown(value)}")
         return str(value)

@@ -48,9 +48,12 @@ def run_cycle(
     *,
     files: int = 4,
     events_per_file: int = 5_000,
+    progress: Callable[[str], None] = lambda _line: None,
 ) -> tuple[CycleFigures, str | None]:
     """One Glue trigger period: a producer batch, one Input run, one sensor tick and its Output run."""
+    progress(f"cycle {cycle}: writing {files} sample objects of {events_per_file:,} events to {flow.input.uri}")
     write_batch(StorageResource().open(flow.input.uri), cycle, files=files, events_per_file=events_per_file)
+    progress(f"cycle {cycle}: running {input_job_name(flow.name)}")
     input_result = defs.resolve_job_def(input_job_name(flow.name)).execute_in_process(
         instance=instance, run_config=QUIET_RUN_CONFIG, raise_on_error=False
     )
@@ -60,6 +63,7 @@ def run_cycle(
     with build_sensor_context(instance=instance, cursor=cursor, definitions=defs, resources=defs.resources) as context:
         tick = sensor.evaluate_tick(context)
     output_run_ids, bytes_read = [], 0
+    progress(f"cycle {cycle}: {output_sensor_name(flow.name)} requested {len(tick.run_requests)} Output run(s)")
     for request in tick.run_requests:
         result = defs.resolve_job_def(request.job_name or sensor.job_name).execute_in_process(
             instance=instance,
@@ -84,10 +88,11 @@ def run_demo(
     *,
     report: Callable[[CycleFigures], None] = lambda _row: None,
     first_cycle: int = 0,
+    progress: Callable[[str], None] = lambda _line: None,
 ) -> list[CycleFigures]:
     rows, cursor = [], None
     for cycle in range(first_cycle, first_cycle + cycles):
-        figures, cursor = run_cycle(defs, instance, flow, cycle, cursor)
+        figures, cursor = run_cycle(defs, instance, flow, cycle, cursor, progress=progress)
         report(figures)
         rows.append(figures)
     return rows

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from glueflow_dagster.bookmarks import Bookmark, BookmarkPolicy, commit, covers, select_objects
+from glueflow_dagster.commits import attempt_of
 from glueflow_dagster.flow_ratio import flow_ratio
 from glueflow_dagster.storage import ObjectInfo
 
@@ -27,9 +28,9 @@ DEFAULT_PERIOD_S = 1800.0
 # from each producing Input run; `report.history_from_instance` reads it when present.
 BYTES_READ_BY_INPUT_RUN_KEY = "bytes_read_by_input_run"
 
-# `run-<id>-attempt-<n>-part-r-<digits>` (commit protocol) or Glue's `run-<id>-part-r-<digits>`: the
-# id ends at the first `-attempt-<n>-part-r-`, else at the last `-part-r-<digits>`, so ids may hold dashes.
-_PART_NAME = re.compile(r"run-(?:(?P<run_id>.+?)-attempt-\d+|(?P<glue_id>.+))-part-r-\d+(?:\.[^/]*)?")
+# Glue's own part names, `run-<id>-part-r-<digits>` (greedy id: it may hold dashes); the commit protocol's
+# attempt names are parsed by commits.attempt_of.
+_GLUE_PART_NAME = re.compile(r"run-(?P<run_id>.+)-part-r-\d+(?:\.[^/]*)?")
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,10 @@ class OutputRun:
     end_s: float
     bytes_read: int
     bytes_read_by_input_run: dict[str, int] = field(default_factory=dict)
+    # The Input run whose window the run counted itself in when it ran (metadata `input_run_id`), so the
+    # report places it where its own `flow_ratio` did, even if an Input run that was still running then
+    # (no window yet) started before it. None: placed by its start time.
+    window_input_run_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,24 +82,17 @@ def windows(
     """One window per Input run, oldest first, with the bytes read by Output runs started inside it.
 
     Output runs that started before the first Input run belong to no window. Two Input runs with
-    the same start give the first (by run id) an empty window.
+    the same start give the first (by run id) an empty window. An Output run that recorded its window
+    (`window_input_run_id`) counts there, or nowhere when that Input run is not in `input_runs`: this is
+    the one definition of the windows, shared by every run's `flow_ratio` and by the report.
     """
-    if period_s is not None and period_s <= 0:
-        raise ValueError(f"period_s must be positive or None, got {period_s!r}")
     inputs = sorted(input_runs, key=lambda run: (run.start_s, run.run_id))
-    starts = [run.start_s for run in inputs]
-    ends: list[float | None] = [*starts[1:], None] if inputs else []
-    if inputs and period_s is not None:
-        ends[-1] = starts[-1] + period_s
     read = [0] * len(inputs)
-    for output in output_runs:
-        # The last window whose start is at or before the Output run's start.
-        index = bisect.bisect_right(starts, output.start_s) - 1
-        if index < 0:
-            continue
-        end = ends[index]
-        if end is None or output.start_s < end:
+    output_list = list(output_runs)
+    for output, index in zip(output_list, assign_windows(inputs, output_list, period_s), strict=True):
+        if index is not None:
             read[index] += output.bytes_read
+    ends = _window_ends(inputs, period_s)
     return [
         Window(
             start_s=run.start_s,
@@ -108,11 +106,48 @@ def windows(
     ]
 
 
+def _window_ends(inputs: Sequence[InputRun], period_s: float | None) -> list[float | None]:
+    if period_s is not None and period_s <= 0:
+        raise ValueError(f"period_s must be positive or None, got {period_s!r}")
+    starts = [run.start_s for run in inputs]
+    ends: list[float | None] = [*starts[1:], None] if inputs else []
+    if inputs and period_s is not None:
+        ends[-1] = starts[-1] + period_s
+    return ends
+
+
+def assign_windows(
+    input_runs: Sequence[InputRun], output_runs: Sequence[OutputRun], period_s: float | None = DEFAULT_PERIOD_S
+) -> list[int | None]:
+    """For each Output run, the index (in `input_runs` sorted by start) of the window it counts in, or None.
+
+    The run's recorded window when it has one, else the last window that started at or before it.
+    """
+    inputs = sorted(input_runs, key=lambda run: (run.start_s, run.run_id))
+    starts = [run.start_s for run in inputs]
+    ends = _window_ends(inputs, period_s)
+    position = {run.run_id: index for index, run in enumerate(inputs)}
+    assigned: list[int | None] = []
+    for output in output_runs:
+        if output.window_input_run_id is not None:
+            assigned.append(position.get(output.window_input_run_id))
+            continue
+        # The last window whose start is at or before the Output run's start.
+        index = bisect.bisect_right(starts, output.start_s) - 1
+        end = ends[index] if index >= 0 else None
+        inside = index >= 0 and (end is None or output.start_s < end)
+        assigned.append(index if inside else None)
+    return assigned
+
+
 def producing_run_id(staging_key: str) -> str | None:
     """The Input run id in a staging object name `[folders/]run-<id>-part-r-NNNNN[.ext]`, else None."""
     name = staging_key.rsplit("/", 1)[-1]
-    match = _PART_NAME.fullmatch(name)
-    return (match.group("run_id") or match.group("glue_id")) if match else None
+    attempt = attempt_of(name)
+    if attempt is not None:
+        return attempt.run_id
+    match = _GLUE_PART_NAME.fullmatch(name)
+    return match.group("run_id") if match else None
 
 
 def bytes_by_input_run(objects: Iterable[_Sized]) -> dict[str, int]:

@@ -826,10 +826,12 @@ class _Builder:
                     step.line,
                 )
             elif key in ("groupFiles", "groupSize"):
+                # No flow key: glueflow always groups small objects (stage._SMALL_OBJECT_BYTES, _GROUP_BYTES).
                 self.add(
-                    NEEDS_USER,
+                    DEFAULT,
                     f"{location} ({key})",
-                    "not yet supported by glueflow (no effect on the records; parts are target_file_bytes)",
+                    "not needed: glueflow always reads objects of up to 1 MiB as group files of about 64 MiB "
+                    "(Glue's groupFiles; the records are the same, parts are target_file_bytes)",
                     shown,
                     script,
                     step.line,
@@ -946,20 +948,25 @@ class _Builder:
                     script,
                     step.line,
                 )
+            elif key.lower() == "multiline" and shown in (True, "true", "True"):
+                self.set(f"{location}.multiline", True, CONVERTED, f"format_options {key}", script, step.line)
             elif key.lower() == "multiline":
                 self.add(
                     UNSUPPORTED,
                     f"{location} (format_options {key})",
-                    "multi-line JSON: not yet supported by glueflow (JSON lines only)",
+                    "expected true or false",
                     shown,
                     script,
                     step.line,
                 )
+            elif key == "jsonPath" and isinstance(shown, str) and _json_path_problem(shown) is None:
+                self.set(f"{location}.jsonPath", shown, CONVERTED, "format_options jsonPath", script, step.line)
             elif key == "jsonPath":
+                problem = _json_path_problem(shown) if isinstance(shown, str) else "expected a literal string"
                 self.add(
                     UNSUPPORTED,
                     f"{location} (format_options jsonPath)",
-                    "not yet supported by glueflow (records are whole lines)",
+                    f"glueflow cannot read this jsonPath: {problem}",
                     shown,
                     script,
                     step.line,
@@ -1491,7 +1498,8 @@ class _Builder:
             NEEDS_USER,
             "iam",
             "the credentials Dagster runs with need s3:ListBucket and s3:GetObject on input.uri, and also "
-            f"s3:PutObject and s3:DeleteObject on staging.uri and output.uri{roles}",
+            "s3:PutObject, s3:DeleteObject, s3:AbortMultipartUpload and s3:ListBucketMultipartUploads on "
+            f"staging.uri and output.uri (the commit protocol's pending writes){roles}",
             ", ".join(buckets) or None,
         )
 
@@ -1966,3 +1974,14 @@ def convert_aws(
         aws=facts,
     )
     return report
+
+
+def _json_path_problem(path: str) -> str | None:
+    """Why glueflow's JSON reader cannot take this jsonPath (the flow file's own check), or None."""
+    from glueflow_dagster.json_reader import JsonPathError, parse_json_path
+
+    try:
+        parse_json_path(path)
+    except JsonPathError as err:
+        return str(err)
+    return None

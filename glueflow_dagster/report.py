@@ -1,7 +1,9 @@
 """The guide's two charts as one PNG, and the same windows as a markdown table and JSON.
 
-(a) bytes written by Input runs (red) and bytes read by Output runs (brown) on one UTC timeline,
+(a) bytes written by Input runs (red) and bytes read by Output runs (brown), per Input trigger window,
 (b) the ratio per Input trigger window, with the balanced value 1.0 dashed.
+The x axis is indexed by window (one slot each, whatever its length), so idle time between runs never
+squeezes the bars and every window stays readable.
 
 The drawing and the tables are plain (matplotlib's Agg canvas, no display, no pyplot state);
 `history_from_instance`, `build_flow_report` and `report_metadata` read a Dagster instance and so
@@ -10,6 +12,7 @@ import Dagster, lazily: this is the shell side.
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 from collections.abc import Sequence
@@ -19,11 +22,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from glueflow_dagster.flow_accounting import (
-    BYTES_READ_BY_INPUT_RUN_KEY,
     InputRun,
     OutputRun,
     Window,
-    parse_bytes_by_input_run,
+    assign_windows,
     windows,
 )
 
@@ -34,10 +36,6 @@ if TYPE_CHECKING:
 INPUT_COLOUR = "#d62728"
 OUTPUT_COLOUR = "#8c564b"
 RATIO_COLOUR = "#1f77b4"
-# Runs shorter than this share of the timeline are widened so they stay visible.
-_MIN_BAR_SHARE = 0.006
-# More bars than this and the per-bar value labels are left out (they would overlap).
-_MAX_LABELLED_BARS = 24
 _DAY_S = 86_400.0
 # Value labels on a white box, so the dashed 1.0 line or a neighbouring bar never runs through them.
 _LABEL_BOX = {"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.85}
@@ -109,9 +107,33 @@ def _day_range(first_s: float, last_s: float) -> str:
     return first_day if first_day == last_day else f"{first_day} to {last_day}"
 
 
-def _num(timestamp_s: float) -> float:
-    """Matplotlib's date number (days since 1970-01-01 UTC)."""
-    return timestamp_s / _DAY_S
+@dataclass(frozen=True)
+class _Slot:
+    """One x position of the chart: an Input window, or the Output runs that fall in no window."""
+
+    tick: str
+    input_bytes: int | None
+    outputs: list[OutputRun]
+    ratio: float | None
+    window: bool = True
+
+
+def _label_style(labels: Sequence[str], bar_px: float, dpi: int, fontsize: int = 8) -> tuple[int, int] | None:
+    """(rotation, font size) for value labels that each fit above their own bar, so neighbours never overlap:
+    horizontal when the widest label fits the bar's width, else vertical when a line of text does, else
+    none (too many bars to label; the bars and the table still show every value)."""
+    char_px = 0.62 * fontsize * dpi / 72  # DejaVu Sans digits are about 0.62 em wide
+    if max(len(label) for label in labels) * char_px <= bar_px:
+        return 0, fontsize
+    small = fontsize - 1
+    if 1.3 * small * dpi / 72 <= bar_px:  # a line of text is about 1.3 em high
+        return 90, small
+    return None
+
+
+def _short(value: float) -> str:
+    """A compact value label: 3 significant digits (`120`, `80.5`, `1.25`)."""
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
 
 
 def draw_flow_chart(
@@ -120,27 +142,58 @@ def draw_flow_chart(
     output_runs: Sequence[OutputRun],
     png_path: Path | str,
     title: str,
+    *,
+    dpi: int = 110,
 ) -> Path:
     """Draw the two panels into `png_path` (folders created); returns the path."""
-    import matplotlib.dates as mdates
+    png_path = Path(png_path)
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    png_path.write_bytes(render_flow_chart(window_list, input_runs, output_runs, title, dpi=dpi))
+    return png_path
+
+
+def render_flow_chart(
+    window_list: Sequence[Window],
+    input_runs: Sequence[InputRun],
+    output_runs: Sequence[OutputRun],
+    title: str,
+    *,
+    dpi: int = 110,
+) -> bytes:
+    """The chart as PNG bytes (see `flow_figure`)."""
+    return _png(flow_figure(window_list, input_runs, output_runs, title, dpi=dpi))
+
+
+def flow_figure(
+    window_list: Sequence[Window],
+    input_runs: Sequence[InputRun],
+    output_runs: Sequence[OutputRun],
+    title: str,
+    *,
+    dpi: int = 110,
+) -> Any:
+    """The chart as a matplotlib Figure (Agg, no pyplot state), indexed by Input window.
+
+    Each window gets the same width on the x axis whatever its length, so idle hours between runs never
+    squeeze the bars: in panel (a) the window's Input run (red) and then each Output run counted in that
+    window (brown, in start order), side by side; in panel (b) the window's ratio. Value labels sit
+    above their own bar, rotated when the bars are narrow, and are left out when there are too many to
+    read, so they never overlap.
+    """
+
     from matplotlib.colors import to_rgba
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter
 
-    png_path = Path(png_path)
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    fig = Figure(figsize=(11, 7), dpi=110, layout="constrained")
+    fig = Figure(figsize=(11, 7), dpi=dpi, layout="constrained")
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 2])
     fig.suptitle(title, fontsize=13, fontweight="bold")
-
-    times = [t for run in (*input_runs, *output_runs) for t in (run.start_s, run.end_s)]
-    times += [w.start_s for w in window_list] + [w.end_s for w in window_list if w.end_s is not None]
-    if not times:
+    if not window_list:
         for ax in (top, bottom):
             ax.text(
                 0.5,
                 0.5,
-                "no successful Input or Output runs yet",
+                "no successful Input runs yet",
                 ha="center",
                 va="center",
                 transform=ax.transAxes,
@@ -148,86 +201,145 @@ def draw_flow_chart(
                 color="grey",
             )
             ax.set_yticks([])
-        fig.savefig(png_path, format="png")
-        return png_path
+        return fig
 
-    first, last = min(times), max(times)
-    span = max(last - first, 60.0)
-    min_width = span * _MIN_BAR_SHARE
-    largest = max([r.bytes_written for r in input_runs] + [r.bytes_read for r in output_runs] + [1])
+    windows_sorted = sorted(window_list, key=lambda w: (w.start_s, w.input_run_id))
+    by_id = {run.run_id: run for run in input_runs}
+    ordered_outputs = sorted(output_runs, key=lambda run: (run.start_s, run.run_id))
+    members: list[list[OutputRun]] = [[] for _ in windows_sorted]
+    inputs_in_slots = [
+        by_id.get(w.input_run_id, InputRun(w.input_run_id, w.start_s, w.start_s, w.input_bytes_written))
+        for w in windows_sorted
+    ]
+    # The windows' own assignment (recorded window, else start time). Output runs in no window are drawn in
+    # extra slots before the first window or after the last one: nothing is left out silently.
+    last = windows_sorted[-1]
+    period = None if last.end_s is None else max(last.end_s - last.start_s, 1e-6)
+    before: list[OutputRun] = []
+    after: list[OutputRun] = []
+    for run, index in zip(ordered_outputs, assign_windows(inputs_in_slots, ordered_outputs, period), strict=True):
+        if index is not None:
+            members[index].append(run)
+        else:
+            (before if run.start_s < windows_sorted[0].start_s else after).append(run)
+    span = last.start_s - windows_sorted[0].start_s
+    slots: list[_Slot] = [
+        _Slot(datetime.fromtimestamp(w.start_s, tz=UTC).strftime(_time_format(span)), w.input_bytes_written, g, w.ratio)
+        for w, g in zip(windows_sorted, members, strict=True)
+    ]
+    if before:
+        slots.insert(0, _Slot("before", None, before, None, window=False))
+    if after:
+        slots.append(_Slot("no window", None, after, None, window=False))
+
+    largest = max([w.input_bytes_written for w in windows_sorted] + [r.bytes_read for r in ordered_outputs] + [1])
     factor, unit = _byte_unit(largest)
-    label_bars = len(input_runs) + len(output_runs) <= _MAX_LABELLED_BARS
+    group_width = 0.84
+    widest_group = max(len(slot.outputs) + (slot.input_bytes is not None) for slot in slots)
+    bar_width = group_width / max(widest_group, 2)
+    # Pixels per slot: the axes take about 90% of the figure's width.
+    slot_px = fig.get_figwidth() * dpi * 0.9 / (len(slots) + 0.2)
 
-    # (a) bytes per run, each bar spanning the run's start..end (widened when too short to see).
-    # Input bars on top: where a long Output run overlaps the next Input run, the red stays visible.
-    for runs, colour, label, value_of, layer in (
-        (input_runs, INPUT_COLOUR, "bytes written by Input runs", lambda r: r.bytes_written, 3),
-        (output_runs, OUTPUT_COLOUR, "bytes read by Output runs", lambda r: r.bytes_read, 2),
+    xs_in: list[float] = []
+    h_in: list[float] = []
+    xs_out: list[float] = []
+    h_out: list[float] = []
+    for index, slot in enumerate(slots):
+        left = index - group_width / 2
+        position = 0
+        if slot.input_bytes is not None:
+            xs_in.append(left + bar_width / 2)
+            h_in.append(slot.input_bytes / factor)
+            position = 1
+        for offset, run in enumerate(slot.outputs, start=position):
+            xs_out.append(left + bar_width * (offset + 0.5))
+            h_out.append(run.bytes_read / factor)
+    for xs, heights, colour, label, layer in (
+        (xs_in, h_in, INPUT_COLOUR, "bytes written by the window's Input run", 3),
+        (xs_out, h_out, OUTPUT_COLOUR, "bytes read by each Output run started in the window", 2),
     ):
-        if not runs:
+        if not xs:
             continue
-        starts = [_num(r.start_s) for r in runs]
-        widths = [max(r.end_s - r.start_s, min_width) / _DAY_S for r in runs]
-        heights = [value_of(r) / factor for r in runs]
         bars = top.bar(
-            starts,
+            xs,
             heights,
-            width=widths,
-            align="edge",
-            color=to_rgba(colour, 0.55),  # translucent fill, full-colour outline
+            width=bar_width * 0.92,
+            color=to_rgba(colour, 0.55),
             edgecolor=colour,
             linewidth=1.5,
             label=label,
             zorder=layer,
         )
-        if label_bars:
-            labels = [f"{h:,.1f}" for h in heights]
-            top.bar_label(bars, labels=labels, fontsize=8, color=colour, padding=2, bbox=_LABEL_BOX, zorder=layer + 2)
+        labels = [_short(h) for h in heights]
+        style = _label_style(labels, bar_width * 0.92 * slot_px, dpi)
+        if style is not None:
+            top.bar_label(bars, labels=labels, fontsize=style[1], color=colour, padding=2, rotation=style[0])
     top.set_ylabel(f"bytes ({unit})")
-    top.set_title("(a) bytes written by Input runs and bytes read by Output runs", loc="left", fontsize=10)
-    top.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=2, fontsize=9, frameon=False)
-    top.margins(y=0.15)
-    top.set_ylim(bottom=0)
+    top.set_title(
+        "(a) bytes written by Input runs and bytes read by Output runs, per Input window", loc="left", fontsize=10
+    )
+    top.legend(loc="lower right", bbox_to_anchor=(1.0, 1.06), ncols=2, fontsize=8, frameon=False)
+    top.set_ylim(0, max(h_in + h_out + [1e-9]) * 1.3)
 
-    # (b) the ratio per Input window, drawn across the window.
-    end_of_open = last if last > first else first + span
-    for window in window_list:
-        end = window.end_s if window.end_s is not None else max(end_of_open, window.start_s + min_width)
-        left, width = _num(window.start_s), (end - window.start_s) / _DAY_S
-        if window.ratio is None:
-            bottom.text(left + width / 2, 0.05, "n/a", ha="center", va="bottom", fontsize=9, color="grey")
-            continue
+    for index, slot in enumerate(slots):
+        if slot.window and slot.ratio is None:
+            bottom.text(index, 0.05, "n/a", ha="center", va="bottom", fontsize=8, color="grey")
+    shown = [(index, slot.ratio) for index, slot in enumerate(slots) if slot.ratio is not None]
+    ratios = [ratio for _, ratio in shown]
+    if shown:
         bars = bottom.bar(
-            [left],
-            [window.ratio],
-            width=[width],
-            align="edge",
+            [i for i, _ in shown],
+            ratios,
+            width=0.6,
             color=RATIO_COLOUR,
             alpha=0.35,
             edgecolor=RATIO_COLOUR,
             linewidth=1.2,
+            zorder=2,
         )
-        if len(window_list) <= _MAX_LABELLED_BARS:
-            bottom.bar_label(bars, labels=[f"{window.ratio:.2f}"], fontsize=9, padding=3, bbox=_LABEL_BOX, zorder=5)
-    for window in window_list:
-        for ax in (top, bottom):
-            ax.axvline(_num(window.start_s), color="grey", linestyle=":", linewidth=0.8)
-    bottom.axhline(1.0, color="black", linestyle="--", linewidth=1.0, label="1.0: read as much as written")
+        labels = [f"{r:.2f}" for r in ratios]
+        style = _label_style(labels, 0.6 * slot_px, dpi, fontsize=9)
+        if style is not None:
+            bottom.bar_label(
+                bars, labels=labels, fontsize=style[1], padding=2, rotation=style[0], bbox=_LABEL_BOX, zorder=5
+            )
+    bottom.axhline(1.0, color="black", linestyle="--", linewidth=1.0, label="1.0: read as much as written", zorder=1)
     bottom.set_ylabel("output read / input written")
     bottom.set_title("(b) flow ratio per Input trigger window", loc="left", fontsize=10)
     bottom.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=9, frameon=False)
-    bottom.set_ylim(0, max([w.ratio for w in window_list if w.ratio is not None] + [1.0]) * 1.25)
+    bottom.set_ylim(0, max([*ratios, 1.0]) * 1.4)
     bottom.yaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:.1f}"))
 
-    bottom.xaxis.set_major_locator(mdates.AutoDateLocator(tz=UTC, minticks=4, maxticks=10))
-    bottom.xaxis.set_major_formatter(mdates.DateFormatter(_time_format(span), tz=UTC))
-    bottom.set_xlabel(f"time (UTC, {_day_range(first, last)})")
-    pad = span * 0.03 / _DAY_S
-    bottom.set_xlim(_num(first) - pad, _num(last + min_width) + pad)
+    # One tick per slot (thinned to at most 16), labelled with the window's start time.
+    step = max(1, -(-len(slots) // 16))
+    ticks = list(range(0, len(slots), step))
+    bottom.set_xticks(ticks)
+    bottom.set_xticklabels(
+        [slots[i].tick for i in ticks],
+        rotation=30 if len(ticks) > 8 else 0,
+        ha="right" if len(ticks) > 8 else "center",
+        fontsize=8,
+    )
+    note = "; Output runs outside every window in their own slot" if before or after else ""
+    bottom.set_xlabel(
+        f"Input window start (UTC, {_day_range(windows_sorted[0].start_s, last.start_s)}), "
+        f"one slot per window whatever its length{note}"
+    )
+    bottom.set_xlim(-0.6, len(slots) - 0.4)
+    for boundary in range(1, len(slots)):
+        for ax in (top, bottom):
+            ax.axvline(boundary - 0.5, color="grey", linestyle=":", linewidth=0.8)
     for ax in (top, bottom):
         ax.grid(axis="y", alpha=0.3)
-    fig.savefig(png_path, format="png")
-    return png_path
+    return fig
+
+
+def _png(fig: Any) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
 
 
 # --- Dagster side ---------------------------------------------------------------------------------
@@ -240,51 +352,17 @@ def history_from_instance(
     limit: int | None = None,
     current_run_id: str | None = None,
 ) -> tuple[list[InputRun], list[OutputRun]]:
-    """Successful `F_input_job` / `F_output_job` runs, oldest first, with their bytes.
+    """The flow's Input and Output runs, oldest first, with their bytes: `monitoring.flow_history`, the same
+    history every Output run's `flow_ratio` is computed from (so the report and the runs agree).
 
-    `limit` keeps the latest Input runs only, and the Output runs created since the first of them.
-    `current_run_id` names a run still in progress (the one materializing `F/flow_report`): it counts
-    as an Output run too once it has materialized `F/output`.
+    `limit` keeps the latest Input runs only, and the Output runs since the first of them. A run still in
+    progress (`current_run_id`, the one materializing `F/flow_report`) counts once it has materialized
+    `F/output`, like every run that did, whatever job started it.
     """
-    from dagster import DagsterRunStatus, RunsFilter
+    from glueflow_dagster.monitoring import flow_history
 
-    from glueflow_dagster.jobs import input_job_name, output_job_name, output_key, staging_key
-    from glueflow_dagster.monitoring import run_materialization_metadata
-
-    success = [DagsterRunStatus.SUCCESS]
-    input_records = instance.get_run_records(RunsFilter(job_name=input_job_name(flow), statuses=success), limit=limit)
-    created_after = None
-    if limit is not None and input_records:
-        created_after = min(record.create_timestamp for record in input_records)
-    output_records = list(
-        instance.get_run_records(
-            RunsFilter(job_name=output_job_name(flow), statuses=success, created_after=created_after)
-        )
-    )
-    if current_run_id and all(r.dagster_run.run_id != current_run_id for r in output_records):
-        current = instance.get_run_record_by_id(current_run_id)
-        if current is not None and run_materialization_metadata(instance, current_run_id, output_key(flow)):
-            output_records.append(current)
-
-    def span(record: Any) -> tuple[float, float]:
-        start = record.start_time or record.create_timestamp.timestamp()
-        end = record.end_time or record.update_timestamp.timestamp()
-        return float(start), float(max(end, start))
-
-    input_runs = []
-    for record in input_records:
-        run_id = record.dagster_run.run_id
-        metadata = run_materialization_metadata(instance, run_id, staging_key(flow))
-        input_runs.append(InputRun(run_id, *span(record), int(metadata.get("bytes_written", 0))))
-    output_runs = []
-    for record in output_records:
-        run_id = record.dagster_run.run_id
-        metadata = run_materialization_metadata(instance, run_id, output_key(flow))
-        by_run = parse_bytes_by_input_run(metadata.get(BYTES_READ_BY_INPUT_RUN_KEY))
-        output_runs.append(OutputRun(run_id, *span(record), int(metadata.get("bytes_read", 0)), by_run))
-    input_runs.sort(key=lambda run: (run.start_s, run.run_id))
-    output_runs.sort(key=lambda run: (run.start_s, run.run_id))
-    return input_runs, output_runs
+    del current_run_id  # a materialization counts as soon as it is recorded, run finished or not
+    return flow_history(instance, flow, input_limit=limit)
 
 
 @dataclass(frozen=True)
@@ -317,6 +395,7 @@ def build_flow_report(
     period_s: float | None = None,
     limit: int | None = None,
     current_run_id: str | None = None,
+    dpi: int = 110,
 ) -> FlowReport:
     """Read the history, cut it into Input windows and draw the chart when `png_path` is given.
 
@@ -328,12 +407,26 @@ def build_flow_report(
     window_list = windows(input_runs, output_runs, period_s)
     drawn = None
     if png_path is not None:
-        drawn = draw_flow_chart(window_list, input_runs, output_runs, png_path, f"{flow}: Input -> Output data flow")
+        title = f"{flow}: Input -> Output data flow"
+        drawn = draw_flow_chart(window_list, input_runs, output_runs, png_path, title, dpi=dpi)
     return FlowReport(flow, input_runs, output_runs, window_list, drawn)
 
 
-def report_metadata(report: FlowReport) -> dict[str, Any]:
-    """Materialization metadata of `F/flow_report`: the PNG's path, the table and the totals."""
+def location_uri(uri: str) -> str:
+    """A location as a URI: `s3://...` as it is, a local path as `file:///...`."""
+    return uri if "://" in uri else Path(uri).resolve().as_uri()
+
+
+def chart_markdown(png: bytes) -> str:
+    """The chart as a markdown image with the PNG inline, which Dagster's UI shows on the materialization."""
+    return f"![chart](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"
+
+
+def report_metadata(
+    report: FlowReport, *, chart_png: bytes | None = None, chart_uri: str | None = None
+) -> dict[str, Any]:
+    """Materialization metadata of `F/flow_report`: the PNG's path, the table and the totals; with
+    `chart_png` the chart itself (`chart`, a markdown image) and with `chart_uri` where it is stored."""
     from dagster import MetadataValue
 
     figures = report.json
@@ -348,6 +441,11 @@ def report_metadata(report: FlowReport) -> dict[str, Any]:
     latest = next((w.ratio for w in reversed(report.windows) if w.ratio is not None), None)
     if latest is not None:
         metadata["latest_flow_ratio"] = round(latest, 4)
+    if chart_png is not None:
+        metadata["chart"] = MetadataValue.md(chart_markdown(chart_png))
+        metadata["chart_bytes"] = len(chart_png)
+    if chart_uri is not None:
+        metadata["dagster/uri"] = location_uri(chart_uri)
     return metadata
 
 

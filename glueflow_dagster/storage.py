@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import functools
 import io
+import logging
 import os
 import re
+import reprlib
 import shutil
 import stat as stat_mod
 import tempfile
@@ -38,6 +40,8 @@ from botocore.exceptions import (
 )
 
 __all__ = [
+    "DANGLING_LINK",
+    "OUTSIDE_LINK",
     "PENDING_DIR",
     "RESERVED_DIR",
     "TMP_PREFIX",
@@ -45,6 +49,7 @@ __all__ = [
     "ObjectInfo",
     "PendingObject",
     "PendingUpload",
+    "RefusedObject",
     "S3Storage",
     "Storage",
     "StorageError",
@@ -54,6 +59,11 @@ __all__ = [
 
 #: Name prefix of the temp files of in-progress local atomic writes; hidden from listings.
 TMP_PREFIX = ".glueflow-tmp-"
+#: Cause of a local symlink whose target resolves outside the location root: never listed nor read.
+OUTSIDE_LINK = "symlink points outside the location"
+DANGLING_LINK = "symlink target does not exist"
+
+_log = logging.getLogger(__name__)
 
 #: Folder of glueflow's own bookkeeping in every location (pending writes, commit manifests); never data.
 RESERVED_DIR = "_glueflow"
@@ -67,12 +77,79 @@ _COPY_CHUNK = 1024 * 1024
 _DELETE_BATCH = 1000  # DeleteObjects accepts at most 1000 keys per call
 
 
+# --------------------------------------------------------------------------------------------------
+# Error-message helpers: every message is one line, bounded, and never shows a credential.
+
+#: Characters of a quoted value kept in an error message (then "...").
+SHOWN_CHARS = 40
+_USERINFO_STOPS = frozenset("/?#@'\"")
+
+
+def redact(text: str) -> str:
+    """``text`` with every URL userinfo replaced by ``***``: ``s3://key:secret@b`` -> ``s3://***@b``,
+    ``http://key@host`` -> ``http://***@host``, and any ``user:password@`` even without a scheme, so an
+    endpoint URL or a URI with credentials never reaches a message or a log.
+
+    A scan back from each ``@`` (not a regex: linear on any input, however long).
+    """
+    if "@" not in text:
+        return text
+    out: list[str] = []
+    done = 0  # text[:done] is in out already
+    at = text.find("@")
+    while at >= 0:
+        start = at
+        while start > done and text[start - 1] not in _USERINFO_STOPS and not text[start - 1].isspace():
+            start -= 1
+        userinfo = text[start:at]
+        if userinfo and (":" in userinfo or text.endswith("://", 0, start)):
+            out += (text[done:start], "***")
+            done = at
+        at = text.find("@", at + 1)
+    out.append(text[done:])
+    return "".join(out)
+
+
+def shorten(text: str, limit: int = SHOWN_CHARS) -> str:
+    """At most ``limit`` characters of ``text`` plus ``...`` (a message never embeds an unbounded value)."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def shown(value: object, limit: int = SHOWN_CHARS) -> str:
+    """A value for an error message: redacted, ``repr``'d (so it stays on one line), cut to ``limit``.
+
+    Containers go through a bounded ``reprlib`` first: a huge value (a YAML alias bomb expands to a
+    billion elements) costs a few hundred characters to show, not its size.
+    """
+    if isinstance(value, str):
+        text = redact(value)
+        return repr(text) if len(text) <= limit else repr(text[:limit]) + "..."
+    return shorten(redact(_BOUNDED_REPR.repr(value)), limit)
+
+
+_BOUNDED_REPR = reprlib.Repr()
+_BOUNDED_REPR.maxlevel = 3
+_BOUNDED_REPR.maxstring = _BOUNDED_REPR.maxother = 2 * SHOWN_CHARS
+_BOUNDED_REPR.maxlist = _BOUNDED_REPR.maxtuple = _BOUNDED_REPR.maxdict = _BOUNDED_REPR.maxset = 4
+
+
 class StorageError(RuntimeError):
-    """A storage operation failed; the message is one line: ``"<uri or key>: <cause>"``."""
+    """A storage operation failed; the message is one line: ``"<uri or key>: <cause>"``.
+
+    URL credentials are redacted here, whatever built the message.
+    """
 
     def __init__(self, message: str, *, uri: str | None = None) -> None:
-        super().__init__(message)
-        self.uri = uri
+        super().__init__(redact(message))
+        self.uri = redact(uri) if uri is not None else None
+
+
+@dataclass(frozen=True)
+class RefusedObject:
+    """An entry a local listing did not yield as an object, and why (``OUTSIDE_LINK``, ``DANGLING_LINK``)."""
+
+    key: str
+    cause: str
 
 
 @dataclass(frozen=True)
@@ -201,6 +278,9 @@ def _excluded(key: str, matchers: tuple[re.Pattern[str], ...]) -> bool:
 # Keys
 
 
+_CONTROL_CHARS = re.compile("[\x00-\x1f\x7f]")  # one regex search: keys are checked by the 100,000
+
+
 def _check_key(key: str, where: str, *, prefix: bool = False) -> str:
     """Validate an object key (or, with ``prefix=True``, a folder prefix) and return it normalised.
 
@@ -219,7 +299,8 @@ def _check_key(key: str, where: str, *, prefix: bool = False) -> str:
             return ""
         raise StorageError(f"'': empty key (storage {where})", uri=where)
 
-    shown = key if key.isprintable() else repr(key)  # keep the message on one line
+    # One line (repr of unprintable keys) and bounded: a key refused here may be anything a caller passed.
+    shown = shorten(key if key.isprintable() else repr(key), 2 * SHOWN_CHARS)
 
     def refuse(cause: str, detail: str) -> StorageError:
         return StorageError(f"{shown}: {cause} ({detail}; storage {where})", uri=where)
@@ -228,7 +309,7 @@ def _check_key(key: str, where: str, *, prefix: bool = False) -> str:
         raise refuse("key escapes the storage root", "absolute path")
     if "\\" in key:
         raise refuse("key escapes the storage root", "backslash not allowed in keys")
-    if any(ord(ch) < 0x20 or ch == "\x7f" for ch in key):
+    if _CONTROL_CHARS.search(key):
         # NUL breaks file names; newlines would break one-line messages and line-based manifests.
         raise refuse("invalid key", "control characters not allowed in keys")
     segments = key.split("/")
@@ -315,6 +396,8 @@ class LocalStorage:
         # normpath, not resolve(): keep the path the user gave (symlinked roots stay as named).
         self.root = Path(os.path.normpath(Path(root).expanduser().absolute()))
         self.uri = str(self.root)
+        #: Symlinks the latest listing refused (outside the root, or dangling): reported, never read.
+        self.refused: list[RefusedObject] = []
 
     def __repr__(self) -> str:
         return f"LocalStorage({self.uri!r})"
@@ -351,10 +434,28 @@ class LocalStorage:
         matchers = _compile_exclusions(exclusions)
         if self.root.exists() and not self.root.is_dir():
             raise StorageError(f"{self.uri}: storage root is not a folder", uri=self.uri)
-        return self._walk(start, prefix, recurse, matchers)
+        return self._listing(start, prefix, recurse, matchers)
+
+    def _listing(
+        self, start: Path, prefix: str, recurse: bool, matchers: tuple[re.Pattern[str], ...]
+    ) -> Iterator[ObjectInfo]:
+        self.refused = []
+        yield from self._walk(start, prefix, recurse, matchers, self._real_root())
+
+    def _real_root(self) -> str:
+        return os.path.realpath(self.root)
+
+    @staticmethod
+    def _inside(real_path: str, real_root: str) -> bool:
+        return real_path == real_root or real_path.startswith(real_root.rstrip(os.sep) + os.sep)
+
+    def _refuse(self, key: str, cause: str) -> None:
+        """Report a symlink that is not an object of this location: kept in ``refused`` and logged."""
+        self.refused.append(RefusedObject(key, cause))
+        _log.warning("%s: %s; not read", self.uri_for(key), cause)
 
     def _walk(
-        self, folder: Path, rel: str, recurse: bool, matchers: tuple[re.Pattern[str], ...]
+        self, folder: Path, rel: str, recurse: bool, matchers: tuple[re.Pattern[str], ...], real_root: str
     ) -> Iterator[ObjectInfo]:
         try:
             with os.scandir(folder) as it:
@@ -380,22 +481,38 @@ class LocalStorage:
             key = f"{rel}/{entry.name}" if rel else entry.name
             if is_dir:
                 if recurse:
-                    yield from self._walk(Path(entry.path), key, recurse, matchers)
+                    yield from self._walk(Path(entry.path), key, recurse, matchers, real_root)
                 continue
             if _excluded(key, matchers):
+                continue
+            # A symlink is read only when its target resolves inside the root (realpath: the link's
+            # own path, nothing of the data). One leading out (a file or a folder) is refused and
+            # reported, never read; a symlinked folder inside the root is listed where it really is.
+            if entry.is_symlink() and not self._inside(os.path.realpath(entry.path), real_root):
+                self._refuse(key, OUTSIDE_LINK)
                 continue
             try:
                 st = entry.stat()
             except FileNotFoundError:
+                if entry.is_symlink():
+                    self._refuse(key, DANGLING_LINK)
                 continue  # deleted since the scandir: it is no longer an object
             except OSError as err:
                 raise self._err(key, err) from err
             if stat_mod.S_ISREG(st.st_mode):
                 yield self._info(key, st)
 
+    def _readable_path(self, key: str) -> Path:
+        """The path of ``key``, refused when it resolves outside the root (through a symlink)."""
+        path = self._path(key)
+        if not self._inside(os.path.realpath(path), self._real_root()):
+            uri = self.uri_for(key)
+            raise StorageError(f"{uri}: {OUTSIDE_LINK}", uri=uri)
+        return path
+
     def stat(self, key: str) -> ObjectInfo:
         """Size, mtime and etag of one file."""
-        path = self._path(key)
+        path = self._readable_path(key)
         try:
             st = path.stat()
         except OSError as err:
@@ -406,7 +523,7 @@ class LocalStorage:
 
     def read_bytes(self, key: str) -> bytes:
         """Whole content of one file."""
-        path = self._path(key)
+        path = self._readable_path(key)
         try:
             return path.read_bytes()
         except OSError as err:
@@ -414,11 +531,48 @@ class LocalStorage:
 
     def open_read(self, key: str) -> BinaryIO:
         """An open binary file; the caller closes it."""
-        path = self._path(key)
+        path = self._readable_path(key)
         try:
             return open(path, "rb")  # noqa: SIM115 - the caller owns the handle
         except OSError as err:
             raise self._err(key, err) from err
+
+    def readable_paths(self, keys: Sequence[str]) -> list[str | StorageError]:
+        """What :meth:`local_copy` checks, for many keys at once: each key's path, or the one-line
+        StorageError reading it would meet (a key refused, a symlink out of the root, or ``object does
+        not exist``: gone, or no longer a regular file).
+
+        One realpath per folder and one lstat per key, where ``local_copy`` resolves every key's path
+        component by component: a run of 100,000 small objects spends seconds in that otherwise.
+        """
+        real_root = self._real_root()
+        folders: dict[str, bool] = {}  # folder path -> whether it resolves inside the root
+        found: list[str | StorageError] = []
+        for key in keys:
+            try:
+                path = os.path.join(self.uri, _check_key(key, self.uri))  # a checked key joins as it reads
+            except StorageError as err:
+                found.append(err)
+                continue
+            folder = os.path.dirname(path)
+            inside = folders.get(folder)
+            if inside is None:
+                inside = folders[folder] = self._inside(os.path.realpath(folder), real_root)
+            try:
+                st = os.lstat(path)
+                if stat_mod.S_ISLNK(st.st_mode):
+                    inside = inside and self._inside(os.path.realpath(path), real_root)
+                    st = os.stat(path) if inside else st
+            except OSError as err:
+                found.append(self._err(key, err))
+                continue
+            if not inside:
+                found.append(StorageError(f"{path}: {OUTSIDE_LINK}", uri=path))
+            elif not stat_mod.S_ISREG(st.st_mode):
+                found.append(StorageError(f"{path}: object does not exist (no longer a regular file)", uri=path))
+            else:
+                found.append(path)
+        return found
 
     @contextmanager
     def local_copy(self, key: str) -> Iterator[Path]:
@@ -590,7 +744,7 @@ def _client_error_cause(err: ClientError) -> tuple[str, str]:
     """(code, readable cause) of a botocore ClientError."""
     error = err.response.get("Error", {}) or {}
     code = str(error.get("Code") or err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?"))
-    message = str(error.get("Message") or "").strip()
+    message = _one_line(str(error.get("Message") or ""))  # the server's text: bounded, one line
     if code == "NoSuchBucket":
         return code, "bucket does not exist (NoSuchBucket)"
     if code in ("NoSuchKey", "404", "NotFound"):
@@ -634,8 +788,27 @@ class _S3Reader(io.RawIOBase):
         super().close()
 
 
+def _redact_chain(err: BaseException | None) -> None:
+    """Redact URL credentials in the messages of ``err`` and the exceptions it chains, in place.
+
+    The StorageError chains the botocore error (``raise ... from err``) and Dagster shows the whole
+    chain; botocore's own text holds the endpoint URL (``http://key:secret@host/bucket?...``).
+    """
+    seen = 0
+    while err is not None and seen < 8:
+        if any(isinstance(arg, str) and "@" in arg for arg in err.args):
+            err.args = tuple(redact(arg) if isinstance(arg, str) else arg for arg in err.args)
+            kwargs = getattr(err, "kwargs", None)  # botocore keeps the format values here too
+            if isinstance(kwargs, dict):
+                err.kwargs = {k: redact(v) if isinstance(v, str) else v for k, v in kwargs.items()}  # type: ignore[attr-defined]
+        err = err.__cause__ or err.__context__
+        seen += 1
+
+
 def _boto_error(uri: str, err: BaseException, endpoint: str) -> StorageError:
-    """One-line StorageError for any botocore / boto3 transfer failure."""
+    """One-line StorageError for any botocore / boto3 transfer failure (credentials redacted, also in
+    the chained botocore errors)."""
+    _redact_chain(err)
     # boto3's managed transfers re-raise ClientError as S3UploadFailedError with the original as context.
     inner = err.__cause__ or err.__context__
     if not isinstance(err, ClientError | BotoCoreError) and isinstance(inner, ClientError | BotoCoreError):
@@ -651,10 +824,15 @@ def _boto_error(uri: str, err: BaseException, endpoint: str) -> StorageError:
     elif isinstance(err, NoCredentialsError):
         cause = "no AWS credentials found (NoCredentialsError)"
     elif isinstance(err, PartialCredentialsError):
-        cause = f"incomplete AWS credentials (PartialCredentialsError: {err})"
+        cause = f"incomplete AWS credentials (PartialCredentialsError: {_one_line(str(err))})"
     else:
-        cause = f"{err} ({type(err).__name__})"
+        cause = f"{_one_line(str(err))} ({type(err).__name__})"
     return StorageError(f"{uri}: {cause}", uri=uri)
+
+
+def _one_line(text: str) -> str:
+    """A library's or a server's message as one bounded line, credentials redacted."""
+    return shorten(" ".join(redact(text).split()), 3 * SHOWN_CHARS)
 
 
 _BOTO_ERRORS: tuple[type[BaseException], ...] = (BotoCoreError, ClientError)
@@ -684,7 +862,8 @@ class S3Storage:
 
     @property
     def _endpoint(self) -> str:
-        return str(getattr(getattr(self.client, "meta", None), "endpoint_url", "?"))
+        # Shown in messages: an endpoint URL may carry "key:secret@" (redacted) and is bounded.
+        return shorten(redact(str(getattr(getattr(self.client, "meta", None), "endpoint_url", "?"))), 2 * SHOWN_CHARS)
 
     def _full(self, key: str) -> str:
         return self._base + _check_key(key, self.uri)
@@ -794,9 +973,15 @@ class S3Storage:
             raise self._error(self.uri_for(key), err, object_op=True) from err
 
     def read_bytes(self, key: str) -> bytes:
-        """Whole content of one object."""
-        with self.open_read(key) as f:
-            return f.read()
+        """Whole content of one object: one GetObject, its body read at once (no transfer manager, no
+        read buffer: for the small objects a stage fetches by the thousand, see stage._fetch_small)."""
+        body = self._get_body(key)
+        try:
+            return bytes(body.read())
+        except _BOTO_ERRORS as err:
+            raise self._error(self.uri_for(key), err) from err
+        finally:
+            body.close()
 
     def open_read(self, key: str) -> BinaryIO:
         """A streaming, buffered binary reader over GetObject; the caller closes it."""
@@ -883,8 +1068,8 @@ class S3Storage:
         if errors:
             first = errors[0]
             raise StorageError(
-                f"s3://{self.bucket}/{first.get('Key')}: delete failed ({first.get('Code')}: "
-                f"{first.get('Message')}; {len(errors)} of {len(keys)} keys in the batch failed)",
+                f"s3://{self.bucket}/{first.get('Key')}: delete failed ({_one_line(str(first.get('Code')))}: "
+                f"{_one_line(str(first.get('Message')))}; {len(errors)} of {len(keys)} keys in the batch failed)",
                 uri=uri,
             )
 
@@ -1007,7 +1192,8 @@ def open_storage(
             raise StorageError(f"{text}: file:// URIs must be absolute (file:///path)", uri=text)
         return LocalStorage(Path(unquote(parsed.path)))
     if scheme:
-        raise StorageError(f"{text}: unsupported storage scheme {scheme!r} (use s3:// or a local path)", uri=text)
+        cause = f"unsupported storage scheme {shown(scheme)} (use s3:// or a local path)"
+        raise StorageError(f"{shorten(text, 2 * SHOWN_CHARS)}: {cause}", uri=text)
     path = Path(text).expanduser()
     if not path.is_absolute():
         path = Path(base_dir if base_dir is not None else Path.cwd()).expanduser().absolute() / path

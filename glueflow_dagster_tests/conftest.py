@@ -199,3 +199,161 @@ def flow_defs(flow_file: Path) -> Any:
     from glueflow_dagster.definitions import load_definitions
 
     return load_definitions(flow_file)
+
+
+@pytest.fixture(scope="session")
+def spark_session() -> Iterator[Any]:
+    """One local[1] SparkSession for the test session (ANSI off, UTC), stopped at the end with its JVM.
+
+    Skips when pyspark or Java is missing (the differential tests then use Spark's cached answers).
+    """
+    import shutil
+
+    pytest.importorskip("pyspark")
+    if shutil.which("java") is None:
+        pytest.skip("no java on PATH")
+    from pyspark import SparkContext
+
+    from glueflow_dagster_tests.spark_oracle import start_spark
+
+    spark = start_spark()
+    gateway = SparkContext._gateway
+    try:
+        yield spark
+    finally:
+        spark.stop()
+        if gateway is not None:
+            # stop() leaves the py4j JVM running until the interpreter exits; end it now (the JVM
+            # exits when its stdin closes).
+            gateway.shutdown()
+            proc = getattr(gateway, "proc", None)
+            if proc is not None:
+                if proc.stdin is not None:
+                    proc.stdin.close()
+                proc.wait(timeout=60)
+            SparkContext._gateway = None
+            SparkContext._jvm = None
+# --- PostgreSQL: a real server from Debian's `postgresql` package --------------------------------
+
+POSTGRES_BIN_GLOB = "/usr/lib/postgresql/*/bin"
+POSTGRES_PASSWORD = "glueflow-test"  # a throwaway server on 127.0.0.1, removed at the end of the session
+
+
+def _postgres_bin() -> Path | None:
+    """The newest installed server's bin folder (initdb, pg_ctl), or None."""
+    import glob
+
+    folders = [Path(p) for p in glob.glob(POSTGRES_BIN_GLOB) if (Path(p) / "initdb").is_file()]
+    return max(folders, key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0, default=None)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def postgres_instance_url() -> Iterator[str]:
+    """A PostgreSQL server on a temporary data dir and a free port; yields its URL (database `postgres`).
+
+    initdb and the server refuse to run as root, so as root they run as the `postgres` user (created by
+    Debian's package). Skipped only when the binaries are missing (`apt-get install postgresql`).
+    """
+    import shutil
+    import subprocess
+    import tempfile
+    import time
+
+    bin_dir = _postgres_bin()
+    if bin_dir is None:
+        reason = f"PostgreSQL server binaries not found under {POSTGRES_BIN_GLOB} (apt-get install postgresql)"
+        if os.environ.get("GLUEFLOW_REQUIRE_POSTGRES"):  # set by .ci/run: there, they must be installed
+            pytest.fail(reason)
+        pytest.skip(reason)
+    # Not under pytest's basetemp: that is mode 0700 for root, and the server may run as `postgres`.
+    root = Path(tempfile.mkdtemp(prefix="glueflow-postgres-"))
+    data, sockets, log, pwfile = root / "data", root / "sockets", root / "server.log", root / "pwfile"
+    sockets.mkdir()
+    pwfile.write_text(POSTGRES_PASSWORD + "\n", encoding="utf-8")
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        prefix = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(root, "postgres")
+        for path in (sockets, pwfile):
+            shutil.chown(path, "postgres")
+    port = _free_port()
+
+    def run(*args: str) -> None:
+        done = subprocess.run([*prefix, *args], capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(args[:2])} failed: {done.stderr.strip() or done.stdout.strip()}")
+
+    stop = [*prefix, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]
+    try:
+        run(str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", f"--pwfile={pwfile}",
+            "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--no-sync")  # fmt: skip
+        # fsync off: a test server's data is thrown away, and the suite shares two cores.
+        options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
+        run(str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(log), "-w", "-t", "60", "start")
+        url = f"postgresql://postgres:{POSTGRES_PASSWORD}@127.0.0.1:{port}/postgres"
+        deadline = time.monotonic() + 30
+        while not _postgres_ready(url) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        yield url
+    finally:
+        try:
+            if (data / "postmaster.pid").exists():  # started (or half-started): stop it
+                subprocess.run(stop, capture_output=True, timeout=120)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _postgres_ready(url: str) -> bool:
+    import psycopg2
+
+    try:
+        psycopg2.connect(url, connect_timeout=2).close()
+        return True
+    except psycopg2.OperationalError:
+        return False
+
+
+@pytest.fixture
+def postgres_instance(postgres_instance_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A real DagsterInstance on its own fresh PostgreSQL database, built from the shipped
+    `glueflow_dagster/dagster_postgres.yaml` (credentials from DAGSTER_PG_* env vars)."""
+    from dagster import DagsterInstance
+
+    for name, value in postgres_home(postgres_instance_url, tmp_path / "dagster_home").items():
+        monkeypatch.setenv(name, value)
+    dagster_instance = DagsterInstance.from_config(str(tmp_path / "dagster_home"))
+    try:
+        yield dagster_instance
+    finally:
+        dagster_instance.dispose()
+
+
+def postgres_home(server_url: str, home: Path) -> dict[str, str]:
+    """A DAGSTER_HOME using the shipped `dagster_postgres.yaml` on a new database of the server;
+    returns the DAGSTER_PG_* variables the file reads."""
+    import shutil
+    from urllib.parse import urlparse
+
+    import psycopg2
+
+    db_name = f"glueflow_{uuid.uuid4().hex[:16]}"
+    connection = psycopg2.connect(server_url)
+    connection.autocommit = True  # CREATE DATABASE cannot run in a transaction
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f'CREATE DATABASE "{db_name}"')
+    finally:
+        connection.close()
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(Path(__file__).parents[1] / "glueflow_dagster" / "dagster_postgres.yaml", home / "dagster.yaml")
+    url = urlparse(server_url)
+    values = {"HOST": url.hostname, "PORT": url.port, "DB": db_name, "USERNAME": url.username, "PASSWORD": url.password}
+    return {f"DAGSTER_PG_{name}": str(value) for name, value in values.items()}

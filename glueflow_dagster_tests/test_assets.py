@@ -210,3 +210,22 @@ def test_missing_bucket_fails_with_one_line_naming_the_uri(
     assert not failed.success
     message = _failure_message(failed)
     assert "s3://no-such-bucket-glueflow" in message and "bucket does not exist" in message
+
+
+def test_a_symlink_out_of_the_input_location_is_quarantined_and_counted(tmp_path: Path, instance) -> None:
+    flow_file = write_flow_file(tmp_path)
+    defs = load_definitions(flow_file)
+    raw = StorageResource().open(str(tmp_path / "data" / "input"))
+    raw.write_bytes("batch=0/a.json", raw_records(0, 5))
+    secret = tmp_path / "outside.json"
+    secret.write_bytes(raw_records(100, 3))
+    (tmp_path / "data" / "input" / "batch=0" / "link.json").symlink_to(secret)
+    failed = defs.resolve_job_def("events_input_job").execute_in_process(instance=instance, raise_on_error=False)
+    assert not failed.success
+    assert "link.json: symlink points outside the location" in _failure_message(failed)
+
+    flow_file.write_text(flow_file.read_text().replace("input_job:\n", "input_job:\n      max_error_records: 1\n"))
+    defs = load_definitions(flow_file)
+    ok = run_job(defs, instance, "events_input_job")
+    staging = run_materialization_metadata(instance, ok, staging_key("events"))
+    assert (staging["records_written"], staging["error_files"]) == (5, 1)  # the outside records never read

@@ -60,4 +60,11 @@ def test_records_lost_is_an_error() -> None:
 
 def test_evaluate_runs_all_checks_with_this_runs_backlog_last() -> None:
     verdicts = evaluate({**HEALTHY, "backlog_bytes": 30}, [10, 20], (0.5, 2.0))
-    assert [v.passed for v in verdicts] == [True, False, True, True]
+    assert [v.passed for v in verdicts] == [True, False, True, True, True]
+
+
+def test_vanished_objects_trip_a_warn_check() -> None:
+    [verdict] = [v for v in evaluate({**HEALTHY, "vanished_files": 2, "vanished_bytes": 70}, [], (0.5, 2.0))
+                 if v.name == "no_vanished_objects"]
+    assert not verdict.passed and verdict.severity == "WARN"
+    assert verdict.description == "2 planned objects (70 bytes) were deleted before this run read them"

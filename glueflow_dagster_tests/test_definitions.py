@@ -16,7 +16,9 @@ REPO = Path(__file__).parents[1]
 def test_every_flow_gets_its_assets_jobs_schedule_and_sensor(tmp_path: Path) -> None:
     path = write_flow_file(tmp_path)
     text = path.read_text()
-    path.write_text(text + text.replace("flows:\n", "").replace("  events:", "  orders:"))
+    # Each flow its own locations: two flows sharing one are refused (config: separate locations).
+    orders = text.replace("flows:\n", "").replace("  events:", "  orders:").replace("data/", "data/orders_")
+    path.write_text(text + orders)
     defs = load_definitions(path)
     Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()

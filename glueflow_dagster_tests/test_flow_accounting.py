@@ -167,6 +167,8 @@ def test_a_period_must_be_positive(period_s: float) -> None:
         ),
         ("run-1714564800000-part-r-00003", "1714564800000"),  # Glue's own epoch-millisecond names
         ("batch=0/run-abc-part-r-00012.json", "abc"),
+        ("run-4f3c2a1e-8b7d-4c6e-attempt-2-part-r-00001.json.gz", "4f3c2a1e-8b7d-4c6e"),
+        ("a/run-x-y-attempt-1-part-r-00000.json", "x-y"),
         ("a/b/run-x-y-part-r-00000.json", "x-y"),
         ("part-r-00000.json", None),
         ("run--part-r-00000.json", None),

@@ -260,6 +260,8 @@ def test_component_output_holds_the_flow_under_attributes(tmp_path: Path, capsys
         for name in ("input", "staging", "output"):
             patch.setenv(f"{name}_path", f"s3://bucket/{name}")
         assert load_config(flow_file).flows["events"].staging.uri == "s3://bucket/staging"
+        # And the component instance itself loads through the GlueFlows door (the one parser of both).
+        assert load_config(component / "defs.yaml").flows["events"].output.uri == "s3://bucket/output"
 
 
 def test_out_merges_into_an_existing_flow_file_and_refuses_to_overwrite(tmp_path: Path, capsys) -> None:
@@ -438,10 +440,12 @@ def test_variable_bound_and_concatenated_mapping_lists_and_argument_paths() -> N
     # Glue's recurse default (false) is written explicitly, and said so.
     [recurse] = items(report, DEFAULT, "input.recurse")
     assert "Glue's default" in recurse.message
-    # groupFiles/groupSize have no flow key: reported, never written as unknown keys.
-    grouped = {i.field: i for i in items(report, NEEDS_USER) if "group" in i.field}
+    # groupFiles/groupSize have no flow key (glueflow always groups small objects): reported as defaults,
+    # never written as unknown keys.
+    grouped = {i.field: i for i in items(report, DEFAULT) if "group" in i.field}
     assert set(grouped) == {"input (groupFiles)", "input (groupSize)"}
-    assert all("not yet supported by glueflow" in i.message for i in grouped.values())
+    assert not [i for i in items(report, NEEDS_USER) if "group" in i.field]
+    assert all("glueflow always reads objects of up to 1 MiB as group files" in i.message for i in grouped.values())
     assert grouped["input (groupSize)"].line == line_of(script, "create_dynamic_frame")
 
 
@@ -555,13 +559,8 @@ def test_from_catalog_needs_the_table_location() -> None:
         ),
         (
             'connection_type="s3", connection_options={"paths": ["s3://raw/o"]}, format="json", '
-            'format_options={"jsonPath": "$.records[*]"}',
-            "not yet supported by glueflow",
-        ),
-        (
-            'connection_type="s3", connection_options={"paths": ["s3://raw/o"]}, format="json", '
-            'format_options={"multiline": True}',
-            "multi-line JSON",
+            'format_options={"jsonPath": "$..records"}',
+            "cannot read this jsonPath",
         ),
         ('connection_type="s3", connection_options={"paths": ["s3://a/x", "s3://b/y"]}, format="json"', "exactly one"),
         ('connection_type="s3", connection_options={"paths": [args["nope"]]}, format="json"', "not in the getResolved"),
@@ -800,7 +799,8 @@ def test_from_aws_reads_jobs_scripts_and_triggers_and_the_flow_runs_on_s3(
     defs = build_definitions(config)
     figures, _ = run_cycle(defs, instance, flow, 0, None, files=2, events_per_file=200)
     assert figures.ratio == pytest.approx(1.0) and len(figures.output_run_ids) == 1
-    keys = [o["Key"] for o in s3_client.list_objects_v2(Bucket=s3_bucket, Prefix="output/")["Contents"]]
+    listed = [o["Key"] for o in s3_client.list_objects_v2(Bucket=s3_bucket, Prefix="output/")["Contents"]]
+    keys = [key for key in listed if not key.startswith("output/_glueflow/")]  # commits, the chart
     assert len(keys) == 1 and keys[0].startswith("output/run-") and keys[0].endswith("-part-r-00000.json")
 
 
@@ -1046,3 +1046,21 @@ def test_the_glueflow_command_as_a_user_runs_it(tmp_path: Path) -> None:
         "mappings": OUTPUT_MAPPINGS,
     }
     assert out.exists()
+
+
+def test_glue_reader_options_become_location_keys() -> None:
+    script = (
+        input_script(
+            """
+        src = glueContext.create_dynamic_frame.from_options(connection_type="s3",
+            connection_options={"paths": ["s3://raw/o"]}, format="json",
+            format_options={"multiline": True, "jsonPath": "$.records[*]"})
+        mapped = ApplyMapping.apply(frame=src, mappings=[("id", "long", "order_id", "long")])
+        """
+        )
+        + SINK
+    )
+    report = convert(script)
+    assert not items(report, UNSUPPORTED), report.table()
+    converted = {i.field: i.value for i in items(report, CONVERTED)}
+    assert converted["input.multiline"] is True and converted["input.jsonPath"] == "$.records[*]"

@@ -110,7 +110,7 @@ def test_timestamp_is_naive_microseconds() -> None:
     [
         ("integr", "unknown type 'integr'"),
         ("", "unknown type ''"),
-        ("struct", "unknown type 'struct'"),
+        ("struct<a:int>", "unknown type 'struct<a:int>'"),
         ("array<int>", "unknown type 'array<int>'"),
         ("long long", "unknown type 'long long'"),
         ("decimal(", "unknown type 'decimal('"),
@@ -409,8 +409,8 @@ STRING_CASTS: list[tuple[str, list[str | None], pl.DataType, list[Any]]] = [
             None,  # hour 25
             None,  # offset beyond +-18:00
             None,  # past year 9999 in UTC
-            T(2024, 1, 5, 10, 11, 12),  # a JSON number read as text: epoch seconds
-            T(1969, 12, 31, 23, 59, 58, 500000),
+            None,  # a number in text is no timestamp (Spark: null); a JSON number is read as a number
+            None,
             None,
             T(2024, 1, 5, 10, 11, 12),  # the plain form, padded: trimmed like Spark
             None,  # year 0
@@ -513,7 +513,7 @@ TYPED_CASTS: list[tuple[str, pl.Series, str, list[Any]]] = [
         "timestamp->string",
         pl.Series([T(2024, 1, 5, 10, 11, 12), T(2024, 1, 5, 10, 11, 12, 500000)]),
         "string",
-        ["2024-01-05 10:11:12", "2024-01-05 10:11:12.500"],
+        ["2024-01-05 10:11:12", "2024-01-05 10:11:12.5"],  # Spark trims the fraction
     ),
     (
         "timestamp[ns]->timestamp",
@@ -833,14 +833,15 @@ OBSERVED = pl.Schema(
 
 
 def test_source_read_schema_with_observed_reads_every_spelling_in_observed_order() -> None:
+    # Observed JSON types are kept (numbers as Int64), so casts see what a frame read by polars shows.
     assert source_read_schema(READ_MAPPINGS, OBSERVED) == pl.Schema(
         {
-            "ts": pl.String(),
-            "ID": pl.String(),
+            "ts": pl.Int64(),
+            "ID": pl.Int64(),
             "User": pl.Struct(
                 {
                     "Name": pl.String(),
-                    "x.y": pl.String(),
+                    "x.y": pl.Int64(),
                     "NAME": pl.String(),
                     # not observed: the mapping's own spelling, after the observed ones
                     "addr": pl.Struct({"city": pl.String()}),
@@ -959,8 +960,8 @@ def test_end_to_end_with_observed_schema(ndjson_file: Path) -> None:
             Decimal("12.35"),
             True,
             T(2024, 1, 5, 8, 11, 12),
-            '["a", "b"]',
-            '{"k": 1}',
+            '["a","b"]',  # an array, observed as one: compact JSON text
+            '{"k": 1}',  # a field that is an object in one record and text in another: read as text
             1,
             None,
         ),
@@ -969,7 +970,7 @@ def test_end_to_end_with_observed_schema(ndjson_file: Path) -> None:
             {"name": "bob", "xy": 7},
             Decimal("3.00"),
             False,
-            T(2024, 1, 5, 10, 11, 12),
+            None,  # the number 1704449472 in a field read as text (it also holds text): no timestamp
             None,
             "not json",
             None,
@@ -978,7 +979,7 @@ def test_end_to_end_with_observed_schema(ndjson_file: Path) -> None:
         (None, {"name": None, "xy": None}, None, None, None, None, '{"k": "x"}', None, None),
     ]
     # Row 3: "three" -> long, "abc" -> decimal, "maybe" -> boolean, "garbage" -> timestamp, "x" -> long.
-    assert errors(frame, E2E_MAPPINGS) == [0, 0, 5]
+    assert errors(frame, E2E_MAPPINGS) == [0, 1, 5]
 
 
 def test_end_to_end_without_observed_uses_mapping_spelling(ndjson_file: Path) -> None:
@@ -991,4 +992,104 @@ def test_end_to_end_without_observed_uses_mapping_spelling(ndjson_file: Path) ->
         (2, {"name": None, "xy": None}, Decimal("3.00")),
         (None, {"name": None, "xy": None}, None),
     ]
-    assert errors(frame, E2E_MAPPINGS) == [0, 0, 4]
+    assert errors(frame, E2E_MAPPINGS) == [0, 1, 4]
+
+
+# -------------------------------------------------------------------------------------------------------
+# Glue Studio's struct/array types, array element paths, JSON types in the read schema
+# -------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("items[0].sku", ("items", 0, "sku")),
+        ("a[1][2]", ("a", 1, 2)),
+        ("`a.b`[3].c", ("a.b", 3, "c")),
+        ("x.y[10]", ("x", "y", 10)),
+    ],
+)
+def test_parse_path_reads_array_indexes(path: str, expected: tuple[str | int, ...]) -> None:
+    assert parse_path(path) == expected
+
+
+def test_an_array_index_is_only_allowed_in_a_source() -> None:
+    with pytest.raises(MappingError, match=re.escape("an array index cannot be a target (target)")):
+        parse_mappings([("a", "string", "b[0]", "string")])
+    with pytest.raises(MappingError, match="must be a non-empty tuple"):
+        parse_mappings([FieldMapping(("a",), pl.String(), ("b", 0), pl.String())])  # type: ignore[arg-type]
+    assert parse_mappings([FieldMapping(("a", 0), pl.String(), ("b",), pl.String())])[0].source == ("a", 0)
+
+
+def test_array_elements_in_typed_lists_and_in_json_text() -> None:
+    frame = pl.DataFrame(
+        {
+            "items": [[{"sku": "a1", "n": 2}, {"sku": "b2", "n": 1}], [], None],
+            "fixed": pl.Series([[1, 2], [3, 4], None], dtype=pl.Array(pl.Int64, 2)),
+            "raw": ['{"items": [{"sku": "x"}]}', "[1]", None],
+        }
+    )
+    mappings = [
+        ("items[0].sku", "string", "first", "string"),
+        ("ITEMS[1].n", "int", "second_n", "long"),
+        ("fixed[1]", "long", "fixed_1", "long"),
+        ("raw.items[0].sku", "string", "raw_sku", "string"),
+        ("items[5].sku", "string", "beyond", "string"),
+    ]
+    assert run(frame, mappings).rows() == [
+        ("a1", 1, 2, "x", None),
+        (None, None, 4, None, None),
+        (None, None, None, None, None),
+    ]
+
+
+def test_struct_and_array_types_pass_through_or_become_json_text() -> None:
+    frame = pl.DataFrame({"u": [{"k": 1, "s": "x"}, None], "items": [[1, 2], []], "n": [5, 6]})
+    mappings = [
+        ("u", "struct", "u", "struct"),
+        ("items", "array", "items", "array"),
+        ("u", "struct", "u_text", "string"),
+        ("items", "array", "items_text", "string"),
+        ("n", "long", "n_struct", "struct"),
+    ]
+    out = run(frame, mappings)
+    assert out.schema["u"] == frame.schema["u"] and out.schema["items"] == frame.schema["items"]
+    assert out.rows() == [
+        ({"k": 1, "s": "x"}, [1, 2], '{"k":1,"s":"x"}', "[1,2]", None),
+        (None, [], None, "[]", None),
+    ]
+    assert errors(frame, mappings) == [1, 1]  # a number is no struct
+
+
+def test_source_read_schema_keeps_observed_json_types() -> None:
+    observed = pl.Schema(
+        {
+            "flag": pl.Boolean(),
+            "n": pl.Int64(),
+            "x": pl.Float64(),
+            "items": pl.List(pl.Struct({"sku": pl.String()})),
+            "empty": pl.List(pl.Null()),
+            "big": pl.Int128(),
+        }
+    )
+    mappings = [
+        ("flag", "boolean", "flag", "int"),
+        ("n", "long", "n", "boolean"),
+        ("x", "double", "x", "string"),
+        ("items[0].sku", "string", "sku", "string"),
+        ("empty", "array", "empty", "array"),
+        ("big", "string", "big", "string"),
+    ]
+    assert source_read_schema(mappings, observed) == pl.Schema(
+        {
+            "flag": pl.Boolean(),
+            "n": pl.Int64(),
+            "x": pl.Float64(),
+            "items": pl.List(pl.Struct({"sku": pl.String()})),
+            "empty": pl.String(),  # an array only ever seen empty: its elements' type is unknown
+            "big": pl.String(),
+        }
+    )
+    assert set(source_read_schema(mappings, observed, typed=False).values()) == {pl.String()}
+    assert source_read_schema(mappings, observed, typed={1})["n"] == pl.Int64()
+    assert source_read_schema(mappings, observed, typed={1})["flag"] == pl.String()

@@ -11,7 +11,7 @@ from matplotlib import image as mpimg
 
 from glueflow_dagster.definitions import load_definitions
 from glueflow_dagster.flow_accounting import InputRun, OutputRun, Window, windows
-from glueflow_dagster.jobs import INPUT_RUN_TAG, output_key, staging_key
+from glueflow_dagster.jobs import INPUT_RUN_TAG, flow_report_key, output_key, staging_key
 from glueflow_dagster.monitoring import run_materialization_metadata
 from glueflow_dagster.report import (
     INPUT_COLOUR,
@@ -287,3 +287,148 @@ def test_a_report_asset_in_the_output_run_counts_that_run(
     assert metadata["latest_flow_ratio"] == pytest.approx(1.0)
     assert metadata["png_path"] == str(tmp_path / "in_run.png")
     assert (tmp_path / "in_run.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+# --- UI actions behave like the jobs: one definition of the windows -------------------------------
+
+
+def _report_windows(instance: DagsterInstance) -> dict[str, float | None]:
+    """`glueflow report --json`'s ratio per window, by the window's Input run."""
+    stdout = io.StringIO()
+    assert report_command(instance, "events", True, None, stdout=stdout, stderr=io.StringIO()) == 0
+    document = json.loads(stdout.getvalue())
+    report = build_flow_report(instance, "events", None)
+    assert [w["ratio"] for w in document["windows"]] == [w.ratio for w in report.windows]
+    return {w.input_run_id: w.ratio for w in report.windows}
+
+
+def test_a_ui_materialize_of_output_gets_the_figures_the_report_shows(
+    flow_file: Path, instance: DagsterInstance
+) -> None:
+    """F/output materialized the UI way (the implicit `__ASSET_JOB`, no run config, no glueflow tags), twice in
+    one window, and a sensor-style run that follows an older Input run after a newer one started: every run's
+    `flow_ratio` is what `glueflow report` shows for its window once it is the window's latest run."""
+    defs = load_definitions(flow_file)  # bookmark: disable, so every Output run rereads all of staging
+    raw = StorageResource().open(str(flow_file.parent / "data" / "input"))
+    asset_job = defs.resolve_implicit_global_asset_job_def()
+    input_job = defs.resolve_job_def("events_input_job")
+
+    def ui_materialize_output() -> str:
+        result = asset_job.execute_in_process(instance=instance, asset_selection=[output_key("events")])
+        assert result.success and result.dagster_run.job_name == "__ASSET_JOB"
+        assert INPUT_RUN_TAG not in result.dagster_run.tags
+        return result.run_id
+
+    def check(run_id: str, window_input: str) -> float:
+        output = run_materialization_metadata(instance, run_id, output_key("events"))
+        assert output["input_run_id"] == window_input
+        assert _report_windows(instance)[window_input] == pytest.approx(output["flow_ratio"], abs=1e-4)
+        return output["flow_ratio"]
+
+    raw.write_bytes("batch=0/a.json", raw_records(0, 40))
+    first = input_job.execute_in_process(instance=instance).run_id
+    sensor_run = defs.resolve_job_def("events_output_job").execute_in_process(
+        instance=instance, tags={INPUT_RUN_TAG: first}
+    )
+    assert check(sensor_run.run_id, first) == pytest.approx(1.0)
+
+    raw.write_bytes("batch=1/a.json", raw_records(100, 40))
+    second = input_job.execute_in_process(instance=instance).run_id
+    ratios = [check(ui_materialize_output(), second), check(ui_materialize_output(), second)]
+    # Each UI run rereads both batches: the window's ratio grows with every run counted in it.
+    assert 1.8 < ratios[0] < 2.2 and 3.6 < ratios[1] < 4.4
+
+    # A run that follows the second Input run (its tag) but starts after the third started: the third's window.
+    raw.write_bytes("batch=2/a.json", raw_records(200, 40))
+    third = input_job.execute_in_process(instance=instance).run_id
+    late = defs.resolve_job_def("events_output_job").execute_in_process(instance=instance, tags={INPUT_RUN_TAG: second})
+    check(late.run_id, third)
+    # Every window still agrees with the latest run counted in it (nothing moved between windows).
+    windows_now = _report_windows(instance)
+    assert windows_now[first] == pytest.approx(1.0)
+    assert windows_now[second] == pytest.approx(ratios[1], abs=1e-4)
+
+    # F/flow_report materialized the UI way afterwards shows the same latest ratio.
+    report_run = asset_job.execute_in_process(instance=instance, asset_selection=[flow_report_key("events")])
+    report = run_materialization_metadata(instance, report_run.run_id, flow_report_key("events"))
+    assert report["latest_flow_ratio"] == pytest.approx(windows_now[third], abs=1e-4)
+    assert report["window_count"] == 3
+
+
+def test_materialize_all_in_one_ui_run_counts_as_its_own_window(flow_file: Path, instance: DagsterInstance) -> None:
+    """ "Materialize all" from the UI: F/staging, F/output and F/flow_report in one `__ASSET_JOB` run."""
+    defs = load_definitions(flow_file)
+    raw = StorageResource().open(str(flow_file.parent / "data" / "input"))
+    asset_job = defs.resolve_implicit_global_asset_job_def()
+    selection = [staging_key("events"), output_key("events"), flow_report_key("events")]
+    for cycle in range(2):
+        raw.write_bytes(f"batch={cycle}/a.json", raw_records(cycle * 100, 30))
+        result = asset_job.execute_in_process(instance=instance, asset_selection=selection)
+        assert result.success
+        output = run_materialization_metadata(instance, result.run_id, output_key("events"))
+        report = run_materialization_metadata(instance, result.run_id, flow_report_key("events"))
+        assert output["input_run_id"] == result.run_id  # the run's own Input step opened its window
+        assert report["window_count"] == cycle + 1
+        assert report["latest_flow_ratio"] == pytest.approx(output["flow_ratio"], abs=1e-4)
+        assert _report_windows(instance)[result.run_id] == pytest.approx(output["flow_ratio"], abs=1e-4)
+    assert output["flow_ratio"] > 1.8  # bookmark: disable, the second run rereads the first batch
+
+
+# --- the chart by Input window -------------------------------------------------------------------
+
+
+def _label_boxes(fig) -> dict[str, list]:
+    """Pixel boxes of the value labels of each panel, after a draw."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    top, bottom = fig.axes[:2]
+    return {
+        name: [text.get_window_extent(renderer) for text in ax.texts if text.get_text()]
+        for name, ax in (("top", top), ("bottom", bottom))
+    }
+
+
+def _overlaps(boxes: list) -> list[tuple[int, int]]:
+    return [(i, j) for i in range(len(boxes)) for j in range(i + 1, len(boxes)) if boxes[i].overlaps(boxes[j])]
+
+
+@pytest.mark.parametrize("count", [3, 12, 30])
+def test_value_labels_never_overlap_and_idle_gaps_do_not_squeeze_the_windows(count: int) -> None:
+    from glueflow_dagster.report import flow_figure
+
+    # Runs of seconds, some windows 30 minutes apart and some after 8 idle hours.
+    start = at("00:00")
+    input_runs, output_runs = [], []
+    for i in range(count):
+        start += 1800 if i % 4 else 8 * 3600
+        input_runs.append(InputRun(f"in{i}", start, start + 3, 390_000 + 1_000 * i))
+        output_runs.append(OutputRun(f"out{i}", start + 20, start + 24, 390_000 * (1 + i % 5)))
+        if i % 3 == 0:  # a second Output run in some windows
+            output_runs.append(OutputRun(f"again{i}", start + 60, start + 64, 390_000))
+    window_list = windows(input_runs, output_runs, period_s=None)
+    fig = flow_figure(window_list, input_runs, output_runs, "labels", dpi=80)
+    boxes = _label_boxes(fig)
+    # No two labels overlap; every bar is labelled while the bars are wide enough for a line of text.
+    assert _overlaps(boxes["top"]) == [] and _overlaps(boxes["bottom"]) == []
+    assert len(boxes["bottom"]) == count
+    assert len(boxes["top"]) == (len(input_runs) + len(output_runs) if count <= 12 else 0)
+    # One slot per window whatever the idle time before it: the ratio bars are equally spaced.
+    bottom = fig.axes[1]
+    centres = sorted(patch.get_x() + patch.get_width() / 2 for patch in bottom.patches)
+    assert np.allclose(np.diff(centres), 1.0)
+    assert [label.get_text() for label in bottom.get_xticklabels()][0].endswith("08:00")
+
+
+def test_output_runs_outside_every_window_are_drawn_in_their_own_slot(tmp_path: Path) -> None:
+    from glueflow_dagster.report import flow_figure
+
+    input_runs = [InputRun("i1", at("12:00"), at("12:05"), 1_000)]
+    output_runs = [OutputRun("early", at("11:00"), at("11:01"), 500), OutputRun("o1", at("12:10"), at("12:11"), 1_000)]
+    window_list = windows(input_runs, output_runs, period_s=1800)
+    fig = flow_figure(window_list, input_runs, output_runs, "outside", dpi=80)
+    top, bottom = fig.axes[:2]
+    assert [label.get_text() for label in bottom.get_xticklabels()] == ["before", "12:00:00"]
+    assert len(top.patches) == 3  # the early run is drawn, not dropped

@@ -227,9 +227,9 @@ def _stage_log(source: Storage, infos: list[ObjectInfo], target: Storage) -> tup
 
 def test_a_timestamp_in_another_form_past_the_sample_is_mapped_in_full(locations: tuple[Storage, Storage]) -> None:
     # The sample (the first 1000 lines) holds only the plain form, so the stage speculates; line 1500
-    # is ISO with a zone and line 1501 epoch seconds: the speculation misses and the group is mapped again.
+    # is ISO with a zone and line 1501 has a zone name: the speculation misses and the group is mapped again.
     source, target = locations
-    late = {1500: "2026-11-24T10:00:00+02:00", 1501: "1764000000"}
+    late = {1500: "2026-11-24T10:00:00+02:00", 1501: "2025-11-24 17:00:00 Europe/Paris"}
     info = source.write_bytes("t.json", _timestamps(2000, late=late))
     messages, result = _stage_log(source, [info], target)
     rows = {r["event_id"]: r["event_time"] for r in _read_back(target)}
@@ -545,3 +545,17 @@ def test_keys_with_glob_characters_are_read_as_themselves(locations: tuple[Stora
 
 def _read_back_parts(target: Storage) -> list[dict[str, Any]]:
     return [r for key, rows in _records_by_part(target).items() if not key.startswith("_errors/") for r in rows]
+
+
+def test_a_spelling_first_seen_past_the_sample_is_mapped(locations: tuple[Storage, Storage]) -> None:
+    source, target = locations
+    early = [{"id": i, "user": {"id": i % 7}, "amount": "1.5"} for i in range(300)]
+    late = [{"ID": 1000 + i, "User": {"Id": 3}, "AMOUNT": "2.5"} for i in range(4)]
+    info = source.write_bytes("mixed.json", _lines(early + late))
+    messages: list[str] = []
+    result = run_stage(source, [info], MAPPINGS, target, name_prefix="run-sp", compression="none", log=messages.append)
+    rows = [row for records in _records_by_part(target).values() for row in records]
+    assert result.records_written == 304 and result.cast_errors == 0
+    assert sorted(r["event_id"] for r in rows if r["event_id"] >= 1000) == [1000, 1001, 1002, 1003]
+    assert all(r["user_id"] == 3 and r["amount"] == 2.5 for r in rows if r["event_id"] >= 1000)
+    assert any("spelled differently past the sample" in m for m in messages)

@@ -17,14 +17,19 @@ from botocore.exceptions import ClientError, EndpointConnectionError, NoCredenti
 
 from glueflow_dagster import storage as storage_mod
 from glueflow_dagster.storage import (
+    DANGLING_LINK,
+    OUTSIDE_LINK,
     TMP_PREFIX,
     LocalStorage,
     ObjectInfo,
+    RefusedObject,
     S3Storage,
     Storage,
     StorageError,
     glob_match,
     open_storage,
+    redact,
+    shown,
 )
 
 
@@ -552,6 +557,53 @@ def test_local_does_not_follow_symlinked_folders(local_storage: LocalStorage, tm
     local_storage.write_bytes("in.json", b"x")
     (local_storage.root / "link").symlink_to(outside, target_is_directory=True)
     assert keys_of(local_storage.list()) == ["in.json"]
+    assert local_storage.refused == [RefusedObject("link", OUTSIDE_LINK)]  # reported, not silently skipped
+
+
+def test_local_never_reads_a_symlink_out_of_its_root(
+    local_storage: LocalStorage, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    outside = tmp_path / "outside.json"
+    outside.write_bytes(b'{"secret": 1}\n')
+    local_storage.write_bytes("a/in.json", b"x")
+    (local_storage.root / "a" / "abs.json").symlink_to(outside)
+    (local_storage.root / "a" / "rel.json").symlink_to(Path("..") / ".." / "outside.json")
+    with caplog.at_level("WARNING", logger="glueflow_dagster.storage"):
+        assert keys_of(local_storage.list()) == ["a/in.json"]
+    assert local_storage.refused == [
+        RefusedObject("a/abs.json", OUTSIDE_LINK),
+        RefusedObject("a/rel.json", OUTSIDE_LINK),
+    ]
+    assert f"{local_storage.root / 'a' / 'abs.json'}: symlink points outside the location; not read" in caplog.text
+    # Reading it by key (a manifest planned elsewhere, a caller's own key) is refused in one line too.
+    for read in (
+        local_storage.read_bytes,
+        local_storage.open_read,
+        local_storage.stat,
+        lambda key: local_storage.local_copy(key).__enter__(),
+    ):
+        with pytest.raises(StorageError) as raised:
+            read("a/abs.json")
+        assert str(raised.value) == f"{local_storage.root / 'a' / 'abs.json'}: symlink points outside the location"
+    # An exclusion glob skips it without a report (the operator chose to).
+    assert keys_of(local_storage.list(exclusions=["**/abs.json", "**/rel.json"])) == ["a/in.json"]
+    assert local_storage.refused == []
+
+
+def test_local_symlinks_inside_the_root_keep_working(tmp_path: Path) -> None:
+    real_root = tmp_path / "real"
+    real_root.mkdir()
+    store = LocalStorage(tmp_path / "alias")  # the root itself is a symlink: its inside is the target's
+    (tmp_path / "alias").symlink_to(real_root, target_is_directory=True)
+    store.write_bytes("data/x.json", b"x")
+    (real_root / "latest.json").symlink_to(real_root / "data" / "x.json")
+    (real_root / "same").symlink_to(real_root / "data", target_is_directory=True)  # listed where it is
+    (real_root / "gone.json").symlink_to(real_root / "nothing.json")
+    assert keys_of(store.list()) == ["data/x.json", "latest.json"]
+    assert store.read_bytes("latest.json") == b"x"
+    with store.local_copy("latest.json") as path:
+        assert path.read_bytes() == b"x"
+    assert store.refused == [RefusedObject("gone.json", DANGLING_LINK)]
 
 
 def test_local_errors_are_clear(local_storage: LocalStorage) -> None:
@@ -648,6 +700,51 @@ def test_unreachable_endpoint(moto_server: str) -> None:
         assert message.startswith("s3://bkt")
         assert message.endswith("endpoint unreachable (http://127.0.0.1:1)")
         assert isinstance(excinfo.value.__cause__, EndpointConnectionError)
+
+
+def test_an_endpoint_password_is_never_shown(moto_server: str) -> None:
+    client = boto3.client(
+        "s3",
+        endpoint_url="http://AKIAEXAMPLE:wJalrSECRET@127.0.0.1:1",
+        region_name="us-east-1",
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=1),
+    )
+    store = S3Storage("bkt", "x", client)
+    for call in (lambda: list(store.list()), lambda: store.read_bytes("k"), lambda: store.exists()):
+        with pytest.raises(StorageError) as excinfo:
+            call()
+        assert str(excinfo.value).endswith("endpoint unreachable (http://***@127.0.0.1:1)")
+        # Dagster shows the chained botocore errors too: redacted as well.
+        chained: BaseException | None = excinfo.value
+        while chained is not None:
+            assert "SECRET" not in str(chained) and "AKIA" not in str(chained), repr(chained)
+            chained = chained.__cause__ or chained.__context__
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("s3://key:secret@bucket/x", "s3://***@bucket/x"),
+        ("http://key@host:9000", "http://***@host:9000"),
+        ("endpoint (https://a:b@h) and s3://c:d@e", "endpoint (https://***@h) and s3://***@e"),
+        ("user:password@host", "***@host"),
+        ("someone@example.com", "someone@example.com"),
+        ("s3://bucket/key@v2", "s3://bucket/key@v2"),
+    ],
+)
+def test_redact(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
+def test_storage_errors_never_embed_an_unbounded_value() -> None:
+    long = "m" * 100_000
+    err = storage_mod._boto_error("s3://b/k", ClientError({"Error": {"Code": "Odd", "Message": long}}, "Get"), "e")
+    assert len(str(err)) < 200 and str(err).endswith("... (Odd)")
+    with pytest.raises(StorageError) as raised:
+        LocalStorage("/tmp").read_bytes("x/" * 50_000 + "../y")
+    assert len(str(raised.value)) < 300
+    assert StorageError("http://k:SECRET@h: down").args[0] == "http://***@h: down"
+    assert shown("s3://k:SECRET@" + "b" * 100) == "'s3://***@" + "b" * 31 + "'..."
 
 
 @pytest.mark.parametrize(
@@ -752,3 +849,24 @@ def test_storage_error_is_a_runtime_error() -> None:
     assert issubclass(StorageError, RuntimeError)
     err = StorageError("s3://b/k: cause", uri="s3://b/k")
     assert err.uri == "s3://b/k"
+
+
+def test_a_stage_over_a_local_input_never_reads_a_symlink_out_of_it(tmp_path: Path) -> None:
+    from glueflow_dagster.quarantine import list_stage_inputs
+    from glueflow_dagster.stage import run_stage
+
+    secret = tmp_path / "elsewhere" / "secret.json"
+    secret.parent.mkdir()
+    secret.write_bytes(b'{"id": 666}\n')
+    source = LocalStorage(tmp_path / "input")
+    source.write_bytes("a.json", b'{"id": 1}\n{"id": 2}\n')
+    (source.root / "b.json").symlink_to(secret)
+    (source.root / "more").symlink_to(secret.parent, target_is_directory=True)
+    objects = list(list_stage_inputs(source, recurse=True, exclusions=()))
+    assert keys_of(objects) == ["a.json"]
+    assert [refused.key for refused in source.refused] == ["b.json", "more"]
+    target = LocalStorage(tmp_path / "staging")
+    result = run_stage(source, objects, [["id", "long", "id", "long"]], target, name_prefix="run-1", compression="none")
+    assert (result.records_read, result.records_written, result.error_files) == (2, 2, 0)
+    written = b"".join(target.read_bytes(info.key) for info in result.written)
+    assert b"666" not in written

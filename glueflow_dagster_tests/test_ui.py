@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 
 import glueflow_dagster
-from glueflow_dagster_tests.conftest import raw_records, write_flow_file
+from glueflow_dagster_tests.conftest import postgres_home, raw_records, write_flow_file
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -161,20 +161,26 @@ def _stop(dev: DagsterDev) -> None:
     assert not _marked_pids(dev.marker), f"processes left behind: {_marked_pids(dev.marker)}"
 
 
-@pytest.fixture
-def dagster_dev(tmp_path: Path) -> Iterator[DagsterDev]:
+@pytest.fixture(params=["sqlite", "postgres"])
+def dagster_dev(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[DagsterDev]:
+    """`dagster dev` on the demo's SQLite DAGSTER_HOME, and on the production PostgreSQL one."""
     flow_file = write_flow_file(tmp_path / "project", schedule="* * * * *")
     raw = flow_file.parent / "data" / "input" / "batch=0"
     raw.mkdir(parents=True)
     (raw / "a.json").write_bytes(raw_records(0, RECORDS // 2))
     (raw / "b.json").write_bytes(raw_records(RECORDS // 2, RECORDS // 2))
     home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copyfile(Path(glueflow_dagster.__file__).with_name("dagster.yaml"), home / "dagster.yaml")
+    instance_env: dict[str, str] = {}
+    if request.param == "postgres":
+        instance_env = postgres_home(request.getfixturevalue("postgres_instance_url"), home)
+    else:
+        home.mkdir()
+        shutil.copyfile(Path(glueflow_dagster.__file__).with_name("dagster.yaml"), home / "dagster.yaml")
     port = _free_port()
     marker = uuid.uuid4().hex
     env = {
         **os.environ,
+        **instance_env,
         "DAGSTER_HOME": str(home),
         "GLUEFLOW_CONFIG": str(flow_file),
         "GLUEFLOW_UI_TEST_MARK": marker,

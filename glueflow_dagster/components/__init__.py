@@ -1,0 +1,1 @@
+"""The Dagster component types of glueflow (`glueflow_dagster.GlueFlows`)."""

@@ -1,0 +1,1 @@
+"""The project's component instances (dg's defs folder): one folder per instance, `defs.yaml` in it."""
