@@ -30,7 +30,10 @@ def run_commit(instance: DagsterInstance, run_id: str, key: AssetKey) -> CommitR
 
 def committed_parts(instance: DagsterInstance, key: AssetKey) -> CommittedParts:
     """Which parts of `key`'s location some commit lists (one event-log lookup per producing run)."""
-    return CommittedParts(lambda run_id: run_commit(instance, run_id, key))
+    return CommittedParts(
+        lambda run_id: run_commit(instance, run_id, key),
+        known_run=lambda run_id: instance.get_run_record_by_id(run_id) is not None,
+    )
 
 
 def latest_commit_id(instance: DagsterInstance, key: AssetKey) -> int | None:

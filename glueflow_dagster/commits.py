@@ -80,6 +80,12 @@ def commit_manifest_key(run_id: str) -> str:
     return f"{COMMITS_DIR}/{run_id}.json"
 
 
+def _manifest_run_id(key: str) -> str | None:
+    """The run id of a commit manifest's key, or None for any other object."""
+    folder, _, name = key.rpartition("/")
+    return name.removesuffix(".json") if folder == COMMITS_DIR and name.endswith(".json") else None
+
+
 @dataclass(frozen=True)
 class CommitRecord:
     """What one committed attempt made visible; recorded on its materialization and as a manifest object."""
@@ -161,6 +167,10 @@ class CommittedParts:
     """
 
     lookup: Callable[[str], CommitRecord | None]
+    # Whether this instance knows the run at all. Garbage collection only removes what runs it knows
+    # left behind: parts written under another Dagster instance (a SQLite home moved to PostgreSQL) are
+    # that history's, not orphans.
+    known_run: Callable[[str], bool] = lambda _run_id: True
     _cache: dict[str, CommitRecord | None] = field(default_factory=dict)
 
     def record(self, run_id: str) -> CommitRecord | None:
@@ -216,15 +226,31 @@ def collect_garbage(
     """Count the orphans in ``listing`` and remove those older than the grace period.
 
     Orphans are parts whose attempt no commit lists, and pending writes (open multipart uploads, local
-    pending files) left by attempts that never finished. Only the location's single writer (the job
-    that holds its concurrency slot) calls this, before it writes. It never deletes an object a commit
+    pending files) left by attempts that never finished; the commit manifest such an attempt may have
+    written before it died goes first. Only the location's single writer (the job that holds its
+    concurrency slot) calls this, before it writes. It never deletes an object a commit
     lists: :meth:`CommittedParts.is_committed` is checked for every object it removes.
     """
     horizon = now_ms - int(grace_s * 1000)
     files = size = removed = removed_bytes = aborted = 0
-    for obj in listing:
+    objects = list(listing)
+    # First the commit manifests of runs that never committed (a crash between publish and the event
+    # write): removed before their parts, so no manifest ever lists a deleted object.
+    for obj in objects:
+        run_id = _manifest_run_id(obj.key)
+        if (
+            run_id is not None
+            and obj.last_modified_ms <= horizon
+            and committed.record(run_id) is None
+            and committed.known_run(run_id)
+        ):
+            storage.delete(obj.key)
+    for obj in objects:
         if RESERVED_DIR in obj.key.split("/") or committed.is_committed(obj):
             continue
+        attempt = attempt_of(obj.key)
+        if attempt is not None and not committed.known_run(attempt.run_id):
+            continue  # another instance's history: neither data here nor ours to remove
         files += 1
         size += obj.size
         if obj.last_modified_ms <= horizon:

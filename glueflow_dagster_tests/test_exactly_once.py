@@ -345,12 +345,6 @@ def test_a_crash_between_publish_and_the_event_write_is_recovered_in_dagsters_vi
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: after a crash between publish() and the materialization event, garbage collection deletes "
-    "the dead attempt's parts but leaves its _glueflow/commits/<run id>.json, which still lists them: readers "
-    "outside Dagster see a commit whose parts are gone (and, before the grace period, the same records twice)",
-)
 def test_no_commit_manifest_lists_an_object_that_was_deleted(driver: FlowDriver) -> None:
     driver.add_raw(50)
     dead = _crash_after_publish(driver, INPUT_JOB)
