@@ -409,13 +409,15 @@ class _Reader:
         self.no_unknown(
             body, {"input", "staging", "output", "input_job", "output_job", "owners", "tags", "spark"}, where
         )
-        spark = self.spark(body.get("spark", {}), f"{where}.spark")
-        input_job = self.job(self.section(body, "input_job", where), f"{where}.input_job", scheduled=True)
-        output_job = self.job(self.section(body, "output_job", where), f"{where}.output_job", scheduled=False)
+        # In the file's order: locations, jobs, then what spans them.
         input_location = self.location(
             self.section(body, "input", where), f"{where}.input", compression_allowed=False, read=True
         )
         staging = self.location(self.section(body, "staging", where), f"{where}.staging", read=True)
+        output = self.location(self.section(body, "output", where), f"{where}.output")
+        input_job = self.job(self.section(body, "input_job", where), f"{where}.input_job", scheduled=True)
+        output_job = self.job(self.section(body, "output_job", where), f"{where}.output_job", scheduled=False)
+        spark = self.spark(body.get("spark", {}), f"{where}.spark")
         # The Spark stage reads JSON lines only: refuse what it would misread rather than run it.
         for job, role, read in (("input_job", "input", input_location), ("output_job", "staging", staging)):
             chosen = input_job if job == "input_job" else output_job
@@ -429,7 +431,7 @@ class _Reader:
             name=name,
             input=input_location,
             staging=staging,
-            output=self.location(self.section(body, "output", where), f"{where}.output"),
+            output=output,
             # Each job carries the launcher settings, so the stage needs nothing but its job.
             input_job=replace(input_job, spark=spark),
             output_job=replace(output_job, spark=spark),

@@ -93,5 +93,5 @@ def test_an_invalid_cron_fails_when_the_flow_file_loads_with_one_line(tmp_path: 
     assert done.returncode == 2
     assert done.stderr == (
         f"glueflow: {flow_file}: flow 'events'.input_job.schedule: '61 * * * *' is not a valid cron expression: "
-        "minute '61': 61 is outside 0-59\n"
+        "minute '61' is not 0-59\n"
     )
