@@ -388,7 +388,8 @@ def _respelled(paths: Sequence[Path], plan: _Plan, workdir: Path) -> _Plan | Non
     regex pass over the group's lines finds the keys that spell a mapped name; lines holding new ones
     extend the observed schema.
     """
-    wanted = sorted({name.lower() for fm in plan.mappings for name in fm.source})
+    # Field names only: array element indices (items[0]) have no spelling.
+    wanted = sorted({name.lower() for fm in plan.mappings for name in fm.source if isinstance(name, str)})
     if not wanted:
         return None
     keys = "|".join(re.escape(name) for name in wanted)
