@@ -58,7 +58,13 @@ from glueflow_dagster.checks import (
     Verdict,
     evaluate,
 )
-from glueflow_dagster.commit_log import commit_metadata, committed_parts, committed_staging, latest_commit_id
+from glueflow_dagster.commit_log import (
+    commit_metadata,
+    committed_parts,
+    committed_staging,
+    latest_commit,
+    latest_commit_id,
+)
 from glueflow_dagster.commits import (
     Attempt,
     CommitRecord,
@@ -85,7 +91,6 @@ from glueflow_dagster.monitoring import (
     RunClock,
     current_flow_report,
     earlier_backlogs,
-    latest_metadata,
     output_flow_figures,
 )
 from glueflow_dagster.quarantine import QUARANTINE_DIR
@@ -385,8 +390,9 @@ def run_input(context: AssetExecutionContext, flow: FlowConfig, storage: Storage
     name, key = flow.name, staging_key(flow.name)
     source, target = storage.open(flow.input.uri), storage.open(flow.staging.uri)
     attempt = this_attempt(context)
-    planned_from = latest_commit_id(context.instance, key)
-    bookmark = Bookmark.from_dict(latest_metadata(context.instance, key).get(INPUT_BOOKMARK_KEY))
+    # The bookmark and the version the fence compares come from the same materialization.
+    planned_from, committed = latest_commit(context.instance, key)
+    bookmark = Bookmark.from_dict(committed.get(INPUT_BOOKMARK_KEY))
     garbage = garbage_collection(context, target, key, flow.staging.orphan_grace_s)
     listing = list(list_location(source, flow.input, must_exist=True))
     selection = select_objects(listing, bookmark, option="enable", known=input_known_objects(context.instance, name))

@@ -9,7 +9,7 @@ gives every reader of staging the committed view of it.
 from collections.abc import Iterator
 from typing import Any
 
-from dagster import AssetKey, DagsterEventType, DagsterInstance
+from dagster import AssetKey, DagsterEventType, DagsterInstance, MetadataValue
 
 from glueflow_dagster.commits import COMMIT_KEY, CommitRecord, CommittedParts
 from glueflow_dagster.config import FlowConfig
@@ -36,10 +36,19 @@ def committed_parts(instance: DagsterInstance, key: AssetKey) -> CommittedParts:
     )
 
 
+def latest_commit(instance: DagsterInstance, key: AssetKey) -> tuple[int | None, dict[str, Any]]:
+    """The newest materialization of `key` in one read: its storage id (the version a commit fence
+    compares) and its metadata as plain values ((None, {}) if never materialized)."""
+    records = instance.fetch_materializations(key, limit=1).records
+    if not records or records[0].asset_materialization is None:
+        return None, {}
+    metadata = records[0].asset_materialization.metadata
+    return records[0].storage_id, {name: entry.value for name, entry in metadata.items()}
+
+
 def latest_commit_id(instance: DagsterInstance, key: AssetKey) -> int | None:
     """Storage id of the newest materialization of `key`: the version a commit fence compares."""
-    records = instance.fetch_materializations(key, limit=1).records
-    return records[0].storage_id if records else None
+    return latest_commit(instance, key)[0]
 
 
 def committed_staging(
@@ -56,6 +65,4 @@ def committed_staging(
 
 
 def commit_metadata(record: CommitRecord) -> dict[str, Any]:
-    from dagster import MetadataValue
-
     return {COMMIT_KEY: MetadataValue.json(record.to_dict())}

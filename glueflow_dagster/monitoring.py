@@ -33,14 +33,6 @@ class RunClock:
     start_s: float
 
 
-def latest_metadata(instance: DagsterInstance, key: AssetKey) -> dict[str, Any]:
-    """Metadata of the asset's latest materialization, as plain values ({} if never materialized)."""
-    records = instance.fetch_materializations(key, limit=1).records
-    if not records or records[0].asset_materialization is None:
-        return {}
-    return {name: entry.value for name, entry in records[0].asset_materialization.metadata.items()}
-
-
 def run_materialization_metadata(instance: DagsterInstance, run_id: str, key: AssetKey) -> dict[str, Any]:
     """Metadata that run `run_id` recorded for `key` ({} if it recorded none)."""
     records = instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION).records
