@@ -23,8 +23,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from glueflow_dagster.bookmarks import Bookmark, BookmarkPolicy, commit, select_objects
-from glueflow_dagster.storage import LocalStorage, ObjectInfo
+from glueflow_dagster.core.bookmarks import Bookmark, BookmarkPolicy, commit, select_objects
+from glueflow_dagster.core.storage import LocalStorage, ObjectInfo
 
 TARGET_STATE_BYTES = 64 * 1024
 TARGET_TICK_S = 2.0

@@ -1,6 +1,6 @@
 """Drive one real flow the way operators do, and check exactly-once against the ground truth.
 
-Shared by ``glueflow_dagster_tests/test_exactly_once.py`` and ``benchmarks.soak``: both need the same moves
+Shared by ``glueflow_dagster_tests/end_to_end/test_exactly_once.py`` and ``benchmarks.soak``: both need the same moves
 (scheduled Input runs, sensor ticks, UI-style materializations, re-executions, SIGKILLed runs, two runs at
 once from two processes, S3 outages, late / rewritten / deleted objects) and the same verdict, so they live
 in one place. Everything is real: a Dagster instance in its own DAGSTER_HOME with the packaged dagster.yaml,
@@ -54,13 +54,13 @@ from dagster import (
     reconstructable,
 )
 
-from glueflow_dagster.commit_log import committed_parts
-from glueflow_dagster.commits import COMMITS_DIR, CommitRecord
+from glueflow_dagster.components.commit_log import committed_parts
+from glueflow_dagster.components.jobs import output_key, staging_key
+from glueflow_dagster.components.resources import StorageResource
+from glueflow_dagster.components.sensors import in_flight_run_id
+from glueflow_dagster.core.commits import COMMITS_DIR, CommitRecord
+from glueflow_dagster.core.storage import RESERVED_DIR, ObjectInfo, Storage
 from glueflow_dagster.definitions import load_definitions
-from glueflow_dagster.jobs import output_key, staging_key
-from glueflow_dagster.resources import StorageResource
-from glueflow_dagster.sensors import in_flight_run_id
-from glueflow_dagster.storage import RESERVED_DIR, ObjectInfo, Storage
 
 FLOW = "events"
 INPUT_JOB = f"{FLOW}_input_job"

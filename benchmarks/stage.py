@@ -8,7 +8,7 @@
     python -m benchmarks.stage --small-files 100000         # 100,000 objects of 1-4 KB against a few large ones
     python -m benchmarks.stage --small-files 10000 --s3     # the same on S3 (a moto server), against boto3 GETs
 
-Generates nested JSON-lines events (``glueflow_dagster.sample_data.events_frame``) in a temporary folder,
+Generates nested JSON-lines events (``glueflow_dagster.core.sample_data.events_frame``) in a temporary folder,
 then runs each engine in its own child process, one after the other:
 
 * ``glueflow``: ``run_stage`` (list -> read -> ApplyMapping -> write gzip JSON-lines parts), local folders,
@@ -103,9 +103,9 @@ def _cpu_seconds() -> float:
 
 
 def run_glueflow(data: Path, out: Path, compression_level: int | None = None) -> dict[str, Any]:
-    from glueflow_dagster.quarantine import list_stage_inputs
-    from glueflow_dagster.stage import run_stage
-    from glueflow_dagster.storage import LocalStorage
+    from glueflow_dagster.core.quarantine import list_stage_inputs
+    from glueflow_dagster.core.stage import run_stage
+    from glueflow_dagster.core.storage import LocalStorage
 
     source, target = LocalStorage(data), LocalStorage(out)
     objects = list(list_stage_inputs(source, recurse=True, exclusions=()))
@@ -170,9 +170,9 @@ def run_spark(data: Path, out: Path) -> dict[str, Any]:
     from pyspark import SparkContext
     from pyspark.sql import SparkSession
 
-    from glueflow_dagster.quarantine import list_stage_inputs
+    from glueflow_dagster.core.quarantine import list_stage_inputs
+    from glueflow_dagster.core.storage import LocalStorage
     from glueflow_dagster.spark.stage_script import run
-    from glueflow_dagster.storage import LocalStorage
 
     cpu, started = _cpu_seconds(), time.perf_counter()
     session = (
@@ -253,7 +253,7 @@ def _small_objects(count: int) -> tuple[bytes, list[int]]:
     import bisect
     import random
 
-    from glueflow_dagster.sample_data import BYTES_PER_EVENT, events_frame
+    from glueflow_dagster.core.sample_data import BYTES_PER_EVENT, events_frame
 
     events = math.ceil(count * (SMALL_MIN_BYTES + SMALL_MAX_BYTES) / 2 / BYTES_PER_EVENT * 1.3) + 100
     data = events_frame(events).collect().write_ndjson().encode()
@@ -318,9 +318,9 @@ def generate_small(folder: Path, count: int, object_mb: int, endpoint: str | Non
 
 
 def run_glueflow_s3(endpoint: str, out: Path) -> dict[str, Any]:
-    from glueflow_dagster.quarantine import list_stage_inputs
-    from glueflow_dagster.stage import run_stage
-    from glueflow_dagster.storage import LocalStorage, S3Storage
+    from glueflow_dagster.core.quarantine import list_stage_inputs
+    from glueflow_dagster.core.stage import run_stage
+    from glueflow_dagster.core.storage import LocalStorage, S3Storage
 
     source = S3Storage(BUCKET, SMALL_PREFIX, _s3_client(endpoint))
     objects = list(list_stage_inputs(source, recurse=True, exclusions=()))
@@ -376,7 +376,7 @@ def child(engine: str, data: Path, out: Path) -> None:
 
 def generate(folder: Path, size_mb: int, object_mb: int = OBJECT_MB) -> tuple[int, int, int]:
     """JSON-lines objects of about ``object_mb`` MB each, totalling at least ``size_mb`` MB; (bytes, files, rows)."""
-    from glueflow_dagster.sample_data import events_frame, write_events_file
+    from glueflow_dagster.core.sample_data import events_frame, write_events_file
 
     sample = events_frame(20_000).collect().write_ndjson().encode()
     per_event = len(sample) / 20_000

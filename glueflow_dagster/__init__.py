@@ -1,12 +1,12 @@
 """glueflow-dagster: chained, incremental S3 ETL jobs on Dagster, with Glue's semantics.
 
 `GlueFlows` (the component type, `type: glueflow_dagster.GlueFlows`) is exported lazily, so that
-importing the Dagster-free core (`glueflow_dagster.config`, `.mapping`, ...) does not import Dagster.
+importing the Dagster-free core (`glueflow_dagster.core.config`, `.mapping`, ...) does not import Dagster.
 """
 
 from typing import Any
 
-from glueflow_dagster.mapping import ApplyMapping
+from glueflow_dagster.core.mapping import ApplyMapping
 
 __all__ = ["ApplyMapping", "GlueFlows"]
 

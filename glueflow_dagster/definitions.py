@@ -15,13 +15,13 @@ from pathlib import Path
 import dagster as dg
 from dagster import Definitions, definitions
 
-from glueflow_dagster.assets import build_flow_assets
-from glueflow_dagster.bookmark_admin import build_bookmark_admin_job
-from glueflow_dagster.config import CONFIG_ENV_VAR, GlueflowConfig, load_config
-from glueflow_dagster.jobs import build_flow_jobs
-from glueflow_dagster.resources import StorageResource
-from glueflow_dagster.schedules import build_input_schedule
-from glueflow_dagster.sensors import build_output_sensor
+from glueflow_dagster.components.assets import build_flow_assets
+from glueflow_dagster.components.bookmark_admin import build_bookmark_admin_job
+from glueflow_dagster.components.jobs import build_flow_jobs
+from glueflow_dagster.components.resources import StorageResource
+from glueflow_dagster.components.schedules import build_input_schedule
+from glueflow_dagster.components.sensors import build_output_sensor
+from glueflow_dagster.core.config import CONFIG_ENV_VAR, GlueflowConfig, load_config
 
 # The dg project root (pyproject.toml with [tool.dg]) when the package runs from its source tree.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

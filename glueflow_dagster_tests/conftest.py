@@ -14,7 +14,7 @@ import pytest
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
-from glueflow_dagster.storage import LocalStorage, S3Storage, Storage
+from glueflow_dagster.core.storage import LocalStorage, S3Storage, Storage
 
 _FAKE_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",

@@ -36,7 +36,7 @@ from typing import Any
 
 import polars as pl
 
-from glueflow_dagster.mapping import ApplyMapping, parse_glue_type
+from glueflow_dagster.core.mapping import ApplyMapping, parse_glue_type
 
 CACHE = Path(__file__).parent / "data" / "spark_casts.json"
 SPARK_CONF = {
@@ -323,7 +323,7 @@ def glueflow_structure_frame(case: StructureCase, folder: Path) -> list[Any]:
     fail before any mapping runs; such a file is read the way the stage falls back to, every mapped field
     as text (``source_read_schema(typed=False)``).
     """
-    from glueflow_dagster.mapping import source_read_schema
+    from glueflow_dagster.core.mapping import source_read_schema
 
     path = folder / f"{case.id}.json"
     path.write_text("".join(json.dumps(record) + "\n" for record in case.records))
@@ -337,8 +337,8 @@ def glueflow_structure_frame(case: StructureCase, folder: Path) -> list[Any]:
 
 def glueflow_structure_stage(case: StructureCase, folder: Path) -> list[Any]:
     """A structure case through ``run_stage`` on local folders, read back as typed values."""
-    from glueflow_dagster.stage import run_stage
-    from glueflow_dagster.storage import LocalStorage
+    from glueflow_dagster.core.stage import run_stage
+    from glueflow_dagster.core.storage import LocalStorage
 
     source = LocalStorage(folder / case.id / "in")
     target = LocalStorage(folder / case.id / "out")

@@ -16,7 +16,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from glueflow_dagster.config import COMPONENT_TYPE, ConfigError, parse_config
+from glueflow_dagster.core.config import COMPONENT_TYPE, ConfigError, parse_config
 
 # What `dg scaffold defs glueflow_dagster.GlueFlows <name>` writes: one working flow named after the
 # folder, on local folders under the project's data folder (set GLUEFLOW_DATA, or point the uris at

@@ -1,10 +1,10 @@
 """The PySpark stage script: one glueflow stage (read JSON lines, map, write pending parts) on Spark.
 
-Run by a Spark launcher through Dagster Pipes (``glueflow_dagster.spark_stage``), as ``python stage_script.py``
-with the pyspark package or ``spark-submit stage_script.py``. No ``awsglue`` import, so the same script
-runs on local Spark, AWS Glue, EMR and Databricks. Orchestration stays on the Dagster side: the script
-gets a frozen manifest and writes *pending* objects only; bookmarks, manifests and the commit (or abort)
-are Dagster's, exactly as for the polars engine, so exactly-once is the same on every engine.
+Run by a Spark launcher through Dagster Pipes (``glueflow_dagster.components.spark_stage``), as
+``python stage_script.py`` with the pyspark package or ``spark-submit stage_script.py``. No ``awsglue``
+import, so the same script runs on local Spark, AWS Glue, EMR and Databricks. Orchestration stays on the
+Dagster side: the script gets a frozen manifest and writes *pending* objects only; bookmarks, manifests
+and the commit (or abort) are Dagster's, exactly as for the polars engine, so exactly-once is the same on every engine.
 
 What it gets in the Pipes ``extras``:
 
@@ -23,7 +23,7 @@ delivers the message).
 The data path. S3 objects are fetched with boto3 on the driver into a local folder (Spark here has no
 hadoop-aws jars and cannot read ``s3://`` itself); Spark reads local files in PERMISSIVE mode with a
 ``_corrupt_record`` column and ``input_file_name()`` naming each record's object, applies the mapping
-compiled by :mod:`glueflow_dagster.spark_mapping`, and writes JSON-lines parts to a local folder. The driver
+compiled by :mod:`glueflow_dagster.core.spark_mapping`, and writes JSON-lines parts to a local folder. The driver
 then turns each part into a pending object with :meth:`Storage.begin_upload` (this script imports
 ``glueflow_dagster``, so the package must be installed where the driver runs): a hidden file under
 ``<target>/_glueflow/pending/`` locally, an open multipart upload on S3.
@@ -101,7 +101,7 @@ def _local_inputs(source: Any, manifest: list[dict[str, Any]], folder: Path) -> 
 
     Returns (paths, {file uri: (object, source uri)}, vanished objects).
     """
-    from glueflow_dagster.storage import LocalStorage, StorageError
+    from glueflow_dagster.core.storage import LocalStorage, StorageError
 
     paths: list[Path] = []
     by_uri: dict[str, tuple[dict[str, Any], str]] = {}
@@ -139,12 +139,12 @@ def run(extras: Mapping[str, Any], log: Any) -> dict[str, Any]:
     from pyspark.sql.functions import expr, input_file_name
     from pyspark.sql.types import StructType
 
-    from glueflow_dagster.commits import abort
-    from glueflow_dagster.mapping import parse_mappings
-    from glueflow_dagster.quarantine import object_entry, quarantine_key
-    from glueflow_dagster.spark_mapping import compile_mapping, quote, read_schema_json
-    from glueflow_dagster.stage import output_object_key
-    from glueflow_dagster.storage import open_storage
+    from glueflow_dagster.core.commits import abort
+    from glueflow_dagster.core.mapping import parse_mappings
+    from glueflow_dagster.core.quarantine import object_entry, quarantine_key
+    from glueflow_dagster.core.spark_mapping import compile_mapping, quote, read_schema_json
+    from glueflow_dagster.core.stage import output_object_key
+    from glueflow_dagster.core.storage import open_storage
 
     parsed = parse_mappings(extras["mappings"])
     source, target = open_storage(extras["source"]), open_storage(extras["target"])
@@ -324,7 +324,7 @@ def main() -> int:
         try:
             figures = run(pipes.extras, pipes.log.info)
         except Exception as err:  # reported as one line; the Dagster side fails the run with it
-            from glueflow_dagster.storage import redact
+            from glueflow_dagster.core.storage import redact
 
             line = redact(" ".join(f"{type(err).__name__}: {err}".split()))[:500]
             # Reported as a message and exit 0: Pipes gives the Dagster side the messages of a successful

@@ -1,0 +1,168 @@
+"""Where committed bookmarks live: Dagster's event log, on the flow's `F/output` asset.
+
+A successful `F/output` materialization made with `bookmark: enable` carries the state after its
+commit (`bookmark` metadata), so the state advances in the same step as the materialization and
+never for a failed run. Admin actions (reset, rewind, set-to-current) record an AssetObservation
+with the same entries. `F_output_sensor` mirrors the newest state in its cursor; the event log is
+the record it is rebuilt from, and the history that answers "which files did run X read?".
+"""
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from dagster import AssetObservation, AssetRecordsFilter, DagsterInstance, MetadataValue
+
+from glueflow_dagster.components.jobs import output_key, staging_key
+from glueflow_dagster.core.bookmarks import Bookmark
+from glueflow_dagster.core.manifests import manifest_from_json
+from glueflow_dagster.core.storage import ObjectInfo
+
+# Metadata keys (a contract: README).
+CTX_KEY = "bookmark_ctx"
+ACTION_KEY = "bookmark_action"
+STATE_KEY = "bookmark"
+VERSION_KEY = "bookmark_version"
+MANIFEST_KEY = "manifest"
+MANIFEST_ID_KEY = "manifest_id"
+
+COMMITTING_ACTIONS = ("commit", "reset", "rewind", "set-to-current")
+_PAGE = 100
+
+
+class BookmarkConflict(RuntimeError):
+    """Another run or an admin action committed since this run's manifest was decided."""
+
+
+@dataclass(frozen=True)
+class CommittedBookmark:
+    """The newest committed state of one flow and context, and the event that recorded it."""
+
+    ctx: str
+    bookmark: Bookmark
+    storage_id: int | None = None
+    run_id: str | None = None
+    action: str | None = None
+
+    @property
+    def fresh(self) -> bool:
+        """No state was ever committed for this context (a new or renamed `transformation_ctx`)."""
+        return self.storage_id is None
+
+
+def _bookmark_events(instance: DagsterInstance, flow: str, after_storage_id: int | None = None) -> Iterator[Any]:
+    """Materializations and observations of `F/output`, newest first, merged by storage id."""
+
+    def stream(fetch: Callable[..., Any]) -> Iterator[Any]:
+        cursor = None
+        records_filter = AssetRecordsFilter(asset_key=output_key(flow), after_storage_id=after_storage_id)
+        while True:
+            result = fetch(records_filter, limit=_PAGE, cursor=cursor)
+            yield from result.records
+            if not result.has_more:
+                return
+            cursor = result.cursor
+
+    streams = [stream(instance.fetch_materializations), stream(instance.fetch_observations)]
+    heads = [next(s, None) for s in streams]
+    while any(h is not None for h in heads):
+        index = max((i for i, h in enumerate(heads) if h is not None), key=lambda i: heads[i].storage_id)
+        yield heads[index]
+        heads[index] = next(streams[index], None)
+
+
+def _metadata(record: Any) -> dict[str, Any]:
+    event = record.asset_materialization or record.asset_observation
+    return {name: entry.value for name, entry in event.metadata.items()} if event is not None else {}
+
+
+def committed_bookmark(
+    instance: DagsterInstance, flow: str, ctx: str, *, newer_than: CommittedBookmark | None = None
+) -> CommittedBookmark:
+    """The newest committed state for (flow, ctx); with `newer_than`, only events after it are read."""
+    after = newer_than.storage_id if newer_than is not None else None
+    for record in _bookmark_events(instance, flow, after_storage_id=after):
+        metadata = _metadata(record)
+        if metadata.get(CTX_KEY) == ctx and metadata.get(ACTION_KEY) in COMMITTING_ACTIONS:
+            return CommittedBookmark(
+                ctx=ctx,
+                bookmark=Bookmark.from_dict(metadata.get(STATE_KEY)),
+                storage_id=record.storage_id,
+                run_id=record.run_id or None,
+                action=str(metadata[ACTION_KEY]),
+            )
+    return newer_than if newer_than is not None else CommittedBookmark(ctx=ctx, bookmark=Bookmark())
+
+
+def state_after_run(instance: DagsterInstance, flow: str, ctx: str, run_id: str) -> Bookmark:
+    """The state that run `run_id` committed (for rewind and for pause's from/to range)."""
+    for record in _bookmark_events(instance, flow):
+        metadata = _metadata(record)
+        if record.run_id == run_id and metadata.get(CTX_KEY) == ctx and metadata.get(ACTION_KEY) == "commit":
+            return Bookmark.from_dict(metadata.get(STATE_KEY))
+    raise ValueError(f"run {run_id} committed no bookmark for flow {flow!r}, context {ctx!r}")
+
+
+def committed_manifests(instance: DagsterInstance, flow: str, ctx: str) -> Iterator[tuple[str, list[ObjectInfo]]]:
+    """(run id, objects read) of every committed run of (flow, ctx), newest first."""
+    for record in _bookmark_events(instance, flow):
+        metadata = _metadata(record)
+        if metadata.get(CTX_KEY) == ctx and metadata.get(ACTION_KEY) == "commit":
+            yield record.run_id, list(manifest_from_json(metadata.get(MANIFEST_KEY) or []))
+
+
+def known_objects(instance: DagsterInstance, flow: str, ctx: str) -> Callable[[Sequence[ObjectInfo]], set[str]]:
+    """The history lookup the bookmark core uses for late-file candidates: which were read already."""
+    return _known_in(lambda: (manifest for _run_id, manifest in committed_manifests(instance, flow, ctx)))
+
+
+def input_known_objects(instance: DagsterInstance, flow: str) -> Callable[[Sequence[ObjectInfo]], set[str]]:
+    """The same history lookup for the Input job: the raw objects its committed runs read (on `F/staging`)."""
+
+    def manifests() -> Iterator[list[ObjectInfo]]:
+        cursor = None
+        while True:
+            result = instance.fetch_materializations(staging_key(flow), limit=_PAGE, cursor=cursor)
+            for record in result.records:
+                yield list(manifest_from_json(_metadata(record).get(MANIFEST_KEY) or []))
+            if not result.has_more:
+                return
+            cursor = result.cursor
+
+    return _known_in(manifests)
+
+
+def _known_in(manifests: Callable[[], Iterator[list[ObjectInfo]]]) -> Callable[[Sequence[ObjectInfo]], set[str]]:
+    """Which candidates (same key and etag) some committed manifest lists, newest commits first."""
+
+    def known(candidates: Sequence[ObjectInfo]) -> set[str]:
+        wanted = {(o.key, o.etag) for o in candidates}
+        found: set[str] = set()
+        for manifest in manifests():
+            found |= {o.key for o in manifest if (o.key, o.etag) in wanted}
+            if len(found) == len(wanted):
+                break
+        return found
+
+    return known
+
+
+def bookmark_metadata(ctx: str, action: str, bookmark: Bookmark) -> dict[str, Any]:
+    return {
+        CTX_KEY: ctx,
+        ACTION_KEY: action,
+        VERSION_KEY: bookmark.version,
+        "bookmark_run_number": bookmark.run_number,
+        STATE_KEY: MetadataValue.json(json.loads(bookmark.to_json())),
+    }
+
+
+def record_admin_action(
+    instance: DagsterInstance, flow: str, current: CommittedBookmark, action: str, state: Bookmark, note: str
+) -> Bookmark:
+    """Commit an admin action's state as an observation on `F/output`; the version always moves on."""
+    new_state = replace(state, version=current.bookmark.version + 1)
+    metadata = {**bookmark_metadata(current.ctx, action, new_state), "note": note}
+    instance.report_runless_asset_event(AssetObservation(asset_key=output_key(flow), metadata=metadata))
+    return new_state

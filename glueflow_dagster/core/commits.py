@@ -1,0 +1,291 @@
+"""The commit protocol: what a job writes becomes data only when its run commits.
+
+Plain Python (no Dagster import). Writing and publishing are two steps, as in Hadoop's output
+committers, S3A's magic committer and Delta Lake's log:
+
+1. **Write.** Every attempt writes objects whose names belong to it alone,
+   ``run-<run id>-attempt-<n>-part-r-NNNNN[.json[.gz]]`` (:func:`part_prefix`), as *pending* objects that
+   no reader sees: an open S3 multipart upload, or a hidden file under ``_glueflow/pending/`` locally.
+2. **Commit.** Only after the run's checks (threshold, commit fence) pass, the pending objects are
+   completed (they appear at once, whole), a commit manifest ``_glueflow/commits/<run id>.json`` is written
+   for readers outside Dagster, and the successful materialization that lists the parts (metadata
+   ``commit``) is recorded: Dagster's event log is the commit log.
+3. **Abort.** A failed attempt aborts its own pending objects and touches nothing else.
+
+Readers see a location as the objects that commits list (:class:`CommittedParts`): parts of killed,
+failed or superseded attempts are *orphans*, counted and removed by :func:`collect_garbage` after a grace
+period. Garbage collection only ever deletes objects whose producing attempt no commit lists, so **no
+run ever deletes an object that a commit lists**. Objects whose names glueflow did not make are outside
+the protocol: they are read as they are and never deleted.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+from glueflow_dagster.core.storage import (
+    PENDING_DIR,
+    RESERVED_DIR,
+    ObjectInfo,
+    PendingObject,
+    Storage,
+    StorageError,
+)
+
+#: Where each commit's manifest lies in its location, for readers outside Dagster.
+COMMITS_DIR = f"{RESERVED_DIR}/commits"
+#: Metadata key of the commit record on the committing materialization.
+COMMIT_KEY = "commit"
+#: Default grace period before orphans are removed: longer than any attempt's write-to-commit time.
+DEFAULT_ORPHAN_GRACE_S = 3600
+
+# Non-greedy run id: it ends at the first "-attempt-<digits>-part-r-" (run ids never contain "attempt").
+_PART_NAME = re.compile(r"run-(?P<run_id>.+?)-attempt-(?P<attempt>\d+)-part-r-\d+(?:\.[^/]*)?")
+
+
+class CommitConflict(RuntimeError):
+    """Another run committed to the same location since this attempt planned: it must not commit."""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One attempt of one run: the unit that owns object names."""
+
+    run_id: str
+    number: int = 1
+
+    @property
+    def part_prefix(self) -> str:
+        return part_prefix(self.run_id, self.number)
+
+
+def part_prefix(run_id: str, attempt: int) -> str:
+    """Name prefix of every object the attempt writes: never a name another attempt may commit."""
+    return f"run-{run_id}-attempt-{attempt}"
+
+
+def attempt_of(key: str) -> Attempt | None:
+    """The attempt that wrote a part (from its name), or None for objects glueflow's commits did not name."""
+    match = _PART_NAME.fullmatch(key.rsplit("/", 1)[-1])
+    return Attempt(match.group("run_id"), int(match.group("attempt"))) if match else None
+
+
+def commit_manifest_key(run_id: str) -> str:
+    return f"{COMMITS_DIR}/{run_id}.json"
+
+
+def _manifest_run_id(key: str) -> str | None:
+    """The run id of a commit manifest's key, or None for any other object."""
+    folder, _, name = key.rpartition("/")
+    return name.removesuffix(".json") if folder == COMMITS_DIR and name.endswith(".json") else None
+
+
+@dataclass(frozen=True)
+class CommitRecord:
+    """What one committed attempt made visible; recorded on its materialization and as a manifest object."""
+
+    run_id: str
+    attempt: int
+    job: str
+    parts: tuple[ObjectInfo, ...]
+    records_written: int
+    committed_at_ms: int
+
+    @property
+    def keys(self) -> frozenset[str]:
+        return frozenset(obj.key for obj in self.parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "attempt": self.attempt,
+            "job": self.job,
+            "committed_at_ms": self.committed_at_ms,
+            "records_written": self.records_written,
+            "bytes_written": sum(obj.size for obj in self.parts),
+            "parts": [[o.key, o.size, o.last_modified_ms, o.etag] for o in self.parts],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> CommitRecord | None:
+        """The record back from metadata or a manifest object; None for anything that is not one."""
+        if not isinstance(data, dict) or "run_id" not in data or "parts" not in data:
+            return None
+        return cls(
+            run_id=str(data["run_id"]),
+            attempt=int(data.get("attempt", 1)),
+            job=str(data.get("job", "")),
+            parts=tuple(ObjectInfo(str(k), int(s), int(lm), str(e)) for k, s, lm, e in data["parts"]),
+            records_written=int(data.get("records_written", 0)),
+            committed_at_ms=int(data.get("committed_at_ms", 0)),
+        )
+
+
+def publish(
+    storage: Storage, attempt: Attempt, job: str, pending: Sequence[PendingObject], records_written: int
+) -> CommitRecord:
+    """Complete the attempt's pending objects and write its commit manifest; returns the commit record.
+
+    The caller records the returned record on the run's materialization: that event is the commit.
+    """
+    parts = tuple(storage.complete_upload(obj) for obj in pending)
+    record = CommitRecord(
+        run_id=attempt.run_id,
+        attempt=attempt.number,
+        job=job,
+        parts=parts,
+        records_written=records_written,
+        committed_at_ms=int(time.time() * 1000),
+    )
+    storage.write_bytes(commit_manifest_key(attempt.run_id), json.dumps(record.to_dict(), indent=1).encode())
+    return record
+
+
+def abort(storage: Storage, pending: Iterable[PendingObject], log: Callable[[str], None] = lambda _m: None) -> int:
+    """Discard an attempt's pending objects (best effort: what cannot be aborted now, GC removes later)."""
+    aborted = 0
+    for obj in pending:
+        try:
+            storage.abort_upload(obj)
+            aborted += 1
+        except StorageError as err:
+            log(f"could not abort pending {obj.key} ({err}); garbage collection removes it later")
+    return aborted
+
+
+@dataclass
+class CommittedParts:
+    """Which part objects some commit lists, looked up once per producing run.
+
+    ``lookup(run_id)`` returns that run's commit record for this location (from the event log), or None.
+    """
+
+    lookup: Callable[[str], CommitRecord | None]
+    # Whether this instance knows the run at all. Garbage collection only removes what runs it knows
+    # left behind: parts written under another Dagster instance (a SQLite home moved to PostgreSQL) are
+    # that history's, not orphans.
+    known_run: Callable[[str], bool] = lambda _run_id: True
+    _cache: dict[str, CommitRecord | None] = field(default_factory=dict)
+
+    def record(self, run_id: str) -> CommitRecord | None:
+        if run_id not in self._cache:
+            self._cache[run_id] = self.lookup(run_id)
+        return self._cache[run_id]
+
+    def is_committed(self, obj: ObjectInfo) -> bool:
+        """True for parts a commit lists, and for objects outside the protocol (names glueflow did not make)."""
+        attempt = attempt_of(obj.key)
+        if attempt is None:
+            return True
+        record = self.record(attempt.run_id)
+        return record is not None and record.attempt == attempt.number and obj.key in record.keys
+
+    def visible(self, listing: Iterable[ObjectInfo], orphans: list[ObjectInfo] | None = None) -> Iterator[ObjectInfo]:
+        """The committed objects of a listing; the rest goes to ``orphans`` when given."""
+        for obj in listing:
+            if self.is_committed(obj):
+                yield obj
+            elif orphans is not None:
+                orphans.append(obj)
+
+
+@dataclass(frozen=True)
+class GarbageReport:
+    """Orphans of one location: uncommitted parts and pending writes, and what was removed."""
+
+    orphaned_files: int = 0
+    orphaned_bytes: int = 0
+    removed_files: int = 0
+    removed_bytes: int = 0
+    aborted_uploads: int = 0
+
+    def metadata(self) -> dict[str, int]:
+        return {
+            "orphaned_files": self.orphaned_files,
+            "orphaned_bytes": self.orphaned_bytes,
+            "orphans_removed": self.removed_files,
+            "pending_uploads_aborted": self.aborted_uploads,
+        }
+
+
+def collect_garbage(
+    storage: Storage,
+    listing: Iterable[ObjectInfo],
+    committed: CommittedParts,
+    *,
+    now_ms: int,
+    grace_s: float,
+    log: Callable[[str], None] = lambda _m: None,
+) -> GarbageReport:
+    """Count the orphans in ``listing`` and remove those older than the grace period.
+
+    Orphans are parts whose attempt no commit lists, and pending writes (open multipart uploads, local
+    pending files) left by attempts that never finished; the commit manifest such an attempt may have
+    written before it died goes first. Only the location's single writer (the job that holds its
+    concurrency slot) calls this, before it writes. It never deletes an object a commit
+    lists: :meth:`CommittedParts.is_committed` is checked for every object it removes.
+    """
+    horizon = now_ms - int(grace_s * 1000)
+    files = size = removed = removed_bytes = aborted = 0
+    objects = list(listing)
+    # First the commit manifests of runs that never committed (a crash between publish and the event
+    # write): removed before their parts, so no manifest ever lists a deleted object.
+    for obj in objects:
+        run_id = _manifest_run_id(obj.key)
+        if (
+            run_id is not None
+            and obj.last_modified_ms <= horizon
+            and committed.record(run_id) is None
+            and committed.known_run(run_id)
+        ):
+            storage.delete(obj.key)
+    for obj in objects:
+        if RESERVED_DIR in obj.key.split("/") or committed.is_committed(obj):
+            continue
+        attempt = attempt_of(obj.key)
+        if attempt is not None and not committed.known_run(attempt.run_id):
+            continue  # another instance's history: neither data here nor ours to remove
+        files += 1
+        size += obj.size
+        if obj.last_modified_ms <= horizon:
+            storage.delete(obj.key)
+            removed += 1
+            removed_bytes += obj.size
+    for upload in storage.pending_uploads():
+        files += 1
+        if upload.started_ms <= horizon:
+            with suppress(StorageError):
+                storage.abort_upload(PendingObject(key=upload.key, size=0, token=upload.token))
+                aborted += 1
+    report = GarbageReport(files, size, removed, removed_bytes, aborted)
+    if files:
+        log(
+            f"{files} orphaned objects ({size:,} bytes) in {storage.uri} from attempts that never committed; "
+            f"removed {removed} and aborted {aborted} pending writes older than {grace_s:g} s"
+        )
+    return report
+
+
+__all__ = [
+    "COMMITS_DIR",
+    "COMMIT_KEY",
+    "DEFAULT_ORPHAN_GRACE_S",
+    "PENDING_DIR",
+    "Attempt",
+    "CommitConflict",
+    "CommitRecord",
+    "CommittedParts",
+    "GarbageReport",
+    "abort",
+    "attempt_of",
+    "collect_garbage",
+    "commit_manifest_key",
+    "part_prefix",
+    "publish",
+]

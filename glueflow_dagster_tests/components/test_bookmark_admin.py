@@ -1,0 +1,118 @@
+"""Bookmark controls: show, reset, rewind, set-to-current and dry runs, from the CLI and the admin job."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance
+
+from glueflow_dagster.components.bookmark_admin import BookmarkAdminError, run_admin_action
+from glueflow_dagster.components.bookmark_store import committed_bookmark
+from glueflow_dagster.core.config import load_config
+from glueflow_dagster_tests.components.test_bookmark_store import Flow
+
+
+@pytest.fixture
+def flow(tmp_path: Path, instance: DagsterInstance) -> Flow:
+    return Flow(tmp_path / "project", instance)
+
+
+def admin(flow: Flow, action: str, **options):
+    config = load_config(flow.path).flows["events"]
+    return run_admin_action(
+        flow.instance, config, flow.raw.__class__(flow.root / "data" / "staging"), action, **options
+    )
+
+
+def version(flow: Flow) -> int:
+    return committed_bookmark(flow.instance, "events", "bookmark_ctx").bookmark.version
+
+
+def three_committed_runs(flow: Flow) -> list[str]:
+    runs = []
+    for _ in range(3):
+        flow.input_run()
+        runs.append(flow.output_run().run_id)
+    return runs
+
+
+def test_show_and_dry_runs_change_nothing(flow: Flow) -> None:
+    three_committed_runs(flow)
+    flow.input_run()
+    shown = admin(flow, "show")
+    assert (shown.after.version, len(shown.next_manifest)) == (3, 1)
+    for action in ("reset", "set-to-current"):
+        dry = admin(flow, action, dry_run=True)
+        assert not dry.changed and version(flow) == 3
+    assert len(admin(flow, "reset", dry_run=True).next_manifest) == 4
+    assert len(admin(flow, "set-to-current", dry_run=True).next_manifest) == 0
+    assert "dry run, nothing changed" in admin(flow, "reset", dry_run=True).lines()[0]
+
+
+def test_reset_makes_the_next_run_read_everything(flow: Flow) -> None:
+    three_committed_runs(flow)
+    report = admin(flow, "reset")
+    assert report.changed and version(flow) == 4  # versions only move forward
+    result = flow.output_run()
+    assert flow.output_metadata(result.run_id)["files_read"] == 3
+
+
+def test_rewind_restores_the_state_after_an_earlier_run(flow: Flow) -> None:
+    runs = three_committed_runs(flow)
+    admin(flow, "rewind", to_run=runs[0])
+    result = flow.output_run()
+    assert flow.output_metadata(result.run_id)["files_read"] == 2  # what runs 2 and 3 had read
+    with pytest.raises(BookmarkAdminError, match="needs --to-run"):
+        admin(flow, "rewind")
+    with pytest.raises(BookmarkAdminError, match="committed no bookmark"):
+        admin(flow, "rewind", to_run="not-a-run")
+
+
+def test_set_to_current_marks_staging_read_without_running(flow: Flow) -> None:
+    flow.input_run()
+    flow.input_run()
+    admin(flow, "set-to-current")
+    result = flow.output_run()
+    assert flow.output_metadata(result.run_id)["files_read"] == 0
+    assert flow.output_objects() == [] or all("part-r" in k for k in flow.output_objects())
+
+
+def test_admin_job_in_dagster_runs_the_same_controls(flow: Flow) -> None:
+    three_committed_runs(flow)
+    job = flow.defs.resolve_job_def("events_bookmark_admin_job")
+    config = {"ops": {"events_bookmark_admin": {"config": {"action": "reset"}}}}
+    assert job.execute_in_process(instance=flow.instance, run_config=config).success
+    assert version(flow) == 3  # dry_run is on by default in the UI job
+    config["ops"]["events_bookmark_admin"]["config"]["dry_run"] = False
+    assert job.execute_in_process(instance=flow.instance, run_config=config).success
+    assert version(flow) == 4
+    bad = {"ops": {"events_bookmark_admin": {"config": {"action": "rewind", "dry_run": False}}}}
+    assert not job.execute_in_process(instance=flow.instance, run_config=bad, raise_on_error=False).success
+
+
+def test_cli_bookmark_commands(flow: Flow) -> None:
+    three_committed_runs(flow)
+    home = flow.instance.root_directory
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "glueflow_dagster.cli", "bookmark", *args, "--config", str(flow.path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**__import__("os").environ, "DAGSTER_HOME": home},
+        )
+
+    shown = cli("show", "--json")
+    assert shown.returncode == 0, shown.stderr
+    data = json.loads(shown.stdout)
+    assert (data["transformation_ctx"], data["after"]["version"], data["changed"]) == ("bookmark_ctx", 3, False)
+    dry = cli("reset", "--dry-run")
+    assert dry.returncode == 0 and "dry run, nothing changed" in dry.stdout
+    assert "next Output run reads 3 objects" in dry.stdout
+    missing = cli("rewind")
+    assert missing.returncode == 2 and missing.stderr.startswith("glueflow: rewind needs --to-run")
+    assert cli("reset").returncode == 0
+    assert version(flow) == 4

@@ -1,0 +1,473 @@
+"""`engine: spark` end to end: the same flow on polars and on Spark (local launcher, through Dagster Pipes).
+
+One Spark test (two stage-script subprocesses, each its own JVM): Input -> Output through the real
+definitions and a real Dagster instance, raw input and staging on S3 (the moto server; the stage script
+reads and writes S3 with boto3 on its driver), output local. Both engines must write the same records and
+record the same figures, bad input included. The config tests need no JVM.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from glueflow_dagster.components.jobs import INPUT_RUN_TAG, output_key, staging_key
+from glueflow_dagster.components.monitoring import run_materialization_metadata
+from glueflow_dagster.core.config import ConfigError, load_config
+from glueflow_dagster.definitions import load_definitions
+from glueflow_dagster_tests.conftest import write_flow_file
+
+MAPPINGS = {
+    "input_job": [
+        ["id", "long", "event_id", "long"],
+        ["user.id", "int", "user.id", "long"],
+        ["user.name", "string", "user.name", "string"],
+        ["amount", "string", "amount", "double"],
+        ["ts", "string", "event_time", "timestamp"],
+    ],
+    "output_job": [
+        ["event_id", "long", "event_id", "long"],
+        ["user.id", "long", "user_id", "long"],
+        ["amount", "double", "amount", "double"],
+        ["event_time", "timestamp", "event_time", "timestamp"],
+    ],
+}
+FIGURES = ("records_read", "records_written", "error_records", "cast_errors", "files_read", "files_written")
+
+
+def _raw_lines(first: int, count: int) -> list[str]:
+    lines = []
+    for i in range(first, first + count):
+        record: dict[str, Any] = {"id": i, "user": {"id": i % 7, "name": f"u{i}"}, "amount": f"{i}.25"}
+        record["ts"] = f"2024-01-{1 + i % 28:02d} 10:{i % 60:02d}:00" if i % 5 else 1_700_000_000 + i
+        if i % 11 == 0:
+            record["amount"] = "abc"  # a cast error, kept as null
+        if i % 13 == 0:
+            record["ID"] = record.pop("id")  # another spelling: matched case-insensitively
+        lines.append(json.dumps(record))
+    return lines
+
+
+def _flow(directory: Path, bucket: str, engine: str) -> Path:
+    path = write_flow_file(
+        directory,
+        input_uri=f"s3://{bucket}/{engine}/raw",
+        staging_uri=f"s3://{bucket}/{engine}/staging",
+        output_uri="data/output",
+    )
+    document = yaml.safe_load(path.read_text())
+    flow = document["flows"]["events"]
+    for job in ("input_job", "output_job"):
+        flow[job]["mappings"] = MAPPINGS[job]
+        flow[job]["engine"] = engine
+    flow["input_job"]["max_error_records"] = 5
+    flow["spark"] = {"launcher": "local", "master": "local[1]", "driver_memory": "512m"}
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def _run(defs: Any, instance: Any, name: str, tags: dict[str, str] | None = None) -> str:
+    result = defs.resolve_job_def(name).execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+    if not result.success:
+        [failure] = result.get_step_failure_events()
+        pytest.fail(f"{name} failed: {failure.step_failure_data.user_failure_data or failure.step_failure_data.error}")
+    return result.run_id
+
+
+def _output_records(flow_file: Path) -> list[dict[str, Any]]:
+    folder = flow_file.parent / "data" / "output"
+    rows = [
+        json.loads(line)
+        for path in sorted(folder.glob("run-*-part-r-*"))
+        for line in path.read_text().splitlines()
+        if line.strip()
+    ]
+    return sorted(rows, key=lambda r: (r["event_id"] is None, r["event_id"] or 0))
+
+
+@pytest.mark.spark
+def test_a_flow_on_spark_writes_what_polars_writes_with_the_same_figures(
+    tmp_path: Path, instance: Any, moto_server: str, s3_client: Any, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("pyspark")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    good = _raw_lines(0, 60)
+    bad = ["not json", "[1, 2]", '"just text"']
+    objects = {
+        "raw/batch=0/a.json": ("\n".join(good[:30] + bad[:2]) + "\n").encode(),
+        "raw/batch=0/b.json.gz": gzip.compress(("\n".join(good[30:] + bad[2:]) + "\n\n").encode()),
+    }
+    seen: dict[str, dict[str, Any]] = {}
+    for engine in ("polars", "spark"):
+        for key, body in objects.items():
+            s3_client.put_object(Bucket=s3_bucket, Key=f"{engine}/{key}", Body=body)
+        flow_file = _flow(tmp_path / engine, s3_bucket, engine)
+        defs = load_definitions(flow_file)
+        input_run = _run(defs, instance, "events_input_job")
+        output_run = _run(defs, instance, "events_output_job", tags={INPUT_RUN_TAG: input_run})
+        staging = run_materialization_metadata(instance, input_run, staging_key("events"))
+        output = run_materialization_metadata(instance, output_run, output_key("events"))
+        listing = s3_client.list_objects_v2(Bucket=s3_bucket, Prefix=f"{engine}/staging/")["Contents"]
+        quarantine = [o["Key"] for o in listing if "/_errors/" in o["Key"]]
+        entries = [
+            json.loads(line)
+            for key in quarantine
+            for line in s3_client.get_object(Bucket=s3_bucket, Key=key)["Body"].read().decode().splitlines()
+        ]
+        seen[engine] = {
+            "input_run": input_run,
+            "staging": staging,
+            "output": output,
+            "records": _output_records(flow_file),
+            "staged": sorted(o["Key"] for o in listing if "-part-r-" in o["Key"]),
+            "entries": entries,
+            "open_uploads": s3_client.list_multipart_uploads(Bucket=s3_bucket, Prefix=f"{engine}/").get("Uploads", []),
+        }
+
+    polars, spark = seen["polars"], seen["spark"]
+    assert len(spark["records"]) == 60
+    assert spark["records"] == polars["records"]
+    for name in FIGURES:
+        assert spark["staging"][name] == polars["staging"][name], name
+        assert spark["output"][name] == polars["output"][name], name
+    assert spark["staging"]["error_records"] == 3 and spark["staging"]["records_read"] == 63
+    assert spark["staging"]["cast_errors"] == polars["staging"]["cast_errors"] > 0
+    # Committed through the same protocol: attempt-named parts, completed; no upload left open.
+    assert spark["staged"] == [f"spark/staging/run-{spark['input_run']}-attempt-1-part-r-00000.json.gz"]
+    assert spark["open_uploads"] == [] and polars["open_uploads"] == []
+    # Quarantine: the same bad records, with their source objects; Spark has no line numbers.
+    assert sorted(e["raw"] for e in spark["entries"]) == sorted(e["raw"] for e in polars["entries"])
+    assert {e["line"] for e in spark["entries"]} == {None}
+    sources = {e["source"].rsplit("/", 1)[-1] for e in spark["entries"]}
+    assert sources == {e["source"].rsplit("/", 1)[-1] for e in polars["entries"]} == {"a.json", "b.json.gz"}
+
+
+def _write(tmp_path: Path, patch: dict[str, Any]) -> Path:
+    path = write_flow_file(tmp_path)
+    document = yaml.safe_load(path.read_text())
+    flow = document["flows"]["events"]
+    for dotted, value in patch.items():
+        node = flow
+        *heads, last = dotted.split(".")
+        for head in heads:
+            node = node.setdefault(head, {})
+        node[last] = value
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def test_engine_defaults_to_polars_and_spark_settings_reach_each_job(tmp_path: Path) -> None:
+    flow = load_config(write_flow_file(tmp_path / "a")).flows["events"]
+    assert flow.input_job.engine == flow.output_job.engine == "polars"
+    flow = load_config(_write(tmp_path / "b", {"output_job.engine": "spark", "spark.master": "local[*]"})).flows[
+        "events"
+    ]
+    assert (flow.input_job.engine, flow.output_job.engine) == ("polars", "spark")
+    assert flow.output_job.spark.master == "local[*]" and flow.output_job.spark.launcher == "local"
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ({"input_job.engine": "duckdb"}, "flow 'events'.input_job.engine: expected one of polars, spark, got 'duckdb'"),
+        ({"spark.launcher": "yarn"}, "flow 'events'.spark.launcher: expected one of local, glue, emr_serverless"),
+        (
+            {"spark.launcher": "emr_serverless"},
+            "flow 'events'.spark.application_id: required with launcher: emr_serverless",
+        ),
+        ({"spark.launcher": "glue"}, "flow 'events'.spark.job_name: required with launcher: glue"),
+        ({"spark.job_name": "j"}, "flow 'events'.spark.job_name: only with launcher: glue (launcher is 'local')"),
+        (
+            {
+                "spark": {
+                    "launcher": "emr_serverless",
+                    "application_id": "a",
+                    "script_uri": "s3://b/s.py",
+                    "iam_role": "r",
+                    "job_name": "j",
+                }
+            },
+            "flow 'events'.spark.job_name: only with launcher: glue (launcher is 'emr_serverless')",
+        ),
+        (
+            {"spark": {"launcher": "glue", "job_name": "j", "script_uri": "/tmp/s.py", "iam_role": "r"}},
+            "flow 'events'.spark.script_uri: expected s3://bucket/key.py, got '/tmp/s.py'",
+        ),
+        (
+            {
+                "spark": {
+                    "launcher": "glue",
+                    "job_name": "j",
+                    "script_uri": "s3://b/s.py",
+                    "iam_role": "r",
+                    "worker_type": "G.3X",
+                }
+            },
+            "flow 'events'.spark.worker_type: expected one of G.1X, G.2X, G.4X, G.8X, got 'G.3X'",
+        ),
+        ({"spark.master": "spark://h:7077"}, "flow 'events'.spark.master: expected local, local[N] or local[*]"),
+        ({"spark.driver_memory": "lots"}, "flow 'events'.spark.driver_memory: expected a JVM size such as 512m"),
+        ({"spark.workers": 3}, "flow 'events'.spark: unknown field 'workers'"),
+        (
+            {"input_job.engine": "spark", "input.multiline": True},
+            "input_job.engine: spark reads JSON lines only: not with input.multiline (use engine: polars)",
+        ),
+    ],
+)
+def test_engine_and_spark_section_errors_are_one_line(tmp_path: Path, patch: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(_write(tmp_path, patch))
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_the_stage_script_samples_every_spelling_and_reads_mixed_fields_as_text(tmp_path: Path) -> None:
+    from glueflow_dagster.spark.stage_script import observed_tree
+
+    lines = [{"ID": 1, "user": {"Id": 2}, "o": {"x": 1}}, {"id": 2, "user": None, "o": "text"}, [1, 2]]
+    (tmp_path / "a.json").write_text("".join(json.dumps(line) + "\n" for line in lines) + "not json\n")
+    (tmp_path / "b.json.gz").write_bytes(gzip.compress(b'{"user": {"name": "x"}}\n'))
+    tree = observed_tree([tmp_path / "a.json", tmp_path / "b.json.gz"])
+    # Every spelling, nested names merged across objects, a field seen as object and text read as text.
+    assert tree == {"ID": "string", "user": {"Id": "string", "name": "string"}, "o": "string", "id": "string"}
+
+
+@pytest.mark.spark
+def test_the_stage_script_leaves_pending_parts_quarantines_without_lines_and_aborts_past_the_threshold(
+    spark_session: Any, tmp_path: Path
+) -> None:
+    """The script's ``run`` on the test session's Spark (no new JVM): what it leaves before the commit."""
+    from glueflow_dagster.components.spark_stage import stage_result
+    from glueflow_dagster.core.commits import Attempt, publish
+    from glueflow_dagster.core.storage import LocalStorage
+    from glueflow_dagster.spark.stage_script import run
+
+    source, target = LocalStorage(tmp_path / "in"), LocalStorage(tmp_path / "out")
+    source.write_bytes("a.json", ("\n".join(_raw_lines(0, 20) + ["not json", "[1, 2]"]) + "\n").encode())
+    extras = {
+        "manifest": [
+            {"uri": source.uri_for(o.key), "key": o.key, "size": o.size, "last_modified_ms": o.last_modified_ms}
+            for o in source.list()
+        ]
+        + [{"key": "gone.json", "size": 3, "last_modified_ms": 0, "etag": ""}],
+        "mappings": MAPPINGS["input_job"],
+        "source": source.uri,
+        "target": target.uri,
+        "compression": "none",
+        "part_prefix": "run-r1-attempt-1",
+        "quarantine_prefix": "_errors/r1",
+        "max_error_records": 2,
+        "target_file_bytes": 1000,  # about 10 records per part
+        "master": "local[1]",
+    }
+    figures = run(extras, lambda _message: None)
+    assert (figures["records_read"], figures["records_written"], figures["error_records"]) == (22, 20, 2)
+    assert figures["cast_errors"] == 6  # amount "abc" on ids 0 and 11; epoch seconds in text on ids 0, 5, 10, 15
+    assert [o["key"] for o in figures["vanished"]] == ["gone.json"]
+    # Pending: hidden under _glueflow/pending/, nothing at the part names until the commit.
+    visible = [o.key for o in target.list() if not o.key.startswith(("_glueflow/", "_errors/"))]
+    assert visible == [] and len(figures["pending"]) >= 2
+    assert all(p["token"].startswith("_glueflow/pending/") for p in figures["pending"])
+    [entries_key] = [o["key"] for o in figures["quarantined"]]
+    entries = [json.loads(line) for line in target.read_bytes(entries_key).decode().splitlines()]
+    assert sorted(e["raw"] for e in entries) == ["[1, 2]", "not json"]
+    assert {(e["source"], e["line"]) for e in entries} == {(source.uri_for("a.json"), None)}
+    result = stage_result(figures, target, 0.0)
+    record = publish(target, Attempt("r1", 1), "events_input_job", result.pending, result.records_written)
+    lines = [line for part in record.parts for line in target.read_bytes(part.key).decode().splitlines()]
+    assert sorted(json.loads(line)["event_id"] for line in lines) == list(range(20))
+    assert record.parts[0].key == "run-r1-attempt-1-part-r-00000.json"
+
+    # Past the threshold: nothing pending is left behind, the good records are counted as discarded.
+    figures = run({**extras, "max_error_records": 1, "part_prefix": "run-r2-attempt-1"}, lambda _m: None)
+    assert figures["exceeded"] and figures["pending"] == [] and figures["records_discarded"] == 20
+    assert [u for u in target.pending_uploads() if "r2" in u.key] == []
+
+
+class LocalGlueClient:
+    """A Glue client for the moto server that also runs the job's script, the way the Glue service would.
+
+    moto accepts StartJobRun but runs nothing: this client starts the run in moto, downloads the job's
+    ScriptLocation from S3 and runs it in a subprocess with the run's arguments (Glue passes job
+    arguments as ``--key value`` on the command line), then reports SUCCEEDED or FAILED from its exit.
+    Everything else goes to moto.
+    """
+
+    def __init__(self, glue: Any, s3: Any, workdir: Path) -> None:
+        self._glue, self._s3, self._workdir = glue, s3, workdir
+        self.exceptions = glue.exceptions
+        self.states: dict[str, str] = {}
+        self.argv: list[list[str]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._glue, name)
+
+    def start_job_run(self, JobName: str, Arguments: dict[str, str] | None = None, **kwargs: Any) -> dict[str, str]:  # noqa: N803
+        import os
+        import subprocess
+        import sys
+
+        import glueflow_dagster
+
+        job = self._glue.get_job(JobName=JobName)["Job"]
+        run_id = self._glue.start_job_run(JobName=JobName, Arguments=Arguments or {}, **kwargs)["JobRunId"]
+        bucket, _, key = job["Command"]["ScriptLocation"].removeprefix("s3://").partition("/")
+        script = self._workdir / f"{run_id}.py"
+        script.write_bytes(self._s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        arguments = {**job.get("DefaultArguments", {}), **(Arguments or {}), "--JOB_NAME": JobName}
+        argv = [sys.executable, str(script), *(part for pair in arguments.items() for part in pair)]
+        self.argv.append(argv)
+        # The package the job's --additional-python-modules would install: this checkout.
+        env = {**os.environ, "PYTHONPATH": str(Path(glueflow_dagster.__file__).resolve().parents[1])}
+        done = subprocess.run(argv, env=env, timeout=900, check=False)
+        self.states[run_id] = "SUCCEEDED" if done.returncode == 0 else "FAILED"
+        return {"JobRunId": run_id}
+
+    def get_job_run(self, JobName: str, RunId: str, **_kwargs: Any) -> dict[str, Any]:  # noqa: N803
+        return {"JobRun": {"Id": RunId, "JobName": JobName, "JobRunState": self.states[RunId]}}
+
+
+@pytest.mark.spark
+def test_the_glue_launcher_runs_the_stage_as_a_glue_job_through_pipes(
+    tmp_path: Path, instance: Any, moto_server: str, s3_client: Any, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    from glueflow_dagster.components import spark_stage
+
+    pytest.importorskip("pyspark")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    glue = LocalGlueClient(boto3.client("glue", region_name="us-east-1"), s3_client, tmp_path)
+    monkeypatch.setattr(spark_stage, "glue_client_factory", lambda: glue)
+    flow_file = _flow(tmp_path / "glue", s3_bucket, "spark")
+    document = yaml.safe_load(flow_file.read_text())
+    flow = document["flows"]["events"]
+    flow["output_job"]["engine"] = "polars"
+    script_uri = f"s3://{s3_bucket}/glue/scripts/glueflow_stage.py"
+    flow["spark"] = {
+        "launcher": "glue",
+        "job_name": "glueflow-events-input",
+        "script_uri": script_uri,
+        "iam_role": "arn:aws:iam::123456789012:role/glueflow",
+        "worker_type": "G.2X",
+        "number_of_workers": 3,
+    }
+    flow_file.write_text(yaml.safe_dump(document, sort_keys=False))
+    s3_client.put_object(
+        Bucket=s3_bucket, Key="spark/raw/a.json", Body=("\n".join(_raw_lines(0, 25)) + "\nnot json\n").encode()
+    )
+
+    defs = load_definitions(flow_file)
+    input_run = _run(defs, instance, "events_input_job")
+    staging = run_materialization_metadata(instance, input_run, staging_key("events"))
+    assert (staging["records_read"], staging["records_written"], staging["error_records"]) == (26, 25, 1)
+    keys = [o["Key"] for o in s3_client.list_objects_v2(Bucket=s3_bucket, Prefix="spark/staging/")["Contents"]]
+    assert f"spark/staging/run-{input_run}-attempt-1-part-r-00000.json.gz" in keys
+    # The Glue job as the flow file describes it, Glue's bookmarks off, the shipped script uploaded.
+    job = glue.get_job(JobName="glueflow-events-input")["Job"]
+    assert (job["WorkerType"], job["NumberOfWorkers"], job["GlueVersion"]) == ("G.2X", 3, "5.0")
+    assert job["DefaultArguments"]["--job-bookmark-option"] == "job-bookmark-disable"
+    uploaded = s3_client.get_object(Bucket=s3_bucket, Key="glue/scripts/glueflow_stage.py")["Body"].read()
+    assert uploaded == spark_stage.STAGE_SCRIPT.read_bytes() and b"awsglue" not in uploaded.replace(b"``awsglue``", b"")
+    [argv] = glue.argv
+    assert "--dagster-pipes-context" in argv and "--dagster-pipes-messages" in argv
+    # The Output job (polars) reads what the Glue stage committed.
+    output_run = _run(defs, instance, "events_output_job", tags={INPUT_RUN_TAG: input_run})
+    assert run_materialization_metadata(instance, output_run, output_key("events"))["records_written"] == 25
+
+
+class LocalEMRServerlessClient:
+    """An EMR Serverless client for the moto server that also runs the job's entry point, as the service would.
+
+    The run is recorded in moto; the entry point is downloaded from S3 and run in a subprocess with its
+    arguments and the driver environment the ``spark.emr-serverless.driverEnv.*`` confs ask for.
+    """
+
+    def __init__(self, emr: Any, s3: Any, workdir: Path) -> None:
+        self._emr, self._s3, self._workdir = emr, s3, workdir
+        self.states: dict[str, str] = {}
+        self.env: list[dict[str, str]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._emr, name)
+
+    def start_job_run(self, **params: Any) -> dict[str, Any]:
+        import os
+        import subprocess
+        import sys
+
+        import glueflow_dagster
+
+        started = self._emr.start_job_run(**params)
+        submit = params["jobDriver"]["sparkSubmit"]
+        bucket, _, key = submit["entryPoint"].removeprefix("s3://").partition("/")
+        script = self._workdir / f"{started['jobRunId']}.py"
+        script.write_bytes(self._s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        driver_env = {}
+        for conf in submit.get("sparkSubmitParameters", "").split("--conf"):
+            name, _, value = conf.strip().partition("=")
+            if name.startswith("spark.emr-serverless.driverEnv."):
+                driver_env[name.removeprefix("spark.emr-serverless.driverEnv.")] = value
+        self.env.append(driver_env)
+        env = {**os.environ, **driver_env, "PYTHONPATH": str(Path(glueflow_dagster.__file__).resolve().parents[1])}
+        argv = [sys.executable, str(script), *submit.get("entryPointArguments", [])]
+        done = subprocess.run(argv, env=env, timeout=900, check=False)
+        self.states[started["jobRunId"]] = "SUCCESS" if done.returncode == 0 else "FAILED"
+        return started
+
+    def get_job_run(self, applicationId: str, jobRunId: str) -> dict[str, Any]:  # noqa: N803
+        run = {"applicationId": applicationId, "jobRunId": jobRunId, "state": self.states[jobRunId]}
+        return {"jobRun": run}
+
+    def get_application(self, applicationId: str) -> dict[str, Any]:  # noqa: N803
+        # moto takes and reports the type as "SPARK"; the service (and dagster-aws) spell it "Spark".
+        answer = self._emr.get_application(applicationId=applicationId)
+        answer["application"]["type"] = answer["application"]["type"].capitalize()
+        return answer
+
+    def get_dashboard_for_job_run(self, **_kwargs: Any) -> dict[str, str]:
+        return {"url": "http://localhost/dashboard"}
+
+
+@pytest.mark.spark
+def test_the_emr_serverless_launcher_runs_the_stage_as_a_job_run_through_pipes(
+    tmp_path: Path, instance: Any, moto_server: str, s3_client: Any, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    from glueflow_dagster.components import spark_stage
+
+    pytest.importorskip("pyspark")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    real = boto3.client("emr-serverless", region_name="us-east-1")
+    application = real.create_application(name="glueflow", releaseLabel="emr-7.2.0", type="SPARK")["applicationId"]
+    emr = LocalEMRServerlessClient(real, s3_client, tmp_path)
+    monkeypatch.setattr(spark_stage, "emr_serverless_client_factory", lambda: emr)
+    flow_file = _flow(tmp_path / "emr", s3_bucket, "spark")
+    document = yaml.safe_load(flow_file.read_text())
+    flow = document["flows"]["events"]
+    flow["output_job"]["engine"] = "polars"
+    flow["spark"] = {
+        "launcher": "emr_serverless",
+        "application_id": application,
+        "script_uri": f"s3://{s3_bucket}/emr/scripts/glueflow_stage.py",
+        "iam_role": "arn:aws:iam::123456789012:role/glueflow-emr",
+    }
+    flow_file.write_text(yaml.safe_dump(document, sort_keys=False))
+    body = ("\n".join(_raw_lines(0, 25)) + "\nnot json\n").encode()
+    s3_client.put_object(Bucket=s3_bucket, Key="spark/raw/a.json", Body=body)
+
+    defs = load_definitions(flow_file)
+    input_run = _run(defs, instance, "events_input_job")
+    staging = run_materialization_metadata(instance, input_run, staging_key("events"))
+    assert (staging["records_read"], staging["records_written"], staging["error_records"]) == (26, 25, 1)
+    keys = [o["Key"] for o in s3_client.list_objects_v2(Bucket=s3_bucket, Prefix="spark/staging/")["Contents"]]
+    assert f"spark/staging/run-{input_run}-attempt-1-part-r-00000.json.gz" in keys
+    [driver_env] = emr.env
+    assert "DAGSTER_PIPES_CONTEXT" in driver_env and "DAGSTER_PIPES_MESSAGES" in driver_env
+    output_run = _run(defs, instance, "events_output_job", tags={INPUT_RUN_TAG: input_run})
+    assert run_materialization_metadata(instance, output_run, output_key("events"))["records_written"] == 25

@@ -1,0 +1,89 @@
+"""The commit protocol's core on both backends: names, publish/abort, the committed view, garbage collection."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from glueflow_dagster.core.commits import (
+    Attempt,
+    CommitRecord,
+    CommittedParts,
+    abort,
+    attempt_of,
+    collect_garbage,
+    commit_manifest_key,
+    publish,
+)
+from glueflow_dagster.core.storage import Storage
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        ("run-4f3c2a1e-8b7d-attempt-2-part-r-00001.json.gz", Attempt("4f3c2a1e-8b7d", 2)),
+        ("batch=0/run-x-attempt-1-part-r-00000.json", Attempt("x", 1)),
+        ("run-abc-part-r-00000.json", None),  # Glue's own names: outside the protocol
+        ("notes.txt", None),
+    ],
+)
+def test_part_names_say_which_attempt_wrote_them(key: str, expected: Attempt | None) -> None:
+    assert attempt_of(key) == expected
+
+
+def _write_parts(storage: Storage, tmp_path: Path, attempt: Attempt, count: int) -> list:
+    pending = []
+    for part in range(count):
+        local = tmp_path / f"{attempt.part_prefix}-{part}.json"
+        local.write_text(json.dumps({"part": part, "run": attempt.run_id}) + "\n")
+        pending.append(storage.begin_upload(local, f"{attempt.part_prefix}-part-r-{part:05d}.json"))
+    return pending
+
+
+def _data_keys(storage: Storage) -> set[str]:
+    return {o.key for o in storage.list() if not o.key.startswith("_glueflow/")}
+
+
+def test_publish_makes_parts_visible_at_once_and_abort_leaves_nothing(storage: Storage, tmp_path: Path) -> None:
+    good, bad = Attempt("good"), Attempt("bad")
+    kept = _write_parts(storage, tmp_path, good, 2)
+    dropped = _write_parts(storage, tmp_path, bad, 2)
+    assert _data_keys(storage) == set()
+    record = publish(storage, good, "job", kept, records_written=2)
+    assert abort(storage, dropped) == 2
+    assert _data_keys(storage) == set(record.keys) == {f"run-good-attempt-1-part-r-0000{i}.json" for i in range(2)}
+    assert list(storage.pending_uploads()) == []
+    on_disk = CommitRecord.from_dict(json.loads(storage.read_bytes(commit_manifest_key("good"))))
+    assert on_disk is not None and on_disk.keys == record.keys and on_disk.records_written == 2
+
+
+def test_garbage_collection_removes_only_what_no_commit_lists(storage: Storage, tmp_path: Path) -> None:
+    committed_run, dead_run, foreign_run = Attempt("committed"), Attempt("dead"), Attempt("foreign")
+    record = publish(storage, committed_run, "job", _write_parts(storage, tmp_path, committed_run, 2), 2)
+    # A run that died between publishing and recording its commit: its parts and manifest are visible.
+    publish(storage, dead_run, "job", _write_parts(storage, tmp_path, dead_run, 1), 1)
+    publish(storage, foreign_run, "job", _write_parts(storage, tmp_path, foreign_run, 1), 1)
+    storage.write_bytes("written-by-hand.json", b"{}\n")  # a name glueflow did not make
+    _write_parts(storage, tmp_path, Attempt("killed"), 1)  # pending, never published
+    commits = {"committed": record}
+    parts = CommittedParts(commits.get, known_run=lambda run_id: run_id != "foreign")
+    data = [o for o in storage.list() if not o.key.startswith("_glueflow/")]
+    assert {o.key for o in parts.visible(data)} == {*record.keys, "written-by-hand.json"}
+
+    # moto reports every multipart upload as initiated in 2010: "now" is never later than that start.
+    now = min([int(time.time() * 1000), *(u.started_ms for u in storage.pending_uploads())])
+    within = collect_garbage(storage, storage.list(), parts, now_ms=now, grace_s=3600)
+    assert (within.orphaned_files, within.removed_files, within.aborted_uploads) == (2, 0, 0)  # counted, kept
+
+    past = collect_garbage(storage, storage.list(), parts, now_ms=int(time.time() * 1000) + 7_200_000, grace_s=3600)
+    assert (past.removed_files, past.aborted_uploads) == (1, 1)
+    left = {o.key for o in storage.list()}
+    assert record.keys <= left and "written-by-hand.json" in left  # committed and foreign names stay
+    assert "run-foreign-attempt-1-part-r-00000.json" in left  # another instance's history stays
+    assert commit_manifest_key("dead") not in left  # the dead run's manifest went with its parts
+    assert commit_manifest_key("committed") in left and commit_manifest_key("foreign") in left
+    assert not any(key.startswith("run-dead-") for key in left)
+    assert list(storage.pending_uploads()) == []
