@@ -7,25 +7,28 @@ with the same entries. `F_output_sensor` mirrors the newest state in its cursor;
 the record it is rebuilt from, and the history that answers "which files did run X read?".
 """
 
-import json
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
-from dagster import AssetObservation, AssetRecordsFilter, DagsterInstance, MetadataValue
+from dagster import AssetObservation, AssetRecordsFilter, DagsterInstance
 
 from glueflow_dagster.components.jobs import output_key, staging_key
-from glueflow_dagster.core.bookmarks import Bookmark
+from glueflow_dagster.core.bookmarks import (  # noqa: F401  (the commit log's keys, re-exported for readers)
+    ACTION_KEY,
+    CTX_KEY,
+    MANIFEST_ID_KEY,
+    MANIFEST_KEY,
+    STATE_KEY,
+    VERSION_KEY,
+    Bookmark,
+    CommittedBookmark,
+    bookmark_metadata,
+)
 from glueflow_dagster.core.manifests import manifest_from_json
 from glueflow_dagster.core.storage import ObjectInfo
 
 # Metadata keys (a contract: README).
-CTX_KEY = "bookmark_ctx"
-ACTION_KEY = "bookmark_action"
-STATE_KEY = "bookmark"
-VERSION_KEY = "bookmark_version"
-MANIFEST_KEY = "manifest"
-MANIFEST_ID_KEY = "manifest_id"
 
 COMMITTING_ACTIONS = ("commit", "reset", "rewind", "set-to-current")
 _PAGE = 100
@@ -33,22 +36,6 @@ _PAGE = 100
 
 class BookmarkConflict(RuntimeError):
     """Another run or an admin action committed since this run's manifest was decided."""
-
-
-@dataclass(frozen=True)
-class CommittedBookmark:
-    """The newest committed state of one flow and context, and the event that recorded it."""
-
-    ctx: str
-    bookmark: Bookmark
-    storage_id: int | None = None
-    run_id: str | None = None
-    action: str | None = None
-
-    @property
-    def fresh(self) -> bool:
-        """No state was ever committed for this context (a new or renamed `transformation_ctx`)."""
-        return self.storage_id is None
 
 
 def _bookmark_events(instance: DagsterInstance, flow: str, after_storage_id: int | None = None) -> Iterator[Any]:
@@ -146,16 +133,6 @@ def _known_in(manifests: Callable[[], Iterator[list[ObjectInfo]]]) -> Callable[[
         return found
 
     return known
-
-
-def bookmark_metadata(ctx: str, action: str, bookmark: Bookmark) -> dict[str, Any]:
-    return {
-        CTX_KEY: ctx,
-        ACTION_KEY: action,
-        VERSION_KEY: bookmark.version,
-        "bookmark_run_number": bookmark.run_number,
-        STATE_KEY: MetadataValue.json(json.loads(bookmark.to_json())),
-    }
 
 
 def record_admin_action(

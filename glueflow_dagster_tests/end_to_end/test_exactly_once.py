@@ -295,12 +295,13 @@ def test_staging_object_deleted_after_the_plan_is_counted_warned_and_the_flow_mo
 
 CRASH_AFTER_PUBLISH = """
 import os, signal, sys
-import glueflow_dagster.components.assets as assets
-real = assets.publish
+import glueflow_dagster.core.input_run as input_run
+import glueflow_dagster.core.output_run as output_run
+real = input_run.publish
 def publish_then_die(*args, **kwargs):
     record = real(*args, **kwargs)
     os.kill(os.getpid(), signal.SIGKILL)  # parts completed and manifest written; the event never is
-assets.publish = publish_then_die
+input_run.publish = output_run.publish = publish_then_die
 from dagster import DagsterInstance
 from glueflow_dagster.definitions import load_definitions
 with DagsterInstance.get() as instance:

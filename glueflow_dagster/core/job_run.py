@@ -1,0 +1,127 @@
+"""What the Input and the Output runs share between their stage and their commit.
+
+Both jobs run the same sequence (plan -> stage -> account -> commit, `input_run.py` and `output_run.py`);
+the pieces here are the ones they have in common: the stage as a callable (polars in this process, or
+Spark through Dagster Pipes, chosen by the shell), the guard that discards an attempt's pending objects
+when anything fails before its commit, and the figures a committed run records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+from glueflow_dagster.core.commits import (
+    COMMIT_KEY,
+    CommitRecord,
+    CommittedParts,
+    GarbageReport,
+    abort,
+    collect_garbage,
+)
+from glueflow_dagster.core.config import JobConfig, Location
+from glueflow_dagster.core.stage import StageResult
+from glueflow_dagster.core.storage import ObjectInfo, PendingObject, Storage, location_uri
+
+# Dagster's standard metadata keys, plain strings (the shell passes them through).
+URI_KEY, ROW_COUNT_KEY = "dagster/uri", "dagster/row_count"
+SUMMARY_KEY = "summary"  # markdown; the shell shows it as such
+
+
+class RunRefused(Exception):
+    """The run stops with this one-line reason; nothing was committed and its own pending objects are gone."""
+
+
+class Stage(Protocol):
+    """One stage over a frozen manifest, writing pending parts named `name_prefix`-NNNNN into `target`."""
+
+    def __call__(
+        self,
+        source: Storage,
+        manifest: Sequence[ObjectInfo],
+        job: JobConfig,
+        target: Storage,
+        name_prefix: str,
+        target_location: Location,
+        source_location: Location,
+    ) -> StageResult: ...
+
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """A committed run: the metadata its materialization records (plain values: ints, floats, strings,
+    dicts and lists, which Dagster records as JSON) and the checks' verdicts (Output runs only)."""
+
+    metadata: dict[str, Any]
+    verdicts: tuple[Any, ...] = ()
+
+
+@contextmanager
+def aborted_unless_published(target: Storage, pending: Sequence[PendingObject], log: Log) -> Iterator[None]:
+    """Anything that fails between the stage and the commit discards this attempt's pending objects only."""
+    try:
+        yield
+    except BaseException:
+        abort(target, pending, log)
+        raise
+
+
+def garbage_collection(
+    target: Storage, committed: CommittedParts, *, now_ms: int, grace_s: int, log: Log
+) -> GarbageReport:
+    """Count and (after the grace period) remove the orphans of the location this step alone writes."""
+    return collect_garbage(target, target.list(), committed, now_ms=now_ms, grace_s=grace_s, log=log)
+
+
+def stage_figures(result: StageResult) -> dict[str, Any]:
+    """The figures Dagster plots (plain ints/floats become Int/Float entries)."""
+    return {
+        "bytes_read": result.bytes_read,
+        "bytes_written": result.bytes_written,
+        "records_read": result.records_read,
+        "records_written": result.records_written,
+        "files_read": result.files_read,
+        "files_written": result.files_written,
+        "error_records": result.error_records,
+        "error_files": result.error_files,
+        "cast_errors": result.cast_errors,
+        "duration_s": round(result.duration_s, 3),
+    }
+
+
+def commit_figures(result: StageResult, record: CommitRecord, garbage: GarbageReport) -> dict[str, Any]:
+    """The stage's figures as committed, the commit record, orphans and vanished objects."""
+    return {
+        **stage_figures(replace(result, written=record.parts)),
+        "vanished_files": len(result.vanished),
+        "vanished_bytes": sum(obj.size for obj in result.vanished),
+        **garbage.metadata(),
+        COMMIT_KEY: record.to_dict(),
+    }
+
+
+def location_figures(uri: str, records_written: int) -> dict[str, Any]:
+    """Per materialization: the records written (`dagster/row_count`) and where (`dagster/uri`)."""
+    return {ROW_COUNT_KEY: records_written, URI_KEY: location_uri(uri)}
+
+
+def summary_markdown(title: str, metadata: dict[str, Any]) -> str:
+    """The run's plotted figures (its ints and floats) as a small markdown table."""
+    figures = {k: v for k, v in metadata.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    rows = "\n".join(
+        f"| {name} | {value:,} |" if isinstance(value, int) else f"| {name} | {value} |"
+        for name, value in figures.items()
+    )
+    return f"**{title}**\n\n| figure | value |\n|---|---|\n{rows}"
+
+
+def conflict_on_location(uri: str) -> str:
+    return (
+        f"commit conflict on {uri}: another run committed there since this run planned; "
+        "nothing was committed and this attempt's objects were discarded, a later run reads these objects"
+    )

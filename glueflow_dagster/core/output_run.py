@@ -1,0 +1,205 @@
+"""The Output job's run, start to commit: plan -> stage -> account -> commit.
+
+1. **Plan**: the manifest is the sensor's frozen plan, a manifest given by hand, or planned here from the
+   committed view of staging and the committed bookmark (Glue's `--job-bookmark-option`: enable,
+   disable, pause with an optional from/to range).
+2. **Stage**: map the manifest into pending parts (nothing visible yet).
+3. **Account**: the stage's figures, the guide's flow figures over the committed view of staging
+   (`flow_ratio` over the run's Input window, reprocessed bytes, backlog, lag) and the checks' verdicts.
+4. **Commit**: with bookmarks enabled, the fence (the bookmark is still the version this run planned
+   from), then `publish` makes the parts data; the caller records the returned metadata (the commit
+   record, the new bookmark) as the materialization, which is the commit log's entry.
+
+Anything that fails before the publish discards this attempt's pending objects, and nothing else.
+What the run reads from the commit log comes through `OutputLog` (Dagster's event log in the shell).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from glueflow_dagster.core.bookmarks import (
+    CTX_KEY,
+    MANIFEST_ID_KEY,
+    MANIFEST_KEY,
+    Bookmark,
+    CommittedBookmark,
+    Selection,
+    bookmark_metadata,
+    commit,
+)
+from glueflow_dagster.core.checks import BACKLOG_RUNS, Verdict, evaluate
+from glueflow_dagster.core.commits import Attempt, CommittedParts, publish
+from glueflow_dagster.core.config import BOOKMARK_OPTIONS, FlowConfig
+from glueflow_dagster.core.job_run import (
+    SUMMARY_KEY,
+    Log,
+    RunOutcome,
+    RunRefused,
+    Stage,
+    aborted_unless_published,
+    commit_figures,
+    garbage_collection,
+    location_figures,
+    stage_figures,
+    summary_markdown,
+)
+from glueflow_dagster.core.manifests import list_location, manifest_id, manifest_to_json, plan_manifest, policy_for
+from glueflow_dagster.core.stage import StageResult
+from glueflow_dagster.core.storage import ObjectInfo, Storage
+
+
+@dataclass(frozen=True)
+class OutputRequest:
+    """Per-run options of the Output job (Glue's job arguments); None means the flow file's values."""
+
+    bookmark: str | None = None
+    transformation_ctx: str | None = None
+    from_run: str | None = None
+    to_run: str | None = None
+    manifest: tuple[ObjectInfo, ...] | None = None  # given by hand: read as planned from the state committed now
+    manifest_id: str | None = None
+    plan: str | None = None  # frozen by the sensor: the whole selection (JSON)
+
+
+class OutputLog(Protocol):
+    """The Output job's view of the commit log: the bookmark's events on `F/output`, the commits on
+    `F/staging` and `F/output`, and the flow's history for its figures."""
+
+    def committed_bookmark(self, ctx: str, newer_than: CommittedBookmark | None = None) -> CommittedBookmark: ...
+
+    def state_after_run(self, ctx: str, run_id: str) -> Bookmark: ...
+
+    def known_objects(self, ctx: str) -> Callable[[Sequence[ObjectInfo]], set[str]]: ...
+
+    def committed_staging_parts(self) -> CommittedParts: ...
+
+    def committed_output_parts(self) -> CommittedParts: ...
+
+    def flow_figures(self, result: StageResult, staging_after: list[ObjectInfo]) -> dict[str, Any]:
+        """The guide's figures for this run (its window's `flow_ratio`, reprocessing, backlog, lag)."""
+        ...
+
+    def earlier_backlogs(self, count: int) -> list[int]: ...
+
+
+def selection_states(selection: Selection) -> dict[str, int]:
+    return {
+        "new_files": selection.new_files,
+        "modified_files": selection.modified_files,
+        "late_files": selection.late_files,
+        "skipped_files": selection.skipped_files,
+    }
+
+
+def conflict_message(ctx: str, expected: int, found: CommittedBookmark) -> str:
+    return (
+        f"bookmark conflict for context {ctx!r}: this run's manifest was planned from version {expected}, "
+        f"but version {found.bookmark.version} was committed since ({found.action} by run {found.run_id}); "
+        "nothing was committed, a later run reads these objects"
+    )
+
+
+@dataclass(frozen=True)
+class _Plan:
+    manifest: tuple[ObjectInfo, ...]
+    base_version: int
+    selection: Selection | tuple[ObjectInfo, ...]  # what the bookmark commits
+    states: dict[str, int]
+
+
+def _plan(
+    flow: FlowConfig,
+    log: OutputLog,
+    request: OutputRequest,
+    option: str,
+    committed: CommittedBookmark,
+    committed_staging: Callable[[], list[ObjectInfo]],
+) -> _Plan:
+    if request.plan is not None:
+        selection = Selection.from_dict(json.loads(request.plan))
+        return _Plan(selection.manifest, selection.base_version, selection, selection_states(selection))
+    if request.manifest is not None:
+        manifest = tuple(request.manifest)
+        return _Plan(manifest, committed.bookmark.version, manifest, {"new_files": len(manifest)})
+    ctx = committed.ctx
+    pause_range = None
+    if option == "pause" and (request.from_run or request.to_run):
+        if not (request.from_run and request.to_run):
+            raise RunRefused("pause with a range needs both from_run and to_run (Glue's --job-bookmark-from/-to)")
+        pause_range = (log.state_after_run(ctx, request.from_run), log.state_after_run(ctx, request.to_run))
+    selection = plan_manifest(
+        committed_staging(),
+        committed.bookmark,
+        option=option,
+        policy=policy_for(flow.output_job),
+        known=log.known_objects(ctx),
+        pause_range=pause_range,
+    )
+    return _Plan(selection.manifest, committed.bookmark.version, selection, selection_states(selection))
+
+
+def run_output(
+    flow: FlowConfig,
+    log: OutputLog,
+    source: Storage,
+    target: Storage,
+    attempt: Attempt,
+    request: OutputRequest,
+    stage: Stage,
+    *,
+    job_name: str,
+    now_ms: int,
+    info: Log,
+) -> RunOutcome:
+    job = flow.output_job
+    option = request.bookmark or job.bookmark
+    if option not in BOOKMARK_OPTIONS:
+        raise RunRefused(f"run config bookmark: expected one of {', '.join(BOOKMARK_OPTIONS)}, got {option!r}")
+    ctx = request.transformation_ctx or job.transformation_ctx
+    policy = policy_for(job)
+    garbage = garbage_collection(
+        target, log.committed_output_parts(), now_ms=now_ms, grace_s=flow.output.orphan_grace_s, log=info
+    )
+    staged = log.committed_staging_parts()
+
+    def committed_staging() -> list[ObjectInfo]:
+        return list(staged.visible(list_location(source, flow.staging, must_exist=False), None))
+
+    committed = log.committed_bookmark(ctx)
+    if committed.fresh and option != "disable":
+        info(f"no committed bookmark for context {ctx!r}: starting fresh")
+    plan = _plan(flow, log, request, option, committed, committed_staging)
+    frozen = request.plan is not None or request.manifest is not None
+    if frozen and option == "enable" and plan.base_version != committed.bookmark.version:
+        raise RunRefused(conflict_message(ctx, plan.base_version, committed))
+    planned_id = request.manifest_id or manifest_id(ctx, plan.base_version, plan.manifest)
+    result = stage(source, plan.manifest, job, target, attempt.part_prefix, flow.output, flow.staging)
+    with aborted_unless_published(target, result.pending, info):
+        metadata: dict[str, Any] = {**stage_figures(result), **plan.states}
+        metadata |= log.flow_figures(result, committed_staging())
+        metadata |= {
+            "bookmark_option": option,
+            CTX_KEY: ctx,
+            MANIFEST_ID_KEY: planned_id,
+            MANIFEST_KEY: manifest_to_json(plan.manifest),
+            "bookmark_started_fresh": committed.fresh,
+        }
+        if option == "enable":
+            # The commit fence: commit only if the bookmark is still the version this run planned from.
+            latest = log.committed_bookmark(ctx, newer_than=committed)
+            if latest.storage_id != committed.storage_id:
+                raise RunRefused(conflict_message(ctx, plan.base_version, latest))
+            metadata |= bookmark_metadata(ctx, "commit", commit(committed.bookmark, plan.selection, policy=policy))
+        record = publish(target, attempt, job_name, result.pending, result.records_written)
+    metadata |= commit_figures(result, record, garbage)
+    metadata[SUMMARY_KEY] = summary_markdown(f"{flow.name} Output run", metadata)
+    verdicts: tuple[Verdict, ...] = tuple(
+        evaluate(metadata, log.earlier_backlogs(BACKLOG_RUNS - 1), job.flow_ratio_band)
+    )
+    metadata |= location_figures(flow.output.uri, result.records_written)
+    return RunOutcome(metadata, verdicts)
+
