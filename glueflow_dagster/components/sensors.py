@@ -125,9 +125,23 @@ class SensorCursor:
         return cls(FollowCursor.from_dict(data), pending, bookmark)
 
 
-def in_flight_run_id(instance: DagsterInstance, flow: str) -> str | None:
-    records = instance.get_run_records(RunsFilter(job_name=output_job_name(flow), statuses=IN_FLIGHT_STATUSES), limit=1)
-    return records[0].dagster_run.run_id if records else None
+# A run created but never submitted (its launch failed, or the process that launched it died first) stays
+# NOT_STARTED for ever: run monitoring only times out STARTING runs. Past this age it no longer holds the
+# slot; should it start after all, the commit fence keeps the flow exactly once.
+NOT_STARTED_TIMEOUT_S = 600
+
+
+def in_flight_run_id(
+    instance: DagsterInstance, flow: str, *, not_started_timeout_s: float = NOT_STARTED_TIMEOUT_S
+) -> str | None:
+    """The Output run that holds the flow's slot, if any: queued or running, or created recently."""
+    records = instance.get_run_records(RunsFilter(job_name=output_job_name(flow), statuses=IN_FLIGHT_STATUSES))
+    now = datetime.now(tz=UTC)
+    for record in records:
+        age_s = (now - record.create_timestamp.replace(tzinfo=record.create_timestamp.tzinfo or UTC)).total_seconds()
+        if record.dagster_run.status != DagsterRunStatus.NOT_STARTED or age_s < not_started_timeout_s:
+            return record.dagster_run.run_id
+    return None
 
 
 def unfollowed_input_runs(instance: DagsterInstance, flow: str, cursor: FollowCursor) -> list[tuple[float, str]]:

@@ -7,7 +7,7 @@ from dagster._core.test_utils import create_run_for_test
 
 from glueflow_dagster.components.jobs import INPUT_RUN_TAG
 from glueflow_dagster.components.resources import StorageResource
-from glueflow_dagster.components.sensors import IN_FLIGHT_STATUSES, FollowCursor
+from glueflow_dagster.components.sensors import IN_FLIGHT_STATUSES, FollowCursor, in_flight_run_id
 from glueflow_dagster.definitions import load_definitions
 from glueflow_dagster_tests.conftest import raw_records
 
@@ -77,6 +77,17 @@ def test_no_request_while_an_output_run_is_queued_or_running(flow_file: Path, in
         instance.report_run_failed(busy)
     # Once the slot is free, a later tick catches up.
     assert len(tick(defs, instance, None).run_requests) == 1
+
+
+def test_a_run_that_never_started_stops_holding_the_slot_after_a_timeout(
+    flow_file: Path, instance: DagsterInstance
+) -> None:
+    input_run(load_definitions(flow_file), instance, flow_file, 0)
+    stuck = create_run_for_test(instance, job_name="events_output_job", status=DagsterRunStatus.NOT_STARTED)
+    assert in_flight_run_id(instance, "events") == stuck.run_id  # young: it may still be launched
+    assert in_flight_run_id(instance, "events", not_started_timeout_s=0) is None
+    running = create_run_for_test(instance, job_name="events_output_job", status=DagsterRunStatus.STARTED)
+    assert in_flight_run_id(instance, "events", not_started_timeout_s=0) == running.run_id  # a run never times out
 
 
 def test_failed_input_runs_are_not_followed(flow_file: Path, instance: DagsterInstance) -> None:
