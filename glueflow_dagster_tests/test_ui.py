@@ -310,7 +310,7 @@ def dagster_dev(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Dags
         config_path = write_flow_file(project, schedule="* * * * *", owners=OWNERS)
         env["GLUEFLOW_CONFIG"] = str(config_path)
         command = [sys.executable, "-m", "dagster", "dev", "-w", str(REPO / "workspace.yaml")]
-        cwd, location = REPO, FLOW_FILE_LOCATION
+        cwd, location, label = REPO, FLOW_FILE_LOCATION, "dagster dev"
     else:
         dg = _dg()
         if dg is None:
@@ -321,7 +321,7 @@ def dagster_dev(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Dags
         # As a user runs it from the project folder; PYTHONPATH: the project's module, then this checkout.
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(project), env.get("PYTHONPATH", "")) if p)
         command = [dg, "dev", "--use-active-venv"]
-        cwd, location = project, COMPONENT_PROJECT
+        cwd, location, label = project, COMPONENT_PROJECT, "dg dev"
     raw = project / "data" / "input" / "batch=0"
     raw.mkdir(parents=True)
     (raw / "a.json").write_bytes(raw_records(0, RECORDS // 2))
@@ -361,12 +361,12 @@ def dagster_dev(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Dags
     started = time.monotonic()
     try:
         _wait_for_server(dev)
-        print(f"{command[0]} {command[1]} answered /server_info after {time.monotonic() - started:.0f} s")
+        print(f"{label} answered /server_info after {time.monotonic() - started:.0f} s")
         yield dev
     finally:
         stopping = time.monotonic()
         _stop(dev)
-        print(f"dagster dev stopped in {time.monotonic() - stopping:.1f} s")
+        print(f"{label} stopped in {time.monotonic() - stopping:.1f} s")
 
 
 def _wait_for_server(dev: DagsterDev, timeout_s: float = 90) -> None:
@@ -771,10 +771,10 @@ def _check_ui(dev: DagsterDev, tmp_path: Path, *, materialize: bool) -> None:
             page.wait_for_timeout(300)
             _save(page, "ui_staging_lineage.png", tmp_path, dev)
 
-            # The asset graph: three nodes, laid out left to right in dependency order.
+            # The asset graph: four nodes, laid out left to right in dependency order.
             page.goto(f"{dev.url}/asset-groups", wait_until="networkidle")
             _dismiss_community_dialog(page)
-            names = ("raw_input", "staging", "output")
+            names = ("raw_input", "staging", "output", "flow_report")
             xs: dict[str, float] = {}
             deadline = time.monotonic() + 30
             while len(xs) < len(names) and time.monotonic() < deadline:
@@ -786,7 +786,7 @@ def _check_ui(dev: DagsterDev, tmp_path: Path, *, materialize: bool) -> None:
                             xs[name] = float(node.get_attribute("x") or "nan")
                 page.wait_for_timeout(500)
             assert set(xs) == set(names), f"asset graph nodes: {xs}"
-            assert xs["raw_input"] < xs["staging"] < xs["output"], xs
+            assert xs["raw_input"] < xs["staging"] < xs["output"] < xs["flow_report"], xs
             page.wait_for_timeout(1000)  # the graph zooms to fit after layout
             _save(page, "ui_lineage.png", tmp_path, dev)
             # F/raw_input: the source observed by each Input run.
