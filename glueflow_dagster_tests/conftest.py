@@ -127,6 +127,33 @@ SMALL_FLOW_MAPPINGS = {
 }
 
 
+def flow_document(
+    *,
+    flow: str = "events",
+    input_uri: str = "data/input",
+    staging_uri: str = "data/staging",
+    output_uri: str = "data/output",
+    bookmark: str = "disable",
+    schedule: str = "*/30 * * * *",
+    owners: list[str] | None = None,
+) -> dict[str, Any]:
+    """The `{flows: ...}` document of `write_flow_file`: a flow file's content, or a GlueFlows instance's attributes."""
+    body: dict[str, Any] = {
+        "input": {"uri": input_uri, "recurse": True, "exclusions": ["**.tmp"]},
+        "staging": {"uri": staging_uri, "compression": "gzip"},
+        "output": {"uri": output_uri, "compression": "none"},
+        "input_job": {"schedule": schedule, "mappings": SMALL_FLOW_MAPPINGS["input"]},
+        "output_job": {
+            "bookmark": bookmark,
+            "transformation_ctx": "bookmark_ctx",
+            "mappings": SMALL_FLOW_MAPPINGS["output"],
+        },
+    }
+    if owners is not None:
+        body["owners"] = list(owners)
+    return {"flows": {flow: body}}
+
+
 def write_flow_file(
     directory: Path,
     *,
@@ -136,25 +163,20 @@ def write_flow_file(
     output_uri: str = "data/output",
     bookmark: str = "disable",
     schedule: str = "*/30 * * * *",
+    owners: list[str] | None = None,
 ) -> Path:
     """A flow file with one small flow; locations default to folders beside it."""
     import yaml
 
-    document = {
-        "flows": {
-            flow: {
-                "input": {"uri": input_uri, "recurse": True, "exclusions": ["**.tmp"]},
-                "staging": {"uri": staging_uri, "compression": "gzip"},
-                "output": {"uri": output_uri, "compression": "none"},
-                "input_job": {"schedule": schedule, "mappings": SMALL_FLOW_MAPPINGS["input"]},
-                "output_job": {
-                    "bookmark": bookmark,
-                    "transformation_ctx": "bookmark_ctx",
-                    "mappings": SMALL_FLOW_MAPPINGS["output"],
-                },
-            }
-        }
-    }
+    document = flow_document(
+        flow=flow,
+        input_uri=input_uri,
+        staging_uri=staging_uri,
+        output_uri=output_uri,
+        bookmark=bookmark,
+        schedule=schedule,
+        owners=owners,
+    )
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "glueflow.yaml"
     path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")

@@ -78,8 +78,22 @@ def _kinds(location: Location) -> set[str]:
     return {"s3" if location.is_s3 else "file", "json", "polars"}
 
 
-def column_schema(columns: Sequence[Column]) -> TableSchema:
-    return TableSchema(columns=[TableColumn(c.name, type=c.type, description=c.description) for c in columns])
+def column_schema(
+    columns: Sequence[Column], lineage: Lineage = (), keys: dict[str, AssetKey] | None = None
+) -> TableSchema:
+    """The columns with their Glue types. With `lineage`, each description also names the upstream columns
+    (`column lineage: events/staging.user_id`): Dagster's open-source UI never draws `dagster/column_lineage`
+    (its column lineage view is a Dagster+ feature), but it shows these descriptions in the Columns table."""
+    upstream = dict(lineage)
+
+    def description(column: Column) -> str:
+        deps = upstream.get(column.name)
+        if not deps or keys is None:
+            return column.description
+        sources = ", ".join(f"{keys[dep.asset].to_user_string()}.{dep.column}" for dep in deps)
+        return f"{column.description}; column lineage: {sources}"
+
+    return TableSchema(columns=[TableColumn(c.name, type=c.type, description=description(c)) for c in columns])
 
 
 def column_lineage(lineage: Lineage, keys: dict[str, AssetKey]) -> TableColumnLineage:
@@ -208,7 +222,7 @@ def build_flow_assets(flow: FlowConfig) -> list[Any]:
         tags=tags,
         metadata={
             **definition_metadata(flow, flow.staging),
-            COLUMN_SCHEMA_KEY: column_schema(columns.staging),
+            COLUMN_SCHEMA_KEY: column_schema(columns.staging, columns.staging_lineage, upstream),
             COLUMN_LINEAGE_KEY: column_lineage(columns.staging_lineage, upstream),
         },
     )
@@ -227,7 +241,7 @@ def build_flow_assets(flow: FlowConfig) -> list[Any]:
         tags=tags,
         metadata={
             **definition_metadata(flow, flow.output),
-            COLUMN_SCHEMA_KEY: column_schema(columns.output),
+            COLUMN_SCHEMA_KEY: column_schema(columns.output, columns.output_lineage, upstream),
             COLUMN_LINEAGE_KEY: column_lineage(columns.output_lineage, upstream),
         },
         check_specs=[

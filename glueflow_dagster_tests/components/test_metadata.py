@@ -86,6 +86,13 @@ def test_every_asset_declares_schema_lineage_owners_tags_code_references_and_kin
     assert output_lineage.deps_by_column["user_name"] == [TableColumnDep(staging_key("events"), "user.name")]
     assert staging_lineage.deps_by_column["user.name"] == [TableColumnDep(raw_input_key("events"), "user.name")]
     assert staging_lineage.deps_by_column["user_id"] == [TableColumnDep(raw_input_key("events"), "user.id")]
+    # The open-source UI does not draw dagster/column_lineage; the Columns table shows it in the descriptions.
+    descriptions = {c.name: c.description for c in output_schema.columns}
+    assert descriptions["user_name"].endswith("; column lineage: events/staging.user.name")
+    assert {c.name: c.description for c in staging_schema.columns}["user_id"].endswith(
+        "; column lineage: events/raw_input.user.id"
+    )
+    assert all("column lineage" not in c.description for c in raw_schema.columns)  # the source has no upstream
 
 
 def test_s3_locations_get_the_s3_kind_and_their_s3_uri(tmp_path: Path) -> None:
