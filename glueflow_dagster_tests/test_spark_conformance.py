@@ -360,12 +360,8 @@ def test_types_that_change_past_the_sample_and_late_spellings_map_the_same(spark
 # ---------------------------------------------------------------------------------------------------------
 
 # case -> why the engines differ (mirrored in the README's divergence table).
-_GZIP = "a broken gzip object fails the Spark job (so the run), where polars quarantines it as unreadable"
 BAD_INPUT_DIVERGENCES: dict[str, str] = {
     "non_utf8_bytes": "Spark's reader decodes invalid UTF-8 as U+FFFD and keeps the record; polars quarantines it",
-    "truncated_gzip": _GZIP,
-    "corrupt_gzip": _GZIP,
-    "several_bad_objects": _GZIP,
     "other_formats_reported": "an object without a JSON-object line: bad records on Spark, unreadable on polars",
 }
 

@@ -296,6 +296,24 @@ def _respelled(
     return pl.Schema(_merged(observed or {}, extra)), new
 
 
+def _broken_gzip(paths: list[str]) -> list[tuple[str, str]]:
+    """(path, cause) of the gzip objects that do not decompress to the end (the polars stage's causes)."""
+    import gzip
+    import zlib
+
+    from glueflow_dagster.quarantine import _gzip_cause, _open_decompressed
+
+    broken = []
+    for path in paths:
+        try:
+            with _open_decompressed(Path(path)) as f:
+                while f.read(8 * 1024 * 1024):
+                    pass
+        except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+            broken.append((path, _gzip_cause(err)))
+    return broken
+
+
 def run(extras: Mapping[str, Any], log: Any) -> dict[str, Any]:
     """The stage; returns the figures to report. Raises on failure (pending parts are aborted first)."""
     from pyspark.sql import SparkSession
@@ -368,21 +386,43 @@ def run(extras: Mapping[str, Any], log: Any) -> dict[str, Any]:
                 spark = builder.getOrCreate()
                 spark.sparkContext.setLogLevel("ERROR")
                 out = workdir / "out"
-                totals, frame = map_lines(
-                    spark,
-                    [str(p) for p in paths],
-                    parsed,
-                    out,
-                    compression=compression,
-                    target_file_bytes=int(extras["target_file_bytes"]),
-                    workdir=workdir,
-                    log=log,
-                )
-                records, error_records = totals.records, totals.bad
+                readable = [str(p) for p in paths]
+                while True:
+                    try:
+                        totals, frame = map_lines(
+                            spark,
+                            readable,
+                            parsed,
+                            out,
+                            compression=compression,
+                            target_file_bytes=int(extras["target_file_bytes"]),
+                            workdir=workdir,
+                            log=log,
+                        )
+                        break
+                    except Exception:
+                        # A broken gzip object fails Spark's job: find it on the driver, quarantine it as
+                        # unreadable (as the polars stage does) and map the rest again.
+                        broken = _broken_gzip(readable)
+                        if not broken:
+                            raise
+                    for path, cause in broken:
+                        uri = by_uri[Path(path).resolve().as_uri()][1]
+                        log(f"{uri}: {cause}; quarantined as unreadable")
+                        figures["error_files"] += 1
+                        quarantine(object_entry(uri, cause))
+                        figures["first_error"] = figures["first_error"] or f"{uri}: {cause}"
+                    readable = [p for p in readable if p not in dict(broken)]
+                    if not readable:
+                        break
+                if not readable:
+                    totals, frame = None, None
+                records = totals.records if totals else 0
+                error_records = totals.bad if totals else 0
                 figures["records_read"] = records
                 figures["error_records"] = error_records
-                figures["cast_errors"] = totals.cast_errors
-                if error_records:
+                figures["cast_errors"] = totals.cast_errors if totals else 0
+                if error_records and frame is not None:
                     entries: dict[str, list[bytes]] = {}
                     rows = frame.filter(_BAD).select(_SOURCE, _CORRUPT, _ANCHOR).toLocalIterator()
                     for row in rows:
