@@ -19,8 +19,12 @@ with ``spark.sql.caseSensitive=true`` for the exact spellings (``ID`` and ``id``
 Dotted targets are built with ``named_struct``. A prefix of a source path that is text (an object read as
 JSON text) is descended with ``get_json_object`` (keys match exactly there, as in polars).
 
-Schemas are given as a *field tree*: ``{name: spark_type_name | field_tree}`` (:func:`schema_tree` turns
-Spark's ``StructType.jsonValue()`` into one), so this module can be used and tested without a JVM.
+Schemas are given as a *field tree*: ``{name: spark_type_name | field_tree | [element]}`` (a list for an
+array; :func:`schema_tree` turns Spark's ``StructType.jsonValue()`` into one, :func:`polars_tree` a polars
+read schema), so this module can be used and tested without a JVM. The Spark stage reads with the polars
+stage's read schema (:func:`mapping.source_read_schema`, JSON types kept), translated by
+:func:`spark_schema_json`. Array element paths (``items[0].sku``) and Glue Studio's ``struct``/``array``
+types compile as in polars.
 """
 
 from __future__ import annotations
@@ -37,9 +41,10 @@ __all__ = [
     "CompiledMapping",
     "FieldTree",
     "compile_mapping",
+    "polars_tree",
     "quote",
-    "read_schema_json",
     "schema_tree",
+    "spark_schema_json",
     "spark_type",
 ]
 
@@ -428,48 +433,3 @@ def compile_mapping(
     return CompiledMapping(
         values=tuple(computed), columns=columns, cast_errors=" + ".join(failures) if failures else "0"
     )
-
-
-def read_schema_json(
-    mappings: Sequence[FieldMapping], observed: FieldTree | None, case_sensitive: bool = False
-) -> dict[str, Any]:
-    """Spark's schema JSON (``StructType.fromJson``) reading every mapped leaf as string, nothing else.
-
-    Like :func:`mapping.source_read_schema`: every spelling of a mapped path in ``observed`` (a sample's
-    field tree) is read, in observed order; a prefix observed as a scalar is read whole as text (the
-    compiled mapping then descends into its JSON). The corrupt-record column is the caller's to add.
-    """
-    tree: dict[str, Any] = {}
-    for fm in mappings:
-        hits = (
-            [_Hit(fm.source, None)]
-            if observed is None
-            else _resolve(observed, fm.source, case_sensitive, fill_missing=True)
-        )
-        for hit in hits:
-            node = tree
-            for name in hit.columns[:-1]:
-                child = node.get(name)
-                if child == "string":
-                    break  # read whole as text already
-                node = node.setdefault(name, {})
-            else:
-                node[hit.columns[-1]] = "string"
-
-    def fields(node: Mapping[str, Any], seen: Any) -> list[dict[str, Any]]:
-        ranks = {name: i for i, name in enumerate(seen or {})} if isinstance(seen, Mapping) else {}
-        out = []
-        for name in sorted(node, key=lambda n: ranks.get(n, len(ranks))):
-            child = node[name]
-            kind: Any = (
-                "string"
-                if child == "string"
-                else {
-                    "type": "struct",
-                    "fields": fields(child, seen.get(name) if isinstance(seen, Mapping) else None),
-                }
-            )
-            out.append({"name": name, "type": kind, "nullable": True, "metadata": {}})
-        return out
-
-    return {"type": "struct", "fields": fields(tree, observed)}
