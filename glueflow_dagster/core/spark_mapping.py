@@ -19,8 +19,12 @@ with ``spark.sql.caseSensitive=true`` for the exact spellings (``ID`` and ``id``
 Dotted targets are built with ``named_struct``. A prefix of a source path that is text (an object read as
 JSON text) is descended with ``get_json_object`` (keys match exactly there, as in polars).
 
-Schemas are given as a *field tree*: ``{name: spark_type_name | field_tree}`` (:func:`schema_tree` turns
-Spark's ``StructType.jsonValue()`` into one), so this module can be used and tested without a JVM.
+Schemas are given as a *field tree*: ``{name: spark_type_name | field_tree | [element]}`` (a list for an
+array; :func:`schema_tree` turns Spark's ``StructType.jsonValue()`` into one, :func:`polars_tree` a polars
+read schema), so this module can be used and tested without a JVM. The Spark stage reads with the polars
+stage's read schema (:func:`mapping.source_read_schema`, JSON types kept), translated by
+:func:`spark_schema_json`. Array element paths (``items[0].sku``) and Glue Studio's ``struct``/``array``
+types compile as in polars.
 """
 
 from __future__ import annotations
@@ -37,14 +41,18 @@ __all__ = [
     "CompiledMapping",
     "FieldTree",
     "compile_mapping",
+    "polars_tree",
     "quote",
-    "read_schema_json",
     "schema_tree",
+    "spark_schema_json",
     "spark_type",
 ]
 
-#: ``{name: spark type name, or a nested tree for a struct}`` in schema order.
-FieldTree: TypeAlias = Mapping[str, "str | FieldTree"]
+#: A field's type in a field tree: a Spark type name, a nested tree for a struct, or a one-element list
+#: ``[element type]`` for an array.
+FieldType: TypeAlias = "str | Mapping[str, FieldType] | list[FieldType]"
+#: ``{name: field type}`` in schema order.
+FieldTree: TypeAlias = Mapping[str, FieldType]
 
 _INTEGER_RANGES = {
     "tinyint": (-(2**7), 2**7 - 1),
@@ -83,6 +91,12 @@ def spark_type(dtype: pl.DataType) -> str:
             return name
     if isinstance(dtype, pl.Decimal):
         return f"decimal({dtype.precision},{dtype.scale})"
+    # Glue Studio's `struct` / `array` (any struct, any array): no Spark type name of their own; a
+    # value passes through with the type it was read with.
+    if isinstance(dtype, pl.Struct):
+        return "struct"
+    if isinstance(dtype, pl.List | pl.Array):
+        return "array"
     raise ValueError(f"no Spark type for {dtype}")
 
 
@@ -96,17 +110,68 @@ def _string_literal(text: str) -> str:
 
 
 def schema_tree(struct_json: Mapping[str, Any]) -> dict[str, Any]:
-    """Spark's ``StructType.jsonValue()`` as a field tree (nested structs stay trees, others their names)."""
-    tree: dict[str, Any] = {}
-    for field in struct_json.get("fields", ()):
-        kind = field["type"]
-        if isinstance(kind, dict) and kind.get("type") == "struct":
-            tree[field["name"]] = schema_tree(kind)
-        elif isinstance(kind, dict):
-            tree[field["name"]] = kind.get("type", "string")  # array, map: read as a whole
-        else:
-            tree[field["name"]] = _JSON_TYPE_NAMES.get(kind, kind)
-    return tree
+    """Spark's ``StructType.jsonValue()`` as a field tree (structs stay trees, arrays ``[element]``)."""
+    return {field["name"]: _json_field_type(field["type"]) for field in struct_json.get("fields", ())}
+
+
+def _json_field_type(kind: Any) -> FieldType:
+    if isinstance(kind, dict) and kind.get("type") == "struct":
+        return schema_tree(kind)
+    if isinstance(kind, dict) and kind.get("type") == "array":
+        return [_json_field_type(kind["elementType"])]
+    if isinstance(kind, dict):
+        return kind.get("type", "string")  # map: read as a whole
+    return _JSON_TYPE_NAMES.get(kind, kind)
+
+
+def polars_tree(schema: Mapping[str, pl.DataType]) -> dict[str, Any]:
+    """A polars schema (the stage's read schema, :func:`mapping.source_read_schema`) as a field tree."""
+    return {name: _polars_field_type(dtype) for name, dtype in schema.items()}
+
+
+def _polars_field_type(dtype: pl.DataType) -> FieldType:
+    if isinstance(dtype, pl.Struct):
+        return {field.name: _polars_field_type(field.dtype) for field in dtype.fields}
+    if isinstance(dtype, pl.List | pl.Array):
+        return [_polars_field_type(dtype.inner)]
+    if isinstance(dtype, pl.Null):
+        return "string"
+    if isinstance(dtype, pl.UInt8 | pl.UInt16 | pl.UInt32):
+        return "bigint"
+    return spark_type(dtype)
+
+
+def spark_schema_json(schema: Mapping[str, pl.DataType], corrupt_record: str | None = None) -> dict[str, Any]:
+    """Spark's schema JSON (for ``StructType.fromJson``) reading what a polars read schema reads.
+
+    The JSON types polars keeps (boolean, bigint, double, structs and arrays of them) are read as the
+    same Spark types, text as text; ``corrupt_record`` adds PERMISSIVE mode's column of bad lines.
+    """
+    fields = [_json_field(name, _polars_field_type(dtype)) for name, dtype in schema.items()]
+    if corrupt_record is not None:
+        fields.append(_json_field(corrupt_record, "string"))
+    return {"type": "struct", "fields": fields}
+
+
+def _json_field(name: str, kind: FieldType) -> dict[str, Any]:
+    return {"name": name, "type": _json_type(kind), "nullable": True, "metadata": {}}
+
+
+def _json_type(kind: FieldType) -> Any:
+    if isinstance(kind, Mapping):
+        return {"type": "struct", "fields": [_json_field(n, k) for n, k in kind.items()]}
+    if isinstance(kind, list):
+        return {"type": "array", "elementType": _json_type(kind[0]), "containsNull": True}
+    return {"bigint": "long", "int": "integer", "smallint": "short", "tinyint": "byte"}.get(kind, kind)
+
+
+def _kind(node: FieldType) -> str:
+    """The Spark type name of a field tree node ("struct" for a tree, "array" for a list)."""
+    if isinstance(node, Mapping):
+        return "struct"
+    if isinstance(node, list):
+        return "array"
+    return node
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -116,44 +181,70 @@ def schema_tree(struct_json: Mapping[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class _Hit:
-    columns: tuple[str, ...]  # the real spelling, descending through structs
-    kind: str | None  # Spark type name at ``columns`` ("struct" for a tree); None: not in the schema
-    rest: tuple[str, ...] = ()  # still to descend inside a text value (JSON)
+    columns: tuple[str | int, ...]  # the real spelling, descending through structs (names) and arrays (ints)
+    node: FieldType | None  # the field tree node at ``columns``; None: not in the schema
+    rest: tuple[str | int, ...] = ()  # still to descend inside a text value (JSON)
 
 
 def _resolve(
-    tree: FieldTree, path: tuple[str, ...], case_sensitive: bool, *, fill_missing: bool, prefix: tuple[str, ...] = ()
+    tree: FieldTree,
+    path: tuple[str | int, ...],
+    case_sensitive: bool,
+    *,
+    fill_missing: bool,
+    prefix: tuple[str | int, ...] = (),
 ) -> list[_Hit]:
-    wanted = path[0] if case_sensitive else path[0].casefold()
+    """Every spelling of ``path`` in ``tree``, in schema order (as :func:`mapping._resolve`)."""
+    first = path[0]
+    assert isinstance(first, str)  # a path starts with a name; indexes follow names (parse_path)
+    wanted = first if case_sensitive else first.casefold()
     names = [n for n in tree if (n if case_sensitive else n.casefold()) == wanted]
     if not names:
         return [_Hit(prefix + path, None)] if fill_missing else []
     hits: list[_Hit] = []
     for name in names:
-        kind = tree[name]
-        columns = prefix + (name,)
-        if len(path) == 1:
-            hits.append(_Hit(columns, "struct" if isinstance(kind, Mapping) else kind))
-        elif isinstance(kind, Mapping):
-            hits += _resolve(kind, path[1:], case_sensitive, fill_missing=fill_missing, prefix=columns)
-        else:
-            hits.append(_Hit(columns, kind, path[1:]))
+        hits += _descend(tree[name], prefix + (name,), path[1:], case_sensitive, fill_missing)
     return hits
+
+
+def _descend(
+    node: FieldType, columns: tuple[str | int, ...], rest: tuple[str | int, ...], case_sensitive: bool, fill: bool
+) -> list[_Hit]:
+    if not rest:
+        return [_Hit(columns, node)]
+    step = rest[0]
+    if isinstance(step, int):
+        if isinstance(node, list):
+            return _descend(node[0], columns + (step,), rest[1:], case_sensitive, fill)
+    elif isinstance(node, Mapping):
+        return _resolve(node, rest, case_sensitive, fill_missing=fill, prefix=columns)
+    return [_Hit(columns, node, rest)]
+
+
+def _column_sql(columns: Sequence[str | int]) -> str:
+    """``a``.``b``[0].``c``: an element beyond the array's end is null (ANSI off)."""
+    sql = ""
+    for step in columns:
+        if isinstance(step, int):
+            sql += f"[{step}]"
+        else:
+            sql += ("." if sql else "") + quote(step)
+    return sql
 
 
 def _read(hit: _Hit) -> tuple[str, str] | None:
     """SQL reading a hit and its Spark type, or None when the path cannot exist in this schema."""
-    if hit.kind is None:
+    if hit.node is None:
         return None
-    sql = ".".join(quote(name) for name in hit.columns)
+    sql = _column_sql(hit.columns)
     if not hit.rest:
-        return sql, hit.kind
-    if hit.kind == "string":  # an object read as text: descend into its JSON
-        if any("'" in name or "]" in name for name in hit.rest):
+        return sql, _kind(hit.node)
+    if hit.node == "string":  # an object read as text: descend into its JSON
+        if any(isinstance(name, str) and ("'" in name or "]" in name) for name in hit.rest):
             return None  # get_json_object cannot quote these names; polars reads them, Spark gives null
-        path = "$" + "".join(f"['{name}']" for name in hit.rest)
+        path = "$" + "".join(f"[{name}]" if isinstance(name, int) else f"['{name}']" for name in hit.rest)
         return f"get_json_object({sql}, {_string_literal(path)})", "string"
-    return None  # a scalar has no fields
+    return None  # a scalar has no fields, a struct no elements, an array no fields
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -175,6 +266,9 @@ def _cast(value: str, src: str, dst: str) -> str:
     """SQL casting ``value`` of Spark type ``src`` to ``dst`` with Glue's (and glueflow's) semantics."""
     if dst == "void":
         return "NULL"
+    if dst in ("struct", "array"):
+        # Glue Studio's any-struct / any-array: a value of that kind passes through as it was read.
+        return value if src == dst else "NULL"
     if src == "void":
         return f"CAST(NULL AS {dst})"
     if dst == "string":
@@ -205,6 +299,8 @@ def _cast(value: str, src: str, dst: str) -> str:
     if dst == "date" and src == "string":
         parsed = f"CAST({value} AS DATE)"
         return f"CASE WHEN year({parsed}) BETWEEN 1 AND 9999 THEN {parsed} END"  # year 0 is null, as in glueflow
+    if dst == "date" and src not in ("date", "timestamp"):
+        return "CAST(NULL AS date)"  # a number or a boolean is no date (Spark cannot cast them at all)
     if src in ("struct", "array", "map"):
         return f"CAST(NULL AS {dst})"
     return f"CAST({value} AS {dst})"
@@ -286,7 +382,11 @@ def _value(tree: FieldTree, fm: FieldMapping, case_sensitive: bool) -> tuple[str
     dst = spark_type(fm.target_type)
     reads = [read for hit in _resolve(tree, fm.source, case_sensitive, fill_missing=False) if (read := _read(hit))]
     if not reads:
-        return ("NULL" if dst == "void" else f"CAST(NULL AS {dst})"), None
+        return ("NULL" if dst in ("void", "struct", "array") else f"CAST(NULL AS {dst})"), None
+    if dst in ("struct", "array"):
+        # Spellings of different structures cannot be coalesced (Spark needs one type): the first that
+        # has the wanted kind is passed through.
+        reads = [next((read for read in reads if read[1] == dst), reads[0])]
     casts = [_cast(sql, kind, dst) for sql, kind in reads]
     value = casts[0] if len(casts) == 1 else f"coalesce({', '.join(casts)})"
     present = " OR ".join(f"{sql} IS NOT NULL" for sql, _ in reads)
@@ -333,48 +433,3 @@ def compile_mapping(
     return CompiledMapping(
         values=tuple(computed), columns=columns, cast_errors=" + ".join(failures) if failures else "0"
     )
-
-
-def read_schema_json(
-    mappings: Sequence[FieldMapping], observed: FieldTree | None, case_sensitive: bool = False
-) -> dict[str, Any]:
-    """Spark's schema JSON (``StructType.fromJson``) reading every mapped leaf as string, nothing else.
-
-    Like :func:`mapping.source_read_schema`: every spelling of a mapped path in ``observed`` (a sample's
-    field tree) is read, in observed order; a prefix observed as a scalar is read whole as text (the
-    compiled mapping then descends into its JSON). The corrupt-record column is the caller's to add.
-    """
-    tree: dict[str, Any] = {}
-    for fm in mappings:
-        hits = (
-            [_Hit(fm.source, None)]
-            if observed is None
-            else _resolve(observed, fm.source, case_sensitive, fill_missing=True)
-        )
-        for hit in hits:
-            node = tree
-            for name in hit.columns[:-1]:
-                child = node.get(name)
-                if child == "string":
-                    break  # read whole as text already
-                node = node.setdefault(name, {})
-            else:
-                node[hit.columns[-1]] = "string"
-
-    def fields(node: Mapping[str, Any], seen: Any) -> list[dict[str, Any]]:
-        ranks = {name: i for i, name in enumerate(seen or {})} if isinstance(seen, Mapping) else {}
-        out = []
-        for name in sorted(node, key=lambda n: ranks.get(n, len(ranks))):
-            child = node[name]
-            kind: Any = (
-                "string"
-                if child == "string"
-                else {
-                    "type": "struct",
-                    "fields": fields(child, seen.get(name) if isinstance(seen, Mapping) else None),
-                }
-            )
-            out.append({"name": name, "type": kind, "nullable": True, "metadata": {}})
-        return out
-
-    return {"type": "struct", "fields": fields(tree, observed)}

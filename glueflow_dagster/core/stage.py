@@ -67,6 +67,8 @@ __all__ = [
     "list_stage_inputs",
     "output_object_key",
     "run_stage",
+    "sample_schema",
+    "spelling_regex",
 ]
 
 #: Default size of one output object, in bytes of uncompressed JSON.
@@ -319,15 +321,7 @@ def _plan(
     compression_level: int | None,
 ) -> _Plan:
     """Read schema (spellings observed in a sample of the first readable object) and records per part."""
-    observed: pl.Schema | None = None
-    for path in paths[:_PROBE_FILES]:
-        try:
-            schema = pl.scan_ndjson(str(path), infer_schema_length=_SCHEMA_SAMPLE_LINES).collect_schema()
-        except READ_ERRORS:
-            continue  # a bad object: it will be inspected (and quarantined) later
-        if len(schema):
-            observed = schema
-            break
+    observed = sample_schema(paths)
     read_schema = source_read_schema(mappings, observed)
     text_schema = source_read_schema(mappings, observed, typed=False)
     record_bytes = float(_DEFAULT_RECORD_BYTES)
@@ -358,6 +352,23 @@ def _plan(
     )
 
 
+def sample_schema(paths: Sequence[Path]) -> pl.Schema | None:
+    """The schema polars infers from the first lines of the first readable of the first few objects.
+
+    The sample the stage's read schema comes from (:func:`mapping.source_read_schema`): the spellings of
+    field names and the JSON types kept. The Spark stage script samples with this function too, so both
+    engines read the same fields with the same types.
+    """
+    for path in paths[:_PROBE_FILES]:
+        try:
+            schema = pl.scan_ndjson(str(path), infer_schema_length=_SCHEMA_SAMPLE_LINES).collect_schema()
+        except READ_ERRORS:
+            continue  # a bad object: it will be inspected (and quarantined) later
+        if len(schema):
+            return schema
+    return None
+
+
 def _field_names(schema: Mapping[str, pl.DataType]) -> Iterator[str]:
     """Every field name of a schema, at every level."""
     for name, dtype in schema.items():
@@ -379,6 +390,19 @@ def _merged(a: Mapping[str, pl.DataType], b: Mapping[str, pl.DataType]) -> dict[
     return fields
 
 
+def spelling_regex(mappings: Sequence[FieldMapping]) -> str | None:
+    """A regex matching a JSON key that spells a mapped source name in any case (``"Id":``), or None.
+
+    Field names only: array element indices (items[0]) have no spelling. The Spark stage script scans
+    with the same regex (Java's, with Unicode case folding).
+    """
+    wanted = sorted({name.lower() for fm in mappings for name in fm.source if isinstance(name, str)})
+    if not wanted:
+        return None
+    keys = "|".join(re.escape(name) for name in wanted)
+    return f'(?i)"(?:{keys})"\\s*:'
+
+
 def _respelled(paths: Sequence[Path], plan: _Plan, workdir: Path) -> _Plan | None:
     """A plan that also reads spellings of mapped names first seen in these objects, or None if there are none.
 
@@ -388,14 +412,12 @@ def _respelled(paths: Sequence[Path], plan: _Plan, workdir: Path) -> _Plan | Non
     regex pass over the group's lines finds the keys that spell a mapped name; lines holding new ones
     extend the observed schema.
     """
-    # Field names only: array element indices (items[0]) have no spelling.
-    wanted = sorted({name.lower() for fm in plan.mappings for name in fm.source if isinstance(name, str)})
-    if not wanted:
+    regex = spelling_regex(plan.mappings)
+    if regex is None:
         return None
-    keys = "|".join(re.escape(name) for name in wanted)
     lines = pl.scan_lines([str(p) for p in paths])
     found = (
-        lines.select(pl.col("line").str.extract_all(f'(?i)"(?:{keys})"\\s*:').explode().drop_nulls().unique())
+        lines.select(pl.col("line").str.extract_all(regex).explode().drop_nulls().unique())
         .collect(engine="streaming")
         .to_series()
         .to_list()

@@ -34,66 +34,23 @@ does not know line numbers.
 
 from __future__ import annotations
 
-import gzip
 import json
+import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-# Lines of each object sampled for the spellings of field names (as the polars stage does).
-_SAMPLE_LINES = 100
-_SAMPLE_FILES = 3
 _CORRUPT = "_corrupt_record"
 _SOURCE = "__glueflow_source"
+_BAD = "__glueflow_bad"
+_ANCHOR = "__glueflow_anchor"
 _DEFAULT_RECORD_BYTES = 256
 _SIZE_SAMPLE_ROWS = 1000
 _ERROR = "malformed JSON or not a JSON object (Spark PERMISSIVE mode; Spark gives no line numbers)"
-
-
-def _lines(path: Path, limit: int) -> Iterator[bytes]:
-    opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rb") as f:  # type: ignore[operator]
-        for index, line in enumerate(f):
-            if index >= limit:
-                return
-            yield line
-
-
-def _merge(tree: dict[str, Any], record: Mapping[str, Any]) -> None:
-    """Add every field name of a JSON object (at every level) to a field tree.
-
-    Scalars are text; a field seen both as an object and as a scalar is read whole as text (the compiled
-    mapping then descends into its JSON), so no record is refused for the type of one field.
-    """
-    for name, value in record.items():
-        existing = tree.get(name)
-        if isinstance(value, dict):
-            if existing is None:
-                existing = tree[name] = {}
-            if isinstance(existing, dict):
-                _merge(existing, value)
-        elif value is not None or existing is None:
-            tree[name] = "string"
-
-
-def observed_tree(paths: list[Path]) -> dict[str, Any]:
-    """Field names (every spelling) seen in the first lines of the first objects."""
-    tree: dict[str, Any] = {}
-    for path in paths[:_SAMPLE_FILES]:
-        try:
-            for line in _lines(path, _SAMPLE_LINES):
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(record, dict):
-                    _merge(tree, record)
-        except (OSError, EOFError, gzip.BadGzipFile):
-            continue
-    return tree
 
 
 def _local_inputs(source: Any, manifest: list[dict[str, Any]], folder: Path) -> tuple[list[Path], dict, list]:
@@ -133,16 +90,237 @@ def _pending_dict(pending: Any) -> dict[str, Any]:
     return {"key": pending.key, "size": pending.size, "token": pending.token, "parts": [list(p) for p in pending.parts]}
 
 
+class _Totals:
+    """What one pass over the input counted (an ``Observation`` of the write's own job)."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self.records = int(values["records"])
+        self.bad = int(values["bad"] or 0)
+        self.mismatched = int(values["mismatched"] or 0)
+        self.cast_errors = int(values["casts"] or 0)
+        self.missing = int(values["missing"] or 0)
+
+
+def _read(spark: Any, paths: list[str], schema: Any) -> Any:
+    """The input read with a polars read schema (JSON types kept), bad lines in ``_corrupt_record``.
+
+    ``_ANCHOR`` (a hash of every data column) is selected beside the corrupt-record column: Spark refuses
+    queries of that column alone, and its reader parses only the columns a query uses, so a record whose
+    unused field does not fit its type would not show up as corrupt.
+    """
+    from pyspark.sql.functions import col, input_file_name, xxhash64
+    from pyspark.sql.types import StructType
+
+    from glueflow_dagster.core.spark_mapping import quote, spark_schema_json
+
+    return (
+        spark.read.schema(StructType.fromJson(spark_schema_json(schema, _CORRUPT)))
+        .option("mode", "PERMISSIVE")
+        .option("columnNameOfCorruptRecord", _CORRUPT)
+        .json(paths)
+        .withColumn(_SOURCE, input_file_name())
+        .withColumn(_ANCHOR, xxhash64(*(col(quote(name)) for name in schema)))
+    )
+
+
+def map_lines(
+    spark: Any,
+    paths: list[str],
+    mappings: Any,
+    out: Path,
+    *,
+    compression: str,
+    target_file_bytes: int,
+    workdir: Path,
+    log: Any = lambda _message: None,
+) -> tuple[_Totals, Any]:
+    """Read JSON lines, map them and write the good records as JSON-lines parts into ``out``.
+
+    The same reads as the polars stage: the read schema comes from polars' own sample of the input
+    (:func:`stage.sample_schema` and :func:`mapping.source_read_schema`), so a field whose sampled values
+    are all JSON numbers (booleans, objects, arrays) is read as such. Where later records hold another
+    JSON type for a typed field, that field is read as text and the input mapped again (as the polars
+    stage's ``_query_tolerant``); where mapped values came out null, the input is scanned for spellings
+    of mapped names the sample did not show and mapped again with them (``_respelled``): names match
+    case-insensitively over the whole run.
+
+    A record is bad (quarantined) when its line is not a JSON object; a JSON object whose structure does
+    not fit (a number where the mappings expect an object) keeps what reads, as in polars.
+
+    Returns the last pass's figures and its frame (``_SOURCE``, ``_CORRUPT``, ``_BAD`` to quarantine).
+    """
+    from pyspark.sql import Observation
+    from pyspark.sql.functions import expr
+
+    from glueflow_dagster.core.mapping import parse_mappings, source_read_schema
+    from glueflow_dagster.core.spark_mapping import compile_mapping, polars_tree
+
+    parsed = parse_mappings(mappings)
+    observed = sample_schema_of(paths)
+    spellings = _names(observed)
+    read_schema = source_read_schema(parsed, observed)
+    respelled = False
+    per_part: int | None = None
+    bad = f"{_CORRUPT} IS NOT NULL AND json_object_keys({_CORRUPT}) IS NULL"
+    mismatch = f"{_CORRUPT} IS NOT NULL AND json_object_keys({_CORRUPT}) IS NOT NULL"
+    while True:
+        compiled = compile_mapping(parsed, polars_tree(read_schema), json_output=True)
+        frame = _read(spark, paths, read_schema).selectExpr("*", *compiled.values, f"{bad} AS {_BAD}")
+        if per_part is None:
+            sample = frame.filter(f"NOT {_BAD}").selectExpr(*compiled.columns).limit(_SIZE_SAMPLE_ROWS).toJSON()
+            sizes = [len(line) + 1 for line in sample.collect()]
+            record_bytes = max(1.0, sum(sizes) / len(sizes)) if sizes else _DEFAULT_RECORD_BYTES
+            per_part = max(1, int(target_file_bytes // record_bytes))
+        nulls = " OR ".join(f"`__glueflow_v{i}` IS NULL" for i in range(len(parsed)))
+        # One pass: the write's own job counts records, bad records and cast errors on the way.
+        observation = Observation(f"glueflow-{uuid.uuid4().hex}")
+        counted = frame.observe(
+            observation,
+            expr("count(*)").alias("records"),
+            expr(f"sum(CASE WHEN {_BAD} THEN 1 ELSE 0 END)").alias("bad"),
+            expr(f"sum(CASE WHEN {mismatch} THEN 1 ELSE 0 END)").alias("mismatched"),
+            expr(f"sum(CASE WHEN {_BAD} THEN 0 ELSE {compiled.cast_errors} END)").alias("casts"),
+            expr(f"sum(CASE WHEN NOT {_BAD} AND ({nulls}) THEN 1 ELSE 0 END)").alias("missing"),
+        )
+        (
+            counted.filter(f"NOT {_BAD}")
+            .selectExpr(*compiled.columns)
+            .write.option("compression", "gzip" if compression == "gzip" else "none")
+            .option("ignoreNullFields", "false")
+            .option("maxRecordsPerFile", per_part)
+            .mode("overwrite")
+            .json(str(out))
+        )
+        totals = _Totals(observation.get)
+        if totals.mismatched:
+            narrowed = _narrowed(frame, parsed, observed, mismatch)
+            if narrowed != read_schema:
+                log("JSON types differ from the sample's: the fields that differ are read as text, mapped again")
+                read_schema = narrowed
+                continue
+        if totals.missing and not respelled:
+            respelled = True
+            extended = _respelled(spark, paths, parsed, observed, spellings, workdir)
+            if extended is not None:
+                observed, new = extended
+                log(f"field names spelled differently past the sample ({', '.join(sorted(new))[:80]}): mapped again")
+                spellings |= new
+                read_schema = source_read_schema(parsed, observed)
+                continue
+        return totals, frame
+
+
+def sample_schema_of(paths: list[str]) -> Any:
+    """The polars stage's sample (:func:`stage.sample_schema`) of the same objects."""
+    from glueflow_dagster.core.stage import sample_schema
+
+    return sample_schema([Path(p) for p in paths])
+
+
+def _names(schema: Any) -> frozenset[str]:
+    from glueflow_dagster.core.stage import _field_names
+
+    return frozenset(_field_names(schema or {}))
+
+
+def _narrowed(frame: Any, parsed: Any, observed: Any, mismatch: str) -> Any:
+    """The read schema keeping the JSON types of exactly the mappings whose every value reads with them.
+
+    Only records that did not read (``mismatch``: JSON objects in ``_corrupt_record``) can fail; each is
+    parsed again with one mapping's fields typed at a time (``from_json``, one job for all mappings).
+    """
+    from pyspark.sql.functions import col, from_json
+    from pyspark.sql.functions import sum as total
+    from pyspark.sql.types import StructType
+
+    from glueflow_dagster.core.mapping import source_read_schema
+    from glueflow_dagster.core.spark_mapping import spark_schema_json
+
+    text = source_read_schema(parsed, observed, typed=False)
+    options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT}
+
+    def fails(schema: Any) -> Any:
+        parsed_line = from_json(col(_CORRUPT), StructType.fromJson(spark_schema_json(schema, _CORRUPT)), options)
+        return parsed_line.getField(_CORRUPT).isNotNull()
+
+    candidates = {}
+    for index in range(len(parsed)):
+        alone = source_read_schema(parsed, observed, typed={index})
+        if alone != text:
+            candidates[index] = alone
+    if not candidates:
+        return text
+    # A record that fails even as text (a number where an object is expected) says nothing about types.
+    rows = frame.filter(mismatch).select(_CORRUPT, _ANCHOR).filter(~fails(text))
+    counts = rows.select(
+        *(total(fails(schema).cast("int")).alias(f"c{i}") for i, schema in candidates.items()),
+        total(_ANCHOR).alias("anchored"),  # every data column parsed, as in the pass
+    )
+    [row] = counts.collect()
+    keep = {index for index in candidates if not row[f"c{index}"]}
+    return source_read_schema(parsed, observed, typed=keep)
+
+
+def _respelled(
+    spark: Any, paths: list[str], parsed: Any, observed: Any, spellings: frozenset[str], workdir: Path
+) -> tuple[Any, frozenset[str]] | None:
+    """The observed schema extended by spellings of mapped names the sample did not show, or None.
+
+    As the polars stage's ``_respelled``: one regex pass over the lines finds the keys spelling a mapped
+    name; the first lines holding new ones are sampled for their schema.
+    """
+    import polars as pl
+    from pyspark.sql.functions import col, explode, lit, regexp_extract_all
+
+    from glueflow_dagster.core.stage import READ_ERRORS, _merged, spelling_regex
+
+    regex = spelling_regex(parsed)
+    if regex is None:
+        return None
+    lines = spark.read.text(paths)
+    java_regex = "(?iu)" + regex.removeprefix("(?i)")  # Unicode case folding, as polars' regex
+    keys = lines.select(explode(regexp_extract_all(col("value"), lit(java_regex), 0)).alias("k")).distinct()
+    new = frozenset(row["k"].split('"')[1] for row in keys.collect()) - spellings
+    if not new:
+        return None
+    pattern = "|".join(re.escape(f'"{name}"') for name in sorted(new))
+    sample = [row["value"] for row in lines.filter(col("value").rlike(pattern)).limit(_SIZE_SAMPLE_ROWS).collect()]
+    path = workdir / f"spellings-{uuid.uuid4().hex}.json"
+    path.write_text("".join(line + "\n" for line in sample), encoding="utf-8")
+    try:
+        extra = pl.scan_ndjson(str(path), infer_schema_length=None).collect_schema()
+    except READ_ERRORS:
+        extra = pl.Schema()
+    finally:
+        path.unlink(missing_ok=True)
+    return pl.Schema(_merged(observed or {}, extra)), new
+
+
+def _broken_gzip(paths: list[str]) -> list[tuple[str, str]]:
+    """(path, cause) of the gzip objects that do not decompress to the end (the polars stage's causes)."""
+    import gzip
+    import zlib
+
+    from glueflow_dagster.core.quarantine import _gzip_cause, _open_decompressed
+
+    broken = []
+    for path in paths:
+        try:
+            with _open_decompressed(Path(path)) as f:
+                while f.read(8 * 1024 * 1024):
+                    pass
+        except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+            broken.append((path, _gzip_cause(err)))
+    return broken
+
+
 def run(extras: Mapping[str, Any], log: Any) -> dict[str, Any]:
     """The stage; returns the figures to report. Raises on failure (pending parts are aborted first)."""
-    from pyspark.sql import Observation, SparkSession
-    from pyspark.sql.functions import expr, input_file_name
-    from pyspark.sql.types import StructType
+    from pyspark.sql import SparkSession
 
     from glueflow_dagster.core.commits import abort
     from glueflow_dagster.core.mapping import parse_mappings
     from glueflow_dagster.core.quarantine import object_entry, quarantine_key
-    from glueflow_dagster.core.spark_mapping import compile_mapping, quote, read_schema_json
     from glueflow_dagster.core.stage import output_object_key
     from glueflow_dagster.core.storage import open_storage
 
@@ -201,62 +379,52 @@ def run(extras: Mapping[str, Any], log: Any) -> dict[str, Any]:
                     .config("spark.sql.ansi.enabled", "false")  # Glue's casts
                     .config("spark.sql.session.timeZone", "UTC")  # Glue timestamps carry no zone
                     .config("spark.sql.caseSensitive", "true")  # every spelling its own column (coalesced)
+                    .config("spark.sql.json.enablePartialResults", "true")  # a field that does not fit is null
                     .config("spark.ui.enabled", "false")
                     .config("spark.local.dir", str(workdir / "spark"))
                 )
                 spark = builder.getOrCreate()
                 spark.sparkContext.setLogLevel("ERROR")
-                observed = observed_tree(paths)
-                schema = read_schema_json(parsed, observed)
-                schema["fields"].append({"name": _CORRUPT, "type": "string", "nullable": True, "metadata": {}})
-                frame = (
-                    spark.read.schema(StructType.fromJson(schema))
-                    .option("mode", "PERMISSIVE")
-                    .option("columnNameOfCorruptRecord", _CORRUPT)
-                    .json([str(p) for p in paths])
-                    .withColumn(_SOURCE, input_file_name())
-                )
-                compiled = compile_mapping(parsed, observed, json_output=True)
-                frame = frame.selectExpr("*", *compiled.values)  # each mapped value computed once
-                # A data column in every query: Spark refuses queries of the corrupt-record column alone.
-                anchor = quote(schema["fields"][0]["name"])
-                bad = f"{quote(_CORRUPT)} IS NOT NULL"
-                # One pass over the input: the write's own job counts records, bad records and cast
-                # errors on the way (Observation); only bad records need a second pass, to quarantine them.
-                observation = Observation("glueflow")
-                counted = frame.observe(
-                    observation,
-                    expr("count(*)").alias("records"),
-                    expr(f"sum(CASE WHEN {bad} THEN 1 ELSE 0 END)").alias("bad"),
-                    expr(f"sum(CASE WHEN {bad} THEN 0 ELSE {compiled.cast_errors} END)").alias("casts"),
-                    expr(f"count({anchor})").alias("anchored"),
-                )
-                good_rows = f"{quote(_CORRUPT)} IS NULL"
-                sample = (
-                    frame.filter(good_rows).selectExpr(*compiled.columns).limit(_SIZE_SAMPLE_ROWS).toJSON().collect()
-                )
-                record_bytes = (
-                    max(1.0, sum(len(s) + 1 for s in sample) / len(sample)) if sample else _DEFAULT_RECORD_BYTES
-                )
-                per_part = max(1, int(int(extras["target_file_bytes"]) // record_bytes))
                 out = workdir / "out"
-                (
-                    counted.filter(good_rows)
-                    .selectExpr(*compiled.columns)
-                    .write.option("compression", "gzip" if compression == "gzip" else "none")
-                    .option("ignoreNullFields", "false")
-                    .option("maxRecordsPerFile", per_part)
-                    .mode("overwrite")
-                    .json(str(out))
-                )
-                totals = observation.get
-                records, error_records = int(totals["records"]), int(totals["bad"] or 0)
+                readable = [str(p) for p in paths]
+                while True:
+                    try:
+                        totals, frame = map_lines(
+                            spark,
+                            readable,
+                            parsed,
+                            out,
+                            compression=compression,
+                            target_file_bytes=int(extras["target_file_bytes"]),
+                            workdir=workdir,
+                            log=log,
+                        )
+                        break
+                    except Exception:
+                        # A broken gzip object fails Spark's job: find it on the driver, quarantine it as
+                        # unreadable (as the polars stage does) and map the rest again.
+                        broken = _broken_gzip(readable)
+                        if not broken:
+                            raise
+                    for path, cause in broken:
+                        uri = by_uri[Path(path).resolve().as_uri()][1]
+                        log(f"{uri}: {cause}; quarantined as unreadable")
+                        figures["error_files"] += 1
+                        quarantine(object_entry(uri, cause))
+                        figures["first_error"] = figures["first_error"] or f"{uri}: {cause}"
+                    readable = [p for p in readable if p not in dict(broken)]
+                    if not readable:
+                        break
+                if not readable:
+                    totals, frame = None, None
+                records = totals.records if totals else 0
+                error_records = totals.bad if totals else 0
                 figures["records_read"] = records
                 figures["error_records"] = error_records
-                figures["cast_errors"] = int(totals["casts"] or 0)
-                if error_records:
+                figures["cast_errors"] = totals.cast_errors if totals else 0
+                if error_records and frame is not None:
                     entries: dict[str, list[bytes]] = {}
-                    rows = frame.filter(bad).select(_SOURCE, _CORRUPT, anchor).toLocalIterator()
+                    rows = frame.filter(_BAD).select(_SOURCE, _CORRUPT, _ANCHOR).toLocalIterator()
                     for row in rows:
                         uri = by_uri.get(row[_SOURCE], (None, row[_SOURCE]))[1]
                         entry = {

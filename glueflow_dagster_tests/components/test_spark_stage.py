@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 import yaml
 
@@ -225,15 +226,24 @@ def test_engine_and_spark_section_errors_are_one_line(tmp_path: Path, patch: dic
     assert message in str(caught.value) and "\n" not in str(caught.value)
 
 
-def test_the_stage_script_samples_every_spelling_and_reads_mixed_fields_as_text(tmp_path: Path) -> None:
-    from glueflow_dagster.spark.stage_script import observed_tree
+def test_the_stage_script_samples_as_the_polars_stage_does(tmp_path: Path) -> None:
+    from glueflow_dagster.core.stage import sample_schema
 
-    lines = [{"ID": 1, "user": {"Id": 2}, "o": {"x": 1}}, {"id": 2, "user": None, "o": "text"}, [1, 2]]
-    (tmp_path / "a.json").write_text("".join(json.dumps(line) + "\n" for line in lines) + "not json\n")
-    (tmp_path / "b.json.gz").write_bytes(gzip.compress(b'{"user": {"name": "x"}}\n'))
-    tree = observed_tree([tmp_path / "a.json", tmp_path / "b.json.gz"])
-    # Every spelling, nested names merged across objects, a field seen as object and text read as text.
-    assert tree == {"ID": "string", "user": {"Id": "string", "name": "string"}, "o": "string", "id": "string"}
+    from glueflow_dagster.spark.stage_script import sample_schema_of
+
+    lines = [{"ID": 1, "user": {"Id": 2}, "o": {"x": 1}, "n": 1.5}, {"id": "2", "user": None, "o": {"x": 2}, "n": 2}]
+    (tmp_path / "a.json").write_text("not json\n")  # the first object does not read: the next is sampled
+    (tmp_path / "b.json.gz").write_bytes(gzip.compress("".join(json.dumps(line) + "\n" for line in lines).encode()))
+    paths = [tmp_path / "a.json", tmp_path / "b.json.gz"]
+    observed = sample_schema_of([str(p) for p in paths])
+    assert observed == sample_schema(paths)
+    assert dict(observed) == {
+        "ID": pl.Int64(),
+        "user": pl.Struct({"Id": pl.Int64()}),
+        "o": pl.Struct({"x": pl.Int64()}),
+        "n": pl.Float64(),
+        "id": pl.String(),
+    }
 
 
 @pytest.mark.spark

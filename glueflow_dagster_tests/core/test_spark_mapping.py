@@ -18,7 +18,14 @@ import polars as pl
 import pytest
 
 from glueflow_dagster.core.mapping import ApplyMapping, MappingError, cast_error_count, source_read_schema
-from glueflow_dagster.core.spark_mapping import compile_mapping, quote, read_schema_json, schema_tree, spark_type
+from glueflow_dagster.core.spark_mapping import (
+    compile_mapping,
+    polars_tree,
+    quote,
+    schema_tree,
+    spark_schema_json,
+    spark_type,
+)
 
 TARGETS = [
     "string",
@@ -155,20 +162,58 @@ def test_quoting_and_types() -> None:
     assert spark_type(pl.Decimal(10, 2)) == "decimal(10,2)" and spark_type(pl.Int8()) == "tinyint"
 
 
-def test_read_schema_reads_each_spelling_as_text_in_observed_order() -> None:
-    from glueflow_dagster.core.mapping import parse_mappings
-
-    observed = {"b": "bigint", "ID": "bigint", "user": {"x": "string", "Id": "bigint"}, "id": "string"}
-    schema = read_schema_json(parse_mappings([("id", "long", "id", "long"), ("user.id", "int", "u", "int")]), observed)
-    names = [(f["name"], f["type"]) for f in schema["fields"]]
-    assert names[0] == ("ID", "string") and names[2] == ("id", "string")
-    assert names[1] == (
-        "user",
-        {"type": "struct", "fields": [{"name": "Id", "type": "string", "nullable": True, "metadata": {}}]},
+def test_the_spark_read_schema_is_the_polars_read_schema() -> None:
+    observed = pl.Schema(
+        {
+            "ID": pl.Int64(),
+            "user": pl.Struct({"x": pl.String(), "Id": pl.Float64()}),
+            "items": pl.List(pl.Struct({"sku": pl.String(), "n": pl.Int64()})),
+            "id": pl.String(),
+        }
     )
-    assert schema_tree(
-        {"fields": [{"name": "s", "type": {"type": "struct", "fields": [{"name": "a", "type": "long"}]}}]}
-    ) == {"s": {"a": "bigint"}}
+    mappings = [("id", "long", "id", "long"), ("user.id", "int", "u", "int"), ("items[0].n", "int", "n", "int")]
+    read = source_read_schema(mappings, observed)
+    fields = [(f["name"], f["type"]) for f in spark_schema_json(read, "_corrupt_record")["fields"]]
+    item = {"type": "struct", "fields": [{"name": "sku", "type": "string", "nullable": True, "metadata": {}}]}
+    item["fields"].append({"name": "n", "type": "long", "nullable": True, "metadata": {}})
+    assert fields == [
+        ("ID", "long"),  # JSON types kept, every spelling in observed order
+        ("user", {"type": "struct", "fields": [{"name": "Id", "type": "double", "nullable": True, "metadata": {}}]}),
+        ("items", {"type": "array", "elementType": item, "containsNull": True}),
+        ("id", "string"),
+        ("_corrupt_record", "string"),
+    ]
+    tree = polars_tree(read)
+    assert tree == {
+        "ID": "bigint",
+        "user": {"Id": "double"},
+        "items": [{"sku": "string", "n": "bigint"}],
+        "id": "string",
+    }
+    assert schema_tree(spark_schema_json(read)) == tree
+    element = compile_mapping(mappings, tree).values[2]
+    assert element.startswith("CASE WHEN (`items`[0].`n` BETWEEN -2147483648 AND 2147483647)")
+
+
+def test_struct_and_array_targets_pass_values_of_their_kind_through() -> None:
+    tree = {"u": {"k": "bigint"}, "a": ["bigint"], "n": "bigint", "t": "string"}
+    compiled = compile_mapping(
+        [
+            ("u", "struct", "u", "struct"),
+            ("a", "array", "a", "array"),
+            ("n", "long", "n", "struct"),
+            ("u", "struct", "u_text", "string"),
+            ("t.x[1]", "string", "x", "string"),
+        ],
+        tree,
+    )
+    assert [v.removesuffix(f" AS `__glueflow_v{i}`") for i, v in enumerate(compiled.values)] == [
+        "`u`",
+        "`a`",
+        "NULL",
+        "to_json(`u`)",
+        r"get_json_object(`t`, '$[\'x\'][1]')",
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -188,11 +233,12 @@ def _polars_records(path: Path, mappings: list[list[str]]) -> tuple[list[dict[st
 def _spark_records(spark: Any, path: Path, mappings: list[list[str]]) -> tuple[list[dict[str, Any]], int]:
     from pyspark.sql.types import StructType
 
-    from glueflow_dagster.core.mapping import parse_mappings
+    from glueflow_dagster.core.stage import sample_schema
 
-    observed = schema_tree(spark.read.json(str(path)).schema.jsonValue())
-    schema = StructType.fromJson(read_schema_json(parse_mappings(mappings), observed))
-    compiled = compile_mapping(mappings, observed, json_output=True)
+    # As the stage script reads: polars' own sample, the same read schema (JSON types kept).
+    read = source_read_schema(mappings, sample_schema([path]))
+    schema = StructType.fromJson(spark_schema_json(read))
+    compiled = compile_mapping(mappings, polars_tree(read), json_output=True)
     frame = (
         spark.read.schema(schema)
         .json(str(path))
