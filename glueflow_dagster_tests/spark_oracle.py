@@ -510,6 +510,9 @@ def spark_structures(spark: Any, cases: list[StructureCase]) -> dict[str, Any]:
 
 
 def spark_results(spark: Any) -> dict[str, Any]:
+    # The oracle is Spark as Glue runs it: case-insensitive names (Spark's default). The test session is
+    # shared, and a stage script run in-process sets spark.sql.caseSensitive=true on it.
+    spark.conf.set("spark.sql.caseSensitive", "false")
     return {
         "spark_version": spark.version,
         "casts": spark_casts(spark, cast_cases()),
