@@ -59,11 +59,20 @@ from glueflow_dagster.core.checks import (
 )
 from glueflow_dagster.core.commits import Attempt
 from glueflow_dagster.core.config import FlowConfig, JobConfig, Location
-from glueflow_dagster.core.job_run import SUMMARY_KEY, URI_KEY, RunOutcome, RunRefused, Stage, stage_figures
+from glueflow_dagster.core.job_run import (
+    SUMMARY_KEY,
+    URI_KEY,
+    RunOutcome,
+    RunRefused,
+    Stage,
+    polars_stage,
+    quarantine_prefix,
+    refused_by,
+    stage_figures,
+)
 from glueflow_dagster.core.lineage import RAW_INPUT, STAGING, Column, Lineage, flow_columns, flow_line
 from glueflow_dagster.core.output_run import OutputRequest
-from glueflow_dagster.core.quarantine import QUARANTINE_DIR
-from glueflow_dagster.core.stage import StageError, StageResult, run_stage
+from glueflow_dagster.core.stage import StageError, StageResult
 from glueflow_dagster.core.storage import ObjectInfo, Storage, StorageError, location_uri
 
 # Where F/flow_report's chart is written, inside the output location (`_glueflow/` is never read as data).
@@ -126,6 +135,8 @@ def definition_metadata(flow: FlowConfig, location: Location) -> dict[str, Any]:
 def run_stage_or_fail(context: AssetExecutionContext) -> Stage:
     """The stage this step runs (polars here, or Spark through Dagster Pipes); too many bad records or a
     storage failure fail the run with a one-line headline and the figures so far."""
+    run_id = context.run.run_id
+    polars = polars_stage(run_id, context.log.info)
 
     def stage(
         source: Storage,
@@ -136,32 +147,22 @@ def run_stage_or_fail(context: AssetExecutionContext) -> Stage:
         target_location: Location,
         source_location: Location,
     ) -> StageResult:
-        # Local symlinks out of the location, refused by the listing: quarantined and counted.
-        refused = [(source.uri_for(r.key), r.cause) for r in getattr(source, "refused", ())]
-        quarantine = f"{QUARANTINE_DIR}/{context.run.run_id}/"
         try:
             if job.engine == "spark":  # the same stage on Spark through Dagster Pipes (spark_stage.py)
                 from glueflow_dagster.components.spark_stage import run_spark_stage
 
                 return run_spark_stage(
-                    context, source, manifest, job, target, name_prefix, target_location, quarantine, refused
+                    context,
+                    source,
+                    manifest,
+                    job,
+                    target,
+                    name_prefix,
+                    target_location,
+                    quarantine_prefix(run_id),
+                    refused_by(source),
                 )
-            return run_stage(
-                source,
-                manifest,
-                job.mappings,
-                target,
-                name_prefix=name_prefix,
-                compression=target_location.compression,
-                compression_level=target_location.compression_level,
-                log=context.log.info,
-                max_error_records=job.max_error_records,
-                target_file_bytes=job.target_file_bytes,
-                quarantine_prefix=quarantine,
-                defer_commit=True,
-                refused=refused,
-                json_format=source_location.json_format,
-            )
+            return polars(source, manifest, job, target, name_prefix, target_location, source_location)
         except StageError as err:
             figures = stage_figures(err.result) if err.result is not None else {}
             raise Failure(description=str(err), metadata=figures) from err

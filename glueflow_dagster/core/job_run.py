@@ -22,7 +22,8 @@ from glueflow_dagster.core.commits import (
     collect_garbage,
 )
 from glueflow_dagster.core.config import JobConfig, Location
-from glueflow_dagster.core.stage import StageResult
+from glueflow_dagster.core.quarantine import QUARANTINE_DIR
+from glueflow_dagster.core.stage import StageResult, run_stage
 from glueflow_dagster.core.storage import ObjectInfo, PendingObject, Storage, location_uri
 
 # Dagster's standard metadata keys, plain strings (the shell passes them through).
@@ -50,6 +51,49 @@ class Stage(Protocol):
 
 
 Log = Callable[[str], None]
+
+
+def quarantine_prefix(run_id: str) -> str:
+    """Where a run's bad records go, inside the location it writes."""
+    return f"{QUARANTINE_DIR}/{run_id}/"
+
+
+def refused_by(source: Storage) -> list[tuple[str, str]]:
+    """Objects the listing refused (local symlinks out of the location): quarantined and counted."""
+    return [(source.uri_for(r.key), r.cause) for r in getattr(source, "refused", ())]
+
+
+def polars_stage(run_id: str, log: Log) -> Stage:
+    """The polars stage as both jobs run it: pending parts only (the commit publishes them), bad records
+    quarantined under the run's prefix, the flow's reader options and output settings applied."""
+
+    def stage(
+        source: Storage,
+        manifest: Sequence[ObjectInfo],
+        job: JobConfig,
+        target: Storage,
+        name_prefix: str,
+        target_location: Location,
+        source_location: Location,
+    ) -> StageResult:
+        return run_stage(
+            source,
+            manifest,
+            job.mappings,
+            target,
+            name_prefix=name_prefix,
+            compression=target_location.compression,
+            compression_level=target_location.compression_level,
+            log=log,
+            max_error_records=job.max_error_records,
+            target_file_bytes=job.target_file_bytes,
+            quarantine_prefix=quarantine_prefix(run_id),
+            defer_commit=True,
+            refused=refused_by(source),
+            json_format=source_location.json_format,
+        )
+
+    return stage
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from glueflow_dagster.core import job_run
 from glueflow_dagster.core.bookmarks import (
     ACTION_KEY,
     CTX_KEY,
@@ -26,13 +27,13 @@ from glueflow_dagster.core.bookmarks import (
     Selection,
 )
 from glueflow_dagster.core.commits import COMMIT_KEY, Attempt, CommitRecord, CommittedParts
-from glueflow_dagster.core.config import FlowConfig, JobConfig, Location, load_config
+from glueflow_dagster.core.config import FlowConfig, load_config
 from glueflow_dagster.core.input_run import run_input
 from glueflow_dagster.core.job_run import RunRefused, Stage
 from glueflow_dagster.core.manifests import manifest_from_json
 from glueflow_dagster.core.output_run import OutputRequest, run_output
-from glueflow_dagster.core.stage import StageResult, run_stage
-from glueflow_dagster.core.storage import LocalStorage, ObjectInfo, Storage
+from glueflow_dagster.core.stage import StageResult
+from glueflow_dagster.core.storage import LocalStorage, ObjectInfo
 from glueflow_dagster_tests.conftest import raw_records, write_flow_file
 
 
@@ -126,29 +127,14 @@ class OutputLog:
 
 def polars_stage(after_stage: Callable[[], None] = lambda: None) -> Stage:
     """The polars stage as the shell runs it (pending parts); `after_stage` runs between stage and commit."""
+    stage = job_run.polars_stage("run", lambda _msg: None)
 
-    def stage(
-        source: Storage,
-        manifest: Sequence[ObjectInfo],
-        job: JobConfig,
-        target: Storage,
-        name_prefix: str,
-        target_location: Location,
-        source_location: Location,
-    ) -> StageResult:
-        result = run_stage(
-            source,
-            manifest,
-            job.mappings,
-            target,
-            name_prefix=name_prefix,
-            compression=target_location.compression,
-            defer_commit=True,
-        )
+    def staged_then(*args: Any) -> StageResult:
+        result = stage(*args)
         after_stage()
         return result
 
-    return stage
+    return staged_then
 
 
 @pytest.fixture
