@@ -20,7 +20,7 @@ from glueflow_dagster.components.bookmark_admin import build_bookmark_admin_job
 from glueflow_dagster.components.jobs import build_flow_jobs
 from glueflow_dagster.components.resources import StorageResource
 from glueflow_dagster.components.schedules import build_input_schedule
-from glueflow_dagster.components.sensors import build_output_sensor
+from glueflow_dagster.components.sensors import build_flow_report_sensor, build_output_sensor
 from glueflow_dagster.core.config import CONFIG_ENV_VAR, GlueflowConfig, load_config
 
 # The dg project root (pyproject.toml with [tool.dg]) when the package runs from its source tree.
@@ -37,7 +37,7 @@ def build_definitions(config: GlueflowConfig) -> Definitions:
         assets += build_flow_assets(flow)
         jobs += [input_job, output_job, build_bookmark_admin_job(flow)]
         schedules.append(build_input_schedule(flow, input_job))
-        sensors.append(build_output_sensor(flow, output_job))
+        sensors += [build_output_sensor(flow, output_job), build_flow_report_sensor(flow)]
     return Definitions(
         assets=assets,
         jobs=jobs,

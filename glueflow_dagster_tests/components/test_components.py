@@ -55,7 +55,7 @@ def test_dg_check_and_list_defs_from_the_repo_root_show_the_demo_flow() -> None:
     assert [(s["name"], s["cron_schedule"]) for s in listed["schedules"]] == [("events_input_schedule", "*/30 * * * *")]
     # F/flow_report's eager automation condition brings Dagster's automation sensor (stopped by default).
     sensors = sorted(s["name"] for s in listed["sensors"])
-    assert sensors == ["default_automation_condition_sensor", "events_output_sensor"]
+    assert sensors == ["events_flow_report_sensor", "events_output_sensor"]
     assert {c["key"] for c in listed["asset_checks"]} == {f"events/output:{name}" for name in CHECK_NAMES}
 
 
@@ -120,7 +120,7 @@ def test_dg_scaffold_defs_writes_a_working_instance(tmp_path: Path, instance: An
         f"click_stream/{name}" for name in ("raw_input", "staging", "output", "flow_report")
     }
     sensors = sorted(s["name"] for s in listed["sensors"])
-    assert sensors == ["click_stream_output_sensor", "default_automation_condition_sensor"]
+    assert sensors == ["click_stream_flow_report_sensor", "click_stream_output_sensor"]
 
     # The scaffolded flow runs: sample data -> Input run -> sensor tick -> Output run, locally under
     # the project root (the CLI reads the same defs.yaml with --config).

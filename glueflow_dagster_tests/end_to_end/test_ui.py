@@ -74,7 +74,7 @@ OWNERS = ["team:data"]
 COMPONENT_PROJECT, FLOW_FILE_LOCATION = "glueflow_ui", "glueflow_dagster"
 # The variant whose screenshots GLUEFLOW_UPDATE_DOCS=1 copies to docs/: the component, as the README runs it.
 DOCS_VARIANT = "sqlite"
-AUTOMATION_SENSOR = "default_automation_condition_sensor"
+AUTOMATION_SENSOR = "events_flow_report_sensor"  # glueflow's, running by default
 IN_PROGRESS = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
 
 pytestmark = pytest.mark.skipif(
@@ -444,12 +444,6 @@ def _stop_schedule(dev: DagsterDev, name: str) -> None:
     assert stopped["scheduleState"]["status"] == "STOPPED", stopped
 
 
-def _start_sensor(dev: DagsterDev, name: str) -> None:
-    started = dev.graphql(START_SENSOR_MUTATION, {"selector": {**_selector(dev), "sensorName": name}})["startSensor"]
-    assert started["__typename"] == "Sensor", started
-    assert started["sensorState"]["status"] == "RUNNING", started
-
-
 def _sensor_ticks(dev: DagsterDev, name: str) -> list[dict[str, Any]]:
     sensor = dev.graphql(SENSOR_TICKS_QUERY, {"selector": {**_selector(dev), "sensorName": name}})["sensorOrError"]
     assert sensor["__typename"] == "Sensor", sensor
@@ -655,7 +649,7 @@ def _glueflow_report(dev: DagsterDev) -> dict[str, Any]:
 
 def _check_materialized_run_and_report(dev: DagsterDev, launched: dict[str, Any], reports_before: set[str]) -> None:
     """The UI's "Materialize" of F/output: a run of F/output alone that succeeds, F/flow_report redrawn after
-    it (Dagster's automation sensor runs its eager condition), and one set of figures: the redrawn table and
+    it (`F_flow_report_sensor` runs its eager condition), and one set of figures: the redrawn table and
     `glueflow report` give each window the flow_ratio of the latest Output run counted in it."""
     run_id = launched["runId"]
     ui_run = _wait_until("the UI's Materialize run", dev, MATERIALIZE_TIMEOUT_S, lambda: _finished(dev, run_id))
@@ -850,11 +844,9 @@ def test_dagster_dev_runs_the_flow_and_the_ui_shows_lineage_and_plots(dagster_de
     input_run, output_run = _wait_for_scheduled_input_and_sensed_output(dagster_dev)
     print(f"scheduled Input run and sensed Output run succeeded after {time.monotonic() - started:.0f} s")
     assert input_run["endTime"] <= output_run["startTime"]
-    # The UI's "Materialize" (sqlite variant only: a minute more) needs F/flow_report's automation sensor,
-    # off by default; started now, its first tick (a baseline) is over before the click.
+    # The UI's "Materialize" (sqlite variant only: a minute more); F/flow_report's automation sensor runs
+    # by default, so nothing is turned on by hand.
     materialize = dagster_dev.variant == "sqlite"
-    if materialize:
-        _start_sensor(dagster_dev, AUTOMATION_SENSOR)
 
     staging = _metadata(dagster_dev, ["events", "staging"], input_run["runId"])
     for label in ("bytes_read", "bytes_written", "records_read", "records_written"):
