@@ -81,6 +81,8 @@ _SCHEMA_SAMPLE_LINES = 100
 # Lines mapped up front to estimate the JSON size of one output record (for splitting into parts).
 _SIZE_SAMPLE_LINES = 1000
 _DEFAULT_RECORD_BYTES = 256
+_SAMPLE_BLOCK = 1024**2  # the size sample reads the head of an object in blocks of this size
+_SAMPLE_MAX_BYTES = 16 * 1024**2  # and at most this much of it (fewer lines where lines are longer)
 _PROBE_FILES = 3  # objects tried for the schema sample before giving up on it
 # Remote objects are downloaded in groups of at most this many stored bytes (and one object at least).
 _STAGING_BYTES = 1024**3
@@ -335,9 +337,12 @@ def _plan(
     plain_sample = False
     for path in paths[:_PROBE_FILES]:
         try:
-            rows = pl.scan_ndjson(str(path), schema=read_schema, n_rows=_SIZE_SAMPLE_LINES)
-            sample = ApplyMapping.apply(rows, mappings).collect()
-            plain = ApplyMapping.apply(rows, mappings, plain_timestamps=True).collect() if speculate else None
+            rows = pl.scan_ndjson(_sample_source(path), schema=read_schema, n_rows=_SIZE_SAMPLE_LINES)
+            frames = [ApplyMapping.apply(rows, mappings)]
+            if speculate:
+                frames.append(ApplyMapping.apply(rows, mappings, plain_timestamps=True))
+            sample, *rest = pl.collect_all(frames)  # one read of the sample for both
+            plain = rest[0] if rest else None
         except READ_ERRORS:
             continue
         if sample.height:
@@ -356,6 +361,29 @@ def _plan(
         text_schema=None if text_schema == read_schema else text_schema,
         spellings=frozenset(_field_names(observed or {})),
     )
+
+
+def _sample_source(path: Path) -> Path | bytes:
+    """What the size sample reads: the bytes of about the first _SIZE_SAMPLE_LINES lines of an uncompressed
+    JSON-lines object, else the object itself (compressed, another format). A scan of a whole object
+    sets up its reading over the whole file, tens of milliseconds before the first record; these run
+    before the stage's query and on one core. Blank lines are no records, so where the head holds some
+    the sample is a little shorter (it only estimates a record's output size)."""
+    with open(path, "rb") as src:
+        head = src.read(_SAMPLE_BLOCK)
+        if not head.lstrip(b" \t\r\n").startswith(b"{"):
+            return path
+        blocks = [head]
+        newlines = head.count(b"\n")
+        while newlines <= _SIZE_SAMPLE_LINES and len(blocks) * _SAMPLE_BLOCK < _SAMPLE_MAX_BYTES:
+            block = src.read(_SAMPLE_BLOCK)
+            if not block:
+                return b"".join(blocks)  # the whole object: fewer lines than the sample
+            blocks.append(block)
+            newlines += block.count(b"\n")
+    head = b"".join(blocks)
+    end = head.rfind(b"\n")
+    return head[: end + 1] if end >= 0 else path
 
 
 def _field_names(schema: Mapping[str, pl.DataType]) -> Iterator[str]:
