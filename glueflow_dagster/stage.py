@@ -41,6 +41,7 @@ from glueflow_dagster.json_reader import JsonFormat, convert_object
 from glueflow_dagster.mapping import (
     ApplyMapping,
     FieldMapping,
+    PlainTimestamps,
     parse_mappings,
     presence_mapping,
     source_read_schema,
@@ -214,7 +215,7 @@ def _target_expr(path: tuple[str, ...]) -> pl.Expr:
 
 
 def _mapped_with_cast_errors(
-    scan: pl.LazyFrame, plan: _Plan, plain_timestamps: bool
+    scan: pl.LazyFrame, plan: _Plan, plain_timestamps: PlainTimestamps
 ) -> tuple[pl.LazyFrame, list[str], pl.Expr, pl.Expr]:
     """ApplyMapping plus, in the same projection, each cast-failing mapping's source.
 
@@ -279,7 +280,9 @@ def _query_once(
 ) -> tuple[int, int, int, int]:
     """One query; returns (records, cast errors, cast errors of timestamp mappings, null mapped values)."""
     scan = pl.scan_ndjson([str(p) for p in paths], schema=plan.read_schema, ignore_errors=ignore_errors)
-    mapped, columns, cast_errors, timestamp_errors = _mapped_with_cast_errors(scan, plan, plain_timestamps)
+    # The plain form's timestamps go out as their source text: the JSON writer would write the same bytes.
+    plain: PlainTimestamps = "text" if plain_timestamps else False
+    mapped, columns, cast_errors, timestamp_errors = _mapped_with_cast_errors(scan, plan, plain)
     missing = _total([_target_expr(fm.target).null_count().cast(pl.Int64) for fm in plan.mappings])
     figures = [
         pl.len().alias("records"),
