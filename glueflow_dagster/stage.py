@@ -366,7 +366,7 @@ def _plan(
     )
 
 
-def _sample_source(path: Path) -> Path | bytes:
+def _sample_source(path: Path) -> str | bytes:
     """What the size sample reads: the bytes of about the first _SIZE_SAMPLE_LINES lines of an uncompressed
     JSON-lines object, else the object itself (compressed, another format). A scan of a whole object
     sets up its reading over the whole file, tens of milliseconds before the first record; these run
@@ -375,7 +375,7 @@ def _sample_source(path: Path) -> Path | bytes:
     with open(path, "rb") as src:
         head = src.read(_SAMPLE_BLOCK)
         if not head.lstrip(b" \t\r\n").startswith(b"{"):
-            return path
+            return str(path)
         blocks = [head]
         newlines = head.count(b"\n")
         while newlines <= _SIZE_SAMPLE_LINES and len(blocks) * _SAMPLE_BLOCK < _SAMPLE_MAX_BYTES:
@@ -386,7 +386,7 @@ def _sample_source(path: Path) -> Path | bytes:
             newlines += block.count(b"\n")
     head = b"".join(blocks)
     end = head.rfind(b"\n")
-    return head[: end + 1] if end >= 0 else path
+    return head[: end + 1] if end >= 0 else str(path)
 
 
 def _field_names(schema: Mapping[str, pl.DataType]) -> Iterator[str]:
