@@ -19,7 +19,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import TypeAlias
+from typing import Literal, TypeAlias
 
 import polars as pl
 
@@ -27,6 +27,7 @@ __all__ = [
     "ApplyMapping",
     "FieldMapping",
     "MappingError",
+    "PlainTimestamps",
     "cast_error_count",
     "parse_glue_type",
     "parse_mappings",
@@ -51,6 +52,9 @@ class FieldMapping:
 
 
 Frame: TypeAlias = pl.LazyFrame | pl.DataFrame
+#: ``ApplyMapping.apply(plain_timestamps=...)``: False, True (the speculative plain form) or "text" (the
+#: plain form, written as its source text where it parsed).
+PlainTimestamps: TypeAlias = bool | Literal["text"]
 MappingLike: TypeAlias = Sequence[str] | FieldMapping
 Mappings: TypeAlias = Iterable[MappingLike]
 
@@ -406,7 +410,10 @@ def _child_dtype(dtype: pl.DataType | None, step: str | int) -> pl.DataType | No
 
 
 def _mapped_value(
-    schema: Mapping[str, pl.DataType], fm: FieldMapping, case_sensitive: bool, plain_timestamps: bool = False
+    schema: Mapping[str, pl.DataType],
+    fm: FieldMapping,
+    case_sensitive: bool,
+    plain_timestamps: PlainTimestamps = False,
 ) -> tuple[pl.Expr, pl.Expr | None]:
     """The target value of one mapping and an expression telling whether the source was non-null.
 
@@ -417,6 +424,8 @@ def _mapped_value(
     sources = [read for hit in hits if (read := _hit_expr(hit, schema))]
     if not sources:
         return pl.lit(None, fm.target_type), None
+    if plain_timestamps == "text" and any(not isinstance(dtype, pl.String) for _, dtype in sources):
+        plain_timestamps = True  # the text form only where every spelling is text: coalesced values agree
     casts = [_cast(expr, dtype, fm.target_type, plain_timestamps) for expr, dtype in sources]
     value = casts[0] if len(casts) == 1 else pl.coalesce(casts)
     present = pl.any_horizontal([expr.is_not_null() for expr, _ in sources])
@@ -470,6 +479,7 @@ _SHORT_ZONE_OFFSETS = {"EST": -5 * 3600, "MST": -7 * 3600, "HST": -10 * 3600}
 # Second 60 is left to the general parser (chrono would read it as a leap second).
 _PLAIN_TIMESTAMP_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-5][0-9]$"
 _YEAR_ONE = datetime(1, 1, 1)
+_PLAIN_TEXT_DTYPE = pl.Datetime("us")  # Glue's timestamp: the only target plain_timestamps="text" keeps as text
 _MAX_OFFSET_SECONDS = 18 * 3600  # java.time.ZoneOffset's range
 # Numbers read as epoch seconds are kept within years 1..9999 so every timestamp converts to Python.
 _MIN_EPOCH_SECONDS = -62_135_596_800
@@ -492,7 +502,7 @@ def _is_number(dtype: pl.DataType) -> bool:
     return dtype.is_integer() or dtype.is_float() or dtype.is_decimal()
 
 
-def _cast(expr: pl.Expr, src: pl.DataType, dst: pl.DataType, plain_timestamps: bool = False) -> pl.Expr:
+def _cast(expr: pl.Expr, src: pl.DataType, dst: pl.DataType, plain_timestamps: PlainTimestamps = False) -> pl.Expr:
     """Cast ``expr`` of dtype ``src`` to ``dst``; a value that does not convert becomes null.
 
     ``plain_timestamps``: text becomes a timestamp only in the form ``yyyy-mm-dd hh:mm:ss`` (see
@@ -882,7 +892,7 @@ def _epoch_to_timestamp(seconds: pl.Expr, dst: pl.Datetime, *, integral: bool) -
     return pl.when(in_range).then(micros).cast(pl.Datetime("us")).cast(dst)
 
 
-def _to_timestamp(expr: pl.Expr, src: pl.DataType, dst: pl.Datetime, plain_only: bool = False) -> pl.Expr:
+def _to_timestamp(expr: pl.Expr, src: pl.DataType, dst: pl.Datetime, plain_only: PlainTimestamps = False) -> pl.Expr:
     if isinstance(src, pl.Datetime):
         return _utc_naive(expr, src).cast(dst)
     if isinstance(src, pl.Date):
@@ -902,6 +912,10 @@ def _to_timestamp(expr: pl.Expr, src: pl.DataType, dst: pl.Datetime, plain_only:
             )
         )
         steps = steps.struct.with_fields(plain=pl.when(f("plain") >= _YEAR_ONE).then(f("plain")))
+        if plain_only == "text" and dst == _PLAIN_TEXT_DTYPE:
+            # A parsed plain text is the JSON text of its timestamp (polars writes a microsecond timestamp
+            # with no fraction as yyyy-mm-dd hh:mm:ss): keep it, rather than format the value again.
+            return steps.struct.with_fields(out=pl.when(f("plain").is_not_null()).then(f("text"))).struct.field("out")
         if plain_only:
             return steps.struct.field("plain").cast(dst)
         steps = steps.struct.with_fields(rest=pl.when(f("plain").is_null()).then(f("text").str.strip_chars()))
@@ -1056,14 +1070,20 @@ class ApplyMapping:
 
     @staticmethod
     def apply(
-        frame: Frame, mappings: Mappings, case_sensitive: bool = False, *, plain_timestamps: bool = False
+        frame: Frame,
+        mappings: Mappings,
+        case_sensitive: bool = False,
+        *,
+        plain_timestamps: PlainTimestamps = False,
     ) -> pl.LazyFrame:
         """Keep only mapped fields, renamed, nested and cast as the mappings say (see module docstring).
 
         ``plain_timestamps`` is a speculative fast form: text becomes a timestamp only when it reads
         ``yyyy-mm-dd hh:mm:ss`` (by far the most common form), and any other text becomes null. Where
         no present source became null, the result equals the full mapping's; a caller that finds a
-        null (a cast error) maps again without it.
+        null (a cast error) maps again without it. ``plain_timestamps="text"`` is the same form for a
+        writer of JSON: a ``timestamp`` target (naive, microseconds) holds the source text where it parsed,
+        a String that JSON output writes exactly as the timestamp (no value to format again).
         """
         parsed = parse_mappings(mappings)
         lazy = frame.lazy()

@@ -41,6 +41,7 @@ from glueflow_dagster.core.json_reader import JsonFormat, convert_object
 from glueflow_dagster.core.mapping import (
     ApplyMapping,
     FieldMapping,
+    PlainTimestamps,
     parse_mappings,
     presence_mapping,
     source_read_schema,
@@ -83,6 +84,8 @@ _SCHEMA_SAMPLE_LINES = 100
 # Lines mapped up front to estimate the JSON size of one output record (for splitting into parts).
 _SIZE_SAMPLE_LINES = 1000
 _DEFAULT_RECORD_BYTES = 256
+_SAMPLE_BLOCK = 1024**2  # the size sample reads the head of an object in blocks of this size
+_SAMPLE_MAX_BYTES = 16 * 1024**2  # and at most this much of it (fewer lines where lines are longer)
 _PROBE_FILES = 3  # objects tried for the schema sample before giving up on it
 # Remote objects are downloaded in groups of at most this many stored bytes (and one object at least).
 _STAGING_BYTES = 1024**3
@@ -214,7 +217,7 @@ def _target_expr(path: tuple[str, ...]) -> pl.Expr:
 
 
 def _mapped_with_cast_errors(
-    scan: pl.LazyFrame, plan: _Plan, plain_timestamps: bool
+    scan: pl.LazyFrame, plan: _Plan, plain_timestamps: PlainTimestamps
 ) -> tuple[pl.LazyFrame, list[str], pl.Expr, pl.Expr]:
     """ApplyMapping plus, in the same projection, each cast-failing mapping's source.
 
@@ -279,7 +282,9 @@ def _query_once(
 ) -> tuple[int, int, int, int]:
     """One query; returns (records, cast errors, cast errors of timestamp mappings, null mapped values)."""
     scan = pl.scan_ndjson([str(p) for p in paths], schema=plan.read_schema, ignore_errors=ignore_errors)
-    mapped, columns, cast_errors, timestamp_errors = _mapped_with_cast_errors(scan, plan, plain_timestamps)
+    # The plain form's timestamps go out as their source text: the JSON writer would write the same bytes.
+    plain: PlainTimestamps = "text" if plain_timestamps else False
+    mapped, columns, cast_errors, timestamp_errors = _mapped_with_cast_errors(scan, plan, plain)
     missing = _total([_target_expr(fm.target).null_count().cast(pl.Int64) for fm in plan.mappings])
     figures = [
         pl.len().alias("records"),
@@ -329,9 +334,12 @@ def _plan(
     plain_sample = False
     for path in paths[:_PROBE_FILES]:
         try:
-            rows = pl.scan_ndjson(str(path), schema=read_schema, n_rows=_SIZE_SAMPLE_LINES)
-            sample = ApplyMapping.apply(rows, mappings).collect()
-            plain = ApplyMapping.apply(rows, mappings, plain_timestamps=True).collect() if speculate else None
+            rows = pl.scan_ndjson(_sample_source(path), schema=read_schema, n_rows=_SIZE_SAMPLE_LINES)
+            frames = [ApplyMapping.apply(rows, mappings)]
+            if speculate:
+                frames.append(ApplyMapping.apply(rows, mappings, plain_timestamps=True))
+            sample, *rest = pl.collect_all(frames)  # one read of the sample for both
+            plain = rest[0] if rest else None
         except READ_ERRORS:
             continue
         if sample.height:
@@ -367,6 +375,29 @@ def sample_schema(paths: Sequence[Path]) -> pl.Schema | None:
         if len(schema):
             return schema
     return None
+
+
+def _sample_source(path: Path) -> str | bytes:
+    """What the size sample reads: the bytes of about the first _SIZE_SAMPLE_LINES lines of an uncompressed
+    JSON-lines object, else the object itself (compressed, another format). A scan of a whole object
+    sets up its reading over the whole file, tens of milliseconds before the first record; these run
+    before the stage's query and on one core. Blank lines are no records, so where the head holds some
+    the sample is a little shorter (it only estimates a record's output size)."""
+    with open(path, "rb") as src:
+        head = src.read(_SAMPLE_BLOCK)
+        if not head.lstrip(b" \t\r\n").startswith(b"{"):
+            return str(path)
+        blocks = [head]
+        newlines = head.count(b"\n")
+        while newlines <= _SIZE_SAMPLE_LINES and len(blocks) * _SAMPLE_BLOCK < _SAMPLE_MAX_BYTES:
+            block = src.read(_SAMPLE_BLOCK)
+            if not block:
+                return b"".join(blocks)  # the whole object: fewer lines than the sample
+            blocks.append(block)
+            newlines += block.count(b"\n")
+    head = b"".join(blocks)
+    end = head.rfind(b"\n")
+    return head[: end + 1] if end >= 0 else str(path)
 
 
 def _field_names(schema: Mapping[str, pl.DataType]) -> Iterator[str]:

@@ -448,6 +448,23 @@ def test_plain_timestamps_read_only_the_plain_form_and_agree_with_the_full_parse
     assert plain == [f if is_plain else None for f, is_plain in zip(full, plain_form, strict=True)]
 
 
+def test_plain_timestamps_as_text_write_the_same_json_lines_as_the_plain_form() -> None:
+    timestamp_case = next(case for case in STRING_CASTS if case[0] == "timestamp")
+    values = [*timestamp_case[1], "0001-01-01 00:00:00", "0000-01-01 00:00:00", "2024-02-30 00:00:00"]
+    frame = pl.DataFrame({"v": values, "w": values}, schema={"v": pl.String, "w": pl.String})
+    mappings = [("v", "string", "out", "timestamp"), ("w", "string", "nested.at", "timestamp")]
+    plain = ApplyMapping.apply(frame, mappings, plain_timestamps=True).collect()
+    text = ApplyMapping.apply(frame, mappings, plain_timestamps="text").collect()
+    assert text.schema == pl.Schema({"out": pl.String(), "nested": pl.Struct({"at": pl.String()})})
+    # The stage writes JSON lines: the source text where the plain form parsed is what polars writes for
+    # the timestamp, and nulls stay where they are (so the cast error counts agree too).
+    assert text.write_ndjson() == plain.write_ndjson()
+    assert text["out"].null_count() == plain["out"].null_count() < len(values)
+    # Another time unit or a zone is formatted as its own type: only Glue's timestamp is kept as text.
+    other = [FieldMapping(("v",), pl.String(), ("out",), pl.Datetime("ms"))]
+    assert ApplyMapping.apply(frame, other, plain_timestamps="text").collect_schema()["out"] == pl.Datetime("ms")
+
+
 def test_cast_to_null_type_is_not_an_error() -> None:
     frame = pl.DataFrame({"v": ["x", None]})
     mappings = [("v", "string", "out", "null")]

@@ -277,6 +277,25 @@ def small_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(stage, "_BOUNDARY_WINDOW", 16)
 
 
+def test_the_size_sample_reads_the_head_of_a_json_lines_object(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stage, "_SAMPLE_BLOCK", 100)
+    monkeypatch.setattr(stage, "_SIZE_SAMPLE_LINES", 10)
+    data = _many(50)
+    plain, packed, short = tmp_path / "plain.json", tmp_path / "packed.json", tmp_path / "short.json"
+    plain.write_bytes(data)
+    packed.write_bytes(gzip.compress(data))
+    short.write_bytes(_many(3)[:-1])  # no final newline
+    head = stage._sample_source(plain)
+    assert isinstance(head, bytes) and data.startswith(head) and head.endswith(b"\n")
+    assert head.count(b"\n") > 10  # the sample's lines, whole
+    assert stage._sample_source(packed) == str(packed)  # compressed: read by polars, as before
+    assert stage._sample_source(short) == short.read_bytes()
+    monkeypatch.setattr(stage, "_SAMPLE_MAX_BYTES", 100)
+    long_line = tmp_path / "long.json"
+    long_line.write_bytes(b'{"note": "' + b"x" * 500 + b'"}\n')
+    assert stage._sample_source(long_line) == str(long_line)  # no whole line within the limit
+
+
 @pytest.mark.usefixtures("small_pieces")
 def test_pieces_are_line_aligned_and_add_up_to_the_object(tmp_path: Path) -> None:
     data = b"\xef\xbb\xbf" + _many(60) + b'{"id": 1000, "note": "' + b"x" * 700 + b'"}\n' + _many(5, 2000)[:-1]
