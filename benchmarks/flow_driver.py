@@ -73,6 +73,9 @@ MAPPINGS = {
     "output": [["event_id", "long", "event_id", "long"], ["user_id", "long", "user_id", "long"]],
 }
 
+# The `spark:` section of a flow with a job on `engine: spark`: the local launcher, one core, a small heap.
+SPARK_LOCAL = {"launcher": "local", "master": "local[1]", "driver_memory": "512m", "timeout_s": 600}
+
 # Run in a child process (a run an operator starts elsewhere: another UI session, a worker we SIGKILL).
 # argv: flow file, "job" <job name> | "asset" <asset key path>, tags JSON, run config JSON.
 CHILD_RUN = """
@@ -112,6 +115,47 @@ def _event_ids(data: bytes) -> list[int]:
 
 def _raw_lines(ids: range) -> bytes:
     return "".join(json.dumps({"id": i, "user": {"id": i % 7}, "pad": "x" * 40}) + "\n" for i in ids).encode()
+
+
+def _process_table() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, state) of every process, from /proc (Linux; empty elsewhere)."""
+    table: dict[int, tuple[int, str]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        state, ppid = stat[stat.rindex(")") + 2 :].split()[:2]  # the name may hold spaces and parentheses
+        table[int(entry.name)] = (int(ppid), state)
+    return table
+
+
+def descendants(pid: int) -> set[int]:
+    """The living processes below ``pid`` (children, grandchildren, ...): a run worker's Spark stage script,
+    ``timeout`` and the JVM."""
+    table = _process_table()
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {p for p, (ppid, state) in table.items() if ppid in frontier and state != "Z"} - found
+        found |= frontier
+    return found
+
+
+def outliving(pids: set[int], wait_s: float) -> list[str]:
+    """The processes of ``pids`` still alive (not zombies) after up to ``wait_s`` seconds, with their command."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        table = _process_table()
+        alive = sorted(p for p in pids if p in table and table[p][1] != "Z")
+        if not alive or time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
+    commands = []
+    for pid in alive:
+        with contextlib.suppress(OSError):
+            commands.append(f"{pid}: " + Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:200])
+    return commands
 
 
 def free_dead_slots(instance: DagsterInstance) -> None:
@@ -245,6 +289,7 @@ class Verdict:
     orphans_left: int
     figure_mismatches: list[str]
     deleted_committed: list[str]
+    outlived_workers: list[str] = field(default_factory=list)  # a killed worker's children still running
 
     @property
     def clean(self) -> bool:
@@ -254,6 +299,7 @@ class Verdict:
             or self.manifest_view_differs
             or self.figure_mismatches
             or self.deleted_committed
+            or self.outlived_workers
         )
 
 
@@ -270,6 +316,8 @@ class FlowDriver:
         output_target_file_bytes: int | None = None,
         max_manifest_attempts: int = 3,
         seed: int = 0,
+        input_engine: str = "polars",
+        output_engine: str = "polars",
     ) -> None:
         self.root, self.s3, self.rng = root, s3, random.Random(seed)
         self.home = root / "dagster_home"
@@ -282,6 +330,8 @@ class FlowDriver:
             "input_target_file_bytes": input_target_file_bytes,
             "output_target_file_bytes": output_target_file_bytes,
             "max_manifest_attempts": max_manifest_attempts,
+            "input_engine": input_engine,
+            "output_engine": output_engine,
         }
         self.path = root / "glueflow.yaml"
         self.write_flow_file()
@@ -298,6 +348,8 @@ class FlowDriver:
         self.deleted_by_hand: set[tuple[str, str]] = set()
         self.log: list[str] = []
         self.with_report = False
+        self.killed_children = 0  # child processes SIGKILLed workers had (the Spark stage and its JVM)
+        self.outlived_workers: list[str] = []  # processes of SIGKILLed run workers alive 10 s after the kill
 
     # --- set-up -------------------------------------------------------------------------------------
 
@@ -316,17 +368,17 @@ class FlowDriver:
             input_job_body["target_file_bytes"] = o["input_target_file_bytes"]
         if o["output_target_file_bytes"]:
             output_job_body["target_file_bytes"] = o["output_target_file_bytes"]
-        document = {
-            "flows": {
-                FLOW: {
-                    "input": {"uri": self.uris["input"], "recurse": True},
-                    "staging": {"uri": self.uris["staging"], "compression": "gzip", "orphan_grace_s": grace},
-                    "output": {"uri": self.uris["output"], "compression": "none", "orphan_grace_s": grace},
-                    "input_job": input_job_body,
-                    "output_job": output_job_body,
-                }
-            }
+        flow: dict[str, Any] = {
+            "input": {"uri": self.uris["input"], "recurse": True},
+            "staging": {"uri": self.uris["staging"], "compression": "gzip", "orphan_grace_s": grace},
+            "output": {"uri": self.uris["output"], "compression": "none", "orphan_grace_s": grace},
+            "input_job": input_job_body,
+            "output_job": output_job_body,
         }
+        if "spark" in (o["input_engine"], o["output_engine"]):
+            input_job_body["engine"], output_job_body["engine"] = o["input_engine"], o["output_engine"]
+            flow["spark"] = SPARK_LOCAL  # the local launcher: a stage-script subprocess with its own JVM
+        document = {"flows": {FLOW: flow}}
         self.path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
         if hasattr(self, "defs"):
             self.defs = load_definitions(self.path)
@@ -496,6 +548,7 @@ class FlowDriver:
         child = self.child_run("job", job, tags=tags, run_config=run_config)
         location = "staging" if job == INPUT_JOB else "output"
         run_id, outcome, started = None, "finished before the kill", None
+        tree: set[int] = set()
         try:
             deadline = time.monotonic() + timeout_s
             while time.monotonic() < deadline and child.poll() is None:
@@ -513,6 +566,7 @@ class FlowDriver:
                     else started is not None and time.monotonic() - started >= delay_s
                 )
                 if fire:
+                    tree = descendants(child.pid)  # the stage script and its JVM on engine: spark
                     child.send_signal(signal.SIGKILL)
                     outcome = "killed"
                     break
@@ -524,6 +578,9 @@ class FlowDriver:
                 child.wait()
             if child.stdout is not None:
                 child.stdout.close()
+        # A killed worker's children must die with it (the local Spark launcher's stage script and JVM).
+        survivors = outliving(tree, wait_s=10.0)
+        self.outlived_workers += survivors
         if run_id is None:
             fresh = [
                 r.dagster_run.run_id
@@ -533,7 +590,8 @@ class FlowDriver:
             run_id = fresh[0] if fresh else None
         if run_id is not None:
             self.recover_dead_run(run_id)
-        self.note(f"SIGKILL {job} run {str(run_id)[:8]}: {outcome}")
+        self.note(f"SIGKILL {job} run {str(run_id)[:8]}: {outcome} ({len(tree)} children; outlived: {survivors})")
+        self.killed_children += len(tree)
         return run_id, outcome
 
     def recover_dead_run(self, run_id: str) -> bool:
@@ -723,4 +781,5 @@ class FlowDriver:
             orphans_left=self.orphans_left(),
             figure_mismatches=self.run_figures(),
             deleted_committed=gone,
+            outlived_workers=list(self.outlived_workers),
         )

@@ -228,7 +228,6 @@ def test_engine_and_spark_section_errors_are_one_line(tmp_path: Path, patch: dic
 
 def test_the_stage_script_samples_as_the_polars_stage_does(tmp_path: Path) -> None:
     from glueflow_dagster.core.stage import sample_schema
-
     from glueflow_dagster.spark.stage_script import sample_schema_of
 
     lines = [{"ID": 1, "user": {"Id": 2}, "o": {"x": 1}, "n": 1.5}, {"id": "2", "user": None, "o": {"x": 2}, "n": 2}]
