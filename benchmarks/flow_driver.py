@@ -142,6 +142,13 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
+def _is_java(pid: int) -> bool:
+    try:
+        return Path(Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()).name == "java"
+    except OSError:
+        return False
+
+
 def outliving(pids: set[int], wait_s: float) -> list[str]:
     """The processes of ``pids`` still alive (not zombies) after up to ``wait_s`` seconds, with their command."""
     deadline = time.monotonic() + wait_s
@@ -391,6 +398,19 @@ class FlowDriver:
             else:
                 os.environ[name] = value
 
+    def processes_left(self, wait_s: float = 0.0) -> list[str]:
+        """Processes of this flow other than this one (run workers, stage scripts, ``timeout``, JVMs: they
+        inherit ``GLUEFLOW_CONFIG``) still alive after up to ``wait_s`` seconds. Linux only (empty elsewhere)."""
+        marker = f"GLUEFLOW_CONFIG={self.path}".encode()
+        ours: set[int] = set()
+        for pid in _process_table():
+            if pid == os.getpid():
+                continue
+            with contextlib.suppress(OSError):
+                if marker in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+                    ours.add(pid)
+        return outliving(ours, wait_s)
+
     def storage(self, name: str) -> Storage:
         return StorageResource().open(self.uris[name])
 
@@ -538,9 +558,11 @@ class FlowDriver:
         tags: dict[str, str] | None = None,
         timeout_s: float = 120.0,
     ) -> tuple[str | None, str]:
-        """SIGKILL a run's worker process. ``when``: "pending" (once its first pending part exists: mid-write)
-        or "delay" (``delay_s`` after its run started: a random point). Then do what Dagster's run monitoring
-        does with a worker that died without a word: mark the run failed and free its pool slot.
+        """SIGKILL a run's worker process. ``when``: "pending" (once its first pending part exists: mid-write),
+        "spark" (once the worker's Spark stage has its JVM: mid-stage, on ``engine: spark``) or "delay"
+        (``delay_s`` after its run started: a random point). Then wait up to 10 s for the worker's children to
+        die with it (survivors go to ``outlived_workers``, and the verdict is not clean) and do what Dagster's
+        run monitoring does with a worker that died without a word: mark the run failed and free its pool slot.
 
         Returns (run id or None if it never started, what happened).
         """
@@ -560,11 +582,12 @@ class FlowDriver:
                     ]
                     if fresh:
                         run_id, started = fresh[0], time.monotonic()
-                fire = (
-                    when == "pending" and self._has_pending(location)
-                    if when == "pending"
-                    else started is not None and time.monotonic() - started >= delay_s
-                )
+                if when == "pending":
+                    fire = self._has_pending(location)
+                elif when == "spark":
+                    fire = any(_is_java(pid) for pid in descendants(child.pid))
+                else:
+                    fire = started is not None and time.monotonic() - started >= delay_s
                 if fire:
                     tree = descendants(child.pid)  # the stage script and its JVM on engine: spark
                     child.send_signal(signal.SIGKILL)

@@ -4,15 +4,22 @@ Everything is real: a Dagster instance in its own DAGSTER_HOME with the packaged
 monitoring), runs in this process and in child processes on the same home, SIGKILL, the moto S3 server behind
 a proxy that can be cut (a lost endpoint). The moves and the verdict live in :mod:`benchmarks.flow_driver`,
 shared with the soak command; its docstring defines exactly-once as checked here.
+
+The scenarios whose stage matters run again with that stage on ``engine: spark`` (the local launcher: a
+stage-script subprocess and its own JVM per stage run, Spark ``local[1]``), with the same assertions: the same
+records out exactly once, the same figures. Those variants are marked ``spark`` and ``slow``.
 """
 
 import gzip
+import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +42,36 @@ from glueflow_dagster.core.commits import COMMITS_DIR
 
 OUTPUT_OP = "events__output"
 
+HAS_SPARK = importlib.util.find_spec("pyspark") is not None and shutil.which("java") is not None
+NEEDS_SPARK = pytest.mark.skipif(not HAS_SPARK, reason="needs pyspark and Java")
+POLARS: dict[str, str] = {}
+ON_POLARS = pytest.param(POLARS, id="polars")
+
+
+def on_spark(*jobs: str) -> Any:
+    """The test again with the stages of ``jobs`` ("input", "output") on ``engine: spark`` (local launcher)."""
+    engines = {f"{job}_engine": "spark" for job in jobs}
+    return pytest.param(engines, id="spark-" + "-".join(jobs), marks=[pytest.mark.spark, pytest.mark.slow, NEEDS_SPARK])
+
+
+def assert_no_process_left(flow: FlowDriver) -> None:
+    """No process of this flow outlives it: no run worker, stage script, ``timeout`` or JVM."""
+    left = flow.processes_left(wait_s=20.0)
+    assert not left, left
+
 
 @pytest.fixture
-def driver(tmp_path: Path) -> Any:
-    flow = FlowDriver(tmp_path / "flow")
+def engines() -> dict[str, str]:
+    """The FlowDriver's engines (``input_engine``, ``output_engine``); tests parametrize it with on_spark."""
+    return POLARS
+
+
+@pytest.fixture
+def driver(tmp_path: Path, engines: dict[str, str]) -> Any:
+    flow = FlowDriver(tmp_path / "flow", **engines)
     yield flow
     flow.close()
+    assert_no_process_left(flow)
 
 
 def staging_meta(flow: FlowDriver, run_id: str) -> dict[str, Any]:
@@ -76,6 +107,7 @@ def step_window(flow: FlowDriver, run_id: str, step: str) -> tuple[float, float]
 # --- 1. Re-execute a successful Input run ------------------------------------------------------------
 
 
+@pytest.mark.parametrize("engines", [ON_POLARS, on_spark("input")])
 def test_reexecuting_a_successful_input_run_keeps_its_parts_and_delivers_every_record_once(driver: FlowDriver) -> None:
     driver.add_raw(30)
     driver.add_raw(30)
@@ -107,15 +139,16 @@ def test_reexecuting_a_successful_input_run_keeps_its_parts_and_delivers_every_r
 # --- 2. Two Output runs at once, from two processes ----------------------------------------------------
 
 
+@pytest.mark.parametrize("engines", [ON_POLARS, on_spark("output")])
 def test_two_output_runs_at_once_from_two_processes_delete_nothing_committed_and_duplicate_nothing(
-    driver: FlowDriver,
+    driver: FlowDriver, engines: dict[str, str]
 ) -> None:
     driver.add_raw(500)
     driver.quiesce()  # one committed Output run first: it must survive what follows
     before = {o.key for o in driver.committed_objects("output")}
     assert before
     for _ in range(6):
-        driver.add_raw(2000)
+        driver.add_raw(200 if engines else 2000)  # Spark: the JVM's start is the cost, not the records
     assert driver.input_run().success
     [request] = driver.tick()
     output_config = request.run_config
@@ -142,47 +175,84 @@ def test_two_output_runs_at_once_from_two_processes_delete_nothing_committed_and
     assert before <= {o.key for o in driver.committed_objects("output")}
 
 
-# --- 3. An Input run SIGKILLed mid-write ---------------------------------------------------------------
+# --- 3. A run SIGKILLed mid-write (the issue's Input run; an Output run too, on both engines) ----------
 
 
-def test_input_run_sigkilled_mid_write_duplicates_nothing_and_its_orphans_are_counted_then_removed(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    ("job", "engines"),
+    [
+        pytest.param(INPUT_JOB, POLARS, id="input"),
+        pytest.param(OUTPUT_JOB, POLARS, id="output"),
+        pytest.param(OUTPUT_JOB, *on_spark("output").values, id="output-spark", marks=on_spark("output").marks),
+    ],
+)
+def test_a_run_sigkilled_mid_write_duplicates_nothing_and_its_orphans_are_counted_then_removed(
+    tmp_path: Path, job: str, engines: dict[str, str]
 ) -> None:
-    flow = FlowDriver(tmp_path / "flow", orphan_grace_s=3600, input_target_file_bytes=100_000)
+    objects, records = (30, 3000) if not engines else (10, 900)  # Spark: the JVM's start is the cost
+    total = objects * records
+    location, asset = ("staging", staging_key(FLOW)) if job == INPUT_JOB else ("output", output_key(FLOW))
+    sizes = {"input_target_file_bytes": 100_000} if job == INPUT_JOB else {"output_target_file_bytes": 100_000}
+    flow = FlowDriver(tmp_path / "flow", orphan_grace_s=3600, **sizes, **engines)
     try:
-        for _ in range(30):
-            flow.add_raw(3000)
+        for _ in range(objects):
+            flow.add_raw(records)
+        request = None
+        if job == OUTPUT_JOB:
+            assert flow.input_run().success
+            [request] = flow.tick()  # the sensor's run, killed: its frozen manifest is retried below
         # The packaged dagster.yaml lets the monitoring daemon free a dead run's pool slot.
         assert flow.instance.run_monitoring_settings.get("free_slots_after_run_end_seconds")
-        killed, outcome = flow.kill_run(INPUT_JOB, when="pending")
+        # polars: once the first pending part exists (mid-write); Spark: once the stage's JVM runs (mid-stage:
+        # the script would write its pending parts at the end, were it not to die with the worker).
+        killed, outcome = flow.kill_run(
+            job,
+            when="spark" if engines else "pending",
+            run_config=request.run_config if request else None,
+            tags=request.tags if request else None,
+        )
         assert outcome == "killed" and killed is not None
+        # The worker's children (on Spark: timeout, the stage script, the JVM) died with it.
+        assert not flow.outlived_workers, flow.outlived_workers
+        if engines:
+            assert flow.killed_children >= 3, flow.log[-3:]  # the kill hit the running Spark stage
         assert flow.instance.get_run_by_id(killed).status == DagsterRunStatus.FAILURE
-        slots = flow.instance.event_log_storage.get_concurrency_info(pool_name(INPUT_JOB))
+        slots = flow.instance.event_log_storage.get_concurrency_info(pool_name(job))
         assert not slots.claimed_slots  # freed: the next run is not blocked by the dead one
-        pending = list(flow.storage("staging").pending_uploads())
-        assert pending and all(p.key.startswith(f"run-{killed}-") for p in pending)
-        assert not flow.committed_objects("staging")  # nothing of the killed attempt is visible
+        pending = list(flow.storage(location).pending_uploads())
+        assert all(p.key.startswith(f"run-{killed}-") for p in pending)
+        assert pending or engines  # a Spark stage killed mid-stage may not have begun its uploads
+        assert not flow.committed_objects(location)  # nothing of the killed attempt is visible
 
-        recovery = flow.input_run()
+        def rerun() -> Any:
+            if job == INPUT_JOB:
+                return flow.input_run()
+            requests = flow.tick()  # the sensor retries the dead run's frozen manifest
+            return flow.output_run(requests[0] if requests else None)
+
+        recovery = rerun()
         assert recovery.success
-        meta = staging_meta(flow, recovery.run_id)
-        assert meta["records_read"] == meta["records_written"] == 90_000  # all of it, once
+        meta = run_materialization_metadata(flow.instance, recovery.run_id, asset)
+        assert meta["records_read"] == meta["records_written"] == total  # all of it, once
         assert meta["orphaned_files"] >= len(pending)  # counted ...
         assert meta["pending_uploads_aborted"] == 0  # ... but younger than orphan_grace_s: kept
         assert flow.orphans_left() >= len(pending)
 
         flow.write_flow_file(orphan_grace_s=0)
-        after_grace = flow.input_run()
-        meta = staging_meta(flow, after_grace.run_id)
+        if job == OUTPUT_JOB:
+            assert flow.input_run().success  # nothing new: the next Output run plans an empty manifest
+        after_grace = rerun()
+        meta = run_materialization_metadata(flow.instance, after_grace.run_id, asset)
         assert meta["records_read"] == 0
         assert meta["orphaned_files"] >= len(pending) and meta["pending_uploads_aborted"] >= len(pending)
         assert flow.orphans_left() == 0
 
         flow.quiesce()
         assert_exactly_once(flow)
-        assert flow.verdict().records_out == 90_000
+        assert flow.verdict().records_out == total
     finally:
         flow.close()
+    assert_no_process_left(flow)
 
 
 # --- 4. An Output run failing mid-write: S3 endpoint lost --------------------------------------------
@@ -246,6 +316,7 @@ def test_a_thousand_late_objects_in_one_input_run_are_read_once(driver: FlowDriv
 # --- 6. A staging object deleted between the sensor's plan and the run ------------------------------
 
 
+@pytest.mark.parametrize("engines", [ON_POLARS, on_spark("output")])
 def test_staging_object_deleted_after_the_plan_is_counted_warned_and_the_flow_moves_on(driver: FlowDriver) -> None:
     driver.add_raw(40)
     assert driver.input_run().success
@@ -439,30 +510,54 @@ def check_after_quiescence(flow: FlowDriver, actions: int) -> None:
     assert verdict.records_out == verdict.records_in + verdict.superseded_out, (verdict, flow.log)
 
 
-@pytest.mark.slow
-@settings(
-    max_examples=2,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+def local_property_test(
+    actions: st.SearchStrategy[list[str]], delays: st.SearchStrategy[float], max_examples: int, **engines: str
+) -> Callable[..., None]:
+    """The local property test on the given engines: a flow on local folders, one Input run, the drawn
+    operator actions (each followed by the snapshot check), then quiescence and the verdict."""
+
+    @pytest.mark.slow
+    @settings(
+        max_examples=max_examples,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+    @given(actions=actions, delays=st.lists(delays, min_size=6, max_size=6), seed=st.integers(0, 2**16))
+    def test(actions: list[str], delays: list[float], seed: int) -> None:
+        with tempfile.TemporaryDirectory(prefix="glueflow-eo-") as tmp:
+            flow = FlowDriver(Path(tmp), seed=seed, input_target_file_bytes=200_000, **engines)
+            try:
+                flow.add_raw(20)
+                flow.input_run()
+                for action, delay in zip(actions, delays, strict=False):
+                    apply(flow, action, delay)
+                check_after_quiescence(flow, len(actions))
+            finally:
+                flow.close()
+            assert_no_process_left(flow)
+
+    return test
+
+
+test_property_exactly_once_under_interleaved_operator_actions_local = local_property_test(
+    st.lists(LOCAL_ACTIONS, min_size=3, max_size=5), st.floats(0.0, 4.0), max_examples=2
 )
-@given(
-    actions=st.lists(LOCAL_ACTIONS, min_size=3, max_size=5),
-    delays=st.lists(st.floats(0.0, 4.0), min_size=6, max_size=6),
-    seed=st.integers(0, 2**16),
+
+# On Spark each Output run with input starts a JVM (10 to 20 s): one example of three distinct actions. Hypothesis
+# tries its simplest example first, here the first three actions (kill an Output run once its Spark stage runs,
+# two Output runs at once, a tick with its run) with the shortest delay (6 s, when the worker's JVM is up);
+# raise max_examples to explore further.
+SPARK_ACTIONS = ["kill_output", "two_at_once", "tick", "ui_output", "reexecute", "input_run", "late", "rewrite_raw"]
+test_property_exactly_once_under_interleaved_operator_actions_local_spark = NEEDS_SPARK(
+    pytest.mark.spark(
+        local_property_test(
+            st.lists(st.sampled_from(SPARK_ACTIONS), min_size=3, max_size=3, unique=True),
+            st.floats(6.0, 20.0),
+            max_examples=1,
+            output_engine="spark",
+        )
+    )
 )
-def test_property_exactly_once_under_interleaved_operator_actions_local(
-    actions: list[str], delays: list[float], seed: int
-) -> None:
-    with tempfile.TemporaryDirectory(prefix="glueflow-eo-") as tmp:
-        flow = FlowDriver(Path(tmp), seed=seed, input_target_file_bytes=200_000)
-        try:
-            flow.add_raw(20)
-            flow.input_run()
-            for action, delay in zip(actions, delays, strict=False):
-                apply(flow, action, delay)
-            check_after_quiescence(flow, len(actions))
-        finally:
-            flow.close()
 
 
 @pytest.mark.slow
