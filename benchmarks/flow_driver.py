@@ -53,6 +53,7 @@ from dagster import (
     execute_job,
     reconstructable,
 )
+from dagster._core.definitions.reconstruct import ReconstructableJob
 
 from glueflow_dagster.components.commit_log import committed_parts
 from glueflow_dagster.components.jobs import output_key, staging_key
@@ -528,6 +529,12 @@ class FlowDriver:
         # The UI re-executes with the parent's run config and tags; in-process executor for speed.
         config = {**parent.run_config, "execution": {"config": {"in_process": {}}}}
         tags = {k: v for k, v in parent.tags.items() if not k.startswith("dagster/")}
+        # Dagster keeps the last reconstructed job per process (lru_cache on ReconstructableJob, keyed by the
+        # pointer, the same `input_job`/`output_job` for every flow): without this, a re-execution would run
+        # the flow file of an earlier FlowDriver in this process (another test's folders) or one from before
+        # write_flow_file changed it (another engine).
+        ReconstructableJob.get_definition.cache_clear()
+        ReconstructableJob.get_repository_definition.cache_clear()
         with execute_job(
             reconstructable(target), instance=self.instance, reexecution_options=options, run_config=config, tags=tags
         ) as result:
@@ -711,6 +718,11 @@ class FlowDriver:
                 return tick
         raise AssertionError(f"the flow did not settle within {max_ticks} sensor ticks:\n" + "\n".join(self.log[-30:]))
 
+    def stage_engine(self, run_id: str) -> str:
+        """The engine a run's stage ran on, from its log ("running the stage on Spark ..."): "spark" or "polars"."""
+        spark = any("running the stage on Spark" in entry.user_message for entry in self.instance.all_logs(run_id))
+        return "spark" if spark else "polars"
+
     def runs_table(self) -> str:
         """Every run, oldest first: id, job, status, manifest id, records read and written by F/output, what it
         planned; and the moves made (``log``). For failure reports: what committed which records."""
@@ -724,7 +736,8 @@ class FlowDriver:
                         meta |= {k: v.value for k, v in found.asset_materialization.metadata.items()}
             planned = [str(m[0])[:40] for m in meta.get("manifest", [])]
             lines.append(
-                f"{run.run_id[:8]} {run.job_name} {run.status.value} parent={str(run.parent_run_id)[:8]} "
+                f"{run.run_id[:8]} {run.job_name} {run.status.value} {self.stage_engine(run.run_id)} "
+                f"parent={str(run.parent_run_id)[:8]} "
                 f"manifest_id={meta.get('manifest_id')} read={meta.get('records_read')} "
                 f"written={meta.get('records_written')} planned={planned}"
             )

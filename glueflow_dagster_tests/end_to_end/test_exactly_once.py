@@ -54,6 +54,10 @@ def on_spark(*jobs: str) -> Any:
     return pytest.param(engines, id="spark-" + "-".join(jobs), marks=[pytest.mark.spark, pytest.mark.slow, NEEDS_SPARK])
 
 
+def engine_of(engines: dict[str, str]) -> str:
+    return "spark" if engines else "polars"
+
+
 def assert_no_process_left(flow: FlowDriver) -> None:
     """No process of this flow outlives it: no run worker, stage script, ``timeout`` or JVM."""
     left = flow.processes_left(wait_s=20.0)
@@ -129,6 +133,7 @@ def test_reexecuting_a_successful_input_run_keeps_its_parts_and_delivers_every_r
     assert ok
     run = driver.instance.get_run_by_id(child_id)
     assert run.parent_run_id == parent.run_id and run.root_run_id == parent.run_id
+    assert driver.stage_engine(child_id) == engine_of(engines)
     # A new attempt planned from the committed Input bookmark: it reads only the new object.
     assert staging_meta(driver, child_id)["records_read"] == 25
     staged = {o.key for o in driver.committed_objects("staging")}
@@ -172,6 +177,7 @@ def test_two_output_runs_at_once_from_two_processes_delete_nothing_committed_and
         outcomes.append(line.split()[1:])
     run_ids = [run_id for run_id, _ in outcomes]
     assert any(success == "True" for _, success in outcomes), outcomes
+    assert {driver.stage_engine(run_id) for run_id, success in outcomes if success == "True"} == {engine_of(engines)}
     # The pool glueflow/events_output_job (limit 1) serialized the two writing steps.
     first, second = sorted(step_window(driver, run_id, OUTPUT_OP) for run_id in run_ids)
     assert first[1] <= second[0], (first, second)
@@ -242,7 +248,7 @@ def test_a_run_sigkilled_mid_write_duplicates_nothing_and_its_orphans_are_counte
             return flow.output_run(requests[0] if requests else None)
 
         recovery = rerun()
-        assert recovery.success
+        assert recovery.success and flow.stage_engine(recovery.run_id) == engine_of(engines)
         meta = run_materialization_metadata(flow.instance, recovery.run_id, asset)
         assert meta["records_read"] == meta["records_written"] == total  # all of it, once
         assert meta["orphaned_files"] >= len(pending)  # counted ...
@@ -347,7 +353,7 @@ def test_staging_object_deleted_after_the_plan_is_counted_warned_and_the_flow_mo
 
     switch(driver, engines)  # the run that finds its planned object gone, on the engine under test
     result = driver.output_run(request)
-    assert result.success
+    assert result.success and driver.stage_engine(result.run_id) == engine_of(engines)
     meta = output_meta(driver, result.run_id)
     assert meta["vanished_files"] == 1 and meta["vanished_bytes"] == manifest[0]["size"]
     assert meta["records_written"] == 60
@@ -548,6 +554,9 @@ def local_property_test(
                 for action, delay in zip(actions, delays, strict=False):
                     apply(flow, action, delay)
                 check_after_quiescence(flow, len(actions))
+                if engines:  # every Output run's stage ran on Spark
+                    runs = flow.instance.get_run_records(RunsFilter(job_name=OUTPUT_JOB))
+                    assert runs and {flow.stage_engine(r.dagster_run.run_id) for r in runs} <= {"spark"}
             finally:
                 flow.close()
             assert_no_process_left(flow)
