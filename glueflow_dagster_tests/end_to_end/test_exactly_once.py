@@ -62,7 +62,7 @@ def on_spark(*jobs: str, marks: tuple[Any, ...] = ()) -> Any:
 CONCURRENT_CLAIM_RACE = pytest.mark.xfail(
     strict=False,
     reason="open: two processes can both claim the limit-1 pool slot at once (SQLite instance), and the commit "
-    "fence is check-then-write; observed on Spark: overlapping steps (1 of 4 runs), every record twice (1 of 5)",
+    "fence is check-then-write; observed on Spark: overlapping steps (1 of 5 runs), every record twice (1 of 5)",
 )
 
 
