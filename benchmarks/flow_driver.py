@@ -53,6 +53,7 @@ from dagster import (
     execute_job,
     reconstructable,
 )
+from dagster._core.definitions.reconstruct import ReconstructableJob
 
 from glueflow_dagster.components.commit_log import committed_parts
 from glueflow_dagster.components.jobs import output_key, staging_key
@@ -72,6 +73,9 @@ MAPPINGS = {
     "input": [["id", "long", "event_id", "long"], ["user.id", "int", "user_id", "long"]],
     "output": [["event_id", "long", "event_id", "long"], ["user_id", "long", "user_id", "long"]],
 }
+
+# The `spark:` section of a flow with a job on `engine: spark`: the local launcher, one core, a small heap.
+SPARK_LOCAL = {"launcher": "local", "master": "local[1]", "driver_memory": "512m", "timeout_s": 600}
 
 # Run in a child process (a run an operator starts elsewhere: another UI session, a worker we SIGKILL).
 # argv: flow file, "job" <job name> | "asset" <asset key path>, tags JSON, run config JSON.
@@ -112,6 +116,54 @@ def _event_ids(data: bytes) -> list[int]:
 
 def _raw_lines(ids: range) -> bytes:
     return "".join(json.dumps({"id": i, "user": {"id": i % 7}, "pad": "x" * 40}) + "\n" for i in ids).encode()
+
+
+def _process_table() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, state) of every process, from /proc (Linux; empty elsewhere)."""
+    table: dict[int, tuple[int, str]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        state, ppid = stat[stat.rindex(")") + 2 :].split()[:2]  # the name may hold spaces and parentheses
+        table[int(entry.name)] = (int(ppid), state)
+    return table
+
+
+def descendants(pid: int) -> set[int]:
+    """The living processes below ``pid`` (children, grandchildren, ...): a run worker's Spark stage script,
+    ``timeout`` and the JVM."""
+    table = _process_table()
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {p for p, (ppid, state) in table.items() if ppid in frontier and state != "Z"} - found
+        found |= frontier
+    return found
+
+
+def _is_java(pid: int) -> bool:
+    try:
+        return Path(Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()).name == "java"
+    except OSError:
+        return False
+
+
+def outliving(pids: set[int], wait_s: float) -> list[str]:
+    """The processes of ``pids`` still alive (not zombies) after up to ``wait_s`` seconds, with their command."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        table = _process_table()
+        alive = sorted(p for p in pids if p in table and table[p][1] != "Z")
+        if not alive or time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
+    commands = []
+    for pid in alive:
+        with contextlib.suppress(OSError):
+            commands.append(f"{pid}: " + Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:200])
+    return commands
 
 
 def free_dead_slots(instance: DagsterInstance) -> None:
@@ -245,6 +297,7 @@ class Verdict:
     orphans_left: int
     figure_mismatches: list[str]
     deleted_committed: list[str]
+    outlived_workers: list[str] = field(default_factory=list)  # a killed worker's children still running
 
     @property
     def clean(self) -> bool:
@@ -254,6 +307,7 @@ class Verdict:
             or self.manifest_view_differs
             or self.figure_mismatches
             or self.deleted_committed
+            or self.outlived_workers
         )
 
 
@@ -270,6 +324,8 @@ class FlowDriver:
         output_target_file_bytes: int | None = None,
         max_manifest_attempts: int = 3,
         seed: int = 0,
+        input_engine: str = "polars",
+        output_engine: str = "polars",
     ) -> None:
         self.root, self.s3, self.rng = root, s3, random.Random(seed)
         self.home = root / "dagster_home"
@@ -282,12 +338,18 @@ class FlowDriver:
             "input_target_file_bytes": input_target_file_bytes,
             "output_target_file_bytes": output_target_file_bytes,
             "max_manifest_attempts": max_manifest_attempts,
+            "input_engine": input_engine,
+            "output_engine": output_engine,
         }
         self.path = root / "glueflow.yaml"
         self.write_flow_file()
-        self._saved_env = {k: os.environ.get(k) for k in ("GLUEFLOW_CONFIG", "DAGSTER_HOME", "AWS_ENDPOINT_URL")}
+        saved = ("GLUEFLOW_CONFIG", "DAGSTER_HOME", "AWS_ENDPOINT_URL", "JAVA_TOOL_OPTIONS")
+        self._saved_env = {k: os.environ.get(k) for k in saved}
         os.environ["GLUEFLOW_CONFIG"] = str(self.path)  # the reconstructable target of re-executions
         os.environ["DAGSTER_HOME"] = str(self.home)
+        # Stage runs on engine: spark start a JVM each for seconds of work: the client JIT alone starts faster
+        # (measured here: 14 to 18 s per small Spark stage run instead of 24 to 34 s). Same results.
+        os.environ.setdefault("JAVA_TOOL_OPTIONS", "-XX:TieredStopAtLevel=1")
         if s3:
             os.environ["AWS_ENDPOINT_URL"] = s3.proxy.endpoint
         self.instance = DagsterInstance.from_config(str(self.home))
@@ -298,6 +360,8 @@ class FlowDriver:
         self.deleted_by_hand: set[tuple[str, str]] = set()
         self.log: list[str] = []
         self.with_report = False
+        self.killed_children = 0  # child processes SIGKILLed workers had (the Spark stage and its JVM)
+        self.outlived_workers: list[str] = []  # processes of SIGKILLed run workers alive 10 s after the kill
 
     # --- set-up -------------------------------------------------------------------------------------
 
@@ -316,17 +380,17 @@ class FlowDriver:
             input_job_body["target_file_bytes"] = o["input_target_file_bytes"]
         if o["output_target_file_bytes"]:
             output_job_body["target_file_bytes"] = o["output_target_file_bytes"]
-        document = {
-            "flows": {
-                FLOW: {
-                    "input": {"uri": self.uris["input"], "recurse": True},
-                    "staging": {"uri": self.uris["staging"], "compression": "gzip", "orphan_grace_s": grace},
-                    "output": {"uri": self.uris["output"], "compression": "none", "orphan_grace_s": grace},
-                    "input_job": input_job_body,
-                    "output_job": output_job_body,
-                }
-            }
+        flow: dict[str, Any] = {
+            "input": {"uri": self.uris["input"], "recurse": True},
+            "staging": {"uri": self.uris["staging"], "compression": "gzip", "orphan_grace_s": grace},
+            "output": {"uri": self.uris["output"], "compression": "none", "orphan_grace_s": grace},
+            "input_job": input_job_body,
+            "output_job": output_job_body,
         }
+        if "spark" in (o["input_engine"], o["output_engine"]):
+            input_job_body["engine"], output_job_body["engine"] = o["input_engine"], o["output_engine"]
+            flow["spark"] = SPARK_LOCAL  # the local launcher: a stage-script subprocess with its own JVM
+        document = {"flows": {FLOW: flow}}
         self.path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
         if hasattr(self, "defs"):
             self.defs = load_definitions(self.path)
@@ -338,6 +402,19 @@ class FlowDriver:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+    def processes_left(self, wait_s: float = 0.0) -> list[str]:
+        """Processes of this flow other than this one (run workers, stage scripts, ``timeout``, JVMs: they
+        inherit ``GLUEFLOW_CONFIG``) still alive after up to ``wait_s`` seconds. Linux only (empty elsewhere)."""
+        marker = f"GLUEFLOW_CONFIG={self.path}".encode()
+        ours: set[int] = set()
+        for pid in _process_table():
+            if pid == os.getpid():
+                continue
+            with contextlib.suppress(OSError):
+                if marker in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+                    ours.add(pid)
+        return outliving(ours, wait_s)
 
     def storage(self, name: str) -> Storage:
         return StorageResource().open(self.uris[name])
@@ -452,6 +529,12 @@ class FlowDriver:
         # The UI re-executes with the parent's run config and tags; in-process executor for speed.
         config = {**parent.run_config, "execution": {"config": {"in_process": {}}}}
         tags = {k: v for k, v in parent.tags.items() if not k.startswith("dagster/")}
+        # Dagster keeps the last reconstructed job per process (lru_cache on ReconstructableJob, keyed by the
+        # pointer, the same `input_job`/`output_job` for every flow): without this, a re-execution would run
+        # the flow file of an earlier FlowDriver in this process (another test's folders) or one from before
+        # write_flow_file changed it (another engine).
+        ReconstructableJob.get_definition.cache_clear()
+        ReconstructableJob.get_repository_definition.cache_clear()
         with execute_job(
             reconstructable(target), instance=self.instance, reexecution_options=options, run_config=config, tags=tags
         ) as result:
@@ -486,9 +569,11 @@ class FlowDriver:
         tags: dict[str, str] | None = None,
         timeout_s: float = 120.0,
     ) -> tuple[str | None, str]:
-        """SIGKILL a run's worker process. ``when``: "pending" (once its first pending part exists: mid-write)
-        or "delay" (``delay_s`` after its run started: a random point). Then do what Dagster's run monitoring
-        does with a worker that died without a word: mark the run failed and free its pool slot.
+        """SIGKILL a run's worker process. ``when``: "pending" (once its first pending part exists: mid-write),
+        "spark" (once the worker's Spark stage has its JVM: mid-stage, on ``engine: spark``) or "delay"
+        (``delay_s`` after its run started: a random point). Then wait up to 10 s for the worker's children to
+        die with it (survivors go to ``outlived_workers``, and the verdict is not clean) and do what Dagster's
+        run monitoring does with a worker that died without a word: mark the run failed and free its pool slot.
 
         Returns (run id or None if it never started, what happened).
         """
@@ -496,6 +581,7 @@ class FlowDriver:
         child = self.child_run("job", job, tags=tags, run_config=run_config)
         location = "staging" if job == INPUT_JOB else "output"
         run_id, outcome, started = None, "finished before the kill", None
+        tree: set[int] = set()
         try:
             deadline = time.monotonic() + timeout_s
             while time.monotonic() < deadline and child.poll() is None:
@@ -507,12 +593,14 @@ class FlowDriver:
                     ]
                     if fresh:
                         run_id, started = fresh[0], time.monotonic()
-                fire = (
-                    when == "pending" and self._has_pending(location)
-                    if when == "pending"
-                    else started is not None and time.monotonic() - started >= delay_s
-                )
+                if when == "pending":
+                    fire = self._has_pending(location)
+                elif when == "spark":
+                    fire = any(_is_java(pid) for pid in descendants(child.pid))
+                else:
+                    fire = started is not None and time.monotonic() - started >= delay_s
                 if fire:
+                    tree = descendants(child.pid)  # the stage script and its JVM on engine: spark
                     child.send_signal(signal.SIGKILL)
                     outcome = "killed"
                     break
@@ -524,6 +612,9 @@ class FlowDriver:
                 child.wait()
             if child.stdout is not None:
                 child.stdout.close()
+        # A killed worker's children must die with it (the local Spark launcher's stage script and JVM).
+        survivors = outliving(tree, wait_s=10.0)
+        self.outlived_workers += survivors
         if run_id is None:
             fresh = [
                 r.dagster_run.run_id
@@ -533,7 +624,8 @@ class FlowDriver:
             run_id = fresh[0] if fresh else None
         if run_id is not None:
             self.recover_dead_run(run_id)
-        self.note(f"SIGKILL {job} run {str(run_id)[:8]}: {outcome}")
+        self.note(f"SIGKILL {job} run {str(run_id)[:8]}: {outcome} ({len(tree)} children; outlived: {survivors})")
+        self.killed_children += len(tree)
         return run_id, outcome
 
     def recover_dead_run(self, run_id: str) -> bool:
@@ -625,6 +717,31 @@ class FlowDriver:
                     raise AssertionError(f"the sensor is blocked by Output run {busy} that is still in flight")
                 return tick
         raise AssertionError(f"the flow did not settle within {max_ticks} sensor ticks:\n" + "\n".join(self.log[-30:]))
+
+    def stage_engine(self, run_id: str) -> str:
+        """The engine a run's stage ran on, from its log ("running the stage on Spark ..."): "spark" or "polars"."""
+        spark = any("running the stage on Spark" in entry.user_message for entry in self.instance.all_logs(run_id))
+        return "spark" if spark else "polars"
+
+    def runs_table(self) -> str:
+        """Every run, oldest first: id, job, status, manifest id, records read and written by F/output, what it
+        planned; and the moves made (``log``). For failure reports: what committed which records."""
+        lines = []
+        for record in reversed(self.instance.get_run_records()):
+            run = record.dagster_run
+            meta: dict[str, Any] = {}
+            for key in (staging_key(FLOW), output_key(FLOW)):
+                for found in self.instance.fetch_materializations(key, limit=1000).records:
+                    if found.run_id == run.run_id:
+                        meta |= {k: v.value for k, v in found.asset_materialization.metadata.items()}
+            planned = [str(m[0])[:40] for m in meta.get("manifest", [])]
+            lines.append(
+                f"{run.run_id[:8]} {run.job_name} {run.status.value} {self.stage_engine(run.run_id)} "
+                f"parent={str(run.parent_run_id)[:8]} "
+                f"manifest_id={meta.get('manifest_id')} read={meta.get('records_read')} "
+                f"written={meta.get('records_written')} planned={planned}"
+            )
+        return "\n".join(["runs:", *lines, "moves:", *self.log])
 
     def note(self, line: str) -> None:
         self.log.append(line)
@@ -723,4 +840,5 @@ class FlowDriver:
             orphans_left=self.orphans_left(),
             figure_mismatches=self.run_figures(),
             deleted_committed=gone,
+            outlived_workers=list(self.outlived_workers),
         )

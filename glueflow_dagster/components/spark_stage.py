@@ -143,6 +143,12 @@ def _run_local(context: AssetExecutionContext, spark: SparkConfig, extras: dict[
     if shutil.which("timeout"):
         # The run fails instead of hanging; the JVM exits with the script (py4j ends it when stdin closes).
         command = ["timeout", "--kill-after=30", str(spark.timeout_s), *command]
+    if sys.platform.startswith("linux") and shutil.which("setpriv"):
+        # The stage dies with the run worker: a SIGKILLed worker (OOM, lost node, the UI's terminate past its
+        # grace) would otherwise leave timeout, the script and its JVM running, writing pending parts for an
+        # attempt that is dead. SIGTERM on the parent's death; timeout passes it to its process group (the
+        # script and the JVM) and SIGKILLs what is left after 30 s.
+        command = ["setpriv", "--pdeathsig", "TERM", *command]
     client = PipesSubprocessClient(env=env)
     try:
         return client.run(context=context, command=command, extras=extras).get_custom_messages()

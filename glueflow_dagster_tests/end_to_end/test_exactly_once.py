@@ -4,15 +4,22 @@ Everything is real: a Dagster instance in its own DAGSTER_HOME with the packaged
 monitoring), runs in this process and in child processes on the same home, SIGKILL, the moto S3 server behind
 a proxy that can be cut (a lost endpoint). The moves and the verdict live in :mod:`benchmarks.flow_driver`,
 shared with the soak command; its docstring defines exactly-once as checked here.
+
+The scenarios whose stage matters run again with that stage on ``engine: spark`` (the local launcher: a
+stage-script subprocess and its own JVM per stage run, Spark ``local[1]``), with the same assertions: the same
+records out exactly once, the same figures. Those variants are marked ``spark`` and ``slow``.
 """
 
 import gzip
+import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +42,57 @@ from glueflow_dagster.core.commits import COMMITS_DIR
 
 OUTPUT_OP = "events__output"
 
+HAS_SPARK = importlib.util.find_spec("pyspark") is not None and shutil.which("java") is not None
+NEEDS_SPARK = pytest.mark.skipif(not HAS_SPARK, reason="needs pyspark and Java")
+POLARS: dict[str, str] = {}
+ON_POLARS = pytest.param(POLARS, id="polars")
+
+
+def on_spark(*jobs: str, marks: tuple[Any, ...] = ()) -> Any:
+    """The test again with the stages of ``jobs`` ("input", "output") on ``engine: spark`` (local launcher)."""
+    engines = {f"{job}_engine": "spark" for job in jobs}
+    spark_marks = [pytest.mark.spark, pytest.mark.slow, NEEDS_SPARK, *marks]
+    return pytest.param(engines, id="spark-" + "-".join(jobs), marks=spark_marks)
+
+
+# Found with the Spark variants, open: two Output runs started at the same instant from two processes can both
+# get the limit-1 pool slot (Dagster's claim on the SQLite instance checks for a free slot, then takes it), and
+# glueflow's commit fence (read the latest bookmark, then publish and write the materialization) is not atomic
+# across processes either, so both may commit the same records. README: Spark engine -> Tests.
+CONCURRENT_CLAIM_RACE = pytest.mark.xfail(
+    strict=False,
+    reason="open: two processes can both claim the limit-1 pool slot at once (SQLite instance), and the commit "
+    "fence is check-then-write; observed on Spark: overlapping steps (1 of 5 runs), every record twice (1 of 5)",
+)
+
+
+def engine_of(engines: dict[str, str]) -> str:
+    return "spark" if engines else "polars"
+
+
+def assert_no_process_left(flow: FlowDriver) -> None:
+    """No process of this flow outlives it: no run worker, stage script, ``timeout`` or JVM."""
+    left = flow.processes_left(wait_s=20.0)
+    assert not left, left
+
+
+def switch(flow: FlowDriver, engines: dict[str, str]) -> None:
+    """Put the flow's jobs on ``engines`` (``input_engine``/``output_engine``; {} = polars) from the next run on.
+
+    The Spark variants run the move under test on Spark and the rest (set-up, quiescence) on polars: each Spark
+    stage run starts a JVM (10 to 20 s). Switching engines between runs is itself a move users make (a flow
+    that outgrew one machine): bookmarks, manifests and commits are Dagster's, the same on both engines.
+    """
+    if engines or flow.options["input_engine"] != "polars" or flow.options["output_engine"] != "polars":
+        flow.write_flow_file(**({"input_engine": "polars", "output_engine": "polars"} | engines))
+
 
 @pytest.fixture
 def driver(tmp_path: Path) -> Any:
     flow = FlowDriver(tmp_path / "flow")
     yield flow
     flow.close()
+    assert_no_process_left(flow)
 
 
 def staging_meta(flow: FlowDriver, run_id: str) -> dict[str, Any]:
@@ -76,7 +128,10 @@ def step_window(flow: FlowDriver, run_id: str, step: str) -> tuple[float, float]
 # --- 1. Re-execute a successful Input run ------------------------------------------------------------
 
 
-def test_reexecuting_a_successful_input_run_keeps_its_parts_and_delivers_every_record_once(driver: FlowDriver) -> None:
+@pytest.mark.parametrize("engines", [ON_POLARS, on_spark("input")])
+def test_reexecuting_a_successful_input_run_keeps_its_parts_and_delivers_every_record_once(
+    driver: FlowDriver, engines: dict[str, str]
+) -> None:
     driver.add_raw(30)
     driver.add_raw(30)
     parent = driver.input_run()
@@ -85,10 +140,12 @@ def test_reexecuting_a_successful_input_run_keeps_its_parts_and_delivers_every_r
     assert parent_parts and all(k.startswith(f"run-{parent.run_id}-attempt-1-part-r-") for k in parent_parts)
     driver.add_raw(25)  # new raw input arrives before the operator re-executes
 
+    switch(driver, engines)  # the re-executions on the engine under test
     child_id, ok = driver.reexecute(parent.run_id)
     assert ok
     run = driver.instance.get_run_by_id(child_id)
     assert run.parent_run_id == parent.run_id and run.root_run_id == parent.run_id
+    assert driver.stage_engine(child_id) == engine_of(engines)
     # A new attempt planned from the committed Input bookmark: it reads only the new object.
     assert staging_meta(driver, child_id)["records_read"] == 25
     staged = {o.key for o in driver.committed_objects("staging")}
@@ -99,6 +156,7 @@ def test_reexecuting_a_successful_input_run_keeps_its_parts_and_delivers_every_r
     assert ok and staging_meta(driver, again_id)["records_read"] == 0
     assert parent_parts <= {o.key for o in driver.committed_objects("staging")}
 
+    switch(driver, POLARS)
     driver.quiesce()
     assert_exactly_once(driver)
     assert driver.verdict().records_out == 85
@@ -107,19 +165,21 @@ def test_reexecuting_a_successful_input_run_keeps_its_parts_and_delivers_every_r
 # --- 2. Two Output runs at once, from two processes ----------------------------------------------------
 
 
+@pytest.mark.parametrize("engines", [ON_POLARS, on_spark("output", marks=(CONCURRENT_CLAIM_RACE,))])
 def test_two_output_runs_at_once_from_two_processes_delete_nothing_committed_and_duplicate_nothing(
-    driver: FlowDriver,
+    driver: FlowDriver, engines: dict[str, str]
 ) -> None:
     driver.add_raw(500)
     driver.quiesce()  # one committed Output run first: it must survive what follows
     before = {o.key for o in driver.committed_objects("output")}
     assert before
     for _ in range(6):
-        driver.add_raw(2000)
+        driver.add_raw(200 if engines else 2000)  # Spark: the JVM's start is the cost, not the records
     assert driver.input_run().success
     [request] = driver.tick()
     output_config = request.run_config
 
+    switch(driver, engines)  # the two runs on the engine under test
     sensor_run = driver.child_run("job", OUTPUT_JOB, tags=request.tags, run_config=output_config)
     ui_run = driver.child_run("asset", "/".join(output_key(FLOW).path))  # the UI's Materialize on F/output
     outcomes = []
@@ -129,6 +189,7 @@ def test_two_output_runs_at_once_from_two_processes_delete_nothing_committed_and
         outcomes.append(line.split()[1:])
     run_ids = [run_id for run_id, _ in outcomes]
     assert any(success == "True" for _, success in outcomes), outcomes
+    assert {driver.stage_engine(run_id) for run_id, success in outcomes if success == "True"} == {engine_of(engines)}
     # The pool glueflow/events_output_job (limit 1) serialized the two writing steps.
     first, second = sorted(step_window(driver, run_id, OUTPUT_OP) for run_id in run_ids)
     assert first[1] <= second[0], (first, second)
@@ -137,52 +198,91 @@ def test_two_output_runs_at_once_from_two_processes_delete_nothing_committed_and
         if success == "False":  # the loser of the fence: nothing committed under its name
             assert not [o for o in driver.storage("output").list() if o.key.startswith(f"run-{run_id}")]
 
+    switch(driver, POLARS)
     driver.quiesce()
     assert_exactly_once(driver)
     assert before <= {o.key for o in driver.committed_objects("output")}
 
 
-# --- 3. An Input run SIGKILLed mid-write ---------------------------------------------------------------
+# --- 3. A run SIGKILLed mid-write (the issue's Input run; an Output run too, on both engines) ----------
 
 
-def test_input_run_sigkilled_mid_write_duplicates_nothing_and_its_orphans_are_counted_then_removed(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    ("job", "engines"),
+    [
+        pytest.param(INPUT_JOB, POLARS, id="input"),
+        pytest.param(OUTPUT_JOB, POLARS, id="output"),
+        pytest.param(OUTPUT_JOB, *on_spark("output").values, id="output-spark", marks=on_spark("output").marks),
+    ],
+)
+def test_a_run_sigkilled_mid_write_duplicates_nothing_and_its_orphans_are_counted_then_removed(
+    tmp_path: Path, job: str, engines: dict[str, str]
 ) -> None:
-    flow = FlowDriver(tmp_path / "flow", orphan_grace_s=3600, input_target_file_bytes=100_000)
+    objects, records = (30, 3000) if not engines else (10, 900)  # Spark: the JVM's start is the cost
+    total = objects * records
+    location, asset = ("staging", staging_key(FLOW)) if job == INPUT_JOB else ("output", output_key(FLOW))
+    sizes = {"input_target_file_bytes": 100_000} if job == INPUT_JOB else {"output_target_file_bytes": 100_000}
+    flow = FlowDriver(tmp_path / "flow", orphan_grace_s=3600, **sizes, **engines)
     try:
-        for _ in range(30):
-            flow.add_raw(3000)
+        for _ in range(objects):
+            flow.add_raw(records)
+        request = None
+        if job == OUTPUT_JOB:
+            assert flow.input_run().success
+            [request] = flow.tick()  # the sensor's run, killed: its frozen manifest is retried below
         # The packaged dagster.yaml lets the monitoring daemon free a dead run's pool slot.
         assert flow.instance.run_monitoring_settings.get("free_slots_after_run_end_seconds")
-        killed, outcome = flow.kill_run(INPUT_JOB, when="pending")
+        # polars: once the first pending part exists (mid-write); Spark: once the stage's JVM runs (mid-stage:
+        # the script would write its pending parts at the end, were it not to die with the worker).
+        killed, outcome = flow.kill_run(
+            job,
+            when="spark" if engines else "pending",
+            run_config=request.run_config if request else None,
+            tags=request.tags if request else None,
+        )
         assert outcome == "killed" and killed is not None
+        # The worker's children (on Spark: timeout, the stage script, the JVM) died with it.
+        assert not flow.outlived_workers, flow.outlived_workers
+        if engines:
+            assert flow.killed_children >= 3, flow.log[-3:]  # the kill hit the running Spark stage
         assert flow.instance.get_run_by_id(killed).status == DagsterRunStatus.FAILURE
-        slots = flow.instance.event_log_storage.get_concurrency_info(pool_name(INPUT_JOB))
+        slots = flow.instance.event_log_storage.get_concurrency_info(pool_name(job))
         assert not slots.claimed_slots  # freed: the next run is not blocked by the dead one
-        pending = list(flow.storage("staging").pending_uploads())
-        assert pending and all(p.key.startswith(f"run-{killed}-") for p in pending)
-        assert not flow.committed_objects("staging")  # nothing of the killed attempt is visible
+        pending = list(flow.storage(location).pending_uploads())
+        assert all(p.key.startswith(f"run-{killed}-") for p in pending)
+        assert pending or engines  # a Spark stage killed mid-stage may not have begun its uploads
+        assert not flow.committed_objects(location)  # nothing of the killed attempt is visible
 
-        recovery = flow.input_run()
-        assert recovery.success
-        meta = staging_meta(flow, recovery.run_id)
-        assert meta["records_read"] == meta["records_written"] == 90_000  # all of it, once
+        def rerun() -> Any:
+            if job == INPUT_JOB:
+                return flow.input_run()
+            requests = flow.tick()  # the sensor retries the dead run's frozen manifest
+            return flow.output_run(requests[0] if requests else None)
+
+        recovery = rerun()
+        assert recovery.success and flow.stage_engine(recovery.run_id) == engine_of(engines)
+        meta = run_materialization_metadata(flow.instance, recovery.run_id, asset)
+        assert meta["records_read"] == meta["records_written"] == total  # all of it, once
         assert meta["orphaned_files"] >= len(pending)  # counted ...
         assert meta["pending_uploads_aborted"] == 0  # ... but younger than orphan_grace_s: kept
         assert flow.orphans_left() >= len(pending)
 
         flow.write_flow_file(orphan_grace_s=0)
-        after_grace = flow.input_run()
-        meta = staging_meta(flow, after_grace.run_id)
+        switch(flow, POLARS)  # collecting the dead attempt's leftovers is Dagster's side, on any engine
+        if job == OUTPUT_JOB:
+            assert flow.input_run().success  # nothing new: the next Output run plans an empty manifest
+        after_grace = rerun()
+        meta = run_materialization_metadata(flow.instance, after_grace.run_id, asset)
         assert meta["records_read"] == 0
         assert meta["orphaned_files"] >= len(pending) and meta["pending_uploads_aborted"] >= len(pending)
         assert flow.orphans_left() == 0
 
         flow.quiesce()
         assert_exactly_once(flow)
-        assert flow.verdict().records_out == 90_000
+        assert flow.verdict().records_out == total
     finally:
         flow.close()
+    assert_no_process_left(flow)
 
 
 # --- 4. An Output run failing mid-write: S3 endpoint lost --------------------------------------------
@@ -246,7 +346,10 @@ def test_a_thousand_late_objects_in_one_input_run_are_read_once(driver: FlowDriv
 # --- 6. A staging object deleted between the sensor's plan and the run ------------------------------
 
 
-def test_staging_object_deleted_after_the_plan_is_counted_warned_and_the_flow_moves_on(driver: FlowDriver) -> None:
+@pytest.mark.parametrize("engines", [ON_POLARS, on_spark("output")])
+def test_staging_object_deleted_after_the_plan_is_counted_warned_and_the_flow_moves_on(
+    driver: FlowDriver, engines: dict[str, str]
+) -> None:
     driver.add_raw(40)
     assert driver.input_run().success
     driver.add_raw(60)
@@ -260,8 +363,9 @@ def test_staging_object_deleted_after_the_plan_is_counted_warned_and_the_flow_mo
     staging.delete(gone)
     driver.deleted_by_hand.add(("staging", gone))
 
+    switch(driver, engines)  # the run that finds its planned object gone, on the engine under test
     result = driver.output_run(request)
-    assert result.success
+    assert result.success and driver.stage_engine(result.run_id) == engine_of(engines)
     meta = output_meta(driver, result.run_id)
     assert meta["vanished_files"] == 1 and meta["vanished_bytes"] == manifest[0]["size"]
     assert meta["records_written"] == 60
@@ -273,6 +377,7 @@ def test_staging_object_deleted_after_the_plan_is_counted_warned_and_the_flow_mo
     ]
     assert not check.passed and check.severity == AssetCheckSeverity.WARN
 
+    switch(driver, POLARS)  # what follows is the sensor's planning
     driver.add_raw(30)
     assert driver.input_run().success
     [follow] = driver.tick()  # the next tick follows the new input: no retry of the old manifest
@@ -432,37 +537,68 @@ def check_after_quiescence(flow: FlowDriver, actions: int) -> None:
     ticks = flow.quiesce(max_ticks=bound)
     assert ticks <= bound
     verdict = flow.verdict()
-    assert verdict.clean, (verdict, flow.log)
     # Every current version exactly once; a rewritten or deleted version at most once (it may have been read
     # before it changed): nothing else reaches the output.
-    assert verdict.losses == 0, (verdict, flow.log)
-    assert verdict.records_out == verdict.records_in + verdict.superseded_out, (verdict, flow.log)
+    exact = verdict.records_out == verdict.records_in + verdict.superseded_out
+    if not verdict.clean or verdict.losses or not exact:
+        pytest.fail(f"{verdict}\n{flow.runs_table()}", pytrace=False)  # in full: which run committed what
 
 
-@pytest.mark.slow
-@settings(
-    max_examples=2,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+def local_property_test(
+    actions: st.SearchStrategy[list[str]], delays: st.SearchStrategy[float], max_examples: int, **engines: str
+) -> Callable[..., None]:
+    """The local property test on the given engines: a flow on local folders, one Input run, the drawn
+    operator actions (each followed by the snapshot check), then quiescence and the verdict."""
+
+    @pytest.mark.slow
+    @settings(
+        max_examples=max_examples,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+    @given(actions=actions, delays=st.lists(delays, min_size=6, max_size=6), seed=st.integers(0, 2**16))
+    def test(actions: list[str], delays: list[float], seed: int) -> None:
+        with tempfile.TemporaryDirectory(prefix="glueflow-eo-") as tmp:
+            flow = FlowDriver(Path(tmp), seed=seed, input_target_file_bytes=200_000, **engines)
+            try:
+                flow.add_raw(20)
+                flow.input_run()
+                for action, delay in zip(actions, delays, strict=False):
+                    apply(flow, action, delay)
+                check_after_quiescence(flow, len(actions))
+                if engines:  # every successful Output run's stage ran on Spark
+                    runs = flow.instance.get_run_records(
+                        RunsFilter(job_name=OUTPUT_JOB, statuses=[DagsterRunStatus.SUCCESS])
+                    )
+                    assert runs and {flow.stage_engine(r.dagster_run.run_id) for r in runs} == {"spark"}
+            finally:
+                flow.close()
+            assert_no_process_left(flow)
+
+    return test
+
+
+test_property_exactly_once_under_interleaved_operator_actions_local = local_property_test(
+    st.lists(LOCAL_ACTIONS, min_size=3, max_size=5), st.floats(0.0, 4.0), max_examples=2
 )
-@given(
-    actions=st.lists(LOCAL_ACTIONS, min_size=3, max_size=5),
-    delays=st.lists(st.floats(0.0, 4.0), min_size=6, max_size=6),
-    seed=st.integers(0, 2**16),
+
+# On Spark each Output run with input starts a JVM (10 to 20 s): one example of three distinct actions. Hypothesis
+# tries its simplest example first, here the first three actions (kill an Output run once its Spark stage runs,
+# two Output runs at once, a tick with its run) with the shortest delay (6 s, when the worker's JVM is up);
+# raise max_examples to explore further.
+SPARK_ACTIONS = ["kill_output", "two_at_once", "tick", "ui_output", "reexecute", "input_run", "late", "rewrite_raw"]
+test_property_exactly_once_under_interleaved_operator_actions_local_spark = CONCURRENT_CLAIM_RACE(
+    NEEDS_SPARK(
+        pytest.mark.spark(
+            local_property_test(
+                st.lists(st.sampled_from(SPARK_ACTIONS), min_size=3, max_size=3, unique=True),
+                st.floats(6.0, 20.0),
+                max_examples=1,
+                output_engine="spark",
+            )
+        )
+    )
 )
-def test_property_exactly_once_under_interleaved_operator_actions_local(
-    actions: list[str], delays: list[float], seed: int
-) -> None:
-    with tempfile.TemporaryDirectory(prefix="glueflow-eo-") as tmp:
-        flow = FlowDriver(Path(tmp), seed=seed, input_target_file_bytes=200_000)
-        try:
-            flow.add_raw(20)
-            flow.input_run()
-            for action, delay in zip(actions, delays, strict=False):
-                apply(flow, action, delay)
-            check_after_quiescence(flow, len(actions))
-        finally:
-            flow.close()
 
 
 @pytest.mark.slow
