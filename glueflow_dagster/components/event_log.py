@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetObservation
+from dagster import AssetExecutionContext, AssetObservation, DagsterInstance, DagsterRunStatus
 
 from glueflow_dagster.components.bookmark_store import (
     committed_bookmark,
@@ -18,7 +18,7 @@ from glueflow_dagster.components.commit_log import committed_parts, latest_commi
 from glueflow_dagster.components.jobs import INPUT_RUN_TAG, output_key, raw_input_key, staging_key
 from glueflow_dagster.components.monitoring import RunClock, earlier_backlogs, output_flow_figures
 from glueflow_dagster.core.bookmarks import Bookmark, CommittedBookmark, Selection
-from glueflow_dagster.core.commits import CommittedParts
+from glueflow_dagster.core.commits import Attempt, CommittedParts
 from glueflow_dagster.core.config import FlowConfig
 from glueflow_dagster.core.job_run import URI_KEY
 from glueflow_dagster.core.stage import StageResult
@@ -49,6 +49,15 @@ def source_observation(
     )
 
 
+ENDED_STATUSES = (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
+
+
+def attempt_settled(instance: DagsterInstance, attempt: Attempt) -> bool:
+    """An attempt has ended when its run has (a run this instance does not know cannot be committing)."""
+    record = instance.get_run_record_by_id(attempt.run_id)
+    return record is None or record.dagster_run.status in ENDED_STATUSES
+
+
 class InputEventLog:
     """`F/staging`'s materializations, and `F/raw_input`'s observations written through the run."""
 
@@ -66,6 +75,9 @@ class InputEventLog:
 
     def observe_source(self, listing: Sequence[ObjectInfo], selection: Selection) -> None:
         self.context.log_event(source_observation(self.flow, listing, selection, now_ms()))
+
+    def settled(self, attempt: Attempt) -> bool:
+        return attempt_settled(self.context.instance, attempt)
 
 
 class OutputEventLog:
@@ -108,3 +120,6 @@ class OutputEventLog:
 
     def earlier_backlogs(self, count: int) -> list[int]:
         return earlier_backlogs(self.instance, self.name, count)
+
+    def settled(self, attempt: Attempt) -> bool:
+        return attempt_settled(self.instance, attempt)

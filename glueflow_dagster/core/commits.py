@@ -147,6 +147,51 @@ def publish(
     return record
 
 
+#: Where the claims of the right to commit after a version live (one small object per commit).
+CLAIMS_DIR = f"{COMMITS_DIR}/claims"
+
+
+class ClaimLost(Exception):
+    """Another attempt holds the right to commit after the version this attempt planned from."""
+
+
+def claim_commit(
+    storage: Storage, fence: str, attempt: Attempt, *, settled: Callable[[Attempt], bool]
+) -> str:
+    """Take the one right to commit after ``fence`` (the version this attempt planned from) atomically,
+    before the commit fence is checked; returns the claim's key.
+
+    The commit fence alone (read the log's newest version, then write the commit) leaves a window in
+    which two runs planned from the same version both pass it, when the concurrency pool does not
+    serialize them (SQLite's slot claim is not atomic across processes). The claim closes it the way
+    Delta Lake's log does: the first put-if-absent of ``<claims>/<fence>.<generation>.json`` wins, in
+    the location the runs write. A claim whose attempt has ended (``settled``: its run finished, failed
+    or was canceled, or a later attempt of the same run is claiming) is stale whether or not it
+    committed (if it did, the fence refuses the claimant next); the next generation may then be taken.
+    Raises :class:`ClaimLost` naming the live holder otherwise.
+    """
+    body = json.dumps({"run_id": attempt.run_id, "attempt": attempt.number}).encode()
+    for generation in range(10_000):
+        key = f"{CLAIMS_DIR}/{fence}.{generation:04d}.json"
+        if storage.create_exclusive(key, body):
+            return key
+        try:
+            holder_data = json.loads(storage.read_bytes(key))
+            holder = Attempt(str(holder_data["run_id"]), int(holder_data["attempt"]))
+        except (StorageError, ValueError, KeyError, TypeError):
+            continue  # unreadable: nobody can hold it; try the next generation
+        if holder == attempt:
+            return key
+        stale = settled(holder) or (holder.run_id == attempt.run_id and holder.number < attempt.number)
+        if not stale:
+            raise ClaimLost(
+                f"commit conflict: run {holder.run_id} (attempt {holder.number}) is committing after the same "
+                "version; nothing was committed and this attempt's objects were discarded, a later run reads "
+                "these objects"
+            )
+    raise ClaimLost(f"commit conflict: more than 10000 claims after {fence}")
+
+
 def abort(storage: Storage, pending: Iterable[PendingObject], log: Callable[[str], None] = lambda _m: None) -> int:
     """Discard an attempt's pending objects (best effort: what cannot be aborted now, GC removes later)."""
     aborted = 0

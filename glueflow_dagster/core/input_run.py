@@ -21,6 +21,7 @@ from glueflow_dagster.core.job_run import (
     RunRefused,
     Stage,
     aborted_unless_published,
+    claim_or_refuse,
     commit_figures,
     conflict_on_location,
     garbage_collection,
@@ -51,6 +52,10 @@ class InputLog(Protocol):
         """Record what this run found at the source (`F/raw_input`'s observation)."""
         ...
 
+    def settled(self, attempt: Attempt) -> bool:
+        """Whether that attempt has ended (its run finished, failed or was canceled)."""
+        ...
+
 
 def run_input(
     flow: FlowConfig,
@@ -78,6 +83,7 @@ def run_input(
     )
     result = stage(source, selection.manifest, flow.input_job, target, attempt.part_prefix, flow.staging, flow.input)
     with aborted_unless_published(target, result.pending, info):
+        claim_or_refuse(target, f"input-after-{planned_from or 0}", attempt, log.settled)
         if log.latest_commit()[0] != planned_from:
             raise RunRefused(conflict_on_location(target.uri))
         record = publish(target, attempt, job_name, result.pending, result.records_written)

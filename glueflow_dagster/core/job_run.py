@@ -15,10 +15,13 @@ from typing import Any, Protocol
 
 from glueflow_dagster.core.commits import (
     COMMIT_KEY,
+    Attempt,
+    ClaimLost,
     CommitRecord,
     CommittedParts,
     GarbageReport,
     abort,
+    claim_commit,
     collect_garbage,
 )
 from glueflow_dagster.core.config import JobConfig, Location
@@ -113,6 +116,14 @@ def aborted_unless_published(target: Storage, pending: Sequence[PendingObject], 
     except BaseException:
         abort(target, pending, log)
         raise
+
+
+def claim_or_refuse(target: Storage, fence: str, attempt: Attempt, settled: Callable[[Attempt], bool]) -> None:
+    """The right to commit after the planned version (`commits.claim_commit`), or a refused run."""
+    try:
+        claim_commit(target, fence, attempt, settled=settled)
+    except ClaimLost as err:
+        raise RunRefused(str(err)) from err
 
 
 def garbage_collection(

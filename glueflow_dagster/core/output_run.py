@@ -16,6 +16,7 @@ What the run reads from the commit log comes through `OutputLog` (Dagster's even
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from glueflow_dagster.core.job_run import (
     RunRefused,
     Stage,
     aborted_unless_published,
+    claim_or_refuse,
     commit_figures,
     garbage_collection,
     location_figures,
@@ -84,6 +86,15 @@ class OutputLog(Protocol):
         ...
 
     def earlier_backlogs(self, count: int) -> list[int]: ...
+
+    def settled(self, attempt: Attempt) -> bool:
+        """Whether that attempt has ended (its run finished, failed or was canceled)."""
+        ...
+
+
+def ctx_token(ctx: str) -> str:
+    """A transformation_ctx as a short, name-safe token (claims are object names)."""
+    return hashlib.blake2b(ctx.encode(), digest_size=6).hexdigest()
 
 
 def selection_states(selection: Selection) -> dict[str, int]:
@@ -189,7 +200,9 @@ def run_output(
             "bookmark_started_fresh": committed.fresh,
         }
         if option == "enable":
-            # The commit fence: commit only if the bookmark is still the version this run planned from.
+            # One run commits after each version (the claim), and only if the bookmark is still the
+            # version this run planned from (the fence).
+            claim_or_refuse(target, f"output-{ctx_token(ctx)}-v{plan.base_version}", attempt, log.settled)
             latest = log.committed_bookmark(ctx, newer_than=committed)
             if latest.storage_id != committed.storage_id:
                 raise RunRefused(conflict_message(ctx, plan.base_version, latest))

@@ -19,6 +19,7 @@ import reprlib
 import shutil
 import stat as stat_mod
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
@@ -357,6 +358,10 @@ class Storage(Protocol):
 
     def write_bytes(self, key: str, data: bytes) -> ObjectInfo: ...
 
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        """Write ``key`` only if no object has that name, atomically (put-if-absent); False if one has."""
+        ...
+
     def upload_file(self, local_path: Path, key: str) -> ObjectInfo: ...
 
     def delete(self, key: str) -> None: ...
@@ -585,6 +590,28 @@ class LocalStorage:
         if not isinstance(data, bytes | bytearray | memoryview):
             raise TypeError(f"write_bytes expects bytes, got {type(data).__name__}")
         return self._atomic_write(key, lambda f: f.write(data))
+
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        """Put-if-absent: the complete object is written to a temp file, then hard-linked to ``key``
+        (``link`` fails if the name exists, atomically, on every POSIX file system)."""
+        path = self._path(key)
+        tmp = path.parent / f"{TMP_PREFIX}{uuid.uuid4().hex}"
+        try:
+            with self._open_tmp(tmp) as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+        except OSError as err:
+            raise self._err(key, err) from err
+        finally:
+            with suppress(OSError):
+                tmp.unlink(missing_ok=True)
+        self._fsync_dir(path.parent)
+        return True
 
     def upload_file(self, local_path: Path, key: str) -> ObjectInfo:
         """Atomically replace ``key`` with a copy of ``local_path``."""
@@ -1016,6 +1043,23 @@ class S3Storage:
         except _BOTO_ERRORS as err:
             raise self._error(self.uri_for(key), err) from err
         return self.stat(key)
+
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        """Put-if-absent: a PUT with ``If-None-Match: *`` (S3's conditional write); 412 means the name
+        exists. A 409 (another conditional write of the name in flight) is retried until one of them wins."""
+        full = self._full(key)
+        for wait_s in (0.1, 0.2, 0.4, 0.8, 1.6, 0.0):
+            try:
+                self.client.put_object(Bucket=self.bucket, Key=full, Body=bytes(data), IfNoneMatch="*")
+                return True
+            except _BOTO_ERRORS as err:
+                code = str(getattr(err, "response", {}).get("Error", {}).get("Code", ""))
+                if code in ("PreconditionFailed", "412"):
+                    return False
+                if code not in ("ConditionalRequestConflict", "409") or not wait_s:
+                    raise self._error(self.uri_for(key), err) from err
+                time.sleep(wait_s)
+        raise AssertionError("unreachable")
 
     def upload_file(self, local_path: Path, key: str) -> ObjectInfo:
         """Upload through the transfer manager (multipart for big files; the object appears whole)."""

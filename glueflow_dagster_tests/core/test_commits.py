@@ -10,10 +10,12 @@ import pytest
 
 from glueflow_dagster.core.commits import (
     Attempt,
+    ClaimLost,
     CommitRecord,
     CommittedParts,
     abort,
     attempt_of,
+    claim_commit,
     collect_garbage,
     commit_manifest_key,
     publish,
@@ -87,3 +89,51 @@ def test_garbage_collection_removes_only_what_no_commit_lists(storage: Storage, 
     assert commit_manifest_key("committed") in left and commit_manifest_key("foreign") in left
     assert not any(key.startswith("run-dead-") for key in left)
     assert list(storage.pending_uploads()) == []
+
+
+def test_create_exclusive_writes_once_and_reports_a_taken_name(storage: Storage) -> None:
+    assert storage.create_exclusive("_glueflow/commits/claims/x.json", b"first")
+    assert not storage.create_exclusive("_glueflow/commits/claims/x.json", b"second")
+    assert storage.read_bytes("_glueflow/commits/claims/x.json") == b"first"
+
+
+def test_one_claim_per_version_until_its_holder_has_ended(storage: Storage) -> None:
+    live: set[str] = {"a", "b"}
+
+    def settled(attempt: Attempt) -> bool:
+        return attempt.run_id not in live
+
+    first = claim_commit(storage, "output-ctx-v3", Attempt("a"), settled=settled)
+    with pytest.raises(ClaimLost, match=r"^commit conflict: run a \(attempt 1\) is committing after the same"):
+        claim_commit(storage, "output-ctx-v3", Attempt("b"), settled=settled)
+    assert claim_commit(storage, "output-ctx-v3", Attempt("a"), settled=settled) == first  # its own claim
+    assert claim_commit(storage, "output-ctx-v4", Attempt("b"), settled=settled) != first  # another version
+    # A retry of run a (attempt 2) takes over from attempt 1, which has ended by definition.
+    retry = claim_commit(storage, "output-ctx-v3", Attempt("a", 2), settled=settled)
+    assert retry != first
+    live.discard("a")  # run a has ended (committed or not): the next generation is free
+    assert claim_commit(storage, "output-ctx-v3", Attempt("b"), settled=settled) not in (first, retry)
+
+
+@pytest.mark.parametrize("storage", ["local", "s3"], indirect=True)
+def test_claims_from_many_threads_at_once_have_one_winner(storage: Storage) -> None:
+    import threading
+
+    barrier = threading.Barrier(8)
+    winners: list[str] = []
+    losers: list[str] = []
+
+    def contend(run_id: str) -> None:
+        barrier.wait()
+        try:
+            claim_commit(storage, "input-after-7", Attempt(run_id), settled=lambda _attempt: False)
+            winners.append(run_id)
+        except ClaimLost:
+            losers.append(run_id)
+
+    threads = [threading.Thread(target=contend, args=(f"run{i}",)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(winners) == 1 and len(losers) == 7, (winners, losers)

@@ -26,12 +26,12 @@ from glueflow_dagster.core.bookmarks import (
     CommittedBookmark,
     Selection,
 )
-from glueflow_dagster.core.commits import COMMIT_KEY, Attempt, CommitRecord, CommittedParts
+from glueflow_dagster.core.commits import COMMIT_KEY, Attempt, CommitRecord, CommittedParts, claim_commit
 from glueflow_dagster.core.config import FlowConfig, load_config
 from glueflow_dagster.core.input_run import run_input
 from glueflow_dagster.core.job_run import RunRefused, Stage
 from glueflow_dagster.core.manifests import manifest_from_json
-from glueflow_dagster.core.output_run import OutputRequest, run_output
+from glueflow_dagster.core.output_run import OutputRequest, ctx_token, run_output
 from glueflow_dagster.core.stage import StageResult
 from glueflow_dagster.core.storage import LocalStorage, ObjectInfo
 from glueflow_dagster_tests.conftest import raw_records, write_flow_file
@@ -51,6 +51,7 @@ class MemoryCommitLog:
     staging: list[Event] = field(default_factory=list)
     output: list[Event] = field(default_factory=list)
     observations: list[tuple[int, int]] = field(default_factory=list)
+    ended: set[str] = field(default_factory=set)  # runs that finished, failed or were canceled
     next_id: int = 1
 
     def record(self, events: list[Event], run_id: str, metadata: dict[str, Any]) -> None:
@@ -90,6 +91,9 @@ class InputLog:
     def observe_source(self, listing: Sequence[ObjectInfo], selection: Selection) -> None:
         self.log.observations.append((len(listing), len(selection.manifest)))
 
+    def settled(self, attempt: Attempt) -> bool:
+        return attempt.run_id in self.log.ended
+
 
 class OutputLog:
     def __init__(self, log: MemoryCommitLog) -> None:
@@ -124,6 +128,9 @@ class OutputLog:
     def earlier_backlogs(self, count: int) -> list[int]:
         return []
 
+    def settled(self, attempt: Attempt) -> bool:
+        return attempt.run_id in self.log.ended
+
 
 def polars_stage(after_stage: Callable[[], None] = lambda: None) -> Stage:
     """The polars stage as the shell runs it (pending parts); `after_stage` runs between stage and commit."""
@@ -151,21 +158,27 @@ def _stores(flow: FlowConfig) -> tuple[LocalStorage, LocalStorage, LocalStorage]
 
 def _input(flow: FlowConfig, log: MemoryCommitLog, run_id: str, stage: Stage | None = None) -> dict[str, Any]:
     raw, staging, _ = _stores(flow)
-    outcome = run_input(
-        flow, InputLog(log), raw, staging, Attempt(run_id, 1), stage or polars_stage(),
-        job_name="events_input_job", now_ms=0, info=lambda _msg: None,
-    )  # fmt: skip
-    log.record(log.staging, run_id, outcome.metadata)
+    try:
+        outcome = run_input(
+            flow, InputLog(log), raw, staging, Attempt(run_id, 1), stage or polars_stage(),
+            job_name="events_input_job", now_ms=0, info=lambda _msg: None,
+        )  # fmt: skip
+        log.record(log.staging, run_id, outcome.metadata)
+    finally:
+        log.ended.add(run_id)
     return outcome.metadata
 
 
 def _output(flow: FlowConfig, log: MemoryCommitLog, run_id: str, stage: Stage | None = None) -> dict[str, Any]:
     _, staging, output = _stores(flow)
-    outcome = run_output(
-        flow, OutputLog(log), staging, output, Attempt(run_id, 1), OutputRequest(), stage or polars_stage(),
-        job_name="events_output_job", now_ms=0, info=lambda _msg: None,
-    )  # fmt: skip
-    log.record(log.output, run_id, outcome.metadata)
+    try:
+        outcome = run_output(
+            flow, OutputLog(log), staging, output, Attempt(run_id, 1), OutputRequest(), stage or polars_stage(),
+            job_name="events_output_job", now_ms=0, info=lambda _msg: None,
+        )  # fmt: skip
+        log.record(log.output, run_id, outcome.metadata)
+    finally:
+        log.ended.add(run_id)
     return outcome.metadata
 
 
@@ -239,3 +252,22 @@ def test_a_bad_bookmark_option_is_refused_in_one_line_before_anything_is_written
             OutputRequest(bookmark="on"), polars_stage(), job_name="j", now_ms=0, info=lambda _msg: None,
         )  # fmt: skip
     assert list(output.list()) == []
+
+
+def test_two_output_runs_past_the_fence_at_once_commit_once(flow: FlowConfig) -> None:
+    """The window the fence alone leaves: the other run has claimed and is still committing (its event not
+    written yet) when this one checks. The claim refuses this one; nothing is written twice."""
+    raw, _, output = _stores(flow)
+    log = MemoryCommitLog()
+    raw.write_bytes("a.json", raw_records(0, 30))
+    _input(flow, log, "in-1")
+
+    def a_live_run_claims_first() -> None:
+        # The other run has staged and claimed, and has not committed yet (it is still running).
+        fence = f"output-{ctx_token('bookmark_ctx')}-v0"
+        claim_commit(output, fence, Attempt("out-live", 1), settled=lambda _attempt: False)
+
+    with pytest.raises(RunRefused, match=r"^commit conflict: run out-live \(attempt 1\) is committing after the same"):
+        _output(flow, log, "out-second", polars_stage(after_stage=a_live_run_claims_first))
+    assert log.output == [] and list(output.pending_uploads()) == []
+    assert _output_ids(output) == []
