@@ -407,8 +407,9 @@ def _input(data: Path, size_mb: int, object_mb: int) -> tuple[int, int, int]:
     return size, files, rows
 
 
-def spawn(engine: str, data: Path, out: Path, extra_env: dict[str, str]) -> dict[str, Any]:
-    """Run one engine in a child process; adds its peak RSS (MB) from wait4."""
+def spawn(engine: str, data: Path, out: Path, extra_env: dict[str, str], *, digest: bool = False) -> dict[str, Any]:
+    """Run one engine in a child process; adds its peak RSS (MB) from wait4, and with ``digest`` the digest
+    of the records it wrote (computed by another child afterwards, so nothing measured pays for it)."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     env = _child_env(extra_env)
@@ -423,8 +424,24 @@ def spawn(engine: str, data: Path, out: Path, extra_env: dict[str, str]) -> dict
         raise SystemExit(f"{engine} child failed with exit code {proc.returncode}")
     figures = json.loads(output.decode().strip().splitlines()[-1])
     figures["peak_rss_mb"] = usage.ru_maxrss * 1024 / MB  # Linux reports KiB
+    if digest:
+        figures["records_digest"] = _run_child(["--digest", str(out)])
     shutil.rmtree(out, ignore_errors=True)
     return figures
+
+
+def records_digest(out: Path) -> str:
+    """An order-independent digest of the records an engine's parts hold: each record's fields by name and
+    value (polars parses every part; the row hashes are summed), so parts, order and number formatting
+    do not matter, the records do. DuckDB's output has other field spellings and is not compared."""
+    import polars as pl
+
+    files = sorted(p for p in out.rglob("*part-r-*") if p.is_file() and "_errors" not in p.parts)
+    if not files:
+        return "no records"
+    frame = pl.concat([pl.read_ndjson(f) for f in files], how="diagonal_relaxed")
+    frame = frame.select(sorted(frame.columns))
+    return f"{frame.height} records, digest {int(frame.hash_rows(seed=0).cast(pl.UInt64).sum()) % 2**64:016x}"
 
 
 def _child_env(extra_env: dict[str, str]) -> dict[str, str]:
@@ -495,11 +512,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--endpoint", help=argparse.SUPPRESS)
     parser.add_argument("--generate", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--versions", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--digest", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.engine:
         child(args.engine, args.data, args.out)
+        return
+    if args.digest:
+        print(records_digest(args.digest))
         return
     if args.generate:
         print(json.dumps(generate(args.data, args.size_mb, args.object_mb)))
@@ -546,11 +567,19 @@ def main(argv: list[str] | None = None) -> None:
         if extra_env:
             print("engine environment: " + " ".join(f"{k}={v}" for k, v in extra_env.items()))
         results: dict[str, list[dict[str, Any]]] = {e: [] for e in engines}
-        for _ in range(args.repeat):
+        # With Spark in the run, the first run of each polars/Spark engine also digests the records it wrote.
+        compare = "spark" in engines
+        for repeat in range(args.repeat):
             for engine in engines:
-                results[engine].append(spawn(engine, data, out, extra_env))
+                digest = compare and repeat == 0 and not engine.startswith("duckdb")
+                results[engine].append(spawn(engine, data, out, extra_env, digest=digest))
         print(f"load average after: {_load()}; this parent's peak RSS: {_own_peak_rss_mb():.0f} MB")
     _table(results, size)
+    digests = {e: runs[0]["records_digest"] for e, runs in results.items() if runs and "records_digest" in runs[0]}
+    if len(digests) > 1:
+        same = len(set(digests.values())) == 1
+        listed = "; ".join(f"{engine} {digest}" for engine, digest in digests.items())
+        print(f"output records {'identical' if same else 'DIFFER'}: {listed}")
 
 
 # --------------------------------------------------------------------------------------------------
