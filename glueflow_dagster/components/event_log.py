@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetObservation, DagsterInstance, DagsterRunStatus
+from dagster import AssetExecutionContext, AssetObservation, DagsterInstance
 
 from glueflow_dagster.components.bookmark_store import (
     committed_bookmark,
@@ -49,13 +49,10 @@ def source_observation(
     )
 
 
-ENDED_STATUSES = (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
-
-
 def attempt_settled(instance: DagsterInstance, attempt: Attempt) -> bool:
     """An attempt has ended when its run has (a run this instance does not know cannot be committing)."""
     record = instance.get_run_record_by_id(attempt.run_id)
-    return record is None or record.dagster_run.status in ENDED_STATUSES
+    return record is None or record.dagster_run.is_finished
 
 
 class InputEventLog:

@@ -19,6 +19,7 @@ objects, only its quarantine.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -1179,17 +1180,19 @@ def run_stage(
                     if plan is None or not paths:
                         outcome = _GroupOutcome(0, 0, [])
                     else:
-                        outcome = _run_group(
+                        # The group with a plan; again with every spelling if mapped values came out null.
+                        map_group = functools.partial(
+                            _run_group,
                             paths,
                             pieces,
                             uris,
-                            plan,
-                            workdir,
-                            None if exceeded else out_dir,
-                            len(pending),
-                            log,
-                            members,
+                            workdir=workdir,
+                            out_dir=None if exceeded else out_dir,
+                            first_part=len(pending),
+                            log=log,
+                            members=members,
                         )
+                        outcome = map_group(plan=plan)
                         respelled = _respelled(paths, plan, workdir) if outcome.missing else None
                         if respelled is not None:
                             log(
@@ -1200,17 +1203,7 @@ def run_stage(
                             plan = respelled
                             if not exceeded:
                                 _clear(out_dir)
-                            outcome = _run_group(
-                                paths,
-                                pieces,
-                                uris,
-                                plan,
-                                workdir,
-                                None if exceeded else out_dir,
-                                len(pending),
-                                log,
-                                members,
-                            )
+                            outcome = map_group(plan=plan)
                     outcome.reports[:0] = converted
                     if outcome.read_schema is not None and plan is not None:
                         plan = replace(plan, read_schema=outcome.read_schema)
