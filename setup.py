@@ -13,6 +13,7 @@ setup(
         "dagster-webserver>=1.13,<1.14",
         "dagster-dg-cli>=1.13,<1.14",  # `dg check defs`, `dg list defs`, `dg scaffold defs`, `dg dev`
         "polars>=2.1,<3",
+        "isal>=1.7",  # ISA-L's igzip: the default gzip levels 1-3 deflate several times faster than zlib
         "boto3>=1.34",
         "pyyaml>=6",
         "matplotlib>=3.8",  # the guide's charts: F/flow_report, glueflow report/simulate --png
@@ -20,6 +21,7 @@ setup(
     extras_require={
         "dev": [
             "pytest>=8",
+            "pytest-xdist>=3.5",  # the test command runs on two workers (see README, Tests)
             "moto[server]>=5",
             "ruff",
             "hypothesis>=6",

@@ -16,6 +16,19 @@ from moto.server import ThreadedMotoServer
 
 from glueflow_dagster.core.storage import LocalStorage, S3Storage, Storage
 
+# Tests that start `dagster dev` (a webserver, a daemon and code servers each) share one pytest-xdist
+# worker, so two of them never compete for the CPU and their startup timeouts hold; they go first, so the
+# other worker's many short tests fill the time they take instead of trailing behind them.
+_DAGSTER_DEV_MODULES = ("test_ui.py", "test_dead_worker.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    starts_dagster_dev = [item for item in items if item.path.name in _DAGSTER_DEV_MODULES]
+    for item in starts_dagster_dev:
+        item.add_marker(pytest.mark.xdist_group("dagster_dev"))
+    items[:] = starts_dagster_dev + [item for item in items if item.path.name not in _DAGSTER_DEV_MODULES]
+
+
 _FAKE_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",

@@ -20,9 +20,10 @@ from typing import Any
 import yaml
 
 from glueflow_dagster.core.commits import DEFAULT_ORPHAN_GRACE_S
+from glueflow_dagster.core.compression import GZIP_LEVELS
 from glueflow_dagster.core.json_reader import JsonFormat, JsonPathError, parse_json_path
 from glueflow_dagster.core.mapping import FieldMapping, MappingError, parse_mappings
-from glueflow_dagster.core.stage import DEFAULT_TARGET_FILE_BYTES, GZIP_LEVELS
+from glueflow_dagster.core.stage import DEFAULT_TARGET_FILE_BYTES
 from glueflow_dagster.core.storage import SHOWN_CHARS, redact, shorten, shown
 
 CONFIG_ENV_VAR = "GLUEFLOW_CONFIG"

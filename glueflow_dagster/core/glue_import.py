@@ -42,6 +42,11 @@ def _short(value: Any) -> str:
     return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
 
 
+def _short_where(where: str) -> str:
+    """A long `file:line` cut at its start: the file's name and the line are what a reader looks for."""
+    return where if len(where) <= _SHOWN else "..." + where[-(_SHOWN - 3) :]
+
+
 # --- the report ------------------------------------------------------------------------------------
 
 
@@ -126,7 +131,7 @@ class ImportReport:
             for item in rows:
                 value = "" if item.value is None else _short(item.value)
                 value = value if len(value) <= 34 else value[:31] + "..."
-                lines.append(f"  {_short(item.where()):<26} {item.field:<34} {value:<34} {item.message}")
+                lines.append(f"  {_short_where(item.where()):<26} {item.field:<34} {value:<34} {item.message}")
         if self.variables:
             lines.append("")
             lines.append("Environment variables the flow file reads (set them where Dagster runs):")

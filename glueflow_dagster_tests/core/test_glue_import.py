@@ -183,7 +183,7 @@ def test_guide_scripts_convert_to_the_flow_schema_with_a_report(tmp_path: Path, 
     }
     # The report: the converted pieces with their lines, the defaults, and what the user must set.
     source_line = line_of(GUIDE_INPUT, "create_dynamic_frame.from_options")
-    assert f"{inp}:{source_line}" in stdout and "input.uri" in stdout
+    assert f"/{inp.name}:{source_line}" in stdout and "input.uri" in stdout
     for heading in ("Converted (", "Set from defaults (", "Needs the user ("):
         assert heading in stdout
     assert "Not converted" not in stdout and "complete: every step" in stdout
@@ -196,7 +196,7 @@ def test_guide_scripts_convert_to_the_flow_schema_with_a_report(tmp_path: Path, 
 def test_guide_fix_enables_the_bookmark_and_the_flow_runs_end_to_end(
     tmp_path: Path, capsys, instance, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    scripts = tmp_path / "glue"
+    scripts = tmp_path / ("a-folder-name-long-enough-that-the-report-must-cut-the-path" * 2) / "glue"
     inp = write(scripts, "input.py", GUIDE_INPUT)
     out = write(scripts, "output.py", guide_output(fixed=True))
     flow_file = tmp_path / "project" / "glueflow.yaml"
@@ -211,7 +211,9 @@ def test_guide_fix_enables_the_bookmark_and_the_flow_runs_end_to_end(
         "mappings": OUTPUT_MAPPINGS,
     }
     fixed_line = line_of(guide_output(fixed=True), "transformation_ctx")
-    assert f"{out}:{fixed_line}" in stdout and "transformation_ctx + job.init/job.commit" in stdout
+    # A long path is cut at its start: the row still names the script and the line.
+    [row] = [line for line in stdout.splitlines() if "transformation_ctx + job.init/job.commit" in line]
+    assert row.split()[0] == "..." + f"{out}:{fixed_line}"[-77:]
 
     # The job arguments become environment variables: point them at local folders and run a cycle.
     data = tmp_path / "data"
@@ -499,7 +501,7 @@ def test_filter_and_join_are_reported_with_their_lines_and_fail_the_command(tmp_
     args = ("--input-script", str(inp), "--output-script", str(out), "--flow", "orders", "--out", str(flow_file))
     code, stdout, stderr = import_glue(capsys, *args)
     assert code == 1 and not flow_file.exists()
-    assert f"{inp}:{line_of(script, 'Join.apply')}" in stdout and "INCOMPLETE" in stdout
+    assert f"/{inp.name}:{line_of(script, 'Join.apply')}" in stdout and "INCOMPLETE" in stdout
     assert stderr.strip() == "glueflow: 4 construct(s) not converted; nothing written (--allow-partial writes the rest)"
     # --allow-partial writes what converts (the first source and the mapping) and still reports the rest.
     code, stdout, _ = import_glue(capsys, *args, "--allow-partial", "--json")
