@@ -308,6 +308,14 @@ def collect_garbage(
             with suppress(StorageError):
                 storage.abort_upload(PendingObject(key=upload.key, size=0, token=upload.token))
                 aborted += 1
+    # Claims past the grace period: each was taken right before a commit, so by now its fence has moved
+    # on (the holder committed) or its holder has ended (a later claimant may take the next generation
+    # anyway). Removing them keeps the claims folder as small as the commits of the last grace period.
+    claims = [obj for obj in objects if obj.key.startswith(f"{CLAIMS_DIR}/") and obj.last_modified_ms <= horizon]
+    for obj in claims:
+        storage.delete(obj.key)
+    if claims:
+        log(f"removed {len(claims)} commit claims older than {grace_s:g} s from {storage.uri}")
     report = GarbageReport(files, size, removed, removed_bytes, aborted)
     if files:
         log(

@@ -115,6 +115,27 @@ def test_one_claim_per_version_until_its_holder_has_ended(storage: Storage) -> N
     assert claim_commit(storage, "output-ctx-v3", Attempt("b"), settled=settled) not in (first, retry)
 
 
+def test_garbage_collection_removes_claims_past_the_grace_period_and_a_later_claim_still_has_one_winner(
+    storage: Storage,
+) -> None:
+    live = {"a", "b", "c"}
+
+    def settled(attempt: Attempt) -> bool:
+        return attempt.run_id not in live
+
+    old = claim_commit(storage, "input-after-3", Attempt("a"), settled=settled)
+    parts = CommittedParts(lambda _run_id: None)
+    now = int(time.time() * 1000)
+    within = collect_garbage(storage, storage.list(), parts, now_ms=now, grace_s=3600)
+    assert within.orphaned_files == 0 and old in {o.key for o in storage.list()}  # young: kept
+    collect_garbage(storage, storage.list(), parts, now_ms=now + 7_200_000, grace_s=3600)
+    assert not [o for o in storage.list() if o.key.startswith("_glueflow/commits/claims/")]
+    # The fence's first generation is free again, and still taken by one attempt only.
+    assert claim_commit(storage, "input-after-3", Attempt("b"), settled=settled) == old
+    with pytest.raises(ClaimLost, match="run b"):
+        claim_commit(storage, "input-after-3", Attempt("c"), settled=settled)
+
+
 @pytest.mark.parametrize("storage", ["local", "s3"], indirect=True)
 def test_claims_from_many_threads_at_once_have_one_winner(storage: Storage) -> None:
     import threading
