@@ -862,13 +862,14 @@ def _one_line(text: str) -> str:
     return shorten(" ".join(redact(text).split()), 3 * SHOWN_CHARS)
 
 
-_BOTO_ERRORS: tuple[type[BaseException], ...] = (BotoCoreError, ClientError)
-try:  # boto3's transfer manager wraps upload errors in its own exception type
+def _boto_errors() -> tuple[type[BaseException], ...]:
+    """botocore's errors and boto3's transfer error (its transfer manager wraps upload errors in it).
+
+    Imported when an S3 location is opened, not with this module: importing boto3 costs a process about
+    11 MB that a stage between local folders does not need."""
     from boto3.exceptions import S3UploadFailedError
 
-    _BOTO_ERRORS = (*_BOTO_ERRORS, S3UploadFailedError)
-except ImportError:  # pragma: no cover - boto3 always ships it
-    pass
+    return (BotoCoreError, ClientError, S3UploadFailedError)
 
 
 class S3Storage:
@@ -880,6 +881,7 @@ class S3Storage:
         self.bucket = bucket
         self.prefix = _check_key(prefix.strip("/"), f"s3://{bucket}", prefix=True) if prefix else ""
         self.client = client
+        self._errors = _boto_errors()
         self.uri = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
         # Prefix of every full key; listing strips it to get root-relative keys.
         self._base = f"{self.prefix}/" if self.prefix else ""
@@ -956,7 +958,7 @@ class S3Storage:
                 page = next(pages)
             except StopIteration:
                 return
-            except _BOTO_ERRORS as err:
+            except self._errors as err:
                 raise self._error(uri, err) from err
             yield page
 
@@ -984,7 +986,7 @@ class S3Storage:
         full = self._full(key)
         try:
             head = self.client.head_object(Bucket=self.bucket, Key=full)
-        except _BOTO_ERRORS as err:
+        except self._errors as err:
             raise self._error(self.uri_for(key), err, object_op=True) from err
         return ObjectInfo(
             key=key,
@@ -996,7 +998,7 @@ class S3Storage:
     def _get_body(self, key: str) -> Any:
         try:
             return self.client.get_object(Bucket=self.bucket, Key=self._full(key))["Body"]
-        except _BOTO_ERRORS as err:
+        except self._errors as err:
             raise self._error(self.uri_for(key), err, object_op=True) from err
 
     def read_bytes(self, key: str) -> bytes:
@@ -1005,7 +1007,7 @@ class S3Storage:
         body = self._get_body(key)
         try:
             return bytes(body.read())
-        except _BOTO_ERRORS as err:
+        except self._errors as err:
             raise self._error(self.uri_for(key), err) from err
         finally:
             body.close()
@@ -1027,7 +1029,7 @@ class S3Storage:
             try:
                 with tmp:
                     self.client.download_fileobj(self.bucket, full, tmp)
-            except _BOTO_ERRORS as err:
+            except self._errors as err:
                 raise self._error(self.uri_for(key), err, object_op=True) from err
             yield path
         finally:
@@ -1040,7 +1042,7 @@ class S3Storage:
         full = self._full(key)
         try:
             self.client.put_object(Bucket=self.bucket, Key=full, Body=bytes(data))
-        except _BOTO_ERRORS as err:
+        except self._errors as err:
             raise self._error(self.uri_for(key), err) from err
         return self.stat(key)
 
@@ -1052,7 +1054,7 @@ class S3Storage:
             try:
                 self.client.put_object(Bucket=self.bucket, Key=full, Body=bytes(data), IfNoneMatch="*")
                 return True
-            except _BOTO_ERRORS as err:
+            except self._errors as err:
                 code = str(getattr(err, "response", {}).get("Error", {}).get("Code", ""))
                 if code in ("PreconditionFailed", "412"):
                     return False
@@ -1068,7 +1070,7 @@ class S3Storage:
         LocalStorage._check_source(src)
         try:
             self.client.upload_file(str(src), self.bucket, full)
-        except _BOTO_ERRORS as err:
+        except self._errors as err:
             raise self._error(self.uri_for(key), err) from err
         return self.stat(key)
 
@@ -1077,7 +1079,7 @@ class S3Storage:
         full = self._full(key)
         try:
             self.client.delete_object(Bucket=self.bucket, Key=full)
-        except _BOTO_ERRORS as err:
+        except self._errors as err:
             raise self._error(self.uri_for(key), err) from err
 
     def delete_prefix(self, prefix: str) -> int:
@@ -1106,7 +1108,7 @@ class S3Storage:
             resp = self.client.delete_objects(
                 Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True}
             )
-        except _BOTO_ERRORS as err:
+        except self._errors as err:
             raise self._error(uri, err) from err
         errors = resp.get("Errors") or []
         if errors:
@@ -1127,7 +1129,7 @@ class S3Storage:
         uri = self.uri_for(key)
         try:
             upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=full)["UploadId"]
-        except _BOTO_ERRORS as err:
+        except self._errors as err:
             raise self._error(uri, err) from err
         pending = PendingObject(key=key, size=src.stat().st_size, token=upload_id)
         parts: list[tuple[int, str]] = []
@@ -1148,7 +1150,7 @@ class S3Storage:
         except BaseException as err:
             with suppress(StorageError):
                 self.abort_upload(pending)
-            if isinstance(err, _BOTO_ERRORS):
+            if isinstance(err, self._errors):
                 raise self._error(uri, err) from err
             raise
         return PendingObject(key=key, size=pending.size, token=upload_id, parts=tuple(parts))
@@ -1162,7 +1164,7 @@ class S3Storage:
                 UploadId=pending.token,
                 MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag} for n, etag in pending.parts]},
             )
-        except _BOTO_ERRORS as err:
+        except self._errors as err:
             raise self._error(self.uri_for(pending.key), err) from err
         return self.stat(pending.key)
 
@@ -1184,7 +1186,7 @@ class S3Storage:
         while True:
             try:
                 page = self.client.list_multipart_uploads(**kwargs)
-            except _BOTO_ERRORS as err:
+            except self._errors as err:
                 raise self._error(uri, err) from err
             for upload in page.get("Uploads", ()):
                 full: str = upload["Key"]
