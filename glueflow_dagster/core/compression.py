@@ -27,7 +27,7 @@ GZIP_LEVELS = range(1, 10)
 ISAL_LEVELS = range(1, 4)
 #: Default gzip level of the parts a stage writes. Measured on the stage benchmark's JSON lines (one 100
 #: MB object, CPU seconds of deflate alone): ISA-L level 2 deflates at about 730 MB/s and writes 8.61 MB
-#: where zlib level 4 (polars' zlib-rs, about 200 MB/s) writes 7.87 MB and level 6 about 7.6 MB.
+#: where zlib level 4 (polars' zlib-rs, about 200 MB/s) writes 7.87 MB.
 DEFAULT_GZIP_LEVEL = 2
 
 
