@@ -62,7 +62,6 @@ from glueflow_dagster.core.quarantine import (
 from glueflow_dagster.core.storage import LocalStorage, ObjectInfo, PendingObject, Storage, StorageError
 
 __all__ = [
-    "DEFAULT_GZIP_LEVEL",
     "DEFAULT_TARGET_FILE_BYTES",
     "QUARANTINE_DIR",
     "StageError",
@@ -303,16 +302,16 @@ def _query_once(
         def part_path(args: Any) -> str:
             return part_name(args.index_in_partition)
 
-        gzip = plan.compression == "gzip"
         with ExitStack() as parts:
             provider: Callable[[Any], Any] = part_path
-            options: dict[str, Any] = {"compression": "gzip" if gzip else "uncompressed"}
-            if gzip and written_by_isal(plan.compression_level):
-                # polars writes the JSON, ISA-L deflates it (see core.compression); zlib levels: polars alone
+            options: dict[str, Any] = {
+                "compression": "gzip" if plan.compression == "gzip" else "uncompressed",
+                "compression_level": plan.compression_level,
+            }
+            if plan.compression == "gzip" and written_by_isal(plan.compression_level):
+                # polars writes the JSON, ISA-L deflates it (see core.compression)
                 provider = parts.enter_context(IgzipParts(out_dir, part_name, plan.compression_level or 0))
                 options = {}
-            elif gzip:
-                options["compression_level"] = plan.compression_level
             sink = mapped.select(columns).sink_ndjson(
                 pl.PartitionBy(
                     str(out_dir),
