@@ -194,7 +194,7 @@ def _resolve(
     fill_missing: bool,
     prefix: tuple[str | int, ...] = (),
 ) -> list[_Hit]:
-    """Every spelling of ``path`` in ``tree``, in schema order (as :func:`mapping._resolve`)."""
+    """Every spelling of ``path`` in ``tree``, in schema order (as :func:`mapping.resolve.resolve`)."""
     first = path[0]
     assert isinstance(first, str)  # a path starts with a name; indexes follow names (parse_path)
     wanted = first if case_sensitive else first.casefold()
