@@ -15,7 +15,6 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
-from glueflow_dagster.core import storage as storage_mod
 from glueflow_dagster.core.storage import (
     DANGLING_LINK,
     OUTSIDE_LINK,
@@ -31,6 +30,9 @@ from glueflow_dagster.core.storage import (
     redact,
     shown,
 )
+from glueflow_dagster.core.storage import keys as storage_keys
+from glueflow_dagster.core.storage import local as local_module
+from glueflow_dagster.core.storage import s3 as s3_storage
 
 
 def keys_of(infos: Any) -> list[str]:
@@ -119,10 +121,10 @@ def test_glob_match_rejects_malformed_patterns(pattern: str) -> None:
 
 
 def test_glob_patterns_are_compiled_once() -> None:
-    storage_mod._compile_glob.cache_clear()
+    storage_keys.compile_glob.cache_clear()
     for _ in range(5):
         glob_match("**.unique-pattern", "a.unique-pattern")
-    info = storage_mod._compile_glob.cache_info()
+    info = storage_keys.compile_glob.cache_info()
     assert (info.misses, info.hits) == (1, 4)
 
 
@@ -456,7 +458,7 @@ def test_local_write_goes_through_temp_and_replace(
         assert Path(src).read_bytes() == b"complete"  # fully written (and fsynced) before the swap
         real_replace(src, dst)
 
-    monkeypatch.setattr(storage_mod.os, "replace", spy)
+    monkeypatch.setattr(local_module.os, "replace", spy)
     local_storage.write_bytes("dir/out.json", b"complete")
     [(src, dst)] = replaced
     assert src.name.startswith(TMP_PREFIX)
@@ -478,7 +480,7 @@ def test_local_failed_upload_leaves_no_trace(
         fdst.write(fsrc.read(50_000))
         raise OSError(5, "Input/output error")  # e.g. the source disk failing mid-copy
 
-    monkeypatch.setattr(storage_mod.shutil, "copyfileobj", half_then_fail)
+    monkeypatch.setattr(local_module.shutil, "copyfileobj", half_then_fail)
     with pytest.raises(StorageError, match="out.bin: Input/output error"):
         local_storage.upload_file(src, "out.bin")
     monkeypatch.undo()
@@ -494,7 +496,7 @@ def test_local_failed_fsync_leaves_no_trace(local_storage: LocalStorage, monkeyp
     def failing_fsync(fd: int) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(storage_mod.os, "fsync", failing_fsync)
+    monkeypatch.setattr(local_module.os, "fsync", failing_fsync)
     with pytest.raises(StorageError, match="No space left"):
         local_storage.write_bytes("a/out.json", b"data")
     monkeypatch.undo()
@@ -738,7 +740,7 @@ def test_redact(text: str, expected: str) -> None:
 
 def test_storage_errors_never_embed_an_unbounded_value() -> None:
     long = "m" * 100_000
-    err = storage_mod._boto_error("s3://b/k", ClientError({"Error": {"Code": "Odd", "Message": long}}, "Get"), "e")
+    err = s3_storage.boto_error("s3://b/k", ClientError({"Error": {"Code": "Odd", "Message": long}}, "Get"), "e")
     assert len(str(err)) < 200 and str(err).endswith("... (Odd)")
     with pytest.raises(StorageError) as raised:
         LocalStorage("/tmp").read_bytes("x/" * 50_000 + "../y")
@@ -777,7 +779,7 @@ def test_storage_errors_never_embed_an_unbounded_value() -> None:
     ],
 )
 def test_boto_error_mapping(error: Exception, cause: str) -> None:
-    err = storage_mod._boto_error("s3://bkt/k", error, "http://h:1")
+    err = s3_storage.boto_error("s3://bkt/k", error, "http://h:1")
     assert str(err) == f"s3://bkt/k: {cause}"
 
 
