@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,45 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     def command(name: str, summary: str, details: str) -> argparse.ArgumentParser:
         return commands.add_parser(name, help=summary, description=f"{summary[0].upper()}{summary[1:]}. {details}")
 
-    demo = command(
-        "demo",
-        "write sample data and run Input -> sensor -> Output cycles",
-        "Each cycle writes a batch of sample raw JSON, runs the Input job, ticks the Output sensor and runs the "
-        "Output job it requests, through the real definitions against DAGSTER_HOME (default "
-        ".glueflow/dagster_home beside the flow file), and prints one row per cycle. Progress goes to stderr.",
-    )
-    demo.add_argument("--cycles", type=int, default=4, help="trigger periods to run (default 4)")
-    demo.add_argument("--config", type=Path, default=None, metavar="FILE", help=_CONFIG_HELP)
-    demo.add_argument("--flow", default=None, help=_FLOW_HELP)
-    demo.add_argument(
-        "--bookmarks",
-        choices=["enable", "disable", "pause"],
-        default=None,
-        help="override output_job.bookmark for this demo (disable shows the guide's growing ratio)",
-    )
-    demo.add_argument(
-        "--fresh",
-        action="store_true",
-        help="start the flow over first: delete its runs, asset history and sensor cursor from DAGSTER_HOME and "
-        "every object under its input, staging and output locations (other flows keep theirs)",
-    )
-
-    bookmark = command(
-        "bookmark",
-        "show or change an Output job's bookmark",
-        "show: the committed bookmark and what the next run would read; reset: the next run reads everything; "
-        "rewind --to-run RUN_ID: back to the state after that successful Output run; set-to-current: mark "
-        "everything now in staging as read without running.",
-    )
-    bookmark.add_argument(
-        "action", choices=["show", "reset", "rewind", "set-to-current"], help="what to do with the bookmark"
-    )
-    bookmark.add_argument("--to-run", default=None, metavar="RUN_ID", help="rewind: the successful Output run")
-    bookmark.add_argument("--flow", default=None, help=_FLOW_HELP)
-    bookmark.add_argument("--ctx", default=None, help="transformation_ctx (default: the flow file's)")
-    bookmark.add_argument("--dry-run", action="store_true", help="list what the next run would read; change nothing")
-    bookmark.add_argument("--json", action="store_true", help="print JSON instead of text")
-    bookmark.add_argument("--config", type=Path, default=None, metavar="FILE", help=_CONFIG_HELP)
+    _add_demo(command)
+    _add_bookmark(command)
 
     report = command(
         "report",
@@ -130,6 +93,53 @@ def _parser() -> argparse.ArgumentParser:
         help="S3 location of a Data Catalog table read with from_catalog (repeatable)",
     )
     return parser
+
+
+_Command = Callable[[str, str, str], argparse.ArgumentParser]
+
+
+def _add_demo(command: _Command) -> None:
+    demo = command(
+        "demo",
+        "write sample data and run Input -> sensor -> Output cycles",
+        "Each cycle writes a batch of sample raw JSON, runs the Input job, ticks the Output sensor and runs the "
+        "Output job it requests, through the real definitions against DAGSTER_HOME (default "
+        ".glueflow/dagster_home beside the flow file), and prints one row per cycle. Progress goes to stderr.",
+    )
+    demo.add_argument("--cycles", type=int, default=4, help="trigger periods to run (default 4)")
+    demo.add_argument("--config", type=Path, default=None, metavar="FILE", help=_CONFIG_HELP)
+    demo.add_argument("--flow", default=None, help=_FLOW_HELP)
+    demo.add_argument(
+        "--bookmarks",
+        choices=["enable", "disable", "pause"],
+        default=None,
+        help="override output_job.bookmark for this demo (disable shows the guide's growing ratio)",
+    )
+    demo.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start the flow over first: delete its runs, asset history and sensor cursor from DAGSTER_HOME and "
+        "every object under its input, staging and output locations (other flows keep theirs)",
+    )
+
+
+def _add_bookmark(command: _Command) -> None:
+    bookmark = command(
+        "bookmark",
+        "show or change an Output job's bookmark",
+        "show: the committed bookmark and what the next run would read; reset: the next run reads everything; "
+        "rewind --to-run RUN_ID: back to the state after that successful Output run; set-to-current: mark "
+        "everything now in staging as read without running.",
+    )
+    bookmark.add_argument(
+        "action", choices=["show", "reset", "rewind", "set-to-current"], help="what to do with the bookmark"
+    )
+    bookmark.add_argument("--to-run", default=None, metavar="RUN_ID", help="rewind: the successful Output run")
+    bookmark.add_argument("--flow", default=None, help=_FLOW_HELP)
+    bookmark.add_argument("--ctx", default=None, help="transformation_ctx (default: the flow file's)")
+    bookmark.add_argument("--dry-run", action="store_true", help="list what the next run would read; change nothing")
+    bookmark.add_argument("--json", action="store_true", help="print JSON instead of text")
+    bookmark.add_argument("--config", type=Path, default=None, metavar="FILE", help=_CONFIG_HELP)
 
 
 def _progress(line: str) -> None:
