@@ -14,10 +14,11 @@ they request (the daemon's part). Faults (``--faults random`` picks one per cycl
     rewrite        an outside producer rewrites a raw object in place (its new version must appear once)
     s3_outage      the S3 endpoint is lost mid-write of an Output run (with --s3)
 
-At the end the flow is driven to quiescence and checked (see benchmarks.flow_driver): every record of every
-current raw version exactly once, superseded versions at most once, nothing committed deleted, records_read ==
-records_written + error_records on every run. Exit status 1 on any duplicate or unexplained loss (or any other
-broken invariant). With --s3 a moto server is started on a free port and stopped at the end.
+At the end the flow is driven to quiescence and checked (see glueflow_dagster_tests.support.flow_driver):
+every record of every current raw version exactly once, superseded versions at most once, nothing committed
+deleted, records_read == records_written + error_records on every run. Exit status 1 on any duplicate or
+unexplained loss (or any other broken invariant). With --s3 a moto server is started on a free port and stopped
+at the end.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from benchmarks.flow_driver import INPUT_JOB, OUTPUT_JOB, CuttableProxy, FlowDriver, S3Target
+from glueflow_dagster_tests.support.flow_driver import INPUT_JOB, OUTPUT_JOB, CuttableProxy, FlowDriver, S3Target
 
 FAULTS = ("sigkill", "reexecute", "concurrent", "delete_staging", "late", "rewrite", "s3_outage")
 

@@ -2,8 +2,9 @@
 
 Everything is real: a Dagster instance in its own DAGSTER_HOME with the packaged dagster.yaml (pools and run
 monitoring), runs in this process and in child processes on the same home, SIGKILL, the moto S3 server behind
-a proxy that can be cut (a lost endpoint). The moves and the verdict live in :mod:`benchmarks.flow_driver`,
-shared with the soak command; its docstring defines exactly-once as checked here.
+a proxy that can be cut (a lost endpoint). The moves and the verdict live in
+:mod:`glueflow_dagster_tests.support.flow_driver`, shared with the soak command; its docstring defines exactly-once
+as checked here.
 
 The scenarios whose stage matters run again with that stage on ``engine: spark`` (the local launcher: a
 stage-script subprocess and its own JVM per stage run, Spark ``local[1]``), with the same assertions: the same
@@ -28,7 +29,10 @@ from dagster import AssetCheckSeverity, DagsterEventType, DagsterRunStatus, Runs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from benchmarks.flow_driver import (
+from glueflow_dagster.components.jobs import output_key, pool_name, staging_key
+from glueflow_dagster.components.monitoring import run_materialization_metadata
+from glueflow_dagster.core.commits import COMMITS_DIR
+from glueflow_dagster_tests.support.flow_driver import (
     FLOW,
     INPUT_JOB,
     OUTPUT_JOB,
@@ -36,9 +40,6 @@ from benchmarks.flow_driver import (
     FlowDriver,
     S3Target,
 )
-from glueflow_dagster.components.jobs import output_key, pool_name, staging_key
-from glueflow_dagster.components.monitoring import run_materialization_metadata
-from glueflow_dagster.core.commits import COMMITS_DIR
 
 OUTPUT_OP = "events__output"
 

@@ -68,7 +68,7 @@ INPUT_JOB = f"{FLOW}_input_job"
 OUTPUT_JOB = f"{FLOW}_output_job"
 SENSOR = f"{FLOW}_output_sensor"
 OUTPUT_OP = "events__output"
-PACKAGED_DAGSTER_YAML = Path(__file__).parents[1] / "glueflow_dagster" / "dagster.yaml"
+PACKAGED_DAGSTER_YAML = Path(__file__).parents[2] / "glueflow_dagster" / "dagster.yaml"
 MAPPINGS = {
     "input": [["id", "long", "event_id", "long"], ["user.id", "int", "user_id", "long"]],
     "output": [["event_id", "long", "event_id", "long"], ["user_id", "long", "user_id", "long"]],
