@@ -15,36 +15,11 @@ from pathlib import Path
 import dagster as dg
 from dagster import Definitions, definitions
 
-from glueflow_dagster.components.assets import build_flow_assets
-from glueflow_dagster.components.bookmark_admin import build_bookmark_admin_job
-from glueflow_dagster.components.jobs import build_flow_jobs
-from glueflow_dagster.components.resources import StorageResource
-from glueflow_dagster.components.schedules import build_input_schedule
-from glueflow_dagster.components.sensors import build_flow_report_sensor, build_output_sensor
-from glueflow_dagster.core.config import CONFIG_ENV_VAR, GlueflowConfig, load_config
+from glueflow_dagster.components.flow_definitions import build_definitions
+from glueflow_dagster.core.config import CONFIG_ENV_VAR, load_config
 
 # The dg project root (pyproject.toml with [tool.dg]) when the package runs from its source tree.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-# One instance shared by every component instance: Definitions.merge refuses two different objects
-# under the same resource key, so several GlueFlows instances in defs/ must hand over the same one.
-STORAGE = StorageResource()
-
-
-def build_definitions(config: GlueflowConfig) -> Definitions:
-    assets, jobs, schedules, sensors = [], [], [], []
-    for flow in config.flows.values():
-        input_job, output_job = build_flow_jobs(flow.name)
-        assets += build_flow_assets(flow)
-        jobs += [input_job, output_job, build_bookmark_admin_job(flow)]
-        schedules.append(build_input_schedule(flow, input_job))
-        sensors += [build_output_sensor(flow, output_job), build_flow_report_sensor(flow)]
-    return Definitions(
-        assets=assets,
-        jobs=jobs,
-        schedules=schedules,
-        sensors=sensors,
-        resources={"storage": STORAGE},
-    )
 
 
 def load_definitions(config_path: Path | str | None = None) -> Definitions:

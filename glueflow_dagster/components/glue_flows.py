@@ -97,7 +97,7 @@ class GlueFlows(dg.Component, dg.Model, dg.Resolvable):
     )
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        from glueflow_dagster.definitions import build_definitions
+        from glueflow_dagster.components.flow_definitions import build_definitions
 
         config = parse_config({"flows": self.flows}, _instance_file(context.path), base_dir=context.project_root)
         return build_definitions(config)

@@ -24,7 +24,6 @@ from typing import Any
 from dagster import AssetExecutionContext, Failure, PipesSubprocessClient
 from dagster._core.errors import DagsterPipesExecutionError  # raised by PipesSubprocessClient on a non-zero exit
 
-import glueflow_dagster
 from glueflow_dagster.core.config import JobConfig, Location, SparkConfig
 from glueflow_dagster.core.stage import StageError, StageResult
 from glueflow_dagster.core.storage import ObjectInfo, PendingObject, Storage
@@ -137,7 +136,7 @@ def run_spark_stage(
 def _run_local(context: AssetExecutionContext, spark: SparkConfig, extras: dict[str, Any]) -> list[Any]:
     """``python stage_script.py`` (pyspark, Spark local[N]) through PipesSubprocessClient."""
     # The child imports the same glueflow_dagster as this process (not whatever else is installed).
-    package_root = str(Path(glueflow_dagster.__file__).resolve().parent.parent)
+    package_root = str(Path(stage_script.__file__).resolve().parents[2])
     env = {"PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)}
     command = [sys.executable, str(STAGE_SCRIPT)]
     if shutil.which("timeout"):
