@@ -4,7 +4,10 @@ setup(
     name="glueflow_dagster",
     version="0.1.0",
     description="Chained, incremental S3 ETL jobs on Dagster, with Glue-style bookmarks and data-flow monitoring.",
-    packages=find_packages(exclude=["glueflow_dagster_tests", "glueflow_dagster_tests.*", "benchmarks", "benchmarks.*"]),
+    # The tests and the benchmarks run from the source tree; neither is installed with the package.
+    packages=find_packages(
+        exclude=["glueflow_dagster_tests", "glueflow_dagster_tests.*", "benchmarks", "benchmarks.*"]
+    ),
     package_data={"glueflow_dagster": ["dagster.yaml", "dagster_postgres.yaml", "defs/*/defs.yaml"]},
     python_requires=">=3.11",
     install_requires=[
