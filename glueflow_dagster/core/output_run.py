@@ -215,4 +215,3 @@ def run_output(
     )
     metadata |= location_figures(flow.output.uri, result.records_written)
     return RunOutcome(metadata, verdicts)
-

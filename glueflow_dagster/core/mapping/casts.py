@@ -15,10 +15,6 @@ import polars as pl
 
 from glueflow_dagster.core.mapping.parse import MAX_DECIMAL_PRECISION, PlainTimestamps
 
-# ---------------------------------------------------------------------------------------------------------
-# Casts (Spark non-ANSI semantics; failures become null, nothing raises on data)
-# ---------------------------------------------------------------------------------------------------------
-
 _TRUE_STRINGS = ["t", "true", "y", "yes", "1"]  # Spark's StringUtils.isTrueString
 _FALSE_STRINGS = ["f", "false", "n", "no", "0"]
 # Spark accepts an integral string with a fraction and truncates it ("3.5" -> 3, ".5" -> 0, "." -> 0).

@@ -129,7 +129,7 @@ def _child_dtype(dtype: pl.DataType | None, step: str | int) -> pl.DataType | No
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Public entry points
+# The read schema: only the mapped source fields, with the types a cast needs
 # ---------------------------------------------------------------------------------------------------------
 
 

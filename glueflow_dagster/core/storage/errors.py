@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import reprlib
 
-# --------------------------------------------------------------------------------------------------
-# Error-message helpers: every message is one line, bounded, and never shows a credential.
-
 #: Characters of a quoted value kept in an error message (then "...").
 SHOWN_CHARS = 40
 _USERINFO_STOPS = frozenset("/?#@'\"")

@@ -34,10 +34,6 @@ _log = logging.getLogger(__package__)
 COPY_CHUNK = 1024 * 1024
 
 
-# --------------------------------------------------------------------------------------------------
-# Local folder
-
-
 def _os_cause(err: OSError) -> str:
     if isinstance(err, FileNotFoundError):
         return "object does not exist (FileNotFoundError)"

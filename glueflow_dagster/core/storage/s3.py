@@ -39,10 +39,6 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DELETE_BATCH = 1000  # DeleteObjects accepts at most 1000 keys per call
 
 
-# --------------------------------------------------------------------------------------------------
-# S3
-
-
 def _client_error_cause(err: ClientError) -> tuple[str, str]:
     """(code, readable cause) of a botocore ClientError."""
     error = err.response.get("Error", {}) or {}

@@ -12,9 +12,6 @@ from glueflow_dagster.core.storage.local import LocalStorage
 from glueflow_dagster.core.storage.objects import Storage
 from glueflow_dagster.core.storage.s3 import S3Storage
 
-# --------------------------------------------------------------------------------------------------
-# Factory
-
 
 def open_storage(
     uri: str,
