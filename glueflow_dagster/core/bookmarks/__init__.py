@@ -12,20 +12,10 @@ Options (Glue's ``--job-bookmark-option``)
   two committed runs: Glue's ``--job-bookmark-from/--job-bookmark-to``) and does not advance: the
   caller does not commit, and ``commit`` of a pause selection returns the state unchanged.
 
-The state (:class:`Bookmark`): small, whatever the history
-----------------------------------------------------------
-* a high-water mark on the position ``(last_modified_ms, key)`` of everything committed;
-* ``band``: the exact version ``key -> (last_modified_ms, etag)`` of committed objects inside the
-  consistency band ``lm > watermark_ms - max_band_ms`` (Glue's maxBand, 15 minutes), at most
-  ``max_band_files`` of them (the newest; Glue's maxFilesInBand). Exact, cheap, and the way a
-  recent rewrite is recognised;
-* ``retired``: a fixed-size :class:`Digest` (1032 cells: at most 26.8 KB packed, 35.8 KB as base64
-  in the JSON) of every committed object version that is *not* in the band, however many there are;
-* Glue's counters ``run_number`` and ``version`` (both +1 on every commit).
-
-Where the rest is told: how each listed object is classified, and the policies and caps, in
-:mod:`~glueflow_dagster.core.bookmarks.select`; the digest (an invertible Bloom lookup table) and what
-happens when it cannot decide, in :mod:`~glueflow_dagster.core.bookmarks.digest`.
+Where the rest is told: the state (a watermark, the band, the digest of the rest, Glue's counters) in
+:mod:`~glueflow_dagster.core.bookmarks.state`; how each listed object is classified, and the policies
+and caps, in :mod:`~glueflow_dagster.core.bookmarks.select`; the digest (an invertible Bloom lookup
+table) and what happens when it cannot decide, in :mod:`~glueflow_dagster.core.bookmarks.digest`.
 
 For the caller (the Dagster shell)
 ----------------------------------
