@@ -4,8 +4,7 @@ Plain package on purpose (no Dagster import): the Dagster shell builds the boto3
 policy it wants, and hands it over. Every error surfaces as a one-line :class:`StorageError` naming the
 URI and the cause; botocore exceptions are chained, never the headline.
 
-Keys are always relative to the location root, ``'/'``-separated, and are refused when they could escape
-the root (absolute, ``..``, backslashes, empty segments) so the same key behaves the same on both backends.
+Keys are relative to the location root and checked the same way on both backends (see ``keys``).
 
 The package, by concept: ``errors`` (one-line messages, redaction), ``objects`` (what a location holds; the
 ``Storage`` protocol), ``keys`` (key checks, exclusion globs), ``local`` and ``s3`` (the two backends) and
