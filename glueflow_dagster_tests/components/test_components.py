@@ -161,14 +161,15 @@ def test_installed_without_its_source_tree_the_packaged_defs_folder_still_loads(
     local uris resolve against the working directory."""
     from dagster import AssetKey
 
+    import glueflow_dagster.components.flow_definitions as flow_definitions
     import glueflow_dagster.definitions as definitions
 
     monkeypatch.setattr(definitions, "PROJECT_ROOT", tmp_path / "site-packages")
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("GLUEFLOW_DATA", raising=False)
     built = []
-    build = definitions.build_definitions
-    monkeypatch.setattr(definitions, "build_definitions", lambda config: built.append(config) or build(config))
+    build = flow_definitions.build_definitions  # what the component builds its definitions with
+    monkeypatch.setattr(flow_definitions, "build_definitions", lambda config: built.append(config) or build(config))
     defs = definitions.load_component_definitions()
     assert AssetKey(["events", "staging"]) in defs.resolve_asset_graph().get_all_asset_keys()
     [config] = built
