@@ -155,7 +155,9 @@ class ClaimLost(Exception):
     """Another attempt holds the right to commit after the version this attempt planned from."""
 
 
-def claim_commit(storage: Storage, fence: str, attempt: Attempt, *, settled: Callable[[Attempt], bool]) -> str:
+def claim_commit(
+    storage: Storage, fence: str, attempt: Attempt, *, settled: Callable[[Attempt], bool]
+) -> str:
     """Take the one right to commit after ``fence`` (the version this attempt planned from) atomically,
     before the commit fence is checked; returns the claim's key.
 
