@@ -20,7 +20,6 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetSpec,
-    AutomationCondition,
     BetaWarning,
     CodeReferencesMetadataValue,
     Config,
@@ -264,8 +263,7 @@ def build_flow_assets(flow: FlowConfig) -> list[Any]:
         # Only the code reference: the chart's location is per materialization (`dagster/uri`).
         metadata={k: v for k, v in definition_metadata(flow, flow.output).items() if k == CODE_REFERENCES_KEY},
         # Redrawn by F_output_job; after a UI "Materialize" of F/output alone, by F_flow_report_sensor
-        # (sensors.build_flow_report_sensor), which evaluates this condition.
-        automation_condition=AutomationCondition.eager(),
+        # (components/report_sensor.py), which compares the two assets' latest materializations.
         description="The Glue guide's charts for this flow: Input bytes written and Output bytes read per "
         "Input window, and the flow ratio per window (the chart itself, its PNG in the output location "
         f"at {REPORT_CHART_KEY}, and the table in the metadata).",
