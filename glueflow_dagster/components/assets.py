@@ -358,10 +358,17 @@ def _check_result(verdict: Verdict) -> AssetCheckResult:
     )
 
 
+# What each check asserts, worded as the condition that passes (the UI shows this beside a green check too),
+# then what happens when it does not hold.
 CHECK_DESCRIPTIONS = {
-    NO_REPROCESSING: "WARN: reprocessed_bytes > 0 while bookmarks are enabled",
-    BACKLOG_NOT_GROWING: "WARN: backlog_bytes grew over the last 3 Output runs",
-    FLOW_RATIO_IN_BAND: "WARN: flow_ratio outside output_job.flow_ratio_band (default 0.5-2.0)",
-    NO_RECORDS_LOST: "ERROR: records_read != records_written + error_records",
-    NO_VANISHED_OBJECTS: "WARN: planned staging objects were deleted before the run read them",
+    NO_REPROCESSING: "Passes when no staging object is read twice while bookmarks are enabled "
+    "(warns when reprocessed_bytes > 0).",
+    BACKLOG_NOT_GROWING: "Passes while the staging backlog is not growing "
+    "(warns when backlog_bytes grew over each of the last 3 Output runs).",
+    FLOW_RATIO_IN_BAND: "Passes when flow_ratio is inside output_job.flow_ratio_band, default 0.5-2.0 "
+    "(warns outside it; a window with nothing to compare passes as n/a).",
+    NO_RECORDS_LOST: "Passes when every record read is written or quarantined "
+    "(records_read == records_written + error_records; an error otherwise).",
+    NO_VANISHED_OBJECTS: "Passes when every planned staging object was still there to read "
+    "(warns when committed objects were deleted before the run read them).",
 }
