@@ -20,6 +20,14 @@ from glueflow_dagster.core.sample_data import write_batch
 
 # The demo prints its own table; Dagster's per-event console logs would bury it (they stay in the instance).
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# Demo runs say so in the UI: Dagster's "Launched by" column shows the `user` tag (else "Manually
+# launched", like any run started by hand); `glueflow/demo_cycle` filters one cycle's runs.
+DEMO_LAUNCHER = "glueflow demo"
+DEMO_CYCLE_TAG = "glueflow/demo_cycle"
+
+
+def demo_tags(cycle: int) -> dict[str, str]:
+    return {"user": DEMO_LAUNCHER, DEMO_CYCLE_TAG: str(cycle)}
 
 
 class DemoError(RuntimeError):
@@ -55,7 +63,7 @@ def run_cycle(
     write_batch(StorageResource().open(flow.input.uri), cycle, files=files, events_per_file=events_per_file)
     progress(f"cycle {cycle}: running {input_job_name(flow.name)}")
     input_result = defs.resolve_job_def(input_job_name(flow.name)).execute_in_process(
-        instance=instance, run_config=QUIET_RUN_CONFIG, raise_on_error=False
+        instance=instance, run_config=QUIET_RUN_CONFIG, tags=demo_tags(cycle), raise_on_error=False
     )
     if not input_result.success:
         raise DemoError(f"{input_job_name(flow.name)} run {input_result.run_id} failed (see `dagster dev`)")
@@ -67,7 +75,7 @@ def run_cycle(
     for request in tick.run_requests:
         result = defs.resolve_job_def(request.job_name or sensor.job_name).execute_in_process(
             instance=instance,
-            tags=request.tags,
+            tags={**request.tags, **demo_tags(cycle)},
             run_config={**QUIET_RUN_CONFIG, **(request.run_config or {})},
             raise_on_error=False,
         )

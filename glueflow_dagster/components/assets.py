@@ -20,7 +20,6 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetSpec,
-    AutomationCondition,
     BetaWarning,
     CodeReferencesMetadataValue,
     Config,
@@ -264,8 +263,7 @@ def build_flow_assets(flow: FlowConfig) -> list[Any]:
         # Only the code reference: the chart's location is per materialization (`dagster/uri`).
         metadata={k: v for k, v in definition_metadata(flow, flow.output).items() if k == CODE_REFERENCES_KEY},
         # Redrawn by F_output_job; after a UI "Materialize" of F/output alone, by F_flow_report_sensor
-        # (sensors.build_flow_report_sensor), which evaluates this condition.
-        automation_condition=AutomationCondition.eager(),
+        # (components/report_sensor.py), which compares the two assets' latest materializations.
         description="The Glue guide's charts for this flow: Input bytes written and Output bytes read per "
         "Input window, and the flow ratio per window (the chart itself, its PNG in the output location "
         f"at {REPORT_CHART_KEY}, and the table in the metadata).",
@@ -360,10 +358,17 @@ def _check_result(verdict: Verdict) -> AssetCheckResult:
     )
 
 
+# What each check asserts, worded as the condition that passes (the UI shows this beside a green check too),
+# then what happens when it does not hold.
 CHECK_DESCRIPTIONS = {
-    NO_REPROCESSING: "WARN: reprocessed_bytes > 0 while bookmarks are enabled",
-    BACKLOG_NOT_GROWING: "WARN: backlog_bytes grew over the last 3 Output runs",
-    FLOW_RATIO_IN_BAND: "WARN: flow_ratio outside output_job.flow_ratio_band (default 0.5-2.0)",
-    NO_RECORDS_LOST: "ERROR: records_read != records_written + error_records",
-    NO_VANISHED_OBJECTS: "WARN: planned staging objects were deleted before the run read them",
+    NO_REPROCESSING: "Passes when no staging object is read twice while bookmarks are enabled "
+    "(warns when reprocessed_bytes > 0).",
+    BACKLOG_NOT_GROWING: "Passes while the staging backlog is not growing "
+    "(warns when backlog_bytes grew over each of the last 3 Output runs).",
+    FLOW_RATIO_IN_BAND: "Passes when flow_ratio is inside output_job.flow_ratio_band, default 0.5-2.0 "
+    "(warns outside it; a window with nothing to compare passes as n/a).",
+    NO_RECORDS_LOST: "Passes when every record read is written or quarantined "
+    "(records_read == records_written + error_records; an error otherwise).",
+    NO_VANISHED_OBJECTS: "Passes when every planned staging object was still there to read "
+    "(warns when committed objects were deleted before the run read them).",
 }

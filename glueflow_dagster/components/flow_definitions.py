@@ -12,9 +12,10 @@ from dagster import Definitions
 from glueflow_dagster.components.assets import build_flow_assets
 from glueflow_dagster.components.bookmark_admin import build_bookmark_admin_job
 from glueflow_dagster.components.jobs import build_flow_jobs
+from glueflow_dagster.components.report_sensor import build_flow_report_sensor
 from glueflow_dagster.components.resources import StorageResource
 from glueflow_dagster.components.schedules import build_input_schedule
-from glueflow_dagster.components.sensors import build_flow_report_sensor, build_output_sensor
+from glueflow_dagster.components.sensors import build_output_sensor
 from glueflow_dagster.core.config import GlueflowConfig
 
 # One instance shared by every component instance: Definitions.merge refuses two different objects

@@ -13,6 +13,7 @@ from dagster import DagsterInstance, MetadataValue
 
 from glueflow_dagster.components.monitoring import flow_history
 from glueflow_dagster.core.chart import FlowReport, chart_markdown, draw_flow_chart
+from glueflow_dagster.core.chart_thumbnail import thumbnail_markdown
 from glueflow_dagster.core.flow_accounting import InputRun, OutputRun, windows
 from glueflow_dagster.core.storage import location_uri
 
@@ -83,6 +84,8 @@ def report_metadata(
     `chart_png` the chart itself (`chart`, a markdown image) and with `chart_uri` where it is stored."""
     figures = report.json
     metadata: dict[str, Any] = {
+        # First, and short enough for Dagster to render in place on the asset's overview: the chart at a glance.
+        "flow_chart": MetadataValue.md(thumbnail_markdown(report.windows)),
         "windows": MetadataValue.md(report.markdown),
         "window_count": len(report.windows),
         "total_bytes_written": figures["total_bytes_written"],

@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from dagster import (
-    AutomationConditionSensorDefinition,
     DagsterInstance,
     DagsterRunStatus,
     DefaultSensorStatus,
@@ -29,7 +28,6 @@ from glueflow_dagster.components.commit_log import committed_staging
 from glueflow_dagster.components.jobs import (
     INPUT_RUN_TAG,
     MANIFEST_TAG,
-    flow_report_key,
     input_job_name,
     output_job_name,
     output_key,
@@ -297,21 +295,3 @@ def build_output_sensor(flow: FlowConfig, output_job: "UnresolvedAssetJobDefinit
         )
 
     return output_sensor
-
-
-def build_flow_report_sensor(flow: FlowConfig) -> AutomationConditionSensorDefinition:
-    """`F_flow_report_sensor`, running by default: evaluates `F/flow_report`'s eager automation condition,
-    so a materialization of `F/output` outside `F_output_job` (a UI "Materialize", a backfill, a
-    re-execution of the output step alone) redraws the report as the job does. Dagster's own
-    `default_automation_condition_sensor` is off until turned on; this one covers the flow's report only."""
-    name = flow.name
-    return AutomationConditionSensorDefinition(
-        f"{name}_flow_report_sensor",
-        target=[flow_report_key(name)],
-        default_status=DefaultSensorStatus.RUNNING,
-        minimum_interval_seconds=SENSOR_INTERVAL_S,
-        description=(
-            f"Redraws {name}/flow_report after {name}/output is materialized outside {output_job_name(name)} "
-            "(a UI Materialize, a backfill): the report's eager automation condition."
-        ),
-    )

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 import yaml
+from dagster import DagsterInstance
+from dagster._core.instance.ref import InstanceRef
 
 from glueflow_dagster_tests.conftest import write_flow_file
 
@@ -37,6 +39,12 @@ def test_demo_prints_a_growing_ratio_without_bookmarks_and_fills_the_project_hom
     home = tmp_path / "project" / ".glueflow" / "dagster_home"
     limits = yaml.safe_load((home / "dagster.yaml").read_text())["concurrency"]["runs"]["tag_concurrency_limits"]
     assert limits == [{"key": "glueflow/max_concurrency", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
+    # Every demo run says it is the demo's (the UI's "Launched by" shows the `user` tag), cycle by cycle.
+    with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+        runs = instance.get_runs()
+    assert len(runs) == 6 and {run.tags.get("user") for run in runs} == {"glueflow demo"}
+    by_cycle = sorted((run.tags["glueflow/demo_cycle"], run.job_name) for run in runs)
+    assert by_cycle == [(str(c), f"events_{job}_job") for c in range(3) for job in ("input", "output")]
     # A second demo continues with new batches instead of overwriting the raw objects.
     again = glueflow("demo", "--cycles", "1", "--config", str(flow_file), cwd=tmp_path)
     assert re.search(r"^\s+3\s", again.stdout, re.M), again.stdout

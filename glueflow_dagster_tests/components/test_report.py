@@ -260,26 +260,3 @@ def test_materialize_all_in_one_ui_run_counts_as_its_own_window(flow_file: Path,
         assert report["latest_flow_ratio"] == pytest.approx(output["flow_ratio"], abs=1e-4)
         assert _report_windows(instance)[result.run_id] == pytest.approx(output["flow_ratio"], abs=1e-4)
     assert output["flow_ratio"] > 1.8  # bookmark: disable, the second run rereads the first batch
-
-
-def test_a_ui_materialize_of_output_alone_gets_the_report_redrawn_by_the_flows_automation_sensor(
-    flow_file: Path, instance: DagsterInstance
-) -> None:
-    from dagster import DefaultSensorStatus, evaluate_automation_conditions
-
-    defs = load_definitions(flow_file)
-    sensor = defs.resolve_sensor_def("events_flow_report_sensor")
-    assert sensor.default_status == DefaultSensorStatus.RUNNING
-    raw = StorageResource().open(str(flow_file.parent / "data" / "input"))
-    raw.write_bytes("batch=0/a.json", raw_records(0, 40))
-    defs.resolve_job_def("events_input_job").execute_in_process(instance=instance)
-    defs.resolve_job_def("events_output_job").execute_in_process(instance=instance)
-    baseline = evaluate_automation_conditions(defs=defs, instance=instance)
-    # F_output_job redrew the report in its own run: nothing to request.
-    assert baseline.total_requested == 0
-
-    asset_job = defs.resolve_implicit_global_asset_job_def()
-    assert asset_job.execute_in_process(instance=instance, asset_selection=[output_key("events")]).success
-    after_ui = evaluate_automation_conditions(defs=defs, instance=instance, cursor=baseline.cursor)
-    assert after_ui.total_requested == 1
-    assert after_ui.get_num_requested(flow_report_key("events")) == 1
