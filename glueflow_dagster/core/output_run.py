@@ -33,7 +33,7 @@ from glueflow_dagster.core.bookmarks import (
     commit,
 )
 from glueflow_dagster.core.checks import BACKLOG_RUNS, Verdict, evaluate
-from glueflow_dagster.core.commits import Attempt, CommittedParts, publish
+from glueflow_dagster.core.commits import Attempt, CommittedParts, aborted_on_failure, publish
 from glueflow_dagster.core.config import BOOKMARK_OPTIONS, FlowConfig
 from glueflow_dagster.core.job_run import (
     SUMMARY_KEY,
@@ -41,12 +41,12 @@ from glueflow_dagster.core.job_run import (
     RunOutcome,
     RunRefused,
     Stage,
-    aborted_unless_published,
     claim_or_refuse,
     commit_figures,
     garbage_collection,
     location_figures,
     stage_figures,
+    stage_request,
     summary_markdown,
 )
 from glueflow_dagster.core.manifests import list_location, manifest_id, manifest_to_json, plan_manifest, policy_for
@@ -188,8 +188,9 @@ def run_output(
     if frozen and option == "enable" and plan.base_version != committed.bookmark.version:
         raise RunRefused(conflict_message(ctx, plan.base_version, committed))
     planned_id = request.manifest_id or manifest_id(ctx, plan.base_version, plan.manifest)
-    result = stage(source, plan.manifest, job, target, attempt.part_prefix, flow.output, flow.staging)
-    with aborted_unless_published(target, result.pending, info):
+    request_ = stage_request(job, plan.manifest, attempt, reads=(source, flow.staging), writes=(target, flow.output))
+    result = stage(request_)
+    with aborted_on_failure(target, result.pending, info):
         metadata: dict[str, Any] = {**stage_figures(result), **plan.states}
         metadata |= log.flow_figures(result, committed_staging())
         metadata |= {
