@@ -28,7 +28,7 @@ from glueflow_dagster.core.job_run import (
     stage_request,
     summary_markdown,
 )
-from glueflow_dagster.core.manifests import list_location, manifest_to_json
+from glueflow_dagster.core.plan import list_location, manifest_to_json
 from glueflow_dagster.core.storage import ObjectInfo, Storage
 
 # The Input job's own bookmark rides on its staging materializations, so it commits only on success.

@@ -30,8 +30,8 @@ from glueflow_dagster.core.commits import COMMIT_KEY, Attempt, CommitRecord, Com
 from glueflow_dagster.core.config import FlowConfig, load_config
 from glueflow_dagster.core.input_run import run_input
 from glueflow_dagster.core.job_run import RunRefused, Stage
-from glueflow_dagster.core.manifests import manifest_from_json
 from glueflow_dagster.core.output_run import OutputRequest, ctx_token, run_output
+from glueflow_dagster.core.plan import manifest_from_json
 from glueflow_dagster.core.stage import StageRequest, StageResult
 from glueflow_dagster.core.storage import LocalStorage, ObjectInfo
 from glueflow_dagster_tests.conftest import raw_records, write_flow_file
