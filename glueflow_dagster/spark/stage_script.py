@@ -30,6 +30,10 @@ then turns each part into a pending object with :meth:`Storage.begin_upload` (th
 
 Bad records go to the quarantine with their source object, and ``"line": null``: Spark's JSON reader
 does not know line numbers.
+
+The script uses the core's public functions only (the stage's samples and spellings, the mapping's
+parser and compiler, the quarantine's entries and gzip check, the commit's abort), the same ones the
+polars stage uses, so a change to the core's internals cannot silently change the Spark engine.
 """
 
 from __future__ import annotations
@@ -140,8 +144,8 @@ def map_lines(
     (:func:`stage.sample_schema` and :func:`mapping.source_read_schema`), so a field whose sampled values
     are all JSON numbers (booleans, objects, arrays) is read as such. Where later records hold another
     JSON type for a typed field, that field is read as text and the input mapped again (as the polars
-    stage's ``_query_tolerant``); where mapped values came out null, the input is scanned for spellings
-    of mapped names the sample did not show and mapped again with them (``_respelled``): names match
+    stage's ``stage.read.query_tolerant``); where mapped values came out null, the input is scanned for spellings
+    of mapped names the sample did not show and mapped again with them (``stage.plan.respelled``): names match
     case-insensitively over the whole run.
 
     A record is bad (quarantined) when its line is not a JSON object; a JSON object whose structure does
@@ -266,7 +270,7 @@ def _respelled(
 ) -> tuple[Any, frozenset[str]] | None:
     """The observed schema extended by spellings of mapped names the sample did not show, or None.
 
-    As the polars stage's ``_respelled``: one regex pass over the lines finds the keys spelling a mapped
+    As the polars stage's ``stage.plan.respelled``: one regex pass over the lines finds the keys spelling a mapped
     name; the first lines holding new ones are sampled for their schema.
     """
     import polars as pl
