@@ -65,14 +65,12 @@ from glueflow_dagster.core.job_run import (
     RunRefused,
     Stage,
     polars_stage,
-    quarantine_prefix,
-    refused_by,
     stage_figures,
 )
 from glueflow_dagster.core.lineage import RAW_INPUT, STAGING, Column, Lineage, flow_columns, flow_line
 from glueflow_dagster.core.output_run import OutputRequest
-from glueflow_dagster.core.stage import StageError, StageResult
-from glueflow_dagster.core.storage import ObjectInfo, Storage, StorageError, location_uri
+from glueflow_dagster.core.stage import StageError, StageRequest, StageResult
+from glueflow_dagster.core.storage import ObjectInfo, StorageError, location_uri
 
 # Where F/flow_report's chart is written, inside the output location (`_glueflow/` is never read as data).
 REPORT_CHART_KEY = "_glueflow/reports/flow_chart.png"
@@ -131,37 +129,18 @@ def definition_metadata(flow: FlowConfig, location: Location) -> dict[str, Any]:
     return metadata
 
 
-def run_stage_or_fail(context: AssetExecutionContext) -> Stage:
-    """The stage this step runs (polars here, or Spark through Dagster Pipes); too many bad records or a
-    storage failure fail the run with a one-line headline and the figures so far."""
-    run_id = context.run.run_id
-    polars = polars_stage(run_id, context.log.info)
+def run_stage_or_fail(context: AssetExecutionContext, job: JobConfig) -> Stage:
+    """The stage this step runs for `job` (polars here, or Spark through Dagster Pipes with `engine: spark`);
+    too many bad records fail the run with a one-line headline and the figures so far."""
+    polars = polars_stage(context.log.info)
 
-    def stage(
-        source: Storage,
-        manifest: Sequence[ObjectInfo],
-        job: JobConfig,
-        target: Storage,
-        name_prefix: str,
-        target_location: Location,
-        source_location: Location,
-    ) -> StageResult:
+    def stage(request: StageRequest) -> StageResult:
         try:
             if job.engine == "spark":  # the same stage on Spark through Dagster Pipes (spark_stage.py)
                 from glueflow_dagster.components.spark_stage import run_spark_stage
 
-                return run_spark_stage(
-                    context,
-                    source,
-                    manifest,
-                    job,
-                    target,
-                    name_prefix,
-                    target_location,
-                    quarantine_prefix(run_id),
-                    refused_by(source),
-                )
-            return polars(source, manifest, job, target, name_prefix, target_location, source_location)
+                return run_spark_stage(context, request, job.spark)
+            return polars(request)
         except StageError as err:
             figures = stage_figures(err.result) if err.result is not None else {}
             raise Failure(description=str(err), metadata=figures) from err
@@ -290,7 +269,7 @@ def run_input(context: AssetExecutionContext, flow: FlowConfig, storage: Storage
         storage.open(flow.input.uri),
         storage.open(flow.staging.uri),
         this_attempt(context),
-        run_stage_or_fail(context),
+        run_stage_or_fail(context, flow.input_job),
         job_name=input_job_name(flow.name),
         now_ms=now_ms(),
         info=context.log.info,
@@ -340,7 +319,7 @@ def run_output(
         storage.open(flow.output.uri),
         this_attempt(context),
         config.request(),
-        run_stage_or_fail(context),
+        run_stage_or_fail(context, flow.output_job),
         job_name=output_job_name(flow.name),
         now_ms=now_ms(),
         info=context.log.info,

@@ -24,7 +24,7 @@ from glueflow_dagster.components.jobs import FLOW_TAG, bookmark_admin_job_name
 from glueflow_dagster.components.resources import StorageResource
 from glueflow_dagster.core.bookmarks import Bookmark, BookmarkPolicy, commit
 from glueflow_dagster.core.config import FlowConfig
-from glueflow_dagster.core.manifests import plan_manifest, policy_for
+from glueflow_dagster.core.plan import plan_manifest, policy_for
 from glueflow_dagster.core.storage import ObjectInfo, Storage
 
 ACTIONS = ("show", "reset", "rewind", "set-to-current")

@@ -25,7 +25,7 @@ from glueflow_dagster.core.bookmarks import (  # noqa: F401  (the commit log's k
     CommittedBookmark,
     bookmark_metadata,
 )
-from glueflow_dagster.core.manifests import manifest_from_json
+from glueflow_dagster.core.plan import manifest_from_json
 from glueflow_dagster.core.storage import ObjectInfo
 
 # Metadata keys (a contract: README).

@@ -14,7 +14,7 @@ from dagster import AssetKey, DagsterEventType, DagsterInstance, MetadataValue
 from glueflow_dagster.components.jobs import staging_key
 from glueflow_dagster.core.commits import COMMIT_KEY, CommitRecord, CommittedParts
 from glueflow_dagster.core.config import FlowConfig
-from glueflow_dagster.core.manifests import list_location
+from glueflow_dagster.core.plan import list_location
 from glueflow_dagster.core.storage import ObjectInfo, Storage
 
 

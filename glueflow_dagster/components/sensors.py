@@ -36,7 +36,7 @@ from glueflow_dagster.components.jobs import (
 from glueflow_dagster.components.resources import StorageResource
 from glueflow_dagster.core.bookmarks import Bookmark
 from glueflow_dagster.core.config import FlowConfig
-from glueflow_dagster.core.manifests import manifest_id, plan_manifest, policy_for
+from glueflow_dagster.core.plan import plan_output
 
 if TYPE_CHECKING:  # not exported by dagster's public API
     from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
@@ -171,37 +171,28 @@ def _request_for(
     input_run_id: str,
     run_key: str | None = None,
 ) -> tuple[RunRequest, PendingRun | None]:
-    """The Output run following `input_run_id`; with bookmarks, its manifest is frozen into the run config."""
+    """The Output run following `input_run_id`; with bookmarks, its plan (`core.plan.plan_output`, as the run
+    itself would plan) is frozen into the run config."""
     tags = {INPUT_RUN_TAG: input_run_id}
     job = flow.output_job
     run_key = run_key or input_run_id
     if job.bookmark == "disable":
         return RunRequest(run_key=run_key, tags=tags), None
     source = storage.open(flow.staging.uri)
-    selection = plan_manifest(
+    plan = plan_output(
+        job,
+        committed,
         committed_staging(instance, flow, source),
-        committed.bookmark,
         option=job.bookmark,
-        policy=policy_for(job),
         known=known_objects(instance, flow.name, job.transformation_ctx),
     )
-    version = committed.bookmark.version
-    planned_id = manifest_id(job.transformation_ctx, version, selection.manifest)
-    config = {
-        "bookmark": job.bookmark,
-        "transformation_ctx": job.transformation_ctx,
-        "manifest": [asdict(obj) for obj in selection.manifest],
-        "manifest_id": planned_id,
-        # The whole selection (base version and object states included), so the commit can also
-        # re-baseline the bookmark's digest of older objects.
-        "plan": json.dumps(selection.to_dict(), separators=(",", ":")),
-    }
+    op = output_key(flow.name).to_python_identifier()
     request = RunRequest(
         run_key=run_key,
-        run_config={"ops": {output_key(flow.name).to_python_identifier(): {"config": config}}},
-        tags={**tags, MANIFEST_TAG: planned_id},
+        run_config={"ops": {op: {"config": plan.frozen_request(job.bookmark)}}},
+        tags={**tags, MANIFEST_TAG: plan.manifest_id},
     )
-    return request, PendingRun(planned_id, input_run_id, version)
+    return request, PendingRun(plan.manifest_id, input_run_id, plan.base_version)
 
 
 def _retry_request(instance: DagsterInstance, flow: str, pending: PendingRun) -> tuple[str, RunRequest | None]:

@@ -1,11 +1,12 @@
 """A stage on Spark, launched through Dagster Pipes: the shell side of ``engine: spark``.
 
-Part of the Dagster shell. ``run_stage_or_fail`` calls :func:`run_spark_stage` for a job with
-``engine: spark``; it hands the frozen manifest, the mappings, the target, its compression and the
-attempt's part prefix to the stage script (:mod:`glueflow_dagster.spark.stage_script`) in the Pipes
-``extras``, runs it with the flow's launcher, and turns the figures it reports into the same
-:class:`~glueflow_dagster.core.stage.StageResult` the polars stage returns, with ``pending`` set: the caller
-publishes (after its commit fence) or aborts those parts exactly as for polars.
+Part of the Dagster shell. ``run_stage_or_fail`` calls :func:`run_spark_stage` with the run's
+:class:`~glueflow_dagster.core.stage.StageRequest` for a job with ``engine: spark``; it hands the frozen
+manifest, the mappings, the target, its compression and the attempt's part prefix to the stage script
+(:mod:`glueflow_dagster.spark.stage_script`) in the Pipes ``extras``, runs it with the flow's launcher,
+and turns the figures it reports into the same :class:`~glueflow_dagster.core.stage.StageResult` the
+polars stage returns, with ``pending`` set: the caller publishes (after its commit fence) or aborts those
+parts exactly as for polars.
 
 Launchers: ``local`` runs ``python stage_script.py`` (the pyspark package, Spark ``local[N]``) through
 ``PipesSubprocessClient``; ``glue`` runs it as an AWS Glue job through dagster-aws's ``PipesGlueClient``.
@@ -24,8 +25,8 @@ from typing import Any
 from dagster import AssetExecutionContext, Failure, PipesSubprocessClient
 from dagster._core.errors import DagsterPipesExecutionError  # raised by PipesSubprocessClient on a non-zero exit
 
-from glueflow_dagster.core.config import JobConfig, Location, SparkConfig
-from glueflow_dagster.core.stage import StageError, StageResult
+from glueflow_dagster.core.config import SparkConfig
+from glueflow_dagster.core.stage import QUARANTINE_DIR, StageError, StageRequest, StageResult
 from glueflow_dagster.core.storage import ObjectInfo, PendingObject, Storage
 from glueflow_dagster.spark import stage_script
 
@@ -65,22 +66,12 @@ def stage_result(figures: dict[str, Any], target: Storage, duration_s: float) ->
     )
 
 
-def run_spark_stage(
-    context: AssetExecutionContext,
-    source: Storage,
-    manifest: Sequence[ObjectInfo],
-    job: JobConfig,
-    target: Storage,
-    name_prefix: str,
-    target_location: Location,
-    quarantine_prefix: str,
-    refused: Sequence[tuple[str, str]] = (),
-) -> StageResult:
+def run_spark_stage(context: AssetExecutionContext, request: StageRequest, spark: SparkConfig) -> StageResult:
     """Run one stage with the stage script on Spark; raises StageError past the error threshold."""
     import time
 
     started = time.monotonic()
-    spark = job.spark
+    source, target = request.source, request.target
     extras = {
         "manifest": [
             {
@@ -90,18 +81,18 @@ def run_spark_stage(
                 "last_modified_ms": o.last_modified_ms,
                 "etag": o.etag,
             }
-            for o in manifest
+            for o in request.objects
             if not o.key.endswith("/")  # folder markers hold no records
         ],
-        "mappings": [list(m) for m in job.raw_mappings],
+        "mappings": [list(m) for m in request.mappings],  # Glue's 4-sequences (job.raw_mappings)
         "source": source.uri,
         "target": target.uri,
-        "compression": target_location.compression,
-        "part_prefix": name_prefix,
-        "quarantine_prefix": quarantine_prefix,
-        "max_error_records": job.max_error_records,
-        "target_file_bytes": job.target_file_bytes,
-        "refused": [list(r) for r in refused],
+        "compression": request.compression,
+        "part_prefix": request.name_prefix,
+        "quarantine_prefix": request.quarantine_prefix or f"{QUARANTINE_DIR}/{request.name_prefix}",
+        "max_error_records": request.max_error_records,
+        "target_file_bytes": request.target_file_bytes,
+        "refused": [list(r) for r in request.refused],
         "master": spark.master,
         "driver_memory": spark.driver_memory,
     }
@@ -124,7 +115,7 @@ def run_spark_stage(
         what = f"{result.error_records} error records"
         if result.error_files:
             what += f" and {result.error_files} unreadable objects"
-        message = f"{what} exceed max_error_records={job.max_error_records}; first: {result.first_error}"
+        message = f"{what} exceed max_error_records={request.max_error_records}; first: {result.first_error}"
         raise StageError(message, result=result)
     context.log.info(
         f"Spark wrote {result.records_written:,} records in {len(result.pending)} pending parts "
@@ -135,8 +126,9 @@ def run_spark_stage(
 
 def _run_local(context: AssetExecutionContext, spark: SparkConfig, extras: dict[str, Any]) -> list[Any]:
     """``python stage_script.py`` (pyspark, Spark local[N]) through PipesSubprocessClient."""
-    # The child imports the same glueflow_dagster as this process (not whatever else is installed).
-    package_root = str(Path(stage_script.__file__).resolve().parents[2])
+    # The child imports the same glueflow_dagster as this process (not whatever else is installed): the
+    # folder holding the package, two levels above glueflow_dagster/spark/stage_script.py.
+    package_root = str(STAGE_SCRIPT.resolve().parents[2])
     env = {"PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)}
     command = [sys.executable, str(STAGE_SCRIPT)]
     if shutil.which("timeout"):

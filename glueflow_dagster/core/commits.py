@@ -25,7 +25,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,7 +134,7 @@ def publish(
 
     The caller records the returned record on the run's materialization: that event is the commit.
     """
-    parts = tuple(storage.complete_upload(obj) for obj in pending)
+    parts = complete(storage, pending)
     record = CommitRecord(
         run_id=attempt.run_id,
         attempt=attempt.number,
@@ -192,6 +192,15 @@ def claim_commit(
     raise ClaimLost(f"commit conflict: more than 10000 claims after {fence}")
 
 
+def complete(storage: Storage, pending: Sequence[PendingObject]) -> tuple[ObjectInfo, ...]:
+    """Make pending objects visible, each whole, in order; returns them as listed objects.
+
+    :func:`publish` completes an attempt's parts this way and records the commit. Callers outside the
+    protocol (``stage.run_stage``: tests, benchmarks, one-off scripts) complete parts without a record.
+    """
+    return tuple(storage.complete_upload(obj) for obj in pending)
+
+
 def abort(storage: Storage, pending: Iterable[PendingObject], log: Callable[[str], None] = lambda _m: None) -> int:
     """Discard an attempt's pending objects (best effort: what cannot be aborted now, GC removes later)."""
     aborted = 0
@@ -202,6 +211,21 @@ def abort(storage: Storage, pending: Iterable[PendingObject], log: Callable[[str
         except StorageError as err:
             log(f"could not abort pending {obj.key} ({err}); garbage collection removes it later")
     return aborted
+
+
+@contextmanager
+def aborted_on_failure(
+    storage: Storage, pending: Sequence[PendingObject], log: Callable[[str], None] = lambda _m: None
+) -> Iterator[None]:
+    """Anything that fails inside discards the attempt's pending objects (``pending`` as it is then: a list
+    the block appends to is aborted whole), and nothing else; the failure goes on."""
+    try:
+        yield
+    except BaseException:
+        aborted = abort(storage, pending, log)
+        if aborted:
+            log(f"aborted {aborted} pending parts of this attempt")
+        raise
 
 
 @dataclass
@@ -336,8 +360,10 @@ __all__ = [
     "CommittedParts",
     "GarbageReport",
     "abort",
+    "aborted_on_failure",
     "attempt_of",
     "collect_garbage",
+    "complete",
     "commit_manifest_key",
     "part_prefix",
     "publish",

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from glueflow_dagster.core.bookmarks import MANIFEST_KEY, Bookmark, Selection, commit, select_objects
-from glueflow_dagster.core.commits import Attempt, CommittedParts, publish
+from glueflow_dagster.core.commits import Attempt, CommittedParts, aborted_on_failure, publish
 from glueflow_dagster.core.config import FlowConfig
 from glueflow_dagster.core.job_run import (
     SUMMARY_KEY,
@@ -20,15 +20,15 @@ from glueflow_dagster.core.job_run import (
     RunOutcome,
     RunRefused,
     Stage,
-    aborted_unless_published,
     claim_or_refuse,
     commit_figures,
     conflict_on_location,
     garbage_collection,
     location_figures,
+    stage_request,
     summary_markdown,
 )
-from glueflow_dagster.core.manifests import list_location, manifest_to_json
+from glueflow_dagster.core.plan import list_location, manifest_to_json
 from glueflow_dagster.core.storage import ObjectInfo, Storage
 
 # The Input job's own bookmark rides on its staging materializations, so it commits only on success.
@@ -81,8 +81,11 @@ def run_input(
         f"{selection.listed_files} objects listed, {len(selection.manifest)} new "
         f"({selection.already_read_files} read by earlier runs)"
     )
-    result = stage(source, selection.manifest, flow.input_job, target, attempt.part_prefix, flow.staging, flow.input)
-    with aborted_unless_published(target, result.pending, info):
+    request = stage_request(
+        flow.input_job, selection.manifest, attempt, reads=(source, flow.input), writes=(target, flow.staging)
+    )
+    result = stage(request)
+    with aborted_on_failure(target, result.pending, info):
         claim_or_refuse(target, f"input-after-{planned_from or 0}", attempt, log.settled)
         if log.latest_commit()[0] != planned_from:
             raise RunRefused(conflict_on_location(target.uri))

@@ -1,15 +1,15 @@
 """What the Input and the Output runs share between their stage and their commit.
 
 Both jobs run the same sequence (plan -> stage -> account -> commit, `input_run.py` and `output_run.py`);
-the pieces here are the ones they have in common: the stage as a callable (polars in this process, or
-Spark through Dagster Pipes, chosen by the shell), the guard that discards an attempt's pending objects
-when anything fails before its commit, and the figures a committed run records.
+the pieces here are the ones they have in common: the stage request a run makes and the stage as a
+callable that takes it (polars in this process, or Spark through Dagster Pipes, chosen by the shell), the
+claim before the commit, and the figures a committed run records. Publishing and aborting are
+`core.commits`'s.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -20,14 +20,13 @@ from glueflow_dagster.core.commits import (
     CommitRecord,
     CommittedParts,
     GarbageReport,
-    abort,
     claim_commit,
     collect_garbage,
 )
 from glueflow_dagster.core.config import JobConfig, Location
 from glueflow_dagster.core.quarantine import QUARANTINE_DIR
-from glueflow_dagster.core.stage import StageResult, run_stage
-from glueflow_dagster.core.storage import ObjectInfo, PendingObject, Storage, location_uri
+from glueflow_dagster.core.stage import StageRequest, StageResult, stage_pending
+from glueflow_dagster.core.storage import ObjectInfo, Storage, location_uri
 
 # Dagster's standard metadata keys, plain strings (the shell passes them through).
 URI_KEY, ROW_COUNT_KEY = "dagster/uri", "dagster/row_count"
@@ -39,18 +38,9 @@ class RunRefused(Exception):
 
 
 class Stage(Protocol):
-    """One stage over a frozen manifest, writing pending parts named `name_prefix`-NNNNN into `target`."""
+    """One stage (polars here, or Spark through Dagster Pipes, chosen by the shell): pending parts only."""
 
-    def __call__(
-        self,
-        source: Storage,
-        manifest: Sequence[ObjectInfo],
-        job: JobConfig,
-        target: Storage,
-        name_prefix: str,
-        target_location: Location,
-        source_location: Location,
-    ) -> StageResult: ...
+    def __call__(self, request: StageRequest) -> StageResult: ...
 
 
 Log = Callable[[str], None]
@@ -61,40 +51,46 @@ def quarantine_prefix(run_id: str) -> str:
     return f"{QUARANTINE_DIR}/{run_id}/"
 
 
-def refused_by(source: Storage) -> list[tuple[str, str]]:
+def refused_by(source: Storage) -> tuple[tuple[str, str], ...]:
     """Objects the listing refused (local symlinks out of the location): quarantined and counted."""
-    return [(source.uri_for(r.key), r.cause) for r in getattr(source, "refused", ())]
+    return tuple((source.uri_for(r.key), r.cause) for r in getattr(source, "refused", ()))
 
 
-def polars_stage(run_id: str, log: Log) -> Stage:
-    """The polars stage as both jobs run it: pending parts only (the commit publishes them), bad records
-    quarantined under the run's prefix, the flow's reader options and output settings applied."""
+def stage_request(
+    job: JobConfig,
+    manifest: Sequence[ObjectInfo],
+    attempt: Attempt,
+    *,
+    reads: tuple[Storage, Location],
+    writes: tuple[Storage, Location],
+) -> StageRequest:
+    """The stage a job run asks for: its frozen manifest from the location it ``reads`` (with that
+    location's reader options) into pending parts named after the attempt in the location it ``writes``
+    (with its output settings), the job's mappings and error threshold, bad records quarantined under the
+    run's prefix."""
+    (source, source_location), (target, target_location) = reads, writes
+    return StageRequest(
+        source=source,
+        objects=tuple(manifest),
+        target=target,
+        name_prefix=attempt.part_prefix,
+        mappings=job.raw_mappings,
+        compression=target_location.compression,
+        compression_level=target_location.compression_level,
+        max_error_records=job.max_error_records,
+        target_file_bytes=job.target_file_bytes,
+        quarantine_prefix=quarantine_prefix(attempt.run_id),
+        refused=refused_by(source),
+        json_format=source_location.json_format,
+    )
 
-    def stage(
-        source: Storage,
-        manifest: Sequence[ObjectInfo],
-        job: JobConfig,
-        target: Storage,
-        name_prefix: str,
-        target_location: Location,
-        source_location: Location,
-    ) -> StageResult:
-        return run_stage(
-            source,
-            manifest,
-            job.mappings,
-            target,
-            name_prefix=name_prefix,
-            compression=target_location.compression,
-            compression_level=target_location.compression_level,
-            log=log,
-            max_error_records=job.max_error_records,
-            target_file_bytes=job.target_file_bytes,
-            quarantine_prefix=quarantine_prefix(run_id),
-            defer_commit=True,
-            refused=refused_by(source),
-            json_format=source_location.json_format,
-        )
+
+def polars_stage(log: Log) -> Stage:
+    """The polars stage as both jobs run it (``stage.stage_pending``): pending parts only, the commit
+    publishes them."""
+
+    def stage(request: StageRequest) -> StageResult:
+        return stage_pending(request, log=log)
 
     return stage
 
@@ -106,16 +102,6 @@ class RunOutcome:
 
     metadata: dict[str, Any]
     verdicts: tuple[Any, ...] = ()
-
-
-@contextmanager
-def aborted_unless_published(target: Storage, pending: Sequence[PendingObject], log: Log) -> Iterator[None]:
-    """Anything that fails between the stage and the commit discards this attempt's pending objects only."""
-    try:
-        yield
-    except BaseException:
-        abort(target, pending, log)
-        raise
 
 
 def claim_or_refuse(target: Storage, fence: str, attempt: Attempt, settled: Callable[[Attempt], bool]) -> None:

@@ -17,7 +17,6 @@ What the run reads from the commit log comes through `OutputLog` (Dagster's even
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -28,12 +27,11 @@ from glueflow_dagster.core.bookmarks import (
     MANIFEST_KEY,
     Bookmark,
     CommittedBookmark,
-    Selection,
     bookmark_metadata,
     commit,
 )
 from glueflow_dagster.core.checks import BACKLOG_RUNS, Verdict, evaluate
-from glueflow_dagster.core.commits import Attempt, CommittedParts, publish
+from glueflow_dagster.core.commits import Attempt, CommittedParts, aborted_on_failure, publish
 from glueflow_dagster.core.config import BOOKMARK_OPTIONS, FlowConfig
 from glueflow_dagster.core.job_run import (
     SUMMARY_KEY,
@@ -41,15 +39,22 @@ from glueflow_dagster.core.job_run import (
     RunOutcome,
     RunRefused,
     Stage,
-    aborted_unless_published,
     claim_or_refuse,
     commit_figures,
     garbage_collection,
     location_figures,
     stage_figures,
+    stage_request,
     summary_markdown,
 )
-from glueflow_dagster.core.manifests import list_location, manifest_id, manifest_to_json, plan_manifest, policy_for
+from glueflow_dagster.core.plan import (
+    OutputPlan,
+    list_location,
+    manifest_to_json,
+    plan_output,
+    policy_for,
+    thawed_plan,
+)
 from glueflow_dagster.core.stage import StageResult
 from glueflow_dagster.core.storage import ObjectInfo, Storage
 
@@ -97,29 +102,12 @@ def ctx_token(ctx: str) -> str:
     return hashlib.blake2b(ctx.encode(), digest_size=6).hexdigest()
 
 
-def selection_states(selection: Selection) -> dict[str, int]:
-    return {
-        "new_files": selection.new_files,
-        "modified_files": selection.modified_files,
-        "late_files": selection.late_files,
-        "skipped_files": selection.skipped_files,
-    }
-
-
 def conflict_message(ctx: str, expected: int, found: CommittedBookmark) -> str:
     return (
         f"bookmark conflict for context {ctx!r}: this run's manifest was planned from version {expected}, "
         f"but version {found.bookmark.version} was committed since ({found.action} by run {found.run_id}); "
         "nothing was committed, a later run reads these objects"
     )
-
-
-@dataclass(frozen=True)
-class _Plan:
-    manifest: tuple[ObjectInfo, ...]
-    base_version: int
-    selection: Selection | tuple[ObjectInfo, ...]  # what the bookmark commits
-    states: dict[str, int]
 
 
 def _plan(
@@ -129,28 +117,26 @@ def _plan(
     option: str,
     committed: CommittedBookmark,
     committed_staging: Callable[[], list[ObjectInfo]],
-) -> _Plan:
+) -> OutputPlan:
+    """The sensor's frozen plan, a manifest given by hand, or planned here as the sensor plans."""
     if request.plan is not None:
-        selection = Selection.from_dict(json.loads(request.plan))
-        return _Plan(selection.manifest, selection.base_version, selection, selection_states(selection))
+        return thawed_plan(committed.ctx, request.plan)
     if request.manifest is not None:
-        manifest = tuple(request.manifest)
-        return _Plan(manifest, committed.bookmark.version, manifest, {"new_files": len(manifest)})
-    ctx = committed.ctx
+        return OutputPlan(committed.ctx, committed.bookmark.version, tuple(request.manifest))
     pause_range = None
     if option == "pause" and (request.from_run or request.to_run):
         if not (request.from_run and request.to_run):
             raise RunRefused("pause with a range needs both from_run and to_run (Glue's --job-bookmark-from/-to)")
+        ctx = committed.ctx
         pause_range = (log.state_after_run(ctx, request.from_run), log.state_after_run(ctx, request.to_run))
-    selection = plan_manifest(
+    return plan_output(
+        flow.output_job,
+        committed,
         committed_staging(),
-        committed.bookmark,
         option=option,
-        policy=policy_for(flow.output_job),
-        known=log.known_objects(ctx),
+        known=log.known_objects(committed.ctx),
         pause_range=pause_range,
     )
-    return _Plan(selection.manifest, committed.bookmark.version, selection, selection_states(selection))
 
 
 def run_output(
@@ -187,9 +173,10 @@ def run_output(
     frozen = request.plan is not None or request.manifest is not None
     if frozen and option == "enable" and plan.base_version != committed.bookmark.version:
         raise RunRefused(conflict_message(ctx, plan.base_version, committed))
-    planned_id = request.manifest_id or manifest_id(ctx, plan.base_version, plan.manifest)
-    result = stage(source, plan.manifest, job, target, attempt.part_prefix, flow.output, flow.staging)
-    with aborted_unless_published(target, result.pending, info):
+    planned_id = request.manifest_id or plan.manifest_id
+    reads, writes = (source, flow.staging), (target, flow.output)
+    result = stage(stage_request(job, plan.manifest, attempt, reads=reads, writes=writes))
+    with aborted_on_failure(target, result.pending, info):
         metadata: dict[str, Any] = {**stage_figures(result), **plan.states}
         metadata |= log.flow_figures(result, committed_staging())
         metadata |= {

@@ -172,6 +172,18 @@ def _gzip_cause(err: BaseException) -> str:
     return f"corrupt gzip stream ({detail})"
 
 
+def gzip_problem(path: Path) -> str | None:
+    """Why a gzip object does not decompress to its end (the cause quarantine entries give), or None when
+    it does or is not gzip. The Spark stage script asks this of objects that failed Spark's read."""
+    try:
+        with _open_decompressed(path) as stream:
+            while stream.read(_CHUNK):
+                pass
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+        return _gzip_cause(err)
+    return None
+
+
 class _LineSplitter:
     """Copies a byte stream line for line into a UTF-8 file, marking lines that are not valid UTF-8.
 

@@ -30,6 +30,10 @@ then turns each part into a pending object with :meth:`Storage.begin_upload` (th
 
 Bad records go to the quarantine with their source object, and ``"line": null``: Spark's JSON reader
 does not know line numbers.
+
+The script uses the core's public functions only (the stage's samples and spellings, the mapping's
+parser and compiler, the quarantine's entries and gzip check, the commit's abort), the same ones the
+polars stage uses, so a change to the core's internals cannot silently change the Spark engine.
 """
 
 from __future__ import annotations
@@ -140,8 +144,8 @@ def map_lines(
     (:func:`stage.sample_schema` and :func:`mapping.source_read_schema`), so a field whose sampled values
     are all JSON numbers (booleans, objects, arrays) is read as such. Where later records hold another
     JSON type for a typed field, that field is read as text and the input mapped again (as the polars
-    stage's ``_query_tolerant``); where mapped values came out null, the input is scanned for spellings
-    of mapped names the sample did not show and mapped again with them (``_respelled``): names match
+    stage's ``stage.read.query_tolerant``); where mapped values came out null, the input is scanned for spellings
+    of mapped names the sample did not show and mapped again with them (``stage.plan.respelled``): names match
     case-insensitively over the whole run.
 
     A record is bad (quarantined) when its line is not a JSON object; a JSON object whose structure does
@@ -218,9 +222,9 @@ def sample_schema_of(paths: list[str]) -> Any:
 
 
 def _names(schema: Any) -> frozenset[str]:
-    from glueflow_dagster.core.stage import _field_names
+    from glueflow_dagster.core.stage import field_names
 
-    return frozenset(_field_names(schema or {}))
+    return frozenset(field_names(schema or {}))
 
 
 def _narrowed(frame: Any, parsed: Any, observed: Any, mismatch: str) -> Any:
@@ -266,13 +270,13 @@ def _respelled(
 ) -> tuple[Any, frozenset[str]] | None:
     """The observed schema extended by spellings of mapped names the sample did not show, or None.
 
-    As the polars stage's ``_respelled``: one regex pass over the lines finds the keys spelling a mapped
+    As the polars stage's ``stage.plan.respelled``: one regex pass over the lines finds the keys spelling a mapped
     name; the first lines holding new ones are sampled for their schema.
     """
     import polars as pl
     from pyspark.sql.functions import col, explode, lit, regexp_extract_all
 
-    from glueflow_dagster.core.stage import READ_ERRORS, _merged, spelling_regex
+    from glueflow_dagster.core.stage import READ_ERRORS, merged_schemas, spelling_regex
 
     regex = spelling_regex(parsed)
     if regex is None:
@@ -293,43 +297,132 @@ def _respelled(
         extra = pl.Schema()
     finally:
         path.unlink(missing_ok=True)
-    return pl.Schema(_merged(observed or {}, extra)), new
+    return pl.Schema(merged_schemas(observed or {}, extra)), new
 
 
 def _broken_gzip(paths: list[str]) -> list[tuple[str, str]]:
     """(path, cause) of the gzip objects that do not decompress to the end (the polars stage's causes)."""
-    import gzip
-    import zlib
-
-    from glueflow_dagster.core.quarantine import _gzip_cause, _open_decompressed
+    from glueflow_dagster.core.quarantine import gzip_problem
 
     broken = []
     for path in paths:
-        try:
-            with _open_decompressed(Path(path)) as f:
-                while f.read(8 * 1024 * 1024):
-                    pass
-        except (EOFError, gzip.BadGzipFile, zlib.error) as err:
-            broken.append((path, _gzip_cause(err)))
+        cause = gzip_problem(Path(path))
+        if cause is not None:
+            broken.append((path, cause))
     return broken
 
 
-def run(extras: Mapping[str, Any], log: Any) -> dict[str, Any]:
-    """The stage; returns the figures to report. Raises on failure (pending parts are aborted first)."""
+class _Quarantine:
+    """The attempt's quarantine in the target location, and the figures it moves (``error_files``,
+    ``first_error``)."""
+
+    def __init__(self, target: Any, prefix: str, figures: dict[str, Any]) -> None:
+        self.target = target
+        self.prefix = prefix
+        self.figures = figures
+        self.objects: list[dict[str, Any]] = []
+
+    def add(self, data: bytes) -> None:
+        from glueflow_dagster.core.quarantine import quarantine_key
+
+        info = self.target.write_bytes(quarantine_key(self.prefix, len(self.objects)), data)
+        self.objects.append(
+            {"key": info.key, "size": info.size, "last_modified_ms": info.last_modified_ms, "etag": info.etag}
+        )
+
+    def unreadable(self, uri: str, cause: str) -> None:
+        from glueflow_dagster.core.quarantine import object_entry
+
+        self.figures["error_files"] += 1
+        self.add(object_entry(uri, cause))
+        self.figures["first_error"] = self.figures["first_error"] or f"{uri}: {cause}"
+
+    def bad_records(self, frame: Any, by_uri: dict[str, tuple[dict[str, Any], str]]) -> None:
+        """The records Spark could not read, one quarantine object per source object (``"line": null``)."""
+        entries: dict[str, list[bytes]] = {}
+        for row in frame.filter(_BAD).select(_SOURCE, _CORRUPT, _ANCHOR).toLocalIterator():
+            uri = by_uri.get(row[_SOURCE], (None, row[_SOURCE]))[1]
+            entry = {"source": uri, "line": None, "error": _ERROR, "raw": row[_CORRUPT], "raw_encoding": "utf-8"}
+            entries.setdefault(uri, []).append(
+                (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+            )
+            if self.figures["first_error"] is None:
+                self.figures["first_error"] = f"{uri}: {_ERROR}"
+        for lines in entries.values():
+            self.add(b"".join(lines))
+
+
+def _session(extras: Mapping[str, Any], workdir: Path) -> Any:
+    """The Spark session with Glue's semantics (casts, UTC timestamps, every spelling its own column)."""
     from pyspark.sql import SparkSession
 
-    from glueflow_dagster.core.commits import abort
-    from glueflow_dagster.core.mapping import parse_mappings
-    from glueflow_dagster.core.quarantine import object_entry, quarantine_key
-    from glueflow_dagster.core.stage import output_object_key
-    from glueflow_dagster.core.storage import open_storage
+    builder = SparkSession.builder
+    if extras.get("master"):  # local launcher; on Glue and EMR the service sets master and memory
+        builder = builder.master(extras["master"]).config("spark.driver.memory", extras.get("driver_memory") or "1g")
+    builder = (
+        builder.appName(f"glueflow {extras['part_prefix']}")
+        .config("spark.sql.ansi.enabled", "false")  # Glue's casts
+        .config("spark.sql.session.timeZone", "UTC")  # Glue timestamps carry no zone
+        .config("spark.sql.caseSensitive", "true")  # every spelling its own column (coalesced)
+        .config("spark.sql.json.enablePartialResults", "true")  # a field that does not fit is null
+        .config("spark.ui.enabled", "false")
+        .config("spark.local.dir", str(workdir / "spark"))
+    )
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
 
-    parsed = parse_mappings(extras["mappings"])
-    source, target = open_storage(extras["source"]), open_storage(extras["target"])
-    compression = extras["compression"]
-    qprefix = extras["quarantine_prefix"].strip("/")
-    manifest = list(extras["manifest"])
-    figures: dict[str, Any] = {
+
+def _map_readable(
+    spark: Any,
+    parsed: Any,
+    paths: list[Path],
+    by_uri: dict[str, tuple[dict[str, Any], str]],
+    extras: Mapping[str, Any],
+    workdir: Path,
+    quarantine: _Quarantine,
+    log: Any,
+) -> tuple[_Totals | None, Any]:
+    """``map_lines`` over the local objects; a broken gzip object fails Spark's job: it is found on the
+    driver, quarantined as unreadable (as the polars stage does) and the rest mapped again."""
+    readable = [str(p) for p in paths]
+    while readable:
+        try:
+            return map_lines(
+                spark,
+                readable,
+                parsed,
+                workdir / "out",
+                compression=extras["compression"],
+                target_file_bytes=int(extras["target_file_bytes"]),
+                workdir=workdir,
+                log=log,
+            )
+        except Exception:
+            broken = _broken_gzip(readable)
+            if not broken:
+                raise
+        for path, cause in broken:
+            uri = by_uri[Path(path).resolve().as_uri()][1]
+            log(f"{uri}: {cause}; quarantined as unreadable")
+            quarantine.unreadable(uri, cause)
+        readable = [p for p in readable if p not in dict(broken)]
+    return None, None
+
+
+def _begin_parts(out: Path, target: Any, extras: Mapping[str, Any], pending: list[Any]) -> None:
+    """Every non-empty part Spark wrote, as a pending object named after the attempt (appended to ``pending``
+    as it is made, so a failure aborts the ones made so far)."""
+    from glueflow_dagster.core.stage import output_object_key
+
+    parts = sorted(p for p in out.iterdir() if p.name.startswith("part-") and p.stat().st_size)
+    for number, part in enumerate(parts):
+        key = output_object_key(extras["part_prefix"], number, extras["compression"])
+        pending.append(target.begin_upload(part, key))
+
+
+def _figures() -> dict[str, Any]:
+    return {
         "records_read": 0,
         "records_written": 0,
         "error_records": 0,
@@ -343,129 +436,76 @@ def run(extras: Mapping[str, Any], log: Any) -> dict[str, Any]:
         "first_error": None,
         "exceeded": False,
     }
+
+
+def _stage(
+    extras: Mapping[str, Any], parsed: Any, target: Any, quarantine: _Quarantine, pending: list[Any], log: Any
+) -> None:
+    """Read, map and write pending parts inside a temporary folder; the figures go to ``quarantine.figures``."""
+    from pyspark.sql import SparkSession
+
+    from glueflow_dagster.core.storage import open_storage
+
+    figures = quarantine.figures
+    manifest = list(extras["manifest"])
+    with tempfile.TemporaryDirectory(prefix="glueflow-spark-") as tmp:
+        workdir = Path(tmp)
+        (workdir / "in").mkdir()
+        paths, by_uri, vanished = _local_inputs(open_storage(extras["source"]), manifest, workdir / "in")
+        figures["vanished"] = vanished
+        figures["read"] = [obj for obj in manifest if obj not in vanished]
+        if not paths:
+            return
+        # A session this call did not start (a test's, a notebook's) is used and left running.
+        owned = SparkSession.getActiveSession() is None
+        spark = _session(extras, workdir)
+        try:
+            totals, frame = _map_readable(spark, parsed, paths, by_uri, extras, workdir, quarantine, log)
+            records = totals.records if totals else 0
+            error_records = totals.bad if totals else 0
+            figures["records_read"] = records
+            figures["error_records"] = error_records
+            figures["cast_errors"] = totals.cast_errors if totals else 0
+            if error_records and frame is not None:
+                quarantine.bad_records(frame, by_uri)
+            exceeded = error_records + figures["error_files"] > int(extras["max_error_records"])
+            figures["exceeded"] = exceeded
+            good = records - error_records
+            if exceeded:
+                figures["records_discarded"] = good  # written locally, never uploaded
+            elif good:
+                _begin_parts(workdir / "out", target, extras, pending)
+                figures["records_written"] = good
+        finally:
+            if owned:
+                spark.stop()
+
+
+def run(extras: Mapping[str, Any], log: Any) -> dict[str, Any]:
+    """The stage; returns the figures to report. Raises on failure (pending parts are aborted first)."""
+    from glueflow_dagster.core.commits import abort, aborted_on_failure
+    from glueflow_dagster.core.mapping import parse_mappings
+    from glueflow_dagster.core.storage import open_storage
+
+    parsed = parse_mappings(extras["mappings"])
+    target = open_storage(extras["target"])
+    qprefix = extras["quarantine_prefix"].strip("/")
+    figures = _figures()
     target.delete_prefix(qprefix)  # a retried attempt replaces its quarantine
-    quarantined: list[dict[str, Any]] = []
-
-    def quarantine(data: bytes) -> None:
-        info = target.write_bytes(quarantine_key(qprefix, len(quarantined)), data)
-        quarantined.append(
-            {"key": info.key, "size": info.size, "last_modified_ms": info.last_modified_ms, "etag": info.etag}
-        )
-
+    quarantine = _Quarantine(target, qprefix, figures)
     for uri, cause in extras.get("refused", ()):
-        figures["error_files"] += 1
-        quarantine(object_entry(uri, cause))
-        figures["first_error"] = figures["first_error"] or f"{uri}: {cause}"
-
+        quarantine.unreadable(uri, cause)
     pending: list[Any] = []
-    spark = None
-    # A session this call did not start (a test's, a notebook's) is used and left running.
-    owned = SparkSession.getActiveSession() is None
-    try:
-        with tempfile.TemporaryDirectory(prefix="glueflow-spark-") as tmp:
-            workdir = Path(tmp)
-            (workdir / "in").mkdir()
-            paths, by_uri, vanished = _local_inputs(source, manifest, workdir / "in")
-            figures["vanished"] = vanished
-            figures["read"] = [obj for obj in manifest if obj not in vanished]
-            if paths:
-                builder = SparkSession.builder
-                if extras.get("master"):  # local launcher; on Glue and EMR the service sets master and memory
-                    builder = builder.master(extras["master"]).config(
-                        "spark.driver.memory", extras.get("driver_memory") or "1g"
-                    )
-                builder = (
-                    builder.appName(f"glueflow {extras['part_prefix']}")
-                    .config("spark.sql.ansi.enabled", "false")  # Glue's casts
-                    .config("spark.sql.session.timeZone", "UTC")  # Glue timestamps carry no zone
-                    .config("spark.sql.caseSensitive", "true")  # every spelling its own column (coalesced)
-                    .config("spark.sql.json.enablePartialResults", "true")  # a field that does not fit is null
-                    .config("spark.ui.enabled", "false")
-                    .config("spark.local.dir", str(workdir / "spark"))
-                )
-                spark = builder.getOrCreate()
-                spark.sparkContext.setLogLevel("ERROR")
-                out = workdir / "out"
-                readable = [str(p) for p in paths]
-                while True:
-                    try:
-                        totals, frame = map_lines(
-                            spark,
-                            readable,
-                            parsed,
-                            out,
-                            compression=compression,
-                            target_file_bytes=int(extras["target_file_bytes"]),
-                            workdir=workdir,
-                            log=log,
-                        )
-                        break
-                    except Exception:
-                        # A broken gzip object fails Spark's job: find it on the driver, quarantine it as
-                        # unreadable (as the polars stage does) and map the rest again.
-                        broken = _broken_gzip(readable)
-                        if not broken:
-                            raise
-                    for path, cause in broken:
-                        uri = by_uri[Path(path).resolve().as_uri()][1]
-                        log(f"{uri}: {cause}; quarantined as unreadable")
-                        figures["error_files"] += 1
-                        quarantine(object_entry(uri, cause))
-                        figures["first_error"] = figures["first_error"] or f"{uri}: {cause}"
-                    readable = [p for p in readable if p not in dict(broken)]
-                    if not readable:
-                        break
-                if not readable:
-                    totals, frame = None, None
-                records = totals.records if totals else 0
-                error_records = totals.bad if totals else 0
-                figures["records_read"] = records
-                figures["error_records"] = error_records
-                figures["cast_errors"] = totals.cast_errors if totals else 0
-                if error_records and frame is not None:
-                    entries: dict[str, list[bytes]] = {}
-                    rows = frame.filter(_BAD).select(_SOURCE, _CORRUPT, _ANCHOR).toLocalIterator()
-                    for row in rows:
-                        uri = by_uri.get(row[_SOURCE], (None, row[_SOURCE]))[1]
-                        entry = {
-                            "source": uri,
-                            "line": None,
-                            "error": _ERROR,
-                            "raw": row[_CORRUPT],
-                            "raw_encoding": "utf-8",
-                        }
-                        entries.setdefault(uri, []).append(
-                            (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
-                        )
-                        if figures["first_error"] is None:
-                            figures["first_error"] = f"{uri}: {_ERROR}"
-                    for lines in entries.values():
-                        quarantine(b"".join(lines))
-                exceeded = error_records + figures["error_files"] > int(extras["max_error_records"])
-                figures["exceeded"] = exceeded
-                good = records - error_records
-                if exceeded:
-                    figures["records_discarded"] = good  # written locally, never uploaded
-                elif good:
-                    parts = sorted(p for p in out.iterdir() if p.name.startswith("part-") and p.stat().st_size)
-                    for number, part in enumerate(parts):
-                        key = output_object_key(extras["part_prefix"], number, compression)
-                        pending.append(target.begin_upload(part, key))
-                    figures["records_written"] = good
-        figures["exceeded"] = figures["exceeded"] or figures["error_files"] > int(extras["max_error_records"])
-        if figures["exceeded"]:
-            abort(target, pending, log)
-            pending = []
-    except BaseException:
+    with aborted_on_failure(target, pending, log):
+        _stage(extras, parsed, target, quarantine, pending, log)
+    figures["exceeded"] = figures["exceeded"] or figures["error_files"] > int(extras["max_error_records"])
+    if figures["exceeded"]:
         abort(target, pending, log)
-        raise
-    finally:
-        if spark is not None and owned:
-            spark.stop()
+        pending = []
     figures["pending"] = [_pending_dict(p) for p in pending]
     figures["written"] = [{"key": p.key, "size": p.size} for p in pending]
-    figures["quarantined"] = quarantined
-    figures["quarantine_uri"] = target.uri_for(qprefix) if quarantined else None
+    figures["quarantined"] = quarantine.objects
+    figures["quarantine_uri"] = target.uri_for(qprefix) if quarantine.objects else None
     return figures
 
 

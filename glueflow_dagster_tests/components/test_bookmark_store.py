@@ -13,6 +13,7 @@ from glueflow_dagster.components.jobs import INPUT_RUN_TAG, MANIFEST_TAG, output
 from glueflow_dagster.components.monitoring import run_materialization_metadata
 from glueflow_dagster.components.resources import StorageResource
 from glueflow_dagster.components.sensors import SensorCursor
+from glueflow_dagster.core.plan import frozen_manifest
 from glueflow_dagster.definitions import load_definitions
 from glueflow_dagster_tests.conftest import raw_records, write_flow_file
 
@@ -84,14 +85,14 @@ def test_each_output_run_reads_a_frozen_manifest_of_new_objects_and_commits_on_s
     for _ in range(3):
         input_run = flow.input_run()
         [request] = flow.tick().run_requests
-        manifest = request.run_config["ops"][OP]["config"]["manifest"]
-        assert [m["key"] for m in manifest] == [f"run-{input_run}-attempt-1-part-r-00000.json.gz"]
+        manifest = frozen_manifest(request.run_config["ops"][OP]["config"])
+        assert [m.key for m in manifest] == [f"run-{input_run}-attempt-1-part-r-00000.json.gz"]
         assert request.tags[MANIFEST_TAG] == request.run_config["ops"][OP]["config"]["manifest_id"]
         result = flow.output_run(request)
         assert result.success
         metadata = flow.output_metadata(result.run_id)
         assert metadata["files_read"] == 1 and metadata["new_files"] == 1
-        assert metadata["manifest"] == [[m["key"], m["size"], m["last_modified_ms"], m["etag"]] for m in manifest]
+        assert metadata["manifest"] == [[m.key, m.size, m.last_modified_ms, m.etag] for m in manifest]
         ratios.append(metadata["flow_ratio"])
     assert ratios == [pytest.approx(1.0)] * 3
     committed = committed_bookmark(flow.instance, "events", "bookmark_ctx")
@@ -132,7 +133,7 @@ def test_run_launched_by_hand_plans_from_the_committed_bookmark_and_commits(flow
     # The sensor plans from the same committed state: the staging object is not read a second time.
     input_run = flow.input_run()
     [request] = flow.tick().run_requests
-    keys = [m["key"] for m in request.run_config["ops"][OP]["config"]["manifest"]]
+    keys = [m.key for m in frozen_manifest(request.run_config["ops"][OP]["config"])]
     assert keys == [f"run-{input_run}-attempt-1-part-r-00000.json.gz"]
 
 

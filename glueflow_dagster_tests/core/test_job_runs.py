@@ -30,9 +30,9 @@ from glueflow_dagster.core.commits import COMMIT_KEY, Attempt, CommitRecord, Com
 from glueflow_dagster.core.config import FlowConfig, load_config
 from glueflow_dagster.core.input_run import run_input
 from glueflow_dagster.core.job_run import RunRefused, Stage
-from glueflow_dagster.core.manifests import manifest_from_json
 from glueflow_dagster.core.output_run import OutputRequest, ctx_token, run_output
-from glueflow_dagster.core.stage import StageResult
+from glueflow_dagster.core.plan import manifest_from_json
+from glueflow_dagster.core.stage import StageRequest, StageResult
 from glueflow_dagster.core.storage import LocalStorage, ObjectInfo
 from glueflow_dagster_tests.conftest import raw_records, write_flow_file
 
@@ -134,10 +134,10 @@ class OutputLog:
 
 def polars_stage(after_stage: Callable[[], None] = lambda: None) -> Stage:
     """The polars stage as the shell runs it (pending parts); `after_stage` runs between stage and commit."""
-    stage = job_run.polars_stage("run", lambda _msg: None)
+    stage = job_run.polars_stage(lambda _msg: None)
 
-    def staged_then(*args: Any) -> StageResult:
-        result = stage(*args)
+    def staged_then(request: StageRequest) -> StageResult:
+        result = stage(request)
         after_stage()
         return result
 
@@ -207,6 +207,24 @@ def test_input_then_output_carries_every_record_once_and_the_bookmark_moves_on(f
     assert second["records_read"] == 30 and second["new_files"] == 1  # the Output bookmark skips in-1's parts
     assert _output(flow, log, "out-3")["records_read"] == 0
     assert _output_ids(output) == list(range(80))
+
+
+def test_the_stage_leaves_pending_parts_only_and_the_commit_makes_them_visible(flow: FlowConfig) -> None:
+    raw, staging, _ = _stores(flow)
+    log = MemoryCommitLog()
+    raw.write_bytes("a.json", raw_records(0, 20))
+    seen: dict[str, list[str]] = {}
+
+    def between_stage_and_commit() -> None:
+        seen["visible"] = [o.key for o in staging.list() if not o.key.startswith("_glueflow/")]
+        seen["pending"] = [u.key for u in staging.pending_uploads()]
+
+    metadata = _input(flow, log, "in-1", polars_stage(after_stage=between_stage_and_commit))
+    assert seen["visible"] == [] and len(seen["pending"]) >= 1  # written by the stage, seen by no reader
+    committed = sorted(key for key, *_ in metadata["commit"]["parts"])
+    assert committed == sorted(seen["pending"])
+    assert sorted(o.key for o in staging.list() if not o.key.startswith("_glueflow/")) == committed
+    assert list(staging.pending_uploads()) == []
 
 
 def test_an_output_bookmark_committed_during_the_stage_fails_the_fence_and_discards_only_this_attempt(

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from glueflow_dagster.core import stage
 from glueflow_dagster.core.mapping import parse_mappings
 from glueflow_dagster.core.stage import StageResult, run_stage
+from glueflow_dagster.core.stage import read as stage_read
 from glueflow_dagster.core.storage import LocalStorage, ObjectInfo, S3Storage, Storage, StorageError
 
 MAPPINGS = parse_mappings(
@@ -38,7 +38,7 @@ def locations(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Storage, 
 @pytest.fixture
 def small_groups(monkeypatch: pytest.MonkeyPatch) -> None:
     """Group files of about 8 KB, so a few hundred small objects make several of them."""
-    monkeypatch.setattr(stage, "_GROUP_BYTES", 8 * 1024)
+    monkeypatch.setattr(stage_read, "_GROUP_BYTES", 8 * 1024)
 
 
 def _record(i: int) -> dict[str, Any]:

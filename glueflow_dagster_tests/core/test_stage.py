@@ -15,12 +15,13 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 
-from glueflow_dagster.core import stage
 from glueflow_dagster.core.commits import Attempt, abort, commit_manifest_key, publish
 from glueflow_dagster.core.mapping import parse_mappings
 from glueflow_dagster.core.quarantine import list_stage_inputs
 from glueflow_dagster.core.sample_data import write_events_file
-from glueflow_dagster.core.stage import StageError, output_object_key, run_stage
+from glueflow_dagster.core.stage import StageError, StageRequest, output_object_key, run_stage, stage_pending
+from glueflow_dagster.core.stage import plan as stage_plan
+from glueflow_dagster.core.stage import read as stage_read
 from glueflow_dagster.core.storage import LocalStorage, ObjectInfo, S3Storage, Storage, StorageError
 
 MAPPINGS = parse_mappings(
@@ -150,15 +151,17 @@ def test_large_runs_are_split_into_parts_of_about_target_file_bytes(
     assert result.bytes_written == sum(o.size for o in target.list(recurse=False))
 
 
-def test_deferred_parts_stay_invisible_until_published(locations: tuple[Storage, Storage]) -> None:
+def test_a_stage_run_returns_pending_parts_only_until_commits_publishes_them(
+    locations: tuple[Storage, Storage],
+) -> None:
     source, target = locations
     info = source.write_bytes("x.json", _many(60))
-    result = run_stage(
-        source, [info], MAPPINGS, target, name_prefix="run-d", compression="gzip", target_file_bytes=500,
-        defer_commit=True,
-    )
+    request = StageRequest(source, (info,), target, "run-d", MAPPINGS, compression="gzip", target_file_bytes=500)
+    result = stage_pending(request)
     assert len(result.pending) == result.files_written > 3
+    assert [p.key for p in result.pending] == [o.key for o in result.written]
     assert list(list_stage_inputs(target, recurse=True, exclusions=())) == []  # written, but no reader sees it
+    assert not any(o.key.startswith("run-d") for o in target.list(recurse=True))  # not even a raw listing
     assert sorted(u.key for u in target.pending_uploads()) == sorted(p.key for p in result.pending)
     record = publish(target, Attempt("r1"), "job", result.pending, result.records_written)
     assert sorted(o.key for o in list_stage_inputs(target, recurse=True, exclusions=())) == sorted(record.keys)
@@ -174,7 +177,7 @@ def test_an_aborted_attempt_leaves_nothing_and_touches_no_other_attempt(location
     run_stage(source, [info], MAPPINGS, target, name_prefix="run-a", compression="none", target_file_bytes=300)
     committed = {o.key: target.read_bytes(o.key) for o in target.list(recurse=False)}
     assert len(committed) > 1
-    result = run_stage(source, [info], MAPPINGS, target, name_prefix="run-b", compression="none", defer_commit=True)
+    result = stage_pending(StageRequest(source, (info,), target, "run-b", MAPPINGS))
     assert abort(target, result.pending) == len(result.pending) == 1
     bad = source.write_bytes("x.json", _many(30) + b"{broken\n")
     with pytest.raises(StageError, match=r"x\.json line 31: malformed JSON$"):
@@ -197,7 +200,7 @@ def test_objects_deleted_after_planning_are_skipped_and_counted(locations: tuple
 def test_remote_objects_are_read_in_bounded_groups(
     s3_client: Any, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(stage, "_STAGING_BYTES", 1)  # every object is its own download group
+    monkeypatch.setattr(stage_read, "_STAGING_BYTES", 1)  # every object is its own download group
     source, target = S3Storage(s3_bucket, "in", s3_client), S3Storage(s3_bucket, "out", s3_client)
     infos = [source.write_bytes(f"in-{i}.json", _many(10, 10 * i)) for i in range(4)]
     result = run_stage(source, infos, MAPPINGS, target, name_prefix="run-g", compression="gzip")
@@ -257,7 +260,7 @@ def test_a_sample_in_another_form_maps_in_full_from_the_start(tmp_path: Path) ->
 def test_after_a_miss_later_groups_are_mapped_in_full_at_once(
     s3_client: Any, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(stage, "_STAGING_BYTES", 1)  # every object is its own download group
+    monkeypatch.setattr(stage_read, "_STAGING_BYTES", 1)  # every object is its own download group
     source, target = S3Storage(s3_bucket, "in", s3_client), S3Storage(s3_bucket, "out", s3_client)
     infos = [
         source.write_bytes("a.json", _timestamps(10)),
@@ -275,28 +278,28 @@ def test_after_a_miss_later_groups_are_mapped_in_full_at_once(
 def small_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
     """Objects above 1,000 bytes are read in pieces of about 300 bytes; boundaries are looked for 16
     bytes at a time, so lines cross windows."""
-    monkeypatch.setattr(stage, "_SPLIT_ABOVE_BYTES", 1000)
-    monkeypatch.setattr(stage, "_PIECE_BYTES", 300)
-    monkeypatch.setattr(stage, "_BOUNDARY_WINDOW", 16)
+    monkeypatch.setattr(stage_read, "_SPLIT_ABOVE_BYTES", 1000)
+    monkeypatch.setattr(stage_read, "_PIECE_BYTES", 300)
+    monkeypatch.setattr(stage_read, "_BOUNDARY_WINDOW", 16)
 
 
 def test_the_size_sample_reads_the_head_of_a_json_lines_object(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(stage, "_SAMPLE_BLOCK", 100)
-    monkeypatch.setattr(stage, "_SIZE_SAMPLE_LINES", 10)
+    monkeypatch.setattr(stage_plan, "_SAMPLE_BLOCK", 100)
+    monkeypatch.setattr(stage_plan, "_SIZE_SAMPLE_LINES", 10)
     data = _many(50)
     plain, packed, short = tmp_path / "plain.json", tmp_path / "packed.json", tmp_path / "short.json"
     plain.write_bytes(data)
     packed.write_bytes(gzip.compress(data))
     short.write_bytes(_many(3)[:-1])  # no final newline
-    head = stage._sample_source(plain)
+    head = stage_plan._sample_source(plain)
     assert isinstance(head, bytes) and data.startswith(head) and head.endswith(b"\n")
     assert head.count(b"\n") > 10  # the sample's lines, whole
-    assert stage._sample_source(packed) == str(packed)  # compressed: read by polars, as before
-    assert stage._sample_source(short) == short.read_bytes()
-    monkeypatch.setattr(stage, "_SAMPLE_MAX_BYTES", 100)
+    assert stage_plan._sample_source(packed) == str(packed)  # compressed: read by polars, as before
+    assert stage_plan._sample_source(short) == short.read_bytes()
+    monkeypatch.setattr(stage_plan, "_SAMPLE_MAX_BYTES", 100)
     long_line = tmp_path / "long.json"
     long_line.write_bytes(b'{"note": "' + b"x" * 500 + b'"}\n')
-    assert stage._sample_source(long_line) == str(long_line)  # no whole line within the limit
+    assert stage_plan._sample_source(long_line) == str(long_line)  # no whole line within the limit
 
 
 @pytest.mark.usefixtures("small_pieces")
@@ -306,7 +309,7 @@ def test_pieces_are_line_aligned_and_add_up_to_the_object(tmp_path: Path) -> Non
     path.write_bytes(data)
     messages: list[str] = []
     with ExitStack() as stack:
-        pieces = stage._pieces(path, "file:///big.json", tmp_path, stack, messages.append)
+        pieces = stage_read.line_aligned_pieces(path, "file:///big.json", tmp_path, stack, messages.append)
         contents = [piece.read_bytes() for piece in pieces]
         assert len(pieces) > 3 and b"".join(contents) == data
         assert all(c.endswith(b"\n") for c in contents[:-1])  # every piece ends where a line ends
@@ -358,7 +361,7 @@ def test_compressed_and_other_large_objects_are_read_whole(tmp_path: Path) -> No
 def test_errors_in_a_later_group_delete_the_parts_of_earlier_groups(
     s3_client: Any, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(stage, "_STAGING_BYTES", 1)
+    monkeypatch.setattr(stage_read, "_STAGING_BYTES", 1)
     source, target = S3Storage(s3_bucket, "in", s3_client), S3Storage(s3_bucket, "out", s3_client)
     infos = [
         source.write_bytes("a.json", _many(10)),
@@ -567,7 +570,7 @@ def test_groups_after_the_threshold_are_still_counted_but_not_written(
     s3_client: Any, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Once the run is failing, later groups are only read (every line parsed), not mapped to parts."""
-    monkeypatch.setattr(stage, "_STAGING_BYTES", 1)
+    monkeypatch.setattr(stage_read, "_STAGING_BYTES", 1)
     text_only = parse_mappings([["id", "string", "id", "string"]])  # no casts: nothing else parses lines
     source, target = S3Storage(s3_bucket, "in", s3_client), S3Storage(s3_bucket, "out", s3_client)
     infos = [

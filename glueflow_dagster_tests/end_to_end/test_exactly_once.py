@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 from glueflow_dagster.components.jobs import output_key, pool_name, staging_key
 from glueflow_dagster.components.monitoring import run_materialization_metadata
 from glueflow_dagster.core.commits import COMMITS_DIR
+from glueflow_dagster.core.plan import frozen_manifest
 from glueflow_dagster_tests.support.flow_driver import (
     FLOW,
     INPUT_JOB,
@@ -347,9 +348,9 @@ def test_staging_object_deleted_after_the_plan_is_counted_warned_and_the_flow_mo
     driver.add_raw(60)
     assert driver.input_run().success
     [request] = driver.tick()
-    manifest = request.run_config["ops"][OUTPUT_OP]["config"]["manifest"]
+    manifest = frozen_manifest(request.run_config["ops"][OUTPUT_OP]["config"])
     assert len(manifest) == 2
-    gone = manifest[0]["key"]
+    gone = manifest[0].key
     staging = driver.storage("staging")
     driver.truth.hand_deleted |= {json.loads(x)["event_id"] for x in gzip.decompress(staging.read_bytes(gone)).split()}
     staging.delete(gone)
@@ -359,7 +360,7 @@ def test_staging_object_deleted_after_the_plan_is_counted_warned_and_the_flow_mo
     result = driver.output_run(request)
     assert result.success and driver.stage_engine(result.run_id) == engine_of(engines)
     meta = output_meta(driver, result.run_id)
-    assert meta["vanished_files"] == 1 and meta["vanished_bytes"] == manifest[0]["size"]
+    assert meta["vanished_files"] == 1 and meta["vanished_bytes"] == manifest[0].size
     assert meta["records_written"] == 60
     [check] = [
         e.event_specific_data
@@ -373,7 +374,7 @@ def test_staging_object_deleted_after_the_plan_is_counted_warned_and_the_flow_mo
     driver.add_raw(30)
     assert driver.input_run().success
     [follow] = driver.tick()  # the next tick follows the new input: no retry of the old manifest
-    keys = [m["key"] for m in follow.run_config["ops"][OUTPUT_OP]["config"]["manifest"]]
+    keys = [m.key for m in frozen_manifest(follow.run_config["ops"][OUTPUT_OP]["config"])]
     assert gone not in keys and len(keys) == 1
     assert driver.output_run(follow).success
     # One Output run per successful Input run (some with empty manifests), then nothing: no endless loop.
@@ -382,7 +383,7 @@ def test_staging_object_deleted_after_the_plan_is_counted_warned_and_the_flow_mo
         if not requests:
             break
         for request in requests:
-            assert gone not in [m["key"] for m in request.run_config["ops"][OUTPUT_OP]["config"]["manifest"]]
+            assert gone not in [m.key for m in frozen_manifest(request.run_config["ops"][OUTPUT_OP]["config"])]
             assert driver.output_run(request).success
     assert driver.tick() == []
     assert_exactly_once(driver, explained_losses=40)

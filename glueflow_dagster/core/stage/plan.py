@@ -1,0 +1,333 @@
+"""Planning a stage's query: the polars query itself, the samples it is planned from, and the spellings.
+
+The data path of a stage is one lazy polars query on the streaming engine, from scan to sink
+(:func:`query`): the read schema comes from the mappings (unmapped fields are never materialized), the
+output is split into parts of about ``target_file_bytes`` of JSON each (the writer's sink, see write.py),
+and the record and cast-error counts come from the same query.
+
+:func:`make_plan` plans it from samples of the first objects: the schema polars infers from their first
+lines (:func:`sample_schema`: the spellings of field names and the JSON types kept) and the JSON size of
+one output record (records per part). Source names match case-insensitively over the whole run, not just
+the sample: :func:`respelled` extends a plan with spellings first seen later (:func:`spelling_regex`).
+The Spark stage script plans from the same samples and spellings, so both engines read the same fields
+with the same types.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import polars as pl
+
+from glueflow_dagster.core.mapping import (
+    ApplyMapping,
+    FieldMapping,
+    PlainTimestamps,
+    presence_mapping,
+    source_read_schema,
+)
+from glueflow_dagster.core.quarantine import READ_ERRORS
+from glueflow_dagster.core.stage.write import Writer, clear
+
+__all__ = [
+    "READ_ERRORS",
+    "QueryPlan",
+    "field_names",
+    "make_plan",
+    "merged_schemas",
+    "query",
+    "respelled",
+    "sample_schema",
+    "spelling_regex",
+]
+
+# Schema inference for case-insensitive name matching reads only this many lines per stage.
+_SCHEMA_SAMPLE_LINES = 100
+# Lines mapped up front to estimate the JSON size of one output record (for splitting into parts).
+_SIZE_SAMPLE_LINES = 1000
+_DEFAULT_RECORD_BYTES = 256
+_SAMPLE_BLOCK = 1024**2  # the size sample reads the head of an object in blocks of this size
+_SAMPLE_MAX_BYTES = 16 * 1024**2  # and at most this much of it (fewer lines where lines are longer)
+_PROBE_FILES = 3  # objects tried for the schema sample before giving up on it
+
+
+@dataclass(frozen=True)
+class QueryPlan:
+    """What every query of one run shares."""
+
+    mappings: tuple[FieldMapping, ...]
+    read_schema: pl.Schema
+    records_per_part: int
+    writer: Writer  # the output format (see write.py)
+    # Map text to timestamps in the plain form only (ApplyMapping's speculative fast form): chosen when
+    # the sample holds no other form; a group where it leaves a value null is mapped again in full.
+    plain_timestamps: bool = False
+    # The sample's schema, and every mapped leaf read as String: read_schema keeps the JSON types the
+    # sample shows; where later data holds another type (a number here, an object there), the mapped
+    # fields that differ are read as text (see read.query_tolerant). text_schema is None when read_schema
+    # is all text already.
+    observed: pl.Schema | None = None
+    text_schema: pl.Schema | None = None
+    # Every spelling of a mapped name known so far (see respelled): source names match
+    # case-insensitively over the whole run, not just the sample.
+    spellings: frozenset[str] = frozenset()
+
+
+def _target_expr(path: tuple[str, ...]) -> pl.Expr:
+    expr = pl.col(path[0])
+    for name in path[1:]:
+        expr = expr.struct.field(name)
+    return expr
+
+
+def _mapped_with_cast_errors(
+    scan: pl.LazyFrame, plan: QueryPlan, plain_timestamps: PlainTimestamps
+) -> tuple[pl.LazyFrame, list[str], pl.Expr, pl.Expr]:
+    """ApplyMapping plus, in the same projection, each cast-failing mapping's source.
+
+    A cast error is a source that is present but whose mapped value is null (as ``cast_error_count``
+    counts it). A mapped value is never present without its source, so per mapping the errors are the
+    present sources minus the present targets: two validity counts, no per-row work. Carrying the source
+    through the mapping (``presence_mapping``: an identity cast of its read type, free) lets the count
+    read it beside the mapped values. Every JSON value (text, number, boolean, object, array) has a text
+    form, so a mapping to String never fails and needs no check. The last expression counts the cast
+    errors of timestamp mappings: with ``plain_timestamps`` any of them means the speculation missed.
+    """
+    extra: list[FieldMapping] = []
+    errors: list[pl.Expr] = []
+    timestamp_errors: list[pl.Expr] = []
+    for index, fm in enumerate(plan.mappings):
+        if isinstance(fm.target_type, pl.Null | pl.String):
+            continue
+        name = f"__glueflow_source_{index}"
+        extra.append(presence_mapping(fm, plan.read_schema, name))  # the source, identity-cast
+        error = pl.col(name).count().cast(pl.Int64) - _target_expr(fm.target).count()
+        errors.append(error)
+        if isinstance(fm.target_type, pl.Datetime):
+            timestamp_errors.append(error)
+    mapped = ApplyMapping.apply(scan, [*plan.mappings, *extra], plain_timestamps=plain_timestamps)
+    columns = list(dict.fromkeys(fm.target[0] for fm in plan.mappings))
+    return mapped, columns, _total(errors), _total(timestamp_errors)
+
+
+def _total(terms: list[pl.Expr]) -> pl.Expr:
+    return pl.sum_horizontal(terms) if terms else pl.lit(0, pl.Int64)
+
+
+def query(
+    paths: Sequence[Path], plan: QueryPlan, out_dir: Path | None, first_part: int, *, ignore_errors: bool
+) -> tuple[int, int, bool, int]:
+    """Scan -> map -> sink parts into ``out_dir`` (None: count only).
+
+    Returns (records, cast errors, whether the plain-timestamp speculation missed, null mapped values). With
+    ``plan.plain_timestamps`` a query whose timestamp mappings leave a present value null is run again
+    with the full timestamp parser, so the result is always the full mapping's.
+    """
+    if plan.plain_timestamps:
+        records, casts, missed, missing = _query_once(
+            paths, plan, out_dir, first_part, ignore_errors, plain_timestamps=True
+        )
+        if not missed:
+            return records, casts, False, missing
+        if out_dir is not None:
+            clear(out_dir)
+    records, casts, _, missing = _query_once(paths, plan, out_dir, first_part, ignore_errors, plain_timestamps=False)
+    return records, casts, plan.plain_timestamps, missing
+
+
+def _query_once(
+    paths: Sequence[Path],
+    plan: QueryPlan,
+    out_dir: Path | None,
+    first_part: int,
+    ignore_errors: bool,
+    *,
+    plain_timestamps: bool,
+) -> tuple[int, int, int, int]:
+    """One query; returns (records, cast errors, cast errors of timestamp mappings, null mapped values)."""
+    scan = pl.scan_ndjson([str(p) for p in paths], schema=plan.read_schema, ignore_errors=ignore_errors)
+    # The plain form's timestamps go out as their source text: the JSON writer would write the same bytes.
+    plain: PlainTimestamps = "text" if plain_timestamps else False
+    mapped, columns, cast_errors, timestamp_errors = _mapped_with_cast_errors(scan, plan, plain)
+    missing = _total([_target_expr(fm.target).null_count().cast(pl.Int64) for fm in plan.mappings])
+    figures = [
+        pl.len().alias("records"),
+        cast_errors.alias("casts"),
+        timestamp_errors.alias("timestamp_casts"),
+        missing.alias("missing"),
+    ]
+    if out_dir is None:
+        # Nothing to write: still parse every line (a bare len() only counts lines) to find bad ones.
+        parse_all = [pl.col(name).null_count().alias(f"__glueflow_nulls_{i}") for i, name in enumerate(columns)]
+        totals = mapped.select(*figures, *parse_all).collect(engine="streaming")
+    else:
+        with ExitStack() as files:
+            sink = plan.writer.sink(mapped.select(columns), out_dir, first_part, plan.records_per_part, files)
+            _, totals = pl.collect_all([sink, mapped.select(figures)], engine="streaming")
+    return (
+        int(totals["records"][0]),
+        int(totals["casts"][0] or 0),
+        int(totals["timestamp_casts"][0] or 0),
+        int(totals["missing"][0] or 0),
+    )
+
+
+def make_plan(
+    paths: Sequence[Path], mappings: tuple[FieldMapping, ...], target_file_bytes: int, writer: Writer
+) -> QueryPlan:
+    """Read schema (spellings observed in a sample of the first readable object) and records per part."""
+    observed = sample_schema(paths)
+    read_schema = source_read_schema(mappings, observed)
+    text_schema = source_read_schema(mappings, observed, typed=False)
+    record_bytes = float(_DEFAULT_RECORD_BYTES)
+    speculate = any(isinstance(fm.target_type, pl.Datetime) for fm in mappings)
+    plain_sample = False
+    for path in paths[:_PROBE_FILES]:
+        try:
+            rows = pl.scan_ndjson(_sample_source(path), schema=read_schema, n_rows=_SIZE_SAMPLE_LINES)
+            frames = [ApplyMapping.apply(rows, mappings)]
+            if speculate:
+                frames.append(ApplyMapping.apply(rows, mappings, plain_timestamps=True))
+            sample, *rest = pl.collect_all(frames)  # one read of the sample for both
+            plain = rest[0] if rest else None
+        except READ_ERRORS:
+            continue
+        if sample.height:
+            record_bytes = max(1.0, len(sample.write_ndjson().encode()) / sample.height)
+            plain_sample = plain is not None and plain.equals(sample)
+            break
+    records_per_part = max(1, int(target_file_bytes // record_bytes))
+    return QueryPlan(
+        mappings,
+        read_schema,
+        records_per_part,
+        writer,
+        plain_timestamps=plain_sample,
+        observed=observed,
+        text_schema=None if text_schema == read_schema else text_schema,
+        spellings=frozenset(field_names(observed or {})),
+    )
+
+
+def sample_schema(paths: Sequence[Path]) -> pl.Schema | None:
+    """The schema polars infers from the first lines of the first readable of the first few objects.
+
+    The sample the stage's read schema comes from (:func:`mapping.source_read_schema`): the spellings of
+    field names and the JSON types kept. The Spark stage script samples with this function too, so both
+    engines read the same fields with the same types.
+    """
+    for path in paths[:_PROBE_FILES]:
+        try:
+            schema = pl.scan_ndjson(str(path), infer_schema_length=_SCHEMA_SAMPLE_LINES).collect_schema()
+        except READ_ERRORS:
+            continue  # a bad object: it will be inspected (and quarantined) later
+        if len(schema):
+            return schema
+    return None
+
+
+def _sample_source(path: Path) -> str | bytes:
+    """What the size sample reads: the bytes of about the first _SIZE_SAMPLE_LINES lines of an uncompressed
+    JSON-lines object, else the object itself (compressed, another format). A scan of a whole object
+    sets up its reading over the whole file, tens of milliseconds before the first record; these run
+    before the stage's query and on one core. Blank lines are no records, so where the head holds some
+    the sample is a little shorter (it only estimates a record's output size)."""
+    with open(path, "rb") as src:
+        head = src.read(_SAMPLE_BLOCK)
+        if not head.lstrip(b" \t\r\n").startswith(b"{"):
+            return str(path)
+        blocks = [head]
+        newlines = head.count(b"\n")
+        while newlines <= _SIZE_SAMPLE_LINES and len(blocks) * _SAMPLE_BLOCK < _SAMPLE_MAX_BYTES:
+            block = src.read(_SAMPLE_BLOCK)
+            if not block:
+                return b"".join(blocks)  # the whole object: fewer lines than the sample
+            blocks.append(block)
+            newlines += block.count(b"\n")
+    head = b"".join(blocks)
+    end = head.rfind(b"\n")
+    return head[: end + 1] if end >= 0 else str(path)
+
+
+def field_names(schema: Mapping[str, pl.DataType]) -> Iterator[str]:
+    """Every field name of a schema, at every level."""
+    for name, dtype in schema.items():
+        yield name
+        if isinstance(dtype, pl.Struct):
+            yield from field_names({f.name: f.dtype for f in dtype.fields})
+
+
+def merged_schemas(a: Mapping[str, pl.DataType], b: Mapping[str, pl.DataType]) -> dict[str, pl.DataType]:
+    """Union of two inferred schemas, struct fields merged level by level (``a``'s types win)."""
+    fields = dict(a)
+    for name, dtype in b.items():
+        mine = fields.get(name)
+        if mine is None:
+            fields[name] = dtype
+        elif isinstance(mine, pl.Struct) and isinstance(dtype, pl.Struct):
+            inner = merged_schemas({f.name: f.dtype for f in mine.fields}, {f.name: f.dtype for f in dtype.fields})
+            fields[name] = pl.Struct(inner)
+    return fields
+
+
+def spelling_regex(mappings: Sequence[FieldMapping]) -> str | None:
+    """A regex matching a JSON key that spells a mapped source name in any case (``"Id":``), or None.
+
+    Field names only: array element indices (items[0]) have no spelling. The Spark stage script scans
+    with the same regex (Java's, with Unicode case folding).
+    """
+    wanted = sorted({name.lower() for fm in mappings for name in fm.source if isinstance(name, str)})
+    if not wanted:
+        return None
+    keys = "|".join(re.escape(name) for name in wanted)
+    return f'(?i)"(?:{keys})"\\s*:'
+
+
+def respelled(paths: Sequence[Path], plan: QueryPlan, workdir: Path) -> QueryPlan | None:
+    """A plan that also reads spellings of mapped names first seen in these objects, or None if there are none.
+
+    Glue matches source names case-insensitively over every record; the read schema comes from a sample,
+    so a spelling that first appears later (``ID`` after ``id``) would be read as missing. Called only for
+    a group whose mapped values came out null somewhere (the only place such a spelling can hide): one
+    regex pass over the group's lines finds the keys that spell a mapped name; lines holding new ones
+    extend the observed schema.
+    """
+    regex = spelling_regex(plan.mappings)
+    if regex is None:
+        return None
+    lines = pl.scan_lines([str(p) for p in paths])
+    found = (
+        lines.select(pl.col("line").str.extract_all(regex).explode().drop_nulls().unique())
+        .collect(engine="streaming")
+        .to_series()
+        .to_list()
+    )
+    new = {key.split('"')[1] for key in found} - plan.spellings
+    if not new:
+        return None
+    pattern = "|".join(re.escape(f'"{name}"') for name in sorted(new))
+    sample = workdir / f"spellings-{uuid.uuid4().hex}.json"
+    lines.filter(pl.col("line").str.contains(pattern)).head(_SIZE_SAMPLE_LINES).collect().write_csv(
+        sample, include_header=False, quote_style="never"
+    )
+    try:
+        extra = pl.scan_ndjson(str(sample), infer_schema_length=None).collect_schema()
+    except READ_ERRORS:
+        extra = pl.Schema()
+    finally:
+        sample.unlink(missing_ok=True)
+    observed = pl.Schema(merged_schemas(plan.observed or {}, extra))
+    read_schema = source_read_schema(plan.mappings, observed)
+    text_schema = source_read_schema(plan.mappings, observed, typed=False)
+    return replace(
+        plan,
+        read_schema=read_schema,
+        text_schema=None if text_schema == read_schema else text_schema,
+        observed=observed,
+        spellings=plan.spellings | new,
+    )

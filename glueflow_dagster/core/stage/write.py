@@ -1,0 +1,109 @@
+"""Writing a stage's output: the writer seam.
+
+A writer turns the mapped frame into local part files (one streaming sink, about ``records_per_part``
+records each) and names them; :func:`begin_parts` then uploads every part as a *pending* object
+(``Storage.begin_upload``): written, but no reader sees it until the commit completes it
+(``core.commits``). Nothing here makes data visible or removes it.
+
+JSON lines (plain or gzip) is today's one format: :class:`JsonLinesWriter`. Another output format is
+one more writer with the same two methods, picked where the query plan is made.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import polars as pl
+
+from glueflow_dagster.core.compression import IgzipParts, written_by_isal
+from glueflow_dagster.core.storage import PendingObject, Storage
+
+__all__ = ["JsonLinesWriter", "Writer", "begin_parts", "clear", "output_object_key"]
+
+
+def output_object_key(name_prefix: str, part: int, compression: str) -> str:
+    """Glue-style part names (`<name_prefix>-part-r-00000`); the prefix names the writing attempt."""
+    suffix = ".json.gz" if compression == "gzip" else ".json"
+    return f"{name_prefix}-part-r-{part:05d}{suffix}"
+
+
+class Writer(Protocol):
+    """One output format: how the mapped frame becomes local part files, and what the parts are called."""
+
+    def sink(
+        self, frame: pl.LazyFrame, out_dir: Path, first_part: int, records_per_part: int, files: ExitStack
+    ) -> pl.LazyFrame:
+        """A lazy sink writing ``frame`` as ``part-NNNNN`` files into ``out_dir``, numbered from ``first_part``;
+        ``files`` closes whatever the sink leaves open once it ran."""
+        ...
+
+    def object_key(self, name_prefix: str, part: int) -> str:
+        """The part's object name in the target location."""
+        ...
+
+
+@dataclass(frozen=True)
+class JsonLinesWriter:
+    """JSON lines, uncompressed or gzip (``compression_level`` 1-9; ISA-L deflates where it writes that level)."""
+
+    compression: str
+    compression_level: int | None = None  # gzip only
+
+    @property
+    def suffix(self) -> str:
+        return ".json.gz" if self.compression == "gzip" else ".json"
+
+    def object_key(self, name_prefix: str, part: int) -> str:
+        return output_object_key(name_prefix, part, self.compression)
+
+    def sink(
+        self, frame: pl.LazyFrame, out_dir: Path, first_part: int, records_per_part: int, files: ExitStack
+    ) -> pl.LazyFrame:
+        suffix = self.suffix
+
+        def part_name(index: int) -> str:
+            return f"part-{first_part + index:05d}{suffix}"
+
+        def part_path(args: Any) -> str:
+            return part_name(args.index_in_partition)
+
+        provider: Callable[[Any], Any] = part_path
+        options: dict[str, Any] = {
+            "compression": "gzip" if self.compression == "gzip" else "uncompressed",
+            "compression_level": self.compression_level,
+        }
+        if self.compression == "gzip" and written_by_isal(self.compression_level):
+            # polars writes the JSON, ISA-L deflates it (see core.compression)
+            provider = files.enter_context(IgzipParts(out_dir, part_name, self.compression_level or 0))
+            options = {}
+        return frame.sink_ndjson(
+            pl.PartitionBy(
+                str(out_dir),
+                file_path_provider=provider,
+                max_rows_per_file=records_per_part,
+                approximate_bytes_per_file=None,
+            ),
+            lazy=True,
+            **options,
+        )
+
+
+def begin_parts(out_dir: Path, target: Storage, name_prefix: str, writer: Writer) -> list[PendingObject]:
+    """Upload the parts in ``out_dir`` as pending objects: written, but no reader sees them yet."""
+    pending = []
+    for local in sorted(out_dir.iterdir()):
+        part = int(local.name.split(".")[0].removeprefix("part-"))
+        pending.append(target.begin_upload(local, writer.object_key(name_prefix, part)))
+        local.unlink()
+    return pending
+
+
+def clear(folder: Path) -> None:
+    """Empty a local folder of part files (a query that is run again writes its parts anew)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
