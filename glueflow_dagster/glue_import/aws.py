@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from glueflow_dagster.core.storage import redact
 from glueflow_dagster.glue_import.report import ImportGlueError, ReportItem, short
 from glueflow_dagster.glue_import.script import MAX_SCRIPT_BYTES
 from glueflow_dagster.glue_import.triggers import read_triggers
@@ -82,7 +83,14 @@ def _get_job(glue: Any, name: str) -> AwsJob:
     command = job.get("Command") or {}
     location = command.get("ScriptLocation")
     if not location or not str(location).startswith("s3://"):
-        raise ImportGlueError(f"Glue job {name!r}: Command.ScriptLocation {short(location)!r} is not an s3:// URI")
+        shown = short(redact(str(location))) if location else location
+        raise ImportGlueError(f"Glue job {name!r}: Command.ScriptLocation {shown!r} is not an s3:// URI")
+    if redact(location) != location:
+        # An S3 URI has no user:password@ part; its bucket would be the credentials. Never read, never shown.
+        raise ImportGlueError(
+            f"Glue job {name!r}: Command.ScriptLocation {short(redact(location))!r} holds credentials "
+            "(user:password@); an s3:// location never does, so the script is not read"
+        )
     return AwsJob(
         name=name,
         script_location=location,

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from glueflow_dagster.core.storage import redact
 from glueflow_dagster.glue_import.arguments import (
     entry_variables,
     report_arguments,
@@ -147,7 +148,7 @@ def _sensor_and_concurrency(draft: Draft) -> None:
                 NEEDS_USER,
                 "job argument",
                 f"{key}: not carried over (no glueflow equivalent, or not used by a converted step)",
-                short(value),
+                short(redact(str(value))),
                 source=where,
             )
 

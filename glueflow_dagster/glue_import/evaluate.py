@@ -16,12 +16,18 @@ from typing import Any
 from glueflow_dagster.glue_import.report import short
 from glueflow_dagster.glue_import.values import (
     IDENTIFIER,
+    MAX_EVALUATION_WORK,
+    MAX_VALUE_SIZE,
+    DictValue,
     LineList,
     Opaque,
     Text,
     TupleValue,
     Unresolved,
+    ValueTooLarge,
+    concat,
     dotted,
+    measure,
     plain,
 )
 
@@ -32,6 +38,7 @@ class Evaluator:
     def __init__(self) -> None:
         self.args: dict[str, int] = {}  # getResolvedOptions names -> line
         self._env: dict[str, Any] = {}
+        self._work = 0  # characters and elements of every value evaluated so far (see MAX_EVALUATION_WORK)
 
     def value_call(self, call: ast.Call) -> bool:
         """Calls that only build a string: `"...".format(...)`, `"/".join([...])`, `args.get("X")`, json.dumps."""
@@ -51,7 +58,21 @@ class Evaluator:
         )
 
     def evaluate(self, node: ast.expr) -> Any:
-        """The value of a literal expression; `args['X']` becomes Text('${X}'); anything else is Unresolved."""
+        """The value of a literal expression; `args['X']` becomes Text('${X}'); anything else is Unresolved.
+
+        Each value's size is charged to the script's evaluation budget: values growing statement by
+        statement (`l = l + [x]` thousands of times) cost time with the square of their count.
+        """
+        value = self._evaluate(node)
+        self._work += measure(value)[0]
+        if self._work > MAX_EVALUATION_WORK:
+            raise ValueTooLarge(
+                f"the script's expressions build over {MAX_EVALUATION_WORK:,} characters and elements in all; "
+                "the importer stops evaluating"
+            )
+        return value
+
+    def _evaluate(self, node: ast.expr) -> Any:
         line = getattr(node, "lineno", None)
         if isinstance(node, ast.Constant):
             return Text(node.value) if isinstance(node.value, str) else node.value
@@ -60,9 +81,8 @@ class Evaluator:
                 return self._env[node.id]
             raise Unresolved(f"name {node.id!r} is not defined by a literal assignment in the script", line)
         if isinstance(node, ast.List | ast.Tuple):
-            values = LineList(self.evaluate(element) for element in node.elts)
-            values.lines = [element.lineno for element in node.elts]
-            return values if isinstance(node, ast.List) else TupleValue(values, values.lines)
+            kind = LineList if isinstance(node, ast.List) else TupleValue
+            return kind((self.evaluate(element) for element in node.elts), [element.lineno for element in node.elts])
         if isinstance(node, ast.Dict):
             return self._dict(node)
         if isinstance(node, ast.Subscript):
@@ -70,13 +90,13 @@ class Evaluator:
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
             return self._add(node)
         if isinstance(node, ast.JoinedStr):
-            text = Text("")
+            parts: list[Text] = []
             for part in node.values:
                 value = self.evaluate(part.value) if isinstance(part, ast.FormattedValue) else self.evaluate(part)
                 if not isinstance(value, Text):
                     raise Unresolved(f"f-string part {ast.unparse(part)!r} is not a string", line)
-                text = text + value
-            return text
+                parts.append(value)
+            return concat(parts)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant):
             return -node.operand.value
         if isinstance(node, ast.Call) and dotted(node.func) == "json.dumps" and len(node.args) == 1:
@@ -89,7 +109,7 @@ class Evaluator:
         shown = short(ast.unparse(node))
         raise Unresolved(f"{shown!r} cannot be evaluated without running the script", line)
 
-    def _dict(self, node: ast.Dict) -> dict[str, Any]:
+    def _dict(self, node: ast.Dict) -> DictValue:
         result: dict[str, Any] = {}
         for key, value in zip(node.keys, node.values, strict=True):
             if key is None:
@@ -98,7 +118,7 @@ class Evaluator:
             if not isinstance(key_value, Text) or key_value.variables:
                 raise Unresolved("dict key is not a literal string", node.lineno)
             result[key_value.text] = self.evaluate(value)
-        return result
+        return DictValue(result)
 
     def _subscript(self, node: ast.Subscript) -> Any:
         line = node.lineno
@@ -118,12 +138,10 @@ class Evaluator:
         if isinstance(left, Text) and isinstance(right, Text):
             return left + right
         if isinstance(left, list) and isinstance(right, list):
-            joined = LineList([*left, *right])
-            joined.lines = [
-                *getattr(left, "lines", [line] * len(left)),
-                *getattr(right, "lines", [line] * len(right)),
-            ]
-            return joined
+            if measure(left)[0] + measure(right)[0] > MAX_VALUE_SIZE:  # refused before it is built
+                raise ValueTooLarge(f"a list grows past {MAX_VALUE_SIZE:,} characters and elements; not evaluated")
+            lines = [*getattr(left, "lines", [line] * len(left)), *getattr(right, "lines", [line] * len(right))]
+            return LineList([*left, *right], lines)
         raise Unresolved(f"{ast.unparse(node)!r}: '+' of these values is not understood", line)
 
     def _string_call(self, call: ast.Call) -> Text:
@@ -140,15 +158,15 @@ class Evaluator:
             parts = self.evaluate(call.args[0]) if len(call.args) == 1 else None
             if not isinstance(parts, list) or not all(isinstance(p, Text) for p in parts):
                 raise Unresolved(f"{short(ast.unparse(call))!r}: join of values that are not strings", line)
-            text = Text("")
-            for index, part in enumerate(parts):
-                text = text + (Text(template) if index else Text("")) + part
-            return text
+            separated = [Text(template)] * (2 * len(parts) - 1) if parts else []
+            separated[::2] = parts
+            return concat(separated)
         positional = [self.evaluate(a) for a in call.args]
         named = {k.arg: self.evaluate(k.value) for k in call.keywords if k.arg is not None}
-        text, automatic = Text(""), 0
+        pieces: list[Text] = []
+        automatic = 0
         for literal, field_name, spec, conversion in string.Formatter().parse(template):
-            text = text + Text(literal)
+            pieces.append(Text(literal))
             if field_name is None:
                 continue
             if spec or conversion:
@@ -161,8 +179,8 @@ class Evaluator:
                 value = named.get(field_name)
             if not isinstance(value, Text):
                 raise Unresolved(f"{short(ast.unparse(call))!r}: field {{{field_name}}} is not a string", line)
-            text = text + value
-        return text
+            pieces.append(value)
+        return concat(pieces)
 
     def _percent(self, node: ast.BinOp) -> Text:
         """`"s3://%s/raw" % args["bucket"]` (only %s)."""
@@ -171,12 +189,12 @@ class Evaluator:
         pieces = template.text.split("%s") if isinstance(template, Text) and not template.variables else None
         if pieces is None or "%" in "".join(pieces) or len(pieces) - 1 != len(values):
             raise Unresolved(f"{short(ast.unparse(node))!r}: only '%s' formatting of strings is converted", node.lineno)
-        text = Text(pieces[0])
+        texts = [Text(pieces[0])]
         for value, piece in zip(values, pieces[1:], strict=True):
             if not isinstance(value, Text):
                 raise Unresolved(f"{short(ast.unparse(node))!r}: a %s value is not a string", node.lineno)
-            text = text + value + Text(piece)
-        return text
+            texts += [value, Text(piece)]
+        return concat(texts)
 
     def argument(self, name: str, line: int | None) -> Text:
         if name not in self.args:

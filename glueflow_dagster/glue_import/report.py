@@ -9,13 +9,21 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from glueflow_dagster.core.storage import redact
+
 CONVERTED, DEFAULT, NEEDS_USER, UNSUPPORTED = "converted", "default", "needs_user", "unsupported"
 STATUSES = (CONVERTED, DEFAULT, NEEDS_USER, UNSUPPORTED)
 SHOWN = 80  # longest value shown in a report line: values are bounded, never whole documents
 
 
 class ImportGlueError(ValueError):
-    """Input the importer cannot read at all (missing file, not Python, AWS error); one line."""
+    """Input the importer cannot read at all (missing file, not Python, AWS error); one line.
+
+    URL credentials (`s3://key:secret@bucket`) are redacted here, whatever built the message.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
 
 
 def short(value: Any) -> str:

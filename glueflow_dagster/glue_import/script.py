@@ -15,9 +15,10 @@ from typing import Any
 
 from glueflow_dagster.glue_import.evaluate import Evaluator
 from glueflow_dagster.glue_import.report import NEEDS_USER, UNSUPPORTED, ImportGlueError, ReportItem
-from glueflow_dagster.glue_import.values import Frame, Opaque, Text, Unresolved, dotted
+from glueflow_dagster.glue_import.values import Frame, Opaque, Text, Unresolved, ValueTooLarge, dotted
 
 MAX_SCRIPT_BYTES = 5 * 1024 * 1024  # a Glue script larger than this is not a script we can read
+MAX_NESTING = 100  # syntax tree levels; Glue scripts use about 15 (a def, a loop, a call, a dict, a list)
 
 
 @dataclass
@@ -69,6 +70,43 @@ def read_script_file(path: Path) -> str:
         raise ImportGlueError(f"{path}: not UTF-8 text (byte {err.start})") from None
 
 
+def parse_script(text: str, label: str) -> ast.Module:
+    """The script's syntax tree, or one line saying why it is not one the importer reads.
+
+    Python's own parser gives up on deep nesting with MemoryError or RecursionError (`not` a hundred
+    thousand times); the importer's evaluation recurses once per level, so it takes MAX_NESTING levels.
+    """
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise ImportGlueError(f"{label}: line {line}: a null byte; a Python script is text, not valid Python")
+    try:
+        tree = ast.parse(text, filename=label)
+    except SyntaxError as err:
+        where = f"line {err.lineno}: " if err.lineno is not None else ""
+        raise ImportGlueError(f"{label}: {where}not valid Python: {err.msg}") from None
+    except (MemoryError, RecursionError):
+        raise ImportGlueError(f"{label}: nested too deeply for Python's parser; not a Glue script") from None
+    deepest = _nested_over(tree, MAX_NESTING)
+    if deepest is not None:
+        raise ImportGlueError(
+            f"{label}: line {deepest}: nested over {MAX_NESTING} levels deep (a chain of over {MAX_NESTING} "
+            "operators, calls or brackets); the importer does not evaluate it"
+        )
+    return tree
+
+
+def _nested_over(tree: ast.AST, limit: int) -> int | None:
+    """The line of the first node nested deeper than `limit` in the tree, or None (no recursion: any depth)."""
+    stack: list[tuple[ast.AST, int, int]] = [(tree, 0, 1)]
+    while stack:
+        node, depth, line = stack.pop()
+        line = getattr(node, "lineno", line)
+        if depth > limit:
+            return line
+        stack.extend((child, depth + 1, line) for child in ast.iter_child_nodes(node))
+    return None
+
+
 class GlueScript(Evaluator):
     """What one Glue script does, read statement by statement from its syntax tree."""
 
@@ -81,16 +119,15 @@ class GlueScript(Evaluator):
         self.job_commit: int | None = None
         self.setup_lines: list[int] = []
         self.log_lines: list[int] = []
-        try:
-            tree = ast.parse(text, filename=label)
-        except SyntaxError as err:
-            raise ImportGlueError(f"{label}: line {err.lineno}: not valid Python: {err.msg}") from None
+        tree = parse_script(text, label)
         for statement in tree.body:
             try:
                 self._statement(statement)
             except Unresolved as err:
                 self.unsupported("step", str(err), err.line or statement.lineno)
                 self._failed(statement)
+            except ValueTooLarge as err:
+                raise ImportGlueError(f"{label}: line {statement.lineno}: {err}") from None
 
     def _failed(self, statement: ast.stmt) -> None:
         """A statement that could not be read still produces a frame, so later steps trace through it."""
@@ -293,16 +330,7 @@ def job_shape(script: GlueScript) -> JobShape:
     shape.sink = sinks[0]
     if not shape.sink.inputs:
         script.unsupported("step", "the sink's frame= is not a frame read by the script", shape.sink.line)
-    ancestors: list[Step] = []  # depth first from the sink, first input first
-
-    def visit(step: Step) -> None:
-        for index in step.inputs:
-            parent = script.steps[index]
-            if all(parent is not seen for seen in ancestors):
-                ancestors.append(parent)
-                visit(parent)
-
-    visit(shape.sink)
+    ancestors = _ancestors(script, shape.sink)
     mappings = [s for s in ancestors if s.kind == "mapping"]
     sources = [s for s in ancestors if s.kind in ("source", "catalog")]
     for extra in mappings[:-1]:
@@ -316,7 +344,29 @@ def job_shape(script: GlueScript) -> JobShape:
     # Other steps on the path are already reported with their line; what is convertible is still converted.
     shape.mapping = mappings[-1] if mappings else None  # the one nearest the source
     shape.source = sources[0] if sources else None
+    reaching = {id(step) for step in ancestors}
     for step in script.steps:
-        if step.kind != "other" and step is not shape.sink and all(step is not a for a in ancestors):
+        if step.kind != "other" and step is not shape.sink and id(step) not in reaching:
             script.unsupported("step", f"{step.name}: its frame never reaches the sink; not converted", step.line)
     return shape
+
+
+def _ancestors(script: GlueScript, sink: Step) -> list[Step]:
+    """The steps whose frames reach `sink`: depth first from the sink, first input first.
+
+    An explicit stack, not recursion: a script may chain thousands of steps, each reading the last.
+    """
+    ancestors: list[Step] = []
+    seen: set[int] = set()
+    stack = [iter(sink.inputs)]
+    while stack:
+        index = next(stack[-1], None)
+        if index is None:
+            stack.pop()
+            continue
+        if index in seen:
+            continue
+        seen.add(index)
+        ancestors.append(script.steps[index])
+        stack.append(iter(script.steps[index].inputs))
+    return ancestors

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from glueflow_dagster.core.storage import redact
 from glueflow_dagster.glue_import.report import (
     CONVERTED,
     DEFAULT,
@@ -177,7 +178,7 @@ def _trigger_setup(
                 "trigger argument",
                 f"{key} passed to {action.get('JobName')}: set it as the environment variable "
                 f"{key.removeprefix('--')} (the flow file's ${{...}} references)",
-                short(value),
+                short(redact(str(value))),
                 source,
             )
     if trigger.get("WorkflowName"):

@@ -8,10 +8,25 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Bounds on what evaluation may build. A script is at most 5 MiB, so no literal reaches MAX_VALUE_SIZE
+# (characters, plus one per list or dict element): only evaluation that multiplies values does
+# (`p = p + p` sixty times, a list of a million references to one long string). Real values (paths,
+# mapping lists, option dicts) are a few levels deep; a name bound to a list of itself, again and again,
+# is not, and every walk over a value (its size, `plain`, json.dumps) would recurse that deep.
+MAX_VALUE_SIZE = 8 * 1024 * 1024
+MAX_VALUE_DEPTH = 32
+# The sum of the sizes of every value a script's expressions evaluate to: bounds the time of values
+# rebuilt statement by statement (`l = l + [x]`), each copy as long as the last.
+MAX_EVALUATION_WORK = 64 * 1024 * 1024
+
+
+class ValueTooLarge(Exception):
+    """Evaluation would build a value over MAX_VALUE_SIZE or nested over MAX_VALUE_DEPTH; one line."""
 
 
 @dataclass(frozen=True)
@@ -22,21 +37,62 @@ class Text:
     variables: tuple[str, ...] = ()
 
     def __add__(self, other: Text) -> Text:
+        if len(self.text) + len(other.text) > MAX_VALUE_SIZE:
+            raise ValueTooLarge(f"a string grows past {MAX_VALUE_SIZE:,} characters; the importer stops evaluating")
         return Text(self.text + other.text, tuple(dict.fromkeys(self.variables + other.variables)))
 
 
-class LineList(list):  # type: ignore[type-arg]
-    """A list literal that remembers the script line of each element (for mapping errors)."""
+def concat(parts: list[Text]) -> Text:
+    """The parts as one Text, built once (a join of many parts never copies the growing prefix)."""
+    if sum(len(part.text) for part in parts) > MAX_VALUE_SIZE:
+        raise ValueTooLarge(f"a string grows past {MAX_VALUE_SIZE:,} characters; the importer stops evaluating")
+    variables = dict.fromkeys(name for part in parts for name in part.variables)
+    return Text("".join(part.text for part in parts), tuple(variables))
 
-    lines: list[int]
+
+def measure(value: Any) -> tuple[int, int]:
+    """A value's size (characters plus elements) and depth, from what its containers recorded when built."""
+    if isinstance(value, Text):
+        return len(value.text), 0
+    if isinstance(value, str):  # a dict key
+        return len(value), 0
+    if isinstance(value, LineList | DictValue):
+        return value.size, value.depth
+    return 1, 0
+
+
+def _measured(elements: list[Any]) -> tuple[int, int]:
+    """Size and depth of a container of `elements`; raises ValueTooLarge over the bounds."""
+    size, depth = len(elements), 1
+    for element in elements:
+        element_size, element_depth = measure(element)
+        size, depth = size + element_size, max(depth, element_depth + 1)
+    if size > MAX_VALUE_SIZE:
+        raise ValueTooLarge(f"a list or dict grows past {MAX_VALUE_SIZE:,} characters and elements; not evaluated")
+    if depth > MAX_VALUE_DEPTH:
+        raise ValueTooLarge(f"a list or dict nested over {MAX_VALUE_DEPTH} deep; not evaluated")
+    return size, depth
+
+
+class LineList(list):  # type: ignore[type-arg]
+    """A list literal that remembers the script line of each element (for mapping errors), and its measure."""
+
+    def __init__(self, values: Iterable[Any] = (), lines: list[int] | None = None) -> None:
+        super().__init__(values)
+        self.lines = lines if lines is not None else []
+        self.size, self.depth = _measured(self)
 
 
 class TupleValue(LineList):
     """A tuple literal (kept distinct from lists only so mapping entries print as written)."""
 
-    def __init__(self, values: list[Any], lines: list[int]) -> None:
-        super().__init__(values)
-        self.lines = lines
+
+class DictValue(dict):  # type: ignore[type-arg]
+    """A dict literal with string keys, and its measure."""
+
+    def __init__(self, items: dict[str, Any]) -> None:
+        super().__init__(items)
+        self.size, self.depth = _measured([*self.keys(), *self.values()])
 
 
 @dataclass(frozen=True)
