@@ -26,6 +26,8 @@ def _create_glue_flow(
     output_script: str,
     max_runs: int = 1,
     condition: str = "SUCCEEDED",
+    input_location: str | None = None,
+    extra_arguments: dict[str, str] | None = None,
 ) -> tuple[str, str]:
     """Scripts in moto S3, the two jobs and the guide's two triggers; returns the job names."""
     glue = boto3.client("glue", endpoint_url=endpoint, region_name="us-east-1")
@@ -38,12 +40,17 @@ def _create_glue_flow(
     glue.create_job(
         Name=input_job,
         Role=role,
-        Command={"Name": "glueetl", "ScriptLocation": f"s3://{bucket}/scripts/input.py", "PythonVersion": "3"},
+        Command={
+            "Name": "glueetl",
+            "ScriptLocation": input_location or f"s3://{bucket}/scripts/input.py",
+            "PythonVersion": "3",
+        },
         DefaultArguments={
             "--job-bookmark-option": "job-bookmark-enable",
             "--input_path": paths["input"],
             "--staging_path": paths["staging"],
             "--TempDir": f"s3://{bucket}/tmp/",
+            **(extra_arguments or {}),
         },
         ExecutionProperty={"MaxConcurrentRuns": 1},
     )
@@ -194,3 +201,47 @@ def test_from_aws_reports_a_conditional_trigger_that_is_not_the_output_sensor(
     assert refused["trigger"]["message"].startswith(f"ON_DEMAND trigger starting {input_job}")
     [passed] = [i for i in report["needs_user"] if i["field"] == "trigger argument"]
     assert passed["value"] == f"s3://{s3_bucket}/backfill" and "environment variable input_path" in passed["message"]
+
+
+KEY_ID, SECRET = "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
+
+
+def test_from_aws_never_shows_credentials_in_a_script_location_or_an_argument(
+    capsys, moto_server: str, s3_client: Any, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    # A ScriptLocation with user:password@: refused in one line, the credentials redacted.
+    location = f"s3://{KEY_ID}:{SECRET}@{s3_bucket}/scripts/input.py"
+    input_job, output_job = _create_glue_flow(
+        s3_client, s3_bucket, moto_server, "cron(0/30 * * * ? *)", guide_output(fixed=True), input_location=location
+    )
+    args = ("--from-aws", "--input-job", input_job, "--output-job", output_job, "--flow", "events")
+    code, stdout, stderr = import_glue(capsys, *args)
+    assert code == 2 and stderr.count("\n") == 1, stderr
+    assert f"s3://***@{s3_bucket}/scripts/input.py" in stderr and "holds credentials" in stderr
+    assert KEY_ID not in stdout + stderr and SECRET not in stdout + stderr
+    # A job argument and a trigger argument holding a URI with credentials: reported, redacted.
+    database = f"postgresql://{KEY_ID}:{SECRET}@db.example.com/sales"
+    input_job, output_job = _create_glue_flow(
+        s3_client,
+        s3_bucket,
+        moto_server,
+        "cron(0/30 * * * ? *)",
+        guide_output(fixed=True),
+        extra_arguments={"--database_url": database},
+    )
+    glue = boto3.client("glue", endpoint_url=moto_server, region_name="us-east-1")
+    glue.create_trigger(
+        Name=f"by-hand-{input_job}",
+        Type="ON_DEMAND",
+        Actions=[{"JobName": input_job, "Arguments": {"--input_path": f"s3://{KEY_ID}:{SECRET}@{s3_bucket}/backfill"}}],
+    )
+    args = ("--from-aws", "--input-job", input_job, "--output-job", output_job, "--flow", "events")
+    code, stdout, stderr = import_glue(capsys, *args, "--json")
+    assert code == 1, stderr  # the ON_DEMAND trigger is not converted
+    assert KEY_ID not in stdout + stderr and SECRET not in stdout + stderr
+    report = json.loads(stdout)
+    [argument] = [i for i in report["needs_user"] if i["message"].startswith("--database_url")]
+    [passed] = [i for i in report["needs_user"] if i["field"] == "trigger argument"]
+    assert argument["value"] == "postgresql://***@db.example.com/sales"
+    assert passed["value"] == f"s3://***@{s3_bucket}/backfill"
