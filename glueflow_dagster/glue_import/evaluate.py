@@ -92,6 +92,13 @@ class Evaluator:
         if isinstance(node, ast.JoinedStr):
             parts: list[Text] = []
             for part in node.values:
+                if isinstance(part, ast.FormattedValue) and (
+                    part.format_spec is not None or part.conversion not in (-1, ord("s"))
+                ):
+                    # `{day:0>2}` pads and `{day!r}` quotes a value known only when the job runs.
+                    raise Unresolved(
+                        f"f-string field {short(ast.unparse(part))!r}: format specs and !r/!a are not converted", line
+                    )
                 value = self.evaluate(part.value) if isinstance(part, ast.FormattedValue) else self.evaluate(part)
                 if not isinstance(value, Text):
                     raise Unresolved(f"f-string part {ast.unparse(part)!r} is not a string", line)

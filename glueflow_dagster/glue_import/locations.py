@@ -230,6 +230,16 @@ def _format_options(draft: Draft, script: GlueScript, step: Step, location: str)
                 script,
                 step.line,
             )
+        elif key == "jsonPath" and shown == "":
+            # The older Glue console wrote `"jsonPath": ""` into every script: no path, each document is a record.
+            draft.add(
+                DEFAULT,
+                f"{location} (format_options jsonPath)",
+                "an empty jsonPath is no path: each JSON record is read whole (glueflow's default)",
+                shown,
+                script,
+                step.line,
+            )
         elif key == "jsonPath" and isinstance(shown, str) and _json_path_problem(shown) is None:
             draft.set(f"{location}.jsonPath", shown, CONVERTED, "format_options jsonPath", script, step.line)
         elif key == "jsonPath":

@@ -44,7 +44,17 @@ _CATALOG_SIGNATURE = (
     "catalog_id",
 )
 _SINK_SIGNATURE = ("frame", "connection_type", "connection_options", "format", "format_options", "transformation_ctx")
-_MAPPING_SIGNATURE = ("frame", "mappings", "transformation_ctx", "info", "stageThreshold", "totalThreshold")
+# awsglue's ApplyMapping.apply(frame, mappings, case_sensitive, transformation_ctx, info, stageThreshold,
+# totalThreshold): positional arguments are bound in this order.
+_MAPPING_SIGNATURE = (
+    "frame",
+    "mappings",
+    "case_sensitive",
+    "transformation_ctx",
+    "info",
+    "stageThreshold",
+    "totalThreshold",
+)
 _METHOD_MAPPING_SIGNATURE = (
     "mappings",
     "case_sensitive",
