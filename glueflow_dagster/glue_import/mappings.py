@@ -43,6 +43,18 @@ def mappings(draft: Draft, script: GlueScript, step: Step | None, job: str) -> N
         line = lines[int(match.group(1))] if match else step.line
         draft.add(UNSUPPORTED, f"{job}.mappings", f"{err}", script=script, line=line)
         return
+    binary = [(row, line) for row, line in zip(rows, lines, strict=True) if row[3].strip().lower() == "binary"]
+    if binary:
+        # glueflow writes JSON lines and cannot write a binary column: the flow would load, then every run fail.
+        (row, line), *_ = binary
+        draft.add(
+            UNSUPPORTED,
+            f"{job}.mappings",
+            f"{short(row)}: a binary target cannot be written as JSON lines by glueflow; map it to string",
+            script=script,
+            line=line,
+        )
+        return
     draft.set(f"{job}.mappings", rows, CONVERTED, f"{step.name}: {len(rows)} mapping tuple(s)", script, step.line)
     if step.args.get("case_sensitive"):
         draft.add(

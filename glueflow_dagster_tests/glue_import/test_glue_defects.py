@@ -52,3 +52,14 @@ def test_f_string_format_specs_and_conversions_are_reported() -> None:
         path="f\"s3://{args['bucket']!s}/raw\"",
     )
     assert convert(text).entry["input"]["uri"] == "s3://${bucket}/raw"
+
+
+def test_a_binary_target_is_reported_at_its_tuple() -> None:
+    text = script(
+        'mapped = ApplyMapping.apply(frame=src, mappings=[\n    ("id", "long", "id", "long"),\n'
+        '    ("blob", "string", "blob", "binary"),\n])'
+    )
+    report = convert(text)
+    [binary] = items(report, UNSUPPORTED, "input_job.mappings")
+    assert binary.line == line_of(text, '("blob"') and "binary target" in binary.message
+    assert "mappings" not in report.entry["input_job"]
