@@ -50,10 +50,15 @@ def _output_bookmark(draft: Draft, output_shape: JobShape) -> None:
             out,
             line,
         )
-    elif option in (None, "job-bookmark-enable"):
-        why = "transformation_ctx + job.init/job.commit" + (
-            "" if option is None else " + --job-bookmark-option job-bookmark-enable"
+    elif option is None:
+        # The script asks for a bookmark; the job's --job-bookmark-option (disabled by default) decides.
+        why = (
+            "transformation_ctx + job.init/job.commit: used only if the Glue job runs with --job-bookmark-option "
+            "job-bookmark-enable (Glue's default is disable: then set bookmark: disable); --from-aws reads it"
         )
+        draft.set("output_job.bookmark", "enable", NEEDS_USER, why, out, line)
+    elif option == "job-bookmark-enable":
+        why = "transformation_ctx + job.init/job.commit + --job-bookmark-option job-bookmark-enable"
         draft.set("output_job.bookmark", "enable", CONVERTED, why, out, line)
     elif option == "job-bookmark-pause":
         draft.set("output_job.bookmark", "pause", CONVERTED, "--job-bookmark-option job-bookmark-pause", out, line)
@@ -95,10 +100,17 @@ def _input_bookmark(draft: Draft, input_shape: JobShape) -> None:
         and in_option in (None, "job-bookmark-enable")
     )
     if bookmarked:
+        known = in_option is not None  # without --from-aws the job's bookmark option is not known
         draft.add(
-            CONVERTED,
+            CONVERTED if known else NEEDS_USER,
             "input_job (bookmark)",
-            "the Input job reads each raw object once (its own bookmark), as the script's transformation_ctx did",
+            "the Input job reads each raw object once (its own bookmark), as the script's transformation_ctx did"
+            + (
+                ""
+                if known
+                else " if the Glue job runs with --job-bookmark-option job-bookmark-enable (--from-aws "
+                "reads it; Glue's default, disable, rereads all input each run)"
+            ),
             plain(in_ctx),
             inp,
             input_shape.source.line if input_shape.source else None,

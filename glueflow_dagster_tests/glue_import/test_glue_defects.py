@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from glueflow_dagster.glue_import import DEFAULT, NEEDS_USER, UNSUPPORTED
+from glueflow_dagster.glue_import import CONVERTED, DEFAULT, NEEDS_USER, UNSUPPORTED
 from glueflow_dagster_tests.glue_import.glue_scripts import SINK, convert, input_script, items, line_of
 
 SOURCE = (
@@ -63,3 +63,12 @@ def test_a_binary_target_is_reported_at_its_tuple() -> None:
     [binary] = items(report, UNSUPPORTED, "input_job.mappings")
     assert binary.line == line_of(text, '("blob"') and "binary target" in binary.message
     assert "mappings" not in report.entry["input_job"]
+
+
+def test_script_bookmarks_need_the_jobs_bookmark_option() -> None:
+    # PLAIN_OUTPUT has a transformation_ctx, job.init and job.commit; Glue's default option is disable.
+    report = convert(script('mapped = ApplyMapping.apply(frame=src, mappings=[("id", "long", "id", "long")])'))
+    assert report.entry["output_job"]["bookmark"] == "enable"
+    assert not items(report, CONVERTED, "output_job.bookmark")
+    [bookmark] = items(report, NEEDS_USER, "output_job.bookmark")
+    assert "--job-bookmark-option job-bookmark-enable" in bookmark.message and "--from-aws" in bookmark.message

@@ -336,8 +336,9 @@ def test_glue_studio_script_with_string_formatting_and_an_unused_helper() -> Non
     assert report.entry["output"]["uri"] == "s3://${bucket}/${env}/out"
     [helper] = [i for i in items(report, NEEDS_USER, "step") if "sparkSqlQuery" in i.message]
     assert helper.line == line_of(script, "def sparkSqlQuery")
-    [bookmark] = items(report, CONVERTED, "input_job (bookmark)")
-    assert bookmark.value == "S3bucket_node1"
+    # The script's transformation_ctx asks for a bookmark; without --from-aws the job's option is unknown.
+    [bookmark] = items(report, NEEDS_USER, "input_job (bookmark)")
+    assert bookmark.value == "S3bucket_node1" and "--job-bookmark-option job-bookmark-enable" in bookmark.message
     # Calling the helper is a step glueflow cannot convert: reported at the call.
     called = script.replace(
         "ApplyMapping_node2 = ApplyMapping.apply(\n    frame=S3bucket_node1,",
