@@ -15,6 +15,8 @@ from glueflow_dagster.glue_import.report import CONVERTED, DEFAULT, NEEDS_USER, 
 from glueflow_dagster.glue_import.script import GlueScript, Step
 from glueflow_dagster.glue_import.values import Text, plain
 
+# Suffixes of data objects: a path ending in one of them names an object, not a folder.
+_OBJECT_SUFFIXES = (".json", ".jsonl", ".ndjson", ".gz", ".bz2", ".zst", ".txt", ".csv", ".parquet", ".avro", ".orc")
 _SOURCE_KEYS_INPUT = {"paths", "recurse", "exclusions"}
 _SOURCE_KEYS_OUTPUT = {"paths", "recurse", "exclusions", "maxBand", "boundedFiles", "boundedSize"}
 
@@ -53,7 +55,18 @@ def source(
         )
     else:
         uri = draft.text(paths[0], f"{location}.uri", script, step.line, expandable=True)
-        if uri is not None and set_uri:
+        if uri is not None and _names_an_object(uri):
+            # Glue reads that one object; glueflow reads a location as a folder, so the flow would read nothing.
+            draft.add(
+                UNSUPPORTED,
+                f"{location}.uri",
+                "the path names one object; glueflow reads a folder (prefix): give the folder that holds it",
+                uri,
+                script,
+                step.line,
+            )
+            uri = None
+        elif uri is not None and set_uri:
             draft.set(f"{location}.uri", uri, CONVERTED, "connection_options paths", script, step.line)
     recurse = options.get("recurse")
     if recurse is None:
@@ -415,6 +428,12 @@ def sink(draft: Draft, script: GlueScript, step: Step | None, location: str) -> 
             step.line,
         )
     return uri
+
+
+def _names_an_object(uri: str) -> bool:
+    """True when the path's last segment is a data object's name (`.../readings-2024-01-01.json`)."""
+    last = uri.rstrip("/").rsplit("/", 1)[-1] if not uri.endswith("/") else ""
+    return "}" not in last and last.lower().endswith(_OBJECT_SUFFIXES)
 
 
 def _json_path_problem(path: str) -> str | None:

@@ -72,3 +72,15 @@ def test_script_bookmarks_need_the_jobs_bookmark_option() -> None:
     assert not items(report, CONVERTED, "output_job.bookmark")
     [bookmark] = items(report, NEEDS_USER, "output_job.bookmark")
     assert "--job-bookmark-option job-bookmark-enable" in bookmark.message and "--from-aws" in bookmark.message
+
+
+def test_a_path_naming_one_object_is_reported() -> None:
+    mapping = 'mapped = ApplyMapping.apply(frame=src, mappings=[("id", "long", "id", "long")])'
+    text = script(mapping, path='"s3://b/sensor-data/readings-2024-01-01.json"')
+    report = convert(text)
+    [refused] = items(report, UNSUPPORTED, "input.uri")
+    assert refused.line == line_of(text, "create_dynamic_frame") and "names one object" in refused.message
+    assert "uri" not in report.entry["input"]
+    # A folder, with or without its slash, and a path ending in an argument, still convert.
+    for path in ('"s3://b/sensor-data/"', '"s3://b/sensor-data"', "\"s3://b/\" + args['env']"):
+        assert convert(script(mapping, path=path)).complete, path
