@@ -258,7 +258,7 @@ def simulate(args: argparse.Namespace) -> int:
 
 def import_glue(args: argparse.Namespace) -> int:
     """`glueflow import-glue`: exit 0 converted, 1 something not converted (without --allow-partial), 2 bad input."""
-    from glueflow_dagster.core.glue_import import ImportGlueError
+    from glueflow_dagster.glue_import import ImportGlueError
 
     try:
         return _import_glue(args)
@@ -270,7 +270,7 @@ def import_glue(args: argparse.Namespace) -> int:
 def _import_glue(args: argparse.Namespace) -> int:
     import json
 
-    from glueflow_dagster.core import glue_import
+    from glueflow_dagster import glue_import
 
     catalog = {}
     for item in args.catalog_location:

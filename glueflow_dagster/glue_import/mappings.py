@@ -1,0 +1,91 @@
+"""ApplyMapping: the mapping tuples, their error thresholds and case sensitivity as the job's keys.
+
+The tuples are checked with the flow file's own parser (`core.mapping.parse_mappings`), so a type
+glueflow cannot cast is reported at the tuple's line, not when the flow loads.
+"""
+
+from __future__ import annotations
+
+import re
+
+from glueflow_dagster.core.mapping import MappingError, parse_mappings
+from glueflow_dagster.glue_import.draft import Draft
+from glueflow_dagster.glue_import.report import CONVERTED, NEEDS_USER, UNSUPPORTED, short
+from glueflow_dagster.glue_import.script import GlueScript, Step
+from glueflow_dagster.glue_import.values import Text, plain
+
+
+def mappings(draft: Draft, script: GlueScript, step: Step | None, job: str) -> None:
+    if step is None:
+        return
+    raw = step.args.get("mappings")
+    if not isinstance(raw, list):
+        draft.add(UNSUPPORTED, f"{job}.mappings", "mappings is not a list", script=script, line=step.line)
+        return
+    rows: list[list[str]] = []
+    lines = getattr(raw, "lines", [step.line] * len(raw))
+    for entry, line in zip(raw, lines, strict=True):
+        parts = plain(entry)
+        if not isinstance(entry, list) or not all(isinstance(p, Text) and not p.variables for p in entry):
+            draft.add(
+                UNSUPPORTED,
+                f"{job}.mappings",
+                f"entry {short(parts)!r} is not a tuple of 4 literal strings",
+                script=script,
+                line=line,
+            )
+            return
+        rows.append(parts)
+    try:
+        parse_mappings(rows)
+    except MappingError as err:
+        match = re.match(r"mapping #(\d+)", str(err))
+        line = lines[int(match.group(1))] if match else step.line
+        draft.add(UNSUPPORTED, f"{job}.mappings", f"{err}", script=script, line=line)
+        return
+    binary = [(row, line) for row, line in zip(rows, lines, strict=True) if row[3].strip().lower() == "binary"]
+    if binary:
+        # glueflow writes JSON lines and cannot write a binary column: the flow would load, then every run fail.
+        (row, line), *_ = binary
+        draft.add(
+            UNSUPPORTED,
+            f"{job}.mappings",
+            f"{short(row)}: a binary target cannot be written as JSON lines by glueflow; map it to string",
+            script=script,
+            line=line,
+        )
+        return
+    draft.set(f"{job}.mappings", rows, CONVERTED, f"{step.name}: {len(rows)} mapping tuple(s)", script, step.line)
+    if step.args.get("case_sensitive"):
+        draft.add(
+            UNSUPPORTED,
+            f"{job}.mappings",
+            "case_sensitive=True: glueflow matches source names case-insensitively (Glue's default)",
+            script=script,
+            line=step.line,
+        )
+    total = plain(step.args.get("totalThreshold", 0))
+    stage = plain(step.args.get("stageThreshold", 0))
+    if isinstance(total, int) and not isinstance(total, bool) and total > 0:
+        draft.set(f"{job}.max_error_records", total, CONVERTED, "ApplyMapping totalThreshold", script, step.line)
+    elif total not in (0, None):
+        draft.add(
+            UNSUPPORTED,
+            f"{job}.max_error_records",
+            "totalThreshold is not a whole number",
+            total,
+            script,
+            step.line,
+        )
+    if stage not in (0, None):
+        draft.add(
+            NEEDS_USER,
+            f"{job}.max_error_records",
+            "stageThreshold (per Spark stage) has no glueflow equivalent; max_error_records counts the whole run",
+            stage,
+            script,
+            step.line,
+        )
+
+
+# -- the whole flow

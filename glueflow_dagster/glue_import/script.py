@@ -1,0 +1,382 @@
+"""One Glue script read statement by statement from its syntax tree, and the one job it describes.
+
+The script is parsed with Python's `ast` and never executed (it imports awsglue/pyspark, which are not
+installed here, and running someone's ETL to read its shape would be unsafe). Each statement is a
+recognised step (source, ApplyMapping, sink), Glue set-up, logging, or reported with its line.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from glueflow_dagster.glue_import.evaluate import Evaluator
+from glueflow_dagster.glue_import.report import NEEDS_USER, UNSUPPORTED, ImportGlueError, ReportItem
+from glueflow_dagster.glue_import.values import Frame, Opaque, Text, Unresolved, ValueTooLarge, dotted
+
+MAX_SCRIPT_BYTES = 5 * 1024 * 1024  # a Glue script larger than this is not a script we can read
+MAX_NESTING = 100  # syntax tree levels; Glue scripts use about 15 (a def, a loop, a call, a dict, a list)
+
+
+@dataclass
+class Step:
+    """One recognised DynamicFrame operation; `kind` is source | mapping | sink | other."""
+
+    kind: str
+    line: int
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+    inputs: tuple[int, ...] = ()
+
+
+_SOURCE_OPTIONS = ("connection_type", "connection_options", "format", "format_options", "transformation_ctx")
+_SOURCE_SIGNATURE = (*_SOURCE_OPTIONS, "push_down_predicate")
+_CATALOG_SIGNATURE = (
+    "database",
+    "table_name",
+    "redshift_tmp_dir",
+    "transformation_ctx",
+    "push_down_predicate",
+    "additional_options",
+    "catalog_id",
+)
+_SINK_SIGNATURE = ("frame", "connection_type", "connection_options", "format", "format_options", "transformation_ctx")
+# awsglue's ApplyMapping.apply(frame, mappings, case_sensitive, transformation_ctx, info, stageThreshold,
+# totalThreshold): positional arguments are bound in this order.
+_MAPPING_SIGNATURE = (
+    "frame",
+    "mappings",
+    "case_sensitive",
+    "transformation_ctx",
+    "info",
+    "stageThreshold",
+    "totalThreshold",
+)
+_METHOD_MAPPING_SIGNATURE = (
+    "mappings",
+    "case_sensitive",
+    "transformation_ctx",
+    "info",
+    "stageThreshold",
+    "totalThreshold",
+)
+_SETUP_CALLS = ("SparkContext", "SparkContext.getOrCreate", "GlueContext", "Job", "SparkSession.builder")
+_LOG_METHODS = ("info", "warn", "warning", "error", "debug")
+_INSPECTIONS = ("printSchema", "show", "count")
+
+
+def read_script_file(path: Path) -> str:
+    if not path.is_file():
+        raise ImportGlueError(f"{path}: script not found")
+    data = path.read_bytes()
+    if len(data) > MAX_SCRIPT_BYTES:
+        raise ImportGlueError(f"{path}: {len(data):,} bytes is too large for a Glue script")
+    try:
+        return data.decode("utf-8-sig")  # editors on Windows write a BOM
+    except UnicodeDecodeError as err:
+        raise ImportGlueError(f"{path}: not UTF-8 text (byte {err.start})") from None
+
+
+def parse_script(text: str, label: str) -> ast.Module:
+    """The script's syntax tree, or one line saying why it is not one the importer reads.
+
+    Python's own parser gives up on deep nesting with MemoryError or RecursionError (`not` a hundred
+    thousand times); the importer's evaluation recurses once per level, so it takes MAX_NESTING levels.
+    """
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise ImportGlueError(f"{label}: line {line}: a null byte; a Python script is text, not valid Python")
+    try:
+        tree = ast.parse(text, filename=label)
+    except SyntaxError as err:
+        where = f"line {err.lineno}: " if err.lineno is not None else ""
+        raise ImportGlueError(f"{label}: {where}not valid Python: {err.msg}") from None
+    except (MemoryError, RecursionError):
+        raise ImportGlueError(f"{label}: nested too deeply for Python's parser; not a Glue script") from None
+    deepest = _nested_over(tree, MAX_NESTING)
+    if deepest is not None:
+        raise ImportGlueError(
+            f"{label}: line {deepest}: nested over {MAX_NESTING} levels deep (a chain of over {MAX_NESTING} "
+            "operators, calls or brackets); the importer does not evaluate it"
+        )
+    return tree
+
+
+def _nested_over(tree: ast.AST, limit: int) -> int | None:
+    """The line of the first node nested deeper than `limit` in the tree, or None (no recursion: any depth)."""
+    stack: list[tuple[ast.AST, int, int]] = [(tree, 0, 1)]
+    while stack:
+        node, depth, line = stack.pop()
+        line = getattr(node, "lineno", line)
+        if depth > limit:
+            return line
+        stack.extend((child, depth + 1, line) for child in ast.iter_child_nodes(node))
+    return None
+
+
+class GlueScript(Evaluator):
+    """What one Glue script does, read statement by statement from its syntax tree."""
+
+    def __init__(self, text: str, label: str) -> None:
+        super().__init__()
+        self.label = label
+        self.steps: list[Step] = []
+        self.items: list[ReportItem] = []
+        self.job_init: int | None = None
+        self.job_commit: int | None = None
+        self.setup_lines: list[int] = []
+        self.log_lines: list[int] = []
+        tree = parse_script(text, label)
+        for statement in tree.body:
+            try:
+                self._statement(statement)
+            except Unresolved as err:
+                self.unsupported("step", str(err), err.line or statement.lineno)
+                self._failed(statement)
+            except ValueTooLarge as err:
+                raise ImportGlueError(f"{label}: line {statement.lineno}: {err}") from None
+
+    def _failed(self, statement: ast.stmt) -> None:
+        """A statement that could not be read still produces a frame, so later steps trace through it."""
+        value = getattr(statement, "value", None)
+        if not isinstance(value, ast.Call) or self.value_call(value):
+            return
+        name = dotted(value.func).replace("()", "(...)")
+        self.steps.append(Step("other", statement.lineno, name, inputs=self._frames_in(value)))
+        frame = Frame(len(self.steps) - 1)
+        targets = statement.targets if isinstance(statement, ast.Assign) else [getattr(statement, "target", None)]
+        for target in targets:
+            if isinstance(target, ast.Name):
+                self._env[target.id] = frame
+
+    def unsupported(self, what: str, message: str, line: int | None) -> None:
+        self.items.append(ReportItem(UNSUPPORTED, what, message, source=self.label, line=line))
+
+    # -- statements
+
+    def _statement(self, node: ast.stmt) -> None:
+        if isinstance(node, ast.Import | ast.ImportFrom | ast.Pass):
+            return  # imports select names; the calls that use them are what is judged
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            return  # a docstring or a bare literal
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+            self._call_statement(node.value, target=None)
+            return
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            self._assign(node.targets[0].id, node.value)
+            return
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Tuple | ast.List)
+            and isinstance(node.value, ast.Tuple | ast.List)
+            and len(node.targets[0].elts) == len(node.value.elts)
+            and all(isinstance(t, ast.Name) for t in node.targets[0].elts)
+        ):
+            values = [self.evaluate(v) for v in node.value.elts]  # `a, b = x, y`: all read before any is bound
+            for target, value in zip(node.targets[0].elts, values, strict=True):
+                self._env[target.id] = value  # type: ignore[attr-defined]
+            return
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            self._assign(node.target.id, node.value)
+            return
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            # A definition does nothing by itself; a call to it is reported as an unconverted step.
+            self._env.pop(node.name, None)
+            self.items.append(
+                ReportItem(
+                    NEEDS_USER,
+                    "step",
+                    f"def {node.name} (lines {node.lineno}-{node.end_lineno}): not converted; calls to it are reported",
+                    source=self.label,
+                    line=node.lineno,
+                )
+            )
+            return
+        kind = type(node).__name__
+        lines = (
+            f"line {node.lineno}"
+            if node.end_lineno in (None, node.lineno)
+            else f"lines {node.lineno}-{node.end_lineno}"
+        )
+        self.unsupported("step", f"{kind} statement ({lines}): not converted", node.lineno)
+
+    def _assign(self, name: str, value: ast.expr) -> None:
+        if isinstance(value, ast.Call) and not self.value_call(value):
+            result = self._call_statement(value, target=name)
+            if result is not None:
+                self._env[name] = result
+            else:
+                self._env.pop(name, None)  # an unsupported step: its result is unknown
+            return
+        if isinstance(value, ast.Attribute) and value.attr in ("spark_session", "sparkContext"):
+            self.setup_lines.append(value.lineno)
+            self._env[name] = Opaque(value.attr)
+            return
+        self._env[name] = self.evaluate(value)
+
+    def _call_statement(self, call: ast.Call, target: str | None) -> Any:
+        """Classify one call; returns the value bound to `target` (a Frame, an Opaque) or None."""
+        name = dotted(call.func)
+        last = name.rsplit(".", 1)[-1]
+        receiver = (
+            self._env.get(call.func.value.id)
+            if isinstance(call.func, ast.Attribute) and isinstance(call.func.value, ast.Name)
+            else None
+        )
+        if last == "getResolvedOptions":
+            return self._resolved_options(call)
+        if name in _SETUP_CALLS or name.startswith("SparkSession.builder") or last == "get_logger":
+            self.setup_lines.append(call.lineno)
+            return Opaque("logger" if last == "get_logger" else name)
+        if isinstance(receiver, Opaque) and receiver.kind == "Job" and last in ("init", "commit"):
+            if last == "init":
+                self.job_init = call.lineno
+            else:
+                self.job_commit = call.lineno
+            return None
+        if name == "print" or (isinstance(receiver, Opaque) and receiver.kind == "logger" and last in _LOG_METHODS):
+            self.log_lines.append(call.lineno)
+            return None
+        if isinstance(receiver, Frame) and last in _INSPECTIONS:
+            self.log_lines.append(call.lineno)  # printSchema()/show()/count(): output for a person, no data effect
+            return None
+        if name.endswith(("create_dynamic_frame.from_options", "create_dynamic_frame_from_options")):
+            return self._add_step("source", call, "create_dynamic_frame.from_options", _SOURCE_SIGNATURE)
+        if name.endswith(("create_dynamic_frame.from_catalog", "create_dynamic_frame_from_catalog")):
+            return self._add_step("catalog", call, "create_dynamic_frame.from_catalog", _CATALOG_SIGNATURE)
+        if name.endswith(("write_dynamic_frame.from_options", "write_dynamic_frame_from_options")):
+            self._add_step("sink", call, "write_dynamic_frame.from_options", _SINK_SIGNATURE)
+            return None  # the sink's return value is never a frame anything reads
+        if name == "ApplyMapping.apply" or name.endswith(".ApplyMapping.apply"):
+            return self._add_step("mapping", call, "ApplyMapping.apply", _MAPPING_SIGNATURE)
+        if last == "apply_mapping" and isinstance(call.func, ast.Attribute):
+            frame = self.evaluate(call.func.value)
+            if isinstance(frame, Frame):
+                step = self._add_step("mapping", call, ".apply_mapping", _METHOD_MAPPING_SIGNATURE)
+                self.steps[step.step].args["frame"] = frame
+                self.steps[step.step].inputs = (frame.step,)
+                return step
+        return self._other(call, name)
+
+    def _other(self, call: ast.Call, name: str) -> Frame:
+        """Any other call (Filter, Join, ResolveChoice, spark.sql, toDF, ...): reported with its line."""
+        inputs = self._frames_in(call)
+        shown = name.replace("()", "(...)")
+        if "write_dynamic_frame" in name or "getSink" in name:
+            why = "only write_dynamic_frame.from_options to S3 is converted"
+        elif "create_dynamic_frame" in name or "getSource" in name:
+            why = "only create_dynamic_frame.from_options on S3 is converted"
+        elif inputs:
+            why = "transform not converted (glueflow has ApplyMapping only)"
+        else:
+            why = "call not converted"
+        self.unsupported("step", f"{shown}: {why}", call.lineno)
+        self.steps.append(Step("other", call.lineno, shown, inputs=inputs))
+        return Frame(len(self.steps) - 1)
+
+    def _frames_in(self, call: ast.Call) -> tuple[int, ...]:
+        """The steps whose frames a call mentions (its inputs, for tracing what reaches the sink)."""
+        found = (
+            value.step
+            for node in ast.walk(call)
+            if isinstance(node, ast.Name) and isinstance(value := self._env.get(node.id), Frame)
+        )
+        return tuple(dict.fromkeys(found))
+
+    def _add_step(self, kind: str, call: ast.Call, name: str, signature: Sequence[str]) -> Frame:
+        bound: dict[str, Any] = {}
+        for index, node in enumerate(call.args):
+            if isinstance(node, ast.Starred) or index >= len(signature):
+                raise Unresolved(f"{name}: positional argument #{index + 1} not understood", call.lineno)
+            bound[signature[index]] = self.evaluate(node)
+        for keyword in call.keywords:
+            if keyword.arg is None:
+                raise Unresolved(f"{name}: **kwargs cannot be read without running the script", call.lineno)
+            if keyword.arg not in signature:
+                self.unsupported("step", f"{name}: argument {keyword.arg}= not converted", keyword.value.lineno)
+                continue
+            bound[keyword.arg] = self.evaluate(keyword.value)
+        inputs = (bound["frame"].step,) if isinstance(bound.get("frame"), Frame) else ()
+        self.steps.append(Step(kind, call.lineno, name, bound, inputs))
+        return Frame(len(self.steps) - 1)
+
+    def _resolved_options(self, call: ast.Call) -> Opaque:
+        if len(call.args) < 2:
+            raise Unresolved("getResolvedOptions without an argument list", call.lineno)
+        names = self.evaluate(call.args[1])
+        if not isinstance(names, list) or not all(isinstance(n, Text) and not n.variables for n in names):
+            raise Unresolved("getResolvedOptions: the argument list is not a literal list of names", call.lineno)
+        for name in names:
+            self.args.setdefault(name.text, call.lineno)
+        return Opaque("args")
+
+
+# --- one job: source -> ApplyMapping -> sink -------------------------------------------------------
+
+
+@dataclass
+class JobShape:
+    """The converted pieces of one script (None where the script had no convertible counterpart)."""
+
+    source: Step | None = None
+    mapping: Step | None = None
+    sink: Step | None = None
+
+
+def job_shape(script: GlueScript) -> JobShape:
+    """Trace the sink's frame back to its source; anything else on or off that path is reported."""
+    shape = JobShape()
+    sinks = [s for s in script.steps if s.kind == "sink"]
+    if not sinks:
+        if not any("write_dynamic_frame" in s.name for s in script.steps):  # else: already reported
+            script.unsupported("step", "no write_dynamic_frame.from_options sink: nothing to convert", None)
+        return shape
+    for extra in sinks[1:]:
+        script.unsupported("step", "second sink: a glueflow job writes one location", extra.line)
+    shape.sink = sinks[0]
+    if not shape.sink.inputs:
+        script.unsupported("step", "the sink's frame= is not a frame read by the script", shape.sink.line)
+    ancestors = _ancestors(script, shape.sink)
+    mappings = [s for s in ancestors if s.kind == "mapping"]
+    sources = [s for s in ancestors if s.kind in ("source", "catalog")]
+    for extra in mappings[:-1]:
+        script.unsupported("step", "a second ApplyMapping on the way to the sink is not converted", extra.line)
+    for extra in sources[1:]:
+        script.unsupported("step", f"{extra.name}: a second source; a glueflow job reads one location", extra.line)
+    if not mappings and sources:
+        script.unsupported(
+            "step", "no ApplyMapping between source and sink: glueflow needs the mappings", sources[0].line
+        )
+    # Other steps on the path are already reported with their line; what is convertible is still converted.
+    shape.mapping = mappings[-1] if mappings else None  # the one nearest the source
+    shape.source = sources[0] if sources else None
+    reaching = {id(step) for step in ancestors}
+    for step in script.steps:
+        if step.kind != "other" and step is not shape.sink and id(step) not in reaching:
+            script.unsupported("step", f"{step.name}: its frame never reaches the sink; not converted", step.line)
+    return shape
+
+
+def _ancestors(script: GlueScript, sink: Step) -> list[Step]:
+    """The steps whose frames reach `sink`: depth first from the sink, first input first.
+
+    An explicit stack, not recursion: a script may chain thousands of steps, each reading the last.
+    """
+    ancestors: list[Step] = []
+    seen: set[int] = set()
+    stack = [iter(sink.inputs)]
+    while stack:
+        index = next(stack[-1], None)
+        if index is None:
+            stack.pop()
+            continue
+        if index in seen:
+            continue
+        seen.add(index)
+        ancestors.append(script.steps[index])
+        stack.append(iter(script.steps[index].inputs))
+    return ancestors
