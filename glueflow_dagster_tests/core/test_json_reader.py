@@ -314,7 +314,7 @@ def test_memory_of_one_large_record_is_about_its_text(tmp_path: Path, monkeypatc
 def test_a_skipped_sibling_is_never_held_in_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(json_reader, "_CHUNK", 64 * 1024)
     path = tmp_path / "big.json"
-    items = ",".join(json.dumps({"k": i, "v": "a]}\\\"b", "f": [1.5, None]}) for i in range(150_000))
+    items = ",".join(json.dumps({"k": i, "v": 'a]}\\"b', "f": [1.5, None]}) for i in range(150_000))
     path.write_text('{"skip": [' + items + '], "text": "' + "y" * 3_000_000 + '", "records": [{"id": 1}]}')
     report, peak = _peak(lambda: convert_object(path, "big", tmp_path, JsonFormat(json_path="$.records[*]")))
     assert report.good_records == 1 and report.error_records == 0
