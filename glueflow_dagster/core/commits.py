@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -151,8 +152,40 @@ def publish(
 CLAIMS_DIR = f"{COMMITS_DIR}/claims"
 
 
+#: Run ids of the claims bookmark admin actions take (``bookmark-admin-<action>-<lease end ms>-<random>``):
+#: an admin action (reset, rewind, set-to-current) takes the same claim as runs, so neither commits over
+#: the other; it holds it for the moment between its fence and its event, and at most until the lease ends.
+ADMIN_RUN_PREFIX = "bookmark-admin-"
+_ADMIN_RUN = re.compile(r"bookmark-admin-(?P<action>[a-z-]+?)-(?P<until>\d+)-[0-9a-f]+")
+
+
+def admin_attempt(action: str, lease_until_ms: int) -> Attempt:
+    """The attempt a bookmark admin action claims as."""
+    return Attempt(f"{ADMIN_RUN_PREFIX}{action}-{lease_until_ms}-{uuid.uuid4().hex[:8]}")
+
+
+def admin_lease(run_id: str) -> tuple[str, int] | None:
+    """(action, lease end in ms) of an admin action's claim; None for a run's."""
+    match = _ADMIN_RUN.fullmatch(run_id)
+    return (match.group("action"), int(match.group("until"))) if match else None
+
+
+def later_reads(action: str) -> str:
+    """What becomes of the objects a refused run planned to read, after ``action`` committed a bookmark."""
+    if action == "set-to-current":
+        return (
+            "set-to-current marked these objects read: no later run reads them unless the bookmark is reset "
+            "or rewound"
+        )
+    return "a later run reads these objects"
+
+
 class ClaimLost(Exception):
-    """Another attempt holds the right to commit after the version this attempt planned from."""
+    """Another attempt (``holder``) holds the right to commit after the version this attempt planned from."""
+
+    def __init__(self, message: str, holder: Attempt | None = None) -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 def claim_commit(
@@ -184,10 +217,18 @@ def claim_commit(
             return key
         stale = settled(holder) or (holder.run_id == attempt.run_id and holder.number < attempt.number)
         if not stale:
+            admin = admin_lease(holder.run_id)
+            if admin is not None:
+                raise ClaimLost(
+                    f"commit conflict: a bookmark {admin[0]} is being recorded after the same version; nothing was "
+                    f"committed and this attempt's objects were discarded, {later_reads(admin[0])}",
+                    holder,
+                )
             raise ClaimLost(
                 f"commit conflict: run {holder.run_id} (attempt {holder.number}) is committing after the same "
                 "version; nothing was committed and this attempt's objects were discarded, a later run reads "
-                "these objects"
+                "these objects",
+                holder,
             )
     raise ClaimLost(f"commit conflict: more than 10000 claims after {fence}")
 
@@ -326,6 +367,7 @@ def collect_garbage(
 
 
 __all__ = [
+    "ADMIN_RUN_PREFIX",
     "COMMITS_DIR",
     "COMMIT_KEY",
     "DEFAULT_ORPHAN_GRACE_S",
@@ -336,9 +378,12 @@ __all__ = [
     "CommittedParts",
     "GarbageReport",
     "abort",
+    "admin_attempt",
+    "admin_lease",
     "attempt_of",
     "collect_garbage",
     "commit_manifest_key",
+    "later_reads",
     "part_prefix",
     "publish",
 ]
