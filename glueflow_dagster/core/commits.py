@@ -257,7 +257,25 @@ class CommittedParts:
     # left behind: parts written under another Dagster instance (a SQLite home moved to PostgreSQL) are
     # that history's, not orphans.
     known_run: Callable[[str], bool] = lambda _run_id: True
+    # Every commit a run recorded, on any asset of any flow. Flows may share a location, and "a run this
+    # instance knows" covers them all: garbage collection keeps any part some commit of its run lists.
+    anywhere: Callable[[str], Sequence[CommitRecord]] = lambda _run_id: ()
     _cache: dict[str, CommitRecord | None] = field(default_factory=dict)
+    _anywhere_cache: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def listed_anywhere(self, key: str) -> bool:
+        """True when a commit of the part's run, for any location, lists its name (any name glueflow did
+        not make counts as listed): the folder it was listed under may differ, its name does not."""
+        attempt = attempt_of(key)
+        if attempt is None:
+            return True
+        if attempt.run_id not in self._anywhere_cache:
+            self._anywhere_cache[attempt.run_id] = frozenset(
+                f"{record.attempt}/{part.rsplit('/', 1)[-1]}"
+                for record in self.anywhere(attempt.run_id)
+                for part in record.keys
+            )
+        return f"{attempt.number}/{key.rsplit('/', 1)[-1]}" in self._anywhere_cache[attempt.run_id]
 
     def record(self, run_id: str) -> CommitRecord | None:
         if run_id not in self._cache:
@@ -315,7 +333,10 @@ def collect_garbage(
     pending files) left by attempts that never finished; the commit manifest such an attempt may have
     written before it died goes first. Only the location's single writer (the job that holds its
     concurrency slot) calls this, before it writes. It never deletes an object a commit
-    lists: :meth:`CommittedParts.is_committed` is checked for every object it removes.
+    lists: :meth:`CommittedParts.is_committed` is checked for every object it removes, and
+    :meth:`CommittedParts.listed_anywhere` (any commit of the part's run, whatever flow or location it
+    committed to). It touches only names glueflow's attempts make, of runs this instance knows: parts,
+    their pending uploads, and manifests and claims under ``_glueflow/commits/``.
     """
     horizon = now_ms - int(grace_s * 1000)
     files = size = removed = removed_bytes = aborted = 0
@@ -329,10 +350,11 @@ def collect_garbage(
             and obj.last_modified_ms <= horizon
             and committed.record(run_id) is None
             and committed.known_run(run_id)
+            and not committed.anywhere(run_id)
         ):
             storage.delete(obj.key)
     for obj in objects:
-        if RESERVED_DIR in obj.key.split("/") or committed.is_committed(obj):
+        if RESERVED_DIR in obj.key.split("/") or committed.is_committed(obj) or committed.listed_anywhere(obj.key):
             continue
         attempt = attempt_of(obj.key)
         if attempt is not None and not committed.known_run(attempt.run_id):
@@ -344,6 +366,11 @@ def collect_garbage(
             removed += 1
             removed_bytes += obj.size
     for upload in storage.pending_uploads():
+        # Only uploads named by glueflow's attempts are glueflow's to abort: others (any tool's, anyone's)
+        # may share the location, the whole bucket for a bucket-root location.
+        attempt = attempt_of(upload.key)
+        if attempt is None or not committed.known_run(attempt.run_id):
+            continue
         files += 1
         if upload.started_ms <= horizon:
             with suppress(StorageError):
