@@ -119,7 +119,14 @@ def _add_demo(command: _Command) -> None:
         "--fresh",
         action="store_true",
         help="start the flow over first: delete its runs, asset history and sensor cursor from DAGSTER_HOME and "
-        "every object under its input, staging and output locations (other flows keep theirs)",
+        "the objects glueflow wrote in its input, staging and output locations (other flows keep theirs; "
+        "other objects, excluded ones, the flow file and DAGSTER_HOME stay)",
+    )
+    demo.add_argument(
+        "--fresh-outside-project",
+        action="store_true",
+        help="with --fresh: also clear locations outside the project folder (S3, other folders), still only "
+        "the objects glueflow wrote there",
     )
 
 
@@ -180,7 +187,14 @@ def demo(args: argparse.Namespace) -> int:
     if args.fresh:
         from glueflow_dagster.cli.fresh import start_fresh
 
-        for line in start_fresh(instance, flow, progress=_progress).lines():
+        fresh = start_fresh(
+            instance,
+            flow,
+            progress=_progress,
+            project_dir=config.project_dir,
+            outside_project=args.fresh_outside_project,
+        )
+        for line in fresh.lines():
             _progress(line)
     print(f"flow {flow.name}: output bookmark {flow.output_job.bookmark}; DAGSTER_HOME={home}")
     print(f"{'cycle':>5}  {'input bytes written':>20}  {'output bytes read':>18}  {'ratio':>6}")

@@ -4,6 +4,8 @@ show, reset, rewind to an earlier run, set-to-current (mark all of staging as re
 each with a dry run that lists what the next Output run would read and changes nothing.
 """
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from dataclasses import field as dataclass_field
 from datetime import UTC, datetime
@@ -17,18 +19,27 @@ from glueflow_dagster.components.bookmark_store import (
     committed_bookmark,
     known_objects,
     record_admin_action,
+    shown_run_id,
     state_after_run,
 )
 from glueflow_dagster.components.commit_log import committed_staging
+from glueflow_dagster.components.event_log import attempt_settled
 from glueflow_dagster.components.jobs import FLOW_TAG, bookmark_admin_job_name
 from glueflow_dagster.components.resources import StorageResource
 from glueflow_dagster.core.bookmarks import Bookmark, BookmarkPolicy, commit
+from glueflow_dagster.core.commits import ClaimLost, admin_attempt, claim_commit
 from glueflow_dagster.core.config import FlowConfig
+from glueflow_dagster.core.output_run import ctx_token
 from glueflow_dagster.core.plan import plan_manifest, policy_for
 from glueflow_dagster.core.storage import ObjectInfo, Storage
 
 ACTIONS = ("show", "reset", "rewind", "set-to-current")
 _LISTED = 20
+#: How long an admin action waits for a run that holds the commit claim before it gives up.
+CLAIM_WAIT_S = 60.0
+#: How long an admin action's claim holds at most (it needs milliseconds; a dead process frees it by then).
+ADMIN_LEASE_S = 30
+_CLAIM_POLL_S = 0.5
 
 
 class BookmarkAdminError(ValueError):
@@ -108,39 +119,93 @@ def run_admin_action(
     ctx: str | None = None,
     to_run: str | None = None,
     dry_run: bool = False,
+    output: Storage | None = None,
 ) -> AdminReport:
-    """Carry out (or with dry_run, preview) one bookmark action for a flow's Output job."""
+    """Carry out (or with dry_run, preview) one bookmark action for a flow's Output job.
+
+    A change takes the commit claim in the flow's output location (``output``; by default opened from the
+    flow file) and passes the fence exactly as an Output run's commit does (:func:`_record_claimed`).
+    """
     if action not in ACTIONS:
         raise BookmarkAdminError(f"unknown action {action!r} (expected one of {', '.join(ACTIONS)})")
     job = flow.output_job
     ctx = ctx or job.transformation_ctx
+    if action == "rewind" and not to_run:
+        raise BookmarkAdminError("rewind needs --to-run RUN_ID (a successful Output run of this context)")
     policy = policy_for(job)
-    current = committed_bookmark(instance, flow.name, ctx)
     known = known_objects(instance, flow.name, ctx)
 
     def listing() -> list[ObjectInfo]:
         return list(committed_staging(instance, flow, staging))
 
-    if action == "show":
-        after = current.bookmark
-    elif action == "reset":
-        after = Bookmark()
-    elif action == "rewind":
-        if not to_run:
-            raise BookmarkAdminError("rewind needs --to-run RUN_ID (a successful Output run of this context)")
-        try:
-            after = state_after_run(instance, flow.name, ctx, to_run)
-        except ValueError as err:
-            raise BookmarkAdminError(str(err)) from err
-    else:  # set-to-current: everything in staging now counts as read, without running
+    def state_after(current: CommittedBookmark) -> Bookmark:
+        if action == "show":
+            return current.bookmark
+        if action == "reset":
+            return Bookmark()
+        if action == "rewind":
+            try:
+                return state_after_run(instance, flow.name, ctx, to_run or "")
+            except ValueError as err:
+                raise BookmarkAdminError(str(err)) from err
+        # set-to-current: everything in staging now counts as read, without running
         everything = plan_manifest(listing(), current.bookmark, option="enable", policy=_uncapped(policy), known=known)
-        after = commit(current.bookmark, everything, policy=policy)
-    if action != "show" and not dry_run:
-        note = f"{action} by glueflow" + (f" to run {to_run}" if to_run else "")
-        after = record_admin_action(instance, flow.name, current, action, after, note)
+        return commit(current.bookmark, everything, policy=policy)
+
+    if action == "show" or dry_run:
+        current = committed_bookmark(instance, flow.name, ctx)
+        after = state_after(current)
+    else:
+        target = output if output is not None else StorageResource().open(flow.output.uri)
+        current, after = _record_claimed(instance, flow, ctx, action, target, state_after, to_run)
     option = "enable" if job.bookmark == "disable" else job.bookmark
     preview = plan_manifest(listing(), after, option=option, policy=policy, known=known)
     return AdminReport(flow.name, ctx, action, dry_run, current, after, preview.manifest)
+
+
+def _record_claimed(
+    instance: DagsterInstance,
+    flow: FlowConfig,
+    ctx: str,
+    action: str,
+    output: Storage,
+    state_after: Callable[[CommittedBookmark], Bookmark],
+    to_run: str | None,
+) -> tuple[CommittedBookmark, Bookmark]:
+    """Record an admin action under the commit claim and fence the Output runs take.
+
+    Why: an action recorded while a run was between its fence and its commit was silently replaced by the
+    run's commit (the run's version came after it). Like a run, the action claims the one right to commit
+    after the version it read (``claims/output-<ctx>-v<version>`` in the output location), then checks that
+    the bookmark is still that version, then records its event. A run holding the claim is waited for up
+    to :data:`CLAIM_WAIT_S`, then the action fails with one line naming the run and changes nothing; when
+    the bookmark has moved on (the run committed), the action is worked out again on the new state. A run
+    that finds the action's claim is refused (its lease: :func:`glueflow_dagster.core.commits.admin_lease`).
+    """
+    deadline = time.monotonic() + CLAIM_WAIT_S
+    note = f"{action} by glueflow" + (f" to run {to_run}" if to_run else "")
+    while True:
+        current = committed_bookmark(instance, flow.name, ctx)
+        after = state_after(current)
+        attempt = admin_attempt(action, int(time.time() * 1000) + ADMIN_LEASE_S * 1000)
+        fence = f"output-{ctx_token(ctx)}-v{current.bookmark.version}"
+        try:
+            claim_commit(output, fence, attempt, settled=lambda holder: attempt_settled(instance, holder))
+        except ClaimLost as err:
+            moved = committed_bookmark(instance, flow.name, ctx, newer_than=current).storage_id != current.storage_id
+            if moved:
+                continue  # the holder committed: work the action out again on its state
+            if time.monotonic() < deadline:
+                time.sleep(_CLAIM_POLL_S)
+                continue
+            holder = f"run {shown_run_id(err.holder.run_id)}" if err.holder is not None else "another run"
+            raise BookmarkAdminError(
+                f"bookmark {action} refused: {holder} is committing to flow {flow.name!r} (context {ctx!r}); "
+                "nothing was changed, try again when it has finished"
+            ) from None
+        if committed_bookmark(instance, flow.name, ctx, newer_than=current).storage_id != current.storage_id:
+            continue  # committed between our read and our claim: the fence, as for a run
+        return current, record_admin_action(instance, flow.name, current, action, after, note)
 
 
 def _uncapped(policy: BookmarkPolicy) -> BookmarkPolicy:

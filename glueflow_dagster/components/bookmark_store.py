@@ -88,7 +88,12 @@ def state_after_run(instance: DagsterInstance, flow: str, ctx: str, run_id: str)
         metadata = _metadata(record)
         if record.run_id == run_id and metadata.get(CTX_KEY) == ctx and metadata.get(ACTION_KEY) == "commit":
             return Bookmark.from_dict(metadata.get(STATE_KEY))
-    raise ValueError(f"run {run_id} committed no bookmark for flow {flow!r}, context {ctx!r}")
+    raise ValueError(f"run {shown_run_id(run_id)} committed no bookmark for flow {flow!r}, context {ctx!r}")
+
+
+def shown_run_id(run_id: str) -> str:
+    """A run id as a message quotes it: a typed one may be anything, so a long one is cut."""
+    return run_id if len(run_id) <= 60 else f"{run_id[:60]}... ({len(run_id):,} characters)"
 
 
 def committed_manifests(instance: DagsterInstance, flow: str, ctx: str) -> Iterator[tuple[str, list[ObjectInfo]]]:

@@ -28,11 +28,26 @@ def run_commit(instance: DagsterInstance, run_id: str, key: AssetKey) -> CommitR
     return None
 
 
+def run_commits(instance: DagsterInstance, run_id: str) -> list[CommitRecord]:
+    """Every commit that run `run_id` recorded, on any asset (of any flow of this instance)."""
+    records = instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION).records
+    commits = []
+    for record in records:
+        materialization = record.event_log_entry.asset_materialization
+        if materialization is not None and COMMIT_KEY in materialization.metadata:
+            commit = CommitRecord.from_dict(materialization.metadata[COMMIT_KEY].value)
+            if commit is not None:
+                commits.append(commit)
+    return commits
+
+
 def committed_parts(instance: DagsterInstance, key: AssetKey) -> CommittedParts:
-    """Which parts of `key`'s location some commit lists (one event-log lookup per producing run)."""
+    """Which parts of `key`'s location some commit lists (one event-log lookup per producing run); for
+    garbage collection also what any commit of the run lists, whatever asset it committed."""
     return CommittedParts(
         lambda run_id: run_commit(instance, run_id, key),
         known_run=lambda run_id: instance.get_run_record_by_id(run_id) is not None,
+        anywhere=lambda run_id: run_commits(instance, run_id),
     )
 
 

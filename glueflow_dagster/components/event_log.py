@@ -18,7 +18,7 @@ from glueflow_dagster.components.commit_log import committed_parts, latest_commi
 from glueflow_dagster.components.jobs import INPUT_RUN_TAG, output_key, raw_input_key, staging_key
 from glueflow_dagster.components.monitoring import RunClock, earlier_backlogs, output_flow_figures
 from glueflow_dagster.core.bookmarks import Bookmark, CommittedBookmark, Selection
-from glueflow_dagster.core.commits import Attempt, CommittedParts
+from glueflow_dagster.core.commits import Attempt, CommittedParts, admin_lease
 from glueflow_dagster.core.config import FlowConfig
 from glueflow_dagster.core.job_run import URI_KEY
 from glueflow_dagster.core.stage import StageResult
@@ -50,7 +50,11 @@ def source_observation(
 
 
 def attempt_settled(instance: DagsterInstance, attempt: Attempt) -> bool:
-    """An attempt has ended when its run has (a run this instance does not know cannot be committing)."""
+    """An attempt has ended when its run has (a run this instance does not know cannot be committing); a
+    bookmark admin action's when its lease has."""
+    admin = admin_lease(attempt.run_id)
+    if admin is not None:
+        return admin[1] <= now_ms()
     record = instance.get_run_record_by_id(attempt.run_id)
     return record is None or record.dagster_run.is_finished
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -151,8 +152,40 @@ def publish(
 CLAIMS_DIR = f"{COMMITS_DIR}/claims"
 
 
+#: Run ids of the claims bookmark admin actions take (``bookmark-admin-<action>-<lease end ms>-<random>``):
+#: an admin action (reset, rewind, set-to-current) takes the same claim as runs, so neither commits over
+#: the other; it holds it for the moment between its fence and its event, and at most until the lease ends.
+ADMIN_RUN_PREFIX = "bookmark-admin-"
+_ADMIN_RUN = re.compile(r"bookmark-admin-(?P<action>[a-z-]+?)-(?P<until>\d+)-[0-9a-f]+")
+
+
+def admin_attempt(action: str, lease_until_ms: int) -> Attempt:
+    """The attempt a bookmark admin action claims as."""
+    return Attempt(f"{ADMIN_RUN_PREFIX}{action}-{lease_until_ms}-{uuid.uuid4().hex[:8]}")
+
+
+def admin_lease(run_id: str) -> tuple[str, int] | None:
+    """(action, lease end in ms) of an admin action's claim; None for a run's."""
+    match = _ADMIN_RUN.fullmatch(run_id)
+    return (match.group("action"), int(match.group("until"))) if match else None
+
+
+def later_reads(action: str) -> str:
+    """What becomes of the objects a refused run planned to read, after ``action`` committed a bookmark."""
+    if action == "set-to-current":
+        return (
+            "set-to-current marked these objects read: no later run reads them unless the bookmark is reset "
+            "or rewound"
+        )
+    return "a later run reads these objects"
+
+
 class ClaimLost(Exception):
-    """Another attempt holds the right to commit after the version this attempt planned from."""
+    """Another attempt (``holder``) holds the right to commit after the version this attempt planned from."""
+
+    def __init__(self, message: str, holder: Attempt | None = None) -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 def claim_commit(
@@ -184,10 +217,18 @@ def claim_commit(
             return key
         stale = settled(holder) or (holder.run_id == attempt.run_id and holder.number < attempt.number)
         if not stale:
+            admin = admin_lease(holder.run_id)
+            if admin is not None:
+                raise ClaimLost(
+                    f"commit conflict: a bookmark {admin[0]} is being recorded after the same version; nothing was "
+                    f"committed and this attempt's objects were discarded, {later_reads(admin[0])}",
+                    holder,
+                )
             raise ClaimLost(
                 f"commit conflict: run {holder.run_id} (attempt {holder.number}) is committing after the same "
                 "version; nothing was committed and this attempt's objects were discarded, a later run reads "
-                "these objects"
+                "these objects",
+                holder,
             )
     raise ClaimLost(f"commit conflict: more than 10000 claims after {fence}")
 
@@ -240,7 +281,25 @@ class CommittedParts:
     # left behind: parts written under another Dagster instance (a SQLite home moved to PostgreSQL) are
     # that history's, not orphans.
     known_run: Callable[[str], bool] = lambda _run_id: True
+    # Every commit a run recorded, on any asset of any flow. Flows may share a location, and "a run this
+    # instance knows" covers them all: garbage collection keeps any part some commit of its run lists.
+    anywhere: Callable[[str], Sequence[CommitRecord]] = lambda _run_id: ()
     _cache: dict[str, CommitRecord | None] = field(default_factory=dict)
+    _anywhere_cache: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def listed_anywhere(self, key: str) -> bool:
+        """True when a commit of the part's run, for any location, lists its name (any name glueflow did
+        not make counts as listed): the folder it was listed under may differ, its name does not."""
+        attempt = attempt_of(key)
+        if attempt is None:
+            return True
+        if attempt.run_id not in self._anywhere_cache:
+            self._anywhere_cache[attempt.run_id] = frozenset(
+                f"{record.attempt}/{part.rsplit('/', 1)[-1]}"
+                for record in self.anywhere(attempt.run_id)
+                for part in record.keys
+            )
+        return f"{attempt.number}/{key.rsplit('/', 1)[-1]}" in self._anywhere_cache[attempt.run_id]
 
     def record(self, run_id: str) -> CommitRecord | None:
         if run_id not in self._cache:
@@ -298,7 +357,10 @@ def collect_garbage(
     pending files) left by attempts that never finished; the commit manifest such an attempt may have
     written before it died goes first. Only the location's single writer (the job that holds its
     concurrency slot) calls this, before it writes. It never deletes an object a commit
-    lists: :meth:`CommittedParts.is_committed` is checked for every object it removes.
+    lists: :meth:`CommittedParts.is_committed` is checked for every object it removes, and
+    :meth:`CommittedParts.listed_anywhere` (any commit of the part's run, whatever flow or location it
+    committed to). It touches only names glueflow's attempts make, of runs this instance knows: parts,
+    their pending uploads, and manifests and claims under ``_glueflow/commits/``.
     """
     horizon = now_ms - int(grace_s * 1000)
     files = size = removed = removed_bytes = aborted = 0
@@ -312,10 +374,11 @@ def collect_garbage(
             and obj.last_modified_ms <= horizon
             and committed.record(run_id) is None
             and committed.known_run(run_id)
+            and not committed.anywhere(run_id)
         ):
             storage.delete(obj.key)
     for obj in objects:
-        if RESERVED_DIR in obj.key.split("/") or committed.is_committed(obj):
+        if RESERVED_DIR in obj.key.split("/") or committed.is_committed(obj) or committed.listed_anywhere(obj.key):
             continue
         attempt = attempt_of(obj.key)
         if attempt is not None and not committed.known_run(attempt.run_id):
@@ -327,6 +390,11 @@ def collect_garbage(
             removed += 1
             removed_bytes += obj.size
     for upload in storage.pending_uploads():
+        # Only uploads named by glueflow's attempts are glueflow's to abort: others (any tool's, anyone's)
+        # may share the location, the whole bucket for a bucket-root location.
+        attempt = attempt_of(upload.key)
+        if attempt is None or not committed.known_run(attempt.run_id):
+            continue
         files += 1
         if upload.started_ms <= horizon:
             with suppress(StorageError):
@@ -350,6 +418,7 @@ def collect_garbage(
 
 
 __all__ = [
+    "ADMIN_RUN_PREFIX",
     "COMMITS_DIR",
     "COMMIT_KEY",
     "DEFAULT_ORPHAN_GRACE_S",
@@ -361,10 +430,13 @@ __all__ = [
     "GarbageReport",
     "abort",
     "aborted_on_failure",
+    "admin_attempt",
+    "admin_lease",
     "attempt_of",
     "collect_garbage",
     "complete",
     "commit_manifest_key",
+    "later_reads",
     "part_prefix",
     "publish",
 ]

@@ -31,7 +31,7 @@ from glueflow_dagster.core.bookmarks import (
     commit,
 )
 from glueflow_dagster.core.checks import BACKLOG_RUNS, Verdict, evaluate
-from glueflow_dagster.core.commits import Attempt, CommittedParts, aborted_on_failure, publish
+from glueflow_dagster.core.commits import Attempt, CommittedParts, aborted_on_failure, later_reads, publish
 from glueflow_dagster.core.config import BOOKMARK_OPTIONS, FlowConfig
 from glueflow_dagster.core.job_run import (
     SUMMARY_KEY,
@@ -106,7 +106,7 @@ def conflict_message(ctx: str, expected: int, found: CommittedBookmark) -> str:
     return (
         f"bookmark conflict for context {ctx!r}: this run's manifest was planned from version {expected}, "
         f"but version {found.bookmark.version} was committed since ({found.action} by run {found.run_id}); "
-        "nothing was committed, a later run reads these objects"
+        f"nothing was committed, {later_reads(found.action or '')}"
     )
 
 

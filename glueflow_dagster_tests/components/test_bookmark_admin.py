@@ -116,3 +116,80 @@ def test_cli_bookmark_commands(flow: Flow) -> None:
     assert missing.returncode == 2 and missing.stderr.startswith("glueflow: rewind needs --to-run")
     assert cli("reset").returncode == 0
     assert version(flow) == 4
+
+
+# Admin actions and runs take the same commit claim and fence (issue 22 item 5, 12).
+
+
+def test_an_admin_action_during_a_runs_publish_is_refused_not_lost(
+    flow: Flow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from glueflow_dagster.components import bookmark_admin
+    from glueflow_dagster.core import output_run
+
+    monkeypatch.setattr(bookmark_admin, "CLAIM_WAIT_S", 0.2, raising=False)
+    flow.input_run()
+    outcomes: list[object] = []
+    real_publish = output_run.publish
+
+    def publish_with_an_admin_action(*args, **kwargs):
+        try:
+            outcomes.append(admin(flow, "reset"))
+        except BookmarkAdminError as err:
+            outcomes.append(err)
+        return real_publish(*args, **kwargs)
+
+    monkeypatch.setattr(output_run, "publish", publish_with_an_admin_action)
+    result = flow.output_run()
+    assert result.success
+    [outcome] = outcomes
+    # Not a reset the run's commit then silently replaces: a one-line refusal naming the run.
+    assert isinstance(outcome, BookmarkAdminError), outcome
+    message = str(outcome)
+    assert "\n" not in message and result.run_id in message and "nothing was changed" in message
+    assert version(flow) == 1 and committed_bookmark(flow.instance, "events", "bookmark_ctx").action == "commit"
+    monkeypatch.setattr(output_run, "publish", real_publish)
+    assert admin(flow, "reset").changed and version(flow) == 2  # once the run has committed, it goes through
+
+
+def test_a_run_does_not_commit_while_an_admin_action_holds_the_claim(
+    flow: Flow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from glueflow_dagster.components import bookmark_admin
+
+    flow.input_run()
+    runs = []
+    real_record = bookmark_admin.record_admin_action
+
+    def record_after_a_run(*args, **kwargs):
+        runs.append(flow.output_run())  # planned from the version the admin action claimed after
+        return real_record(*args, **kwargs)
+
+    monkeypatch.setattr(bookmark_admin, "record_admin_action", record_after_a_run)
+    admin(flow, "set-to-current")
+    [run] = runs
+    assert not run.success
+    failure = run.get_run_failure_event().event_specific_data.error.message
+    assert "bookmark set-to-current" in failure and "nothing was committed" in failure, failure
+    assert committed_bookmark(flow.instance, "events", "bookmark_ctx").action == "set-to-current"
+    assert flow.output_objects() == []
+
+
+def test_after_set_to_current_a_conflict_message_tells_the_truth(flow: Flow) -> None:
+    flow.input_run()
+    [request] = flow.tick().run_requests  # planned from version 0
+    admin(flow, "set-to-current")
+    loser = flow.output_run(request)
+    assert not loser.success
+    failure = loser.get_run_failure_event().event_specific_data.error.message
+    assert "a later run reads these objects" not in failure
+    assert "set-to-current" in failure and "no later run reads them" in failure, failure
+    # And it is so: the next run reads nothing.
+    assert flow.output_metadata(flow.output_run().run_id)["files_read"] == 0
+
+
+def test_a_long_run_id_is_cut_in_messages(flow: Flow) -> None:
+    three_committed_runs(flow)
+    with pytest.raises(BookmarkAdminError) as raised:
+        admin(flow, "rewind", to_run="r" * 100_000)
+    assert len(str(raised.value)) < 300 and "100,000 characters" in str(raised.value)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from dagster import MaterializeResult
 
 from glueflow_dagster.core.commits import (
     Attempt,
@@ -158,3 +160,44 @@ def test_claims_from_many_threads_at_once_have_one_winner(storage: Storage) -> N
     for thread in threads:
         thread.join()
     assert len(winners) == 1 and len(losers) == 7, (winners, losers)
+
+
+def test_garbage_collection_aborts_only_uploads_named_by_glueflow(
+    s3_storage: Storage, s3_client: Any, s3_bucket: str, tmp_path: Path
+) -> None:
+    # Someone else's upload under the location (an S3 console upload, another tool's backup) is not ours.
+    foreign = s3_client.create_multipart_upload(Bucket=s3_bucket, Key="root/prefix/videos/holiday.mp4")["UploadId"]
+    _write_parts(s3_storage, tmp_path, Attempt("killed"), 1)  # glueflow's, never published
+    parts = CommittedParts(lambda _run_id: None)
+    report = collect_garbage(
+        s3_storage, s3_storage.list(), parts, now_ms=int(time.time() * 1000) + 7_200_000, grace_s=3600
+    )
+    assert report.aborted_uploads == 1
+    left = s3_client.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", [])
+    assert [(u["Key"], u["UploadId"]) for u in left] == [("root/prefix/videos/holiday.mp4", foreign)]
+
+
+def test_garbage_collection_keeps_what_a_commit_of_another_flow_lists(
+    local_storage: Storage, tmp_path: Path, instance: Any
+) -> None:
+    """Flows A and B share a staging location: B's garbage collection looks at B's commits, but A's
+    committed part is A's data, never an orphan, though A's run is one this instance knows."""
+    from dagster import asset, materialize
+
+    from glueflow_dagster.components.commit_log import commit_metadata, committed_parts
+    from glueflow_dagster.components.jobs import staging_key
+
+    @asset(key=staging_key("a"))
+    def a_staging(context) -> MaterializeResult:  # type: ignore[no-untyped-def]  # dagster refuses a string annotation
+        attempt = Attempt(context.run_id)
+        record = publish(local_storage, attempt, "a_input_job", _write_parts(local_storage, tmp_path, attempt, 1), 1)
+        return MaterializeResult(metadata=commit_metadata(record))
+
+    assert materialize([a_staging], instance=instance).success
+    before = {o.key for o in local_storage.list()}
+    later = int(time.time() * 1000) + 7_200_000
+    report = collect_garbage(
+        local_storage, local_storage.list(), committed_parts(instance, staging_key("b")), now_ms=later, grace_s=3600
+    )
+    assert (report.orphaned_files, report.removed_files) == (0, 0)
+    assert {o.key for o in local_storage.list()} == before

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 import tracemalloc
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 import yaml
 
@@ -204,3 +206,126 @@ def test_config_keys_on_locations_a_job_reads(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(document))
     with pytest.raises(ConfigError, match=r"flow 'events'\.input\.multiline: expected true or false"):
         load_config(path)
+
+
+# Hostile input (issue 22 items 2, 3, 7, 8): one object never stops the run, nothing is dropped silently,
+# memory stays bounded by a record and time by the object's size.
+
+
+def _nested(depth: int) -> str:
+    return '{"id": 9, "deep": ' + "[" * depth + "]" * depth + "}"
+
+
+def test_a_deeply_nested_record_is_read_or_quarantined_never_a_crash(tmp_path: Path) -> None:
+    # 1,000 levels: deeper than Python's decoder goes, not deeper than the stage's reader reads (1,024).
+    path = tmp_path / "object.json"
+    path.write_bytes(f'[{{"id": 1}},\n{_nested(1000)},\n{_nested(5000)},\n{{"id": 2}}]'.encode())
+    report = convert_object(path, "s3://b/object.json", tmp_path, JsonFormat(multiline=True))
+    assert report.clean_path is not None and report.entries_path is not None
+    # Read as the stage reads (Python's json module cannot load the 1,000 levels).
+    assert pl.read_ndjson(report.clean_path, schema={"id": pl.Int64})["id"].to_list() == [1, 9, 2]
+    entries = [json.loads(line) for line in report.entries_path.read_text().splitlines()]
+    assert (report.good_records, report.error_records) == (3, 1)
+    assert [(e["line"], e["record"], e["error"]) for e in entries] == [(3, 3, "nested deeper than 1024 levels")]
+
+
+@pytest.mark.parametrize("fmt", [JsonFormat(multiline=True), JsonFormat(json_path="$.records[*]")])
+def test_a_corrupt_gzip_object_is_unreadable_not_a_crash(tmp_path: Path, fmt: JsonFormat) -> None:
+    payload = gzip.compress(json.dumps({"records": [{"id": i, "pad": "x" * i} for i in range(2000)]}).encode())
+    corrupt = payload[:200] + bytes(b ^ 0x5A for b in payload[200:400]) + payload[400:]
+    report, records, _ = _convert(tmp_path, corrupt, fmt)
+    assert report.unreadable and records == []
+    assert report.error is not None and report.error.startswith("corrupt gzip stream ("), report.error
+    assert report.first_error == f"s3://b/object.json: {report.error}"
+
+
+def test_a_json_path_that_matches_nothing_is_reported_not_dropped(tmp_path: Path) -> None:
+    data = json.dumps({"items": [{"id": i} for i in range(1000)]}).encode()
+    report, records, _ = _convert(tmp_path, data, JsonFormat(json_path="$.records[*]"))
+    assert records == [] and report.unreadable
+    assert report.error == "no records at path $.records[*]"
+    # A path that is there but holds no records, and an empty object, are not errors.
+    for empty in (b'{"records": []}', b"", b" \n"):
+        report, records, _ = _convert(tmp_path, empty, JsonFormat(json_path="$.records[*]"))
+        assert (report.unreadable, report.good_records, report.error_records) == (False, 0, 0)
+
+
+def test_a_long_json_path_is_cut_in_messages() -> None:
+    path = "$." + "a" * 100_000
+    with pytest.raises(JsonPathError) as raised:
+        parse_json_path(path + "[0]")
+    assert len(str(raised.value)) < 300 and "100,005 characters" in str(raised.value)
+    with pytest.raises(JsonPathError, match="at most 100 steps"):
+        parse_json_path("$" + ".a" * 101)
+
+
+def test_a_hostile_object_is_quarantined_and_the_others_staged(locations: tuple[Storage, Storage]) -> None:
+    source, target = locations
+    good = json.dumps({"records": [{"id": 1, "user": {"name": "ann"}}]}).encode()
+    infos = [
+        _write(source, "a.json", good),
+        _write(source, "b.json.gz", gzip.compress(good)[:-30] + b"\x00" * 30),
+        _write(source, "c.json", b'{"records": [' + _nested(5000).encode() + b', {"id": 2}]}'),
+        _write(source, "d.json", b'{"other": [{"id": 3}]}'),
+    ]
+    result = run_stage(
+        source,
+        infos,
+        MAPPINGS,
+        target,
+        name_prefix="run",
+        compression="none",
+        max_error_records=5,
+        json_format=JsonFormat(json_path="$.records[*]"),
+    )
+    assert sorted(r["id"] for r in _rows(target)) == [1, 2]
+    assert (result.error_records, result.error_files) == (1, 2)
+    entries = [
+        json.loads(line) for obj in result.quarantined for line in target.read_bytes(obj.key).decode().splitlines()
+    ]
+    by_source = {e["source"].rsplit("/", 1)[1]: e["error"] for e in entries}
+    assert by_source["b.json.gz"].startswith(("corrupt gzip stream", "truncated gzip stream"))
+    assert by_source["c.json"] == "nested deeper than 1024 levels"
+    assert by_source["d.json"] == "no records at path $.records[*]"
+
+
+def _peak(run: Any) -> tuple[Any, int]:
+    tracemalloc.start()
+    try:
+        result = run()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return result, peak
+
+
+def test_memory_of_one_large_record_is_about_its_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(json_reader, "_CHUNK", 256 * 1024)
+    path = tmp_path / "big.json"
+    items = ",".join(json.dumps({"k": i, "v": "ab", "f": 1.5}) for i in range(150_000))
+    path.write_text('{"id": 1, "items": [' + items + "]}")
+    size = path.stat().st_size
+    report, peak = _peak(lambda: convert_object(path, "big", tmp_path, JsonFormat(multiline=True)))
+    assert report.good_records == 1
+    # The record's text (held once, and once more while the buffer grows), not its decoded objects (~10x).
+    assert size > 5_000_000 and peak < 3 * size, (size, peak)
+
+
+def test_a_skipped_sibling_is_never_held_in_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(json_reader, "_CHUNK", 64 * 1024)
+    path = tmp_path / "big.json"
+    items = ",".join(json.dumps({"k": i, "v": 'a]}\\"b', "f": [1.5, None]}) for i in range(150_000))
+    path.write_text('{"skip": [' + items + '], "text": "' + "y" * 3_000_000 + '", "records": [{"id": 1}]}')
+    report, peak = _peak(lambda: convert_object(path, "big", tmp_path, JsonFormat(json_path="$.records[*]")))
+    assert report.good_records == 1 and report.error_records == 0
+    assert path.stat().st_size > 8_000_000 and peak < 1_000_000, peak
+
+
+def test_time_grows_linearly_with_the_bad_values(tmp_path: Path) -> None:
+    # Every bad value's line was counted from the start of the buffer: 100,000 took ~17 s, now well under 1 s.
+    data = ("[" + ",\n".join("1" for _ in range(100_000)) + "]").encode()
+    started = time.perf_counter()
+    report, _, entries = _convert(tmp_path, data, JsonFormat(multiline=True))
+    elapsed = time.perf_counter() - started
+    assert report.error_records == 100_000 and entries[-1]["line"] == 100_000
+    assert elapsed < 5, elapsed
