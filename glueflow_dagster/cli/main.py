@@ -250,24 +250,9 @@ def report(args: argparse.Namespace) -> int:
 
 
 def simulate(args: argparse.Namespace) -> int:
-    import json
+    from glueflow_dagster.cli.simulate import simulate_command
 
-    from glueflow_dagster.cli.simulate import simulate as run_simulation
-    from glueflow_dagster.core.chart import draw_flow_chart, windows_json, windows_markdown
-
-    _progress(f"replaying the guide's timeline with bookmarks {args.bookmarks} ...")
-    result = run_simulation(args.bookmarks)
-    _progress(f"replayed {len(result.input_runs)} Input and {len(result.output_runs)} Output runs")
-    if args.png is not None:
-        title = f"Glue guide timeline replayed, job bookmarks {args.bookmarks}"
-        draw_flow_chart(result.windows, result.input_runs, result.output_runs, args.png, title)
-        print(f"chart written to {args.png}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(windows_json(result.windows), indent=2))
-    else:
-        print(windows_markdown(result.windows))
-        print(f"total bytes written {result.total_bytes_written:,}, total bytes read {result.total_bytes_read:,}")
-    return 0
+    return simulate_command(args.bookmarks, args.json, args.png)
 
 
 def import_glue(args: argparse.Namespace) -> int:

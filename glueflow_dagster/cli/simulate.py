@@ -7,9 +7,18 @@ when its Input run succeeded and the previous Output run is done (max concurrenc
 sensor ticks and bookmark code, on temporary folders and a temporary Dagster instance; only the
 clock is virtual: events happen in virtual-time order, so an Output run lists exactly the staging
 objects that existed when it began.
+
+The replay is deterministic: the sample batches are seeded by their batch number (`write_batch`), the
+timeline is fixed, and the staging parts' bytes depend only on the records (gzip without a name or a
+time in its header), so the same installed versions print the same figures every time. The README's
+pictures `docs/simulate_disable.png` and `docs/simulate_enable.png` are drawn by
+`glueflow simulate --bookmarks disable|enable --png docs/simulate_<option>.png`; the tables checked in
+beside `glueflow_dagster_tests/cli/test_simulate.py` pin their figures.
 """
 
 import heapq
+import json
+import sys
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,7 +36,16 @@ from glueflow_dagster.components.jobs import (
 )
 from glueflow_dagster.components.monitoring import run_materialization_metadata
 from glueflow_dagster.components.resources import StorageResource
-from glueflow_dagster.core.flow_accounting import InputRun, OutputRun, Window, windows
+from glueflow_dagster.core.chart import draw_flow_chart, flow_table_json, flow_table_markdown
+from glueflow_dagster.core.flow_accounting import (
+    InputRun,
+    OutputRun,
+    Slot,
+    Window,
+    flow_slots,
+    total_bytes_read,
+    total_bytes_written,
+)
 from glueflow_dagster.core.sample_data import write_batch
 from glueflow_dagster.definitions import load_definitions
 
@@ -59,15 +77,19 @@ class Simulation:
     bookmarks: str
     input_runs: list[InputRun]
     output_runs: list[OutputRun]
-    windows: list[Window]
+    slots: list[Slot]  # the windows, and the Output runs that started after the last window closed
+
+    @property
+    def windows(self) -> list[Window]:
+        return [slot.window for slot in self.slots if slot.window is not None]
 
     @property
     def total_bytes_written(self) -> int:
-        return sum(run.bytes_written for run in self.input_runs)
+        return total_bytes_written(self.slots)
 
     @property
     def total_bytes_read(self) -> int:
-        return sum(run.bytes_read for run in self.output_runs)
+        return total_bytes_read(self.slots)
 
 
 def _flow_file(root: Path, bookmarks: str) -> Path:
@@ -154,5 +176,23 @@ def simulate(bookmarks: str, *, events_per_batch: int = 4_000, input_minutes: li
             bookmarks,
             replay.input_runs,
             replay.output_runs,
-            windows(replay.input_runs, replay.output_runs, period_s=PERIOD_S),
+            flow_slots(replay.input_runs, replay.output_runs, period_s=PERIOD_S),
         )
+
+
+def chart_title(bookmarks: str) -> str:
+    return f"Glue guide timeline replayed, job bookmarks {bookmarks}"
+
+
+def simulate_command(bookmarks: str, json_out: bool, png: Path | None) -> int:
+    """`glueflow simulate --bookmarks B [--json] [--png FILE]`: the table (or JSON) on stdout, progress and
+    where the chart went on stderr."""
+    print(f"replaying the guide's timeline with bookmarks {bookmarks} ...", file=sys.stderr, flush=True)
+    result = simulate(bookmarks)
+    runs = f"{len(result.input_runs)} Input and {len(result.output_runs)} Output runs"
+    print(f"replayed {runs}", file=sys.stderr, flush=True)
+    if png is not None:
+        draw_flow_chart(result.slots, png, chart_title(bookmarks))
+        print(f"chart written to {png}", file=sys.stderr)
+    print(json.dumps(flow_table_json(result.slots), indent=2) if json_out else flow_table_markdown(result.slots))
+    return 0

@@ -20,9 +20,13 @@ from glueflow_dagster.core.flow_accounting import (
     parse_bytes_by_input_run,
     windows,
 )
+from glueflow_dagster.core.flow_ratio import NOT_APPLICABLE
 from glueflow_dagster.core.storage import ObjectInfo
 
 READ_STATE_KEY = "read_state"
+# Text entry recorded instead of `flow_ratio` when the run's window has nothing to compare (n/a), so the
+# metadata says why there is no ratio and the numeric `flow_ratio` plot gets no point.
+FLOW_RATIO_NOTE_KEY = "flow_ratio_note"
 # Input runs read back when placing one Output run in its window: the window is always among the latest.
 WINDOW_LOOKBACK = 20
 
@@ -163,6 +167,9 @@ def output_flow_figures(
     """The guide's figures for one Output run: flow_ratio over its Input window, new and reprocessed
     bytes, the backlog it leaves, its lag, and the bytes it read from each producing Input run.
 
+    A window with nothing to compare (nothing written or nothing read in it), or no window at all, has no
+    ratio (n/a): `flow_ratio` is left out, so its plot gets no point, and `flow_ratio_note` says why.
+
     The window is the one the report shows (`flow_history` + `windows`), however the run started: the
     tag `glueflow/input_run_id` (`tagged_input_run`) names the Input run a sensor followed, which is not
     always the window the run started in, so it does not choose the window.
@@ -182,9 +189,16 @@ def output_flow_figures(
         ]
         if window.ratio is not None:
             figures["flow_ratio"] = round(window.ratio, 4)
+        else:
+            figures[FLOW_RATIO_NOTE_KEY] = (
+                f"{NOT_APPLICABLE}: in this Input window {window.input_bytes_written:,} bytes were written and "
+                f"{window.output_bytes_read:,} read, nothing to compare"
+            )
         figures["input_bytes_written"] = window_input.bytes_written
         figures["input_run_id"] = window_input.run_id
         figures["lag_s"] = round(max(run.start_s - window_input.end_s, 0.0), 3)
+    else:
+        figures[FLOW_RATIO_NOTE_KEY] = f"{NOT_APPLICABLE}: no Input run had started before this run, so no window"
     figures[BYTES_READ_BY_INPUT_RUN_KEY] = MetadataValue.json(bytes_by_input_run(manifest))
     figures[READ_STATE_KEY] = MetadataValue.json(accounting.read_state.to_dict())
     return figures

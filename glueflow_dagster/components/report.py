@@ -14,7 +14,7 @@ from dagster import DagsterInstance, MetadataValue
 from glueflow_dagster.components.monitoring import flow_history
 from glueflow_dagster.core.chart import FlowReport, chart_markdown, draw_flow_chart
 from glueflow_dagster.core.chart_thumbnail import thumbnail_markdown
-from glueflow_dagster.core.flow_accounting import InputRun, OutputRun, windows
+from glueflow_dagster.core.flow_accounting import InputRun, OutputRun, flow_slots
 from glueflow_dagster.core.storage import location_uri
 
 REPORT_WINDOWS = 48  # a day of 30-minute Input windows per chart
@@ -55,19 +55,20 @@ def build_flow_report(
     current_run_id: str | None = None,
     dpi: int = 110,
 ) -> FlowReport:
-    """Read the history, cut it into Input windows and draw the chart when `png_path` is given.
+    """Read the history, cut it into Input windows (and the Output runs in no window: `flow_slots`) and draw
+    the chart when `png_path` is given.
 
     `period_s=None` leaves the last window open: every Output run after the latest Input run
     counts towards it, whatever the schedule. Inside an asset, pass `current_run_id=context.run.run_id`
     so the run's own Output materialization is counted before the run has succeeded.
     """
     input_runs, output_runs = history_from_instance(instance, flow, limit=limit, current_run_id=current_run_id)
-    window_list = windows(input_runs, output_runs, period_s)
+    slots = flow_slots(input_runs, output_runs, period_s)
     drawn = None
     if png_path is not None:
         title = f"{flow}: Input -> Output data flow"
-        drawn = draw_flow_chart(window_list, input_runs, output_runs, png_path, title, dpi=dpi)
-    return FlowReport(flow, input_runs, output_runs, window_list, drawn)
+        drawn = draw_flow_chart(slots, png_path, title, dpi=dpi)
+    return FlowReport(flow, input_runs, output_runs, slots, drawn)
 
 
 def current_flow_report(instance: DagsterInstance, flow: str, run_id: str) -> FlowReport:

@@ -1,9 +1,11 @@
 """The guide's two charts as one PNG, and the same windows as a markdown table and JSON.
 
 (a) bytes written by Input runs (red) and bytes read by Output runs (brown), per Input trigger window,
-(b) the ratio per Input trigger window, with the balanced value 1.0 dashed.
+(b) the ratio per Input trigger window, with the balanced value 1.0 dashed; a window with nothing to
+compare (nothing written or nothing read) gets no bar, only "n/a".
 The x axis is indexed by window (one slot each, whatever its length), so idle time between runs never
-squeezes the bars and every window stays readable.
+squeezes the bars and every window stays readable. Output runs that count in no window have a slot (and a
+table row) of their own, labelled, so every byte of the totals is drawn and listed.
 
 Plain matplotlib (the Agg canvas, no display, no pyplot state) over flow_accounting's windows; who reads
 the history is the caller's business (`components/report.py` reads a Dagster instance, `glueflow
@@ -19,7 +21,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from glueflow_dagster.core.flow_accounting import InputRun, OutputRun, Window, assign_windows
+from glueflow_dagster.core.flow_accounting import (
+    BEFORE_FIRST_WINDOW,
+    InputRun,
+    OutputRun,
+    Slot,
+    Window,
+    total_bytes_read,
+    total_bytes_written,
+)
+from glueflow_dagster.core.flow_ratio import NOT_APPLICABLE, flow_ratio
 
 # The guide's colours: the Input job in red, the Output job in brown.
 INPUT_COLOUR = "#d62728"
@@ -38,37 +49,62 @@ def iso(timestamp_s: float) -> str:
 # --- tables ---------------------------------------------------------------------------------------
 
 
-def windows_markdown(window_list: Sequence[Window]) -> str:
-    """A markdown table, one row per Input window, oldest first."""
+def _ratio_text(ratio: float | None) -> str:
+    return NOT_APPLICABLE if ratio is None else f"{ratio:.2f}"
+
+
+def slot_label(slot: Slot) -> str:
+    """A row's first cell: the window's start, or where its Output runs are and how many there are."""
+    if slot.window is not None:
+        return iso(slot.window.start_s)
+    count = len(slot.output_runs)
+    return f"{slot.outside} ({count} Output run{'s' if count != 1 else ''})"
+
+
+def flow_table_markdown(slots: Sequence[Slot]) -> str:
+    """A markdown table, one row per slot (Input windows oldest first; Output runs outside every window in
+    a labelled row), and a last row with the totals, which are the sums of the rows above."""
     lines = [
         "| window start (UTC) | input bytes written | output bytes read | ratio |",
         "|---|---:|---:|---:|",
     ]
-    for window in window_list:
-        ratio = "n/a" if window.ratio is None else f"{window.ratio:.2f}"
-        lines.append(
-            f"| {iso(window.start_s)} | {window.input_bytes_written:,} | {window.output_bytes_read:,} | {ratio} |"
-        )
+    for slot in slots:
+        written = f"{slot.input_bytes_written:,}" if slot.window is not None else "-"
+        lines.append(f"| {slot_label(slot)} | {written} | {slot.output_bytes_read:,} | {_ratio_text(slot.ratio)} |")
+    written, read = total_bytes_written(slots), total_bytes_read(slots)
+    lines.append(f"| total | {written:,} | {read:,} | {_ratio_text(flow_ratio(read, written))} |")
     return "\n".join(lines)
 
 
-def windows_json(window_list: Sequence[Window]) -> dict[str, Any]:
-    """`{"windows": [{start, input_bytes_written, output_bytes_read, ratio}], totals}`.
+def flow_table_json(slots: Sequence[Slot]) -> dict[str, Any]:
+    """`{"windows": [{start, input_bytes_written, output_bytes_read, ratio}], "outside_windows": [{slot,
+    output_runs, first_start, output_bytes_read}], total_bytes_written, total_bytes_read}`.
 
-    `ratio` is None (JSON null) where it is undefined.
+    `ratio` is None (JSON null) where it is undefined (n/a). The totals are the sums of both lists.
     """
     return {
         "windows": [
             {
-                "start": iso(window.start_s),
-                "input_bytes_written": int(window.input_bytes_written),
-                "output_bytes_read": int(window.output_bytes_read),
-                "ratio": None if window.ratio is None else float(window.ratio),
+                "start": iso(slot.window.start_s),
+                "input_bytes_written": int(slot.input_bytes_written),
+                "output_bytes_read": int(slot.output_bytes_read),
+                "ratio": None if slot.ratio is None else float(slot.ratio),
             }
-            for window in window_list
+            for slot in slots
+            if slot.window is not None
         ],
-        "total_bytes_written": sum(int(window.input_bytes_written) for window in window_list),
-        "total_bytes_read": sum(int(window.output_bytes_read) for window in window_list),
+        "outside_windows": [
+            {
+                "slot": slot.outside,
+                "output_runs": len(slot.output_runs),
+                "first_start": iso(min(run.start_s for run in slot.output_runs)),
+                "output_bytes_read": int(slot.output_bytes_read),
+            }
+            for slot in slots
+            if slot.window is None
+        ],
+        "total_bytes_written": total_bytes_written(slots),
+        "total_bytes_read": total_bytes_read(slots),
     }
 
 
@@ -96,17 +132,6 @@ def _day_range(first_s: float, last_s: float) -> str:
     return first_day if first_day == last_day else f"{first_day} to {last_day}"
 
 
-@dataclass(frozen=True)
-class _Slot:
-    """One x position of the chart: an Input window, or the Output runs that fall in no window."""
-
-    tick: str
-    input_bytes: int | None
-    outputs: list[OutputRun]
-    ratio: float | None
-    window: bool = True
-
-
 def _label_style(labels: Sequence[str], bar_px: float, dpi: int, fontsize: int = 8) -> tuple[int, int] | None:
     """(rotation, font size) for value labels that each fit above their own bar, so neighbours never overlap:
     horizontal when the widest label fits the bar's width, else vertical when a line of text does, else
@@ -125,59 +150,40 @@ def _short(value: float) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
 
 
-def draw_flow_chart(
-    window_list: Sequence[Window],
-    input_runs: Sequence[InputRun],
-    output_runs: Sequence[OutputRun],
-    png_path: Path | str,
-    title: str,
-    *,
-    dpi: int = 110,
-) -> Path:
+def draw_flow_chart(slots: Sequence[Slot], png_path: Path | str, title: str, *, dpi: int = 110) -> Path:
     """Draw the two panels into `png_path` (folders created); returns the path."""
     png_path = Path(png_path)
     png_path.parent.mkdir(parents=True, exist_ok=True)
-    png_path.write_bytes(render_flow_chart(window_list, input_runs, output_runs, title, dpi=dpi))
+    png_path.write_bytes(render_flow_chart(slots, title, dpi=dpi))
     return png_path
 
 
-def render_flow_chart(
-    window_list: Sequence[Window],
-    input_runs: Sequence[InputRun],
-    output_runs: Sequence[OutputRun],
-    title: str,
-    *,
-    dpi: int = 110,
-) -> bytes:
-    """The chart as PNG bytes (see `flow_figure`)."""
-    return _png(flow_figure(window_list, input_runs, output_runs, title, dpi=dpi))
+# PNG text chunk holding the chart's figures: the markdown table the chart was drawn from.
+PNG_TABLE_KEY = "Description"
 
 
-def flow_figure(
-    window_list: Sequence[Window],
-    input_runs: Sequence[InputRun],
-    output_runs: Sequence[OutputRun],
-    title: str,
-    *,
-    dpi: int = 110,
-) -> Any:
-    """The chart as a matplotlib Figure (Agg, no pyplot state), indexed by Input window.
+def render_flow_chart(slots: Sequence[Slot], title: str, *, dpi: int = 110) -> bytes:
+    """The chart as PNG bytes (see `flow_figure`), with its table in the PNG's `Description` text chunk, so
+    a picture can be checked against the figures it claims to show (docs/simulate_*.png are)."""
+    return _png(flow_figure(slots, title, dpi=dpi), {PNG_TABLE_KEY: flow_table_markdown(slots)})
+
+
+def flow_figure(slots: Sequence[Slot], title: str, *, dpi: int = 110) -> Any:
+    """The chart as a matplotlib Figure (Agg, no pyplot state), one x slot per `flow_slots` slot.
 
     Each window gets the same width on the x axis whatever its length, so idle hours between runs never
     squeeze the bars: in panel (a) the window's Input run (red) and then each Output run counted in that
-    window (brown, in start order), side by side; in panel (b) the window's ratio. Value labels sit
-    above their own bar, rotated when the bars are narrow, and are left out when there are too many to
-    read, so they never overlap.
+    window (brown, in start order), side by side; in panel (b) the window's ratio, or "n/a" and no bar.
+    Output runs in no window are drawn in their own slot ("before", "no window"). Value labels sit above
+    their own bar, rotated when the bars are narrow, and are left out when there are too many to read, so
+    they never overlap.
     """
-
-    from matplotlib.colors import to_rgba
     from matplotlib.figure import Figure
-    from matplotlib.ticker import FuncFormatter
 
     fig = Figure(figsize=(11, 7), dpi=dpi, layout="constrained")
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 2])
     fig.suptitle(title, fontsize=13, fontweight="bold")
-    if not window_list:
+    if not slots:
         for ax in (top, bottom):
             ax.text(
                 0.5,
@@ -191,58 +197,48 @@ def flow_figure(
             )
             ax.set_yticks([])
         return fig
-
-    windows_sorted = sorted(window_list, key=lambda w: (w.start_s, w.input_run_id))
-    by_id = {run.run_id: run for run in input_runs}
-    ordered_outputs = sorted(output_runs, key=lambda run: (run.start_s, run.run_id))
-    members: list[list[OutputRun]] = [[] for _ in windows_sorted]
-    inputs_in_slots = [
-        by_id.get(w.input_run_id, InputRun(w.input_run_id, w.start_s, w.start_s, w.input_bytes_written))
-        for w in windows_sorted
-    ]
-    # The windows' own assignment (recorded window, else start time). Output runs in no window are drawn in
-    # extra slots before the first window or after the last one: nothing is left out silently.
-    last = windows_sorted[-1]
-    period = None if last.end_s is None else max(last.end_s - last.start_s, 1e-6)
-    before: list[OutputRun] = []
-    after: list[OutputRun] = []
-    for run, index in zip(ordered_outputs, assign_windows(inputs_in_slots, ordered_outputs, period), strict=True):
-        if index is not None:
-            members[index].append(run)
-        else:
-            (before if run.start_s < windows_sorted[0].start_s else after).append(run)
-    span = last.start_s - windows_sorted[0].start_s
-    slots: list[_Slot] = [
-        _Slot(datetime.fromtimestamp(w.start_s, tz=UTC).strftime(_time_format(span)), w.input_bytes_written, g, w.ratio)
-        for w, g in zip(windows_sorted, members, strict=True)
-    ]
-    if before:
-        slots.insert(0, _Slot("before", None, before, None, window=False))
-    if after:
-        slots.append(_Slot("no window", None, after, None, window=False))
-
-    largest = max([w.input_bytes_written for w in windows_sorted] + [r.bytes_read for r in ordered_outputs] + [1])
-    factor, unit = _byte_unit(largest)
-    group_width = 0.84
-    widest_group = max(len(slot.outputs) + (slot.input_bytes is not None) for slot in slots)
-    bar_width = group_width / max(widest_group, 2)
     # Pixels per slot: the axes take about 90% of the figure's width.
     slot_px = fig.get_figwidth() * dpi * 0.9 / (len(slots) + 0.2)
+    _draw_bytes_panel(top, slots, slot_px, dpi)
+    _draw_ratio_panel(bottom, slots, slot_px, dpi)
+    _draw_slot_axis(top, bottom, slots)
+    return fig
 
+
+# Share of a slot's width its bars take (the rest separates it from its neighbours).
+_GROUP_WIDTH = 0.84
+
+
+def _bytes_bars(slots: Sequence[Slot], factor: float, bar_width: float) -> tuple[list[float], ...]:
+    """x and height of every Input bar and every Output bar: per slot, the Input run first, then its Output runs."""
     xs_in: list[float] = []
     h_in: list[float] = []
     xs_out: list[float] = []
     h_out: list[float] = []
     for index, slot in enumerate(slots):
-        left = index - group_width / 2
+        left = index - _GROUP_WIDTH / 2
         position = 0
-        if slot.input_bytes is not None:
+        if slot.window is not None:
             xs_in.append(left + bar_width / 2)
-            h_in.append(slot.input_bytes / factor)
+            h_in.append(slot.window.input_bytes_written / factor)
             position = 1
-        for offset, run in enumerate(slot.outputs, start=position):
+        for offset, run in enumerate(slot.output_runs, start=position):
             xs_out.append(left + bar_width * (offset + 0.5))
             h_out.append(run.bytes_read / factor)
+    return xs_in, h_in, xs_out, h_out
+
+
+def _draw_bytes_panel(top: Any, slots: Sequence[Slot], slot_px: float, dpi: int) -> None:
+    """Panel (a): per slot, the window's Input run (red) and each Output run counted there (brown)."""
+    from matplotlib.colors import to_rgba
+
+    largest = max(
+        [slot.input_bytes_written for slot in slots] + [run.bytes_read for slot in slots for run in slot.output_runs]
+    )
+    factor, unit = _byte_unit(max(largest, 1))
+    widest_group = max(len(slot.output_runs) + (slot.window is not None) for slot in slots)
+    bar_width = _GROUP_WIDTH / max(widest_group, 2)
+    xs_in, h_in, xs_out, h_out = _bytes_bars(slots, factor, bar_width)
     for xs, heights, colour, label, layer in (
         (xs_in, h_in, INPUT_COLOUR, "bytes written by the window's Input run", 3),
         (xs_out, h_out, OUTPUT_COLOUR, "bytes read by each Output run started in the window", 2),
@@ -270,9 +266,15 @@ def flow_figure(
     top.legend(loc="lower right", bbox_to_anchor=(1.0, 1.06), ncols=2, fontsize=8, frameon=False)
     top.set_ylim(0, max(h_in + h_out + [1e-9]) * 1.3)
 
+
+def _draw_ratio_panel(bottom: Any, slots: Sequence[Slot], slot_px: float, dpi: int) -> None:
+    """Panel (b): the window's ratio as a bar, or "n/a" and no bar when it has nothing to compare (and in
+    the slots of Output runs outside every window)."""
+    from matplotlib.ticker import FuncFormatter
+
     for index, slot in enumerate(slots):
-        if slot.window and slot.ratio is None:
-            bottom.text(index, 0.05, "n/a", ha="center", va="bottom", fontsize=8, color="grey")
+        if slot.ratio is None:
+            bottom.text(index, 0.05, NOT_APPLICABLE, ha="center", va="bottom", fontsize=8, color="grey")
     shown = [(index, slot.ratio) for index, slot in enumerate(slots) if slot.ratio is not None]
     ratios = [ratio for _, ratio in shown]
     if shown:
@@ -299,35 +301,48 @@ def flow_figure(
     bottom.set_ylim(0, max([*ratios, 1.0]) * 1.4)
     bottom.yaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:.1f}"))
 
-    # One tick per slot (thinned to at most 16), labelled with the window's start time.
+
+def _slot_ticks(slots: Sequence[Slot]) -> list[str]:
+    """Each slot's tick: the window's start time, "before" or "no window"."""
+    starts = [slot.window.start_s for slot in slots if slot.window is not None]
+    time_format = _time_format(starts[-1] - starts[0]) if starts else "%H:%M"
+    return [
+        datetime.fromtimestamp(slot.window.start_s, tz=UTC).strftime(time_format)
+        if slot.window is not None
+        else ("before" if slot.outside == BEFORE_FIRST_WINDOW else slot.outside)
+        for slot in slots
+    ]
+
+
+def _draw_slot_axis(top: Any, bottom: Any, slots: Sequence[Slot]) -> None:
+    """The shared x axis: one tick per slot (thinned to at most 16), dotted lines between slots."""
+    labels = _slot_ticks(slots)
     step = max(1, -(-len(slots) // 16))
     ticks = list(range(0, len(slots), step))
     bottom.set_xticks(ticks)
     bottom.set_xticklabels(
-        [slots[i].tick for i in ticks],
+        [labels[i] for i in ticks],
         rotation=30 if len(ticks) > 8 else 0,
         ha="right" if len(ticks) > 8 else "center",
         fontsize=8,
     )
-    note = "; Output runs outside every window in their own slot" if before or after else ""
-    bottom.set_xlabel(
-        f"Input window start (UTC, {_day_range(windows_sorted[0].start_s, last.start_s)}), "
-        f"one slot per window whatever its length{note}"
-    )
+    starts = [slot.window.start_s for slot in slots if slot.window is not None]
+    days = f", {_day_range(starts[0], starts[-1])}" if starts else ""
+    note = "; Output runs outside every window in their own slot" if len(starts) < len(slots) else ""
+    bottom.set_xlabel(f"Input window start (UTC{days}), one slot per window whatever its length{note}")
     bottom.set_xlim(-0.6, len(slots) - 0.4)
     for boundary in range(1, len(slots)):
         for ax in (top, bottom):
             ax.axvline(boundary - 0.5, color="grey", linestyle=":", linewidth=0.8)
     for ax in (top, bottom):
         ax.grid(axis="y", alpha=0.3)
-    return fig
 
 
-def _png(fig: Any) -> bytes:
+def _png(fig: Any, text: dict[str, str]) -> bytes:
     import io
 
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
+    fig.savefig(buffer, format="png", metadata=text)
     return buffer.getvalue()
 
 
@@ -336,16 +351,20 @@ class FlowReport:
     flow: str
     input_runs: list[InputRun]
     output_runs: list[OutputRun]
-    windows: list[Window]
+    slots: list[Slot]
     png_path: Path | None
 
     @property
+    def windows(self) -> list[Window]:
+        return [slot.window for slot in self.slots if slot.window is not None]
+
+    @property
     def markdown(self) -> str:
-        return windows_markdown(self.windows)
+        return flow_table_markdown(self.slots)
 
     @property
     def json(self) -> dict[str, Any]:
-        return windows_json(self.windows)
+        return flow_table_json(self.slots)
 
 
 def chart_markdown(png: bytes) -> str:

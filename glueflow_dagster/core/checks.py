@@ -65,7 +65,8 @@ def flow_ratio_in_band(metadata: Mapping[str, Any], band: tuple[float, float]) -
     low, high = band
     ratio = metadata.get("flow_ratio")
     if ratio is None:
-        return Verdict(FLOW_RATIO_IN_BAND, True, "no ratio: the Input run wrote nothing", {})
+        text = "flow_ratio n/a: nothing written or nothing read in the run's Input window"
+        return Verdict(FLOW_RATIO_IN_BAND, True, text, {})
     passed = low <= float(ratio) <= high
     where = "inside" if passed else "outside"
     return Verdict(

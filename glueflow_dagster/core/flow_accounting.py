@@ -5,6 +5,10 @@ Output runs that *started* in the window, over the bytes written by the window's
 opens when an Input run starts and closes when the next one starts (the last one after `period_s`,
 or never when `period_s` is None).
 
+Every Output run is counted once: in its window, or in a row of its own when it falls in no window
+(`flow_slots`: before the first Input run, or after the last window closed), so a table of the slots adds
+up to the totals.
+
 Staging objects are named `run-<Input run id>-attempt-<n>-part-r-NNNNN[.json[.gz]]`, so the Input run that
 produced every byte an Output run reads is known exactly: `producing_run_id`, `bytes_by_input_run`.
 """
@@ -27,6 +31,10 @@ DEFAULT_PERIOD_S = 1800.0
 # Metadata key (JSON {input run id: bytes}) under which an Output materialization lists what it read
 # from each producing Input run; `report.history_from_instance` reads it when present.
 BYTES_READ_BY_INPUT_RUN_KEY = "bytes_read_by_input_run"
+
+# Labels of the Output runs that count in no window (their own row in the table, slot in the chart).
+BEFORE_FIRST_WINDOW = "before the first Input run"
+NO_WINDOW = "no window"
 
 # Glue's own part names, `run-<id>-part-r-<digits>` (greedy id: it may hold dashes); the commit protocol's
 # attempt names are parsed by commits.attempt_of.
@@ -81,7 +89,8 @@ def windows(
 ) -> list[Window]:
     """One window per Input run, oldest first, with the bytes read by Output runs started inside it.
 
-    Output runs that started before the first Input run belong to no window. Two Input runs with
+    Output runs that started before the first Input run belong to no window (`flow_slots` gives them and
+    every other Output run outside the windows a slot of their own). Two Input runs with
     the same start give the first (by run id) an empty window. An Output run that recorded its window
     (`window_input_run_id`) counts there, or nowhere when that Input run is not in `input_runs`: this is
     the one definition of the windows, shared by every run's `flow_ratio` and by the report.
@@ -138,6 +147,69 @@ def assign_windows(
         inside = index >= 0 and (end is None or output.start_s < end)
         assigned.append(index if inside else None)
     return assigned
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One row of the flow's table and one x position of its chart: an Input window with the Output runs
+    counted in it, or the Output runs that count in no window (`window` None; `outside` says where)."""
+
+    window: Window | None
+    output_runs: tuple[OutputRun, ...]
+    outside: str = ""  # BEFORE_FIRST_WINDOW or NO_WINDOW when `window` is None
+
+    @property
+    def input_bytes_written(self) -> int:
+        return self.window.input_bytes_written if self.window is not None else 0
+
+    @property
+    def output_bytes_read(self) -> int:
+        return sum(run.bytes_read for run in self.output_runs)
+
+    @property
+    def ratio(self) -> float | None:
+        """The window's ratio; None (n/a) for a window with nothing to compare and for runs in no window."""
+        return self.window.ratio if self.window is not None else None
+
+
+def flow_slots(
+    input_runs: Iterable[InputRun],
+    output_runs: Iterable[OutputRun],
+    period_s: float | None = DEFAULT_PERIOD_S,
+) -> list[Slot]:
+    """`windows`, each with its Output runs (in start order), and the Output runs that count in no window.
+
+    Those get a slot of their own, so nothing read is left out: the runs that started before the first
+    Input run (BEFORE_FIRST_WINDOW, first), and the others (NO_WINDOW, last): started after the last window
+    closed, or recorded a window that is not in `input_runs`, or no Input run at all. The slots' bytes add
+    up to every Input run's bytes written and every Output run's bytes read.
+    """
+    inputs = sorted(input_runs, key=lambda run: (run.start_s, run.run_id))
+    outputs = sorted(output_runs, key=lambda run: (run.start_s, run.run_id))
+    window_list = windows(inputs, outputs, period_s)
+    members: list[list[OutputRun]] = [[] for _ in window_list]
+    before: list[OutputRun] = []
+    unplaced: list[OutputRun] = []
+    for run, index in zip(outputs, assign_windows(inputs, outputs, period_s), strict=True):
+        if index is not None:
+            members[index].append(run)
+        elif inputs and run.start_s < inputs[0].start_s:
+            before.append(run)
+        else:
+            unplaced.append(run)
+    slots = [Slot(None, tuple(before), BEFORE_FIRST_WINDOW)] if before else []
+    slots += [Slot(window, tuple(runs)) for window, runs in zip(window_list, members, strict=True)]
+    if unplaced:
+        slots.append(Slot(None, tuple(unplaced), NO_WINDOW))
+    return slots
+
+
+def total_bytes_written(slots: Iterable[Slot]) -> int:
+    return sum(slot.input_bytes_written for slot in slots)
+
+
+def total_bytes_read(slots: Iterable[Slot]) -> int:
+    return sum(slot.output_bytes_read for slot in slots)
 
 
 def producing_run_id(staging_key: str) -> str | None:

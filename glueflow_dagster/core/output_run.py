@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from glueflow_dagster.core.bookmarks import (
@@ -95,6 +95,11 @@ class OutputLog(Protocol):
     def settled(self, attempt: Attempt) -> bool:
         """Whether that attempt has ended (its run finished, failed or was canceled)."""
         ...
+
+
+def same_state(a: Bookmark, b: Bookmark) -> bool:
+    """Whether two bookmarks record the same objects read (whatever their version and run number)."""
+    return replace(a, run_number=0, version=0) == replace(b, run_number=0, version=0)
 
 
 def ctx_token(ctx: str) -> str:
@@ -186,14 +191,17 @@ def run_output(
             MANIFEST_KEY: manifest_to_json(plan.manifest),
             "bookmark_started_fresh": committed.fresh,
         }
-        if option == "enable":
+        after = commit(committed.bookmark, plan.selection, policy=policy) if option == "enable" else None
+        # A run that read nothing (a UI Materialize after the sensor's run) leaves the bookmark where it was,
+        # its version too: moving it would only fail the fence of a run the sensor planned meanwhile.
+        if after is not None and not same_state(after, committed.bookmark):
             # One run commits after each version (the claim), and only if the bookmark is still the
             # version this run planned from (the fence).
             claim_or_refuse(target, f"output-{ctx_token(ctx)}-v{plan.base_version}", attempt, log.settled)
             latest = log.committed_bookmark(ctx, newer_than=committed)
             if latest.storage_id != committed.storage_id:
                 raise RunRefused(conflict_message(ctx, plan.base_version, latest))
-            metadata |= bookmark_metadata(ctx, "commit", commit(committed.bookmark, plan.selection, policy=policy))
+            metadata |= bookmark_metadata(ctx, "commit", after)
         record = publish(target, attempt, job_name, result.pending, result.records_written)
     metadata |= commit_figures(result, record, garbage)
     metadata[SUMMARY_KEY] = summary_markdown(f"{flow.name} Output run", metadata)

@@ -7,6 +7,10 @@ import yaml
 from dagster import DagsterInstance, FloatMetadataValue, IntMetadataValue
 
 from glueflow_dagster.components.bookmark_admin import run_admin_action
+from glueflow_dagster.components.bookmark_store import committed_bookmark
+from glueflow_dagster.components.jobs import output_key, staging_key
+from glueflow_dagster.components.monitoring import FLOW_RATIO_NOTE_KEY, run_materialization_metadata
+from glueflow_dagster.components.report import build_flow_report
 from glueflow_dagster.core.config import load_config
 from glueflow_dagster.core.storage import LocalStorage
 from glueflow_dagster.definitions import load_definitions
@@ -81,3 +85,35 @@ def test_backlog_check_trips_when_the_output_job_falls_behind(flow: Flow) -> Non
     assert verdicts[-1] == (False, "WARN") and verdicts[0][0]
     metadata = flow.output_metadata(result.run_id)
     assert metadata["skipped_files"] == 3 and metadata["oldest_unprocessed_age_s"] > 0
+
+
+def test_a_ui_materialize_reading_nothing_in_an_empty_window_shows_n_a_and_leaves_the_bookmark(flow: Flow) -> None:
+    """Issue 18: an empty scheduled Input run, then a UI "Materialize" of F/output with bookmarks enabled that
+    reads nothing. Nothing written and nothing read: no ratio (n/a, not 1.00) in the run's metadata, the
+    report's table and its JSON; and the bookmark's version does not move."""
+    flow.input_run()
+    [request] = flow.tick().run_requests
+    sensed = flow.output_run(request)
+    assert flow.output_metadata(sensed.run_id)["flow_ratio"] == pytest.approx(1.0)
+    before = committed_bookmark(flow.instance, "events", "bookmark_ctx")
+    assert before.run_id == sensed.run_id
+
+    empty_input = flow.defs.resolve_job_def("events_input_job").execute_in_process(instance=flow.instance)
+    assert run_materialization_metadata(flow.instance, empty_input.run_id, staging_key("events"))["bytes_written"] == 0
+    ui_run = flow.defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=flow.instance, asset_selection=[output_key("events")]
+    )
+    assert ui_run.success
+    metadata = flow.output_metadata(ui_run.run_id)
+    assert metadata["bytes_read"] == 0 and metadata["input_run_id"] == empty_input.run_id
+    assert "flow_ratio" not in metadata  # no point on the flow_ratio plot
+    note = "n/a: in this Input window 0 bytes were written and 0 read, nothing to compare"
+    assert metadata[FLOW_RATIO_NOTE_KEY] == note
+    assert checks_of(ui_run)["flow_ratio_in_band"] == (True, "WARN")
+
+    after = committed_bookmark(flow.instance, "events", "bookmark_ctx")
+    assert (after.bookmark.version, after.run_id) == (before.bookmark.version, sensed.run_id)
+
+    report = build_flow_report(flow.instance, "events", None)
+    assert report.markdown.splitlines()[-2].endswith("| 0 | 0 | n/a |")  # the empty window, above the totals
+    assert [window["ratio"] for window in report.json["windows"]] == [pytest.approx(1.0), None]

@@ -18,8 +18,8 @@ from glueflow_dagster.components.report import (
     report_metadata,
 )
 from glueflow_dagster.components.resources import StorageResource
-from glueflow_dagster.core.chart import windows_json, windows_markdown
-from glueflow_dagster.core.flow_accounting import windows
+from glueflow_dagster.core.chart import flow_table_json, flow_table_markdown
+from glueflow_dagster.core.flow_accounting import flow_slots, windows
 from glueflow_dagster.definitions import load_definitions
 from glueflow_dagster_tests.conftest import raw_records
 
@@ -79,7 +79,7 @@ def test_history_from_instance_reads_the_successful_runs_and_their_bytes(
     assert isinstance(metadata["png_path"], PathMetadataValue)
     assert metadata["png_path"].value == str(tmp_path / "report.png")
     assert isinstance(metadata["windows"], MarkdownMetadataValue)
-    assert metadata["windows"].value == windows_markdown(window_list)
+    assert metadata["windows"].value == flow_table_markdown(flow_slots(input_runs, output_runs, period_s=None))
     assert metadata["window_count"] == 2
     assert metadata["total_bytes_read"] == sum(r.bytes_read for r in output_runs)
     assert metadata["latest_flow_ratio"] == pytest.approx(window_list[1].ratio, abs=1e-4)
@@ -89,13 +89,13 @@ def test_history_from_instance_reads_the_successful_runs_and_their_bytes(
 
     stdout, stderr = io.StringIO(), io.StringIO()
     assert report_command(instance, "events", True, tmp_path / "cli.png", stdout=stdout, stderr=stderr) == 0
-    assert json.loads(stdout.getvalue()) == windows_json(window_list)
+    assert json.loads(stdout.getvalue()) == flow_table_json(report.slots)
     assert (tmp_path / "cli.png").read_bytes()[:8] == PNG_SIGNATURE
     assert "cli.png" in stderr.getvalue()
 
     stdout = io.StringIO()
     assert report_command(instance, "events", False, None, stdout=stdout, stderr=io.StringIO()) == 0
-    assert stdout.getvalue() == windows_markdown(window_list) + "\n"
+    assert stdout.getvalue() == flow_table_markdown(report.slots) + "\n"
 
 
 def test_history_ignores_failed_runs_and_other_flows(flow_file: Path, instance: DagsterInstance) -> None:
@@ -129,7 +129,12 @@ def test_history_limit_keeps_the_latest_input_runs(flow_file: Path, instance: Da
 def test_report_command_without_runs(instance: DagsterInstance, tmp_path: Path) -> None:
     stdout, stderr = io.StringIO(), io.StringIO()
     assert report_command(instance, "events", True, tmp_path / "empty.png", stdout=stdout, stderr=stderr) == 0
-    assert json.loads(stdout.getvalue()) == {"windows": [], "total_bytes_written": 0, "total_bytes_read": 0}
+    assert json.loads(stdout.getvalue()) == {
+        "windows": [],
+        "outside_windows": [],
+        "total_bytes_written": 0,
+        "total_bytes_read": 0,
+    }
     assert "no successful events_input_job run" in stderr.getvalue()
     assert (tmp_path / "empty.png").read_bytes()[:8] == PNG_SIGNATURE
 

@@ -1,16 +1,25 @@
 """The guide's flow ratio per Input trigger window, and which Input run produced each staging object."""
 
+from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from glueflow_dagster.core.flow_accounting import (
+    BEFORE_FIRST_WINDOW,
+    NO_WINDOW,
     InputRun,
     OutputRun,
+    Slot,
     Window,
     bytes_by_input_run,
+    flow_slots,
     parse_bytes_by_input_run,
     producing_run_id,
+    total_bytes_read,
+    total_bytes_written,
     windows,
 )
 from glueflow_dagster.core.storage import ObjectInfo
@@ -85,7 +94,7 @@ def test_the_guides_windows_and_ratios() -> None:
             inputs(("12:00", "12:01", 100), ("12:30", "12:31", 50)),
             outputs(("12:30", "12:40", 100)),
             1800,
-            [("in1", 100, 0, 0.0), ("in2", 50, 100, 2.0)],
+            [("in1", 100, 0, None), ("in2", 50, 100, 2.0)],  # nothing read in the first: n/a
         ),
         (
             "Output runs that started in one window add up",
@@ -109,11 +118,11 @@ def test_the_guides_windows_and_ratios() -> None:
             [("in1", 100, 170, 1.7)],
         ),
         (
-            "nothing written, nothing read: balanced",
+            "nothing written, nothing read: n/a, not balanced",
             inputs(("12:00", "12:01", 0)),
             [],
             1800,
-            [("in1", 0, 0, 1.0)],
+            [("in1", 0, 0, None)],
         ),
         (
             "nothing written but something read: undefined",
@@ -145,8 +154,8 @@ def test_windows(
 def test_window_bounds_and_open_last_window() -> None:
     result = windows(inputs(("12:00", "12:01", 1), ("12:30", "12:31", 1)), [], period_s=None)
     assert result == [
-        Window(at("12:00"), at("12:30"), "in1", 1, 0, 0.0),
-        Window(at("12:30"), None, "in2", 1, 0, 0.0),
+        Window(at("12:00"), at("12:30"), "in1", 1, 0, None),
+        Window(at("12:30"), None, "in2", 1, 0, None),
     ]
     assert result[0].contains(at("12:00")) and not result[0].contains(at("12:30"))
     assert result[1].contains(at("23:59"))
@@ -156,6 +165,97 @@ def test_window_bounds_and_open_last_window() -> None:
 def test_a_period_must_be_positive(period_s: float) -> None:
     with pytest.raises(ValueError, match="period_s"):
         windows([], [], period_s)
+
+
+def _slot_rows(slots: list[Slot]) -> list[tuple[str, list[str], int, int]]:
+    return [
+        (slot.window.input_run_id if slot.window else slot.outside, [r.run_id for r in slot.output_runs],
+         slot.input_bytes_written, slot.output_bytes_read)
+        for slot in slots
+    ]  # fmt: skip
+
+
+def test_output_runs_outside_every_window_get_labelled_slots_so_the_totals_add_up() -> None:
+    """`glueflow simulate --bookmarks disable`'s case: the last window closes after the period, and the Output
+    runs that start later are in a "no window" slot; one that started before the first Input run is first."""
+    input_runs = inputs(("12:00", "12:10", 100), ("12:30", "12:40", 100))
+    output_runs = outputs(
+        ("11:50", "11:55", 7), ("12:10", "12:20", 100), ("13:10", "13:20", 200), ("14:00", "14:05", 200)
+    )  # fmt: skip
+    slots = flow_slots(input_runs, output_runs, period_s=1800)
+    assert _slot_rows(slots) == [
+        (BEFORE_FIRST_WINDOW, ["out1"], 0, 7),
+        ("in1", ["out2"], 100, 100),
+        ("in2", [], 100, 0),
+        (NO_WINDOW, ["out3", "out4"], 0, 400),
+    ]
+    assert [slot.window for slot in slots if slot.window] == windows(input_runs, output_runs, 1800)
+    assert [slot.ratio for slot in slots] == [None, 1.0, None, None]  # n/a: nothing read, and outside windows
+    assert (total_bytes_written(slots), total_bytes_read(slots)) == (200, 507)
+
+
+def test_an_output_run_recording_a_window_no_longer_in_the_history_is_in_no_window() -> None:
+    input_runs = inputs(("12:00", "12:10", 100))
+    recorded = OutputRun("late", at("12:20"), at("12:21"), 50, window_input_run_id="an-older-input-run")
+    slots = flow_slots(input_runs, [recorded, *outputs(("12:11", "12:12", 100))], period_s=None)
+    assert _slot_rows(slots) == [("in1", ["out1"], 100, 100), (NO_WINDOW, ["late"], 0, 50)]
+    assert flow_slots([], [recorded], period_s=None) == [Slot(None, (recorded,), NO_WINDOW)]  # no Input run yet
+    assert flow_slots([], [], period_s=None) == []
+
+
+_MINUTE = 60.0
+
+
+@st.composite
+def _histories(draw: st.DrawFn) -> tuple[list[InputRun], list[OutputRun], float | None]:
+    """Arbitrary run histories: Input runs at any minutes (ties too), Output runs before, inside, between
+    and after them, some recording a window (an Input run of the history or one that is not in it)."""
+    noon = at("12:00")
+    input_runs = [
+        InputRun(f"in{i}", noon + start * _MINUTE, noon + (start + 5) * _MINUTE, draw(st.integers(0, 10**9)))
+        for i, start in enumerate(draw(st.lists(st.integers(0, 300), max_size=8)))
+    ]
+    known = [run.run_id for run in input_runs] or ["gone"]
+    recorded_choices = st.one_of(st.none(), st.just("gone"), st.sampled_from(known))
+    output_runs = [
+        OutputRun(
+            f"out{i}",
+            noon + start * _MINUTE,
+            noon + (start + 3) * _MINUTE,
+            draw(st.integers(0, 10**9)),
+            window_input_run_id=draw(recorded_choices),
+        )
+        for i, start in enumerate(draw(st.lists(st.integers(-60, 420), max_size=10)))
+    ]
+    period = draw(st.one_of(st.none(), st.integers(1, 120).map(lambda minutes: minutes * _MINUTE)))
+    return input_runs, output_runs, period
+
+
+@settings(max_examples=300, deadline=None)
+@given(_histories())
+def test_the_slots_of_any_history_hold_every_run_once_and_add_up_to_the_totals(
+    history: tuple[list[InputRun], list[OutputRun], float | None],
+) -> None:
+    input_runs, output_runs, period_s = history
+    slots = flow_slots(input_runs, output_runs, period_s)
+    # Every Output run in exactly one slot, every Input run's window once: nothing left out, nothing twice.
+    assert Counter(r.run_id for slot in slots for r in slot.output_runs) == Counter(r.run_id for r in output_runs)
+    assert [slot.window for slot in slots if slot.window is not None] == windows(input_runs, output_runs, period_s)
+    assert total_bytes_written(slots) == sum(run.bytes_written for run in input_runs)
+    assert total_bytes_read(slots) == sum(run.bytes_read for run in output_runs)
+    for slot in slots:
+        if slot.window is not None:
+            assert slot.output_bytes_read == slot.window.output_bytes_read and slot.outside == ""
+        else:  # labelled, never empty, no ratio
+            assert slot.outside in (BEFORE_FIRST_WINDOW, NO_WINDOW) and slot.output_runs and slot.ratio is None
+    # The labelled slots sit before and after the windows.
+    labels = [slot.outside for slot in slots]
+    assert labels.count(BEFORE_FIRST_WINDOW) <= 1 and labels.count(NO_WINDOW) <= 1
+    assert BEFORE_FIRST_WINDOW not in labels[1:] and NO_WINDOW not in labels[:-1]
+    first_start = min((run.start_s for run in input_runs), default=None)
+    for slot in slots:
+        if slot.outside == BEFORE_FIRST_WINDOW:
+            assert first_start is not None and all(run.start_s < first_start for run in slot.output_runs)
 
 
 @pytest.mark.parametrize(
