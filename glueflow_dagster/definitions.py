@@ -1,10 +1,12 @@
-"""The code location: the GlueFlows component instances in `glueflow_dagster/defs/`, or one flow file.
+"""The code location (`glueflow_dagster.definitions:defs`): it only loads, the component builds.
 
 Two doors, one parser (`config.parse_config`):
 - `GLUEFLOW_CONFIG` set: the code location loads that flow file only (existing users, and the CLI's
-  `--config`), and ignores `defs/`, so one flow is never defined twice.
+  `--config`; a component instance's `defs.yaml` is accepted too), and ignores `defs/`, so one flow is
+  never defined twice.
 - otherwise: `dg.load_from_defs_folder` loads every component instance under `glueflow_dagster/defs/`
-  (the demo flow `events` ships as `defs/events/defs.yaml`; `dg scaffold defs` adds more).
+  (the demo flow `events` ships as `defs/events/defs.yaml`, naming `glueflow.yaml`; `dg scaffold defs`
+  adds more). Each `GlueFlows` instance builds its own definitions (components/glue_flows.py).
 """
 
 from __future__ import annotations
@@ -15,40 +17,18 @@ from pathlib import Path
 import dagster as dg
 from dagster import Definitions, definitions
 
-from glueflow_dagster.components.assets import build_flow_assets
-from glueflow_dagster.components.bookmark_admin import build_bookmark_admin_job
-from glueflow_dagster.components.jobs import build_flow_jobs
-from glueflow_dagster.components.resources import StorageResource
-from glueflow_dagster.components.schedules import build_input_schedule
-from glueflow_dagster.components.sensors import build_flow_report_sensor, build_output_sensor
-from glueflow_dagster.core.config import CONFIG_ENV_VAR, GlueflowConfig, load_config
+from glueflow_dagster.components.flow_source import load_flows
+from glueflow_dagster.components.glue_flows import build_definitions
+from glueflow_dagster.core.config import CONFIG_ENV_VAR, default_config_path
 
 # The dg project root (pyproject.toml with [tool.dg]) when the package runs from its source tree.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-# One instance shared by every component instance: Definitions.merge refuses two different objects
-# under the same resource key, so several GlueFlows instances in defs/ must hand over the same one.
-STORAGE = StorageResource()
-
-
-def build_definitions(config: GlueflowConfig) -> Definitions:
-    assets, jobs, schedules, sensors = [], [], [], []
-    for flow in config.flows.values():
-        input_job, output_job = build_flow_jobs(flow.name)
-        assets += build_flow_assets(flow)
-        jobs += [input_job, output_job, build_bookmark_admin_job(flow)]
-        schedules.append(build_input_schedule(flow, input_job))
-        sensors += [build_output_sensor(flow, output_job), build_flow_report_sensor(flow)]
-    return Definitions(
-        assets=assets,
-        jobs=jobs,
-        schedules=schedules,
-        sensors=sensors,
-        resources={"storage": STORAGE},
-    )
 
 
 def load_definitions(config_path: Path | str | None = None) -> Definitions:
-    return build_definitions(load_config(config_path))
+    """The definitions of one flow file (or component instance): `config_path`, else `$GLUEFLOW_CONFIG`,
+    else `glueflow.yaml` in the working directory."""
+    return build_definitions(load_flows(config_path if config_path is not None else default_config_path()))
 
 
 def load_component_definitions() -> Definitions:
@@ -72,3 +52,8 @@ def load_project_definitions() -> Definitions:
 @definitions
 def defs() -> Definitions:
     return load_project_definitions()
+
+
+# Scripts and tests build a parsed config's definitions through this module (as before the component
+# owned them): the same function the component's build_defs calls.
+__all__ = ["build_definitions", "defs", "load_definitions", "load_project_definitions"]
