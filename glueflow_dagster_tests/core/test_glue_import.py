@@ -263,7 +263,9 @@ def test_component_output_holds_the_flow_under_attributes(tmp_path: Path, capsys
             patch.setenv(f"{name}_path", f"s3://bucket/{name}")
         assert load_config(flow_file).flows["events"].staging.uri == "s3://bucket/staging"
         # And the component instance itself loads through the GlueFlows door (the one parser of both).
-        assert load_config(component / "defs.yaml").flows["events"].output.uri == "s3://bucket/output"
+        from glueflow_dagster.components.flow_source import load_flows  # the defs.yaml format is the shell's
+
+        assert load_flows(component / "defs.yaml").flows["events"].output.uri == "s3://bucket/output"
 
 
 def test_out_merges_into_an_existing_flow_file_and_refuses_to_overwrite(tmp_path: Path, capsys) -> None:
