@@ -17,12 +17,13 @@ from pathlib import Path
 import dagster as dg
 from dagster import Definitions, definitions
 
-from glueflow_dagster.components.flow_source import load_flows
+from glueflow_dagster.components.flow_source import load_flows, refuse_yaml_aliases
 from glueflow_dagster.components.glue_flows import build_definitions
 from glueflow_dagster.core.config import CONFIG_ENV_VAR, default_config_path
 
 # The dg project root (pyproject.toml with [tool.dg]) when the package runs from its source tree.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFS_FOLDER = Path(__file__).resolve().parent / "defs"
 
 
 def load_definitions(config_path: Path | str | None = None) -> Definitions:
@@ -32,7 +33,8 @@ def load_definitions(config_path: Path | str | None = None) -> Definitions:
 
 
 def load_component_definitions() -> Definitions:
-    """Every component instance of the package's defs folder."""
+    """Every component instance of the package's defs folder (refused at once if one uses a YAML alias)."""
+    refuse_yaml_aliases(DEFS_FOLDER)
     if (PROJECT_ROOT / "pyproject.toml").is_file():
         return dg.load_from_defs_folder(path_within_project=PROJECT_ROOT)
     # Installed without its source tree (a wheel in site-packages): no pyproject.toml to name the

@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from glueflow_dagster.core.config import (
     ConfigError,
     GlueflowConfig,
@@ -27,7 +29,7 @@ from glueflow_dagster.core.config import (
     parse_config,
     read_yaml_document,
 )
-from glueflow_dagster.core.storage import shown
+from glueflow_dagster.core.storage import shorten, shown
 
 COMPONENT_TYPE = "glueflow_dagster.GlueFlows"
 ATTRIBUTES = ("flows", "flow_file")
@@ -84,3 +86,20 @@ def demo_flow_file() -> Path:
     if not isinstance(flow_file, str):
         raise ConfigError(f"{instance}: attributes.flow_file: the demo instance must name its flow file")
     return (instance.parent / flow_file).resolve()
+
+
+def refuse_yaml_aliases(folder: Path) -> None:
+    """Refuse any YAML alias in the component instances under ``folder`` (`defs.yaml`/`defs.yml`, every
+    document), reading parser events only: nothing is composed, so a 700-byte "billion laughs" file
+    costs its own size. Dagster's component loader expands aliases (a bomb keeps it busy for minutes)
+    and runs before the component sees its attributes, so the code location scans first."""
+    for path in sorted((*folder.rglob("defs.yaml"), *folder.rglob("defs.yml"))):
+        try:
+            for event in yaml.parse(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader):
+                if isinstance(event, yaml.AliasEvent):
+                    raise ConfigError(
+                        f"{path}: line {event.start_mark.line + 1}: YAML aliases (*{shorten(str(event.anchor))}) "
+                        "are not allowed in a component instance (write the value out)"
+                    )
+        except yaml.YAMLError:
+            continue  # not valid YAML: Dagster's loader reports it, naming the file and line

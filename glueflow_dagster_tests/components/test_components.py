@@ -270,3 +270,45 @@ def test_two_instances_whose_flows_share_a_location_fail_dg_check_with_one_line(
     assert f"{defs / 'orders' / 'defs.yaml'}: flow 'orders'.staging.uri" in line
     assert f"{defs / 'refunds' / 'defs.yaml'}: flow 'refunds'.staging.uri" in line
     assert "are the same location" in line
+
+
+DEFS_YAML_BOMB = """\
+type: glueflow_dagster.GlueFlows
+attributes:
+  flows:
+    events:
+      tags:
+        a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+        b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+        c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+        d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+        e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+        f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+        g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+        h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+        i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+"""
+
+
+def test_the_code_location_refuses_a_defs_yaml_alias_bomb_before_dagster_expands_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 22 item 9: Dagster's component loader expands aliases (minutes for this file), so the code
+    location scans its defs folder first. (`dg check yaml`, dg's own first step, is Dagster's: not covered.)"""
+    import time
+
+    import glueflow_dagster.definitions as definitions
+
+    bomb = tmp_path / "defs" / "bomb" / "defs.yaml"
+    bomb.parent.mkdir(parents=True)
+    bomb.write_text(DEFS_YAML_BOMB, encoding="utf-8")
+    assert len(DEFS_YAML_BOMB) < 800
+    monkeypatch.setattr(definitions, "DEFS_FOLDER", tmp_path / "defs")
+    monkeypatch.delenv("GLUEFLOW_CONFIG", raising=False)
+    started = time.monotonic()
+    with pytest.raises(ConfigError) as raised:
+        definitions.load_project_definitions()
+    assert time.monotonic() - started < 5
+    assert str(raised.value) == (
+        f"{bomb}: line 7: YAML aliases (*a) are not allowed in a component instance (write the value out)"
+    )
