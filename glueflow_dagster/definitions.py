@@ -1,10 +1,12 @@
-"""The code location: the GlueFlows component instances in `glueflow_dagster/defs/`, or one flow file.
+"""The code location (`glueflow_dagster.definitions:defs`): it only loads, the component builds.
 
 Two doors, one parser (`config.parse_config`):
 - `GLUEFLOW_CONFIG` set: the code location loads that flow file only (existing users, and the CLI's
-  `--config`), and ignores `defs/`, so one flow is never defined twice.
+  `--config`; a component instance's `defs.yaml` is accepted too), and ignores `defs/`, so one flow is
+  never defined twice.
 - otherwise: `dg.load_from_defs_folder` loads every component instance under `glueflow_dagster/defs/`
-  (the demo flow `events` ships as `defs/events/defs.yaml`; `dg scaffold defs` adds more).
+  (the demo flow `events` ships as `defs/events/defs.yaml`, naming `glueflow.yaml`; `dg scaffold defs`
+  adds more). Each `GlueFlows` instance builds its own definitions (components/glue_flows.py).
 """
 
 from __future__ import annotations
@@ -15,19 +17,24 @@ from pathlib import Path
 import dagster as dg
 from dagster import Definitions, definitions
 
-from glueflow_dagster.components.flow_definitions import build_definitions
-from glueflow_dagster.core.config import CONFIG_ENV_VAR, load_config
+from glueflow_dagster.components.flow_source import load_flows, refuse_yaml_aliases
+from glueflow_dagster.components.glue_flows import build_definitions
+from glueflow_dagster.core.config import CONFIG_ENV_VAR, default_config_path
 
 # The dg project root (pyproject.toml with [tool.dg]) when the package runs from its source tree.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFS_FOLDER = Path(__file__).resolve().parent / "defs"
 
 
 def load_definitions(config_path: Path | str | None = None) -> Definitions:
-    return build_definitions(load_config(config_path))
+    """The definitions of one flow file (or component instance): `config_path`, else `$GLUEFLOW_CONFIG`,
+    else `glueflow.yaml` in the working directory."""
+    return build_definitions(load_flows(config_path if config_path is not None else default_config_path()))
 
 
 def load_component_definitions() -> Definitions:
-    """Every component instance of the package's defs folder."""
+    """Every component instance of the package's defs folder (refused at once if one uses a YAML alias)."""
+    refuse_yaml_aliases(DEFS_FOLDER)
     if (PROJECT_ROOT / "pyproject.toml").is_file():
         return dg.load_from_defs_folder(path_within_project=PROJECT_ROOT)
     # Installed without its source tree (a wheel in site-packages): no pyproject.toml to name the
@@ -47,3 +54,8 @@ def load_project_definitions() -> Definitions:
 @definitions
 def defs() -> Definitions:
     return load_project_definitions()
+
+
+# Scripts and tests build a parsed config's definitions through this module (as before the component
+# owned them): the same function the component's build_defs calls.
+__all__ = ["build_definitions", "defs", "load_definitions", "load_project_definitions"]

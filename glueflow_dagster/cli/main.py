@@ -9,7 +9,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from glueflow_dagster.core.config import ConfigError, FlowConfig, GlueflowConfig, default_config_path, load_config
+from glueflow_dagster.components.flow_source import load_flows
+from glueflow_dagster.core.config import ConfigError, FlowConfig, GlueflowConfig, default_config_path
 from glueflow_dagster.core.storage import StorageError
 
 _BATCH = re.compile(r"(?:^|/)batch=(\d+)/")
@@ -177,7 +178,7 @@ def demo(args: argparse.Namespace) -> int:
 
     if args.cycles < 1:
         raise ConfigError("--cycles must be at least 1")
-    config = load_config(args.config or default_config_path())
+    config = load_flows(args.config or default_config_path())
     flow = _pick_flow(config, args.flow)
     if args.bookmarks:
         flow = replace(flow, output_job=replace(flow.output_job, bookmark=args.bookmarks))
@@ -220,7 +221,7 @@ def bookmark(args: argparse.Namespace) -> int:
     from glueflow_dagster.components.bookmark_admin import run_admin_action
     from glueflow_dagster.components.resources import StorageResource
 
-    config = load_config(args.config or default_config_path())
+    config = load_flows(args.config or default_config_path())
     flow = _pick_flow(config, args.flow)
     instance = open_instance(config.project_dir)
     if args.action != "rewind" or args.to_run:  # a rewind without --to-run fails at once, with one line
@@ -242,7 +243,7 @@ def report(args: argparse.Namespace) -> int:
     from glueflow_dagster.cli.home import open_instance
     from glueflow_dagster.cli.report import report_command
 
-    config = load_config(args.config or default_config_path())
+    config = load_flows(args.config or default_config_path())
     flow = _pick_flow(config, args.flow)
     instance = open_instance(config.project_dir)
     _progress(f"report: reading flow {flow.name}'s runs from DAGSTER_HOME={instance.root_directory} ...")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -38,20 +38,49 @@ SPARK_LAUNCHERS = ("local", "glue", "emr_serverless")
 # Launchers this build can run; the others are refused at load rather than failing every run.
 SPARK_LAUNCHERS_AVAILABLE = SPARK_LAUNCHERS
 GLUE_WORKER_TYPES = ("G.1X", "G.2X", "G.4X", "G.8X")
-_SPARK_MASTER = re.compile(r"^local(\[(\*|[1-9][0-9]{0,2})\])?$")
-_JVM_MEMORY = re.compile(r"^[1-9][0-9]{0,5}[kmgtKMGT]$")
-_FLOW_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Whole-value patterns, used with fullmatch: `$` would also match before a trailing newline ("local[2]\n").
+_SPARK_MASTER = re.compile(r"local(\[(\*|[1-9][0-9]{0,2})\])?")
+_JVM_MEMORY = re.compile(r"[1-9][0-9]{0,5}[kmgtKMGT]")
+_FLOW_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 # Asset owners and tags (Dagster's rules): an e-mail or `team:<name>`; tag keys `[prefix/]name` and values of
 # at most 63 letters, digits, `_`, `.`, `-`.
-_OWNER = re.compile(r"^(team:.+|[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,7})$")
-_TAG_KEY = re.compile(r"^([A-Za-z0-9_.-]{1,63}/)?[A-Za-z0-9_.-]{1,63}$")
-_TAG_VALUE = re.compile(r"^[A-Za-z0-9_.-]{0,63}$")
+_OWNER = re.compile(r"team:.+|[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,7}")
+_TAG_KEY = re.compile(r"([A-Za-z0-9_.-]{1,63}/)?[A-Za-z0-9_.-]{1,63}")
+_TAG_VALUE = re.compile(r"[A-Za-z0-9_.-]{0,63}")
 # F_output_sensor requests a failed run's manifest again this many times in all, then plans afresh.
 DEFAULT_MAX_MANIFEST_ATTEMPTS = 3
 _QUOTED = re.compile("'[^'\\n]{" + str(SHOWN_CHARS + 1) + ",}'")  # a long quoted value in another module's message
 _BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _LOCATION_ROLES = ("input", "staging", "output")
+# The keys of each section (the component's typed attributes mirror them; a test keeps the two equal).
+FLOW_KEYS = ("input", "staging", "output", "input_job", "output_job", "owners", "tags", "spark")
+LOCATION_KEYS = ("uri", "recurse", "exclusions")
+WRITTEN_LOCATION_KEYS = ("compression", "compression_level", "orphan_grace_s")  # locations a job writes
+READ_LOCATION_KEYS = ("multiline", "jsonPath")  # Glue's JSON reader options, on locations a job reads
+JOB_KEYS = ("mappings", "max_error_records", "target_file_bytes", "engine")
+INPUT_JOB_KEYS = (*JOB_KEYS, "schedule")
+OUTPUT_JOB_KEYS = (
+    *JOB_KEYS,
+    "bookmark",
+    "transformation_ctx",
+    "max_band_ms",
+    "max_files_per_run",
+    "max_bytes_per_run",
+    "on_modified",
+    "on_late",
+    "flow_ratio_band",
+    "max_manifest_attempts",
+)
+SPARK_LOCAL_KEYS = ("launcher", "master", "driver_memory", "timeout_s")
+# Keys each remote launcher takes: (required, optional); the local launcher takes none of them.
+SPARK_REMOTE_KEYS: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "glue": (
+        ("job_name", "script_uri", "iam_role"),
+        ("glue_version", "worker_type", "number_of_workers", "python_modules"),
+    ),
+    "emr_serverless": (("application_id", "script_uri", "iam_role"), ()),
+}
 _SEPARATE = "every input, staging and output location must be separate (records would mix or be read again)"
 
 
@@ -175,25 +204,26 @@ def expand_env(text: str, environ: Mapping[str, str] | None = None) -> str:
 def load_config(path: Path | str | None = None) -> GlueflowConfig:
     """Read and validate a flow file; raises ConfigError naming the file, flow and field."""
     config_path = Path(path).resolve() if path is not None else default_config_path()
-    if not config_path.is_file():
-        raise ConfigError(f"{config_path}: flow file not found (set {CONFIG_ENV_VAR} or pass --config)")
+    return parse_config(read_yaml_document(config_path), config_path)
+
+
+def read_yaml_document(path: Path, kind: str = "flow file") -> Any:
+    """The YAML document at ``path``, without aliases; ConfigError (one line naming the file) if it
+    is missing, not valid YAML, or uses an alias. ``kind`` names the file in messages."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: {kind} not found (set {CONFIG_ENV_VAR} or pass --config)")
     try:
-        document = yaml.load(config_path.read_text(encoding="utf-8"), Loader=_FlowFileLoader)  # noqa: S506
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_FlowFileLoader)  # noqa: S506
     except _AliasRefused as err:
         raise ConfigError(
-            f"{config_path}: line {err.line}: YAML aliases (*{shorten(err.name)}) are not allowed in a flow file "
+            f"{path}: line {err.line}: YAML aliases (*{shorten(err.name)}) are not allowed in a {kind} "
             "(write the value out)"
         ) from None  # the YAML error's own text holds the document's lines
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         problem = _bounded(str(getattr(err, "problem", None) or err))
-        raise ConfigError(f"{config_path}:{where} not valid YAML: {problem}") from err
-    if is_component_instance(document):
-        # The component door (`defs/<name>/defs.yaml`): the same schema under `attributes:`, local
-        # paths against the project root, so the CLI reads the instance `dg` loads.
-        return parse_config(document.get("attributes"), config_path, base_dir=find_project_root(config_path))
-    return parse_config(document, config_path)
+        raise ConfigError(f"{path}:{where} not valid YAML: {problem}") from err
 
 
 class _AliasRefused(Exception):
@@ -224,22 +254,6 @@ def _bounded(message: str) -> str:
     return shorten(message, 6 * SHOWN_CHARS)
 
 
-COMPONENT_TYPE = "glueflow_dagster.GlueFlows"
-
-
-def is_component_instance(document: Any) -> bool:
-    """A `defs.yaml` of the GlueFlows component type (`type:` + `attributes:`) rather than a flow file."""
-    return isinstance(document, dict) and document.get("type") == COMPONENT_TYPE
-
-
-def find_project_root(path: Path) -> Path:
-    """The nearest folder above `path` holding pyproject.toml (the dg project root), else path's folder."""
-    for folder in path.resolve().parents:
-        if (folder / "pyproject.toml").is_file():
-            return folder
-    return path.resolve().parent
-
-
 def parse_config(document: Any, config_path: Path, base_dir: Path | None = None) -> GlueflowConfig:
     """Validate a parsed `{flows: ...}` document: the one parser behind both doors.
 
@@ -251,7 +265,7 @@ def parse_config(document: Any, config_path: Path, base_dir: Path | None = None)
         raise ConfigError(f"{config_path}: expected a top-level 'flows:' mapping with at least one flow")
     reader.no_unknown(document, {"flows"}, "")
     flows = {name: reader.flow(name, body) for name, body in document["flows"].items()}
-    reader.separate_locations(flows)
+    check_separate_locations(flows.values())
     return GlueflowConfig(path=config_path, flows=flows, root=base_dir)
 
 
@@ -352,6 +366,40 @@ def _location_shown(uri: str) -> str:
     return uri if len(uri) <= 60 else f"{uri[:20]}...{uri[-37:]}"
 
 
+def check_separate_locations(flows: Iterable[FlowConfig]) -> None:
+    """Refuse any two locations, across all ``flows``, that are the same or one inside the other.
+
+    The flows may come from several files (every flow of a code location, however many component
+    instances declare them): one flow's cleanup would otherwise delete another's committed data. The
+    message names each flow with the file that declares it, once when both share one file.
+
+    Compared on whole path segments (``s3://b/stag`` is not inside ``s3://b/staging``). No exclusion
+    makes an overlap safe: a flow's input excludes nothing by default, and staging or output inside
+    an input would be read again every cycle.
+    """
+    places = [
+        (flow.config_path, f"flow {shown(flow.name)}.{role}.uri", location.uri, _segments(location))
+        for flow in flows
+        for role in _LOCATION_ROLES
+        for location in (getattr(flow, role),)
+    ]
+    for index, (path_a, where_a, uri_a, (kind_a, parts_a)) in enumerate(places):
+        for path_b, where_b, uri_b, (kind_b, parts_b) in places[index + 1 :]:
+            if kind_a != kind_b:
+                continue
+            # One file: "FILE: flow a... and flow b..."; two: "FILE_A: flow a... and FILE_B: flow b...".
+            named_b = where_b if path_b == path_a else f"{path_b}: {where_b}"
+            if parts_a == parts_b:
+                same = f"{where_a} and {named_b} are the same location {_location_shown(uri_a)}"
+                raise ConfigError(f"{path_a}: {same}: {_SEPARATE}")
+            if parts_b[: len(parts_a)] == parts_a or parts_a[: len(parts_b)] == parts_b:
+                outer, inner = (where_a, uri_a), (named_b, uri_b)
+                if len(parts_a) > len(parts_b):
+                    outer, inner = inner, outer
+                inside = f"{inner[0]} {_location_shown(inner[1])} is inside {outer[0]} {_location_shown(outer[1])}"
+                raise ConfigError(f"{path_a}: {inside}: {_SEPARATE}")
+
+
 class _Reader:
     """Validates one document, so every error can say which file, flow and field it is about."""
 
@@ -361,32 +409,6 @@ class _Reader:
 
     def fail(self, where: str, message: str) -> ConfigError:
         return ConfigError(f"{self.path}: {where}: {message}")
-
-    def separate_locations(self, flows: Mapping[str, FlowConfig]) -> None:
-        """Refuse any two locations, across all flows, that are the same or one inside the other.
-
-        Compared on whole path segments (``s3://b/stag`` is not inside ``s3://b/staging``). No exclusion
-        makes an overlap safe: a flow's input excludes nothing by default, and staging or output inside
-        an input would be read again every cycle.
-        """
-        places = [
-            (f"flow {shown(name)}.{role}.uri", getattr(flow, role).uri, _segments(getattr(flow, role)))
-            for name, flow in flows.items()
-            for role in _LOCATION_ROLES
-        ]
-        for index, (where_a, uri_a, (kind_a, parts_a)) in enumerate(places):
-            for where_b, uri_b, (kind_b, parts_b) in places[index + 1 :]:
-                if kind_a != kind_b:
-                    continue
-                if parts_a == parts_b:
-                    same = f"{where_a} and {where_b} are the same location {_location_shown(uri_a)}"
-                    raise ConfigError(f"{self.path}: {same}: {_SEPARATE}")
-                if parts_b[: len(parts_a)] == parts_a or parts_a[: len(parts_b)] == parts_b:
-                    outer, inner = ((where_a, uri_a), (where_b, uri_b))
-                    if len(parts_a) > len(parts_b):
-                        outer, inner = inner, outer
-                    inside = f"{inner[0]} {_location_shown(inner[1])} is inside {outer[0]} {_location_shown(outer[1])}"
-                    raise ConfigError(f"{self.path}: {inside}: {_SEPARATE}")
 
     def no_unknown(self, body: Mapping[str, Any], allowed: set[str], where: str) -> None:
         unknown = sorted((key for key in body if key not in allowed), key=str)
@@ -403,13 +425,11 @@ class _Reader:
 
     def flow(self, name: Any, body: Any) -> FlowConfig:
         where = f"flow {shown(name)}"
-        if not isinstance(name, str) or not _FLOW_NAME.match(name):
+        if not isinstance(name, str) or not _FLOW_NAME.fullmatch(name):
             raise self.fail(where, "flow names must be identifiers (letters, digits, underscore)")
         if not isinstance(body, dict):
             raise self.fail(where, "expected a mapping with input, staging, output, input_job, output_job")
-        self.no_unknown(
-            body, {"input", "staging", "output", "input_job", "output_job", "owners", "tags", "spark"}, where
-        )
+        self.no_unknown(body, set(FLOW_KEYS), where)
         # In the file's order: locations, jobs, then what spans them.
         input_location = self.location(
             self.section(body, "input", where), f"{where}.input", compression_allowed=False, read=True
@@ -446,25 +466,18 @@ class _Reader:
         """The flow's `spark:` section (launcher settings for jobs with `engine: spark`)."""
         if not isinstance(body, dict):
             raise self.fail(where, f"expected a mapping, got {shown(body)}")
-        # Keys each remote launcher takes (required first); the local launcher takes none of them.
-        remote = {
-            "glue": (
-                ("job_name", "script_uri", "iam_role"),
-                ("glue_version", "worker_type", "number_of_workers", "python_modules"),
-            ),
-            "emr_serverless": (("application_id", "script_uri", "iam_role"), ()),
-        }
+        remote = SPARK_REMOTE_KEYS
         remote_keys = {key for required, optional in remote.values() for key in (*required, *optional)}
-        self.no_unknown(body, {"launcher", "master", "driver_memory", "timeout_s", *remote_keys}, where)
+        self.no_unknown(body, {*SPARK_LOCAL_KEYS, *remote_keys}, where)
         launcher = self.choice(body.get("launcher", "local"), SPARK_LAUNCHERS, f"{where}.launcher")
         if launcher not in SPARK_LAUNCHERS_AVAILABLE:
             available = ", ".join(SPARK_LAUNCHERS_AVAILABLE)
             raise self.fail(f"{where}.launcher", f"{launcher!r} is not available yet (available: {available})")
         master = body.get("master", "local[2]")
-        if not isinstance(master, str) or not _SPARK_MASTER.match(master):
+        if not isinstance(master, str) or not _SPARK_MASTER.fullmatch(master):
             raise self.fail(f"{where}.master", f"expected local, local[N] or local[*], got {shown(master)}")
         memory = body.get("driver_memory", "1g")
-        if not isinstance(memory, str) or not _JVM_MEMORY.match(memory):
+        if not isinstance(memory, str) or not _JVM_MEMORY.fullmatch(memory):
             raise self.fail(f"{where}.driver_memory", f"expected a JVM size such as 512m or 2g, got {shown(memory)}")
         glue: dict[str, Any] = {}
         required, optional = remote.get(launcher, ((), ()))
@@ -475,17 +488,17 @@ class _Reader:
         for key in required:
             if key not in body:
                 raise self.fail(f"{where}.{key}", f"required with launcher: {launcher}")
-            glue[key] = self.text(body[key], f"{where}.{key}")
-        if "script_uri" in glue and not (glue["script_uri"].startswith("s3://") and glue["script_uri"].endswith(".py")):
-            raise self.fail(f"{where}.script_uri", f"expected s3://bucket/key.py, got {shown(glue['script_uri'])}")
+            glue[key] = self.text(body[key], f"{where}.{key}", expand=False)
+        if "script_uri" in glue:
+            self.script_uri(glue["script_uri"], f"{where}.script_uri")
         if launcher == "glue":
-            glue["glue_version"] = self.text(body.get("glue_version", "5.0"), f"{where}.glue_version")
+            glue["glue_version"] = self.text(body.get("glue_version", "5.0"), f"{where}.glue_version", expand=False)
             glue["worker_type"] = self.choice(
                 body.get("worker_type", "G.1X"), GLUE_WORKER_TYPES, f"{where}.worker_type"
             )
             glue["number_of_workers"] = self.whole(body, "number_of_workers", 2, where, minimum=2)
             if "python_modules" in body:
-                glue["python_modules"] = self.text(body["python_modules"], f"{where}.python_modules")
+                glue["python_modules"] = self.text(body["python_modules"], f"{where}.python_modules", expand=False)
         return SparkConfig(
             launcher=launcher,
             master=master,
@@ -496,30 +509,31 @@ class _Reader:
 
     def owners(self, value: Any, where: str) -> tuple[str, ...]:
         if not isinstance(value, list):
-            raise self.fail(where, f"expected a list like [team:data, someone@example.com], got {value!r:.80}")
+            raise self.fail(where, f"expected a list like [team:data, someone@example.com], got {shown(value)}")
         for owner in value:
-            if not isinstance(owner, str) or not _OWNER.match(owner):
-                raise self.fail(where, f"{owner!r:.80} is not an e-mail address or team:<name>")
+            if not isinstance(owner, str) or not _OWNER.fullmatch(owner):
+                raise self.fail(where, f"{shown(owner)} is not an e-mail address or team:<name>")
         return tuple(value)
 
     def tags(self, value: Any, where: str) -> dict[str, str]:
         if not isinstance(value, dict):
-            raise self.fail(where, f"expected a mapping like {{domain: sales}}, got {value!r:.80}")
+            raise self.fail(where, f"expected a mapping like {{domain: sales}}, got {shown(value)}")
         for key, tag in value.items():
-            if not isinstance(key, str) or not _TAG_KEY.match(key):
+            if not isinstance(key, str) or not _TAG_KEY.fullmatch(key):
                 expected = "expected [prefix/]name of letters, digits, _ . - (<= 63 each)"
-                raise self.fail(where, f"key {key!r:.80}: {expected}")
-            if not isinstance(tag, str) or not _TAG_VALUE.match(tag):
-                raise self.fail(f"{where}.{key}", f"expected up to 63 letters, digits, _ . -, got {tag!r:.80}")
+                raise self.fail(where, f"key {shown(key)}: {expected}")
+            if not isinstance(tag, str) or not _TAG_VALUE.fullmatch(tag):
+                raise self.fail(f"{where}.{key}", f"expected up to 63 letters, digits, _ . -, got {shown(tag)}")
         return dict(value)
 
     def location(
         self, body: Mapping[str, Any], where: str, compression_allowed: bool = True, read: bool = False
     ) -> Location:
-        written = {"compression", "compression_level", "orphan_grace_s"}  # options of locations a job writes
-        reader = {"multiline", "jsonPath"}  # Glue's JSON reader options, on locations a job reads
-        allowed = {"uri", "recurse", "exclusions"} | (written if compression_allowed else set())
-        allowed |= reader if read else set()
+        allowed = {
+            *LOCATION_KEYS,
+            *(WRITTEN_LOCATION_KEYS if compression_allowed else ()),
+            *(READ_LOCATION_KEYS if read else ()),
+        }
         self.no_unknown(body, allowed, where)
         uri = self.text(body.get("uri"), f"{where}.uri")
         if not uri.startswith("s3://"):
@@ -543,13 +557,13 @@ class _Reader:
             raise self.fail(f"{where}.compression_level", expected)
         multiline = body.get("multiline", False)
         if not isinstance(multiline, bool):
-            raise self.fail(f"{where}.multiline", f"expected true or false, got {multiline!r}")
+            raise self.fail(f"{where}.multiline", f"expected true or false, got {shown(multiline)}")
         json_path = body.get("jsonPath")
         if json_path is not None:
             try:
                 parse_json_path(json_path)
             except JsonPathError as err:
-                raise self.fail(f"{where}.jsonPath", str(err)) from None
+                raise self.fail(f"{where}.jsonPath", _bounded(str(err))) from None
         return Location(
             uri=uri,
             recurse=recurse,
@@ -562,21 +576,7 @@ class _Reader:
         )
 
     def job(self, body: Mapping[str, Any], where: str, scheduled: bool) -> JobConfig:
-        allowed = {"mappings", "max_error_records", "target_file_bytes", "engine"} | (
-            {"schedule"}
-            if scheduled
-            else {
-                "bookmark",
-                "transformation_ctx",
-                "max_band_ms",
-                "max_files_per_run",
-                "max_bytes_per_run",
-                "on_modified",
-                "on_late",
-                "flow_ratio_band",
-                "max_manifest_attempts",
-            }
-        )
+        allowed = set(INPUT_JOB_KEYS if scheduled else OUTPUT_JOB_KEYS)
         self.no_unknown(body, allowed, where)
         raw = body.get("mappings")
         if not isinstance(raw, list) or not raw:
@@ -635,9 +635,27 @@ class _Reader:
             raise self.fail(f"{where}.{key}", f"expected a whole number >= {minimum}, got {shown(value)}")
         return value
 
-    def text(self, value: Any, where: str) -> str:
+    def script_uri(self, uri: str, where: str) -> None:
+        """The Spark stage script's S3 key: `s3://bucket/key.py`, with no credentials in it (botocore's
+        errors would carry them into the run's event log)."""
+        bucket = uri.removeprefix("s3://").split("/", 1)[0]
+        if not uri.startswith("s3://") or not uri.endswith(".py") or not bucket:
+            raise self.fail(where, f"expected s3://bucket/key.py, got {shown(uri)}")
+        if not _BUCKET.fullmatch(bucket):
+            # s3://key:secret@bucket/x.py: shown() redacts the userinfo, so the secret is never echoed.
+            problem = "an S3 URI carries no credentials" if "@" in bucket else "letters, digits, '.', '-', '_'"
+            raise self.fail(where, f"{shown(uri)} names no valid bucket ({problem})")
+
+    def text(self, value: Any, where: str, expand: bool = True) -> str:
+        """A non-empty string; `${VAR}` and `${VAR:-default}` expanded when ``expand`` (uri, schedule and
+        transformation_ctx only, as documented), else refused rather than kept as literal text."""
         if not isinstance(value, str) or not value.strip():
             raise self.fail(where, f"expected a non-empty string, got {shown(value)}")
+        if not expand:
+            if _ENV_REF.search(value):
+                refused = "${VAR} is expanded only in uri, schedule and transformation_ctx (write the value out)"
+                raise self.fail(where, refused)
+            return value
         try:
             return expand_env(value)
         except KeyError as err:

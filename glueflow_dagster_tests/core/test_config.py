@@ -458,3 +458,70 @@ def test_a_bad_cron_fails_at_load_in_one_line(tmp_path: Path, schedule: str, mes
     text = str(raised.value)
     assert text.startswith(f"{path}: flow 'events'.input_job.schedule: "), text
     assert message in text and "\n" not in text
+
+
+# --- The spark section and bounded messages (issue 22 items 10, 12) ----------------------------------
+
+
+def _with_spark(tmp_path: Path, spark: dict[str, object]) -> Path:
+    path = write_flow_file(tmp_path)
+    document = yaml.safe_load(path.read_text())
+    document["flows"]["events"]["spark"] = spark
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("spark", "field"),
+    [
+        ({"master": "local[2]\n"}, "master"),
+        ({"driver_memory": "2g\n"}, "driver_memory"),
+    ],
+)
+def test_spark_values_with_a_trailing_newline_are_refused(tmp_path: Path, spark: dict, field: str) -> None:
+    with pytest.raises(ConfigError, match=rf"flow 'events'.spark.{field}: expected"):
+        load_config(_with_spark(tmp_path, spark))
+
+
+def test_a_flow_name_with_a_trailing_newline_is_refused(tmp_path: Path) -> None:
+    path = write_flow_file(tmp_path)
+    document = yaml.safe_load(path.read_text())
+    document["flows"]["events\n"] = document["flows"].pop("events")
+    path.write_text(yaml.safe_dump(document))
+    with pytest.raises(ConfigError, match="flow names must be identifiers"):
+        load_config(path)
+
+
+_GLUE = {"launcher": "glue", "job_name": "j", "iam_role": "arn:aws:iam::1:role/r", "script_uri": "s3://b/x.py"}
+
+
+def test_spark_script_uri_with_credentials_is_refused_without_echoing_them(tmp_path: Path) -> None:
+    path = _with_spark(tmp_path, {**_GLUE, "script_uri": "s3://AKIAEXAMPLE:wJalrSECRETKEY@bucket/x.py"})
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    text = str(raised.value)
+    assert "flow 'events'.spark.script_uri" in text and "carries no credentials" in text, text
+    assert "SECRET" not in text and "AKIA" not in text, text
+
+
+def test_env_references_are_not_expanded_in_the_spark_section(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GF_JOB", "expanded")
+    with pytest.raises(ConfigError, match=r"spark.job_name: \$\{VAR\} is expanded only in uri, schedule"):
+        load_config(_with_spark(tmp_path, {**_GLUE, "job_name": "${GF_JOB}"}))
+    assert load_config(_with_spark(tmp_path, _GLUE)).flows["events"].spark.job_name == "j"
+
+
+@pytest.mark.parametrize("field", ["input.multiline", "input.jsonPath", "owners", "tags"])
+def test_a_100_kb_value_is_cut_in_the_message(tmp_path: Path, field: str) -> None:
+    path = write_flow_file(tmp_path)
+    document = yaml.safe_load(path.read_text())
+    huge = "$" + "x" * 100_000 if field == "input.jsonPath" else "x" * 100_000
+    value: object = {"k": huge} if field == "tags" else [huge] if field == "owners" else huge
+    _mutate(document["flows"]["events"], field, value)
+    path.write_text(yaml.safe_dump(document))
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    text = str(raised.value)
+    assert len(text) < len(str(path)) + 400, text[:500]

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from glueflow_dagster.core.config import load_config
+from glueflow_dagster.components.flow_source import load_flows
 
 REPO = Path(__file__).parents[2]
 LOCATION = "glueflow_dagster"
@@ -67,7 +67,7 @@ def test_dg_plus_deploy_builds_the_same_location_from_build_yaml_and_pyproject()
 def test_glueflow_data_points_the_shipped_flow_at_s3(monkeypatch: pytest.MonkeyPatch) -> None:
     """What the README's Dagster+ steps rely on: one env var moves the demo flow onto S3."""
     monkeypatch.setenv("GLUEFLOW_DATA", "s3://my-bucket/glueflow")
-    flow = load_config(REPO / "glueflow_dagster" / "defs" / "events" / "defs.yaml").flows["events"]
+    flow = load_flows(REPO / "glueflow_dagster" / "defs" / "events" / "defs.yaml").flows["events"]
     assert (flow.input.uri, flow.staging.uri, flow.output.uri) == (
         "s3://my-bucket/glueflow/input",
         "s3://my-bucket/glueflow/staging",
