@@ -1,22 +1,11 @@
 """The commit protocol: what a job writes becomes data only when its run commits.
 
-Plain Python (no Dagster import). Writing and publishing are two steps, as in Hadoop's output
-committers, S3A's magic committer and Delta Lake's log:
-
-1. **Write.** Every attempt writes objects whose names belong to it alone,
-   ``run-<run id>-attempt-<n>-part-r-NNNNN[.json[.gz]]`` (:func:`part_prefix`), as *pending* objects that
-   no reader sees: an open S3 multipart upload, or a hidden file under ``_glueflow/pending/`` locally.
-2. **Commit.** Only after the run's checks (threshold, commit fence) pass, the pending objects are
-   completed (they appear at once, whole), a commit manifest ``_glueflow/commits/<run id>.json`` is written
-   for readers outside Dagster, and the successful materialization that lists the parts (metadata
-   ``commit``) is recorded: Dagster's event log is the commit log.
-3. **Abort.** A failed attempt aborts its own pending objects and touches nothing else.
-
-Readers see a location as the objects that commits list (:class:`CommittedParts`): parts of killed,
-failed or superseded attempts are *orphans*, counted and removed by :func:`collect_garbage` after a grace
-period. Garbage collection only ever deletes objects whose producing attempt no commit lists, so **no
-run ever deletes an object that a commit lists**. Objects whose names glueflow did not make are outside
-the protocol: they are read as they are and never deleted.
+Plain Python (no Dagster import). The protocol is specified once, in ``docs/protocol.md`` (objects and
+names, pending writes per store, claims, fences, manifests, the event log as the commit log, garbage
+collection, what readers and writers must do); this module is its only implementation: the one place
+that completes pending parts (:func:`complete`, :func:`publish`), discards them (:func:`abort`,
+:func:`aborted_on_failure`), takes claims (:func:`claim_commit`) and removes orphans
+(:func:`collect_garbage`), which never deletes an object that a commit lists.
 """
 
 from __future__ import annotations
