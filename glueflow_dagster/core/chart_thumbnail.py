@@ -26,6 +26,7 @@ from glueflow_dagster.core.flow_accounting import Window
 # Dagster shows markdown metadata inline below this many characters (ui-core MetadataEntry.tsx).
 DAGSTER_INLINE_MARKDOWN_CHARS = 1000
 THUMBNAIL_WINDOWS = 48
+THUMBNAIL_MIN_SLOTS = 12  # a young flow's few windows still get a picture of a readable size
 _SLOT_PX = 10  # one window: two 4 px bars and a 2 px gap
 _BYTES_PX = 56
 _RATIO_PX = 40
@@ -46,7 +47,7 @@ _INDEX = {name: i for i, name in enumerate(_PALETTE)}
 def thumbnail_png(windows: Sequence[Window]) -> bytes:
     """The windows as a small palette PNG (see the module docstring)."""
     shown = list(windows)
-    width = max(len(shown), 1) * _SLOT_PX + 2
+    width = max(len(shown), THUMBNAIL_MIN_SLOTS) * _SLOT_PX + 2
     height = _BYTES_PX + _GAP_PX + _RATIO_PX + 1
     image = Image.new("P", (width, height), _INDEX["white"])
     image.putpalette([channel for rgb in _PALETTE.values() for channel in rgb])

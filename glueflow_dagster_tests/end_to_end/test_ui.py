@@ -675,10 +675,15 @@ def _check_flow_report_chart(page: Any, dev: DagsterDev, tmp_path: Path) -> None
     table_view = page.get_by_role("button", name="Table", exact=True)
     if table_view.count() and table_view.first.is_visible():
         table_view.first.click()  # the metadata as a table, not plots
+    # The thumbnail (`flow_chart`) is shown in place on the overview, without a click.
+    thumbnail = page.locator('img[alt="flow chart"]').locator("visible=true").first
+    expect(thumbnail).to_be_visible()
+    thumb_box = thumbnail.bounding_box()
+    assert thumb_box and thumb_box["width"] >= 100 and thumb_box["height"] >= 60, thumb_box
     row = page.locator("tr", has=page.get_by_text("chart", exact=True)).locator("visible=true").first
     expect(row).to_be_visible()
     row.get_by_text("[Show Markdown]").click()
-    image = page.locator('img[src^="data:image/png;base64,"]').locator("visible=true").first
+    image = page.locator('img[alt="chart"]').locator("visible=true").first
     expect(image).to_be_visible()
     deadline = time.monotonic() + 15
     while not image.evaluate("img => img.complete && img.naturalWidth > 0") and time.monotonic() < deadline:

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from glueflow_dagster.cli.demo import run_cycle
+from glueflow_dagster.components.flow_source import load_flows
 from glueflow_dagster.core.config import load_config
 from glueflow_dagster_tests.glue_import.glue_scripts import (
     GUIDE_INPUT,
@@ -127,7 +128,7 @@ def test_component_output_holds_the_flow_under_attributes(tmp_path: Path, capsys
             patch.setenv(f"{name}_path", f"s3://bucket/{name}")
         assert load_config(flow_file).flows["events"].staging.uri == "s3://bucket/staging"
         # And the component instance itself loads through the GlueFlows door (the one parser of both).
-        assert load_config(component / "defs.yaml").flows["events"].output.uri == "s3://bucket/output"
+        assert load_flows(component / "defs.yaml").flows["events"].output.uri == "s3://bucket/output"
 
 
 def test_out_merges_into_an_existing_flow_file_and_refuses_to_overwrite(tmp_path: Path, capsys) -> None:
