@@ -189,7 +189,7 @@ def test_garbage_collection_keeps_what_a_commit_of_another_flow_lists(
 
     @asset(key=staging_key("a"))
     def a_staging(context) -> MaterializeResult:  # type: ignore[no-untyped-def]  # dagster refuses a string annotation
-        attempt = Attempt(context.run_id)
+        attempt = Attempt(context.run.run_id)
         record = publish(local_storage, attempt, "a_input_job", _write_parts(local_storage, tmp_path, attempt, 1), 1)
         return MaterializeResult(metadata=commit_metadata(record))
 
