@@ -14,7 +14,7 @@ from dagster import DagsterInstance, MetadataValue
 from glueflow_dagster.components.monitoring import flow_history
 from glueflow_dagster.core.chart import FlowReport, chart_markdown, draw_flow_chart
 from glueflow_dagster.core.chart_thumbnail import thumbnail_markdown
-from glueflow_dagster.core.flow_accounting import InputRun, OutputRun, flow_slots
+from glueflow_dagster.core.flow_accounting import InputRun, OutputRun, flow_slots, latest_ratio
 from glueflow_dagster.core.storage import location_uri
 
 REPORT_WINDOWS = 48  # a day of 30-minute Input windows per chart
@@ -94,7 +94,7 @@ def report_metadata(
     }
     if report.png_path is not None:
         metadata["png_path"] = MetadataValue.path(str(report.png_path))
-    latest = next((w.ratio for w in reversed(report.windows) if w.ratio is not None), None)
+    latest = latest_ratio(report.windows)
     if latest is not None:
         metadata["latest_flow_ratio"] = round(latest, 4)
     if chart_png is not None:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 from PIL import Image, ImageDraw
 
-from glueflow_dagster.core.flow_accounting import Window
+from glueflow_dagster.core.flow_accounting import Window, latest_ratio
 
 # Dagster shows markdown metadata inline below this many characters (ui-core MetadataEntry.tsx).
 DAGSTER_INLINE_MARKDOWN_CHARS = 1000
@@ -93,7 +93,7 @@ def _draw_ratios(draw: ImageDraw.ImageDraw, windows: Sequence[Window], *, top: i
 def thumbnail_markdown(windows: Sequence[Window]) -> str:
     """The thumbnail with its legend, as markdown short enough for Dagster to render inline: the latest
     `THUMBNAIL_WINDOWS` windows, fewer when irregular bars make the PNG too large for the limit."""
-    latest = next((w.ratio for w in reversed(windows) if w.ratio is not None), None)
+    latest = latest_ratio(windows)
     ratio = "n/a" if latest is None else f"{latest:.2f}"
     shown = min(len(windows), THUMBNAIL_WINDOWS)
     while True:

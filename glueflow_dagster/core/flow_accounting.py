@@ -204,6 +204,11 @@ def flow_slots(
     return slots
 
 
+def latest_ratio(window_list: Sequence[Window]) -> float | None:
+    """The newest window's ratio that is defined (n/a windows are passed over); None when none is."""
+    return next((w.ratio for w in reversed(window_list) if w.ratio is not None), None)
+
+
 def total_bytes_written(slots: Iterable[Slot]) -> int:
     return sum(slot.input_bytes_written for slot in slots)
 

@@ -25,6 +25,15 @@ def _tick(defs: Definitions, instance: DagsterInstance) -> list[RunRequest]:
     return sensor.evaluate_tick(build_sensor_context(instance=instance, definitions=defs)).run_requests or []
 
 
+def _after_one_input_run(flow_file: Path, instance: DagsterInstance) -> Definitions:
+    """The flow's definitions after one producer batch and one successful Input run."""
+    defs = load_definitions(flow_file)
+    raw = StorageResource().open(str(flow_file.parent / "data" / "input"))
+    raw.write_bytes("batch=0/a.json", raw_records(0, 40))
+    assert defs.resolve_job_def("events_input_job").execute_in_process(instance=instance).success
+    return defs
+
+
 def test_the_sensor_runs_by_default_and_requests_nothing_before_the_first_output(
     flow_file: Path, instance: DagsterInstance
 ) -> None:
@@ -38,10 +47,7 @@ def test_a_ui_materialize_of_output_alone_is_redrawn_even_on_the_sensors_first_t
     flow_file: Path, instance: DagsterInstance
 ) -> None:
     """The case an edge-triggered rule misses: F/output materialized before the sensor ever ticked."""
-    defs = load_definitions(flow_file)
-    raw = StorageResource().open(str(flow_file.parent / "data" / "input"))
-    raw.write_bytes("batch=0/a.json", raw_records(0, 40))
-    assert defs.resolve_job_def("events_input_job").execute_in_process(instance=instance).success
+    defs = _after_one_input_run(flow_file, instance)
     assert defs.resolve_job_def("events_output_job").execute_in_process(instance=instance).success
     # F_output_job redrew the report in its own run: nothing to request.
     assert _tick(defs, instance) == []
@@ -61,10 +67,7 @@ def test_a_ui_materialize_of_output_alone_is_redrawn_even_on_the_sensors_first_t
 def test_no_redraw_is_requested_while_the_run_that_wrote_the_output_is_still_going(
     flow_file: Path, instance: DagsterInstance
 ) -> None:
-    defs = load_definitions(flow_file)
-    raw = StorageResource().open(str(flow_file.parent / "data" / "input"))
-    raw.write_bytes("batch=0/a.json", raw_records(0, 40))
-    assert defs.resolve_job_def("events_input_job").execute_in_process(instance=instance).success
+    defs = _after_one_input_run(flow_file, instance)
     asset_job = defs.resolve_implicit_global_asset_job_def()
     done = asset_job.execute_in_process(instance=instance, asset_selection=[output_key("events")])
     assert done.success
