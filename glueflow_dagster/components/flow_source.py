@@ -64,7 +64,37 @@ def instance_flows(attributes: Any, instance_file: Path, project_root: Path) -> 
     flow_file = attributes["flow_file"]
     if not isinstance(flow_file, str) or not flow_file.strip():
         raise ConfigError(f"{instance_file}: attributes.flow_file: expected a path, got {shown(flow_file)}")
-    return load_config(instance_file.parent / flow_file)
+    return load_config(flow_file_path(instance_file, flow_file, project_root))
+
+
+def flow_file_path(instance_file: Path, flow_file: str, project_root: Path) -> Path:
+    """Where an instance's relative `flow_file` is: beside the `defs.yaml` as written in the source tree.
+
+    Installed from a wheel, the instance sits in site-packages while the flow file it names stayed in the
+    project (the demo's `../../../glueflow.yaml` is the project root's file). So when the path does not
+    exist beside the installed instance, it is taken from the instance's place in the project instead:
+    the same path under `project_root` (the working directory when there is no pyproject.toml), as
+    Dagster resolves the instance's local paths there too."""
+    beside = instance_file.parent / flow_file
+    if beside.exists() or Path(flow_file).is_absolute():
+        return beside
+    try:
+        instance_file.resolve().relative_to(project_root.resolve())
+        return beside  # already in the project: the path as written is the answer (missing: said by the loader)
+    except ValueError:
+        pass
+    # Missing here too: the loader's error then names the project's path, the one to create.
+    return project_root / instance_file.resolve().parent.relative_to(_import_root(instance_file)) / flow_file
+
+
+def _import_root(instance_file: Path) -> Path:
+    """The folder the instance's top package is imported from (site-packages for a wheel): the parent of
+    the first package folder above the instance whose own parent is not a package (an instance's folder,
+    `defs/<name>/`, is not a package itself)."""
+    for folder in instance_file.resolve().parents:
+        if (folder / "__init__.py").is_file() and not (folder.parent / "__init__.py").is_file():
+            return folder.parent
+    return instance_file.resolve().parent
 
 
 def load_flows(path: Path | str) -> GlueflowConfig:

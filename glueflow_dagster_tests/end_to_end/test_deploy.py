@@ -73,3 +73,43 @@ def test_glueflow_data_points_the_shipped_flow_at_s3(monkeypatch: pytest.MonkeyP
         "s3://my-bucket/glueflow/staging",
         "s3://my-bucket/glueflow/output",
     )
+
+
+@pytest.mark.xdist_group("wheel")
+def test_a_wheel_install_loads_the_demo_flow_from_the_project_folder(tmp_path: Path) -> None:
+    """Dagster+ Serverless and `pip install .` put the package in site-packages, away from the project's
+    glueflow.yaml that the packaged demo instance names (`../../../glueflow.yaml`): the code location
+    still loads it, from the working directory (the project), and names that path when it is missing."""
+    wheels, site, project = tmp_path / "wheels", tmp_path / "site", tmp_path / "project"
+    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), "."]
+    subprocess.run(build, cwd=REPO, check=True, capture_output=True, timeout=300)
+    [wheel] = wheels.glob("glueflow_dagster-*.whl")
+    install = [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)]
+    subprocess.run(install, check=True, capture_output=True, timeout=300)
+    assert (site / "glueflow_dagster" / "defs" / "events" / "defs.yaml").is_file()
+    assert not (site / "glueflow.yaml").exists()  # the flow file is the project's, not the wheel's
+    project.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("GLUEFLOW_CONFIG", "DAGSTER_HOME")}
+    env["PYTHONPATH"] = str(site)
+    show = (
+        "import glueflow_dagster, glueflow_dagster.definitions as d; "
+        "print(glueflow_dagster.__file__); "
+        "graph = d.load_project_definitions().resolve_asset_graph(); "
+        "print(sorted(k.to_user_string() for k in graph.get_all_asset_keys()))"
+    )
+
+    def load() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", show], cwd=project, env=env, capture_output=True, text=True, timeout=300
+        )
+
+    missing = load()
+    assert missing.returncode != 0
+    assert str(project / "glueflow.yaml") in missing.stderr  # the path to create, not one in site-packages
+
+    (project / "glueflow.yaml").write_text((REPO / "glueflow.yaml").read_text())
+    loaded = load()
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    package_file, keys = loaded.stdout.strip().splitlines()[-2:]
+    assert package_file.startswith(str(site))  # the wheel's package, not the source tree's
+    assert "events/output" in keys and "events/staging" in keys
