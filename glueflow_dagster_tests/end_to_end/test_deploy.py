@@ -36,6 +36,25 @@ def validate(location: dict[str, Any]) -> subprocess.CompletedProcess[str]:
     )
 
 
+def test_every_file_that_names_the_code_location_names_the_same_one() -> None:
+    """Each tool reads its own file (`dagster dev -w`: workspace.yaml; `dagster dev` bare: [tool.dagster];
+    `dg`: [tool.dg.project]; legacy Dagster+ CI: dagster_cloud.yaml), so the name is written four times;
+    this keeps the four in step."""
+    import tomllib
+
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    [workspace] = yaml.safe_load((REPO / "workspace.yaml").read_text())["load_from"]
+    [cloud] = yaml.safe_load((REPO / "dagster_cloud.yaml").read_text())["locations"]
+    dagster_table, dg_project = pyproject["tool"]["dagster"], pyproject["tool"]["dg"]["project"]
+    named = {
+        "workspace.yaml": (workspace["python_module"]["location_name"], workspace["python_module"]["module_name"]),
+        "[tool.dagster]": (dagster_table["code_location_name"], dagster_table["module_name"]),
+        "[tool.dg.project]": (dg_project["code_location_name"], dg_project["code_location_target_module"]),
+        "dagster_cloud.yaml": (cloud["location_name"], cloud["code_source"]["module_name"]),
+    }
+    assert set(named.values()) == {(LOCATION, "glueflow_dagster.definitions")}, named
+
+
 def test_dagster_cloud_yaml_names_a_location_that_loads() -> None:
     [location] = yaml.safe_load((REPO / "dagster_cloud.yaml").read_text())["locations"]
     assert location["location_name"] == LOCATION
