@@ -270,3 +270,37 @@ def test_the_checks_pass_a_package_that_keeps_its_layers(tmp_path: Path) -> None
     assert upward_imports(graph) == []
     assert core_imports_above(graph) == []
     assert import_cycles(import_graph(package, resolve=True)) == []
+
+
+# The size limits the package keeps (split along concepts before a module or a function reaches them).
+MAX_MODULE_LINES = 800
+MAX_FUNCTION_LINES = 100
+
+
+def oversized(package: Path) -> list[str]:
+    """Modules over MAX_MODULE_LINES lines and functions (methods, nested ones) over MAX_FUNCTION_LINES."""
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        text = path.read_text()
+        name = path.relative_to(package.parent).as_posix()
+        if len(text.splitlines()) > MAX_MODULE_LINES:
+            found.append(f"{name}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text, filename=str(path))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno is not None:
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    found.append(f"{name}: {node.name} {length} lines")
+    return found
+
+
+def test_no_module_over_800_lines_and_no_function_over_100() -> None:
+    assert oversized(PACKAGE) == []
+
+
+def test_the_size_check_finds_a_long_module_and_a_long_function(tmp_path: Path) -> None:
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "long_function.py").write_text("def f() -> None:\n" + "    x = 1\n" * MAX_FUNCTION_LINES)
+    (package / "long_module.py").write_text("x = 1\n" * (MAX_MODULE_LINES + 1))
+    (package / "fine.py").write_text("def g() -> None:\n" + "    x = 1\n" * (MAX_FUNCTION_LINES - 1))
+    assert oversized(package) == ["pkg/long_function.py: f 101 lines", "pkg/long_module.py: 801 lines"]
