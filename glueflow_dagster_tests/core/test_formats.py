@@ -72,7 +72,8 @@ def test_format_defaults_to_json_and_glue_s_options_are_read(tmp_path: Path) -> 
 @pytest.mark.parametrize(
     ("sections", "expected"),
     [
-        ({"input": {"separator": ";"}}, r"input\.separator: separator is a csv option, but the location's format is json$"),
+        ({"input": {"separator": ";"}},
+         r"input\.separator: separator is a csv option, but the location's format is json$"),
         ({"input": {"format": "csv", "multiline": True}}, r"input\.multiline: multiline is a json option.*is csv$"),
         ({"staging": {"format": "parquet", "quoteChar": "'"}}, r"staging\.quoteChar: quoteChar is a csv option"),
         ({"staging": {"format": "parquet", "compression_level": 3}}, r"staging\.compression_level: .*not parquet$"),
@@ -85,7 +86,8 @@ def test_format_defaults_to_json_and_glue_s_options_are_read(tmp_path: Path) -> 
         ({"input": {"format": "csv", "writeHeader": True}}, r"input: unknown field 'writeHeader'"),
         ({"output": {"withHeader": True}}, r"output: unknown field 'withHeader'"),
         ({"output": {"partition_keys": ["nope"]}}, r"output\.partition_keys: 'nope' is not a column .*output_job maps"),
-        ({"staging": {"partition_keys": ["event_id", "event_id"]}}, r"staging\.partition_keys: a column is named twice"),
+        ({"staging": {"partition_keys": ["event_id", "event_id"]}},
+         r"staging\.partition_keys: a column is named twice"),
         ({"output_job": {"engine": "spark"}, "staging": {"format": "parquet", "compression": None}},
          r"output_job\.engine: spark reads and writes JSON lines only: not staging\.format: parquet$"),
         ({"input_job": {"engine": "spark"}, "staging": {"partition_keys": ["user_id"]}},
@@ -384,7 +386,8 @@ def test_partitioned_parquet_is_read_by_every_reader_with_its_partition_columns(
     ]
     glob = f"{local}/**/*.parquet"
     by_duckdb = duckdb.sql(
-        f"select id, region, cast(day as varchar), amount from read_parquet('{glob}', hive_partitioning=true) order by id"
+        "select id, region, cast(day as varchar), amount"
+        f" from read_parquet('{glob}', hive_partitioning=true) order by id"
     ).fetchall()
     assert by_duckdb == expected
     frame = pl.scan_parquet(glob, hive_partitioning=True).sort("id").collect()
