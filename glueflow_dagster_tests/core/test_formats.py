@@ -509,3 +509,14 @@ def test_a_flow_writes_csv_output_read_back_with_its_options(tmp_path: Path) -> 
         if obj.key.endswith(".csv"):
             rows += list(csv.DictReader(io.StringIO(stores[2].read_bytes(obj.key).decode(), newline=""), delimiter="|"))
     assert sorted(int(r["event_id"]) for r in rows) == list(range(10))
+
+
+def test_the_asset_kinds_show_each_location_s_format(tmp_path: Path) -> None:
+    from glueflow_dagster.components.assets import _kinds
+
+    flow = _formats_flow(tmp_path, {"format": "csv"})
+    assert [_kinds(loc) for loc in (flow.input, flow.staging, flow.output)] == [
+        {"file", "csv", "polars"},
+        {"file", "parquet", "polars"},
+        {"file", "csv", "polars"},
+    ]
