@@ -520,3 +520,21 @@ def test_the_asset_kinds_show_each_location_s_format(tmp_path: Path) -> None:
         {"file", "parquet", "polars"},
         {"file", "csv", "polars"},
     ]
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_plain_timestamps_are_written_typed_not_as_their_source_text(tmp_path: Path, fmt: str) -> None:
+    """The stage maps timestamps of the plain form fast and writes their source text into JSON; CSV and
+    Parquet parts hold typed timestamps (one form, whatever the source text looked like)."""
+    source, target = LocalStorage(tmp_path / "in"), LocalStorage(tmp_path / "out")
+    lines = [{"id": i, "ts": f"2024-03-0{i} 12:00:00"} for i in (1, 2, 3)]
+    source.write_bytes("a.json", "".join(json.dumps(r) + "\n" for r in lines).encode())
+    mappings = [["id", "long", "id", "long"], ["ts", "string", "ts", "timestamp"]]
+    compression = "snappy" if fmt == "parquet" else "none"
+    _stage(source, target, mappings, compression=compression, write_format=DataFormat(fmt))
+    [part] = [o.key for o in target.list() if not o.key.startswith("_")]
+    if fmt == "parquet":
+        assert str(pq.read_schema(target.uri_for(part)).field("ts").type) == "timestamp[us, tz=UTC]"
+    else:
+        rows = list(csv.DictReader(io.StringIO(target.read_bytes(part).decode(), newline="")))
+        assert [r["ts"] for r in rows] == [f"2024-03-0{i}T12:00:00.000000" for i in (1, 2, 3)]
