@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import polars as pl
 
@@ -187,6 +187,8 @@ class CsvWriter:
     compression: str = "none"
     compression_level: int | None = None
     partition_keys: tuple[str, ...] = ()
+    # Timestamps are written typed (stage.plan maps the plain form to timestamps, not to its source text).
+    typed_timestamps: ClassVar[bool] = True
 
     def object_key(self, name_prefix: str, part: int) -> str:
         return csv_object_key(name_prefix, part, self.compression)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import polars as pl
 
@@ -64,6 +65,8 @@ class ParquetWriter:
 
     compression: str = "snappy"
     partition_keys: tuple[str, ...] = ()
+    # Timestamps are written typed (stage.plan maps the plain form to timestamps, not to its source text).
+    typed_timestamps: ClassVar[bool] = True
 
     def object_key(self, name_prefix: str, part: int) -> str:
         return parquet_object_key(name_prefix, part, self.compression)

@@ -49,7 +49,7 @@ from glueflow_dagster.core.stage.request import (
     StageResult,
     threshold_message,
 )
-from glueflow_dagster.core.stage.write import JsonLinesWriter, Writer, begin_parts, clear
+from glueflow_dagster.core.stage.write import Writer, begin_parts, clear
 from glueflow_dagster.core.storage import ObjectInfo, PendingObject, Storage
 
 __all__ = ["run_stage", "stage_pending"]
@@ -223,10 +223,6 @@ def _map(
     every spelling if mapped values came out null. The plan learns what the group showed."""
     if tally.plan is None and paths:
         tally.plan = make_plan(paths, settings.mappings, request.target_file_bytes, settings.writer)
-        if not isinstance(settings.writer, JsonLinesWriter):
-            # The plain-timestamp speculation writes timestamps as their source text, the bytes the JSON
-            # writer would write; CSV and Parquet write typed timestamps (INT64 micros, one text form).
-            tally.plan = replace(tally.plan, plain_timestamps=False)
     pieces = [line_aligned_pieces(path, uri, workdir, stack, log) for path, uri in zip(paths, uris, strict=True)]
     plan = tally.plan
     if plan is None or not paths:
