@@ -580,7 +580,7 @@ class _Reader:
         exclusions = body.get("exclusions", [])
         if not isinstance(exclusions, list) or not all(isinstance(e, str) and e for e in exclusions):
             raise self.fail(f"{where}.exclusions", "expected a list of glob strings")
-        data_format = self.data_format(body, where)
+        data_format = self.data_format(body, where, read_back=read and compression_allowed)
         compressions = compressions_of(data_format.name)
         compression = self.choice(
             body.get("compression", default_compression(data_format.name)), compressions, f"{where}.compression"
@@ -612,9 +612,10 @@ class _Reader:
             partition_keys=data_format.partition_keys,
         )
 
-    def data_format(self, body: Mapping[str, Any], where: str) -> DataFormat:
+    def data_format(self, body: Mapping[str, Any], where: str, read_back: bool = False) -> DataFormat:
         """The location's ``format``, its options (an option of another format refused, naming the key) and
-        its ``partition_keys``."""
+        its ``partition_keys``. Staging (``read_back``: the Output job reads what the Input job wrote) reads a
+        CSV header when it writes one: ``withHeader`` follows ``writeHeader`` unless set, and may not differ."""
         name = self.choice(body.get("format", "json"), FORMATS, f"{where}.format")
         problem = format_problem(body, name)
         if problem is not None:
@@ -624,6 +625,12 @@ class _Reader:
         except ValueError as err:
             key, _, message = str(err).partition(": ")
             raise self.fail(f"{where}.{key}", message) from None
+        if read_back and name == "csv" and options.with_header != options.write_header:
+            if "withHeader" in body:
+                expected = str(options.write_header).lower()
+                written = "writes a header line" if options.write_header else "writes no header line"
+                raise self.fail(f"{where}.withHeader", f"must be {expected}: staging {written}")
+            options = replace(options, with_header=options.write_header)
         keys = body.get("partition_keys", [])
         if not isinstance(keys, list) or not all(isinstance(k, str) and _PARTITION_KEY.fullmatch(k) for k in keys):
             raise self.fail(f"{where}.partition_keys", f"expected a list of column names, got {shown(keys)}")
