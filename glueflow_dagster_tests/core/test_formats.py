@@ -538,3 +538,22 @@ def test_plain_timestamps_are_written_typed_not_as_their_source_text(tmp_path: P
     else:
         rows = list(csv.DictReader(io.StringIO(target.read_bytes(part).decode(), newline="")))
         assert [r["ts"] for r in rows] == [f"2024-03-0{i}T12:00:00.000000" for i in (1, 2, 3)]
+
+
+def test_block_boundaries_do_not_split_an_escape_or_a_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from contextlib import ExitStack
+
+    from glueflow_dagster.core.formats import csv as csv_format
+    from glueflow_dagster.core.formats import partitions
+
+    monkeypatch.setattr(csv_format, "_CHUNK", 3)
+    monkeypatch.setattr(partitions, "_CHUNK", 5)
+    raw = tmp_path / "a.csv"
+    raw.write_bytes(b'1,"a\\"b\\\\",x\\\\\\"y\n')
+    with ExitStack() as stack:
+        unescaped = csv_format._unescaped(raw, "\\", '"', tmp_path, stack)
+        assert unescaped.read_bytes() == b'1,"a""b\\",x\\""y\n'
+    lines = tmp_path / "a.json"
+    lines.write_bytes(gzip.compress(b'{"a":1}\n{}\n{"b":"{x}"}\n{"c":2}'))
+    partitions.with_partition_columns(lines, {"k": "v"}, tmp_path / "out.json")
+    assert (tmp_path / "out.json").read_bytes() == b'{"k":"v","a":1}\n{"k":"v"}\n{"k":"v","b":"{x}"}\n{"k":"v","c":2}'
