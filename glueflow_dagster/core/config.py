@@ -581,6 +581,8 @@ class _Reader:
         if not isinstance(exclusions, list) or not all(isinstance(e, str) and e for e in exclusions):
             raise self.fail(f"{where}.exclusions", "expected a list of glob strings")
         data_format = self.data_format(body, where, read_back=read and compression_allowed)
+        if data_format.partition_keys and read and not recurse:
+            raise self.fail(f"{where}.recurse", "partitioned staging is read from its folders: recurse must be true")
         compressions = compressions_of(data_format.name)
         compression = self.choice(
             body.get("compression", default_compression(data_format.name)), compressions, f"{where}.compression"

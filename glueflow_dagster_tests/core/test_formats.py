@@ -86,6 +86,7 @@ def test_format_defaults_to_json_and_glue_s_options_are_read(tmp_path: Path) -> 
         ({"input": {"format": "csv", "writeHeader": True}}, r"input: unknown field 'writeHeader'"),
         ({"output": {"withHeader": True}}, r"output: unknown field 'withHeader'"),
         ({"output": {"partition_keys": ["nope"]}}, r"output\.partition_keys: 'nope' is not a column .*output_job maps"),
+        ({"staging": {"partition_keys": ["user_id"], "recurse": False}}, r"staging\.recurse: partitioned staging"),
         ({"staging": {"partition_keys": ["event_id", "event_id"]}},
          r"staging\.partition_keys: a column is named twice"),
         ({"output_job": {"engine": "spark"}, "staging": {"format": "parquet", "compression": None}},
