@@ -558,3 +558,24 @@ def test_block_boundaries_do_not_split_an_escape_or_a_line(tmp_path: Path, monke
     lines.write_bytes(gzip.compress(b'{"a":1}\n{}\n{"b":"{x}"}\n{"c":2}'))
     partitions.with_partition_columns(lines, {"k": "v"}, tmp_path / "out.json")
     assert (tmp_path / "out.json").read_bytes() == b'{"k":"v","a":1}\n{"k":"v"}\n{"k":"v","b":"{x}"}\n{"k":"v","c":2}'
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_only_the_mapped_columns_are_converted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str) -> None:
+    source, target = LocalStorage(tmp_path / "in"), LocalStorage(tmp_path / "out")
+    frame = pl.DataFrame({"ID": ["1", "2"], "Name": ["a", "b"], "note": ["x", "y"], "unmapped": ["u", "v"]})
+    data = io.BytesIO()
+    frame.write_csv(data) if fmt == "csv" else frame.write_parquet(data)
+    source.write_bytes(f"a.{fmt}", data.getvalue())
+    converted: list[list[str]] = []
+    real = convert._converted
+
+    def recorded(frames: list[pl.LazyFrame], *args: Any) -> Any:
+        converted.append(frames[0].collect_schema().names())
+        return real(frames, *args)
+
+    monkeypatch.setattr(convert, "_converted", recorded)
+    read = DataFormat(fmt, CsvOptions(with_header=True))
+    _stage(source, target, TEXT_MAPPINGS[:2], compression="none", read_format=read)
+    assert converted == [["ID", "Name"]]  # names match case-insensitively, as the mapping's do
+    assert _json_records(target) == [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]

@@ -59,6 +59,9 @@ class ConvertingReader:
 
     source: FrameSource
     partition_keys: tuple[str, ...] = ()
+    # The mapped top-level source names, lower case: only these columns are converted (the query reads no
+    # other; names match case-insensitively, as the mapping's do). Empty: every column.
+    columns: frozenset[str] = frozenset()
     groups_small_objects: bool = False  # objects are batched here, by the query, not concatenated as bytes
 
     def as_json_lines(
@@ -89,7 +92,18 @@ class ConvertingReader:
         return kept, kept_uris, reports
 
     def _frame(self, path: Path, uri: str, workdir: Path, stack: ExitStack) -> pl.LazyFrame:
-        return self._with_partitions(self.source.frame(path, workdir, stack), uri)
+        return self._with_partitions(self._projected(self.source.frame(path, workdir, stack)), uri)
+
+    def _projected(self, frame: pl.LazyFrame) -> pl.LazyFrame:
+        """Only the mapped columns (at least one column, so a record that maps nothing is still a record)."""
+        if not self.columns:
+            return frame
+        try:
+            names = frame.collect_schema().names()
+        except READ_ERRORS:
+            return frame  # the conversion fails on it too, and the object is inspected
+        kept = [name for name in names if name.lower() in self.columns] or names[:1]
+        return frame.select(kept) if len(kept) < len(names) else frame
 
     def _with_partitions(self, frame: pl.LazyFrame, uri: str) -> pl.LazyFrame:
         if not self.partition_keys:

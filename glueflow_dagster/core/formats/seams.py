@@ -21,6 +21,7 @@ from glueflow_dagster.core.formats.options import DataFormat, compressions_of
 from glueflow_dagster.core.formats.parquet import ParquetSource, ParquetWriter
 from glueflow_dagster.core.formats.partitions import partition_values, with_partition_columns
 from glueflow_dagster.core.json_reader import JsonFormat
+from glueflow_dagster.core.mapping import FieldMapping
 from glueflow_dagster.core.quarantine import ObjectReport
 from glueflow_dagster.core.stage.read import Reader, reader_for
 from glueflow_dagster.core.stage.write import JsonLinesWriter, Writer
@@ -50,13 +51,17 @@ class PartitionedJsonReader:
         return extended, kept_uris, reports
 
 
-def reader_of(data_format: DataFormat, json_format: JsonFormat | None) -> Reader:
-    """The reader of a source location: its format, its options, its partition columns."""
+def reader_of(
+    data_format: DataFormat, json_format: JsonFormat | None, mappings: Sequence[FieldMapping] = ()
+) -> Reader:
+    """The reader of a source location: its format, its options, its partition columns; CSV and Parquet
+    convert only the columns ``mappings`` read (all of them without mappings)."""
     keys = data_format.partition_keys
+    columns = frozenset(str(fm.source[0]).lower() for fm in mappings)
     if data_format.name == "csv":
-        return ConvertingReader(CsvSource(data_format.csv), keys)
+        return ConvertingReader(CsvSource(data_format.csv), keys, columns)
     if data_format.name == "parquet":
-        return ConvertingReader(ParquetSource(), keys)
+        return ConvertingReader(ParquetSource(), keys, columns)
     reader = reader_for(json_format)
     return PartitionedJsonReader(reader, keys) if keys else reader
 

@@ -84,7 +84,7 @@ def _checked(request: StageRequest) -> _Settings:
         levels = f"{GZIP_LEVELS[0]}-{GZIP_LEVELS[-1]}"
         raise ValueError(f"compression_level must be {levels} with gzip compression, got {level}")
     writer = writer_of(request.write_format, compression, level)
-    reader = reader_of(request.read_format, request.json_format)
+    reader = reader_of(request.read_format, request.json_format, parsed)
     qprefix = (request.quarantine_prefix or f"{QUARANTINE_DIR}/{request.name_prefix}").strip("/")
     return _Settings(parsed, reader, writer, qprefix)
 
