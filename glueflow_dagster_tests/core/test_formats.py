@@ -579,3 +579,13 @@ def test_only_the_mapped_columns_are_converted(tmp_path: Path, monkeypatch: pyte
     _stage(source, target, TEXT_MAPPINGS[:2], compression="none", read_format=read)
     assert converted == [["ID", "Name"]]  # names match case-insensitively, as the mapping's do
     assert _json_records(target) == [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]
+
+
+def test_gzip_csv_unquoted_csv_and_a_csv_that_is_not_utf8(tmp_path: Path) -> None:
+    source, target = LocalStorage(tmp_path / "in"), LocalStorage(tmp_path / "out")
+    source.write_bytes("a.csv.gz", gzip.compress(b'id\tname\tnote\n1\t"a"\tx\n'))
+    source.write_bytes("b.csv", b"id\tname\tnote\n2\tb\t\xff\xfe\n")
+    read = DataFormat("csv", CsvOptions(separator="\t", quote_char=None, with_header=True))
+    result = _stage(source, target, TEXT_MAPPINGS, compression="none", read_format=read, max_error_records=1)
+    assert _json_records(target) == [{"id": 1, "name": '"a"', "note": "x"}]  # no quoting: quotes are text
+    assert result.error_files == 1 and result.first_error.startswith(source.uri_for("b.csv"))
