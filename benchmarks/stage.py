@@ -507,6 +507,9 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="with --small-files: on a moto S3 server, against a plain boto3 GetObject loop, in objects/s",
     )
+    parser.add_argument(
+        "--formats", action="store_true", help="CSV/JSON/Parquet pairs beside DuckDB (benchmarks/formats.py)"
+    )
     parser.add_argument("--engine", choices=list(ENGINES), help=argparse.SUPPRESS)  # child modes
     parser.add_argument("--small-engine", choices=["glueflow-s3", "boto3-get"], help=argparse.SUPPRESS)
     parser.add_argument("--generate-small", type=int, help=argparse.SUPPRESS)
@@ -534,6 +537,11 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.generate_small:
         print(json.dumps(generate_small(args.data, args.generate_small, args.object_mb, args.endpoint)))
+        return
+    if args.formats:
+        from benchmarks.formats import main as formats_main
+
+        formats_main(args.size_mb, args.tmp_dir, args.repeat)
         return
     if args.small_files is not None:
         if args.small_files < 1:

@@ -80,8 +80,8 @@ CODE_REFERENCES_KEY = "dagster/code_references"
 
 
 def _kinds(location: Location) -> set[str]:
-    """The UI's kind badges: the storage, the format and the engine."""
-    return {"s3" if location.is_s3 else "file", "json", "polars"}
+    """The UI's kind badges: the storage, the format (json, csv, parquet) and the engine."""
+    return {"s3" if location.is_s3 else "file", location.format, "polars"}
 
 
 def column_schema(

@@ -31,9 +31,10 @@ from glueflow_dagster.components.resources import StorageResource
 from glueflow_dagster.components.schedules import build_input_schedule
 from glueflow_dagster.components.sensors import build_output_sensor
 from glueflow_dagster.core.config import (
+    ALL_COMPRESSIONS,
     BOOKMARK_OPTIONS,
-    COMPRESSIONS,
     ENGINES,
+    FORMATS,
     GLUE_WORKER_TYPES,
     ON_LATE_OPTIONS,
     ON_MODIFIED_OPTIONS,
@@ -99,14 +100,27 @@ class InputLocation(_Section):
     exclusions: list[Text] | None = Field(None, description='glob patterns of keys never read, e.g. ["**.tmp"]')
     multiline: bool | None = Field(None, description="a record may span lines (Glue's multiline; default false)")
     jsonPath: Text | None = Field(None, description="read the records at this JSON path (Glue's jsonPath)")  # noqa: N815
+    format: _choice(FORMATS) | None = Field(None, description="json, csv or parquet (default json)")
+    separator: Text | None = Field(None, description="csv: the field separator (default ,)")
+    quoteChar: Text | None = Field(None, description='csv: the quote (default "; "-1": no quoting)')  # noqa: N815
+    escaper: Text | None = Field(None, description="csv: escapes the quote inside quotes (default: doubled quotes)")
+    multiLine: bool | None = Field(None, description="csv: a quoted value may span lines (Glue's multiLine)")  # noqa: N815
+    withHeader: bool | None = Field(None, description="csv: the first line names the columns (default false)")  # noqa: N815
+    skipFirst: bool | None = Field(None, description="csv: skip the first data line (default false)")  # noqa: N815
 
 
 class StagingLocation(InputLocation):
     """Where the Input job writes and the Output job reads."""
 
-    compression: _choice(COMPRESSIONS) | None = Field(None, description="parts' compression (default none)")
+    compression: _choice(ALL_COMPRESSIONS) | None = Field(
+        None, description="parts' compression (json/csv: gzip, none; parquet: snappy, gzip, zstd, none)"
+    )
     compression_level: Annotated[int, Field(ge=1, le=9)] | None = Field(None, description="gzip level 1-9")
     orphan_grace_s: Whole | None = Field(None, description="age in seconds before uncommitted objects are removed")
+    partition_keys: list[Text] | None = Field(
+        None, description="Hive-style column=value/ folders (Glue's partitionKeys)"
+    )
+    writeHeader: bool | None = Field(None, description="csv: write a header line (default true)")  # noqa: N815
 
 
 class OutputLocation(_Section):
@@ -115,9 +129,19 @@ class OutputLocation(_Section):
     uri: Text = Field(description="local folder or s3://bucket/prefix; ${VAR} expanded")
     recurse: bool | None = Field(None, description="default true")
     exclusions: list[Text] | None = Field(None, description="glob patterns of keys never read")
-    compression: _choice(COMPRESSIONS) | None = Field(None, description="parts' compression (default none)")
+    format: _choice(FORMATS) | None = Field(None, description="json, csv or parquet (default json)")
+    separator: Text | None = Field(None, description="csv: the field separator (default ,)")
+    quoteChar: Text | None = Field(None, description='csv: the quote (default "; "-1": no quoting)')  # noqa: N815
+    escaper: Text | None = Field(None, description="csv: read only; written quotes are doubled")
+    compression: _choice(ALL_COMPRESSIONS) | None = Field(
+        None, description="parts' compression (json/csv: gzip, none; parquet: snappy, gzip, zstd, none)"
+    )
     compression_level: Annotated[int, Field(ge=1, le=9)] | None = Field(None, description="gzip level 1-9")
     orphan_grace_s: Whole | None = Field(None, description="age in seconds before uncommitted objects are removed")
+    partition_keys: list[Text] | None = Field(
+        None, description="Hive-style column=value/ folders (Glue's partitionKeys)"
+    )
+    writeHeader: bool | None = Field(None, description="csv: write a header line (default true)")  # noqa: N815
 
 
 class _Job(_Section):

@@ -17,10 +17,25 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import yaml
 
 from glueflow_dagster.core.commits import DEFAULT_ORPHAN_GRACE_S
 from glueflow_dagster.core.compression import GZIP_LEVELS
+from glueflow_dagster.core.formats.options import (
+    CSV_READ_OPTIONS,
+    CSV_SHARED_OPTIONS,
+    CSV_WRITE_OPTIONS,
+    FORMATS,
+    JSON_OPTIONS,
+    PARQUET_COMPRESSIONS,
+    CsvOptions,
+    DataFormat,
+    compressions_of,
+    csv_options,
+    default_compression,
+    format_problem,
+)
 from glueflow_dagster.core.json_reader import JsonFormat, JsonPathError, parse_json_path
 from glueflow_dagster.core.mapping import FieldMapping, MappingError, parse_mappings
 from glueflow_dagster.core.stage import DEFAULT_TARGET_FILE_BYTES
@@ -32,7 +47,8 @@ DEFAULT_CONFIG_NAME = "glueflow.yaml"
 BOOKMARK_OPTIONS = ("enable", "disable", "pause")
 ON_MODIFIED_OPTIONS = ("reprocess", "ignore")
 ON_LATE_OPTIONS = ("process", "report")
-COMPRESSIONS = ("gzip", "none")
+COMPRESSIONS = ("gzip", "none")  # JSON and CSV parts
+ALL_COMPRESSIONS = PARQUET_COMPRESSIONS  # Parquet's codecs too (snappy, zstd): each format checks its own
 ENGINES = ("polars", "spark")  # per job: where the stage's data path runs (see spark_stage.py)
 SPARK_LAUNCHERS = ("local", "glue", "emr_serverless")
 # Launchers this build can run; the others are refused at load rather than failing every run.
@@ -55,9 +71,12 @@ _BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _LOCATION_ROLES = ("input", "staging", "output")
 # The keys of each section (the component's typed attributes mirror them; a test keeps the two equal).
 FLOW_KEYS = ("input", "staging", "output", "input_job", "output_job", "owners", "tags", "spark")
-LOCATION_KEYS = ("uri", "recurse", "exclusions")
-WRITTEN_LOCATION_KEYS = ("compression", "compression_level", "orphan_grace_s")  # locations a job writes
-READ_LOCATION_KEYS = ("multiline", "jsonPath")  # Glue's JSON reader options, on locations a job reads
+LOCATION_KEYS = ("uri", "recurse", "exclusions", "format", *CSV_SHARED_OPTIONS)
+# Locations a job writes: compression, Hive partition columns (Glue's partitionKeys), CSV's writeHeader.
+WRITTEN_LOCATION_KEYS = ("compression", "compression_level", "orphan_grace_s", "partition_keys", *CSV_WRITE_OPTIONS)
+# Glue's reader options, on locations a job reads: JSON's multiline / jsonPath, CSV's multiLine, withHeader, skipFirst.
+READ_LOCATION_KEYS = (*JSON_OPTIONS, *CSV_READ_OPTIONS)
+_PARTITION_KEY = re.compile(r"[^/=\x00-\x1f]{1,128}")  # a column name that can be a Hive folder's name
 JOB_KEYS = ("mappings", "max_error_records", "target_file_bytes", "engine")
 INPUT_JOB_KEYS = (*JOB_KEYS, "schedule")
 OUTPUT_JOB_KEYS = (
@@ -101,6 +120,9 @@ class Location:
     # Glue's JSON reader options (locations a job reads): a record may span lines / records at a path.
     multiline: bool = False
     json_path: str | None = None  # the YAML key is Glue's `jsonPath`
+    format: str = "json"  # json | csv | parquet (see core.formats)
+    csv: CsvOptions = CsvOptions()  # Glue's CSV options (format: csv)
+    partition_keys: tuple[str, ...] = ()  # written locations: Hive-style column=value/ folders
 
     @property
     def is_s3(self) -> bool:
@@ -109,6 +131,10 @@ class Location:
     @property
     def json_format(self) -> JsonFormat:
         return JsonFormat(multiline=self.multiline, json_path=self.json_path)
+
+    @property
+    def data_format(self) -> DataFormat:
+        return DataFormat(self.format, self.csv, self.partition_keys)
 
 
 @dataclass(frozen=True)
@@ -442,6 +468,10 @@ class _Reader:
         # The Spark stage reads JSON lines only: refuse what it would misread rather than run it.
         for job, role, read in (("input_job", "input", input_location), ("output_job", "staging", staging)):
             chosen = input_job if job == "input_job" else output_job
+            written_role, written = ("staging", staging) if job == "input_job" else ("output", output)
+            self.written_columns(chosen, written, f"{where}.{written_role}", f"{where}.{job}")
+            if chosen.engine == "spark":
+                self.spark_formats(((role, read), (written_role, written)), f"{where}.{job}.engine")
             if chosen.engine == "spark" and (read.multiline or read.json_path is not None):
                 option = "multiline" if read.multiline else "jsonPath"
                 raise self.fail(
@@ -550,7 +580,13 @@ class _Reader:
         exclusions = body.get("exclusions", [])
         if not isinstance(exclusions, list) or not all(isinstance(e, str) and e for e in exclusions):
             raise self.fail(f"{where}.exclusions", "expected a list of glob strings")
-        compression = self.choice(body.get("compression", "none"), COMPRESSIONS, f"{where}.compression")
+        data_format = self.data_format(body, where, read_back=read and compression_allowed)
+        if data_format.partition_keys and read and not recurse:
+            raise self.fail(f"{where}.recurse", "partitioned staging is read from its folders: recurse must be true")
+        compressions = compressions_of(data_format.name)
+        compression = self.choice(
+            body.get("compression", default_compression(data_format.name)), compressions, f"{where}.compression"
+        )
         level = self.whole(body, "compression_level", None, where, minimum=1)
         if level is not None and (level not in GZIP_LEVELS or compression != "gzip"):
             expected = f"expected {GZIP_LEVELS[0]}-{GZIP_LEVELS[-1]} with compression: gzip, got {level}"
@@ -573,7 +609,59 @@ class _Reader:
             orphan_grace_s=self.whole(body, "orphan_grace_s", DEFAULT_ORPHAN_GRACE_S, where, minimum=0),
             multiline=multiline,
             json_path=json_path,
+            format=data_format.name,
+            csv=data_format.csv,
+            partition_keys=data_format.partition_keys,
         )
+
+    def data_format(self, body: Mapping[str, Any], where: str, read_back: bool = False) -> DataFormat:
+        """The location's ``format``, its options (an option of another format refused, naming the key) and
+        its ``partition_keys``. Staging (``read_back``: the Output job reads what the Input job wrote) reads a
+        CSV header when it writes one: ``withHeader`` follows ``writeHeader`` unless set, and may not differ."""
+        name = self.choice(body.get("format", "json"), FORMATS, f"{where}.format")
+        problem = format_problem(body, name)
+        if problem is not None:
+            raise self.fail(f"{where}.{problem[0]}", problem[1])
+        try:
+            options = csv_options(body) if name == "csv" else CsvOptions()
+        except ValueError as err:
+            key, _, message = str(err).partition(": ")
+            raise self.fail(f"{where}.{key}", message) from None
+        if read_back and name == "csv" and options.with_header != options.write_header:
+            if "withHeader" in body:
+                expected = str(options.write_header).lower()
+                written = "writes a header line" if options.write_header else "writes no header line"
+                raise self.fail(f"{where}.withHeader", f"must be {expected}: staging {written}")
+            options = replace(options, with_header=options.write_header)
+        keys = body.get("partition_keys", [])
+        if not isinstance(keys, list) or not all(isinstance(k, str) and _PARTITION_KEY.fullmatch(k) for k in keys):
+            raise self.fail(f"{where}.partition_keys", f"expected a list of column names, got {shown(keys)}")
+        if len(set(keys)) != len(keys):
+            raise self.fail(f"{where}.partition_keys", "a column is named twice")
+        return DataFormat(name, options, tuple(keys))
+
+    def spark_formats(self, locations: Sequence[tuple[str, Location]], where: str) -> None:
+        """The Spark stage reads and writes JSON lines only, unpartitioned: anything else refused at load."""
+        for role, location in locations:
+            if location.format != "json":
+                raise self.fail(where, f"spark reads and writes JSON lines only: not {role}.format: {location.format}")
+            if location.partition_keys:
+                raise self.fail(where, f"spark writes no Hive partitions yet: not with {role}.partition_keys")
+
+    def written_columns(self, job: JobConfig, written: Location, where: str, job_where: str) -> None:
+        """A written location's partition columns are mapped top-level columns (not all of them); CSV holds
+        no nested column (a struct or array value has no CSV form)."""
+        targets = list(dict.fromkeys(fm.target[0] for fm in job.mappings))
+        for key in written.partition_keys:
+            if key not in targets:
+                raise self.fail(f"{where}.partition_keys", f"{shown(key)} is not a column {job_where} maps to")
+        if written.partition_keys and len(set(written.partition_keys)) == len(targets):
+            raise self.fail(f"{where}.partition_keys", "every column would be a folder: keep one in the records")
+        if written.format == "csv":
+            for fm in job.mappings:
+                if len(fm.target) > 1 or isinstance(fm.target_type, pl.Struct | pl.List | pl.Array):
+                    column = ".".join(map(str, fm.target))
+                    raise self.fail(f"{job_where}.mappings", f"{shown(column)} is nested: csv holds no nested column")
 
     def job(self, body: Mapping[str, Any], where: str, scheduled: bool) -> JobConfig:
         allowed = set(INPUT_JOB_KEYS if scheduled else OUTPUT_JOB_KEYS)

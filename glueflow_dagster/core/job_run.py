@@ -82,6 +82,8 @@ def stage_request(
         quarantine_prefix=quarantine_prefix(attempt.run_id),
         refused=refused_by(source),
         json_format=source_location.json_format,
+        read_format=source_location.data_format,
+        write_format=target_location.data_format,
     )
 
 

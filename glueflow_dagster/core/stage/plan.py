@@ -152,7 +152,9 @@ def _query_once(
     """One query; returns (records, cast errors, cast errors of timestamp mappings, null mapped values)."""
     scan = pl.scan_ndjson([str(p) for p in paths], schema=plan.read_schema, ignore_errors=ignore_errors)
     # The plain form's timestamps go out as their source text: the JSON writer would write the same bytes.
-    plain: PlainTimestamps = "text" if plain_timestamps else False
+    # Writers of typed timestamps (CSV, Parquet: core.formats) take the plain form parsed instead.
+    text: PlainTimestamps = True if getattr(plan.writer, "typed_timestamps", False) else "text"
+    plain: PlainTimestamps = text if plain_timestamps else False
     mapped, columns, cast_errors, timestamp_errors = _mapped_with_cast_errors(scan, plan, plain)
     missing = _total([_target_expr(fm.target).null_count().cast(pl.Int64) for fm in plan.mappings])
     figures = [

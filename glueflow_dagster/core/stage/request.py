@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from glueflow_dagster.core.formats.options import DataFormat
 from glueflow_dagster.core.json_reader import JsonFormat
 from glueflow_dagster.core.mapping import FieldMapping
 from glueflow_dagster.core.storage import ObjectInfo, PendingObject, Storage
@@ -34,6 +35,8 @@ class StageRequest:
     ``target_file_bytes`` of uncompressed JSON each. ``compression`` is ``gzip`` or ``none``;
     ``compression_level`` (gzip only, 1-9) defaults to ``core.compression.DEFAULT_GZIP_LEVEL``.
     ``json_format`` (Glue's ``multiline`` / ``jsonPath``) picks the reader (see ``stage.read.reader_for``).
+    ``read_format`` / ``write_format`` are the source's and the target's data formats (json, csv, parquet;
+    CSV options; Hive partition columns, see ``core.formats``); ``compression`` is then the target format's.
     """
 
     source: Storage
@@ -48,6 +51,8 @@ class StageRequest:
     quarantine_prefix: str | None = None
     refused: tuple[tuple[str, str], ...] = ()
     json_format: JsonFormat | None = None
+    read_format: DataFormat = DataFormat()
+    write_format: DataFormat = DataFormat()
 
 
 class StageError(RuntimeError):

@@ -25,7 +25,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from glueflow_dagster.core.commits import abort, aborted_on_failure, complete
-from glueflow_dagster.core.compression import DEFAULT_GZIP_LEVEL, GZIP_LEVELS
+from glueflow_dagster.core.compression import GZIP_LEVELS
+from glueflow_dagster.core.formats.options import DataFormat
+from glueflow_dagster.core.formats.seams import reader_of, writer_of
 from glueflow_dagster.core.json_reader import JsonFormat
 from glueflow_dagster.core.mapping import FieldMapping, parse_mappings
 from glueflow_dagster.core.quarantine import QUARANTINE_DIR, ObjectReport, object_entry, quarantine_key
@@ -38,7 +40,6 @@ from glueflow_dagster.core.stage.read import (
     line_aligned_pieces,
     local_copies,
     map_group,
-    reader_for,
     unglobbed,
 )
 from glueflow_dagster.core.stage.request import (
@@ -48,7 +49,7 @@ from glueflow_dagster.core.stage.request import (
     StageResult,
     threshold_message,
 )
-from glueflow_dagster.core.stage.write import JsonLinesWriter, begin_parts, clear
+from glueflow_dagster.core.stage.write import Writer, begin_parts, clear
 from glueflow_dagster.core.storage import ObjectInfo, PendingObject, Storage
 
 __all__ = ["run_stage", "stage_pending"]
@@ -66,14 +67,14 @@ class _Settings:
 
     mappings: tuple[FieldMapping, ...]
     reader: Reader
-    writer: JsonLinesWriter
+    writer: Writer
     quarantine_prefix: str
 
 
 def _checked(request: StageRequest) -> _Settings:
     parsed = parse_mappings(request.mappings)  # a malformed mapping fails before any data is read
     compression, level = request.compression, request.compression_level
-    if compression not in ("gzip", "none"):
+    if request.write_format.is_json and compression not in ("gzip", "none"):
         raise ValueError(f"compression must be 'gzip' or 'none', got {compression!r}")
     if request.max_error_records < 0:
         raise ValueError(f"max_error_records must be >= 0, got {request.max_error_records}")
@@ -82,9 +83,10 @@ def _checked(request: StageRequest) -> _Settings:
     if level is not None and (compression != "gzip" or level not in GZIP_LEVELS):
         levels = f"{GZIP_LEVELS[0]}-{GZIP_LEVELS[-1]}"
         raise ValueError(f"compression_level must be {levels} with gzip compression, got {level}")
-    writer = JsonLinesWriter(compression, (level or DEFAULT_GZIP_LEVEL) if compression == "gzip" else None)
+    writer = writer_of(request.write_format, compression, level)
+    reader = reader_of(request.read_format, request.json_format, parsed)
     qprefix = (request.quarantine_prefix or f"{QUARANTINE_DIR}/{request.name_prefix}").strip("/")
-    return _Settings(parsed, reader_for(request.json_format), writer, qprefix)
+    return _Settings(parsed, reader, writer, qprefix)
 
 
 @dataclass
@@ -315,6 +317,8 @@ def run_stage(
     compression_level: int | None = None,
     refused: Sequence[tuple[str, str]] = (),
     json_format: JsonFormat | None = None,
+    read_format: DataFormat | None = None,
+    write_format: DataFormat | None = None,
 ) -> StageResult:
     """The stage outside the commit protocol, in one call: :func:`stage_pending`, then ``commits.complete``.
 
@@ -335,6 +339,8 @@ def run_stage(
         quarantine_prefix=quarantine_prefix,
         refused=tuple(refused),
         json_format=json_format,
+        read_format=read_format or DataFormat(),
+        write_format=write_format or DataFormat(),
     )
     result = stage_pending(request, log=log)
     with aborted_on_failure(target, result.pending, log):

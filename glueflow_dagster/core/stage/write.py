@@ -5,8 +5,10 @@ records each) and names them; :func:`begin_parts` then uploads every part as a *
 (``Storage.begin_upload``): written, but no reader sees it until the commit completes it
 (``core.commits``). Nothing here makes data visible or removes it.
 
-JSON lines (plain or gzip) is today's one format: :class:`JsonLinesWriter`. Another output format is
-one more writer with the same two methods, picked where the query plan is made.
+JSON lines (plain or gzip) are written by :class:`JsonLinesWriter`; CSV and Parquet by the writers of
+``core.formats`` (``formats.seams.writer_for`` picks one per request). A writer with partition columns
+writes its parts into Hive folders (``column=value/part-NNNNN...``); :func:`begin_parts` keeps the folders
+in the object keys.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any, Protocol
 import polars as pl
 
 from glueflow_dagster.core.compression import IgzipParts, written_by_isal
+from glueflow_dagster.core.formats.partitions import parts_target
 from glueflow_dagster.core.storage import PendingObject, Storage
 
 __all__ = ["JsonLinesWriter", "Writer", "begin_parts", "clear", "output_object_key"]
@@ -53,6 +56,7 @@ class JsonLinesWriter:
 
     compression: str
     compression_level: int | None = None  # gzip only
+    partition_keys: tuple[str, ...] = ()  # Hive folders (gzip then by polars' own writer)
 
     @property
     def suffix(self) -> str:
@@ -71,6 +75,14 @@ class JsonLinesWriter:
 
         def part_path(args: Any) -> str:
             return part_name(args.index_in_partition)
+
+        if self.partition_keys:
+            gzip = {"compression": "gzip", "compression_level": self.compression_level}
+            return frame.sink_ndjson(
+                parts_target(out_dir, self.partition_keys, part_name, records_per_part),
+                lazy=True,
+                **(gzip if self.compression == "gzip" else {}),
+            )
 
         provider: Callable[[Any], Any] = part_path
         options: dict[str, Any] = {
@@ -94,11 +106,14 @@ class JsonLinesWriter:
 
 
 def begin_parts(out_dir: Path, target: Storage, name_prefix: str, writer: Writer) -> list[PendingObject]:
-    """Upload the parts in ``out_dir`` as pending objects: written, but no reader sees them yet."""
+    """Upload the parts in ``out_dir`` (and its Hive folders) as pending objects: written, but no reader
+    sees them yet. A part in ``column=value/`` keeps that folder in its key."""
     pending = []
-    for local in sorted(out_dir.iterdir()):
+    for local in sorted(path for path in out_dir.rglob("*") if path.is_file()):
         part = int(local.name.split(".")[0].removeprefix("part-"))
-        pending.append(target.begin_upload(local, writer.object_key(name_prefix, part)))
+        folder = local.parent.relative_to(out_dir).as_posix()
+        key = writer.object_key(name_prefix, part)
+        pending.append(target.begin_upload(local, key if folder == "." else f"{folder}/{key}"))
         local.unlink()
     return pending
 
