@@ -38,6 +38,9 @@ from pyiceberg.types import DecimalType, DoubleType, FloatType, IcebergType, Int
 RUN_ID_PROPERTY = "glueflow.run_id"
 ATTEMPT_PROPERTY = "glueflow.attempt"
 BOOKMARK_VERSION_PROPERTY = "glueflow.bookmark_version"
+# The selection the appended data was made from: a run that adopts a snapshot must commit the bookmark of
+# this manifest, not of its own plan (which may hold more objects, arrived since), or records would be lost.
+MANIFEST_ID_PROPERTY = "glueflow.manifest_id"
 CATALOG_NAME = "glueflow"
 # Without `catalog:` in the flow file: a SQLite SQL catalog here, relative to the flow file's folder.
 DEFAULT_CATALOG_FILE = ".glueflow/catalog.db"
@@ -173,6 +176,7 @@ class IcebergCommit:
 
     snapshot_id: int | None
     appended: bool  # False: the version was already in a snapshot (adopted), or there was nothing to add
+    manifest_id: str | None  # the selection the snapshot's data was made from (the adopted one's, if adopted)
     added_records: int
     added_files_bytes: int
     total_records: int
@@ -186,12 +190,18 @@ def commit_files(
     run_id: str,
     attempt: int,
     bookmark_version: str,
+    manifest_id: str,
 ) -> IcebergCommit:
     """Append the run's data files as one snapshot, unless a snapshot already holds this bookmark version.
 
     A commit lost to a concurrent one (the catalog's compare-and-swap) reloads the table and looks again:
     if the winner consumed the same version, this run adopts its snapshot and appends nothing."""
-    properties = {RUN_ID_PROPERTY: run_id, ATTEMPT_PROPERTY: str(attempt), BOOKMARK_VERSION_PROPERTY: bookmark_version}
+    properties = {
+        RUN_ID_PROPERTY: run_id,
+        ATTEMPT_PROPERTY: str(attempt),
+        BOOKMARK_VERSION_PROPERTY: bookmark_version,
+        MANIFEST_ID_PROPERTY: manifest_id,
+    }
     for _ in range(_COMMIT_ATTEMPTS):
         table = catalog.load_table(target.identifier)
         existing = snapshot_of_version(table, bookmark_version)
@@ -234,6 +244,7 @@ def _described(table: Table, snapshot_id: int | None, *, appended: bool) -> Iceb
     return IcebergCommit(
         snapshot_id=snapshot_id,
         appended=appended,
+        manifest_id=summary.get(MANIFEST_ID_PROPERTY) if summary is not None else None,
         added_records=figure("added-records") if appended else 0,
         added_files_bytes=figure("added-files-size") if appended else 0,
         total_records=figure("total-records"),
@@ -271,6 +282,7 @@ __all__ = [
     "ATTEMPT_PROPERTY",
     "BOOKMARK_VERSION_PROPERTY",
     "DEFAULT_CATALOG_FILE",
+    "MANIFEST_ID_PROPERTY",
     "RUN_ID_PROPERTY",
     "IcebergCommit",
     "IcebergTableError",

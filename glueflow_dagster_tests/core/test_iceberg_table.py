@@ -67,7 +67,7 @@ def test_first_run_creates_the_table_and_one_snapshot_holds_the_run(
     parts = [write_part(data, range(0, 50), day=1), write_part(data, range(50, 80), day=2)]
     assert table.current_snapshot() is None  # written, in no snapshot: no reader sees them
 
-    done = commit_files(catalog, where, parts, run_id="run-1", attempt=1, bookmark_version="v1")
+    done = commit_files(catalog, where, parts, run_id="run-1", attempt=1, bookmark_version="v1", manifest_id="m-v1")
 
     table = catalog.load_table(where.identifier)
     assert done.appended and done.snapshot_id == table.current_snapshot().snapshot_id
@@ -90,9 +90,27 @@ def test_a_second_commit_of_the_same_bookmark_version_adopts_the_snapshot(tmp_pa
     catalog = open_catalog(where)
     table = open_table(catalog, where, SCHEMA.to_arrow())
     data = Path(table.location().removeprefix("file://")) / "data"
-    first = commit_files(catalog, where, [write_part(data, range(10))], run_id="r", attempt=1, bookmark_version="v7")
-    again = commit_files(catalog, where, [write_part(data, range(10))], run_id="r", attempt=2, bookmark_version="v7")
+    first = commit_files(
+        catalog,
+        where,
+        [write_part(data, range(10))],
+        run_id="r",
+        attempt=1,
+        bookmark_version="v7",
+        manifest_id="m-v7",
+    )
+    again = commit_files(
+        catalog,
+        where,
+        [write_part(data, range(10))],
+        run_id="r",
+        attempt=2,
+        bookmark_version="v7",
+        manifest_id="m-v7",
+    )
     assert (again.appended, again.snapshot_id) == (False, first.snapshot_id)
+    # The adopter learns which selection the snapshot holds: it commits that bookmark, not its own plan's.
+    assert again.manifest_id == first.manifest_id == "m-v7"
     table = catalog.load_table(where.identifier)
     assert table.scan().to_arrow().num_rows == 10
     assert len(table.snapshots()) == 1
@@ -113,7 +131,9 @@ def test_two_runs_racing_on_one_version_append_once(tmp_path: Path) -> None:
         part = write_part(data, range(100))
         catalog = open_catalog(where)
         start.wait()
-        outcomes.append(commit_files(catalog, where, [part], run_id="r", attempt=attempt, bookmark_version="v1"))
+        outcomes.append(
+            commit_files(catalog, where, [part], run_id="r", attempt=attempt, bookmark_version="v1", manifest_id="m-v1")
+        )
 
     threads = [threading.Thread(target=run, args=(n,)) for n in (1, 2)]
     for thread in threads:
@@ -140,12 +160,13 @@ def test_different_versions_append_in_turn(tmp_path: Path) -> None:
             run_id=f"r{n}",
             attempt=1,
             bookmark_version=f"v{n}",
+            manifest_id=f"m-v{n}",
         )
     table = catalog.load_table(where.identifier)
     assert [s.summary.get(BOOKMARK_VERSION_PROPERTY) for s in table.snapshots()] == ["v0", "v1", "v2"]
     assert sorted(table.scan().to_arrow().column("id").to_pylist()) == list(range(30))
     # An empty run (nothing read) appends nothing and names the current snapshot.
-    empty = commit_files(catalog, where, [], run_id="r3", attempt=1, bookmark_version="v3")
+    empty = commit_files(catalog, where, [], run_id="r3", attempt=1, bookmark_version="v3", manifest_id="m-v3")
     assert (empty.appended, empty.snapshot_id) == (False, table.current_snapshot().snapshot_id)
 
 
@@ -183,7 +204,13 @@ def test_expiring_keeps_the_current_snapshot(tmp_path: Path) -> None:
     data = Path(table.location().removeprefix("file://")) / "data"
     for n in range(3):
         commit_files(
-            catalog, where, [write_part(data, range(n, n + 1))], run_id="r", attempt=1, bookmark_version=f"{n}"
+            catalog,
+            where,
+            [write_part(data, range(n, n + 1))],
+            run_id="r",
+            attempt=1,
+            bookmark_version=f"{n}",
+            manifest_id=f"m-{n}",
         )
     table = catalog.load_table(where.identifier)
     expired = expire_snapshots(table, datetime.now(UTC) + timedelta(days=1))
