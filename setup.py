@@ -19,6 +19,7 @@ setup(
         "isal>=1.7",  # ISA-L's igzip: the default gzip levels 1-3 deflate several times faster than zlib
         "boto3>=1.34",
         "pyyaml>=6",
+        "pyiceberg[sql-sqlite,pyarrow]>=0.12,<0.13",  # Output as an Iceberg table (SQL, Glue, REST catalogs)
         "matplotlib>=3.8",  # the guide's charts: F/flow_report, glueflow report/simulate --png
     ],
     extras_require={
