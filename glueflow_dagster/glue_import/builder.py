@@ -8,6 +8,7 @@ converters of each part, and validates a complete entry against the flow file's 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,10 @@ from typing import Any
 from glueflow_dagster.core.storage import redact
 from glueflow_dagster.glue_import.arguments import (
     entry_variables,
+    job_namespaces,
     report_arguments,
     report_conflicting_defaults,
+    split_arguments,
     validate_entry,
     variable_default,
 )
@@ -59,7 +62,7 @@ def build(draft: Draft) -> ImportReport:
     _iam(draft)
     items = [*draft.items, *inp.items, *out.items]
     items.sort(key=lambda i: STATUSES.index(i.status))  # stable: keeps script order within a status
-    variables = {name: variable_default(draft.aws, name) for name in entry_variables(draft.entry)}
+    variables = {name: variable_default(draft, name) for name in entry_variables(draft.entry)}
     entry = {section: _ordered(draft.entry[section]) for section in draft.entry}
     return ImportReport(draft.flow, entry, items, variables, {"input": inp.label, "output": out.label})
 
@@ -69,19 +72,51 @@ def _output_source(draft: Draft, step: Step | None, staging_uri: str | None) -> 
     if step is None:
         return None
     uri = source(draft, draft.out, step, "staging", "output_job", set_uri=False)
-    if uri is not None and staging_uri is not None and uri.rstrip("/") != staging_uri.rstrip("/"):
-        literal = "${" not in uri and "${" not in staging_uri
+    draft.output_source_uri = uri
+    if uri is None or staging_uri is None:
+        return uri
+    same = uri.rstrip("/") == staging_uri.rstrip("/")
+    read, written = _with_defaults(draft, uri), _with_defaults(draft, staging_uri)
+    if not same and read is not None and written is not None and read.rstrip("/") == written.rstrip("/"):
+        # --from-aws: the two jobs' own argument values say the Output job reads what the Input job writes.
         draft.add(
-            UNSUPPORTED if literal else NEEDS_USER,
+            CONVERTED,
+            "staging.uri",
+            f"the Output job reads what the Input job writes ({short(read)}, by the jobs' DefaultArguments)",
+            uri,
+            draft.out,
+            step.line,
+        )
+    elif not same:
+        known = read is not None and written is not None
+        draft.add(
+            UNSUPPORTED if known else NEEDS_USER,
             "staging.uri",
             f"the Output job reads {uri} but the Input job writes {staging_uri}; glueflow chains them through "
-            "one staging location (the Input job's path is kept)" + ("" if literal else ": check they are the same"),
+            "one staging location (the Input job's path is kept)" + ("" if known else ": check they are the same"),
             script=draft.out,
             line=step.line,
         )
-    elif uri is not None and staging_uri is not None:
-        draft.add(CONVERTED, "staging.uri", "the Output job reads what the Input job writes", uri, draft.out, step.line)
+    else:
+        shared = entry_variables(uri)
+        note = (
+            f" (job argument(s) {', '.join(shared)} in this path: the same value in both jobs, as a chain of Glue "
+            "jobs passes them)"
+            if shared
+            else ""
+        )
+        draft.add(
+            CONVERTED, "staging.uri", "the Output job reads what the Input job writes" + note, uri, draft.out, step.line
+        )
     return uri
+
+
+def _with_defaults(draft: Draft, text: str) -> str | None:
+    """`text` with each `${X}` replaced by its Glue job's default value; None if one has none (or no --from-aws)."""
+    values = {name: variable_default(draft, name) for name in entry_variables(text)}
+    if None in values.values():
+        return None
+    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", lambda m: str(values[m.group(1)]), text)
 
 
 def _schedule(draft: Draft) -> None:
@@ -230,9 +265,16 @@ def convert_scripts(
     """Convert an Input and an Output Glue script into one flow entry and its migration report."""
     if not IDENTIFIER.match(flow):
         raise ImportGlueError(f"--flow {flow!r}: flow names must be identifiers (letters, digits, underscore)")
-    input_script = GlueScript(input_text, input_label)
-    output_script = GlueScript(output_text, output_label)
-    report = build(Draft(flow, input_script, output_script, catalog_locations or {}, aws))
+    catalog = catalog_locations or {}
+    draft = Draft(flow, GlueScript(input_text, input_label), GlueScript(output_text, output_label), catalog, aws)
+    report = build(draft)
+    split = split_arguments(draft)
+    if split:
+        # Both jobs use these arguments for different locations: convert again, each job's value its own variable.
+        namespaces = job_namespaces(split, draft.inp.args, draft.out.args)
+        input_script = GlueScript(input_text, input_label, namespaces[0])
+        output_script = GlueScript(output_text, output_label, namespaces[1])
+        report = build(Draft(flow, input_script, output_script, catalog, aws))
     if report.complete:
         validate_entry(flow, report.entry, report.variables)
     return report

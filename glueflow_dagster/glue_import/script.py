@@ -120,8 +120,9 @@ def _nested_over(tree: ast.AST, limit: int) -> int | None:
 class GlueScript(Evaluator):
     """What one Glue script does, read statement by statement from its syntax tree."""
 
-    def __init__(self, text: str, label: str) -> None:
-        super().__init__()
+    def __init__(self, text: str, label: str, namespace: dict[str, str] | None = None) -> None:
+        super().__init__(namespace)
+        self.text = text
         self.label = label
         self.steps: list[Step] = []
         self.items: list[ReportItem] = []
