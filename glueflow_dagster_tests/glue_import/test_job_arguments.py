@@ -120,14 +120,17 @@ def test_with_from_aws_each_variable_defaults_to_its_own_jobs_value() -> None:
 
 def test_arguments_in_the_chained_staging_path_stay_shared() -> None:
     # PLAIN_OUTPUT reads s3://${bucket}/${env}/staging/, exactly what SINK writes: one bucket, one env.
-    text = input_script(
-        """
+    text = (
+        input_script(
+            """
         src = glueContext.create_dynamic_frame.from_options(
             connection_type="s3", connection_options={"paths": ["s3://" + args["bucket"] + "/raw/"]}, format="json"
         )
         mapped = ApplyMapping.apply(frame=src, mappings=[("id", "long", "id", "long")])
         """
-    ) + SINK
+        )
+        + SINK
+    )
     report = convert(text, PLAIN_OUTPUT)
     assert report.complete, report.table()
     assert report.entry["output"]["uri"] == "s3://${bucket}/out"
