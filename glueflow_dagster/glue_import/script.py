@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from glueflow_dagster.glue_import.evaluate import Evaluator
 from glueflow_dagster.glue_import.report import NEEDS_USER, UNSUPPORTED, ImportGlueError, ReportItem
+from glueflow_dagster.glue_import.shapes import ShapeReader
 from glueflow_dagster.glue_import.values import Frame, Opaque, Text, Unresolved, ValueTooLarge, dotted
 
 MAX_SCRIPT_BYTES = 5 * 1024 * 1024  # a Glue script larger than this is not a script we can read
@@ -117,7 +117,7 @@ def _nested_over(tree: ast.AST, limit: int) -> int | None:
     return None
 
 
-class GlueScript(Evaluator):
+class GlueScript(ShapeReader):
     """What one Glue script does, read statement by statement from its syntax tree."""
 
     def __init__(self, text: str, label: str, namespace: dict[str, str] | None = None) -> None:
@@ -130,15 +130,20 @@ class GlueScript(Evaluator):
         self.job_commit: int | None = None
         self.setup_lines: list[int] = []
         self.log_lines: list[int] = []
+        self._init_shapes()
         tree = parse_script(text, label)
-        for statement in tree.body:
+        self._statements(tree.body)
+        self.finish_shapes()
+
+    def _statements(self, statements: Sequence[ast.stmt]) -> None:
+        for statement in statements:
             try:
                 self._statement(statement)
             except Unresolved as err:
                 self.unsupported("step", str(err), err.line or statement.lineno)
                 self._failed(statement)
             except ValueTooLarge as err:
-                raise ImportGlueError(f"{label}: line {statement.lineno}: {err}") from None
+                raise ImportGlueError(f"{self.label}: line {statement.lineno}: {err}") from None
 
     def _failed(self, statement: ast.stmt) -> None:
         """A statement that could not be read still produces a frame, so later steps trace through it."""
@@ -163,6 +168,8 @@ class GlueScript(Evaluator):
             return  # imports select names; the calls that use them are what is judged
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
             return  # a docstring or a bare literal
+        if self._shape(node):
+            return
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
             self._call_statement(node.value, target=None)
             return
@@ -187,6 +194,8 @@ class GlueScript(Evaluator):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             # A definition does nothing by itself; a call to it is reported as an unconverted step.
             self._env.pop(node.name, None)
+            if node.name in self._functions:
+                return  # reported by finish_shapes: read where a call runs it, or not converted
             self.items.append(
                 ReportItem(
                     NEEDS_USER,
