@@ -38,9 +38,9 @@ from glueflow_dagster.glue_import.report import (
     ImportReport,
     short,
 )
-from glueflow_dagster.glue_import.script import GlueScript, Step, job_shape, read_script_file
+from glueflow_dagster.glue_import.script import GlueScript, JobShape, Step, job_shape, read_script_file
 from glueflow_dagster.glue_import.triggers import DEFAULT_SCHEDULE
-from glueflow_dagster.glue_import.values import IDENTIFIER
+from glueflow_dagster.glue_import.values import IDENTIFIER, Text
 
 
 def build(draft: Draft) -> ImportReport:
@@ -48,10 +48,11 @@ def build(draft: Draft) -> ImportReport:
     inp, out = draft.inp, draft.out
     input_shape, output_shape = job_shape(inp), job_shape(out)
     source(draft, inp, input_shape.source, "input", "input_job")
-    mappings(draft, inp, input_shape.mapping, "input_job")
+    mappings(draft, inp, input_shape, "input_job")
     staging_uri = sink(draft, inp, input_shape.sink, "staging")
     _output_source(draft, output_shape.source, staging_uri)
-    mappings(draft, out, output_shape.mapping, "output_job")
+    mappings(draft, out, output_shape, "output_job")
+    _quality(draft, input_shape, output_shape)
     sink(draft, out, output_shape.sink, "output")
     _schedule(draft)
     bookmarks(draft, input_shape, output_shape)
@@ -117,6 +118,27 @@ def _with_defaults(draft: Draft, text: str) -> str | None:
     if None in values.values():
         return None
     return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", lambda m: str(values[m.group(1)]), text)
+
+
+def _quality(draft: Draft, input_shape: JobShape, output_shape: JobShape) -> None:
+    """Glue Studio's EvaluateDataQuality on a frame the job writes: the asset check it would become.
+
+    Its outcomes are published, not written: the records the job writes are the same without it, so
+    the flow still converts; the rules themselves are the user's to carry over.
+    """
+    for script, shape, asset in ((draft.inp, input_shape, "staging"), (draft.out, output_shape, "output")):
+        for step in shape.quality:
+            ruleset = step.args.get("ruleset")
+            rules = " ".join(ruleset.text.split()) if isinstance(ruleset, Text) else "built at run time"
+            draft.add(
+                NEEDS_USER,
+                "data quality",
+                f"{step.name}: would become a Dagster asset check on {draft.flow}/{asset} evaluating these rules; "
+                "glueflow does not evaluate DQDL, so it is not carried over (the records written are the same)",
+                short(rules),
+                script,
+                step.line,
+            )
 
 
 def _schedule(draft: Draft) -> None:

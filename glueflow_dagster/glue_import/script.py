@@ -63,6 +63,23 @@ _METHOD_MAPPING_SIGNATURE = (
     "stageThreshold",
     "totalThreshold",
 )
+_THRESHOLDS = ("transformation_ctx", "info", "stageThreshold", "totalThreshold")
+# awsglue's transforms that are mapping steps (see `transforms`): Class.apply(frame, ...) and the
+# DynamicFrame method of the same step, with their positional order.
+_TRANSFORM_SIGNATURES = {
+    "SelectFields": ("paths", *_THRESHOLDS),
+    "DropFields": ("paths", *_THRESHOLDS),
+    "RenameField": ("old_name", "new_name", *_THRESHOLDS),
+    "ResolveChoice": ("specs", "choice", "database", "table_name", *_THRESHOLDS, "catalog_id"),
+    "DropNullFields": _THRESHOLDS,
+}
+_TRANSFORM_METHODS = {
+    "select_fields": "SelectFields",
+    "drop_fields": "DropFields",
+    "rename_field": "RenameField",
+    "resolveChoice": "ResolveChoice",
+}
+_QUALITY_CALLS = ("EvaluateDataQuality().process_rows", "EvaluateDataQuality.apply")
 _SETUP_CALLS = ("SparkContext", "SparkContext.getOrCreate", "GlueContext", "Job", "SparkSession.builder")
 _LOG_METHODS = ("info", "warn", "warning", "error", "debug")
 _INSPECTIONS = ("printSchema", "show", "count")
@@ -270,7 +287,36 @@ class GlueScript(ShapeReader):
                 self.steps[step.step].args["frame"] = frame
                 self.steps[step.step].inputs = (frame.step,)
                 return step
+        transform = name.removesuffix(".apply").rsplit(".", 1)[-1] if name.endswith(".apply") else None
+        if transform in _TRANSFORM_SIGNATURES:
+            signature = ("frame", *_TRANSFORM_SIGNATURES[transform])
+            return self._add_step("transform", call, f"{transform}.apply", signature)
+        if last in _TRANSFORM_METHODS and isinstance(call.func, ast.Attribute):
+            frame = self.evaluate(call.func.value)
+            if isinstance(frame, Frame):
+                transform = _TRANSFORM_METHODS[last]
+                step = self._add_step("transform", call, f"{transform}.{last}", _TRANSFORM_SIGNATURES[transform])
+                self.steps[step.step].args["frame"] = frame
+                self.steps[step.step].inputs = (frame.step,)
+                return step
+        if name.endswith(_QUALITY_CALLS):
+            return self._quality(call, name)
         return self._other(call, name)
+
+    def _quality(self, call: ast.Call, name: str) -> Frame:
+        """Glue's EvaluateDataQuality: its frame and ruleset; `builder` reports the asset check it would become."""
+        nodes = dict(zip(("frame", "ruleset"), call.args, strict=False))
+        nodes.update({k.arg: k.value for k in call.keywords if k.arg in ("frame", "ruleset")})
+        args: dict[str, Any] = {}
+        for key, node in nodes.items():
+            try:
+                args[key] = self.evaluate(node)
+            except Unresolved:
+                args[key] = None  # a ruleset built at run time: reported without its rules
+        frame = args.get("frame")
+        inputs = (frame.step,) if isinstance(frame, Frame) else self._frames_in(call)
+        self.steps.append(Step("quality", call.lineno, name.replace("()", "(...)"), args, inputs))
+        return Frame(len(self.steps) - 1)
 
     def _other(self, call: ast.Call, name: str) -> Frame:
         """Any other call (Filter, Join, ResolveChoice, spark.sql, toDF, ...): reported with its line."""
@@ -335,6 +381,9 @@ class JobShape:
     source: Step | None = None
     mapping: Step | None = None
     sink: Step | None = None
+    before: list[Step] = field(default_factory=list)  # transforms between the source and ApplyMapping
+    after: list[Step] = field(default_factory=list)  # transforms between ApplyMapping and the sink
+    quality: list[Step] = field(default_factory=list)  # EvaluateDataQuality of a frame on the way to the sink
 
 
 def job_shape(script: GlueScript) -> JobShape:
@@ -365,9 +414,21 @@ def job_shape(script: GlueScript) -> JobShape:
     shape.mapping = mappings[-1] if mappings else None  # the one nearest the source
     shape.source = sources[0] if sources else None
     reaching = {id(step) for step in ancestors}
+    position = {id(step): index for index, step in enumerate(script.steps)}  # by identity: equal steps differ
+    on_path = {position[id(step)] for step in ancestors}
     for step in script.steps:
-        if step.kind != "other" and step is not shape.sink and id(step) not in reaching:
+        if step.kind == "quality" and id(step) in reaching:
+            script.unsupported(
+                "step", f"{step.name}: its result (data quality outcomes) reaches the sink; not converted", step.line
+            )
+        elif step.kind == "quality" and on_path.intersection(step.inputs):
+            shape.quality.append(step)
+        elif step.kind not in ("other", "quality") and step is not shape.sink and id(step) not in reaching:
             script.unsupported("step", f"{step.name}: its frame never reaches the sink; not converted", step.line)
+    transforms = sorted((s for s in ancestors if s.kind == "transform"), key=lambda s: position[id(s)])
+    mapped_at = position[id(shape.mapping)] if shape.mapping is not None else len(script.steps)
+    shape.before = [s for s in transforms if position[id(s)] < mapped_at]
+    shape.after = [s for s in transforms if position[id(s)] > mapped_at]
     return shape
 
 
