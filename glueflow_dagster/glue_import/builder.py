@@ -25,6 +25,7 @@ from glueflow_dagster.glue_import.arguments import (
 )
 from glueflow_dagster.glue_import.aws import AwsFacts, read_aws
 from glueflow_dagster.glue_import.bookmarks import bookmarks
+from glueflow_dagster.glue_import.catalog import partition_columns
 from glueflow_dagster.glue_import.draft import Draft
 from glueflow_dagster.glue_import.locations import sink, source
 from glueflow_dagster.glue_import.mappings import mappings
@@ -49,9 +50,11 @@ def build(draft: Draft) -> ImportReport:
     input_shape, output_shape = job_shape(inp), job_shape(out)
     source(draft, inp, input_shape.source, "input", "input_job")
     mappings(draft, inp, input_shape, "input_job")
+    partition_columns(draft, inp, input_shape.mapping, "input", "input_job")
     staging_uri = sink(draft, inp, input_shape.sink, "staging")
     _output_source(draft, output_shape.source, staging_uri)
     mappings(draft, out, output_shape, "output_job")
+    partition_columns(draft, out, output_shape.mapping, "staging", "output_job")
     _quality(draft, input_shape, output_shape)
     sink(draft, out, output_shape.sink, "output")
     _schedule(draft)

@@ -43,6 +43,15 @@ _CATALOG_SIGNATURE = (
     "additional_options",
     "catalog_id",
 )
+_CATALOG_SINK_SIGNATURE = (
+    "frame",
+    "database",
+    "table_name",
+    "redshift_tmp_dir",
+    "transformation_ctx",
+    "additional_options",
+    "catalog_id",
+)
 _SINK_SIGNATURE = ("frame", "connection_type", "connection_options", "format", "format_options", "transformation_ctx")
 # awsglue's ApplyMapping.apply(frame, mappings, case_sensitive, transformation_ctx, info, stageThreshold,
 # totalThreshold): positional arguments are bound in this order.
@@ -278,6 +287,9 @@ class GlueScript(ShapeReader):
         if name.endswith(("write_dynamic_frame.from_options", "write_dynamic_frame_from_options")):
             self._add_step("sink", call, "write_dynamic_frame.from_options", _SINK_SIGNATURE)
             return None  # the sink's return value is never a frame anything reads
+        if name.endswith(("write_dynamic_frame.from_catalog", "write_dynamic_frame_from_catalog")):
+            self._add_step("sink", call, "write_dynamic_frame.from_catalog", _CATALOG_SINK_SIGNATURE)
+            return None
         if name == "ApplyMapping.apply" or name.endswith(".ApplyMapping.apply"):
             return self._add_step("mapping", call, "ApplyMapping.apply", _MAPPING_SIGNATURE)
         if last == "apply_mapping" and isinstance(call.func, ast.Attribute):

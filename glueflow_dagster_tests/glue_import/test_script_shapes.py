@@ -381,7 +381,7 @@ def test_catalog_location_and_conflicting_options_on_the_command_line(tmp_path: 
 
 NOISE = [
     'kept = Filter.apply(frame=datasource0, f=lambda row: row["id"] > 0)',
-    'datasource0 = datasource0.resolveChoice(specs=[("amount", "cast:double")])',
+    'datasource0 = datasource0.resolveChoice(specs=[("amount", "cast:long")])',
     "for part in range(3):\n    pass",
     'frame = DynamicFrame.fromDF(spark.sql("select 1"), glueContext, "sql")',
     'applymapping1 = Join.apply(applymapping1, datasource0, "id", "id")',
