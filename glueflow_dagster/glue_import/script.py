@@ -90,7 +90,6 @@ _TRANSFORM_METHODS = {
 }
 _QUALITY_CALLS = ("EvaluateDataQuality().process_rows", "EvaluateDataQuality.apply")
 _SETUP_CALLS = ("SparkContext", "SparkContext.getOrCreate", "GlueContext", "Job", "SparkSession.builder")
-_LOG_METHODS = ("info", "warn", "warning", "error", "debug")
 _INSPECTIONS = ("printSchema", "show", "count")
 
 
@@ -268,13 +267,16 @@ class GlueScript(ShapeReader):
         if name in _SETUP_CALLS or name.startswith("SparkSession.builder") or last == "get_logger":
             self.setup_lines.append(call.lineno)
             return Opaque("logger" if last == "get_logger" else name)
+        if name in ("logging.getLogger", "logging.basicConfig"):
+            self.setup_lines.append(call.lineno)  # Python's logging: output for a person, no data effect
+            return Opaque("logger")
         if isinstance(receiver, Opaque) and receiver.kind == "Job" and last in ("init", "commit"):
             if last == "init":
                 self.job_init = call.lineno
             else:
                 self.job_commit = call.lineno
             return None
-        if name == "print" or (isinstance(receiver, Opaque) and receiver.kind == "logger" and last in _LOG_METHODS):
+        if name == "print" or (isinstance(receiver, Opaque) and receiver.kind == "logger"):
             self.log_lines.append(call.lineno)
             return None
         if isinstance(receiver, Frame) and last in _INSPECTIONS:
