@@ -12,6 +12,7 @@ from typing import Any
 
 from glueflow_dagster.glue_import.catalog import catalog_sink, catalog_source
 from glueflow_dagster.glue_import.draft import Draft
+from glueflow_dagster.glue_import.formats import flow_format, other_format_options, partition_keys
 from glueflow_dagster.glue_import.report import CONVERTED, DEFAULT, UNSUPPORTED, short
 from glueflow_dagster.glue_import.script import GlueScript, Step
 from glueflow_dagster.glue_import.values import Text, plain
@@ -88,7 +89,10 @@ def source(
     if "exclusions" in options:
         _exclusions(draft, script, step, options["exclusions"], location)
     _other_source_options(draft, script, step, options, location, job)
-    _format_options(draft, script, step, location)
+    if flow_format(step) == "json":
+        _format_options(draft, script, step, location)
+    else:
+        other_format_options(draft, script, step, location, sink=False)
     return uri
 
 
@@ -291,7 +295,7 @@ def _s3_json(draft: Draft, script: GlueScript, step: Step, what: str) -> bool:
         )
         ok = False
     fmt = step.args.get("format")
-    if not (isinstance(fmt, Text) and fmt.text.lower() == "json"):
+    if flow_format(step) is None:
         shown = plain(fmt) if fmt is not None else "missing"
         draft.add(
             UNSUPPORTED,
@@ -330,7 +334,18 @@ def sink(draft: Draft, script: GlueScript, step: Step | None, location: str) -> 
         if uri is not None:
             draft.set(f"{location}.uri", uri, CONVERTED, "connection_options path", script, step.line)
     compression = options.get("compression")
-    if compression is None:
+    fmt = flow_format(step)
+    if fmt == "parquet":
+        if compression is not None:
+            draft.add(
+                UNSUPPORTED,
+                f"{location}.compression",
+                "Parquet's compression is a format_options key",
+                plain(compression),
+                script,
+                step.line,
+            )
+    elif compression is None:
         draft.set(
             f"{location}.compression",
             "none",
@@ -360,7 +375,8 @@ def sink(draft: Draft, script: GlueScript, step: Step | None, location: str) -> 
     for key, value in options.items():
         if key in ("path", "compression"):
             continue
-        if key == "partitionKeys" and plain(value) == []:
+        if key == "partitionKeys":
+            partition_keys(draft, script, step, location, value)
             continue
         draft.add(
             UNSUPPORTED,
@@ -370,6 +386,9 @@ def sink(draft: Draft, script: GlueScript, step: Step | None, location: str) -> 
             script,
             step.line,
         )
+    if fmt not in (None, "json"):
+        other_format_options(draft, script, step, location, sink=True)
+        return uri
     for key, value in (step.args.get("format_options") or {}).items():
         draft.add(
             UNSUPPORTED,
