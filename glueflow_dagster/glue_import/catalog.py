@@ -22,7 +22,7 @@ from glueflow_dagster.glue_import.script import GlueScript, Step
 from glueflow_dagster.glue_import.values import Text, plain
 
 # SerDe parameters that change nothing glueflow reads or writes as JSON lines.
-_HARMLESS_SERDE = {"serialization.format", "paths", "case.insensitive"}
+_HARMLESS_SERDE = {"serialization.format", "paths"}
 _JSON_SERDES = ("org.openx.data.jsonserde.JsonSerDe", "org.apache.hive.hcatalog.data.JsonSerDe")
 
 

@@ -429,14 +429,13 @@ def job_shape(script: GlueScript) -> JobShape:
     shape.source = sources[0] if sources else None
     reaching = {id(step) for step in ancestors}
     position = {id(step): index for index, step in enumerate(script.steps)}  # by identity: equal steps differ
-    on_path = {position[id(step)] for step in ancestors}
     for step in script.steps:
         if step.kind == "quality" and id(step) in reaching:
             script.unsupported(
                 "step", f"{step.name}: its result (data quality outcomes) reaches the sink; not converted", step.line
             )
-        elif step.kind == "quality" and on_path.intersection(step.inputs):
-            shape.quality.append(step)
+        elif step.kind == "quality":
+            shape.quality.append(step)  # its outcomes are published, never written: reported with its check
         elif step.kind not in ("other", "quality") and step is not shape.sink and id(step) not in reaching:
             script.unsupported("step", f"{step.name}: its frame never reaches the sink; not converted", step.line)
     transforms = sorted((s for s in ancestors if s.kind == "transform"), key=lambda s: position[id(s)])

@@ -181,3 +181,16 @@ def test_glue_studio_data_quality_is_reported_with_its_asset_check() -> None:
     outcomes = script.replace("EvaluateDataQuality().process_rows(", "mapped = EvaluateDataQuality.apply(")
     report = convert(outcomes)
     assert [i for i in items(report, UNSUPPORTED, "step") if "data quality outcomes" in i.message]
+
+
+def test_data_quality_on_a_frame_not_written_is_still_reported() -> None:
+    script = chain(MAPPING).replace(
+        "\nglueContext.write_dynamic_frame",
+        '\nside = SelectFields.apply(frame=src, paths=["id"])\n'
+        'EvaluateDataQuality().process_rows(frame=side, ruleset="Rules = [ RowCount > 0 ]")\n'
+        "glueContext.write_dynamic_frame",
+        1,
+    )
+    report = convert(script)
+    [check] = items(report, NEEDS_USER, "data quality")
+    assert check.line == line_of(script, "EvaluateDataQuality()") and check.value == "Rules = [ RowCount > 0 ]"
