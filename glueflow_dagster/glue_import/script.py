@@ -407,6 +407,11 @@ def job_shape(script: GlueScript) -> JobShape:
     if not sinks:
         if not any("write_dynamic_frame" in s.name for s in script.steps):  # else: already reported
             script.unsupported("step", "no write_dynamic_frame.from_options sink: nothing to convert", None)
+        for step in script.steps:  # recognised transforms would otherwise go unreported
+            if step.kind == "transform":
+                script.unsupported("step", f"{step.name}: no sink to fold it into; not converted", step.line)
+            elif step.kind == "quality":
+                shape.quality.append(step)
         return shape
     for extra in sinks[1:]:
         script.unsupported("step", "second sink: a glueflow job writes one location", extra.line)
@@ -440,6 +445,10 @@ def job_shape(script: GlueScript) -> JobShape:
             script.unsupported("step", f"{step.name}: its frame never reaches the sink; not converted", step.line)
     transforms = sorted((s for s in ancestors if s.kind == "transform"), key=lambda s: position[id(s)])
     mapped_at = position[id(shape.mapping)] if shape.mapping is not None else len(script.steps)
+    if shape.mapping is None:
+        for step in transforms:
+            script.unsupported("step", f"{step.name}: no ApplyMapping to fold it into; not converted", step.line)
+        transforms = []
     shape.before = [s for s in transforms if position[id(s)] < mapped_at]
     shape.after = [s for s in transforms if position[id(s)] > mapped_at]
     return shape

@@ -194,3 +194,12 @@ def test_data_quality_on_a_frame_not_written_is_still_reported() -> None:
     report = convert(script)
     [check] = items(report, NEEDS_USER, "data quality")
     assert check.line == line_of(script, "EvaluateDataQuality()") and check.value == "Rules = [ RowCount > 0 ]"
+
+
+def test_a_transform_with_no_mapping_or_no_sink_is_reported_at_its_line() -> None:
+    no_mapping = chain('SelectFields.apply(frame=FRAME, paths=["id"])')
+    report = convert(no_mapping)
+    assert [i for i in items(report, UNSUPPORTED, "step") if i.line == line_of(no_mapping, "SelectFields")]
+    no_sink = input_script(SOURCE + 'kept = DropFields.apply(frame=src, paths=["id"])\n')
+    report = convert(no_sink)
+    assert [i for i in items(report, UNSUPPORTED, "step") if i.line == line_of(no_sink, "DropFields")]
