@@ -91,7 +91,8 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="DB.TABLE=URI",
-        help="S3 location of a Data Catalog table read with from_catalog (repeatable)",
+        help="S3 location of a Data Catalog table read or written with from_catalog (repeatable; --from-aws "
+        "reads the tables with Glue GetTable)",
     )
     return parser
 

@@ -36,6 +36,16 @@ class AwsFacts:
     output_job: AwsJob
     schedule: str | None = None  # converted five-field cron
     items: list[ReportItem] = field(default_factory=list)
+    glue: Any = field(default=None, repr=False)  # the Glue client: `catalog` reads from_catalog tables with it
+
+    def get_table(self, database: str, name: str) -> dict[str, Any]:
+        """Glue's GetTable for a table a script reads or writes with from_catalog; one-line errors."""
+        if self.glue is None:
+            raise ImportGlueError(f"GetTable {database}.{name}: no Glue client")
+        try:
+            return dict(self.glue.get_table(DatabaseName=database, Name=name)["Table"])
+        except Exception as err:  # noqa: BLE001
+            raise aws_error(f"GetTable {database}.{name}", err) from None
 
 
 def aws_error(action: str, err: Exception) -> ImportGlueError:
@@ -66,7 +76,7 @@ def read_aws(input_job: str, output_job: str, glue: Any = None, s3: Any = None) 
         raise aws_error("client", err) from None
     jobs = [_get_job(glue, name) for name in (input_job, output_job)]
     texts = [_get_script(s3, job) for job in jobs]
-    facts = AwsFacts(jobs[0], jobs[1])
+    facts = AwsFacts(jobs[0], jobs[1], glue=glue)
     try:
         triggers = [t for page in glue.get_paginator("get_triggers").paginate() for t in page.get("Triggers", [])]
     except Exception as err:  # noqa: BLE001

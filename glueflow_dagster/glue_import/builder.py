@@ -8,6 +8,7 @@ converters of each part, and validates a complete entry against the flow file's 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,13 +16,16 @@ from typing import Any
 from glueflow_dagster.core.storage import redact
 from glueflow_dagster.glue_import.arguments import (
     entry_variables,
+    job_namespaces,
     report_arguments,
     report_conflicting_defaults,
+    split_arguments,
     validate_entry,
     variable_default,
 )
 from glueflow_dagster.glue_import.aws import AwsFacts, read_aws
 from glueflow_dagster.glue_import.bookmarks import bookmarks
+from glueflow_dagster.glue_import.catalog import partition_columns
 from glueflow_dagster.glue_import.draft import Draft
 from glueflow_dagster.glue_import.locations import sink, source
 from glueflow_dagster.glue_import.mappings import mappings
@@ -35,9 +39,9 @@ from glueflow_dagster.glue_import.report import (
     ImportReport,
     short,
 )
-from glueflow_dagster.glue_import.script import GlueScript, Step, job_shape, read_script_file
+from glueflow_dagster.glue_import.script import GlueScript, JobShape, Step, job_shape, read_script_file
 from glueflow_dagster.glue_import.triggers import DEFAULT_SCHEDULE
-from glueflow_dagster.glue_import.values import IDENTIFIER
+from glueflow_dagster.glue_import.values import IDENTIFIER, Text
 
 
 def build(draft: Draft) -> ImportReport:
@@ -45,10 +49,13 @@ def build(draft: Draft) -> ImportReport:
     inp, out = draft.inp, draft.out
     input_shape, output_shape = job_shape(inp), job_shape(out)
     source(draft, inp, input_shape.source, "input", "input_job")
-    mappings(draft, inp, input_shape.mapping, "input_job")
+    mappings(draft, inp, input_shape, "input_job")
+    partition_columns(draft, inp, input_shape.mapping, "input", "input_job")
     staging_uri = sink(draft, inp, input_shape.sink, "staging")
     _output_source(draft, output_shape.source, staging_uri)
-    mappings(draft, out, output_shape.mapping, "output_job")
+    mappings(draft, out, output_shape, "output_job")
+    partition_columns(draft, out, output_shape.mapping, "staging", "output_job")
+    _quality(draft, input_shape, output_shape)
     sink(draft, out, output_shape.sink, "output")
     _schedule(draft)
     bookmarks(draft, input_shape, output_shape)
@@ -59,7 +66,7 @@ def build(draft: Draft) -> ImportReport:
     _iam(draft)
     items = [*draft.items, *inp.items, *out.items]
     items.sort(key=lambda i: STATUSES.index(i.status))  # stable: keeps script order within a status
-    variables = {name: variable_default(draft.aws, name) for name in entry_variables(draft.entry)}
+    variables = {name: variable_default(draft, name) for name in entry_variables(draft.entry)}
     entry = {section: _ordered(draft.entry[section]) for section in draft.entry}
     return ImportReport(draft.flow, entry, items, variables, {"input": inp.label, "output": out.label})
 
@@ -69,19 +76,72 @@ def _output_source(draft: Draft, step: Step | None, staging_uri: str | None) -> 
     if step is None:
         return None
     uri = source(draft, draft.out, step, "staging", "output_job", set_uri=False)
-    if uri is not None and staging_uri is not None and uri.rstrip("/") != staging_uri.rstrip("/"):
-        literal = "${" not in uri and "${" not in staging_uri
+    draft.output_source_uri = uri
+    if uri is None or staging_uri is None:
+        return uri
+    same = uri.rstrip("/") == staging_uri.rstrip("/")
+    read, written = _with_defaults(draft, uri), _with_defaults(draft, staging_uri)
+    if not same and read is not None and written is not None and read.rstrip("/") == written.rstrip("/"):
+        # --from-aws: the two jobs' own argument values say the Output job reads what the Input job writes.
         draft.add(
-            UNSUPPORTED if literal else NEEDS_USER,
+            CONVERTED,
+            "staging.uri",
+            f"the Output job reads what the Input job writes ({short(read)}, by the jobs' DefaultArguments)",
+            uri,
+            draft.out,
+            step.line,
+        )
+    elif not same:
+        known = read is not None and written is not None
+        draft.add(
+            UNSUPPORTED if known else NEEDS_USER,
             "staging.uri",
             f"the Output job reads {uri} but the Input job writes {staging_uri}; glueflow chains them through "
-            "one staging location (the Input job's path is kept)" + ("" if literal else ": check they are the same"),
+            "one staging location (the Input job's path is kept)" + ("" if known else ": check they are the same"),
             script=draft.out,
             line=step.line,
         )
-    elif uri is not None and staging_uri is not None:
-        draft.add(CONVERTED, "staging.uri", "the Output job reads what the Input job writes", uri, draft.out, step.line)
+    else:
+        shared = entry_variables(uri)
+        note = (
+            f" (job argument(s) {', '.join(shared)} in this path: the same value in both jobs, as a chain of Glue "
+            "jobs passes them)"
+            if shared
+            else ""
+        )
+        draft.add(
+            CONVERTED, "staging.uri", "the Output job reads what the Input job writes" + note, uri, draft.out, step.line
+        )
     return uri
+
+
+def _with_defaults(draft: Draft, text: str) -> str | None:
+    """`text` with each `${X}` replaced by its Glue job's default value; None if one has none (or no --from-aws)."""
+    values = {name: variable_default(draft, name) for name in entry_variables(text)}
+    if None in values.values():
+        return None
+    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", lambda m: str(values[m.group(1)]), text)
+
+
+def _quality(draft: Draft, input_shape: JobShape, output_shape: JobShape) -> None:
+    """Glue Studio's EvaluateDataQuality on a frame the job writes: the asset check it would become.
+
+    Its outcomes are published, not written: the records the job writes are the same without it, so
+    the flow still converts; the rules themselves are the user's to carry over.
+    """
+    for script, shape, asset in ((draft.inp, input_shape, "staging"), (draft.out, output_shape, "output")):
+        for step in shape.quality:
+            ruleset = step.args.get("ruleset")
+            rules = " ".join(ruleset.text.split()) if isinstance(ruleset, Text) else "built at run time"
+            draft.add(
+                NEEDS_USER,
+                "data quality",
+                f"{step.name}: would become a Dagster asset check on {draft.flow}/{asset} evaluating these rules; "
+                "glueflow does not evaluate DQDL, so it is not carried over (the records written are the same)",
+                short(rules),
+                script,
+                step.line,
+            )
 
 
 def _schedule(draft: Draft) -> None:
@@ -230,9 +290,16 @@ def convert_scripts(
     """Convert an Input and an Output Glue script into one flow entry and its migration report."""
     if not IDENTIFIER.match(flow):
         raise ImportGlueError(f"--flow {flow!r}: flow names must be identifiers (letters, digits, underscore)")
-    input_script = GlueScript(input_text, input_label)
-    output_script = GlueScript(output_text, output_label)
-    report = build(Draft(flow, input_script, output_script, catalog_locations or {}, aws))
+    catalog = catalog_locations or {}
+    draft = Draft(flow, GlueScript(input_text, input_label), GlueScript(output_text, output_label), catalog, aws)
+    report = build(draft)
+    split = split_arguments(draft)
+    if split:
+        # Both jobs use these arguments for different locations: convert again, each job's value its own variable.
+        namespaces = job_namespaces(split, draft.inp.args, draft.out.args)
+        input_script = GlueScript(input_text, input_label, namespaces[0])
+        output_script = GlueScript(output_text, output_label, namespaces[1])
+        report = build(Draft(flow, input_script, output_script, catalog, aws))
     if report.complete:
         validate_entry(flow, report.entry, report.variables)
     return report

@@ -30,6 +30,8 @@ class Draft:
         self.inp, self.out = input_script, output_script
         self.catalog = dict(catalog_locations)
         self.aws = aws
+        self.partition_keys: dict[str, list[str]] = {}  # location -> its catalog table's partition keys
+        self.output_source_uri: str | None = None  # what the Output job reads (staging, in its own arguments)
         self.items: list[ReportItem] = []
         self.entry: dict[str, Any] = {
             "input": {},

@@ -35,8 +35,11 @@ from glueflow_dagster.glue_import.values import (
 class Evaluator:
     """The names a script bound so far, and the job arguments its getResolvedOptions call declared."""
 
-    def __init__(self) -> None:
+    def __init__(self, namespace: dict[str, str] | None = None) -> None:
         self.args: dict[str, int] = {}  # getResolvedOptions names -> line
+        # Job argument -> the flow file's variable name, when it is not the argument's own name (both jobs
+        # take the argument for different locations: each job's value is its own variable, see `arguments`).
+        self.namespace = dict(namespace or {})
         self._env: dict[str, Any] = {}
         self._work = 0  # characters and elements of every value evaluated so far (see MAX_EVALUATION_WORK)
 
@@ -208,4 +211,9 @@ class Evaluator:
             raise Unresolved(f"args[{name!r}] is not in the getResolvedOptions list", line)
         if not IDENTIFIER.match(name):
             raise Unresolved(f"argument {name!r} cannot become an environment variable (not an identifier)", line)
-        return Text("${" + name + "}", (name,))
+        variable = self.env_name(name)
+        return Text("${" + variable + "}", (variable,))
+
+    def env_name(self, argument: str) -> str:
+        """The flow file's variable for job argument `argument` (its own name unless it was split per job)."""
+        return self.namespace.get(argument, argument)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from glueflow_dagster.glue_import.catalog import catalog_sink, catalog_source
 from glueflow_dagster.glue_import.draft import Draft
-from glueflow_dagster.glue_import.report import CONVERTED, DEFAULT, NEEDS_USER, UNSUPPORTED, short
+from glueflow_dagster.glue_import.formats import flow_format, other_format_options, partition_keys
+from glueflow_dagster.glue_import.report import CONVERTED, DEFAULT, UNSUPPORTED, short
 from glueflow_dagster.glue_import.script import GlueScript, Step
 from glueflow_dagster.glue_import.values import Text, plain
 
@@ -28,7 +30,7 @@ def source(
     if step is None:
         return None
     if step.kind == "catalog":
-        return _catalog_source(draft, script, step, location, set_uri)
+        return catalog_source(draft, script, step, location, set_uri)
     args = step.args
     uri = None
     if not _s3_json(draft, script, step, "source"):
@@ -87,7 +89,10 @@ def source(
     if "exclusions" in options:
         _exclusions(draft, script, step, options["exclusions"], location)
     _other_source_options(draft, script, step, options, location, job)
-    _format_options(draft, script, step, location)
+    if flow_format(step) == "json":
+        _format_options(draft, script, step, location)
+    else:
+        other_format_options(draft, script, step, location, sink=False)
     return uri
 
 
@@ -290,7 +295,7 @@ def _s3_json(draft: Draft, script: GlueScript, step: Step, what: str) -> bool:
         )
         ok = False
     fmt = step.args.get("format")
-    if not (isinstance(fmt, Text) and fmt.text.lower() == "json"):
+    if flow_format(step) is None:
         shown = plain(fmt) if fmt is not None else "missing"
         draft.add(
             UNSUPPORTED,
@@ -305,60 +310,11 @@ def _s3_json(draft: Draft, script: GlueScript, step: Step, what: str) -> bool:
     return ok
 
 
-def _catalog_source(draft: Draft, script: GlueScript, step: Step, location: str, set_uri: bool) -> str | None:
-    database, table = step.args.get("database"), step.args.get("table_name")
-    name = f"{plain(database)}.{plain(table)}"
-    if name not in draft.catalog:
-        draft.add(
-            UNSUPPORTED,
-            f"{location}.uri",
-            f"create_dynamic_frame.from_catalog({name}): glueflow reads S3 locations, not the Data Catalog; "
-            f"give the table's location with --catalog-location {name}=s3://bucket/prefix",
-            script=script,
-            line=step.line,
-        )
-        return None
-    uri = draft.catalog[name]
-    if set_uri:
-        draft.set(
-            f"{location}.uri",
-            uri,
-            CONVERTED,
-            f"location of catalog table {name} (--catalog-location)",
-            script,
-            step.line,
-        )
-    draft.set(
-        f"{location}.recurse",
-        True,
-        DEFAULT,
-        "a catalog table reads all its partitions (sub-prefixes)",
-        script,
-        step.line,
-    )
-    draft.add(
-        NEEDS_USER,
-        f"{location} (format)",
-        f"glueflow reads JSON lines: check that table {name} is JSON",
-        script=script,
-        line=step.line,
-    )
-    for key in ("push_down_predicate", "additional_options", "redshift_tmp_dir", "catalog_id"):
-        if step.args.get(key):
-            draft.add(
-                UNSUPPORTED,
-                f"{location} ({key})",
-                "from_catalog option not supported by glueflow",
-                plain(step.args[key]),
-                script,
-                step.line,
-            )
-    return uri
-
-
 def sink(draft: Draft, script: GlueScript, step: Step | None, location: str) -> str | None:
     if step is None:
         return None
+    if step.name == "write_dynamic_frame.from_catalog":
+        return catalog_sink(draft, script, step, location)
     _s3_json(draft, script, step, "sink")  # reported; the options are still read, so all is reported at once
     options = step.args.get("connection_options", {})
     if not isinstance(options, dict):
@@ -378,7 +334,18 @@ def sink(draft: Draft, script: GlueScript, step: Step | None, location: str) -> 
         if uri is not None:
             draft.set(f"{location}.uri", uri, CONVERTED, "connection_options path", script, step.line)
     compression = options.get("compression")
-    if compression is None:
+    fmt = flow_format(step)
+    if fmt == "parquet":
+        if compression is not None:
+            draft.add(
+                UNSUPPORTED,
+                f"{location}.compression",
+                "Parquet's compression is a format_options key",
+                plain(compression),
+                script,
+                step.line,
+            )
+    elif compression is None:
         draft.set(
             f"{location}.compression",
             "none",
@@ -408,7 +375,8 @@ def sink(draft: Draft, script: GlueScript, step: Step | None, location: str) -> 
     for key, value in options.items():
         if key in ("path", "compression"):
             continue
-        if key == "partitionKeys" and plain(value) == []:
+        if key == "partitionKeys":
+            partition_keys(draft, script, step, location, value)
             continue
         draft.add(
             UNSUPPORTED,
@@ -418,6 +386,9 @@ def sink(draft: Draft, script: GlueScript, step: Step | None, location: str) -> 
             script,
             step.line,
         )
+    if fmt not in (None, "json"):
+        other_format_options(draft, script, step, location, sink=True)
+        return uri
     for key, value in (step.args.get("format_options") or {}).items():
         draft.add(
             UNSUPPORTED,

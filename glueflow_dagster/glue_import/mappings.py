@@ -11,11 +11,14 @@ import re
 from glueflow_dagster.core.mapping import MappingError, parse_mappings
 from glueflow_dagster.glue_import.draft import Draft
 from glueflow_dagster.glue_import.report import CONVERTED, NEEDS_USER, UNSUPPORTED, short
-from glueflow_dagster.glue_import.script import GlueScript, Step
+from glueflow_dagster.glue_import.script import GlueScript, JobShape
+from glueflow_dagster.glue_import.transforms import compose
 from glueflow_dagster.glue_import.values import Text, plain
 
 
-def mappings(draft: Draft, script: GlueScript, step: Step | None, job: str) -> None:
+def mappings(draft: Draft, script: GlueScript, shape: JobShape, job: str) -> None:
+    """The job's ApplyMapping tuples, with the transforms on the way to the sink folded in (`transforms`)."""
+    step = shape.mapping
     if step is None:
         return
     raw = step.args.get("mappings")
@@ -55,7 +58,15 @@ def mappings(draft: Draft, script: GlueScript, step: Step | None, job: str) -> N
             line=line,
         )
         return
-    draft.set(f"{job}.mappings", rows, CONVERTED, f"{step.name}: {len(rows)} mapping tuple(s)", script, step.line)
+    status, note = CONVERTED, f"{step.name}: {len(rows)} mapping tuple(s)"
+    if shape.before or shape.after:
+        folded = compose(draft, script, rows, shape.before, shape.after, job)
+        if folded is None:
+            # Reported at the transform (the import is incomplete); --allow-partial writes the tuples as written.
+            status, note = NEEDS_USER, f"{step.name}: the tuples as written; a transform on the way is not converted"
+        else:
+            rows = folded
+    draft.set(f"{job}.mappings", rows, status, note, script, step.line)
     if step.args.get("case_sensitive"):
         draft.add(
             UNSUPPORTED,

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from glueflow_dagster.glue_import.evaluate import Evaluator
 from glueflow_dagster.glue_import.report import NEEDS_USER, UNSUPPORTED, ImportGlueError, ReportItem
+from glueflow_dagster.glue_import.shapes import ShapeReader
 from glueflow_dagster.glue_import.values import Frame, Opaque, Text, Unresolved, ValueTooLarge, dotted
 
 MAX_SCRIPT_BYTES = 5 * 1024 * 1024  # a Glue script larger than this is not a script we can read
@@ -43,6 +43,15 @@ _CATALOG_SIGNATURE = (
     "additional_options",
     "catalog_id",
 )
+_CATALOG_SINK_SIGNATURE = (
+    "frame",
+    "database",
+    "table_name",
+    "redshift_tmp_dir",
+    "transformation_ctx",
+    "additional_options",
+    "catalog_id",
+)
 _SINK_SIGNATURE = ("frame", "connection_type", "connection_options", "format", "format_options", "transformation_ctx")
 # awsglue's ApplyMapping.apply(frame, mappings, case_sensitive, transformation_ctx, info, stageThreshold,
 # totalThreshold): positional arguments are bound in this order.
@@ -63,8 +72,24 @@ _METHOD_MAPPING_SIGNATURE = (
     "stageThreshold",
     "totalThreshold",
 )
+_THRESHOLDS = ("transformation_ctx", "info", "stageThreshold", "totalThreshold")
+# awsglue's transforms that are mapping steps (see `transforms`): Class.apply(frame, ...) and the
+# DynamicFrame method of the same step, with their positional order.
+_TRANSFORM_SIGNATURES = {
+    "SelectFields": ("paths", *_THRESHOLDS),
+    "DropFields": ("paths", *_THRESHOLDS),
+    "RenameField": ("old_name", "new_name", *_THRESHOLDS),
+    "ResolveChoice": ("specs", "choice", "database", "table_name", *_THRESHOLDS, "catalog_id"),
+    "DropNullFields": _THRESHOLDS,
+}
+_TRANSFORM_METHODS = {
+    "select_fields": "SelectFields",
+    "drop_fields": "DropFields",
+    "rename_field": "RenameField",
+    "resolveChoice": "ResolveChoice",
+}
+_QUALITY_CALLS = ("EvaluateDataQuality().process_rows", "EvaluateDataQuality.apply")
 _SETUP_CALLS = ("SparkContext", "SparkContext.getOrCreate", "GlueContext", "Job", "SparkSession.builder")
-_LOG_METHODS = ("info", "warn", "warning", "error", "debug")
 _INSPECTIONS = ("printSchema", "show", "count")
 
 
@@ -117,11 +142,12 @@ def _nested_over(tree: ast.AST, limit: int) -> int | None:
     return None
 
 
-class GlueScript(Evaluator):
+class GlueScript(ShapeReader):
     """What one Glue script does, read statement by statement from its syntax tree."""
 
-    def __init__(self, text: str, label: str) -> None:
-        super().__init__()
+    def __init__(self, text: str, label: str, namespace: dict[str, str] | None = None) -> None:
+        super().__init__(namespace)
+        self.text = text
         self.label = label
         self.steps: list[Step] = []
         self.items: list[ReportItem] = []
@@ -129,15 +155,20 @@ class GlueScript(Evaluator):
         self.job_commit: int | None = None
         self.setup_lines: list[int] = []
         self.log_lines: list[int] = []
+        self._init_shapes()
         tree = parse_script(text, label)
-        for statement in tree.body:
+        self._statements(tree.body)
+        self.finish_shapes()
+
+    def _statements(self, statements: Sequence[ast.stmt]) -> None:
+        for statement in statements:
             try:
                 self._statement(statement)
             except Unresolved as err:
                 self.unsupported("step", str(err), err.line or statement.lineno)
                 self._failed(statement)
             except ValueTooLarge as err:
-                raise ImportGlueError(f"{label}: line {statement.lineno}: {err}") from None
+                raise ImportGlueError(f"{self.label}: line {statement.lineno}: {err}") from None
 
     def _failed(self, statement: ast.stmt) -> None:
         """A statement that could not be read still produces a frame, so later steps trace through it."""
@@ -162,6 +193,8 @@ class GlueScript(Evaluator):
             return  # imports select names; the calls that use them are what is judged
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
             return  # a docstring or a bare literal
+        if self._shape(node):
+            return
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
             self._call_statement(node.value, target=None)
             return
@@ -186,6 +219,8 @@ class GlueScript(Evaluator):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             # A definition does nothing by itself; a call to it is reported as an unconverted step.
             self._env.pop(node.name, None)
+            if node.name in self._functions:
+                return  # reported by finish_shapes: read where a call runs it, or not converted
             self.items.append(
                 ReportItem(
                     NEEDS_USER,
@@ -232,13 +267,16 @@ class GlueScript(Evaluator):
         if name in _SETUP_CALLS or name.startswith("SparkSession.builder") or last == "get_logger":
             self.setup_lines.append(call.lineno)
             return Opaque("logger" if last == "get_logger" else name)
+        if name in ("logging.getLogger", "logging.basicConfig"):
+            self.setup_lines.append(call.lineno)  # Python's logging: output for a person, no data effect
+            return Opaque("logger")
         if isinstance(receiver, Opaque) and receiver.kind == "Job" and last in ("init", "commit"):
             if last == "init":
                 self.job_init = call.lineno
             else:
                 self.job_commit = call.lineno
             return None
-        if name == "print" or (isinstance(receiver, Opaque) and receiver.kind == "logger" and last in _LOG_METHODS):
+        if name == "print" or (isinstance(receiver, Opaque) and receiver.kind == "logger"):
             self.log_lines.append(call.lineno)
             return None
         if isinstance(receiver, Frame) and last in _INSPECTIONS:
@@ -251,6 +289,9 @@ class GlueScript(Evaluator):
         if name.endswith(("write_dynamic_frame.from_options", "write_dynamic_frame_from_options")):
             self._add_step("sink", call, "write_dynamic_frame.from_options", _SINK_SIGNATURE)
             return None  # the sink's return value is never a frame anything reads
+        if name.endswith(("write_dynamic_frame.from_catalog", "write_dynamic_frame_from_catalog")):
+            self._add_step("sink", call, "write_dynamic_frame.from_catalog", _CATALOG_SINK_SIGNATURE)
+            return None
         if name == "ApplyMapping.apply" or name.endswith(".ApplyMapping.apply"):
             return self._add_step("mapping", call, "ApplyMapping.apply", _MAPPING_SIGNATURE)
         if last == "apply_mapping" and isinstance(call.func, ast.Attribute):
@@ -260,7 +301,36 @@ class GlueScript(Evaluator):
                 self.steps[step.step].args["frame"] = frame
                 self.steps[step.step].inputs = (frame.step,)
                 return step
+        transform = name.removesuffix(".apply").rsplit(".", 1)[-1] if name.endswith(".apply") else None
+        if transform in _TRANSFORM_SIGNATURES:
+            signature = ("frame", *_TRANSFORM_SIGNATURES[transform])
+            return self._add_step("transform", call, f"{transform}.apply", signature)
+        if last in _TRANSFORM_METHODS and isinstance(call.func, ast.Attribute):
+            frame = self.evaluate(call.func.value)
+            if isinstance(frame, Frame):
+                transform = _TRANSFORM_METHODS[last]
+                step = self._add_step("transform", call, f"{transform}.{last}", _TRANSFORM_SIGNATURES[transform])
+                self.steps[step.step].args["frame"] = frame
+                self.steps[step.step].inputs = (frame.step,)
+                return step
+        if name.endswith(_QUALITY_CALLS):
+            return self._quality(call, name)
         return self._other(call, name)
+
+    def _quality(self, call: ast.Call, name: str) -> Frame:
+        """Glue's EvaluateDataQuality: its frame and ruleset; `builder` reports the asset check it would become."""
+        nodes = dict(zip(("frame", "ruleset"), call.args, strict=False))
+        nodes.update({k.arg: k.value for k in call.keywords if k.arg in ("frame", "ruleset")})
+        args: dict[str, Any] = {}
+        for key, node in nodes.items():
+            try:
+                args[key] = self.evaluate(node)
+            except Unresolved:
+                args[key] = None  # a ruleset built at run time: reported without its rules
+        frame = args.get("frame")
+        inputs = (frame.step,) if isinstance(frame, Frame) else self._frames_in(call)
+        self.steps.append(Step("quality", call.lineno, name.replace("()", "(...)"), args, inputs))
+        return Frame(len(self.steps) - 1)
 
     def _other(self, call: ast.Call, name: str) -> Frame:
         """Any other call (Filter, Join, ResolveChoice, spark.sql, toDF, ...): reported with its line."""
@@ -325,6 +395,9 @@ class JobShape:
     source: Step | None = None
     mapping: Step | None = None
     sink: Step | None = None
+    before: list[Step] = field(default_factory=list)  # transforms between the source and ApplyMapping
+    after: list[Step] = field(default_factory=list)  # transforms between ApplyMapping and the sink
+    quality: list[Step] = field(default_factory=list)  # EvaluateDataQuality of a frame on the way to the sink
 
 
 def job_shape(script: GlueScript) -> JobShape:
@@ -334,6 +407,11 @@ def job_shape(script: GlueScript) -> JobShape:
     if not sinks:
         if not any("write_dynamic_frame" in s.name for s in script.steps):  # else: already reported
             script.unsupported("step", "no write_dynamic_frame.from_options sink: nothing to convert", None)
+        for step in script.steps:  # recognised transforms would otherwise go unreported
+            if step.kind == "transform":
+                script.unsupported("step", f"{step.name}: no sink to fold it into; not converted", step.line)
+            elif step.kind == "quality":
+                shape.quality.append(step)
         return shape
     for extra in sinks[1:]:
         script.unsupported("step", "second sink: a glueflow job writes one location", extra.line)
@@ -355,9 +433,24 @@ def job_shape(script: GlueScript) -> JobShape:
     shape.mapping = mappings[-1] if mappings else None  # the one nearest the source
     shape.source = sources[0] if sources else None
     reaching = {id(step) for step in ancestors}
+    position = {id(step): index for index, step in enumerate(script.steps)}  # by identity: equal steps differ
     for step in script.steps:
-        if step.kind != "other" and step is not shape.sink and id(step) not in reaching:
+        if step.kind == "quality" and id(step) in reaching:
+            script.unsupported(
+                "step", f"{step.name}: its result (data quality outcomes) reaches the sink; not converted", step.line
+            )
+        elif step.kind == "quality":
+            shape.quality.append(step)  # its outcomes are published, never written: reported with its check
+        elif step.kind not in ("other", "quality") and step is not shape.sink and id(step) not in reaching:
             script.unsupported("step", f"{step.name}: its frame never reaches the sink; not converted", step.line)
+    transforms = sorted((s for s in ancestors if s.kind == "transform"), key=lambda s: position[id(s)])
+    mapped_at = position[id(shape.mapping)] if shape.mapping is not None else len(script.steps)
+    if shape.mapping is None:
+        for step in transforms:
+            script.unsupported("step", f"{step.name}: no ApplyMapping to fold it into; not converted", step.line)
+        transforms = []
+    shape.before = [s for s in transforms if position[id(s)] < mapped_at]
+    shape.after = [s for s in transforms if position[id(s)] > mapped_at]
     return shape
 
 

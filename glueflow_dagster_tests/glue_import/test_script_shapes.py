@@ -328,12 +328,13 @@ def test_glue_studio_script_with_string_formatting_and_an_unused_helper() -> Non
     report = convert(script, output)
     assert report.complete, report.table()
     assert report.entry["input"] == {
-        "uri": "s3://${bucket}/${env}/raw/",
+        "uri": "s3://${bucket}/${INPUT_ENV}/raw/",
         "recurse": True,
         "exclusions": ["**/_temporary/**"],
     }
     assert report.entry["staging"]["uri"] == "s3://${bucket}/staging"
-    assert report.entry["output"]["uri"] == "s3://${bucket}/${env}/out"
+    # Each job's --env is its own value (only staging's path, which chains the jobs, shares arguments).
+    assert report.entry["output"]["uri"] == "s3://${bucket}/${OUTPUT_ENV}/out"
     [helper] = [i for i in items(report, NEEDS_USER, "step") if "sparkSqlQuery" in i.message]
     assert helper.line == line_of(script, "def sparkSqlQuery")
     # The script's transformation_ctx asks for a bookmark; without --from-aws the job's option is unknown.
@@ -380,7 +381,7 @@ def test_catalog_location_and_conflicting_options_on_the_command_line(tmp_path: 
 
 NOISE = [
     'kept = Filter.apply(frame=datasource0, f=lambda row: row["id"] > 0)',
-    'datasource0 = datasource0.resolveChoice(specs=[("amount", "cast:double")])',
+    'datasource0 = datasource0.resolveChoice(specs=[("amount", "cast:long")])',
     "for part in range(3):\n    pass",
     'frame = DynamicFrame.fromDF(spark.sql("select 1"), glueContext, "sql")',
     'applymapping1 = Join.apply(applymapping1, datasource0, "id", "id")',

@@ -1,0 +1,34 @@
+"""The constructs found in real Glue scripts that the importer does not convert, as the docs list them.
+
+Everything the importer does not recognise is reported with its line; this is the list of the
+common ones, named the way docs/from-glue.md ("Not converted") names them. A test checks that the
+docs list exactly these names and that a script using each one is reported (never converted).
+"""
+
+from __future__ import annotations
+
+UNSUPPORTED_CONSTRUCTS: dict[str, str] = {
+    "Filter.apply": "keeps records by a Python function; glueflow maps every record",
+    "Join.apply": "a second source; a glueflow job reads one location",
+    "Map.apply": "a Python function per record",
+    "Relationalize.apply": "splits nested data into several frames",
+    "Spark DataFrame code": "toDF(), spark.sql, DynamicFrame.fromDF: SQL and DataFrame code is not ApplyMapping",
+    "ResolveChoice other than a cast": "choice=, make_cols, make_struct, project:, match_catalog, or a cast to another "
+    "type than the mapping's (Glue would cast twice)",
+    "RenameField before ApplyMapping": "the data may already hold a field of the new name",
+    "a path inside a mapped struct": "SelectFields/DropFields/RenameField on user.id when user is mapped whole",
+    "CSV, Parquet, ORC and Avro": "glueflow reads and writes JSON lines (formats are being added to the flow file)",
+    "partitionKeys": "glueflow writes one folder (partition_keys are being added to the flow file)",
+    "push_down_predicate": "partition pruning of a catalog table",
+    "connection types other than S3": "JDBC, DynamoDB, Kafka, Redshift, ...",
+    "getSink and getSource": "Glue Studio's catalog-updating sink (setCatalogInfo, setFormat, writeFrame)",
+    "a second source or sink": "a glueflow job reads one location and writes one",
+    "loops and run-time branches": "for/while, an if on anything but --JOB_NAME or __main__, try that swallows errors",
+    "case_sensitive=True": "glueflow matches ApplyMapping sources case-insensitively (Glue's default)",
+    "a path naming one object": "glueflow reads folders (prefixes)",
+    "a binary target type": "JSON lines have no binary type",
+    "f-string format specs": "{day:0>2} and !r/!a depend on values known only when the job runs",
+    "from_catalog without a location": "give --catalog-location DB.TABLE=s3://... or read the table with --from-aws",
+    "a mapped partition column": "Glue adds a catalog table's partition columns from the key=value/ path",
+    "a partitioned catalog sink": "glueflow does not write partitions",
+}
