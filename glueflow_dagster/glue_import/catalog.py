@@ -144,7 +144,15 @@ def catalog_source(draft: Draft, script: GlueScript, step: Step, location: str, 
                 script,
                 step.line,
             )
-    for key in ("push_down_predicate", "additional_options", "redshift_tmp_dir", "catalog_id"):
+    _report_options(
+        draft, script, step, location, ("push_down_predicate", "additional_options", "redshift_tmp_dir", "catalog_id")
+    )
+    return uri
+
+
+def _report_options(draft: Draft, script: GlueScript, step: Step, location: str, keys: tuple[str, ...]) -> None:
+    """Each of ``keys`` the from_catalog call passes: reported at its line (glueflow has no such option)."""
+    for key in keys:
         if step.args.get(key):
             draft.add(
                 UNSUPPORTED,
@@ -154,7 +162,6 @@ def catalog_source(draft: Draft, script: GlueScript, step: Step, location: str, 
                 script,
                 step.line,
             )
-    return uri
 
 
 def _table_format(draft: Draft, script: GlueScript, step: Step, table: CatalogTable, location: str) -> None:
@@ -224,16 +231,7 @@ def catalog_sink(draft: Draft, script: GlueScript, step: Step, location: str) ->
                 script,
                 step.line,
             )
-    for key in ("additional_options", "redshift_tmp_dir", "catalog_id"):
-        if step.args.get(key):
-            draft.add(
-                UNSUPPORTED,
-                f"{location} ({key})",
-                "from_catalog option not supported by glueflow",
-                plain(step.args[key]),
-                script,
-                step.line,
-            )
+    _report_options(draft, script, step, location, ("additional_options", "redshift_tmp_dir", "catalog_id"))
     return uri
 
 
