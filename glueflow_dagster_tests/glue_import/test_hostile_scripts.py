@@ -93,7 +93,10 @@ DRIVER = textwrap.dedent(
         except BaseException as raised:  # what a user would see: a traceback
             code, err = f"raised {type(raised).__name__}", io.StringIO(err.getvalue() + "Traceback")
         results[name] = {"code": code, "stderr": err.getvalue(), "seconds": time.monotonic() - started}
-    results["peak_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork and exec, so it would report the pytest
+    # worker's own peak (700 MB after a full suite) instead of this process's.
+    status = open("/proc/self/status").read()
+    results["peak_kib"] = int(status.split("VmHWM:")[1].split()[0])
     print(json.dumps(results))
     """
 )
