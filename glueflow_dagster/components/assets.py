@@ -35,6 +35,7 @@ from dagster import (
 )
 from pydantic import Field as PydanticField
 
+from glueflow_dagster.components.claims import InstanceClaims
 from glueflow_dagster.components.event_log import InputEventLog, OutputEventLog, now_ms
 from glueflow_dagster.components.jobs import (
     flow_report_key,
@@ -273,6 +274,7 @@ def run_input(context: AssetExecutionContext, flow: FlowConfig, storage: Storage
         job_name=input_job_name(flow.name),
         now_ms=now_ms(),
         info=context.log.info,
+        claims=InstanceClaims(context.instance),
     )
     return materialize_result(outcome)
 
@@ -323,6 +325,7 @@ def run_output(
         job_name=output_job_name(flow.name),
         now_ms=now_ms(),
         info=context.log.info,
+        claims=InstanceClaims(context.instance),
     )
     return materialize_result(outcome)
 

@@ -22,12 +22,14 @@ from glueflow_dagster.components.bookmark_store import (
     shown_run_id,
     state_after_run,
 )
+from glueflow_dagster.components.claims import InstanceClaims
 from glueflow_dagster.components.commit_log import committed_staging
 from glueflow_dagster.components.event_log import attempt_settled
 from glueflow_dagster.components.jobs import FLOW_TAG, bookmark_admin_job_name
 from glueflow_dagster.components.resources import StorageResource
 from glueflow_dagster.core.bookmarks import Bookmark, BookmarkPolicy, commit
-from glueflow_dagster.core.commits import ClaimLost, admin_attempt, claim_commit
+from glueflow_dagster.core.claims import take_claim
+from glueflow_dagster.core.commits import ClaimLost, admin_attempt
 from glueflow_dagster.core.config import FlowConfig
 from glueflow_dagster.core.output_run import ctx_token
 from glueflow_dagster.core.plan import plan_manifest, policy_for
@@ -190,7 +192,13 @@ def _record_claimed(
         attempt = admin_attempt(action, int(time.time() * 1000) + ADMIN_LEASE_S * 1000)
         fence = f"output-{ctx_token(ctx)}-v{current.bookmark.version}"
         try:
-            claim_commit(output, fence, attempt, settled=lambda holder: attempt_settled(instance, holder))
+            take_claim(
+                output,
+                fence,
+                attempt,
+                settled=lambda holder: attempt_settled(instance, holder),
+                table=InstanceClaims(instance),
+            )
         except ClaimLost as err:
             moved = committed_bookmark(instance, flow.name, ctx, newer_than=current).storage_id != current.storage_id
             if moved:

@@ -70,6 +70,28 @@ def commit_manifest_key(run_id: str) -> str:
     return f"{COMMITS_DIR}/{run_id}.json"
 
 
+#: Where each attempt records, before completing its first part, the parts it is about to complete.
+INTENTS_DIR = f"{RESERVED_DIR}/intents"
+
+
+def intent_key(attempt: Attempt) -> str:
+    """``_glueflow/intents/<run id>.<attempt>.json``."""
+    return f"{INTENTS_DIR}/{attempt.run_id}.{attempt.number}.json"
+
+
+def record_intent(storage: Storage, attempt: Attempt, pending: Sequence[PendingObject]) -> str:
+    """Write the attempt's commit intent: every pending part it will complete (key, size, upload token and
+    uploaded parts), so the next writer can finish or roll back a publish cut short (``core.intents``)."""
+    body = {
+        "run_id": attempt.run_id,
+        "attempt": attempt.number,
+        "parts": [[obj.key, obj.size, obj.token, [list(p) for p in obj.parts]] for obj in pending],
+    }
+    key = intent_key(attempt)
+    storage.write_bytes(key, json.dumps(body).encode())
+    return key
+
+
 def _manifest_run_id(key: str) -> str | None:
     """The run id of a commit manifest's key, or None for any other object."""
     folder, _, name = key.rpartition("/")
@@ -122,8 +144,11 @@ def publish(
 ) -> CommitRecord:
     """Complete the attempt's pending objects and write its commit manifest; returns the commit record.
 
-    The caller records the returned record on the run's materialization: that event is the commit.
+    The caller records the returned record on the run's materialization: that event is the commit. Before
+    completing its first part it records its commit intent (:func:`record_intent`), so that a publish cut
+    short is repaired by the next writer (``core.intents``), not only by garbage collection an hour later.
     """
+    record_intent(storage, attempt, pending)
     parts = complete(storage, pending)
     record = CommitRecord(
         run_id=attempt.run_id,
@@ -177,8 +202,32 @@ class ClaimLost(Exception):
         self.holder = holder
 
 
+#: How a claim is taken: ``take(key, body)`` puts ``body`` under ``key`` only if nothing holds it, and returns
+#: None when it did, else the holder's body (``core.claims`` takes it in the location or the Dagster instance).
+ClaimTaker = Callable[[str, bytes], "bytes | None"]
+
+
+def location_taker(storage: Storage) -> ClaimTaker:
+    """Claims as put-if-absent objects in the location (``Storage.create_exclusive``)."""
+
+    def take(key: str, body: bytes) -> bytes | None:
+        if storage.create_exclusive(key, body):
+            return None
+        try:
+            return storage.read_bytes(key)
+        except StorageError:
+            return b""  # unreadable: nobody can hold it
+
+    return take
+
+
 def claim_commit(
-    storage: Storage, fence: str, attempt: Attempt, *, settled: Callable[[Attempt], bool]
+    storage: Storage,
+    fence: str,
+    attempt: Attempt,
+    *,
+    settled: Callable[[Attempt], bool],
+    take: ClaimTaker | None = None,
 ) -> str:
     """Take the one right to commit after ``fence`` (the version this attempt planned from) atomically,
     before the commit fence is checked; returns the claim's key.
@@ -187,20 +236,23 @@ def claim_commit(
     which two runs planned from the same version both pass it, when the concurrency pool does not
     serialize them (SQLite's slot claim is not atomic across processes). The claim closes it the way
     Delta Lake's log does: the first put-if-absent of ``<claims>/<fence>.<generation>.json`` wins, in
-    the location the runs write. A claim whose attempt has ended (``settled``: its run finished, failed
-    or was canceled, or a later attempt of the same run is claiming) is stale whether or not it
-    committed (if it did, the fence refuses the claimant next); the next generation may then be taken.
-    Raises :class:`ClaimLost` naming the live holder otherwise.
+    the location the runs write (or, through ``take``, in the Dagster instance: ``core.claims``). A claim
+    whose attempt has ended (``settled``: its run finished, failed or was canceled, or a later attempt of
+    the same run is claiming) is stale whether or not it committed (if it did, the fence refuses the
+    claimant next); the next generation may then be taken. Raises :class:`ClaimLost` naming the live
+    holder otherwise.
     """
+    take = take or location_taker(storage)
     body = json.dumps({"run_id": attempt.run_id, "attempt": attempt.number}).encode()
     for generation in range(10_000):
         key = f"{CLAIMS_DIR}/{fence}.{generation:04d}.json"
-        if storage.create_exclusive(key, body):
+        found = take(key, body)
+        if found is None:
             return key
         try:
-            holder_data = json.loads(storage.read_bytes(key))
+            holder_data = json.loads(found)
             holder = Attempt(str(holder_data["run_id"]), int(holder_data["attempt"]))
-        except (StorageError, ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError):
             continue  # unreadable: nobody can hold it; try the next generation
         if holder == attempt:
             return key
@@ -411,6 +463,7 @@ __all__ = [
     "COMMITS_DIR",
     "COMMIT_KEY",
     "DEFAULT_ORPHAN_GRACE_S",
+    "INTENTS_DIR",
     "PENDING_DIR",
     "Attempt",
     "CommitConflict",
@@ -425,6 +478,8 @@ __all__ = [
     "collect_garbage",
     "complete",
     "commit_manifest_key",
+    "intent_key",
+    "record_intent",
     "later_reads",
     "part_prefix",
     "publish",

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from glueflow_dagster.core.bookmarks import MANIFEST_KEY, Bookmark, Selection, commit, select_objects
+from glueflow_dagster.core.claims import ClaimTable
 from glueflow_dagster.core.commits import Attempt, CommittedParts, aborted_on_failure, publish
 from glueflow_dagster.core.config import FlowConfig
 from glueflow_dagster.core.job_run import (
@@ -68,11 +69,18 @@ def run_input(
     job_name: str,
     now_ms: int,
     info: Log,
+    claims: ClaimTable | None = None,
 ) -> RunOutcome:
     planned_from, committed = log.latest_commit()  # the bookmark and the fence's version: one materialization
     bookmark = Bookmark.from_dict(committed.get(INPUT_BOOKMARK_KEY))
     garbage = garbage_collection(
-        target, log.committed_parts(), now_ms=now_ms, grace_s=flow.staging.orphan_grace_s, log=info
+        target,
+        log.committed_parts(),
+        now_ms=now_ms,
+        grace_s=flow.staging.orphan_grace_s,
+        log=info,
+        settled=log.settled,
+        attempt=attempt,
     )
     listing = list(list_location(source, flow.input, must_exist=True))
     selection = select_objects(listing, bookmark, option="enable", known=log.known_objects())
@@ -86,7 +94,9 @@ def run_input(
     )
     result = stage(request)
     with aborted_on_failure(target, result.pending, info):
-        claim_or_refuse(target, f"input-after-{planned_from or 0}", attempt, log.settled)
+        claim_or_refuse(
+            target, f"input-after-{planned_from or 0}", attempt, log.settled, claims=claims, log=info
+        )
         if log.latest_commit()[0] != planned_from:
             raise RunRefused(conflict_on_location(target.uri))
         record = publish(target, attempt, job_name, result.pending, result.records_written)

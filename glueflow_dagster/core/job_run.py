@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from glueflow_dagster.core.claims import ClaimTable, take_claim
 from glueflow_dagster.core.commits import (
     COMMIT_KEY,
     Attempt,
@@ -20,10 +21,10 @@ from glueflow_dagster.core.commits import (
     CommitRecord,
     CommittedParts,
     GarbageReport,
-    claim_commit,
     collect_garbage,
 )
 from glueflow_dagster.core.config import JobConfig, Location
+from glueflow_dagster.core.intents import repair_intents
 from glueflow_dagster.core.quarantine import QUARANTINE_DIR
 from glueflow_dagster.core.stage import StageRequest, StageResult, stage_pending
 from glueflow_dagster.core.storage import ObjectInfo, Storage, location_uri
@@ -106,18 +107,37 @@ class RunOutcome:
     verdicts: tuple[Any, ...] = ()
 
 
-def claim_or_refuse(target: Storage, fence: str, attempt: Attempt, settled: Callable[[Attempt], bool]) -> None:
-    """The right to commit after the planned version (`commits.claim_commit`), or a refused run."""
+def claim_or_refuse(
+    target: Storage,
+    fence: str,
+    attempt: Attempt,
+    settled: Callable[[Attempt], bool],
+    *,
+    claims: ClaimTable | None = None,
+    log: Log = lambda _m: None,
+) -> None:
+    """The right to commit after the planned version (`claims.take_claim`: in the location when its store
+    honours conditional writes, else in ``claims``, the Dagster instance), or a refused run."""
     try:
-        claim_commit(target, fence, attempt, settled=settled)
+        take_claim(target, fence, attempt, settled=settled, table=claims, log=log)
     except ClaimLost as err:
         raise RunRefused(str(err)) from err
 
 
 def garbage_collection(
-    target: Storage, committed: CommittedParts, *, now_ms: int, grace_s: int, log: Log
+    target: Storage,
+    committed: CommittedParts,
+    *,
+    now_ms: int,
+    grace_s: int,
+    log: Log,
+    settled: Callable[[Attempt], bool] | None = None,
+    attempt: Attempt | None = None,
 ) -> GarbageReport:
-    """Count and (after the grace period) remove the orphans of the location this step alone writes."""
+    """Repair the commit intents of ended attempts (`intents.repair_intents`, when ``settled`` is given),
+    then count and (after the grace period) remove the orphans of the location this step alone writes."""
+    if settled is not None:
+        repair_intents(target, committed, settled, current=attempt, log=log)
     return collect_garbage(target, target.list(), committed, now_ms=now_ms, grace_s=grace_s, log=log)
 
 

@@ -31,6 +31,7 @@ from glueflow_dagster.core.bookmarks import (
     commit,
 )
 from glueflow_dagster.core.checks import BACKLOG_RUNS, Verdict, evaluate
+from glueflow_dagster.core.claims import ClaimTable
 from glueflow_dagster.core.commits import Attempt, CommittedParts, aborted_on_failure, later_reads, publish
 from glueflow_dagster.core.config import BOOKMARK_OPTIONS, FlowConfig
 from glueflow_dagster.core.job_run import (
@@ -156,6 +157,7 @@ def run_output(
     job_name: str,
     now_ms: int,
     info: Log,
+    claims: ClaimTable | None = None,
 ) -> RunOutcome:
     job = flow.output_job
     option = request.bookmark or job.bookmark
@@ -164,7 +166,13 @@ def run_output(
     ctx = request.transformation_ctx or job.transformation_ctx
     policy = policy_for(job)
     garbage = garbage_collection(
-        target, log.committed_output_parts(), now_ms=now_ms, grace_s=flow.output.orphan_grace_s, log=info
+        target,
+        log.committed_output_parts(),
+        now_ms=now_ms,
+        grace_s=flow.output.orphan_grace_s,
+        log=info,
+        settled=log.settled,
+        attempt=attempt,
     )
     staged = log.committed_staging_parts()
 
@@ -197,7 +205,8 @@ def run_output(
         if after is not None and not same_state(after, committed.bookmark):
             # One run commits after each version (the claim), and only if the bookmark is still the
             # version this run planned from (the fence).
-            claim_or_refuse(target, f"output-{ctx_token(ctx)}-v{plan.base_version}", attempt, log.settled)
+            fence = f"output-{ctx_token(ctx)}-v{plan.base_version}"
+            claim_or_refuse(target, fence, attempt, log.settled, claims=claims, log=info)
             latest = log.committed_bookmark(ctx, newer_than=committed)
             if latest.storage_id != committed.storage_id:
                 raise RunRefused(conflict_message(ctx, plan.base_version, latest))

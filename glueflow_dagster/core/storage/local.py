@@ -250,6 +250,10 @@ class LocalStorage:
             raise TypeError(f"write_bytes expects bytes, got {type(data).__name__}")
         return self._atomic_write(key, lambda f: f.write(data))
 
+    def honours_conditional_writes(self) -> bool:
+        """Always: put-if-absent is a hard link (:meth:`create_exclusive`)."""
+        return True
+
     def create_exclusive(self, key: str, data: bytes) -> bool:
         """Put-if-absent: the complete object is written to a temp file, then hard-linked to ``key``
         (``link`` fails if the name exists, atomically, on every POSIX file system)."""

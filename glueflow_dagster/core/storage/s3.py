@@ -10,6 +10,7 @@ import io
 import re
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
@@ -37,6 +38,14 @@ _MULTIPART_PART_BYTES = 64 * 1024 * 1024
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DELETE_BATCH = 1000  # DeleteObjects accepts at most 1000 keys per call
+
+#: Where the conditional-write probe writes (twice, then deletes): glueflow's reserved folder.
+PROBE_PREFIX = "_glueflow/probe"
+# Codes of a store that does not offer an operation at all (s3rver: ListMultipartUploads is NotImplemented,
+# AbortMultipartUpload is MethodNotAllowed; older MinIO and Ceph refuse If-None-Match with NotImplemented).
+_UNSUPPORTED = frozenset(("NotImplemented", "501", "MethodNotAllowed", "405"))
+# Whether a location honours If-None-Match on PutObject: probed once per (endpoint, bucket, prefix) and process.
+_CONDITIONAL_WRITES: dict[tuple[str, str, str], bool] = {}
 
 
 def _client_error_cause(err: ClientError) -> tuple[str, str]:
@@ -335,6 +344,40 @@ class S3Storage:
                 time.sleep(wait_s)
         raise AssertionError("unreachable")
 
+    def honours_conditional_writes(self) -> bool:
+        """Whether this location's store honours ``If-None-Match: *`` on ``PutObject`` (put-if-absent).
+
+        Probed once per location and process: two conditional PUTs of one new key under
+        ``_glueflow/probe/``; the second must be refused with 412. A store that answers ``NotImplemented``
+        (s3rver, older MinIO, Ceph's gateway before conditional writes) or lets the second PUT succeed (it
+        ignores the header) does not honour it. The probe object is deleted afterwards. An unreachable
+        endpoint raises :class:`StorageError` and nothing is cached.
+        """
+        cache_key = (self._endpoint, self.bucket, self.prefix)
+        if cache_key not in _CONDITIONAL_WRITES:
+            key = f"{PROBE_PREFIX}/conditional-write-{uuid.uuid4().hex}.json"
+            try:
+                honoured = self._probe_conditional_write(key)
+            finally:
+                with suppress(StorageError):
+                    self.delete(key)
+            _CONDITIONAL_WRITES[cache_key] = honoured
+        return _CONDITIONAL_WRITES[cache_key]
+
+    def _probe_conditional_write(self, key: str) -> bool:
+        full = self._full(key)
+        for attempt in (1, 2):
+            try:
+                self.client.put_object(Bucket=self.bucket, Key=full, Body=b"{}", IfNoneMatch="*")
+            except self._errors as err:
+                code = str(getattr(err, "response", {}).get("Error", {}).get("Code", ""))
+                if code in _UNSUPPORTED or (attempt == 1 and code in ("InvalidArgument", "400")):
+                    return False
+                if attempt == 2 and code in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+                    return True
+                raise self._error(self.uri_for(key), err) from err
+        return False  # the second conditional PUT of an existing name succeeded: the header is ignored
+
     def upload_file(self, local_path: Path, key: str) -> ObjectInfo:
         """Upload through the transfer manager (multipart for big files; the object appears whole)."""
         full = self._full(key)
@@ -441,23 +484,31 @@ class S3Storage:
         return self.stat(pending.key)
 
     def abort_upload(self, pending: PendingObject) -> None:
-        """Abort the multipart upload; an upload already gone is fine."""
+        """Abort the multipart upload; an upload already gone is fine, and so is a store that cannot abort
+        uploads (s3rver answers MethodNotAllowed): its open uploads stay invisible to every reader."""
         try:
             self.client.abort_multipart_upload(Bucket=self.bucket, Key=self._full(pending.key), UploadId=pending.token)
         except ClientError as err:
-            if _client_error_cause(err)[0] in ("NoSuchUpload", "404"):
+            if _client_error_cause(err)[0] in ("NoSuchUpload", "404", *_UNSUPPORTED):
                 return
             raise self._error(self.uri_for(pending.key), err) from err
         except BotoCoreError as err:
             raise self._error(self.uri_for(pending.key), err) from err
 
     def pending_uploads(self) -> Iterator[PendingUpload]:
-        """Multipart uploads left open under this location (ListMultipartUploads), with their start times."""
+        """Multipart uploads left open under this location (ListMultipartUploads), with their start times.
+
+        A store without ListMultipartUploads (s3rver answers NotImplemented) lists none: its open uploads
+        are invisible to every reader, and only the commit intents name them (see ``core.intents``)."""
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self._base}
         uri = self.uri
         while True:
             try:
                 page = self.client.list_multipart_uploads(**kwargs)
+            except ClientError as err:
+                if _client_error_cause(err)[0] in _UNSUPPORTED:
+                    return
+                raise self._error(uri, err) from err
             except self._errors as err:
                 raise self._error(uri, err) from err
             for upload in page.get("Uploads", ()):
