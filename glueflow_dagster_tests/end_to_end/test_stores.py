@@ -1,0 +1,244 @@
+"""Exactly once on every S3-compatible store, and for readers that only list (issue 21).
+
+Two real S3 servers over HTTP: moto's ThreadedMotoServer, which honours conditional writes, and npm's
+s3rver (``.ci/node``), which does not (it ignores ``If-None-Match``) and has neither ListMultipartUploads nor
+AbortMultipartUpload. Each sits behind a proxy that can be cut: a lost endpoint, as when the server stops.
+
+- A flow runs end to end on s3rver, its commit claims taken in the Dagster instance.
+- An Output run's publish is cut at each step (before the first part, after some parts, after all parts
+  before the manifest, after the manifest before the materialization); after the next Input and Output
+  runs every reader sees each record once: Dagster's view, the commit manifests, and a plain reader that
+  lists the output prefix and skips ``_``/``.`` paths (Athena, Spark, Glue crawlers). The grace period of
+  garbage collection is one hour here: the commit intents, not garbage collection, repair the publish.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import glueflow_dagster.core.commits as commits
+import glueflow_dagster.core.output_run as output_run
+from glueflow_dagster.components.claims import InstanceClaims
+from glueflow_dagster.core.claims import ROW_PREFIX
+from glueflow_dagster.core.commits import CLAIMS_DIR, INTENTS_DIR
+from glueflow_dagster.core.storage import S3Storage
+from glueflow_dagster_tests.support.flow_driver import CuttableProxy, FlowDriver, S3Target
+from glueflow_dagster_tests.support.s3rver import ACCESS_KEY, SECRET_KEY
+
+GRACE_S = 3600  # garbage collection would wait an hour: only the intents can repair the publish at once
+
+
+@dataclass
+class Server:
+    name: str
+    endpoint: str
+    client: Any
+    bucket: str
+
+
+@pytest.fixture(params=["moto", "s3rver"])
+def server(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Server:
+    """Either S3 server, a fresh bucket on it, and credentials it accepts in the environment (the runs'
+    S3Resource reads them there; moto accepts any)."""
+    if request.param == "moto":
+        endpoint = request.getfixturevalue("moto_server")
+        client, bucket = request.getfixturevalue("s3_client"), request.getfixturevalue("s3_bucket")
+    else:
+        endpoint = request.getfixturevalue("s3rver_server").endpoint
+        client, bucket = request.getfixturevalue("s3rver_client"), request.getfixturevalue("s3rver_bucket")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    return Server(request.param, endpoint, client, bucket)
+
+
+@contextmanager
+def flow_on(server: Server, root: Path, **options: Any) -> Iterator[tuple[FlowDriver, CuttableProxy]]:
+    proxy = CuttableProxy(server.endpoint)
+    flow = FlowDriver(root, s3=S3Target(server.bucket, proxy, server.client), **options)
+    try:
+        yield flow, proxy
+    finally:
+        flow.close()
+        proxy.close()
+
+
+def keys_under(server: Server, prefix: str) -> list[str]:
+    keys: list[str] = []
+    for page in server.client.get_paginator("list_objects_v2").paginate(Bucket=server.bucket, Prefix=prefix):
+        keys += [obj["Key"] for obj in page.get("Contents", ())]
+    return keys
+
+
+def plain_reader(server: Server, prefix: str = "output/") -> Counter[int]:
+    """What a reader that lists the prefix sees (Athena, Spark, Glue crawlers): every object whose path below
+    the prefix has no segment starting with ``_`` or ``.``; the event ids of their records."""
+    counts: Counter[int] = Counter()
+    for key in keys_under(server, prefix):
+        if any(segment.startswith(("_", ".")) for segment in key[len(prefix) :].split("/")):
+            continue
+        body = server.client.get_object(Bucket=server.bucket, Key=key)["Body"].read()
+        counts.update(json.loads(line)["event_id"] for line in body.decode().splitlines() if line.strip())
+    return counts
+
+
+def assert_every_reader_sees_each_record_once(flow: FlowDriver, server: Server) -> None:
+    verdict = flow.verdict()  # Dagster's view and the commit manifests' view, with the figures
+    assert verdict.clean and verdict.losses == 0, (verdict, flow.runs_table())
+    current = {i for ids in flow.truth.current.values() for i in ids}
+    seen = plain_reader(server)
+    twice = sorted(i for i, n in seen.items() if n > 1)
+    assert not twice, f"a plain reader sees {len(twice)} records twice, e.g. {twice[:5]}"
+    assert set(seen) == current
+
+
+# --- A flow end to end on s3rver -------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_flow_runs_end_to_end_on_s3rver_with_its_claims_in_the_instance(
+    s3rver_server: Any, s3rver_client: Any, s3rver_bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    srv = Server("s3rver", s3rver_server.endpoint, s3rver_client, s3rver_bucket)
+    for name, value in (("AWS_ACCESS_KEY_ID", ACCESS_KEY), ("AWS_SECRET_ACCESS_KEY", SECRET_KEY)):
+        monkeypatch.setenv(name, value)
+    with flow_on(srv, tmp_path / "flow", orphan_grace_s=GRACE_S) as (flow, _proxy):
+        assert not S3Storage(srv.bucket, "staging", srv.client).honours_conditional_writes()
+        for _ in range(3):
+            flow.add_raw(400)
+        assert flow.input_run().success
+        assert flow.tick_and_run()[0].success
+        flow.add_raw(300)
+        flow.quiesce()
+        assert_every_reader_sees_each_record_once(flow, srv)
+        # Every claim (one per Input run, one per Output run with bookmarks) is a row in the instance...
+        claims = _claim_rows(flow)
+        assert {key.split("/_glueflow/")[0] for key in claims} == {
+            f"{ROW_PREFIX}/s3://{srv.bucket}/staging",
+            f"{ROW_PREFIX}/s3://{srv.bucket}/output",
+        }
+        # ... and none is an object in the locations, where every claimant would win.
+        assert not [k for k in keys_under(srv, "") if f"/{CLAIMS_DIR}/" in f"/{k}"]
+
+
+def _claim_rows(flow: FlowDriver) -> list[str]:
+    from dagster._core.storage.runs.schema import KeyValueStoreTable
+    from sqlalchemy import select
+
+    with flow.instance.run_storage.connect() as conn:  # type: ignore[attr-defined]
+        rows = conn.execute(select(KeyValueStoreTable.c.key)).fetchall()
+    return [row[0] for row in rows if str(row[0]).startswith(ROW_PREFIX + "/")]
+
+
+def test_instance_claims_have_one_winner_from_many_threads(instance: Any) -> None:
+    import threading
+
+    table = InstanceClaims(instance)
+    barrier = threading.Barrier(8)
+    won: list[int] = []
+
+    def contend(i: int) -> None:
+        barrier.wait()
+        if table.insert_unique("glueflow/claims/s3://b/output/x.0000.json", json.dumps({"run": i})) is None:
+            won.append(i)
+
+    threads = [threading.Thread(target=contend, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(won) == 1
+    holder = table.insert_unique("glueflow/claims/s3://b/output/x.0000.json", "{}")
+    assert holder == json.dumps({"run": won[0]})
+
+
+# --- The publish cut at each step, on both servers ---------------------------------------------------
+
+STEPS = ["before_first_part", "after_some_parts", "after_all_parts", "after_manifest"]
+
+
+@contextmanager
+def publish_cut(step: str, proxy: CuttableProxy) -> Iterator[list[int]]:
+    """The S3 endpoint lost at ``step`` of the next publish (or, after the manifest, the run lost before its
+    materialization is recorded); yields the list of completed parts counted so far."""
+    completed: list[int] = []
+    real_complete_upload = S3Storage.complete_upload
+    real_complete = commits.complete
+    real_publish = output_run.publish
+
+    def complete_upload(self: S3Storage, pending: Any) -> Any:
+        if (step == "before_first_part" and not completed) or (step == "after_some_parts" and len(completed) == 2):
+            with outage():
+                real_complete_upload(self, pending)
+        info = real_complete_upload(self, pending)
+        completed.append(1)
+        return info
+
+    def complete(storage: Any, pending: Any) -> Any:
+        parts = real_complete(storage, pending)
+        with outage():  # every part is complete; the manifest's PUT meets the outage
+            storage.write_bytes(commits.commit_manifest_key("never-written"), b"{}")
+        return parts
+
+    @contextmanager
+    def outage() -> Iterator[None]:
+        """The endpoint lost for one request (after botocore's retries, the run fails) and back after it: the
+        failing run's own aborts of its pending parts then succeed or not as they may (repair_intents of the
+        next run covers both; tests/core/test_intents.py covers pending parts the run could not abort)."""
+        proxy.cut()
+        try:
+            yield
+        finally:
+            proxy.restore()
+
+    def publish(*args: Any, **kwargs: Any) -> Any:
+        real_publish(*args, **kwargs)
+        raise RuntimeError("run worker lost after publishing, before its materialization")
+
+    with pytest.MonkeyPatch.context() as patch:  # its own: undoing it leaves the fixtures' patches alone
+        patch.setattr(S3Storage, "complete_upload", complete_upload)
+        if step == "after_all_parts":
+            patch.setattr(commits, "complete", complete)
+        if step == "after_manifest":
+            patch.setattr(output_run, "publish", publish)
+        yield completed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("step", STEPS)
+def test_a_publish_cut_at_each_step_is_repaired_by_the_next_runs_for_every_reader(
+    server: Server, step: str, tmp_path: Path
+) -> None:
+    with flow_on(server, tmp_path / "flow", orphan_grace_s=GRACE_S, output_target_file_bytes=20_000) as (flow, px):
+        for _ in range(6):
+            flow.add_raw(1000)
+        assert flow.input_run().success
+        with publish_cut(step, px) as completed:
+            failed = flow.ui_materialize()
+        assert not failed.success
+        intent = f"output/{INTENTS_DIR}/{failed.run_id}.1.json"
+        assert intent in keys_under(server, "output/")
+        written = json.loads(server.client.get_object(Bucket=server.bucket, Key=intent)["Body"].read())
+        assert len(written["parts"]) >= 4  # several parts: a publish can stop between them
+        expected_visible = {"before_first_part": 0, "after_some_parts": 2}.get(step, len(written["parts"]))
+        assert len(completed) == expected_visible
+        dead_parts = [k for k in keys_under(server, "output/") if f"run-{failed.run_id}" in k]
+        assert len(dead_parts) == expected_visible  # what a plain reader sees of the dead run until repaired
+
+        flow.add_raw(500)  # the next Input and Output runs
+        assert flow.input_run().success
+        flow.quiesce()
+        assert_every_reader_sees_each_record_once(flow, server)
+        left = keys_under(server, "output/")
+        assert not [k for k in left if failed.run_id in k], "the dead run's parts, manifest and intent are gone"
+        assert flow.orphans_left() == 0
