@@ -130,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
             plain = statistics.median(r[1] for r in rounds)
             per100 = 100 / args.parts
             rows.append(f"| {name} | {window * per100:.2f} s | {plain * per100:.2f} s |")
-    print(f"publish window per 100 parts of {args.part_bytes:,} bytes (median of {args.repeat}; cores: {os.cpu_count()})")
+    median = f"median of {args.repeat}; {os.cpu_count()} cores"
+    print(f"publish window per 100 parts of {args.part_bytes:,} bytes ({median})")
     print("| store | publish (intent, completions, manifest) | reference: the same parts as plain PUTs |")
     print("|---|---|---|")
     for row in rows:
