@@ -140,10 +140,13 @@ def _claim_rows(flow: FlowDriver) -> list[str]:
     return [row[0] for row in rows if str(row[0]).startswith(ROW_PREFIX + "/")]
 
 
-def test_instance_claims_have_one_winner_from_many_threads(instance: Any) -> None:
+@pytest.mark.parametrize("home", ["sqlite", "postgres"])
+def test_instance_claims_have_one_winner_from_many_threads(home: str, request: pytest.FixtureRequest) -> None:
+    """The claim row is inserted once, whoever races for it: under SQLite's write lock, in one PostgreSQL
+    transaction (the unique index of the run storage's key-value table)."""
     import threading
 
-    table = InstanceClaims(instance)
+    table = InstanceClaims(request.getfixturevalue("instance" if home == "sqlite" else "postgres_instance"))
     barrier = threading.Barrier(8)
     won: list[int] = []
 
