@@ -146,7 +146,11 @@ def test_instance_claims_have_one_winner_from_many_threads(home: str, request: p
     transaction (the unique index of the run storage's key-value table)."""
     import threading
 
-    table = InstanceClaims(request.getfixturevalue("instance" if home == "sqlite" else "postgres_instance"))
+    from glueflow_dagster.components.claims import _sql_run_storage
+
+    dagster_instance = request.getfixturevalue("instance" if home == "sqlite" else "postgres_instance")
+    assert _sql_run_storage(dagster_instance) is not None  # the database's unique index, not a process lock
+    table = InstanceClaims(dagster_instance)
     barrier = threading.Barrier(8)
     won: list[int] = []
 
