@@ -47,12 +47,18 @@ def _lines(records: list[dict[str, Any]]) -> bytes:
     return "".join(json.dumps(r) + "\n" for r in records).encode()
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", "s3", "s3rver"])
 def locations(request: pytest.FixtureRequest, tmp_path) -> tuple[Storage, Storage]:
     if request.param == "local":
         return LocalStorage(tmp_path / "in"), LocalStorage(tmp_path / "out")
-    client, bucket = request.getfixturevalue("s3_client"), request.getfixturevalue("s3_bucket")
+    prefix = "s3_" if request.param == "s3" else "s3rver_"  # moto, or npm's s3rver (issue 21)
+    client, bucket = request.getfixturevalue(f"{prefix}client"), request.getfixturevalue(f"{prefix}bucket")
     return S3Storage(bucket, "in", client), S3Storage(bucket, "staging/x", client)
+
+
+def _is_s3rver(storage: Storage) -> bool:
+    """s3rver ignores If-None-Match and has no ListMultipartUploads (the probe tells it apart from moto)."""
+    return isinstance(storage, S3Storage) and not storage.honours_conditional_writes()
 
 
 def _read_back(target: Storage) -> list[dict[str, Any]]:
@@ -162,7 +168,8 @@ def test_a_stage_run_returns_pending_parts_only_until_commits_publishes_them(
     assert [p.key for p in result.pending] == [o.key for o in result.written]
     assert list(list_stage_inputs(target, recurse=True, exclusions=())) == []  # written, but no reader sees it
     assert not any(o.key.startswith("run-d") for o in target.list(recurse=True))  # not even a raw listing
-    assert sorted(u.key for u in target.pending_uploads()) == sorted(p.key for p in result.pending)
+    listed = sorted(u.key for u in target.pending_uploads())  # s3rver lists no uploads (NotImplemented)
+    assert listed == ([] if _is_s3rver(target) else sorted(p.key for p in result.pending))
     record = publish(target, Attempt("r1"), "job", result.pending, result.records_written)
     assert sorted(o.key for o in list_stage_inputs(target, recurse=True, exclusions=())) == sorted(record.keys)
     assert sum(len(records) for records in _records_by_part(target).values() if records) == 60
