@@ -438,7 +438,10 @@ def test_a_crash_between_publish_and_the_event_write_is_recovered_in_dagsters_vi
     assert not driver.committed_objects("staging")  # invisible in Dagster's view
     recovery = driver.input_run()
     assert staging_meta(driver, recovery.run_id)["records_written"] == 50
-    assert staging_meta(driver, recovery.run_id)["orphaned_files"] >= 1
+    # The recovery run rolled the dead run's commit intent back at once (issue 21): its manifest and parts
+    # are gone before garbage collection counts orphans, whatever the grace period.
+    left = {o.key for o in staging.list()}
+    assert manifest_key not in left and not [key for key in left if f"run-{dead}-" in key]
     driver.quiesce()
     assert_exactly_once(driver)
 
