@@ -73,7 +73,8 @@ def _free_port() -> int:
 
 
 def _spawn(directory: Path, port: int) -> subprocess.Popen[bytes]:
-    # Node 17+ refuses s3rver's MD4/legacy crypto use without the legacy OpenSSL provider.
+    # The legacy OpenSSL provider: an earlier set-up on Node 20 needed it for s3rver (Node 17+ moved old
+    # hashes there); harmless where it is not needed (Node 20.20 here runs the suite without it too).
     env = {**os.environ, "NODE_OPTIONS": "--openssl-legacy-provider"}
     return subprocess.Popen(
         [str(S3RVER_BIN), "-d", str(directory), "-a", "127.0.0.1", "-p", str(port), "-s"],
