@@ -14,6 +14,7 @@ AbortMultipartUpload. Each sits behind a proxy that can be cut: a lost endpoint,
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections import Counter
 from collections.abc import Iterator
@@ -88,6 +89,7 @@ def plain_reader(server: Server, prefix: str = "output/") -> Counter[int]:
         if any(segment.startswith(("_", ".")) for segment in key[len(prefix) :].split("/")):
             continue
         body = server.client.get_object(Bucket=server.bucket, Key=key)["Body"].read()
+        body = gzip.decompress(body) if body[:2] == b"\x1f\x8b" else body  # staging parts are gzip
         counts.update(json.loads(line)["event_id"] for line in body.decode().splitlines() if line.strip())
     return counts
 
@@ -249,3 +251,25 @@ def test_a_publish_cut_at_each_step_is_repaired_by_the_next_runs_for_every_reade
         left = keys_under(server, "output/")
         assert not [k for k in left if failed.run_id in k], "the dead run's parts, manifest and intent are gone"
         assert flow.orphans_left() == 0
+
+
+@pytest.mark.slow
+def test_an_input_runs_publish_cut_after_some_parts_is_repaired_by_the_next_input_run(
+    server: Server, tmp_path: Path
+) -> None:
+    """The same repair in the Input job's location: staging, read by a plain lister, holds each record once."""
+    with flow_on(server, tmp_path / "flow", orphan_grace_s=GRACE_S, input_target_file_bytes=3_000) as (flow, px):
+        for _ in range(6):
+            flow.add_raw(1000)
+        with publish_cut("after_some_parts", px) as completed:
+            failed = flow.input_run()
+        assert not failed.success and len(completed) == 2
+        assert len([k for k in keys_under(server, "staging/") if f"run-{failed.run_id}" in k]) == 2
+
+        flow.add_raw(500)
+        flow.quiesce()  # the next Input run first, then the sensor's Output runs
+        assert_every_reader_sees_each_record_once(flow, server)
+        staged = plain_reader(server, "staging/")
+        assert set(staged) == {i for ids in flow.truth.current.values() for i in ids}
+        assert max(staged.values()) == 1
+        assert not [k for k in keys_under(server, "staging/") if failed.run_id in k]
