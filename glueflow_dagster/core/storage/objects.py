@@ -67,7 +67,11 @@ class PendingUpload:
 
 @runtime_checkable
 class Storage(Protocol):
-    """What every backend offers. All keys are relative to ``uri``."""
+    """What every backend offers. All keys are relative to ``uri``.
+
+    Backends may also offer ``honours_conditional_writes() -> bool`` (both built-in ones do: S3 probes it
+    once per location and process); ``core.claims`` takes a backend without it as honouring put-if-absent.
+    """
 
     uri: str
 
