@@ -300,7 +300,7 @@ def _s3_json(draft: Draft, script: GlueScript, step: Step, what: str) -> bool:
         draft.add(
             UNSUPPORTED,
             "step",
-            f"{step.name}: format {shown!r} not supported (JSON lines only)",
+            f"{step.name}: format {shown!r} not supported (json, csv, parquet or glueparquet)",
             script=script,
             line=step.line,
         )

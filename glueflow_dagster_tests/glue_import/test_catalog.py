@@ -17,6 +17,7 @@ from glueflow_dagster_tests.glue_import.glue_scripts import GLUE_HEADER, items, 
 
 JSON_SERDE = {"SerializationLibrary": "org.openx.data.jsonserde.JsonSerDe", "Parameters": {"paths": "id,amount"}}
 PARQUET_SERDE = {"SerializationLibrary": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"}
+ORC_SERDE = {"SerializationLibrary": "org.apache.hadoop.hive.ql.io.orc.OrcSerde"}
 
 
 def catalog_script(source: str, sink: str, mapping: str = '[("id", "long", "id", "long")]') -> str:
@@ -99,7 +100,7 @@ def test_a_mapped_partition_column_is_reported(glue: Any) -> None:
 
 
 def test_tables_glueflow_cannot_read_or_write_are_reported(glue: Any) -> None:
-    create_table(glue, "raw_orders", "s3://lake/raw/orders/", serde=PARQUET_SERDE)
+    create_table(glue, "raw_orders", "s3://lake/raw/orders/", serde=ORC_SERDE)
     create_table(
         glue,
         "staged_orders",
@@ -110,7 +111,7 @@ def test_tables_glueflow_cannot_read_or_write_are_reported(glue: Any) -> None:
     report = convert_scripts("orders", INPUT, OUTPUT, aws=facts(glue))
     assert not report.complete
     fields = {(i.field, i.source) for i in report.of(UNSUPPORTED)}
-    assert ("input (format)", "input.py") in fields  # parquet
+    assert ("input (format)", "input.py") in fields  # orc
     assert ("staging (SerDe ignore.malformed.json)", "input.py") in fields
     assert ("output (partitions)", "output.py") in fields
     # A table GetTable does not find: one line with the AWS error code and the option that would do.
