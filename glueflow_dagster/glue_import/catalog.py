@@ -59,6 +59,9 @@ def read_table(name: str, table: dict[str, Any]) -> CatalogTable:
     library = str(serde.get("SerializationLibrary") or "")
     parameters = {**(storage.get("Parameters") or {}), **(table.get("Parameters") or {})}
     classification = str(parameters.get("classification") or "").lower() or None
+    table_type = str(parameters.get("table_type") or parameters.get("spark.sql.sources.provider") or "").lower()
+    if table_type in ("iceberg", "hudi", "delta"):
+        classification = table_type  # a table format: reported (Iceberg sinks are issue 24's)
     if classification is None:
         formats = f"{library} {storage.get('InputFormat') or ''}".lower()
         for fmt, marker in (("json", "json"), ("parquet", "parquet"), ("orc", "orc"), ("avro", "avro")):
@@ -191,7 +194,12 @@ def _table_format(draft: Draft, script: GlueScript, step: Step, table: CatalogTa
         draft.add(
             UNSUPPORTED,
             f"{location} (format)",
-            f"table {table.name} holds {fmt or 'an unknown format'}: glueflow reads and writes JSON, CSV and Parquet",
+            f"table {table.name} holds {fmt or 'an unknown format'}: glueflow reads and writes JSON, CSV and Parquet"
+            + (
+                "; table formats (Iceberg, Hudi, Delta) are not converted yet"
+                if fmt in ("iceberg", "hudi", "delta")
+                else ""
+            ),
             fmt,
             script,
             step.line,

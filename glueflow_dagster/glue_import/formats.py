@@ -60,6 +60,10 @@ def other_format_options(draft: Draft, script: GlueScript, step: Step, location:
                     UNSUPPORTED, f"{location}.{key}", "expected a literal string", short(shown), script, step.line
                 )
                 continue
+            if key not in _BOOLEAN and len(shown) != 1 and not (key == "quoteChar" and shown == "-1"):
+                why = "expected one character" + (' (or "-1": no quoting)' if key == "quoteChar" else "")
+                draft.add(UNSUPPORTED, f"{location}.{key}", why, short(shown), script, step.line)
+                continue
             draft.set(f"{location}.{key}", shown, CONVERTED, f"format_options {key}", script, step.line)
         elif fmt == "parquet" and sink and key == "compression":
             _parquet_compression(draft, script, step, location, shown)
@@ -136,8 +140,9 @@ def staging_read_as_written(draft: Draft, written: dict[str, Any], read: dict[st
             draft.add(
                 UNSUPPORTED,
                 "staging.withHeader",
-                f"the Input job {wrote} but the Output job {reads}: Glue would read other records; "
-                "glueflow reads staging as written",
+                f"the Input job {wrote} but the Output job {reads}: Glue would read "
+                + ("the header line as a record" if header else "the first record as the header")
+                + "; glueflow reads staging as written",
                 with_header,
                 draft.out,
                 step.line,
