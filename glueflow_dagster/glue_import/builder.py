@@ -27,7 +27,12 @@ from glueflow_dagster.glue_import.aws import AwsFacts, read_aws
 from glueflow_dagster.glue_import.bookmarks import bookmarks
 from glueflow_dagster.glue_import.catalog import partition_columns
 from glueflow_dagster.glue_import.draft import Draft
-from glueflow_dagster.glue_import.formats import staging_partitions, staging_read_as_written, written_columns
+from glueflow_dagster.glue_import.formats import (
+    null_fields_columns,
+    staging_partitions,
+    staging_read_as_written,
+    written_columns,
+)
 from glueflow_dagster.glue_import.locations import sink, source
 from glueflow_dagster.glue_import.mappings import mappings
 from glueflow_dagster.glue_import.report import (
@@ -54,12 +59,14 @@ def build(draft: Draft) -> ImportReport:
     partition_columns(draft, inp, input_shape.mapping, "input", "input_job")
     staging_uri = sink(draft, inp, input_shape.sink, "staging")
     written_columns(draft, inp, input_shape.sink, "staging", "input_job")
+    null_fields_columns(draft, inp, input_shape.before, "staging")
     _output_source(draft, output_shape.source, staging_uri)
     mappings(draft, out, output_shape, "output_job")
     _staging_partition_columns(draft, output_shape.mapping)
     _quality(draft, input_shape, output_shape)
     sink(draft, out, output_shape.sink, "output")
     written_columns(draft, out, output_shape.sink, "output", "output_job")
+    null_fields_columns(draft, out, output_shape.before, "output")
     _schedule(draft)
     bookmarks(draft, input_shape, output_shape)
     _sensor_and_concurrency(draft)

@@ -150,7 +150,8 @@ def catalog_source(draft: Draft, script: GlueScript, step: Step, location: str, 
         draft.add(
             NEEDS_USER,
             f"{location} (format)",
-            f"glueflow reads JSON lines: check that table {name} is JSON",
+            f"table {name}'s format is not known (--catalog-location gives its location only): the flow reads it "
+            f"as JSON lines; if it holds CSV or Parquet, set {location}.format and its options (or use --from-aws)",
             script=script,
             line=step.line,
         )
@@ -262,7 +263,8 @@ def catalog_sink(draft: Draft, script: GlueScript, step: Step, location: str) ->
         draft.add(
             NEEDS_USER,
             f"{location} (format)",
-            f"glueflow writes JSON lines, uncompressed: check that table {name} is JSON without compression",
+            f"table {name}'s format is not known (--catalog-location gives its location only): the flow writes "
+            f"JSON lines, uncompressed; if the table is CSV or Parquet, set {location}.format (or use --from-aws)",
             script=script,
             line=step.line,
         )

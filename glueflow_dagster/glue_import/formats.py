@@ -215,3 +215,23 @@ def written_columns(draft: Draft, script: GlueScript, step: Step | None, locatio
                 script,
                 step.line,
             )
+
+
+def null_fields_columns(draft: Draft, script: GlueScript, before: list[Step], location: str) -> None:
+    """DropNullFields before ApplyMapping, when the job writes CSV or Parquet: a field null in every record
+    of a run is dropped, so Glue's files of that run lack the column; glueflow's have it (all null). JSON
+    leaves a null field out either way, so there it is folded (see `transforms`)."""
+    fmt = draft.entry[location].get("format", "json")
+    if fmt == "json":
+        return
+    for step in before:
+        if step.name.startswith("DropNullFields"):
+            draft.add(
+                UNSUPPORTED,
+                f"{location}.format",
+                f"{step.name} before ApplyMapping: a field null in every record of a run is dropped, so Glue's "
+                f"{fmt} files of that run lack its column; glueflow writes the column (null)",
+                fmt,
+                script,
+                step.line,
+            )

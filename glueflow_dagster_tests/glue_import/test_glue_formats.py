@@ -177,3 +177,12 @@ def test_glue_studio_get_sink(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     # An option getSink's writer has and glueflow has not: reported at the getSink line.
     report = corpus("04_studio_getsink", output={'compression="snappy"': 'compression="snappy", blockSize=1024'})
     assert unsupported(report) == [("output.py", 23, "output (format_options blockSize)")]
+
+
+def test_drop_null_fields_before_the_mapping_is_folded_for_json_only() -> None:
+    mapping = "mapped = ApplyMapping.apply(\n    frame=staged,"
+    drop = {mapping: "kept = DropNullFields.apply(frame=staged)\n" + mapping.replace("staged", "kept")}
+    assert corpus("09_csv_source", output=drop).complete  # JSON output: a null field is left out either way
+    report = corpus("10_parquet_sink", output=drop)
+    assert unsupported(report) == [("output.py", 15, "output.format")]
+    assert "Glue's parquet files of that run lack its column" in report.of(UNSUPPORTED)[0].message

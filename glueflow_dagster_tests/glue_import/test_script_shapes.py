@@ -184,7 +184,7 @@ def test_from_catalog_needs_the_table_location() -> None:
     given = convert(script, catalog_locations={"sales.raw_orders": "s3://lake/raw/orders/"})
     assert given.complete, given.table()
     assert given.entry["input"]["uri"] == "s3://lake/raw/orders/"
-    assert any("is JSON" in i.message for i in items(given, NEEDS_USER))
+    assert any("format is not known" in i.message for i in items(given, NEEDS_USER))
 
 
 @pytest.mark.parametrize(
