@@ -20,13 +20,22 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from glueflow_dagster.glue_import.report import NEEDS_USER, ReportItem
-from glueflow_dagster.glue_import.values import DictValue, Frame, Unresolved, plain
+from glueflow_dagster.glue_import.values import DictValue, Unresolved, plain
 
-if TYPE_CHECKING:
-    from glueflow_dagster.glue_import.script import GlueScript
+
+class GlueScript(Protocol):
+    """What of `script.GlueScript` the sink reader uses (a protocol: `script` imports this module)."""
+
+    label: str
+    items: list[ReportItem]
+
+    def evaluate(self, node: ast.expr) -> Any: ...
+
+    def unsupported(self, what: str, message: str, line: int | None) -> None: ...
+
 
 CATALOG_UPDATES = ("updateBehavior", "enableUpdateCatalog")
 
@@ -67,8 +76,10 @@ def get_sink(script: GlueScript, call: ast.Call) -> SinkBuilder:
     return builder
 
 
-def sink_method(script: GlueScript, builder: SinkBuilder, call: ast.Call, method: str) -> Frame | None:
-    """`setFormat`, `setCatalogInfo`, `writeFrame` on a getSink result; anything else is reported."""
+def sink_method(script: GlueScript, builder: SinkBuilder, call: ast.Call, method: str) -> dict[str, Any] | None:
+    """`setFormat`, `setCatalogInfo`, `writeFrame` on a getSink result; anything else is reported.
+
+    Returns, for writeFrame, the arguments of the sink step (`script` adds it at the getSink line)."""
     if method == "setFormat":
         bound = _bind(script, call, ("format",), "setFormat")
         builder.args["format"] = bound.pop("format", None)
@@ -97,11 +108,7 @@ def sink_method(script: GlueScript, builder: SinkBuilder, call: ast.Call, method
             "format_options": DictValue(builder.format_options),
             "catalog_updates": {k: v for k, v in builder.options.items() if k in CATALOG_UPDATES},
         }
-        from glueflow_dagster.glue_import.script import Step
-
-        inputs = (frame.step,) if isinstance(frame, Frame) else ()
-        script.steps.append(Step("sink", builder.line, "getSink", args, inputs))
-        return None
+        return args
     script.unsupported("step", f"getSink(...).{method}: not converted", call.lineno)
     return None
 

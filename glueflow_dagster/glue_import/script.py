@@ -319,7 +319,12 @@ class GlueScript(ShapeReader):
         if last == "getSink" and isinstance(call.func, ast.Attribute):
             return get_sink(self, call)
         if isinstance(receiver, SinkBuilder):
-            return sink_method(self, receiver, call, last)
+            args = sink_method(self, receiver, call, last)
+            if args is not None:  # writeFrame: the sink step, at the getSink line
+                frame = args.get("frame")
+                inputs = (frame.step,) if isinstance(frame, Frame) else ()
+                self.steps.append(Step("sink", receiver.line, "getSink", args, inputs))
+            return None
         return self._other(call, name)
 
     def _quality(self, call: ast.Call, name: str) -> Frame:
