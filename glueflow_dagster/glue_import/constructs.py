@@ -18,7 +18,7 @@ UNSUPPORTED_CONSTRUCTS: dict[str, str] = {
     "RenameField before ApplyMapping": "the data may already hold a field of the new name",
     "a path inside a mapped struct": "SelectFields/DropFields/RenameField on user.id when user is mapped whole",
     "ORC, Avro and other formats": "glueflow reads and writes JSON lines, CSV and Parquet",
-    "CSV and Parquet options glueflow does not have": "optimizePerformance, strictCheckingOfValues, blockSize, "
+    "CSV and Parquet options glueflow does not have": "optimizePerformance true, strictCheckingOfValues, blockSize, "
     "pageSize, a Parquet codec other than snappy, gzip, zstd or none, ...",
     "staging read other than written": "the Output job reads staging in another format, separator, quote, escaper "
     "or header than the Input job writes; glueflow reads staging as written",

@@ -67,6 +67,10 @@ def other_format_options(draft: Draft, script: GlueScript, step: Step, location:
             draft.set(f"{location}.{key}", shown, CONVERTED, f"format_options {key}", script, step.line)
         elif fmt == "parquet" and sink and key == "compression":
             _parquet_compression(draft, script, step, location, shown)
+        elif fmt == "csv" and not sink and key == "optimizePerformance" and shown in (False, "false", "False"):
+            # Glue Studio writes `"optimizePerformance": False` into every CSV source: Glue's default reader.
+            why = "Glue's default CSV reader (not the SIMD one): glueflow's reads the same records"
+            draft.add(DEFAULT, f"{location} ({key})", why, shown, script, step.line)
         elif fmt == "parquet" and sink and key == "useGlueParquetWriter":
             why = "Glue's writer choice: the Parquet written holds the same rows"
             draft.add(DEFAULT, f"{location} ({key})", why, shown, script, step.line)

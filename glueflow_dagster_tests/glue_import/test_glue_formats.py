@@ -58,6 +58,9 @@ def test_a_csv_source_keeps_glues_option_names(tmp_path: Path, monkeypatch: pyte
     report = corpus("09_csv_source", **{'"withHeader": True': '"withHeader": "true", "optimizePerformance": True'})
     assert report.entry["input"]["withHeader"] is True
     assert unsupported(report) == [("input.py", 12, "input (format_options optimizePerformance)")]
+    # Glue Studio writes optimizePerformance False into every CSV source: Glue's default reader.
+    report = corpus("09_csv_source", **{'"withHeader": True': '"withHeader": True, "optimizePerformance": False'})
+    assert report.complete, report.table()
     report = corpus("09_csv_source", **{'"separator": ";"': '"separator": ";;"'})
     assert unsupported(report) == [("input.py", 12, "input.separator")]  # one character, as Glue's
 
