@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 
 from glueflow_dagster.core.config import load_config
@@ -189,3 +190,53 @@ def test_drop_null_fields_before_the_mapping_is_folded_for_json_only() -> None:
     report = corpus("10_parquet_sink", output=drop)
     assert unsupported(report) == [("output.py", 15, "output.format")]
     assert "Glue's parquet files of that run lack its column" in report.of(UNSUPPORTED)[0].message
+
+
+def test_a_converted_parquet_staging_and_partitioned_csv_output_run_end_to_end(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], instance: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guide's jobs with glueparquet staging and a `;`-separated CSV output partitioned by country:
+    converted by the real command, loaded by the real definitions, run for an Input -> sensor -> Output cycle."""
+    from glueflow_dagster.cli.demo import run_cycle
+    from glueflow_dagster.definitions import build_definitions
+    from glueflow_dagster_tests.glue_import.glue_scripts import GUIDE_INPUT, guide_output, import_glue, write
+
+    staging_sink = 'connection_options = {"path": staging_path, "compression": "gzip"}, format = "json")'
+    inp = GUIDE_INPUT.replace(
+        staging_sink,
+        'connection_options = {"path": staging_path}, format = "glueparquet", '
+        'format_options = {"compression": "zstd"})',
+    )
+    out = (
+        guide_output(fixed=True)
+        .replace('"recurse":True}, format="json"', '"recurse":True}, format="parquet"')
+        .replace(
+            'connection_options = {"path": output_path}, format = "json")',
+            'connection_options = {"path": output_path, "partitionKeys": ["country"]}, format = "csv", '
+            'format_options = {"separator": ";"})',
+        )
+    )
+    assert inp != GUIDE_INPUT and "partitionKeys" in out
+    flow_file = tmp_path / "glueflow.yaml"
+    code, stdout, stderr = import_glue(
+        capsys,
+        "--input-script", str(write(tmp_path, "input.py", inp)),
+        "--output-script", str(write(tmp_path, "output.py", out)),
+        "--flow", "events", "--out", str(flow_file),
+    )  # fmt: skip
+    assert code == 0, stdout + stderr
+    data = tmp_path / "data"
+    for name in ("input", "staging", "output"):
+        monkeypatch.setenv(f"{name}_path", str(data / name))
+    config = load_config(flow_file)
+    flow = config.flows["events"]
+    assert (flow.staging.format, flow.staging.compression) == ("parquet", "zstd")
+    assert (flow.output.format, flow.output.csv.separator, flow.output.partition_keys) == ("csv", ";", ("country",))
+    figures, _ = run_cycle(build_definitions(config), instance, flow, 0, None, files=2, events_per_file=300)
+    assert len(figures.output_run_ids) == 1
+    assert list((data / "staging").rglob("*.parquet")), "staging is Parquet"
+    parts = sorted((data / "output").rglob("*.csv"))
+    assert parts and all(part.parent.name.startswith("country=") for part in parts)
+    rows = pl.concat([pl.read_csv(part, separator=";") for part in parts])
+    assert rows.height == 600 and "country" not in rows.columns  # the partition column is the folder
+    assert sorted(rows["event_id"].to_list()) == list(range(600))
