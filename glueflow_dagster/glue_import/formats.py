@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from glueflow_dagster.glue_import.draft import Draft
@@ -103,13 +104,14 @@ def partition_keys(draft: Draft, script: GlueScript, step: Step, location: str, 
     if keys == []:
         return
     literal = isinstance(value, list) and all(isinstance(k, Text) and not k.variables and k.text for k in value)
-    if not literal:
-        why = "expected a literal list of column names"
+    if not literal or any(not _FOLDER_NAME.fullmatch(k.text) for k in value) or len(set(keys)) != len(keys):
+        why = "expected a literal list of distinct column names (a folder name: no '/', '=' or control character)"
         draft.add(UNSUPPORTED, f"{location} (partitionKeys)", why, short(keys), script, step.line)
         return
     draft.set(f"{location}.partition_keys", keys, CONVERTED, "partitionKeys", script, step.line)
 
 
+_FOLDER_NAME = re.compile(r"[^/=\x00-\x1f]{1,128}")  # the flow file's partition column names
 _READ_DEFAULTS = {"format": "json", "separator": ",", "quoteChar": '"', "escaper": None}
 
 

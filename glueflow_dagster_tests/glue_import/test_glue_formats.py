@@ -103,6 +103,10 @@ def test_partition_keys_on_output_and_staging(tmp_path: Path, monkeypatch: pytes
     report = corpus("11_partitioned_sink", **{'["year", "month"]': '["year", "day"]'})
     assert unsupported(report) == [("output.py", 24, "output.partition_keys")]
     assert "'day' is not a column output_job maps to" in report.of(UNSUPPORTED)[0].message
+    # Not a folder name, or a column twice: refused at the sink's line (the flow file refuses both).
+    for keys in ('["year", "a/b"]', '["year", "year"]'):
+        report = corpus("11_partitioned_sink", **{'["year", "month"]': keys})
+        assert unsupported(report) == [("output.py", 24, "output (partitionKeys)")]
 
 
 CSV_STAGING = {
