@@ -147,6 +147,7 @@ def catalog_source(draft: Draft, script: GlueScript, step: Step, location: str, 
         step.line,
     )
     if table is None:
+        draft.unknown_format.add(f"{location} read")
         draft.add(
             NEEDS_USER,
             f"{location} (format)",
@@ -260,6 +261,7 @@ def catalog_sink(draft: Draft, script: GlueScript, step: Step, location: str) ->
     how = "--catalog-location" if table is None else "Glue GetTable"
     draft.set(f"{location}.uri", uri, CONVERTED, f"location of catalog table {name} ({how})", script, step.line)
     if table is None:
+        draft.unknown_format.add(f"{location} written")
         draft.add(
             NEEDS_USER,
             f"{location} (format)",

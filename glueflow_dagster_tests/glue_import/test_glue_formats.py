@@ -244,3 +244,24 @@ def test_a_converted_parquet_staging_and_partitioned_csv_output_run_end_to_end(
     rows = pl.concat([pl.read_csv(part, separator=";") for part in parts])
     assert rows.height == 600 and "country" not in rows.columns  # the partition column is the folder
     assert sorted(rows["event_id"].to_list()) == list(range(600))
+
+
+def test_a_staging_table_of_unknown_format_takes_the_written_format() -> None:
+    """The Output job reads staging from the catalog with --catalog-location (format unknown): no mismatch is
+    claimed; staging keeps the format the Input job writes, and the table's format needs the user."""
+    texts = [
+        (CORPUS / "10_parquet_sink" / f"{role}.py.txt").read_text(encoding="utf-8") for role in ("input", "output")
+    ]
+    texts[0] = texts[0].replace('format="json"\n)', 'format="parquet"\n)')
+    texts[1] = (
+        texts[1]
+        .replace(
+            'connection_type="s3", connection_options={"paths": [args["staging"]], "recurse": True}, format="json"',
+            'database="crm", table_name="staged_customers"',
+        )
+        .replace("create_dynamic_frame.from_options", "create_dynamic_frame.from_catalog")
+    )
+    report = convert_scripts("flow", *texts, catalog_locations={"crm.staged_customers": "s3://crm/staging/"})
+    assert report.entry["staging"]["format"] == "parquet"
+    assert ("output.py", 12, "staging (format)") in [(i.source, i.line, i.field) for i in report.of(NEEDS_USER)]
+    assert not [i for i in report.of(UNSUPPORTED) if i.field.startswith("staging.format")]
