@@ -96,6 +96,16 @@ def test_partition_keys_on_output_and_staging(tmp_path: Path, monkeypatch: pytes
     )
     assert unmapped.entry["staging"]["partition_keys"] == ["month"]
     assert loaded(unmapped, tmp_path / "b", monkeypatch).staging.partition_keys == ("month",)
+    # ... read without recurse, Glue reads only staging's top level: none of the partition folders.
+    flat = corpus(
+        "11_partitioned_sink",
+        output={'("month", "int", "month", "int"),': "", '"recurse": True}, format="json"': '}, format="json"'},
+        **{
+            '{"path": "s3://fleet-staging/trips/"}': staged,
+            '"partitionKeys": ["year", "month"]': '"partitionKeys": []',
+        },
+    )
+    assert unsupported(flat) == [("output.py", 12, "staging.recurse")]
     # ... and by one it maps: Glue's from_options reader leaves it out (the files do not hold it).
     report = corpus("11_partitioned_sink", **{'{"path": "s3://fleet-staging/trips/"}': staged})
     assert unsupported(report) == [("output.py", 21, "output_job.mappings")]
