@@ -26,7 +26,7 @@ from glueflow_dagster.core.flow_accounting import Window, latest_ratio
 # Dagster shows markdown metadata inline below this many characters (ui-core MetadataEntry.tsx).
 DAGSTER_INLINE_MARKDOWN_CHARS = 1000
 THUMBNAIL_WINDOWS = 32  # 16 hours of 30-minute windows, 322 px wide: beside the label at 1,366 px
-LEGEND_LINE_CHARS = 44  # visible in the value column at 1,366 px (see thumbnail_markdown)
+LEGEND_LINE_CHARS = 40  # visible in the value column at 1,366 px (see thumbnail_markdown)
 THUMBNAIL_MIN_SLOTS = 12  # a young flow's few windows still get a picture of a readable size
 _SLOT_PX = 10  # one window: two 4 px bars and a 2 px gap
 _BYTES_PX = 56
@@ -97,7 +97,8 @@ def thumbnail_markdown(windows: Sequence[Window]) -> str:
 
     The latest ratio comes first and the picture right below it, so both are on the first screen; the
     legend follows in lines of at most `LEGEND_LINE_CHARS` (hard breaks), because Dagster sizes the value
-    column to its widest entry (the windows table) and at 1,366 px shows only its first ~46 characters."""
+    column to its widest entry (the windows table) and at 1,366 px shows only its first 360-390 px
+    (42-46 characters)."""
     latest = latest_ratio(windows)
     ratio = "n/a" if latest is None else f"{latest:.2f}"
     shown = min(len(windows), THUMBNAIL_WINDOWS)

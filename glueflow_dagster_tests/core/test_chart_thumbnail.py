@@ -75,7 +75,7 @@ def test_the_latest_ratio_is_n_a_when_no_window_has_one() -> None:
 @settings(max_examples=30, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 10**9), st.integers(0, 10**9)), min_size=0, max_size=80))
 def test_the_ratio_comes_first_then_the_picture_then_a_legend_in_short_lines(pairs: list[tuple[int, int]]) -> None:
-    """At 1,366 px Dagster shows about 46 characters of the value column: every text line fits, the ratio and
+    """At 1,366 px Dagster shows 42-46 characters of the value column: every text line fits, the ratio and
     the picture come first so that they are on the first screen."""
     markdown = thumbnail_markdown([_window(i, w, r) for i, (w, r) in enumerate(pairs)])
     first, picture, legend = markdown.split("\n\n")
