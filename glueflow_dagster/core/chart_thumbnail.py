@@ -112,7 +112,7 @@ def thumbnail_markdown(windows: Sequence[Window]) -> str:
                 "dashed line 1.0, grey tick n/a",
             )
         )
-        text = f"Flow ratio **{ratio}** (latest Input window)\n\n![flow chart](data:image/png;base64,{png})\n\n{legend}"
+        text = f"Latest flow ratio **{ratio}**\n\n![flow chart](data:image/png;base64,{png})\n\n{legend}"
         if len(text) < DAGSTER_INLINE_MARKDOWN_CHARS or shown <= 1:
             return text
         shown = max(shown * 3 // 4, 1)

@@ -79,7 +79,7 @@ def test_the_ratio_comes_first_then_the_picture_then_a_legend_in_short_lines(pai
     the picture come first so that they are on the first screen."""
     markdown = thumbnail_markdown([_window(i, w, r) for i, (w, r) in enumerate(pairs)])
     first, picture, legend = markdown.split("\n\n")
-    assert first.startswith("Flow ratio **") and first.endswith("** (latest Input window)")
+    assert re.fullmatch(r"Latest flow ratio \*\*(\d+\.\d\d|n/a)\*\*", first), first
     assert picture.startswith("![flow chart](data:image/png;base64,")
     assert len(first.replace("**", "")) <= LEGEND_LINE_CHARS
     lines = legend.split("  \n")
