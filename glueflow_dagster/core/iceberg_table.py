@@ -21,7 +21,6 @@ through ``uri``), ``glue`` (the Glue Data Catalog) and ``rest``.
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,6 +33,8 @@ from pyiceberg.schema import Schema
 from pyiceberg.table import Table, TableProperties
 from pyiceberg.types import DecimalType, DoubleType, FloatType, IcebergType, IntegerType, LongType
 
+from glueflow_dagster.core.formats.iceberg import DEFAULT_CATALOG_FILE, partition_column
+
 # The snapshot summary's properties that tie a snapshot to the glueflow run that appended it.
 RUN_ID_PROPERTY = "glueflow.run_id"
 ATTEMPT_PROPERTY = "glueflow.attempt"
@@ -42,11 +43,6 @@ BOOKMARK_VERSION_PROPERTY = "glueflow.bookmark_version"
 # this manifest, not of its own plan (which may hold more objects, arrived since), or records would be lost.
 MANIFEST_ID_PROPERTY = "glueflow.manifest_id"
 CATALOG_NAME = "glueflow"
-# Without `catalog:` in the flow file: a SQLite SQL catalog here, relative to the flow file's folder.
-DEFAULT_CATALOG_FILE = ".glueflow/catalog.db"
-# Partition transforms written `day(ts)` in `partition_keys`; a bare column name is identity.
-PARTITION_TRANSFORMS = ("year", "month", "day", "hour")
-_TRANSFORM_KEY = re.compile(r"(?P<transform>[a-z]+)\((?P<column>[^()]+)\)")
 # Attempts at an append that lost the catalog's compare-and-swap to a concurrent commit.
 _COMMIT_ATTEMPTS = 5
 
@@ -102,14 +98,10 @@ def open_table(catalog: Catalog, target: IcebergTarget, schema: pa.Schema, parti
 
 def partition_field(key: str) -> tuple[str, str]:
     """A `partition_keys` entry as (source column, transform): `ts` is identity, `day(ts)` a transform."""
-    matched = _TRANSFORM_KEY.fullmatch(key.strip())
-    if matched is None:
-        return key.strip(), "identity"
-    transform = matched["transform"]
-    if transform not in PARTITION_TRANSFORMS:
-        allowed = ", ".join(f"{t}(column)" for t in PARTITION_TRANSFORMS)
-        raise IcebergTableError(f"partition key {key[:80]!r}: unknown transform (allowed: column, {allowed})")
-    return matched["column"].strip(), transform
+    try:
+        return partition_column(key)
+    except ValueError as err:
+        raise IcebergTableError(str(err)) from None
 
 
 def _set_partition_spec(table: Table, name: str, partition_keys: Sequence[str]) -> None:
