@@ -28,9 +28,14 @@ from pathlib import Path
 
 import pyarrow as pa
 from pyiceberg.catalog import Catalog, load_catalog
-from pyiceberg.exceptions import CommitFailedException, NamespaceAlreadyExistsError, NoSuchTableError
+from pyiceberg.exceptions import (
+    CommitFailedException,
+    NamespaceAlreadyExistsError,
+    NoSuchTableError,
+    TableAlreadyExistsError,
+)
 from pyiceberg.schema import Schema
-from pyiceberg.table import Table, TableProperties
+from pyiceberg.table import Table, TableProperties, Transaction
 from pyiceberg.types import DecimalType, DoubleType, FloatType, IcebergType, IntegerType, LongType
 
 from glueflow_dagster.core.formats.iceberg import DEFAULT_CATALOG_FILE, partition_column
@@ -45,6 +50,8 @@ MANIFEST_ID_PROPERTY = "glueflow.manifest_id"
 CATALOG_NAME = "glueflow"
 # Attempts at an append that lost the catalog's compare-and-swap to a concurrent commit.
 _COMMIT_ATTEMPTS = 5
+# Attempts at opening a SQL catalog whose tables another process is creating at the same moment.
+_CREATE_ATTEMPTS = 3
 
 
 class IcebergTableError(ValueError):
@@ -77,21 +84,39 @@ def open_catalog(target: IcebergTarget) -> Catalog:
     uri = properties.get("uri", "")
     if properties.get("type") == "sql" and uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(_CREATE_ATTEMPTS):
+        try:
+            return load_catalog(CATALOG_NAME, **properties)
+        except Exception as err:  # noqa: BLE001 - sqlalchemy's error: its module is the sql extra's
+            # Two first runs at once both create the SQL catalog's tables: the loser finds them made.
+            if "already exists" not in str(err):
+                raise
     return load_catalog(CATALOG_NAME, **properties)
 
 
-def open_table(catalog: Catalog, target: IcebergTarget, schema: pa.Schema, partition_keys: Sequence[str] = ()) -> Table:
+def open_table(
+    catalog: Catalog,
+    target: IcebergTarget,
+    schema: pa.Schema,
+    partition_keys: Sequence[str] = (),
+    location: str | None = None,
+) -> Table:
     """The target's table, created on first use from the output mapping's `schema` with `partition_keys`
-    as its spec; an existing table gains the schema's new columns (refused: a type Iceberg cannot promote)."""
+    as its spec (at `location`, else where the catalog puts it); an existing table gains the schema's new
+    columns (refused: a type Iceberg cannot promote)."""
     namespace, name = target.identifier
     try:
         table = catalog.load_table((namespace, name))
     except NoSuchTableError:
         with contextlib.suppress(NamespaceAlreadyExistsError):
             catalog.create_namespace(namespace)
-        table = catalog.create_table((namespace, name), schema=schema)
-        _set_partition_spec(table, target.table, partition_keys)
-        return table
+        try:
+            # One commit creates the table with its spec: no reader ever sees it unpartitioned.
+            with catalog.create_table_transaction((namespace, name), schema=schema, location=location) as create:
+                _set_partition_spec(create, target.table, schema.names, partition_keys)
+        except TableAlreadyExistsError:
+            pass  # another run created it first: take it as it is, as below
+        table = catalog.load_table((namespace, name))
     evolve_schema(table, target.table, schema)
     return table
 
@@ -104,10 +129,11 @@ def partition_field(key: str) -> tuple[str, str]:
         raise IcebergTableError(str(err)) from None
 
 
-def _set_partition_spec(table: Table, name: str, partition_keys: Sequence[str]) -> None:
+def _set_partition_spec(
+    table: Table | Transaction, name: str, columns: Sequence[str], partition_keys: Sequence[str]
+) -> None:
     if not partition_keys:
         return
-    columns = {f.name for f in table.schema().fields}
     with table.update_spec() as spec:
         for key in partition_keys:
             column, transform = partition_field(key)

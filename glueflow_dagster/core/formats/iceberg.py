@@ -11,21 +11,33 @@ The Output may be an Apache Iceberg table instead of a prefix of parts (``core.i
 * ``partition_keys``: the partition spec: a column (identity) or a transform ``year(ts)``,
   ``month(ts)``, ``day(ts)``, ``hour(ts)``.
 
+The table's data files are Parquet (:class:`IcebergDataWriter`), one partition per file: Iceberg gives
+each data file one partition, which pyiceberg reads from the file's column statistics.
+
 Every refusal is one line naming the key (the caller prefixes the file, the flow and the location).
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+
+import polars as pl
+
+from glueflow_dagster.core.formats.parquet import parquet_object_key, utc_timestamps
+from glueflow_dagster.core.formats.partitions import parts_target
 
 __all__ = [
     "CATALOG_TYPES",
     "DEFAULT_CATALOG_FILE",
     "ICEBERG",
     "ICEBERG_OPTIONS",
+    "IcebergDataWriter",
     "PARTITION_TRANSFORMS",
     "catalog_options",
     "partition_column",
@@ -117,3 +129,48 @@ def partition_problem(keys: Sequence[str], columns: Sequence[str]) -> str | None
         if column not in columns:
             return f"partition key {_short(key)}: {_short(column)} is not a column the output mapping maps to"
     return None
+
+
+# polars' truncation of a timestamp or date to the start of its transform's period (UTC: the writer's zone).
+_TRUNCATE = {"hour": "1h", "day": "1d", "month": "1mo", "year": "1y"}
+_CODEC = {"snappy": "snappy", "gzip": "gzip", "zstd": "zstd", "none": "uncompressed"}
+
+
+def partition_expression(key: str, index: int) -> pl.Expr:
+    """The value that decides a record's data file: the column (identity) or its period's start."""
+    column, transform = partition_column(key)
+    value = pl.col(column) if transform == "identity" else pl.col(column).dt.truncate(_TRUNCATE[transform])
+    return value.alias(f"__glueflow_partition_{index}")
+
+
+@dataclass(frozen=True)
+class IcebergDataWriter:
+    """An Iceberg table's data files: Parquet parts (as :class:`~glueflow_dagster.core.formats.parquet.
+    ParquetWriter` writes them: timestamps as UTC microseconds, Iceberg's ``timestamptz``), flat in one
+    folder, each file holding one partition of the spec (``partition_keys``) and every column."""
+
+    compression: str = "snappy"
+    partition_keys: tuple[str, ...] = ()
+    typed_timestamps: ClassVar[bool] = True
+
+    def object_key(self, name_prefix: str, part: int) -> str:
+        return parquet_object_key(name_prefix, part, self.compression)
+
+    def sink(
+        self, frame: pl.LazyFrame, out_dir: Path, first_part: int, records_per_part: int, files: ExitStack
+    ) -> pl.LazyFrame:
+        frame = utc_timestamps(frame)
+        codec = _CODEC[self.compression]
+        if not self.partition_keys:
+            target = parts_target(out_dir, (), lambda index: f"part-{first_part + index:05d}.parquet", records_per_part)
+            return frame.sink_parquet(target, compression=codec, lazy=True)
+        numbers = itertools.count(first_part)  # one number per file, across partitions: names stay flat
+        by_partition = pl.PartitionBy(
+            str(out_dir),
+            key=[partition_expression(key, index) for index, key in enumerate(self.partition_keys)],
+            include_key=False,  # the keys are computed columns: the data columns all stay in the files
+            file_path_provider=lambda _args: f"part-{next(numbers):05d}.parquet",
+            max_rows_per_file=records_per_part,
+            approximate_bytes_per_file=None,
+        )
+        return frame.sink_parquet(by_partition, compression=codec, lazy=True)
