@@ -88,12 +88,17 @@ def output_schema(job: JobConfig) -> pa.Schema:
 
 
 def _file_io(catalog: dict[str, str], warehouse: str) -> dict[str, str]:
-    """The catalog's properties, with the S3 endpoint of `AWS_ENDPOINT_URL` (as boto3 reads it, so the
-    table's files go where the run's storage goes) unless `s3.endpoint` is set."""
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    if warehouse.startswith("s3://") and endpoint and "s3.endpoint" not in catalog:
-        return {**catalog, "s3.endpoint": endpoint}
-    return catalog
+    """The catalog's properties, with the S3 endpoint and region boto3 reads from the environment
+    (`AWS_ENDPOINT_URL[_S3]`, `AWS_REGION` / `AWS_DEFAULT_REGION`) unless `s3.endpoint` / `s3.region` are
+    set: the table's files go where the run's storage goes, and pyiceberg does not ask AWS for the bucket's
+    region (a request to AWS itself, whatever the endpoint)."""
+    if not warehouse.startswith("s3://"):
+        return catalog
+    found = {
+        "s3.endpoint": os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"),
+        "s3.region": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
+    }
+    return {**{key: value for key, value in found.items() if value}, **catalog}
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ test_job_runs (the shell's is Dagster's event log; see components/test_iceberg_o
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,20 @@ def iceberg_flow(tmp_path: Path, partition_keys: list[str] | None = None, grace_
     document["flows"]["events"]["output"] = output
     path.write_text(yaml.safe_dump(document, sort_keys=False))
     return load_config(path).flows["events"]
+
+
+def output_now(flow: FlowConfig, log: MemoryCommitLog, run_id: str) -> dict[str, Any]:
+    """An Output run at the present time (`_output` runs at 0 ms: no orphan is ever old enough to remove)."""
+    _, staging, output = _stores(flow)
+    try:
+        outcome = run_output(
+            flow, OutputLog(log), staging, output, Attempt(run_id, 1), OutputRequest(), polars_stage(),
+            job_name="events_output_job", now_ms=int(time.time() * 1000) + 1000, info=lambda _msg: None,
+        )  # fmt: skip
+        log.record(log.output, run_id, outcome.metadata)
+    finally:
+        log.ended.add(run_id)
+    return outcome.metadata
 
 
 def table_of(flow: FlowConfig) -> Any:
@@ -136,10 +151,11 @@ def test_a_crash_between_the_snapshot_and_the_glueflow_commit_is_adopted_by_the_
     raw.write_bytes("b.json", raw_records(40, 25))
     _input(flow, log, "in-2")
 
-    adopted = _output(flow, log, "out-next")
+    adopted = output_now(flow, log, "out-next")  # garbage collection first, with no grace
 
     assert adopted[ADOPTED_KEY] == "out-dead" and adopted[SNAPSHOT_KEY] == died.metadata[SNAPSHOT_KEY]
     assert adopted[STATE_KEY] == died.metadata[STATE_KEY] and adopted[VERSION_KEY] == 1
+    assert adopted["orphaned_files"] == 0  # the dead run's files are the snapshot's: not orphans
     assert len(summaries(flow)) == 1 and table_ids(flow) == list(range(40))  # nothing appended again
     _output(flow, log, "out-after")
     assert table_ids(flow) == list(range(65))
