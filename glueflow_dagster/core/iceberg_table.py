@@ -20,7 +20,6 @@ through ``uri``), ``glue`` (the Glue Data Catalog) and ``rest``.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,12 +27,7 @@ from pathlib import Path
 
 import pyarrow as pa
 from pyiceberg.catalog import Catalog, load_catalog
-from pyiceberg.exceptions import (
-    CommitFailedException,
-    NamespaceAlreadyExistsError,
-    NoSuchTableError,
-    TableAlreadyExistsError,
-)
+from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table, TableProperties, Transaction
 from pyiceberg.types import DecimalType, DoubleType, FloatType, IcebergType, IntegerType, LongType
@@ -108,17 +102,32 @@ def open_table(
     try:
         table = catalog.load_table((namespace, name))
     except NoSuchTableError:
-        with contextlib.suppress(NamespaceAlreadyExistsError):
-            catalog.create_namespace(namespace)
-        try:
-            # One commit creates the table with its spec: no reader ever sees it unpartitioned.
-            with catalog.create_table_transaction((namespace, name), schema=schema, location=location) as create:
-                _set_partition_spec(create, target.table, schema.names, partition_keys)
-        except TableAlreadyExistsError:
-            pass  # another run created it first: take it as it is, as below
-        table = catalog.load_table((namespace, name))
+        table = _created(catalog, target, schema, partition_keys, location)
     evolve_schema(table, target.table, schema)
     return table
+
+
+def _created(
+    catalog: Catalog, target: IcebergTarget, schema: pa.Schema, partition_keys: Sequence[str], location: str | None
+) -> Table:
+    """The table, created with its spec in one commit (no reader ever sees it unpartitioned). Two first
+    runs at once both try: the loser takes the winner's table (the SQL catalog may report the race as its
+    database's integrity error rather than as "already exists": the table is looked up either way)."""
+    namespace, name = target.identifier
+    try:
+        catalog.create_namespace(namespace)
+    except Exception:
+        if not catalog.namespace_exists(namespace):
+            raise
+    try:
+        with catalog.create_table_transaction((namespace, name), schema=schema, location=location) as create:
+            _set_partition_spec(create, target.table, schema.names, partition_keys)
+    except IcebergTableError:
+        raise
+    except Exception:
+        if not catalog.table_exists((namespace, name)):
+            raise
+    return catalog.load_table((namespace, name))
 
 
 def partition_field(key: str) -> tuple[str, str]:
