@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -53,10 +55,19 @@ from glueflow_dagster.core.iceberg_table import (
     referenced_files,
     snapshot_of_version,
 )
-from glueflow_dagster.core.job_run import ROW_COUNT_KEY, URI_KEY
+from glueflow_dagster.core.job_run import ROW_COUNT_KEY, URI_KEY, RunRefused
 from glueflow_dagster.core.mapping import ApplyMapping
 from glueflow_dagster.core.stage import StageRequest, StageResult
-from glueflow_dagster.core.storage import RESERVED_DIR, ObjectInfo, Storage, StorageError, location_uri
+from glueflow_dagster.core.storage import (
+    RESERVED_DIR,
+    SHOWN_CHARS,
+    ObjectInfo,
+    Storage,
+    StorageError,
+    location_uri,
+    redact,
+    shorten,
+)
 
 __all__ = [
     "ADOPTED_KEY",
@@ -123,10 +134,16 @@ class IcebergOutput:
     def guarded(self, parts: CommittedParts) -> CommittedParts:
         """``parts`` as garbage collection sees them: a data file some snapshot references is committed,
         whatever glueflow's commit log says (a run adopted after its predecessor died before its event)."""
-        referenced = self.referenced_keys()
+        with table_failures(self.target.table):
+            referenced = self.referenced_keys()
         return _TableParts(lookup=parts.lookup, known_run=parts.known_run, anywhere=parts.anywhere, table=referenced)
 
-    def commit(
+    def commit(self, *args: Any, **kwargs: Any) -> tuple[CommitRecord, dict[str, Any]]:
+        """See :meth:`commit_run`; a failure of the catalog or of the table is one line."""
+        with table_failures(self.target.table):
+            return self.commit_run(*args, **kwargs)
+
+    def commit_run(
         self,
         storage: Storage,
         attempt: Attempt,
@@ -227,7 +244,29 @@ def _adopted(storage: Storage, name: str, table: Any, bookmark_version: str) -> 
     return {**adopted, **_figures(name, done, adopted_from=run_id)}
 
 
+@contextmanager
+def table_failures(name: str) -> Iterator[None]:
+    """A refusal of the table (a type Iceberg cannot promote, an unreadable adoption record, commits lost)
+    or a failure of the catalog or its store fails the run with one bounded line, credentials redacted (a
+    catalog's `uri` may carry a password); glueflow's own refusals and storage errors go on as they are."""
+    try:
+        yield
+    except (RunRefused, StorageError):
+        raise
+    except IcebergTableError as err:
+        raise RunRefused(str(err)) from err
+    except Exception as err:  # noqa: BLE001 - pyiceberg's, sqlalchemy's, botocore's and Arrow's errors
+        cause = shorten(" ".join(redact(str(err)).split()), 6 * SHOWN_CHARS)
+        raise RunRefused(f"iceberg table {name}: {type(err).__name__}: {cause}") from err
+
+
 def open_output(flow: FlowConfig, storage: Storage) -> IcebergOutput:
+    """See :func:`open_table_output`; a failure of the catalog or of the table is one line."""
+    with table_failures(flow.output.table or flow.name):
+        return open_table_output(flow, storage)
+
+
+def open_table_output(flow: FlowConfig, storage: Storage) -> IcebergOutput:
     """The flow's table, created on the first run from the output mapping (``partition_keys`` its spec) at
     ``<output.uri>/<namespace>.<name>``; an existing table gains new mapped columns (a type Iceberg cannot
     promote is refused in one line). Nothing is written before this succeeds."""

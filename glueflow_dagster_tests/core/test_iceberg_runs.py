@@ -253,3 +253,48 @@ def test_a_run_whose_append_lands_second_adopts_and_its_files_stay_out_of_every_
     own = [obj.key for obj in output.list() if "run-out-second-attempt-1-part-r-" in obj.key]
     referenced = {path.rsplit("/", 1)[-1] for path in table_of(flow).inspect.files().column("file_path").to_pylist()}
     assert own and not {key.rsplit("/", 1)[-1] for key in own} & referenced
+
+
+def test_a_type_iceberg_cannot_promote_is_refused_in_one_line_before_anything_is_written(tmp_path: Path) -> None:
+    flow = iceberg_flow(tmp_path)
+    raw, _, output = _stores(flow)
+    log = MemoryCommitLog()
+    raw.write_bytes("a.json", raw_records(0, 10))
+    _input(flow, log, "in-1")
+    _output(flow, log, "out-1")
+    path = tmp_path / "glueflow.yaml"
+    document = yaml.safe_load(path.read_text())
+    document["flows"]["events"]["output_job"]["mappings"][1] = ["user_id", "long", "user_id", "string"]
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    changed = load_config(path).flows["events"]
+    before = sorted(obj.key for obj in output.list())
+
+    with pytest.raises(RunRefused) as refused:
+        _output(changed, log, "out-2")
+
+    assert str(refused.value) == (
+        "analytics.events: column 'user_id' is long in the table and string in the output mapping: Iceberg "
+        "promotes only int -> long, float -> double and a decimal's precision"
+    )
+    assert sorted(obj.key for obj in output.list()) == before and list(output.pending_uploads()) == []
+
+
+def test_an_unreachable_catalog_fails_the_run_in_one_line_without_its_credentials(tmp_path: Path) -> None:
+    path = write_flow_file(tmp_path, bookmark="enable")
+    document = yaml.safe_load(path.read_text())
+    document["flows"]["events"]["output"] = {
+        "uri": "data/warehouse",
+        "format": "iceberg",
+        "table": "analytics.events",
+        "catalog": {"type": "rest", "uri": "http://etl:s3cret@127.0.0.1:9/catalog"},
+    }
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    flow = load_config(path).flows["events"]
+    log = MemoryCommitLog()
+
+    with pytest.raises(RunRefused) as refused:
+        _output(flow, log, "out-1")
+
+    message = str(refused.value)
+    assert message.startswith("iceberg table analytics.events: ") and "\n" not in message
+    assert "s3cret" not in message and len(message) < 400
