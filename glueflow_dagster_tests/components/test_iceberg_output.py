@@ -49,12 +49,16 @@ def records(first: int, count: int) -> bytes:
     ).encode()
 
 
-def iceberg_flow_file(tmp_path: Path, input_uri: str, staging_uri: str, warehouse: str) -> Path:
+def iceberg_flow_file(
+    tmp_path: Path, input_uri: str, staging_uri: str, warehouse: str, catalog: dict[str, str] | None = None
+) -> Path:
     path = write_flow_file(tmp_path, input_uri=input_uri, staging_uri=staging_uri, bookmark="enable")
     document = yaml.safe_load(path.read_text())
     body = document["flows"]["events"]
     body["input_job"]["mappings"], body["output_job"]["mappings"] = MAPPINGS["input"], MAPPINGS["output"]
     body["output"] = {"uri": warehouse, "format": "iceberg", "table": "analytics.events", "partition_keys": ["day(ts)"]}
+    if catalog is not None:
+        body["output"]["catalog"] = catalog
     path.write_text(yaml.safe_dump(document, sort_keys=False))
     return path
 
@@ -80,30 +84,43 @@ def s3_completes_multipart_uploads_as_s3_does(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(S3Response, "serialized", as_s3)
 
 
+def drop_glue_database() -> None:
+    import boto3
+
+    glue = boto3.client("glue")
+    for table in glue.get_tables(DatabaseName="analytics")["TableList"]:
+        glue.delete_table(DatabaseName="analytics", Name=table["Name"])
+    glue.delete_database(Name="analytics")
+
+
 def the_table(flow_file: Path, warehouse: str, extra: dict[str, str] | None = None) -> Any:
-    catalog = {"type": "sql", "uri": f"sqlite:///{flow_file.parent / '.glueflow' / 'catalog.db'}", **(extra or {})}
+    catalog = {"type": "sql", "uri": f"sqlite:///{flow_file.parent / '.glueflow' / 'catalog.db'}"}
+    catalog = {**catalog, **(extra or {})}
     target = IcebergTarget("analytics.events", warehouse, catalog)
     return open_catalog(target).load_table(target.identifier)
 
 
-@pytest.mark.parametrize("store", ["local", "s3"])
+@pytest.mark.parametrize("store", ["local", "s3", "s3+glue"])
 def test_input_then_output_writes_one_snapshot_per_bookmark_version_read_through_the_table(
     store: str, tmp_path: Path, instance: Any, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("POLARS_ICEBERG_PLANNER", "pyiceberg")  # polars_iceberg is not a dependency
     extra: dict[str, str] = {}
-    if store == "s3":
+    catalog = {"type": "glue"} if store == "s3+glue" else None  # the Glue Data Catalog of the moto server
+    if store.startswith("s3"):
         moto_server = request.getfixturevalue("moto_server")
         request.getfixturevalue("s3_completes_multipart_uploads_as_s3_does")
         bucket = request.getfixturevalue("s3_bucket")
         monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
         input_uri, staging_uri, warehouse = (f"s3://{bucket}/{name}" for name in ("raw", "staging", "warehouse"))
-        extra = {"s3.endpoint": moto_server, "s3.region": "us-east-1"}
+        extra = {"s3.endpoint": moto_server, "s3.region": "us-east-1", **(catalog or {})}
+        if catalog is not None:  # the moto server lives for the session: leave its Glue Data Catalog empty
+            request.addfinalizer(drop_glue_database)
     else:
         input_uri, staging_uri, warehouse = "data/input", "data/staging", (tmp_path / "warehouse").as_uri()
-    flow_file = iceberg_flow_file(tmp_path, input_uri, staging_uri, warehouse)
+    flow_file = iceberg_flow_file(tmp_path, input_uri, staging_uri, warehouse, catalog)
     defs = load_definitions(flow_file)
-    raw = StorageResource().open(input_uri if store == "s3" else str(tmp_path / input_uri))
+    raw = StorageResource().open(input_uri if store != "local" else str(tmp_path / input_uri))
     raw.write_bytes("a.json", records(0, 40))
 
     input_run = run_job(defs, instance, "events_input_job")
@@ -133,6 +150,11 @@ def test_input_then_output_writes_one_snapshot_per_bookmark_version_read_through
     versions = [s.summary[BOOKMARK_VERSION_PROPERTY] for s in table.snapshots()]
     assert versions == ["bookmark_ctx/v0", "bookmark_ctx/v1"]
     assert sorted(table.scan().to_arrow().column("event_id").to_pylist()) == list(range(50))
+    if catalog is not None:  # the table as Athena finds it: in the Glue Data Catalog, pointing at its metadata
+        import boto3
+
+        parameters = boto3.client("glue").get_table(DatabaseName="analytics", Name="events")["Table"]["Parameters"]
+        assert (parameters["table_type"], parameters["metadata_location"]) == ("ICEBERG", table.metadata_location)
 
 
 def test_a_run_that_dies_between_its_snapshot_and_its_materialization_is_adopted_by_the_next(
