@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
@@ -112,7 +112,7 @@ def _file_io(catalog: dict[str, str], warehouse: str) -> dict[str, str]:
     return {**{key: value for key, value in found.items() if value}, **catalog}
 
 
-@dataclass(frozen=True)
+@dataclass
 class IcebergOutput:
     """An Output run's table: opened (created, evolved) before the stage writes anything."""
 
@@ -120,6 +120,9 @@ class IcebergOutput:
     catalog: Any  # pyiceberg's Catalog
     location: str  # the table's location (its metadata/ and data/ folders)
     data_prefix: str  # the table's data/ folder as a key prefix of the output location's storage
+    # Whether a run is one this Dagster instance knows (the commit log's, taken by `guarded`): only such a
+    # run's snapshot is adopted; a snapshot of another instance's history is not this bookmark's.
+    known_run: Callable[[str], bool] = lambda _run_id: True
 
     def staged(self, request: StageRequest) -> StageRequest:
         """The stage writes the table's data files: attempt-unique names in its data/ folder."""
@@ -136,6 +139,7 @@ class IcebergOutput:
         whatever glueflow's commit log says (a run adopted after its predecessor died before its event)."""
         with table_failures(self.target.table):
             referenced = self.referenced_keys()
+        self.known_run = parts.known_run
         return _TableParts(lookup=parts.lookup, known_run=parts.known_run, anywhere=parts.anywhere, table=referenced)
 
     def commit(self, *args: Any, **kwargs: Any) -> tuple[CommitRecord, dict[str, Any]]:
@@ -155,7 +159,7 @@ class IcebergOutput:
         """The run's two commits' first steps (files, snapshot); returns the commit record and the metadata
         the materialization records on top of ``metadata`` (an adopter's: the adopted bookmark and manifest)."""
         table = self.catalog.load_table(self.target.identifier)
-        adopted = _adopted(storage, self.target.table, table, bookmark_version)
+        adopted = _adopted(storage, self.target.table, table, bookmark_version, self.known_run)
         if adopted is not None:
             abort(storage, result.pending)
             return _empty_record(attempt, job_name), adopted
@@ -170,6 +174,7 @@ class IcebergOutput:
             attempt=attempt.number,
             bookmark_version=bookmark_version,
             manifest_id=str(metadata.get(MANIFEST_ID_KEY, "")),
+            adoptable=self.known_run,
         )
         if record.parts and not done.appended:
             # Another writer appended this bookmark version first (a zombie): adopt it; this run's files are
@@ -177,7 +182,7 @@ class IcebergOutput:
             empty = _empty_record(attempt, job_name)
             storage.write_bytes(commit_manifest_key(attempt.run_id), json.dumps(empty.to_dict(), indent=1).encode())
             table = self.catalog.load_table(self.target.identifier)
-            return empty, _adopted(storage, self.target.table, table, bookmark_version) or {}
+            return empty, _adopted(storage, self.target.table, table, bookmark_version, self.known_run) or {}
         return record, _figures(self.target.table, done)
 
     def location_figures(self) -> dict[str, Any]:
@@ -213,10 +218,12 @@ def _empty_record(attempt: Attempt, job_name: str) -> CommitRecord:
     return CommitRecord(attempt.run_id, attempt.number, job_name, (), 0, 0)
 
 
-def _adopted(storage: Storage, name: str, table: Any, bookmark_version: str) -> dict[str, Any] | None:
+def _adopted(
+    storage: Storage, name: str, table: Any, bookmark_version: str, known_run: Callable[[str], bool]
+) -> dict[str, Any] | None:
     """The metadata of adopting the snapshot that already holds ``bookmark_version``, or None if none does:
     the bookmark and manifest its run recorded in its adoption record, and the snapshot's figures."""
-    snapshot_id = snapshot_of_version(table, bookmark_version)
+    snapshot_id = snapshot_of_version(table, bookmark_version, known_run)
     if snapshot_id is None:
         return None
     summary = table.snapshot_by_id(snapshot_id).summary

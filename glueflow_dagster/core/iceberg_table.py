@@ -20,7 +20,7 @@ through ``uri``), ``glue`` (the Glue Data Catalog) and ``rest``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -188,11 +188,20 @@ def evolve_schema(table: Table, name: str, schema: pa.Schema) -> None:
             update.union_by_name(schema)
 
 
-def snapshot_of_version(table: Table, bookmark_version: str) -> int | None:
-    """The snapshot that already holds a run's data for this bookmark version, if any (zombie, retry)."""
-    for snapshot in table.snapshots():
+def snapshot_of_version(
+    table: Table, bookmark_version: str, adoptable: Callable[[str], bool] = lambda _run_id: True
+) -> int | None:
+    """The newest snapshot that already holds a run's data for this bookmark version (zombie, retry), if
+    any, of an ``adoptable`` run: a snapshot of a run another Dagster instance made (a wiped instance whose
+    bookmark starts again at version 0) is no run of this bookmark's history, and adopting it would skip
+    this history's data."""
+    for snapshot in reversed(table.snapshots()):
         summary = snapshot.summary
-        if summary is not None and summary.get(BOOKMARK_VERSION_PROPERTY) == bookmark_version:
+        if (
+            summary is not None
+            and summary.get(BOOKMARK_VERSION_PROPERTY) == bookmark_version
+            and adoptable(summary.get(RUN_ID_PROPERTY) or "")
+        ):
             return snapshot.snapshot_id
     return None
 
@@ -218,6 +227,7 @@ def commit_files(
     attempt: int,
     bookmark_version: str,
     manifest_id: str,
+    adoptable: Callable[[str], bool] = lambda _run_id: True,
 ) -> IcebergCommit:
     """Append the run's data files as one snapshot, unless a snapshot already holds this bookmark version.
 
@@ -231,7 +241,7 @@ def commit_files(
     }
     for _ in range(_COMMIT_ATTEMPTS):
         table = catalog.load_table(target.identifier)
-        existing = snapshot_of_version(table, bookmark_version)
+        existing = snapshot_of_version(table, bookmark_version, adoptable)
         if existing is not None:
             return _described(table, existing, appended=False)
         if not paths:
@@ -244,7 +254,7 @@ def commit_files(
         except CommitFailedException:
             continue
         table = catalog.load_table(target.identifier)
-        snapshot_id = snapshot_of_version(table, bookmark_version)
+        snapshot_id = snapshot_of_version(table, bookmark_version, lambda run: run == run_id)
         return _described(table, snapshot_id, appended=True)
     raise IcebergTableError(f"{target.table}: the append lost {_COMMIT_ATTEMPTS} commits in a row to other writers")
 

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from glueflow_dagster.core.bookmarks import STATE_KEY, VERSION_KEY
-from glueflow_dagster.core.commits import Attempt
+from glueflow_dagster.core.commits import Attempt, CommittedParts
 from glueflow_dagster.core.config import FlowConfig, load_config
 from glueflow_dagster.core.iceberg_commit import ADOPTED_KEY, SNAPSHOT_KEY
 from glueflow_dagster.core.iceberg_table import (
@@ -237,9 +237,9 @@ def test_a_run_whose_append_lands_second_adopts_and_its_files_stay_out_of_every_
     looks = []
     real_look = iceberg_commit.snapshot_of_version
 
-    def first_look_misses(table: Any, version: str) -> int | None:
+    def first_look_misses(table: Any, version: str, *known: Any) -> int | None:
         looks.append(version)
-        return None if len(looks) == 1 else real_look(table, version)
+        return None if len(looks) == 1 else real_look(table, version, *known)
 
     monkeypatch.setattr(iceberg_commit, "snapshot_of_version", first_look_misses)
     log.ended.add("out-zombie")  # so this run may claim the version
@@ -298,3 +298,38 @@ def test_an_unreachable_catalog_fails_the_run_in_one_line_without_its_credential
     message = str(refused.value)
     assert message.startswith("iceberg table analytics.events: ") and "\n" not in message
     assert "s3cret" not in message and len(message) < 400
+
+
+class ForgetfulOutputLog(OutputLog):
+    """The commit log of a new Dagster instance beside an old table: it knows only its own runs."""
+
+    def __init__(self, log: MemoryCommitLog, runs: set[str]) -> None:
+        super().__init__(log)
+        self.runs = runs
+
+    def committed_output_parts(self) -> CommittedParts:
+        return CommittedParts(super().committed_output_parts().lookup, known_run=lambda run_id: run_id in self.runs)
+
+
+def test_a_snapshot_of_another_instances_history_is_never_adopted(tmp_path: Path) -> None:
+    """A new (wiped) Dagster instance starts its bookmark again at version 0 beside a table whose first
+    snapshot carries version 0 of the old history: adopting it would skip this history's records. It is
+    no run this instance knows: the run appends (the records are in the table twice, as a prefix output
+    would hold them twice after a wiped instance; nothing is lost)."""
+    flow = iceberg_flow(tmp_path)
+    raw, staging, output = _stores(flow)
+    old = MemoryCommitLog()
+    raw.write_bytes("a.json", raw_records(0, 20))
+    _input(flow, old, "in-old")
+    _output(flow, old, "out-old")
+    new = MemoryCommitLog(ended=set(old.ended))  # the old runs' claims are stale
+    _input(flow, new, "in-new")
+    forgetful = ForgetfulOutputLog(new, {"in-new", "out-new"})
+    outcome = run_output(
+        flow, forgetful, staging, output, Attempt("out-new", 1), OutputRequest(), polars_stage(),
+        job_name="events_output_job", now_ms=0, info=lambda _msg: None,
+    )  # fmt: skip
+
+    assert ADOPTED_KEY not in outcome.metadata and outcome.metadata[ROW_COUNT_KEY] == 20
+    assert [s[RUN_ID_PROPERTY] for s in summaries(flow)] == ["out-old", "out-new"]
+    assert table_ids(flow) == sorted(list(range(20)) * 2)
