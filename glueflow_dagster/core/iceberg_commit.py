@@ -182,7 +182,10 @@ class IcebergOutput:
             empty = _empty_record(attempt, job_name)
             storage.write_bytes(commit_manifest_key(attempt.run_id), json.dumps(empty.to_dict(), indent=1).encode())
             table = self.catalog.load_table(self.target.identifier)
-            return empty, _adopted(storage, self.target.table, table, bookmark_version, self.known_run) or {}
+            adopted = _adopted(storage, self.target.table, table, bookmark_version, self.known_run)
+            if adopted is None:  # committing this run's bookmark with no snapshot of its data would lose it
+                raise IcebergTableError(f"{self.target.table}: the append of {bookmark_version} found no snapshot")
+            return empty, adopted
         return record, _figures(self.target.table, done)
 
     def location_figures(self) -> dict[str, Any]:
