@@ -20,6 +20,10 @@ setup(
         "boto3>=1.34",
         "pyyaml>=6",
         "matplotlib>=3.8",  # the guide's charts: F/flow_report, glueflow report/simulate --png
+        # `output.format: iceberg` (core/iceberg_table.py, core/iceberg_commit.py): pyiceberg's catalogs (SQL
+        # on SQLite by default; Glue through boto3; REST) and its Arrow FileIO for local folders and S3.
+        "pyiceberg[sql-sqlite,pyarrow]>=0.12,<0.13",
+        "pyarrow>=16",
     ],
     extras_require={
         "dev": [
@@ -30,10 +34,6 @@ setup(
             "hypothesis>=6",
             "playwright>=1.40",  # drives Debian's chromium (installed by .ci/run), no browser download
             "duckdb>=1.0",  # the benchmark's reference engine
-            # core/iceberg_table.py, the Output as an Iceberg table (issue 24): moves to install_requires once
-            # `output.format: iceberg` is a flow option.
-            "pyiceberg[sql-sqlite,pyarrow]>=0.12,<0.13",
-            "pyarrow>=16",  # a reader of the Parquet output in the tests (also comes with pyiceberg[pyarrow])
             "pyspark>=3.5,<3.6",  # the differential test's oracle (Glue 5.0 runs Spark 3.5); needs Java
             "dagster-postgres>=0.29,<0.30",  # the PostgreSQL instance tests (dagster_postgres.yaml)
         ]

@@ -129,7 +129,13 @@ class OutputLocation(_Section):
     uri: Text = Field(description="local folder or s3://bucket/prefix; ${VAR} expanded")
     recurse: bool | None = Field(None, description="default true")
     exclusions: list[Text] | None = Field(None, description="glob patterns of keys never read")
-    format: _choice(FORMATS) | None = Field(None, description="json, csv or parquet (default json)")
+    format: _choice((*FORMATS, "iceberg")) | None = Field(
+        None, description="json, csv, parquet or iceberg (default json)"
+    )
+    table: Text | None = Field(None, description="iceberg: <namespace>.<name> in the catalog")
+    catalog: dict[str, str | int | float | bool] | None = Field(
+        None, description="iceberg: pyiceberg's catalog properties {type: sql|glue|rest, ...} (default SQLite)"
+    )
     separator: Text | None = Field(None, description="csv: the field separator (default ,)")
     quoteChar: Text | None = Field(None, description='csv: the quote (default "; "-1": no quoting)')  # noqa: N815
     escaper: Text | None = Field(None, description="csv: read only; written quotes are doubled")

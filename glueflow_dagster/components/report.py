@@ -87,7 +87,8 @@ def report_metadata(
     metadata: dict[str, Any] = {
         # First, and short enough for Dagster to render in place on the asset's overview: the chart at a glance.
         "flow_chart": MetadataValue.md(thumbnail_markdown(report.windows)),
-        "windows": MetadataValue.md(report.markdown),
+        # The ratio second: at 1,366 px Dagster's metadata column cuts a wide table's last column off.
+        "windows": MetadataValue.md(report.ui_markdown),
         "window_count": len(report.windows),
         "total_bytes_written": figures["total_bytes_written"],
         "total_bytes_read": figures["total_bytes_read"],

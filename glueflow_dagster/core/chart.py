@@ -61,19 +61,29 @@ def slot_label(slot: Slot) -> str:
     return f"{slot.outside} ({count} Output run{'s' if count != 1 else ''})"
 
 
-def flow_table_markdown(slots: Sequence[Slot]) -> str:
+def flow_table_markdown(slots: Sequence[Slot], *, ratio_second: bool = False) -> str:
     """A markdown table, one row per slot (Input windows oldest first; Output runs outside every window in
-    a labelled row), and a last row with the totals, which are the sums of the rows above."""
-    lines = [
-        "| window start (UTC) | input bytes written | output bytes read | ratio |",
-        "|---|---:|---:|---:|",
+    a labelled row), and a last row with the totals, which are the sums of the rows above.
+
+    `ratio_second` puts the ratio right after the window's start (`F/flow_report`'s `windows` entry, so the
+    figure that matters is never the column a narrow screen cuts off); `glueflow report` and `glueflow
+    simulate` print the columns in the guide's order, ratio last."""
+    header = ("window start (UTC)", "input bytes written", "output bytes read", "ratio")
+    rows = [
+        (
+            slot_label(slot),
+            f"{slot.input_bytes_written:,}" if slot.window is not None else "-",
+            f"{slot.output_bytes_read:,}",
+            _ratio_text(slot.ratio),
+        )
+        for slot in slots
     ]
-    for slot in slots:
-        written = f"{slot.input_bytes_written:,}" if slot.window is not None else "-"
-        lines.append(f"| {slot_label(slot)} | {written} | {slot.output_bytes_read:,} | {_ratio_text(slot.ratio)} |")
     written, read = total_bytes_written(slots), total_bytes_read(slots)
-    lines.append(f"| total | {written:,} | {read:,} | {_ratio_text(flow_ratio(read, written))} |")
-    return "\n".join(lines)
+    rows.append(("total", f"{written:,}", f"{read:,}", _ratio_text(flow_ratio(read, written))))
+    order = (0, 3, 1, 2) if ratio_second else (0, 1, 2, 3)
+    align = "|" + "|".join("---" if i == 0 else "---:" for i in order) + "|"
+    lines = [f"| {' | '.join(cells[i] for i in order)} |" for cells in (header, *rows)]
+    return "\n".join([lines[0], align, *lines[1:]])
 
 
 def flow_table_json(slots: Sequence[Slot]) -> dict[str, Any]:
@@ -361,6 +371,11 @@ class FlowReport:
     @property
     def markdown(self) -> str:
         return flow_table_markdown(self.slots)
+
+    @property
+    def ui_markdown(self) -> str:
+        """The table as `F/flow_report` shows it: the ratio second."""
+        return flow_table_markdown(self.slots, ratio_second=True)
 
     @property
     def json(self) -> dict[str, Any]:

@@ -25,7 +25,8 @@ from glueflow_dagster.core.flow_accounting import Window, latest_ratio
 
 # Dagster shows markdown metadata inline below this many characters (ui-core MetadataEntry.tsx).
 DAGSTER_INLINE_MARKDOWN_CHARS = 1000
-THUMBNAIL_WINDOWS = 48
+THUMBNAIL_WINDOWS = 32  # 16 hours of 30-minute windows, 322 px wide: beside the label at 1,366 px
+LEGEND_LINE_CHARS = 40  # visible in the value column at 1,366 px (see thumbnail_markdown)
 THUMBNAIL_MIN_SLOTS = 12  # a young flow's few windows still get a picture of a readable size
 _SLOT_PX = 10  # one window: two 4 px bars and a 2 px gap
 _BYTES_PX = 56
@@ -92,16 +93,26 @@ def _draw_ratios(draw: ImageDraw.ImageDraw, windows: Sequence[Window], *, top: i
 
 def thumbnail_markdown(windows: Sequence[Window]) -> str:
     """The thumbnail with its legend, as markdown short enough for Dagster to render inline: the latest
-    `THUMBNAIL_WINDOWS` windows, fewer when irregular bars make the PNG too large for the limit."""
+    `THUMBNAIL_WINDOWS` windows, fewer when irregular bars make the PNG too large for the limit.
+
+    The latest ratio comes first and the picture right below it, so both are on the first screen; the
+    legend follows in lines of at most `LEGEND_LINE_CHARS` (hard breaks), because Dagster sizes the value
+    column to its widest entry (the windows table) and at 1,366 px shows only its first 360-390 px
+    (42-46 characters)."""
     latest = latest_ratio(windows)
     ratio = "n/a" if latest is None else f"{latest:.2f}"
     shown = min(len(windows), THUMBNAIL_WINDOWS)
     while True:
         png = base64.b64encode(thumbnail_png(windows[len(windows) - shown :])).decode()
-        text = (
-            f"Flow ratio **{ratio}** · last {shown} Input windows: bytes written (red), read (brown); "
-            f"ratio (blue, dashed 1.0)\n\n![flow chart](data:image/png;base64,{png})"
+        legend = "  \n".join(
+            (
+                f"Last {shown} Input window{'s' if shown != 1 else ''}, oldest left:",
+                "bytes written (red), bytes read (brown);",
+                "ratio (blue; orange outside 0.5-1.5),",
+                "dashed line 1.0, grey tick n/a",
+            )
         )
+        text = f"Latest flow ratio **{ratio}**\n\n![flow chart](data:image/png;base64,{png})\n\n{legend}"
         if len(text) < DAGSTER_INLINE_MARKDOWN_CHARS or shown <= 1:
             return text
         shown = max(shown * 3 // 4, 1)

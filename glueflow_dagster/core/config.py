@@ -22,6 +22,7 @@ import yaml
 
 from glueflow_dagster.core.commits import DEFAULT_ORPHAN_GRACE_S
 from glueflow_dagster.core.compression import GZIP_LEVELS
+from glueflow_dagster.core.formats import iceberg as iceberg_keys
 from glueflow_dagster.core.formats.options import (
     CSV_READ_OPTIONS,
     CSV_SHARED_OPTIONS,
@@ -76,6 +77,7 @@ LOCATION_KEYS = ("uri", "recurse", "exclusions", "format", *CSV_SHARED_OPTIONS)
 WRITTEN_LOCATION_KEYS = ("compression", "compression_level", "orphan_grace_s", "partition_keys", *CSV_WRITE_OPTIONS)
 # Glue's reader options, on locations a job reads: JSON's multiline / jsonPath, CSV's multiLine, withHeader, skipFirst.
 READ_LOCATION_KEYS = (*JSON_OPTIONS, *CSV_READ_OPTIONS)
+OUTPUT_LOCATION_KEYS = iceberg_keys.ICEBERG_OPTIONS  # format: iceberg (table, catalog): the Output's only
 _PARTITION_KEY = re.compile(r"[^/=\x00-\x1f]{1,128}")  # a column name that can be a Hive folder's name
 JOB_KEYS = ("mappings", "max_error_records", "target_file_bytes", "engine")
 INPUT_JOB_KEYS = (*JOB_KEYS, "schedule")
@@ -123,6 +125,9 @@ class Location:
     format: str = "json"  # json | csv | parquet (see core.formats)
     csv: CsvOptions = CsvOptions()  # Glue's CSV options (format: csv)
     partition_keys: tuple[str, ...] = ()  # written locations: Hive-style column=value/ folders
+    # format: iceberg (the output only): `namespace.name` and pyiceberg's catalog properties (`type`, ...)
+    table: str | None = None
+    catalog: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_s3(self) -> bool:
@@ -461,7 +466,7 @@ class _Reader:
             self.section(body, "input", where), f"{where}.input", compression_allowed=False, read=True
         )
         staging = self.location(self.section(body, "staging", where), f"{where}.staging", read=True)
-        output = self.location(self.section(body, "output", where), f"{where}.output")
+        output = self.location(self.section(body, "output", where), f"{where}.output", output=True)
         input_job = self.job(self.section(body, "input_job", where), f"{where}.input_job", scheduled=True)
         output_job = self.job(self.section(body, "output_job", where), f"{where}.output_job", scheduled=False)
         spark = self.spark(body.get("spark", {}), f"{where}.spark")
@@ -557,12 +562,18 @@ class _Reader:
         return dict(value)
 
     def location(
-        self, body: Mapping[str, Any], where: str, compression_allowed: bool = True, read: bool = False
+        self,
+        body: Mapping[str, Any],
+        where: str,
+        compression_allowed: bool = True,
+        read: bool = False,
+        output: bool = False,
     ) -> Location:
         allowed = {
             *LOCATION_KEYS,
             *(WRITTEN_LOCATION_KEYS if compression_allowed else ()),
             *(READ_LOCATION_KEYS if read else ()),
+            *(OUTPUT_LOCATION_KEYS if output else ()),
         }
         self.no_unknown(body, allowed, where)
         uri = self.text(body.get("uri"), f"{where}.uri")
@@ -612,13 +623,25 @@ class _Reader:
             format=data_format.name,
             csv=data_format.csv,
             partition_keys=data_format.partition_keys,
+            **(self.iceberg(body, where) if data_format.name == iceberg_keys.ICEBERG else {}),
         )
+
+    def iceberg(self, body: Mapping[str, Any], where: str) -> dict[str, Any]:
+        """An Iceberg output's `table` and `catalog`, `${VAR}` expanded in the catalog's values."""
+        try:
+            table, catalog = iceberg_keys.table_options(body, self.base_dir)
+        except ValueError as err:
+            key, _, message = str(err).partition(": ")
+            raise self.fail(f"{where}.{key}", message) from None
+        return {"table": table, "catalog": {k: self.text(v, f"{where}.catalog.{k}") for k, v in catalog.items()}}
 
     def data_format(self, body: Mapping[str, Any], where: str, read_back: bool = False) -> DataFormat:
         """The location's ``format``, its options (an option of another format refused, naming the key) and
         its ``partition_keys``. Staging (``read_back``: the Output job reads what the Input job wrote) reads a
         CSV header when it writes one: ``withHeader`` follows ``writeHeader`` unless set, and may not differ."""
-        name = self.choice(body.get("format", "json"), FORMATS, f"{where}.format")
+        name = self.choice(body.get("format", "json"), (*FORMATS, iceberg_keys.ICEBERG), f"{where}.format")
+        if name == iceberg_keys.ICEBERG and not where.endswith(".output"):
+            raise self.fail(f"{where}.format", "iceberg is an output format only (the Output job writes the table)")
         problem = format_problem(body, name)
         if problem is not None:
             raise self.fail(f"{where}.{problem[0]}", problem[1])
@@ -652,6 +675,11 @@ class _Reader:
         """A written location's partition columns are mapped top-level columns (not all of them); CSV holds
         no nested column (a struct or array value has no CSV form)."""
         targets = list(dict.fromkeys(fm.target[0] for fm in job.mappings))
+        if written.format == iceberg_keys.ICEBERG:  # the partition spec: columns stay in the data files
+            problem = iceberg_keys.partition_problem(written.partition_keys, targets)
+            if problem is not None:
+                raise self.fail(f"{where}.partition_keys", f"{problem} ({job_where}.mappings)")
+            return
         for key in written.partition_keys:
             if key not in targets:
                 raise self.fail(f"{where}.partition_keys", f"{shown(key)} is not a column {job_where} maps to")

@@ -20,19 +20,19 @@ through ``uri``), ``glue`` (the Glue Data Catalog) and ``rest``.
 
 from __future__ import annotations
 
-import contextlib
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
 from pyiceberg.catalog import Catalog, load_catalog
-from pyiceberg.exceptions import CommitFailedException, NamespaceAlreadyExistsError, NoSuchTableError
+from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
 from pyiceberg.schema import Schema
-from pyiceberg.table import Table, TableProperties
+from pyiceberg.table import Table, TableProperties, Transaction
 from pyiceberg.types import DecimalType, DoubleType, FloatType, IcebergType, IntegerType, LongType
+
+from glueflow_dagster.core.formats.iceberg import DEFAULT_CATALOG_FILE, partition_column
 
 # The snapshot summary's properties that tie a snapshot to the glueflow run that appended it.
 RUN_ID_PROPERTY = "glueflow.run_id"
@@ -42,13 +42,10 @@ BOOKMARK_VERSION_PROPERTY = "glueflow.bookmark_version"
 # this manifest, not of its own plan (which may hold more objects, arrived since), or records would be lost.
 MANIFEST_ID_PROPERTY = "glueflow.manifest_id"
 CATALOG_NAME = "glueflow"
-# Without `catalog:` in the flow file: a SQLite SQL catalog here, relative to the flow file's folder.
-DEFAULT_CATALOG_FILE = ".glueflow/catalog.db"
-# Partition transforms written `day(ts)` in `partition_keys`; a bare column name is identity.
-PARTITION_TRANSFORMS = ("year", "month", "day", "hour")
-_TRANSFORM_KEY = re.compile(r"(?P<transform>[a-z]+)\((?P<column>[^()]+)\)")
 # Attempts at an append that lost the catalog's compare-and-swap to a concurrent commit.
 _COMMIT_ATTEMPTS = 5
+# Attempts at opening a SQL catalog whose tables another process is creating at the same moment.
+_CREATE_ATTEMPTS = 3
 
 
 class IcebergTableError(ValueError):
@@ -81,41 +78,71 @@ def open_catalog(target: IcebergTarget) -> Catalog:
     uri = properties.get("uri", "")
     if properties.get("type") == "sql" and uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(_CREATE_ATTEMPTS):
+        try:
+            return load_catalog(CATALOG_NAME, **properties)
+        except Exception as err:  # noqa: BLE001 - sqlalchemy's error: its module is the sql extra's
+            # Two first runs at once both create the SQL catalog's tables: the loser finds them made.
+            if "already exists" not in str(err):
+                raise
     return load_catalog(CATALOG_NAME, **properties)
 
 
-def open_table(catalog: Catalog, target: IcebergTarget, schema: pa.Schema, partition_keys: Sequence[str] = ()) -> Table:
+def open_table(
+    catalog: Catalog,
+    target: IcebergTarget,
+    schema: pa.Schema,
+    partition_keys: Sequence[str] = (),
+    location: str | None = None,
+) -> Table:
     """The target's table, created on first use from the output mapping's `schema` with `partition_keys`
-    as its spec; an existing table gains the schema's new columns (refused: a type Iceberg cannot promote)."""
+    as its spec (at `location`, else where the catalog puts it); an existing table gains the schema's new
+    columns (refused: a type Iceberg cannot promote)."""
     namespace, name = target.identifier
     try:
         table = catalog.load_table((namespace, name))
     except NoSuchTableError:
-        with contextlib.suppress(NamespaceAlreadyExistsError):
-            catalog.create_namespace(namespace)
-        table = catalog.create_table((namespace, name), schema=schema)
-        _set_partition_spec(table, target.table, partition_keys)
-        return table
+        table = _created(catalog, target, schema, partition_keys, location)
     evolve_schema(table, target.table, schema)
     return table
 
 
+def _created(
+    catalog: Catalog, target: IcebergTarget, schema: pa.Schema, partition_keys: Sequence[str], location: str | None
+) -> Table:
+    """The table, created with its spec in one commit (no reader ever sees it unpartitioned). Two first
+    runs at once both try: the loser takes the winner's table (the SQL catalog may report the race as its
+    database's integrity error rather than as "already exists": the table is looked up either way)."""
+    namespace, name = target.identifier
+    try:
+        catalog.create_namespace(namespace)
+    except Exception:
+        if not catalog.namespace_exists(namespace):
+            raise
+    try:
+        with catalog.create_table_transaction((namespace, name), schema=schema, location=location) as create:
+            _set_partition_spec(create, target.table, schema.names, partition_keys)
+    except IcebergTableError:
+        raise
+    except Exception:
+        if not catalog.table_exists((namespace, name)):
+            raise
+    return catalog.load_table((namespace, name))
+
+
 def partition_field(key: str) -> tuple[str, str]:
     """A `partition_keys` entry as (source column, transform): `ts` is identity, `day(ts)` a transform."""
-    matched = _TRANSFORM_KEY.fullmatch(key.strip())
-    if matched is None:
-        return key.strip(), "identity"
-    transform = matched["transform"]
-    if transform not in PARTITION_TRANSFORMS:
-        allowed = ", ".join(f"{t}(column)" for t in PARTITION_TRANSFORMS)
-        raise IcebergTableError(f"partition key {key[:80]!r}: unknown transform (allowed: column, {allowed})")
-    return matched["column"].strip(), transform
+    try:
+        return partition_column(key)
+    except ValueError as err:
+        raise IcebergTableError(str(err)) from None
 
 
-def _set_partition_spec(table: Table, name: str, partition_keys: Sequence[str]) -> None:
+def _set_partition_spec(
+    table: Table | Transaction, name: str, columns: Sequence[str], partition_keys: Sequence[str]
+) -> None:
     if not partition_keys:
         return
-    columns = {f.name for f in table.schema().fields}
     with table.update_spec() as spec:
         for key in partition_keys:
             column, transform = partition_field(key)
@@ -161,11 +188,20 @@ def evolve_schema(table: Table, name: str, schema: pa.Schema) -> None:
             update.union_by_name(schema)
 
 
-def snapshot_of_version(table: Table, bookmark_version: str) -> int | None:
-    """The snapshot that already holds a run's data for this bookmark version, if any (zombie, retry)."""
-    for snapshot in table.snapshots():
+def snapshot_of_version(
+    table: Table, bookmark_version: str, adoptable: Callable[[str], bool] = lambda _run_id: True
+) -> int | None:
+    """The newest snapshot that already holds a run's data for this bookmark version (zombie, retry), if
+    any, of an ``adoptable`` run: a snapshot of a run another Dagster instance made (a wiped instance whose
+    bookmark starts again at version 0) is no run of this bookmark's history, and adopting it would skip
+    this history's data."""
+    for snapshot in reversed(table.snapshots()):
         summary = snapshot.summary
-        if summary is not None and summary.get(BOOKMARK_VERSION_PROPERTY) == bookmark_version:
+        if (
+            summary is not None
+            and summary.get(BOOKMARK_VERSION_PROPERTY) == bookmark_version
+            and adoptable(summary.get(RUN_ID_PROPERTY) or "")
+        ):
             return snapshot.snapshot_id
     return None
 
@@ -191,6 +227,7 @@ def commit_files(
     attempt: int,
     bookmark_version: str,
     manifest_id: str,
+    adoptable: Callable[[str], bool] = lambda _run_id: True,
 ) -> IcebergCommit:
     """Append the run's data files as one snapshot, unless a snapshot already holds this bookmark version.
 
@@ -204,7 +241,7 @@ def commit_files(
     }
     for _ in range(_COMMIT_ATTEMPTS):
         table = catalog.load_table(target.identifier)
-        existing = snapshot_of_version(table, bookmark_version)
+        existing = snapshot_of_version(table, bookmark_version, adoptable)
         if existing is not None:
             return _described(table, existing, appended=False)
         if not paths:
@@ -217,7 +254,7 @@ def commit_files(
         except CommitFailedException:
             continue
         table = catalog.load_table(target.identifier)
-        snapshot_id = snapshot_of_version(table, bookmark_version)
+        snapshot_id = snapshot_of_version(table, bookmark_version, lambda run: run == run_id)
         return _described(table, snapshot_id, appended=True)
     raise IcebergTableError(f"{target.table}: the append lost {_COMMIT_ATTEMPTS} commits in a row to other writers")
 

@@ -19,9 +19,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from glueflow_dagster.core.bookmarks import (
+    ACTION_KEY,
     CTX_KEY,
     MANIFEST_ID_KEY,
     MANIFEST_KEY,
@@ -35,6 +36,7 @@ from glueflow_dagster.core.claims import ClaimTable
 from glueflow_dagster.core.commits import Attempt, CommittedParts, aborted_on_failure, later_reads, publish
 from glueflow_dagster.core.config import BOOKMARK_OPTIONS, FlowConfig
 from glueflow_dagster.core.job_run import (
+    ROW_COUNT_KEY,
     SUMMARY_KEY,
     Log,
     RunOutcome,
@@ -58,6 +60,9 @@ from glueflow_dagster.core.plan import (
 )
 from glueflow_dagster.core.stage import StageResult
 from glueflow_dagster.core.storage import ObjectInfo, Storage
+
+if TYPE_CHECKING:
+    from glueflow_dagster.core.iceberg_commit import IcebergOutput
 
 
 @dataclass(frozen=True)
@@ -165,9 +170,13 @@ def run_output(
         raise RunRefused(f"run config bookmark: expected one of {', '.join(BOOKMARK_OPTIONS)}, got {option!r}")
     ctx = request.transformation_ctx or job.transformation_ctx
     policy = policy_for(job)
+    # An Iceberg output: the table is opened (created, evolved) before anything is written, and garbage
+    # collection keeps every data file a snapshot references (see core.iceberg_commit).
+    iceberg = _iceberg_output(flow, target)
+    parts = log.committed_output_parts()
     garbage = garbage_collection(
         target,
-        log.committed_output_parts(),
+        iceberg.guarded(parts) if iceberg else parts,
         now_ms=now_ms,
         grace_s=flow.output.orphan_grace_s,
         log=info,
@@ -188,7 +197,8 @@ def run_output(
         raise RunRefused(conflict_message(ctx, plan.base_version, committed))
     planned_id = request.manifest_id or plan.manifest_id
     reads, writes = (source, flow.staging), (target, flow.output)
-    result = stage(stage_request(job, plan.manifest, attempt, reads=reads, writes=writes))
+    request_ = stage_request(job, plan.manifest, attempt, reads=reads, writes=writes)
+    result = stage(iceberg.staged(request_) if iceberg else request_)
     with aborted_on_failure(target, result.pending, info):
         metadata: dict[str, Any] = {**stage_figures(result), **plan.states}
         metadata |= log.flow_figures(result, committed_staging())
@@ -211,12 +221,28 @@ def run_output(
             if latest.storage_id != committed.storage_id:
                 raise RunRefused(conflict_message(ctx, plan.base_version, latest))
             metadata |= bookmark_metadata(ctx, "commit", after)
-        record = publish(target, attempt, job_name, result.pending, result.records_written)
+        if iceberg is None:
+            record = publish(target, attempt, job_name, result.pending, result.records_written)
+        else:  # one Iceberg append per bookmark version, or the adoption of the snapshot holding it
+            consumed = after is not None and ACTION_KEY in metadata  # the bookmark moves: one append per version
+            version = f"{ctx}/v{plan.base_version}" if consumed else f"{ctx}/{attempt.part_prefix}"
+            record, table_figures = iceberg.commit(target, attempt, job_name, result, metadata, version)
+            metadata |= table_figures
     metadata |= commit_figures(result, record, garbage)
     metadata[SUMMARY_KEY] = summary_markdown(f"{flow.name} Output run", metadata)
     verdicts: tuple[Verdict, ...] = tuple(
         evaluate(metadata, log.earlier_backlogs(BACKLOG_RUNS - 1), job.flow_ratio_band)
     )
     metadata |= location_figures(flow.output.uri, result.records_written)
+    if iceberg is not None:
+        metadata |= iceberg.location_figures() | {ROW_COUNT_KEY: metadata["iceberg_added_records"]}
     return RunOutcome(metadata, verdicts)
 
+
+def _iceberg_output(flow: FlowConfig, target: Storage) -> IcebergOutput | None:
+    """The flow's Iceberg table (pyiceberg is imported only by flows that write one)."""
+    if flow.output.format != "iceberg":
+        return None
+    from glueflow_dagster.core.iceberg_commit import open_output
+
+    return open_output(flow, target)

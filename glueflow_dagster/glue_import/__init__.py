@@ -3,7 +3,7 @@
 Why this exists: people who already run the Glue guide's Input/Output jobs should not retype every
 ApplyMapping tuple and S3 option. The scripts are read with Python's `ast` and never executed (they
 import awsglue/pyspark, which are not installed here, and running someone's ETL to read its shape
-would be unsafe). Only the shapes the guide uses are converted; every other statement is reported
+would be unsafe). Only the shapes listed in docs/from-glue.md are converted; every other statement is reported
 with its line, so nothing is silently dropped. The result is a flow entry in glueflow.yaml's exact
 schema (validated with `config.parse_config`) plus a report of what was converted, what came from
 defaults and what needs the user.
@@ -15,7 +15,9 @@ The modules, in the order a conversion goes through them:
 - `values`, `evaluate`, `script`: a script's syntax tree, its expressions evaluated statically, its
   steps, and the one job (source -> ApplyMapping -> sink) they make.
 - `draft`: the flow entry being built and its report items.
-- `locations`, `mappings`, `bookmarks`, `arguments`: each part of the two jobs as flow keys.
+- `locations`, `formats` (CSV, Parquet, partitionKeys, staging read as written), `catalog` (from_catalog
+  tables), `getsink` (Glue Studio's sink), `transforms`, `mappings`, `bookmarks`, `arguments`: each part
+  of the two jobs as flow keys.
 - `triggers` (Glue cron and triggers), `aws` (`--from-aws`: jobs, scripts, triggers via boto3).
 - `builder`: the whole conversion (`convert_scripts`, `convert_files`, `convert_aws`).
 - `report`: the migration report; `writer`: the flow file or component written.

@@ -27,6 +27,12 @@ from glueflow_dagster.glue_import.aws import AwsFacts, read_aws
 from glueflow_dagster.glue_import.bookmarks import bookmarks
 from glueflow_dagster.glue_import.catalog import partition_columns
 from glueflow_dagster.glue_import.draft import Draft
+from glueflow_dagster.glue_import.formats import (
+    null_fields_columns,
+    staging_partitions,
+    staging_read_as_written,
+    written_columns,
+)
 from glueflow_dagster.glue_import.locations import sink, source
 from glueflow_dagster.glue_import.mappings import mappings
 from glueflow_dagster.glue_import.report import (
@@ -52,11 +58,15 @@ def build(draft: Draft) -> ImportReport:
     mappings(draft, inp, input_shape, "input_job")
     partition_columns(draft, inp, input_shape.mapping, "input", "input_job")
     staging_uri = sink(draft, inp, input_shape.sink, "staging")
+    written_columns(draft, inp, input_shape.sink, "staging", "input_job")
+    null_fields_columns(draft, inp, input_shape.before, "staging")
     _output_source(draft, output_shape.source, staging_uri)
     mappings(draft, out, output_shape, "output_job")
-    partition_columns(draft, out, output_shape.mapping, "staging", "output_job")
+    _staging_partition_columns(draft, output_shape.mapping)
     _quality(draft, input_shape, output_shape)
     sink(draft, out, output_shape.sink, "output")
+    written_columns(draft, out, output_shape.sink, "output", "output_job")
+    null_fields_columns(draft, out, output_shape.before, "output")
     _schedule(draft)
     bookmarks(draft, input_shape, output_shape)
     _sensor_and_concurrency(draft)
@@ -75,7 +85,9 @@ def _output_source(draft: Draft, step: Step | None, staging_uri: str | None) -> 
     """The Output job's source is staging: its recurse/exclusions describe the staging location."""
     if step is None:
         return None
+    written, draft.entry["staging"] = draft.entry["staging"], {}
     uri = source(draft, draft.out, step, "staging", "output_job", set_uri=False)
+    draft.entry["staging"] = staging_read_as_written(draft, written, draft.entry["staging"], step)
     draft.output_source_uri = uri
     if uri is None or staging_uri is None:
         return uri
@@ -113,6 +125,17 @@ def _output_source(draft: Draft, step: Step | None, staging_uri: str | None) -> 
             CONVERTED, "staging.uri", "the Output job reads what the Input job writes" + note, uri, draft.out, step.line
         )
     return uri
+
+
+def _staging_partition_columns(draft: Draft, step: Step | None) -> None:
+    """The Output mapping against staging's partition columns: a catalog table's (Glue adds them from the
+    path) and the Input job's partitionKeys (glueflow reads them back; Glue's from_options does not)."""
+    written = {str(k).lower() for k in draft.entry["staging"].get("partition_keys") or []}
+    table = {k.lower() for k in draft.partition_keys.get("staging", [])}
+    if written and written == table:
+        return  # a partitioned catalog table written with its own keys: both read the partition columns back
+    partition_columns(draft, draft.out, step, "staging", "output_job")
+    staging_partitions(draft, step)
 
 
 def _with_defaults(draft: Draft, text: str) -> str | None:
@@ -263,7 +286,9 @@ _KEY_ORDER = (
     "uri",
     "recurse",
     "exclusions",
+    "format",
     "compression",
+    "partition_keys",
     "schedule",
     "bookmark",
     "transformation_ctx",

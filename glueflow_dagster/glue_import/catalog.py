@@ -5,10 +5,14 @@ glueflow reads and writes S3 locations, so a table becomes its location. Where t
 else with `--from-aws` Glue's GetTable (location, classification or SerDe, SerDe parameters,
 compressionType, partition keys), else the table is reported with the exact option to pass.
 
-A table converts only if it holds JSON lines in one S3 folder. A partitioned source table converts
-(its partitions are `key=value/` sub-prefixes, read with recurse) unless the job maps a partition
-column: Glue adds those from the path, glueflow reads the records only. A partitioned sink table is
-reported (glueflow does not write partitions yet).
+A table converts if it holds JSON lines, CSV or Parquet in one S3 folder: its format and SerDe
+parameters become the location's `format` and Glue's CSV option names (`field.delim`/`separatorChar`
+-> `separator`, `quoteChar`, `escape.delim`/`escapeChar` -> `escaper`, the table's
+`skip.header.line.count` 1 -> `withHeader`), its `compressionType` (or `parquet.compression`) the
+sink's `compression`. A partitioned source table converts (its partitions are `key=value/`
+sub-prefixes, read with recurse) unless the job maps a partition column: Glue adds those from the
+path, glueflow's input reads the records only. A sink table's partitions are written when the sink
+passes them (`additional_options={"partitionKeys": [...]}`, the table's keys): `partition_keys`.
 """
 
 from __future__ import annotations
@@ -17,12 +21,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from glueflow_dagster.glue_import.draft import Draft
+from glueflow_dagster.glue_import.formats import partition_keys
 from glueflow_dagster.glue_import.report import CONVERTED, DEFAULT, NEEDS_USER, UNSUPPORTED, ImportGlueError, short
 from glueflow_dagster.glue_import.script import GlueScript, Step
 from glueflow_dagster.glue_import.values import Text, plain
 
-# SerDe parameters that change nothing glueflow reads or writes as JSON lines.
+# SerDe parameters that change nothing glueflow reads or writes (per format), and the CSV ones with Glue's names.
 _HARMLESS_SERDE = {"serialization.format", "paths"}
+_HARMLESS_CSV_SERDE = {"serialization.format", "line.delim", "serialization.null.format"}
+_CSV_SERDE = {
+    "field.delim": "separator",
+    "separatorChar": "separator",
+    "quoteChar": "quoteChar",
+    "escape.delim": "escaper",
+    "escapeChar": "escaper",
+}
+_PARQUET_CODECS = {"snappy": "snappy", "gzip": "gzip", "zstd": "zstd", "uncompressed": "none", "none": "none"}
 _JSON_SERDES = ("org.openx.data.jsonserde.JsonSerDe", "org.apache.hive.hcatalog.data.JsonSerDe")
 
 
@@ -36,6 +50,7 @@ class CatalogTable:
     serde_parameters: dict[str, str] = field(default_factory=dict)
     partition_keys: list[str] = field(default_factory=list)
     compression: str | None = None
+    header_lines: str | None = None  # the table's skip.header.line.count
 
 
 def read_table(name: str, table: dict[str, Any]) -> CatalogTable:
@@ -44,6 +59,9 @@ def read_table(name: str, table: dict[str, Any]) -> CatalogTable:
     library = str(serde.get("SerializationLibrary") or "")
     parameters = {**(storage.get("Parameters") or {}), **(table.get("Parameters") or {})}
     classification = str(parameters.get("classification") or "").lower() or None
+    table_type = str(parameters.get("table_type") or parameters.get("spark.sql.sources.provider") or "").lower()
+    if table_type in ("iceberg", "hudi", "delta"):
+        classification = table_type  # a table format: reported (Iceberg sinks are issue 24's)
     if classification is None:
         formats = f"{library} {storage.get('InputFormat') or ''}".lower()
         for fmt, marker in (("json", "json"), ("parquet", "parquet"), ("orc", "orc"), ("avro", "avro")):
@@ -58,7 +76,12 @@ def read_table(name: str, table: dict[str, Any]) -> CatalogTable:
         format=classification,
         serde_parameters={str(k): str(v) for k, v in (serde.get("Parameters") or {}).items()},
         partition_keys=[str(key.get("Name")) for key in table.get("PartitionKeys") or []],
-        compression=(str(parameters["compressionType"]).lower() if parameters.get("compressionType") else None),
+        compression=(
+            str(parameters.get("compressionType") or parameters.get("parquet.compression")).lower()
+            if parameters.get("compressionType") or parameters.get("parquet.compression")
+            else None
+        ),
+        header_lines=str(parameters["skip.header.line.count"]) if "skip.header.line.count" in parameters else None,
     )
 
 
@@ -124,15 +147,17 @@ def catalog_source(draft: Draft, script: GlueScript, step: Step, location: str, 
         step.line,
     )
     if table is None:
+        draft.unknown_format.add(f"{location} read")
         draft.add(
             NEEDS_USER,
             f"{location} (format)",
-            f"glueflow reads JSON lines: check that table {name} is JSON",
+            f"table {name}'s format is not known (--catalog-location gives its location only): the flow reads it "
+            f"as JSON lines; if it holds CSV or Parquet, set {location}.format and its options (or use --from-aws)",
             script=script,
             line=step.line,
         )
     else:
-        _table_format(draft, script, step, table, location)
+        _table_format(draft, script, step, table, location, sink=False)
         if table.partition_keys:
             draft.partition_keys[location] = table.partition_keys
             draft.add(
@@ -164,24 +189,37 @@ def _report_options(draft: Draft, script: GlueScript, step: Step, location: str,
             )
 
 
-def _table_format(draft: Draft, script: GlueScript, step: Step, table: CatalogTable, location: str) -> None:
-    """A table converts only as JSON lines; its SerDe parameters and compression are each converted or reported."""
-    if table.format != "json":
+def _table_format(draft: Draft, script: GlueScript, step: Step, table: CatalogTable, location: str, sink: bool) -> None:
+    """The table's format (JSON, CSV or Parquet) and its SerDe parameters: each converted or reported."""
+    fmt = table.format
+    if fmt not in ("json", "csv", "parquet"):
         draft.add(
             UNSUPPORTED,
             f"{location} (format)",
-            f"table {table.name} holds {table.format or 'an unknown format'}: glueflow reads and writes JSON lines",
-            table.format,
+            f"table {table.name} holds {fmt or 'an unknown format'}: glueflow reads and writes JSON, CSV and Parquet"
+            + (
+                "; table formats (Iceberg, Hudi, Delta) are not converted yet"
+                if fmt in ("iceberg", "hudi", "delta")
+                else ""
+            ),
+            fmt,
             script,
             step.line,
         )
-    else:
+        return
+    if fmt == "json":
         draft.add(
             CONVERTED, f"{location} (format)", f"table {table.name} is JSON (GetTable)", "json", script, step.line
         )
+    else:
+        draft.set(f"{location}.format", fmt, CONVERTED, f"table {table.name} is {fmt} (GetTable)", script, step.line)
+    harmless = _HARMLESS_CSV_SERDE if fmt == "csv" else _HARMLESS_SERDE
     for key, value in table.serde_parameters.items():
-        if key in _HARMLESS_SERDE:
-            draft.add(DEFAULT, f"{location} (SerDe {key})", "no effect on JSON lines", short(value), script, step.line)
+        if fmt == "csv" and key in _CSV_SERDE:
+            option = _CSV_SERDE[key]
+            draft.set(f"{location}.{option}", value, CONVERTED, f"SerDe parameter {key}", script, step.line)
+        elif key in harmless:
+            draft.add(DEFAULT, f"{location} (SerDe {key})", f"no effect on {fmt}", short(value), script, step.line)
         else:
             draft.add(
                 UNSUPPORTED,
@@ -191,10 +229,30 @@ def _table_format(draft: Draft, script: GlueScript, step: Step, table: CatalogTa
                 script,
                 step.line,
             )
+    if table.header_lines is not None:
+        _header_lines(draft, script, step, table, location, sink)
+
+
+def _header_lines(draft: Draft, script: GlueScript, step: Step, table: CatalogTable, location: str, sink: bool) -> None:
+    """`skip.header.line.count`: 1 on a CSV table read is Glue's `withHeader`; 0 is none; else reported."""
+    count = table.header_lines
+    if table.format == "csv" and count in ("0", "1") and not sink:
+        draft.set(f"{location}.withHeader", count == "1", CONVERTED, "skip.header.line.count", script, step.line)
+    elif table.format == "csv" and count in ("0", "1"):
+        draft.add(DEFAULT, f"{location} (skip.header.line.count)", "a read option", count, script, step.line)
+    else:
+        draft.add(
+            UNSUPPORTED,
+            f"{location} (skip.header.line.count)",
+            f"table {table.name}: only 0 or 1 header line of a CSV table is converted",
+            count,
+            script,
+            step.line,
+        )
 
 
 def catalog_sink(draft: Draft, script: GlueScript, step: Step, location: str) -> str | None:
-    """`write_dynamic_frame.from_catalog`: the table's location, JSON format and compression."""
+    """`write_dynamic_frame.from_catalog`: the table's location, format, compression and partition keys."""
     resolved = _resolve(draft, script, step, location)
     if resolved is None:
         return None
@@ -203,36 +261,74 @@ def catalog_sink(draft: Draft, script: GlueScript, step: Step, location: str) ->
     how = "--catalog-location" if table is None else "Glue GetTable"
     draft.set(f"{location}.uri", uri, CONVERTED, f"location of catalog table {name} ({how})", script, step.line)
     if table is None:
+        draft.unknown_format.add(f"{location} written")
         draft.add(
             NEEDS_USER,
             f"{location} (format)",
-            f"glueflow writes JSON lines, uncompressed: check that table {name} is JSON without compression",
+            f"table {name}'s format is not known (--catalog-location gives its location only): the flow writes "
+            f"JSON lines, uncompressed; if the table is CSV or Parquet, set {location}.format (or use --from-aws)",
             script=script,
             line=step.line,
         )
         draft.set(f"{location}.compression", "none", DEFAULT, "the table's compression is not known", script, step.line)
     else:
-        _table_format(draft, script, step, table, location)
-        compression = table.compression or "none"
-        if compression in ("gzip", "none"):
-            draft.set(
-                f"{location}.compression", compression, CONVERTED, "the table's compressionType", script, step.line
-            )
-        else:
-            draft.add(
-                UNSUPPORTED, f"{location}.compression", "glueflow writes gzip or none", compression, script, step.line
-            )
-        if table.partition_keys:
-            draft.add(
-                UNSUPPORTED,
-                f"{location} (partitions)",
-                f"table {name} is partitioned by {', '.join(table.partition_keys)}: glueflow does not write partitions",
-                table.partition_keys,
-                script,
-                step.line,
-            )
-    _report_options(draft, script, step, location, ("additional_options", "redshift_tmp_dir", "catalog_id"))
+        _table_format(draft, script, step, table, location, sink=True)
+        _table_compression(draft, script, step, table, location)
+    _sink_options(draft, script, step, location, table)
+    _report_options(draft, script, step, location, ("redshift_tmp_dir", "catalog_id"))
     return uri
+
+
+def _table_compression(draft: Draft, script: GlueScript, step: Step, table: CatalogTable, location: str) -> None:
+    """The sink table's compressionType (parquet.compression): gzip/none for JSON and CSV, Parquet's codecs."""
+    if table.format == "parquet":
+        codec = _PARQUET_CODECS.get(table.compression or "snappy")
+        allowed = "snappy, gzip, zstd or none"
+    else:
+        codec = table.compression or "none"
+        codec, allowed = (codec if codec in ("gzip", "none") else None), "gzip or none"
+    if codec is None:
+        draft.add(
+            UNSUPPORTED, f"{location}.compression", f"glueflow writes {allowed}", table.compression, script, step.line
+        )
+        return
+    status = CONVERTED if table.compression else DEFAULT
+    note = "the table's compressionType" if table.compression else f"Glue's default for {table.format}"
+    draft.set(f"{location}.compression", codec, status, note, script, step.line)
+
+
+def _sink_options(draft: Draft, script: GlueScript, step: Step, location: str, table: CatalogTable | None) -> None:
+    """A catalog sink's `additional_options`: `partitionKeys` (the table's keys) is written as `partition_keys`;
+    `enableUpdateCatalog`/`updateBehavior` need the user (glueflow writes S3, not the catalog); others reported."""
+    options = step.args.get("additional_options") or {}
+    if not isinstance(options, dict):
+        draft.add(UNSUPPORTED, f"{location} (additional_options)", "not a literal dict", script=script, line=step.line)
+        options = {}
+    keys = options.get("partitionKeys")
+    table_keys = table.partition_keys if table is not None else []
+    name = f"{plain(step.args.get('database'))}.{plain(step.args.get('table_name'))}"
+    if keys is not None and table is not None and plain(keys) != table_keys:
+        why = f"partitionKeys {short(plain(keys))} are not table {name}'s partition keys {short(table_keys)}"
+        draft.add(UNSUPPORTED, f"{location} (partitions)", why, plain(keys), script, step.line)
+    elif keys is not None:
+        partition_keys(draft, script, step, location, keys)
+    elif table_keys:
+        draft.add(
+            UNSUPPORTED,
+            f"{location} (partitions)",
+            f"table {name} is partitioned by {', '.join(table_keys)} but the sink passes no partitionKeys "
+            "(additional_options): Glue then writes no partition folders",
+            table_keys,
+            script,
+            step.line,
+        )
+    for key, value in options.items():
+        if key in ("enableUpdateCatalog", "updateBehavior"):
+            why = "glueflow writes the S3 location, not the Data Catalog: add partitions with a crawler or Athena"
+            draft.add(NEEDS_USER, f"{location} ({key})", why, plain(value), script, step.line)
+        elif key != "partitionKeys":
+            why = "from_catalog sink option not supported by glueflow"
+            draft.add(UNSUPPORTED, f"{location} ({key})", why, short(plain(value)), script, step.line)
 
 
 def partition_columns(draft: Draft, script: GlueScript, step: Step | None, location: str, job: str) -> None:

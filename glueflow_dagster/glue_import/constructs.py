@@ -17,11 +17,18 @@ UNSUPPORTED_CONSTRUCTS: dict[str, str] = {
     "type than the mapping's (Glue would cast twice)",
     "RenameField before ApplyMapping": "the data may already hold a field of the new name",
     "a path inside a mapped struct": "SelectFields/DropFields/RenameField on user.id when user is mapped whole",
-    "CSV, Parquet, ORC and Avro": "glueflow reads and writes JSON lines (formats are being added to the flow file)",
-    "partitionKeys": "glueflow writes one folder (partition_keys are being added to the flow file)",
+    "ORC, Avro and other formats": "glueflow reads and writes JSON lines, CSV and Parquet",
+    "CSV and Parquet options glueflow does not have": "optimizePerformance true, strictCheckingOfValues, blockSize, "
+    "pageSize, a Parquet codec other than snappy, gzip, zstd or none, ...",
+    "staging read other than written": "the Output job reads staging in another format, separator, quote, escaper "
+    "or header than the Input job writes; glueflow reads staging as written",
+    "partitionKeys that are not mapped columns": "Glue fails the run on a column the frame lacks (or on every column)",
+    "a staging partition column the Output job maps": "Glue's from_options does not add it from the folder; "
+    "glueflow would",
+    "Iceberg, Hudi and Delta sinks": "table formats (issue 24 adds Iceberg to the flow file; not converted yet)",
     "push_down_predicate": "partition pruning of a catalog table",
     "connection types other than S3": "JDBC, DynamoDB, Kafka, Redshift, ...",
-    "getSink and getSource": "Glue Studio's catalog-updating sink (setCatalogInfo, setFormat, writeFrame)",
+    "getSource": "Glue's reader builder; use create_dynamic_frame.from_options",
     "a second source or sink": "a glueflow job reads one location and writes one",
     "loops and run-time branches": "for/while, an if on anything but --JOB_NAME or __main__, try that swallows errors",
     "case_sensitive=True": "glueflow matches ApplyMapping sources case-insensitively (Glue's default)",
@@ -30,5 +37,6 @@ UNSUPPORTED_CONSTRUCTS: dict[str, str] = {
     "f-string format specs": "{day:0>2} and !r/!a depend on values known only when the job runs",
     "from_catalog without a location": "give --catalog-location DB.TABLE=s3://... or read the table with --from-aws",
     "a mapped partition column": "Glue adds a catalog table's partition columns from the key=value/ path",
-    "a partitioned catalog sink": "glueflow does not write partitions",
+    "a partitioned catalog sink without partitionKeys": "Glue then writes no partition folders into the table; "
+    "pass additional_options={'partitionKeys': [...]}",
 }

@@ -31,6 +31,8 @@ class Draft:
         self.catalog = dict(catalog_locations)
         self.aws = aws
         self.partition_keys: dict[str, list[str]] = {}  # location -> its catalog table's partition keys
+        # "<location> read"/"written": a catalog table given by --catalog-location, its format not known
+        self.unknown_format: set[str] = set()
         self.output_source_uri: str | None = None  # what the Output job reads (staging, in its own arguments)
         self.items: list[ReportItem] = []
         self.entry: dict[str, Any] = {

@@ -13,6 +13,7 @@ from typing import Any
 from glueflow_dagster.glue_import.catalog import catalog_sink, catalog_source
 from glueflow_dagster.glue_import.draft import Draft
 from glueflow_dagster.glue_import.formats import flow_format, other_format_options, partition_keys
+from glueflow_dagster.glue_import.getsink import report_catalog_updates
 from glueflow_dagster.glue_import.report import CONVERTED, DEFAULT, UNSUPPORTED, short
 from glueflow_dagster.glue_import.script import GlueScript, Step
 from glueflow_dagster.glue_import.values import Text, plain
@@ -289,7 +290,7 @@ def _s3_json(draft: Draft, script: GlueScript, step: Step, what: str) -> bool:
         draft.add(
             UNSUPPORTED,
             "step",
-            f"{step.name}: connection_type {shown!r} not supported (S3 only)",
+            f"{step.name}: connection_type {shown!r} not supported (S3 only)" + _table_format_note(shown),
             script=script,
             line=step.line,
         )
@@ -300,7 +301,8 @@ def _s3_json(draft: Draft, script: GlueScript, step: Step, what: str) -> bool:
         draft.add(
             UNSUPPORTED,
             "step",
-            f"{step.name}: format {shown!r} not supported (JSON lines only)",
+            f"{step.name}: format {shown!r} not supported (json, csv, parquet or glueparquet)"
+            + _table_format_note(shown),
             script=script,
             line=step.line,
         )
@@ -310,12 +312,21 @@ def _s3_json(draft: Draft, script: GlueScript, step: Step, what: str) -> bool:
     return ok
 
 
+def _table_format_note(name: object) -> str:
+    """Iceberg, Hudi and Delta: table formats, named as such (Iceberg sinks are issue 24's, not converted yet)."""
+    if str(name).lower() in ("iceberg", "hudi", "delta"):
+        return "; table formats (Iceberg, Hudi, Delta) are not converted yet"
+    return ""
+
+
 def sink(draft: Draft, script: GlueScript, step: Step | None, location: str) -> str | None:
     if step is None:
         return None
     if step.name == "write_dynamic_frame.from_catalog":
         return catalog_sink(draft, script, step, location)
     _s3_json(draft, script, step, "sink")  # reported; the options are still read, so all is reported at once
+    if step.name == "getSink":
+        draft.items.extend(report_catalog_updates(script, step.args, location, step.line))
     options = step.args.get("connection_options", {})
     if not isinstance(options, dict):
         draft.add(

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from glueflow_dagster.glue_import.getsink import SinkBuilder, get_sink, sink_method
 from glueflow_dagster.glue_import.report import NEEDS_USER, UNSUPPORTED, ImportGlueError, ReportItem
 from glueflow_dagster.glue_import.shapes import ShapeReader
 from glueflow_dagster.glue_import.values import Frame, Opaque, Text, Unresolved, ValueTooLarge, dotted
@@ -315,6 +316,15 @@ class GlueScript(ShapeReader):
                 return step
         if name.endswith(_QUALITY_CALLS):
             return self._quality(call, name)
+        if last == "getSink" and isinstance(call.func, ast.Attribute):
+            return get_sink(self, call)
+        if isinstance(receiver, SinkBuilder):
+            args = sink_method(self, receiver, call, last)
+            if args is not None:  # writeFrame: the sink step, at the getSink line
+                frame = args.get("frame")
+                inputs = (frame.step,) if isinstance(frame, Frame) else ()
+                self.steps.append(Step("sink", receiver.line, "getSink", args, inputs))
+            return None
         return self._other(call, name)
 
     def _quality(self, call: ast.Call, name: str) -> Frame:
@@ -337,7 +347,7 @@ class GlueScript(ShapeReader):
         inputs = self._frames_in(call)
         shown = name.replace("()", "(...)")
         if "write_dynamic_frame" in name or "getSink" in name:
-            why = "only write_dynamic_frame.from_options to S3 is converted"
+            why = "only write_dynamic_frame and getSink to S3 are converted"
         elif "create_dynamic_frame" in name or "getSource" in name:
             why = "only create_dynamic_frame.from_options on S3 is converted"
         elif inputs:

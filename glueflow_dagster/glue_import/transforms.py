@@ -21,7 +21,8 @@ case-sensitive there, ApplyMapping's sources are not):
   `project:`, `match_catalog`) and `choice=`: reported.
 - `DropNullFields`: Glue drops fields of NullType (null in every record). ApplyMapping gives each
   target its type and reads a dropped source as null, which Glue's JSON writer leaves out: the
-  records are the same with or without it; folded, said so.
+  records are the same with or without it; folded, said so. (CSV and Parquet keep a null column:
+  before ApplyMapping in a job writing them it is reported, `formats.null_fields_columns`.)
 """
 
 from __future__ import annotations

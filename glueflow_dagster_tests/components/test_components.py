@@ -95,7 +95,7 @@ def test_the_schema_has_every_key_of_the_flow_parser() -> None:
         "flow": config.FLOW_KEYS,
         "input": (*config.LOCATION_KEYS, *config.READ_LOCATION_KEYS),
         "staging": (*config.LOCATION_KEYS, *config.READ_LOCATION_KEYS, *config.WRITTEN_LOCATION_KEYS),
-        "output": (*config.LOCATION_KEYS, *config.WRITTEN_LOCATION_KEYS),
+        "output": (*config.LOCATION_KEYS, *config.WRITTEN_LOCATION_KEYS, *config.OUTPUT_LOCATION_KEYS),
         "input_job": config.INPUT_JOB_KEYS,
         "output_job": config.OUTPUT_JOB_KEYS,
         "spark": (*config.SPARK_LOCAL_KEYS, *(k for r, o in config.SPARK_REMOTE_KEYS.values() for k in (*r, *o))),

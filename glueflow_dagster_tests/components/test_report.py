@@ -79,7 +79,9 @@ def test_history_from_instance_reads_the_successful_runs_and_their_bytes(
     assert isinstance(metadata["png_path"], PathMetadataValue)
     assert metadata["png_path"].value == str(tmp_path / "report.png")
     assert isinstance(metadata["windows"], MarkdownMetadataValue)
-    assert metadata["windows"].value == flow_table_markdown(flow_slots(input_runs, output_runs, period_s=None))
+    assert metadata["windows"].value == flow_table_markdown(
+        flow_slots(input_runs, output_runs, period_s=None), ratio_second=True
+    )
     assert metadata["window_count"] == 2
     assert metadata["total_bytes_read"] == sum(r.bytes_read for r in output_runs)
     assert metadata["latest_flow_ratio"] == pytest.approx(window_list[1].ratio, abs=1e-4)

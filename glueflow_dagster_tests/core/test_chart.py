@@ -107,6 +107,21 @@ def test_flow_table_markdown_has_a_labelled_row_for_runs_outside_every_window_an
     )
 
 
+def test_the_ui_table_has_the_ratio_second_and_the_same_rows() -> None:
+    """F/flow_report's `windows`: the ratio right after the window, so a narrow screen never cuts it off."""
+    assert flow_table_markdown(SLOTS, ratio_second=True) == (
+        "| window start (UTC) | ratio | input bytes written | output bytes read |\n"
+        "|---|---:|---:|---:|\n"
+        "| before the first Input run (1 Output run) | n/a | - | 7 |\n"
+        "| 2024-05-01T12:00:00+00:00 | 1.00 | 120,000,000 | 120,000,000 |\n"
+        "| 2024-05-01T12:30:00+00:00 | 2.50 | 80,000,000 | 200,000,000 |\n"
+        "| 2024-05-01T13:00:00+00:00 | 0.83 | 120,000,000 | 100,000,000 |\n"
+        "| 2024-05-01T13:30:00+00:00 | n/a | 0 | 5 |\n"
+        "| no window (2 Output runs) | n/a | - | 9 |\n"
+        "| total | 1.31 | 320,000,000 | 420,000,021 |"
+    )
+
+
 def test_flow_table_json() -> None:
     document = flow_table_json(SLOTS)
     assert document == {

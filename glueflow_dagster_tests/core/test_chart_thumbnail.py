@@ -15,6 +15,7 @@ from glueflow_dagster.core.chart_thumbnail import (
     _RATIO_PX,
     _SLOT_PX,
     DAGSTER_INLINE_MARKDOWN_CHARS,
+    LEGEND_LINE_CHARS,
     THUMBNAIL_WINDOWS,
     thumbnail_markdown,
     thumbnail_png,
@@ -37,11 +38,11 @@ def _colours_in_slot(image: Image.Image, slot: int, top: int, bottom: int) -> se
     return {image.getpixel((x, y)) for x in range(x0, x0 + _SLOT_PX - 2) for y in range(top, bottom)}
 
 
-def test_a_steady_day_of_windows_fits_inline_with_all_48_windows() -> None:
+def test_a_steady_history_fits_inline_with_the_last_thumbnail_windows() -> None:
     steady = [_window(i, 420_000, 420_000) for i in range(60)]
     markdown = thumbnail_markdown(steady)
     assert len(markdown) < DAGSTER_INLINE_MARKDOWN_CHARS
-    assert f"last {THUMBNAIL_WINDOWS} Input windows" in markdown and "**1.00**" in markdown
+    assert f"Last {THUMBNAIL_WINDOWS} Input windows" in markdown and "**1.00**" in markdown
     assert _image(markdown).width == THUMBNAIL_WINDOWS * _SLOT_PX + 2
 
 
@@ -69,3 +70,23 @@ def test_bars_show_the_ratio_and_a_window_with_nothing_to_compare_shows_no_bar()
 def test_the_latest_ratio_is_n_a_when_no_window_has_one() -> None:
     assert "**n/a**" in thumbnail_markdown([_window(0, 0, 0)])
     assert thumbnail_png([]).startswith(b"\x89PNG")
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 10**9), st.integers(0, 10**9)), min_size=0, max_size=80))
+def test_the_ratio_comes_first_then_the_picture_then_a_legend_in_short_lines(pairs: list[tuple[int, int]]) -> None:
+    """At 1,366 px Dagster shows 42-46 characters of the value column: every text line fits, the ratio and
+    the picture come first so that they are on the first screen."""
+    markdown = thumbnail_markdown([_window(i, w, r) for i, (w, r) in enumerate(pairs)])
+    first, picture, legend = markdown.split("\n\n")
+    assert re.fullmatch(r"Latest flow ratio \*\*(\d+\.\d\d|n/a)\*\*", first), first
+    assert picture.startswith("![flow chart](data:image/png;base64,")
+    assert len(first.replace("**", "")) <= LEGEND_LINE_CHARS
+    lines = legend.split("  \n")
+    assert re.fullmatch(r"Last \d+ Input windows?, oldest left:", lines[0]), lines[0]
+    assert all(len(line) <= LEGEND_LINE_CHARS for line in lines), lines
+
+
+def test_the_thumbnail_of_the_last_32_windows_fits_beside_the_label_at_1366_px() -> None:
+    image = _image(thumbnail_markdown([_window(i, 1000, 1000 + i) for i in range(100)]))
+    assert THUMBNAIL_WINDOWS == 32 and image.width == 32 * _SLOT_PX + 2 <= 330

@@ -79,7 +79,7 @@ def test_format_defaults_to_json_and_glue_s_options_are_read(tmp_path: Path) -> 
         ({"staging": {"format": "parquet", "compression_level": 3}}, r"staging\.compression_level: .*not parquet$"),
         ({"output": {"compression": "zstd"}}, r"output\.compression: expected one of gzip, none, got 'zstd'$"),
         ({"output": {"format": "parquet", "compression": "lz4"}}, r"expected one of snappy, gzip, zstd, none"),
-        ({"output": {"format": "xml"}}, r"output\.format: expected one of json, csv, parquet, got 'xml'$"),
+        ({"output": {"format": "xml"}}, r"output\.format: expected one of json, csv, parquet, iceberg, got 'xml'$"),
         ({"input": {"format": "csv", "separator": ";;"}}, r"input\.separator: expected one character"),
         ({"input": {"format": "csv", "withHeader": "yes"}}, r"input\.withHeader: expected true or false"),
         ({"input": {"partition_keys": ["id"]}}, r"input: unknown field 'partition_keys'"),

@@ -10,10 +10,11 @@ The Input schedule (cron overridden to every minute, stopped once it has fired) 
 launches the Output run, GraphQL returns the plottable metadata, the component tree and the definition
 metadata (owners, column schema, column lineage), and headless Chromium (Debian's, driven by Playwright)
 shows: where the location comes from, F/output's columns with their Glue types and column lineage,
-owners, the lineage raw_input -> staging -> output, the flow_ratio plot, F/raw_input's observations and
-F/flow_report's chart. In the sqlite variant the browser also clicks "Materialize" on F/output and the
-test checks that F/flow_report is redrawn after that run and that `glueflow report` agrees with every
-Output run's flow_ratio.
+owners, the lineage raw_input -> staging -> output, F/output's six headline plots first (the flow ratio's
+drawn), F/raw_input's observations and, at 1,366x768, F/flow_report's chart without a click and its windows
+table's ratio column not cut off (ui_story.py). In the sqlite variant the browser also clicks "Materialize"
+on F/output and the test checks that F/flow_report is redrawn after that run and that `glueflow report`
+agrees with every Output run's flow_ratio.
 
 Screenshots go to the test's tmp_path; with GLUEFLOW_UPDATE_DOCS=1 the sqlite variant's also refresh
 docs/ui_*.png (the pictures the README shows), so an ordinary test run leaves the work tree untouched.
@@ -50,6 +51,7 @@ from glueflow_dagster_tests.conftest import (
     raw_records,
     write_flow_file,
 )
+from glueflow_dagster_tests.end_to_end.ui_story import check_flow_report, check_output_plots, dismiss_community_dialog
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -504,29 +506,13 @@ def _int(entries: dict[str, dict[str, Any]], label: str) -> int:
     return int(entry["intValue"])
 
 
-def _save(page: Any, name: str, tmp_path: Path, dev: DagsterDev, **options: Any) -> Path:
-    shot = tmp_path / "screenshots" / name
-    shot.parent.mkdir(exist_ok=True)
-    page.screenshot(path=str(shot), **options)
+def _save(page: Any, name: str, tmp_path: Path, dev: DagsterDev) -> Path:
+    (shot := tmp_path / "screenshots" / name).parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(shot))
     if os.environ.get("GLUEFLOW_UPDATE_DOCS") == "1" and dev.variant == DOCS_VARIANT:
         DOCS.mkdir(exist_ok=True)
         shutil.copyfile(shot, DOCS / name)
     return shot
-
-
-def _dismiss_community_dialog(page: Any) -> None:
-    """Dagster's first-visit "Join the Dagster community" dialog covers the page: skip it if shown."""
-    skip = page.get_by_role("button", name="Skip", exact=True)
-    if skip.count() and skip.first.is_visible():
-        skip.first.click()
-
-
-def _canvas_ink(canvas: Any) -> int:
-    """Pixels the chart has painted on the canvas (not fully transparent)."""
-    return canvas.evaluate(
-        """c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-                  let n = 0; for (let i = 3; i < d.length; i += 4) { if (d[i] > 0) n++; } return n; }"""
-    )
 
 
 def _check_output_overview(page: Any, dev: DagsterDev, tmp_path: Path) -> None:
@@ -535,7 +521,7 @@ def _check_output_overview(page: Any, dev: DagsterDev, tmp_path: Path) -> None:
     from playwright.sync_api import expect
 
     page.goto(f"{dev.url}/assets/events/output", wait_until="networkidle")
-    _dismiss_community_dialog(page)
+    dismiss_community_dialog(page)
     columns = page.get_by_text("Columns", exact=True).locator("visible=true").first
     expect(columns).to_be_visible()
     for source, _, target, kind in SMALL_FLOW_MAPPINGS["output"]:
@@ -591,7 +577,7 @@ def _check_raw_input_observations(page: Any, dev: DagsterDev, tmp_path: Path) ->
         "dagster/uri": raw.resolve().as_uri(),
     }
     page.goto(f"{dev.url}/assets/events/raw_input?view=events", wait_until="networkidle")
-    _dismiss_community_dialog(page)
+    dismiss_community_dialog(page)
     observed = page.get_by_text("Observed in run").locator("visible=true").first
     expect(observed).to_be_visible()
     expect(observed.locator("a").first).to_have_text(re.compile("|".join(run_id[:8] for run_id in input_runs)))
@@ -649,13 +635,12 @@ def _check_materialized_run_and_report(dev: DagsterDev, launched: dict[str, Any]
     window_start = _iso(runs[window_run]["startTime"])
     table = {entry["label"]: entry for entry in report["metadataEntries"]}["windows"]["mdStr"]
     rows = [line for line in table.splitlines() if line.startswith(f"| {window_start} |")]
-    assert len(rows) == 1 and rows[0].endswith(f"| {ratio:.2f} |"), (window_start, ratio, table)
+    assert len(rows) == 1 and rows[0].startswith(f"| {window_start} | {ratio:.2f} |"), (window_start, ratio, table)
 
     # Each window's ratio is the flow_ratio of the latest Output run counted in it (its own record).
     expected: dict[str, float] = {}
-    for materialization in sorted(
-        _materializations(dev, ["events", "output"]), key=lambda m: runs[m["runId"]]["startTime"]
-    ):
+    outputs = sorted(_materializations(dev, ["events", "output"]), key=lambda m: runs[m["runId"]]["startTime"])
+    for materialization in outputs:
         entries = {entry["label"]: entry for entry in materialization["metadataEntries"]}
         if "flow_ratio" in entries and "input_run_id" in entries:
             expected[_iso(runs[entries["input_run_id"]["text"]]["startTime"])] = entries["flow_ratio"]["floatValue"]
@@ -664,37 +649,6 @@ def _check_materialized_run_and_report(dev: DagsterDev, launched: dict[str, Any]
     assert set(expected) <= set(printed), (expected, printed)
     for start, flow_ratio in expected.items():
         assert printed[start] == pytest.approx(flow_ratio, abs=1e-3), (start, printed, expected)
-
-
-def _check_flow_report_chart(page: Any, dev: DagsterDev, tmp_path: Path) -> None:
-    """F/flow_report's chart, shown by the UI from the materialization's markdown image."""
-    from playwright.sync_api import expect
-
-    page.goto(f"{dev.url}/assets/events/flow_report", wait_until="networkidle")
-    _dismiss_community_dialog(page)
-    table_view = page.get_by_role("button", name="Table", exact=True)
-    if table_view.count() and table_view.first.is_visible():
-        table_view.first.click()  # the metadata as a table, not plots
-    # The thumbnail (`flow_chart`) is shown in place on the overview, without a click.
-    thumbnail = page.locator('img[alt="flow chart"]').locator("visible=true").first
-    expect(thumbnail).to_be_visible()
-    thumb_box = thumbnail.bounding_box()
-    assert thumb_box and thumb_box["width"] >= 100 and thumb_box["height"] >= 60, thumb_box
-    row = page.locator("tr", has=page.get_by_text("chart", exact=True)).locator("visible=true").first
-    expect(row).to_be_visible()
-    row.get_by_text("[Show Markdown]").click()
-    image = page.locator('img[alt="chart"]').locator("visible=true").first
-    expect(image).to_be_visible()
-    deadline = time.monotonic() + 15
-    while not image.evaluate("img => img.complete && img.naturalWidth > 0") and time.monotonic() < deadline:
-        page.wait_for_timeout(250)
-    width, height = image.evaluate("img => [img.naturalWidth, img.naturalHeight]")
-    assert width > 0 and height > 0, "the chart image did not load"
-    box = image.bounding_box()
-    assert box and box["width"] > 300 and box["height"] > 200, box  # shown, not a thumbnail
-    page.wait_for_timeout(300)
-    _save(page, "ui_flow_report_chart.png", tmp_path, dev)
-    page.keyboard.press("Escape")
 
 
 def _check_ui(dev: DagsterDev, tmp_path: Path, *, materialize: bool) -> None:
@@ -706,9 +660,12 @@ def _check_ui(dev: DagsterDev, tmp_path: Path, *, materialize: bool) -> None:
         try:
             context = browser.new_context(viewport={"width": 1400, "height": 900})
             context.set_default_timeout(30_000)
-            # Marks the community dialog as seen; _dismiss_community_dialog covers a renamed key.
+            # Marks the community dialog as seen; dismiss_community_dialog covers a renamed key.
             context.add_init_script("window.localStorage.setItem('communityNux', '1')")
             page = context.new_page()
+
+            def save(name: str) -> Path:
+                return _save(page, name, tmp_path, dev)
 
             # F/output's overview: columns, column lineage, owners, the location's origin.
             _check_output_overview(page, dev, tmp_path)
@@ -720,7 +677,7 @@ def _check_ui(dev: DagsterDev, tmp_path: Path, *, materialize: bool) -> None:
 
             # The Staging asset's page: upstream raw_input, downstream output.
             page.goto(f"{dev.url}/assets/events/staging", wait_until="networkidle")
-            _dismiss_community_dialog(page)
+            dismiss_community_dialog(page)
             upstream = page.get_by_text("Upstream assets", exact=True)
             downstream = page.get_by_text("Downstream assets", exact=True)
             expect(upstream).to_be_visible()
@@ -742,7 +699,7 @@ def _check_ui(dev: DagsterDev, tmp_path: Path, *, materialize: bool) -> None:
 
             # The asset graph: four nodes, laid out left to right in dependency order.
             page.goto(f"{dev.url}/asset-groups", wait_until="networkidle")
-            _dismiss_community_dialog(page)
+            dismiss_community_dialog(page)
             names = ("raw_input", "staging", "output", "flow_report")
             xs: dict[str, float] = {}
             deadline = time.monotonic() + 30
@@ -766,27 +723,12 @@ def _check_ui(dev: DagsterDev, tmp_path: Path, *, materialize: bool) -> None:
                 _check_materialized_run_and_report(dev, launched, reports_before)
                 print(f"the UI's Materialize run and the redrawn report checked in {time.monotonic() - started:.0f} s")
 
-            # The Output asset's page: its metadata plots, flow_ratio among them (in the sqlite variant, of the
-            # sensed run and the UI's run).
-            page.goto(f"{dev.url}/assets/events/output", wait_until="networkidle")
-            _dismiss_community_dialog(page)
-            page.get_by_role("button").filter(has_text="Plots").first.click()
-            title = page.get_by_text("flow_ratio", exact=True).locator("visible=true").first
-            expect(title).to_be_visible()
-            canvas = title.locator("xpath=ancestor::div[.//canvas][1]//canvas").first
-            expect(canvas).to_be_visible()
-            deadline = time.monotonic() + 15
-            while _canvas_ink(canvas) < 500 and time.monotonic() < deadline:
-                page.wait_for_timeout(250)
-            assert _canvas_ink(canvas) >= 500, "the flow_ratio plot's canvas is blank"
-            for name in ("bytes_read", "records_read"):  # the other Int entries are plotted too
-                expect(page.get_by_text(name, exact=True).locator("visible=true").first).to_be_visible()
-            canvas.evaluate("element => element.scrollIntoView({block: 'center'})")
-            page.wait_for_timeout(500)  # let the chart finish its entry animation
-            _save(page, "ui_output_plots.png", tmp_path, dev)
+            # The Output asset's page: its metadata plots, the six headline plots first (in the sqlite variant, of
+            # the sensed run and the UI's run).
+            check_output_plots(page, dev.url, save)
 
-            # F/flow_report: the chart itself (after the UI's run, the redrawn one).
-            _check_flow_report_chart(page, dev, tmp_path)
+            # F/flow_report at 1,366x768: the chart and the ratio column (after the UI's run, the redrawn one).
+            check_flow_report(page, dev.url, save)
         finally:
             browser.close()
 
@@ -844,7 +786,7 @@ def test_dagster_dev_runs_the_flow_and_the_ui_shows_lineage_and_plots(dagster_de
     assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
     assert report["windows"]["__typename"] == "MarkdownMetadataEntry", report["windows"]
     assert report["windows"]["mdStr"].startswith("| window start (UTC) |")
-    first_window = f"| {_int(staging, 'bytes_written'):,} | {_int(output, 'bytes_read'):,} | 1.00 |"
+    first_window = f"| 1.00 | {_int(staging, 'bytes_written'):,} | {_int(output, 'bytes_read'):,} |"  # ratio second
     assert first_window in report["windows"]["mdStr"], report["windows"]["mdStr"]
     (tmp_path / "screenshots").mkdir(exist_ok=True)
     shutil.copyfile(png, tmp_path / "screenshots" / "flow_report.png")

@@ -6,17 +6,29 @@ exact option to pass.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from glueflow_dagster.glue_import import CONVERTED, UNSUPPORTED, AwsFacts, AwsJob, convert_aws, convert_scripts
+from glueflow_dagster.core.config import load_config
+from glueflow_dagster.glue_import import (
+    CONVERTED,
+    NEEDS_USER,
+    UNSUPPORTED,
+    AwsFacts,
+    AwsJob,
+    convert_aws,
+    convert_scripts,
+    write_flow_file,
+)
 from glueflow_dagster_tests.glue_import.glue_scripts import GLUE_HEADER, items, line_of
 
 JSON_SERDE = {"SerializationLibrary": "org.openx.data.jsonserde.JsonSerDe", "Parameters": {"paths": "id,amount"}}
 PARQUET_SERDE = {"SerializationLibrary": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"}
+ORC_SERDE = {"SerializationLibrary": "org.apache.hadoop.hive.ql.io.orc.OrcSerde"}
 
 
 def catalog_script(source: str, sink: str, mapping: str = '[("id", "long", "id", "long")]') -> str:
@@ -99,7 +111,7 @@ def test_a_mapped_partition_column_is_reported(glue: Any) -> None:
 
 
 def test_tables_glueflow_cannot_read_or_write_are_reported(glue: Any) -> None:
-    create_table(glue, "raw_orders", "s3://lake/raw/orders/", serde=PARQUET_SERDE)
+    create_table(glue, "raw_orders", "s3://lake/raw/orders/", serde=ORC_SERDE)
     create_table(
         glue,
         "staged_orders",
@@ -110,7 +122,7 @@ def test_tables_glueflow_cannot_read_or_write_are_reported(glue: Any) -> None:
     report = convert_scripts("orders", INPUT, OUTPUT, aws=facts(glue))
     assert not report.complete
     fields = {(i.field, i.source) for i in report.of(UNSUPPORTED)}
-    assert ("input (format)", "input.py") in fields  # parquet
+    assert ("input (format)", "input.py") in fields  # orc
     assert ("staging (SerDe ignore.malformed.json)", "input.py") in fields
     assert ("output (partitions)", "output.py") in fields
     # A table GetTable does not find: one line with the AWS error code and the option that would do.
@@ -154,3 +166,75 @@ def test_convert_aws_reads_jobs_scripts_and_tables_from_moto(glue: Any) -> None:
     assert report.complete, report.table()
     assert report.entry["output"]["uri"] == "s3://lake/curated/orders/"
     assert report.entry["output_job"]["bookmark"] == "enable"
+
+
+OPEN_CSV_SERDE = {
+    "SerializationLibrary": "org.apache.hadoop.hive.serde2.OpenCSVSerde",
+    "Parameters": {"separatorChar": "|", "quoteChar": "'", "escapeChar": "\\"},
+}
+LAZY_SERDE = {
+    "SerializationLibrary": "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe",
+    "Parameters": {"field.delim": "\t", "serialization.format": "\t"},
+}
+TWO_COLUMNS = '[("id", "long", "id", "long"), ("region", "string", "region", "string")]'
+
+
+def test_csv_and_parquet_tables_convert_with_their_serde_options(
+    glue: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    create_table(glue, "raw_orders", "s3://lake/raw/orders/", serde=OPEN_CSV_SERDE,
+                 parameters={"classification": "csv", "skip.header.line.count": "1"})  # fmt: skip
+    header = {"skip.header.line.count": "1"}  # Glue's CSV writer writes a header line (writeHeader: true)
+    create_table(glue, "staged_orders", "s3://lake/staging/orders/", serde=LAZY_SERDE, parameters=header)
+    create_table(glue, "orders", "s3://lake/curated/orders/", serde=PARQUET_SERDE, partitions=("region",),
+                 parameters={"parquet.compression": "ZSTD"})  # fmt: skip
+    options = '{"partitionKeys": ["region"], "enableUpdateCatalog": True}'
+    sink = f'database="lake", table_name="orders", additional_options={options}'
+    inp = catalog_script(
+        'database="lake", table_name="raw_orders"', 'database="lake", table_name="staged_orders"', TWO_COLUMNS
+    )
+    out = catalog_script('database="lake", table_name="staged_orders"', sink, TWO_COLUMNS)  # fmt: skip
+    report = convert_scripts("orders", inp, out, aws=facts(glue))
+    assert report.complete, report.table()
+    assert report.entry["input"] == {
+        "uri": "s3://lake/raw/orders/", "recurse": True, "format": "csv",
+        "separator": "|", "quoteChar": "'", "escaper": "\\", "withHeader": True,
+    }  # fmt: skip
+    # staging: a tab-separated table with a header line, written and read the same way
+    assert report.entry["staging"] == {
+        "uri": "s3://lake/staging/orders/", "recurse": True, "format": "csv", "compression": "none",
+        "separator": "\t", "withHeader": True,
+    }  # fmt: skip
+    assert report.entry["output"] == {
+        "uri": "s3://lake/curated/orders/", "format": "parquet", "compression": "zstd", "partition_keys": ["region"],
+    }  # fmt: skip
+    [update] = items(report, NEEDS_USER, "output (enableUpdateCatalog)")
+    assert update.line == line_of(out, "write_dynamic_frame")
+    flow = load_config(write_flow_file(report, tmp_path / "glueflow.yaml")).flows["orders"]
+    assert (flow.input.csv.separator, flow.input.csv.quote_char, flow.input.csv.with_header) == ("|", "'", True)
+    assert flow.staging.csv.with_header and flow.staging.csv.write_header
+    # Without the table's header line count, the Output job would read the header the Input job writes.
+    glue.update_table(
+        DatabaseName="lake",
+        TableInput={
+            "Name": "staged_orders",
+            "StorageDescriptor": {"Location": "s3://lake/staging/orders/", "SerdeInfo": LAZY_SERDE},
+        },
+    )
+    report = convert_scripts("orders", inp, out, aws=facts(glue))
+    assert [(i.source, i.field) for i in report.of(UNSUPPORTED)] == [("output.py", "staging.withHeader")]
+    assert flow.output.partition_keys == ("region",)
+
+
+def test_partition_keys_other_than_the_tables_and_table_formats_are_reported(glue: Any) -> None:
+    create_table(glue, "raw_orders", "s3://lake/raw/orders/")
+    create_table(glue, "staged_orders", "s3://lake/staging/orders/", parameters={"table_type": "ICEBERG"})
+    create_table(glue, "orders", "s3://lake/curated/orders/", serde=PARQUET_SERDE, partitions=("region",))
+    sink = 'database="lake", table_name="orders", additional_options={"partitionKeys": ["id"]}'
+    out = catalog_script('database="lake", table_name="staged_orders"', sink, TWO_COLUMNS)
+    report = convert_scripts("orders", INPUT, out, aws=facts(glue))
+    iceberg = items(report, UNSUPPORTED, "staging (format)")  # written by the Input job, read by the Output job
+    assert [i.source for i in iceberg] == ["input.py", "output.py"]
+    assert "table formats (Iceberg, Hudi, Delta) are not converted yet" in iceberg[0].message
+    [keys] = items(report, UNSUPPORTED, "output (partitions)")
+    assert keys.line == line_of(out, "write_dynamic_frame") and "not table lake.orders's partition keys" in keys.message

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from glueflow_dagster.glue_import import NEEDS_USER, UNSUPPORTED, convert_scripts
+from glueflow_dagster.core.config import load_config
+from glueflow_dagster.glue_import import NEEDS_USER, UNSUPPORTED, convert_scripts, write_flow_file
 
 CORPUS = Path(__file__).parent / "corpus"
 CASES = sorted(path.name for path in CORPUS.iterdir() if path.is_dir())
@@ -49,3 +50,27 @@ def test_each_corpus_pair_converts_as_expected(case: str) -> None:
     if expected["complete"]:
         assert report.entry == expected["entry"]
         assert sorted(report.variables) == expected["variables"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_each_converted_corpus_flow_loads_with_the_flow_file_loader(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What converts is written as a flow file and read back by `load_config`, formats and partitions included."""
+    folder = CORPUS / case
+    expected: dict[str, Any] = yaml.safe_load((folder / "expected.yaml").read_text(encoding="utf-8"))
+    if not expected["complete"]:
+        pytest.skip("reported, not converted")
+    report = convert_scripts(
+        "flow",
+        (folder / "input.py.txt").read_text(encoding="utf-8"),
+        (folder / "output.py.txt").read_text(encoding="utf-8"),
+        catalog_locations=expected.get("catalog_locations", {}),
+    )
+    for name in report.variables:
+        monkeypatch.setenv(name, name.lower().replace("_", "-"))  # a bucket, a path part or a local folder
+    flow = load_config(write_flow_file(report, tmp_path / "glueflow.yaml")).flows["flow"]
+    for role in ("input", "staging", "output"):
+        location, entry = getattr(flow, role), expected["entry"][role]
+        assert location.format == entry.get("format", "json")
+        assert list(location.partition_keys) == entry.get("partition_keys", [])

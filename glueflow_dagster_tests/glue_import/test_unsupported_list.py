@@ -48,16 +48,32 @@ EXAMPLES: dict[str, tuple[str, str]] = {
     "ResolveChoice other than a cast": before_mapping('kept = ResolveChoice.apply(frame=src, choice="make_cols")'),
     "RenameField before ApplyMapping": before_mapping('kept = RenameField.apply(src, "uid", "id")'),
     "a path inside a mapped struct": before_mapping('kept = DropFields.apply(src, ["user.secret"])'),
-    "CSV, Parquet, ORC and Avro": ('format="json")', 'format="csv")'),
-    "partitionKeys": ('"compression": "gzip"}', '"compression": "gzip", "partitionKeys": ["id"]}'),
+    "ORC, Avro and other formats": ('format="json")', 'format="orc")'),
+    "CSV and Parquet options glueflow does not have": (
+        'format="json")',
+        'format="csv", format_options={"withHeader": True, "optimizePerformance": True})',
+    ),
+    "staging read other than written": (
+        ', "compression": "gzip"},\n    format="json",',
+        '},\n    format="parquet",',
+    ),
+    "partitionKeys that are not mapped columns": (
+        '"compression": "gzip"}',
+        '"compression": "gzip", "partitionKeys": ["day"]}',
+    ),
+    "a staging partition column the Output job maps": (
+        '"compression": "gzip"}',
+        '"compression": "gzip", "partitionKeys": ["id"]}',
+    ),
+    "Iceberg, Hudi and Delta sinks": ('format="json",\n)', 'format="iceberg",\n)'),
     "push_down_predicate": ('format="json")', 'format="json", push_down_predicate="dt=\'2024\'")'),
     "connection types other than S3": (
         'connection_type="s3", connection_options={"paths"',
         'connection_type="dynamodb", connection_options={"paths"',
     ),
-    "getSink and getSource": (
-        SINK,
-        'sink = glueContext.getSink(path="s3://out/", connection_type="s3")\nsink.writeFrame(mapped)\njob.commit()',
+    "getSource": (
+        SOURCE_LINE,
+        'src = glueContext.getSource("s3", paths=["s3://raw/orders/"]).getFrame()',
     ),
     "a second source or sink": (
         "job.commit()",
@@ -78,7 +94,7 @@ EXAMPLES: dict[str, tuple[str, str]] = {
         SOURCE_LINE,
         'src = glueContext.create_dynamic_frame.from_catalog(database="db", table_name="by_id")',
     ),
-    "a partitioned catalog sink": (
+    "a partitioned catalog sink without partitionKeys": (
         SINK,
         'glueContext.write_dynamic_frame.from_catalog(frame=mapped, database="db", table_name="by_id")\njob.commit()',
     ),
@@ -94,6 +110,16 @@ class StubGlue:
             "SerdeInfo": {"SerializationLibrary": "org.openx.data.jsonserde.JsonSerDe"},
         }
         return {"Table": {"StorageDescriptor": storage, "PartitionKeys": [{"Name": "id"}]}}
+
+
+NEEDS_GET_TABLE = ("a mapped partition column", "a partitioned catalog sink without partitionKeys")
+# constructs whose example also changes the Output script (old, new)
+OUTPUT_CHANGES: dict[str, tuple[str, str]] = {
+    "a staging partition column the Output job maps": (
+        '("order_id", "long", "order_id", "long")',
+        '("id", "long", "order_id", "long"), ("user", "struct", "user", "struct")',
+    ),
+}
 
 
 def documented() -> list[str]:
@@ -113,7 +139,14 @@ def test_each_listed_construct_is_reported_at_a_line(construct: str) -> None:
     old, new = EXAMPLES[construct]
     assert old in BASE, construct
     script = BASE.replace(old, new, 1)
+    output = PLAIN_OUTPUT
+    if construct in OUTPUT_CHANGES:
+        assert OUTPUT_CHANGES[construct][0] in output
+        output = output.replace(*OUTPUT_CHANGES[construct])
+        assert convert_scripts("orders", BASE, output).complete  # the Output change alone converts
     aws = AwsFacts(AwsJob("In", "s3://s/in.py"), AwsJob("Out", "s3://s/out.py"), glue=StubGlue())
-    report = convert_scripts("orders", script, PLAIN_OUTPUT, aws=aws if "partition" in construct else None)
+    report = convert_scripts("orders", script, output, aws=aws if construct in NEEDS_GET_TABLE else None)
     assert not report.complete
-    assert [i for i in report.of(UNSUPPORTED) if i.source == "input.py" and i.line is not None], report.table()
+    # reported at a line of the script that uses it (staging's reader is the Output script)
+    lines = [i for i in report.of(UNSUPPORTED) if i.source in ("input.py", "output.py") and i.line is not None]
+    assert lines, report.table()

@@ -36,7 +36,9 @@ CSV_READ_OPTIONS = ("multiLine", "withHeader", "skipFirst")
 CSV_WRITE_OPTIONS = ("writeHeader",)
 CSV_SHARED_OPTIONS = ("separator", "quoteChar", "escaper")
 CSV_OPTIONS = (*CSV_SHARED_OPTIONS, *CSV_READ_OPTIONS, *CSV_WRITE_OPTIONS)
-_OPTIONS_OF = {"json": JSON_OPTIONS, "csv": CSV_OPTIONS, "parquet": ()}
+# The Iceberg keys (``table``, ``catalog``; see ``formats.iceberg``) are the output location's only.
+_OPTIONS_OF = {"json": JSON_OPTIONS, "csv": CSV_OPTIONS, "parquet": (), "iceberg": ("table", "catalog")}
+_PARQUET_FILES = ("parquet", "iceberg")  # formats whose objects are Parquet files (an Iceberg table's data)
 _NO_QUOTING = "-1"  # Glue's quoteChar value that turns quoting off
 
 
@@ -69,11 +71,11 @@ class DataFormat:
 
 
 def compressions_of(name: str) -> tuple[str, ...]:
-    return PARQUET_COMPRESSIONS if name == "parquet" else TEXT_COMPRESSIONS
+    return PARQUET_COMPRESSIONS if name in _PARQUET_FILES else TEXT_COMPRESSIONS
 
 
 def default_compression(name: str) -> str:
-    return "snappy" if name == "parquet" else "none"
+    return "snappy" if name in _PARQUET_FILES else "none"
 
 
 def format_problem(body: Mapping[str, Any], name: str) -> tuple[str, str] | None:
@@ -83,9 +85,10 @@ def format_problem(body: Mapping[str, Any], name: str) -> tuple[str, str] | None
             continue
         for key in options:
             if key in body and key not in _OPTIONS_OF[name]:
-                return key, f"{key} is a {other} option, but the location's format is {name}"
-    if name == "parquet" and "compression_level" in body:
-        return "compression_level", "compression_level is for gzip JSON or CSV, not parquet"
+                article = "an" if other[0] in "aeiou" else "a"
+                return key, f"{key} is {article} {other} option, but the location's format is {name}"
+    if name in _PARQUET_FILES and "compression_level" in body:
+        return "compression_level", f"compression_level is for gzip JSON or CSV, not {name}"
     return None
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from glueflow_dagster.core.compression import DEFAULT_GZIP_LEVEL
 from glueflow_dagster.core.formats.convert import ConvertingReader
 from glueflow_dagster.core.formats.csv import CsvSource, CsvWriter
+from glueflow_dagster.core.formats.iceberg import IcebergDataWriter
 from glueflow_dagster.core.formats.options import DataFormat, compressions_of
 from glueflow_dagster.core.formats.parquet import ParquetSource, ParquetWriter
 from glueflow_dagster.core.formats.partitions import partition_values, with_partition_columns
@@ -77,4 +78,6 @@ def writer_of(data_format: DataFormat, compression: str, level: int | None) -> W
         return CsvWriter(data_format.csv, compression, gzip_level, keys)
     if data_format.name == "parquet":
         return ParquetWriter(compression, keys)
+    if data_format.name == "iceberg":
+        return IcebergDataWriter(compression, keys)
     return JsonLinesWriter(compression, gzip_level, keys)
