@@ -14,7 +14,14 @@ from decimal import Decimal
 
 import polars as pl
 
-from glueflow_dagster.core.mapping.fast import fast_boolean, fast_date, fast_decimal, fast_timestamp, with_fallback
+from glueflow_dagster.core.mapping.fast import (
+    fast_boolean,
+    fast_date,
+    fast_decimal,
+    fast_integral,
+    fast_timestamp,
+    with_fallback,
+)
 from glueflow_dagster.core.mapping.parse import MAX_DECIMAL_PRECISION, PlainTimestamps
 from glueflow_dagster.core.mapping.zones import named_zone_to_utc
 
@@ -83,6 +90,8 @@ def cast_value(expr: pl.Expr, src: pl.DataType, dst: pl.DataType, plain_timestam
         return expr.cast(dst)
     if isinstance(src, pl.Categorical | pl.Enum):
         expr, src = expr.cast(pl.String), pl.String()
+    if plain_timestamps == "fast" and isinstance(src, pl.String) and (fast := _fast_only(expr, dst)) is not None:
+        return fast
     if isinstance(dst, pl.String):
         return _to_string(expr, src)
     if dst.is_integer():
@@ -108,6 +117,21 @@ def cast_value(expr: pl.Expr, src: pl.DataType, dst: pl.DataType, plain_timestam
             return expr if isinstance(src, pl.List) else expr.cast(pl.List(src.inner))
         return _null(dst)
     return _null(dst)
+
+
+def _fast_only(text: pl.Expr, dst: pl.DataType) -> pl.Expr | None:
+    """Text cast by its fast path alone (null where that misses), or None for a cast without a general path."""
+    if isinstance(dst, pl.Datetime):
+        return fast_timestamp(text).cast(dst)
+    if isinstance(dst, pl.Date):
+        return fast_date(text)
+    if isinstance(dst, pl.Decimal):
+        return fast_decimal(text, dst)
+    if isinstance(dst, pl.Boolean):
+        return fast_boolean(text)
+    if dst.is_integer():
+        return fast_integral(text).cast(dst, strict=False)
+    return None
 
 
 def _to_string(expr: pl.Expr, src: pl.DataType) -> pl.Expr:

@@ -31,7 +31,9 @@ class FieldMapping:
 Frame: TypeAlias = pl.LazyFrame | pl.DataFrame
 #: ``ApplyMapping.apply(plain_timestamps=...)``: False, True (the speculative plain form) or "text" (the
 #: plain form, written as its source text where it parsed).
-PlainTimestamps: TypeAlias = bool | Literal["text"]
+# False: every cast in full; True/"text": timestamps from text in the plain form only (see ApplyMapping.apply);
+# "fast": every cast from text by its fast path only (mapping/fast.py), null where it has none.
+PlainTimestamps: TypeAlias = bool | Literal["text", "fast"]
 MappingLike: TypeAlias = Sequence[str] | FieldMapping
 Mappings: TypeAlias = Iterable[MappingLike]
 

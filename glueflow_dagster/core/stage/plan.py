@@ -28,6 +28,7 @@ from glueflow_dagster.core.mapping import (
     ApplyMapping,
     FieldMapping,
     PlainTimestamps,
+    cast_error_count,
     presence_mapping,
     source_read_schema,
 )
@@ -67,6 +68,10 @@ class QueryPlan:
     # Map text to timestamps in the plain form only (ApplyMapping's speculative fast form): chosen when
     # the sample holds no other form; a group where it leaves a value null is mapped again in full.
     plain_timestamps: bool = False
+    # Map text by the casts' fast paths only (ApplyMapping's "fast" form, mapping/fast.py): chosen when
+    # the sample maps with no cast error and the same values; a group where a present value comes out
+    # null is mapped again in full (only then does the general parser run, and pay its per-row cost).
+    fast_casts: bool = False
     # The sample's schema, and every mapped leaf read as String: read_schema keeps the JSON types the
     # sample shows; where later data holds another type (a number here, an object there), the mapped
     # fields that differ are read as text (see read.query_tolerant). text_schema is None when read_schema
@@ -126,18 +131,19 @@ def query(
 
     Returns (records, cast errors, whether the plain-timestamp speculation missed, null mapped values). With
     ``plan.plain_timestamps`` a query whose timestamp mappings leave a present value null is run again
-    with the full timestamp parser, so the result is always the full mapping's.
+    with the full timestamp parser, and with ``plan.fast_casts`` one with any cast error is run again with
+    every cast in full, so the result is always the full mapping's.
     """
-    if plan.plain_timestamps:
-        records, casts, missed, missing = _query_once(
-            paths, plan, out_dir, first_part, ignore_errors, plain_timestamps=True
+    if plan.plain_timestamps or plan.fast_casts:
+        records, casts, timestamp_casts, missing = _query_once(
+            paths, plan, out_dir, first_part, ignore_errors, speculate=True
         )
-        if not missed:
+        if not (timestamp_casts if plan.plain_timestamps else casts):
             return records, casts, False, missing
         if out_dir is not None:
             clear(out_dir)
-    records, casts, _, missing = _query_once(paths, plan, out_dir, first_part, ignore_errors, plain_timestamps=False)
-    return records, casts, plan.plain_timestamps, missing
+    records, casts, _, missing = _query_once(paths, plan, out_dir, first_part, ignore_errors, speculate=False)
+    return records, casts, plan.plain_timestamps or plan.fast_casts, missing
 
 
 def _query_once(
@@ -147,14 +153,16 @@ def _query_once(
     first_part: int,
     ignore_errors: bool,
     *,
-    plain_timestamps: bool,
+    speculate: bool,
 ) -> tuple[int, int, int, int]:
     """One query; returns (records, cast errors, cast errors of timestamp mappings, null mapped values)."""
     scan = pl.scan_ndjson([str(p) for p in paths], schema=plan.read_schema, ignore_errors=ignore_errors)
     # The plain form's timestamps go out as their source text: the JSON writer would write the same bytes.
     # Writers of typed timestamps (CSV, Parquet: core.formats) take the plain form parsed instead.
     text: PlainTimestamps = True if getattr(plan.writer, "typed_timestamps", False) else "text"
-    plain: PlainTimestamps = text if plain_timestamps else False
+    plain: PlainTimestamps = False
+    if speculate:
+        plain = text if plan.plain_timestamps else "fast"
     mapped, columns, cast_errors, timestamp_errors = _mapped_with_cast_errors(scan, plan, plain)
     missing = _total([_target_expr(fm.target).null_count().cast(pl.Int64) for fm in plan.mappings])
     figures = [
@@ -188,20 +196,25 @@ def make_plan(
     text_schema = source_read_schema(mappings, observed, typed=False)
     record_bytes = float(_DEFAULT_RECORD_BYTES)
     speculate = any(isinstance(fm.target_type, pl.Datetime) for fm in mappings)
-    plain_sample = False
+    fast = any(_has_general_path(fm.target_type) for fm in mappings)
+    plain_sample = fast_sample = False
     for path in paths[:_PROBE_FILES]:
         try:
             rows = pl.scan_ndjson(_sample_source(path), schema=read_schema, n_rows=_SIZE_SAMPLE_LINES)
-            frames = [ApplyMapping.apply(rows, mappings)]
-            if speculate:
-                frames.append(ApplyMapping.apply(rows, mappings, plain_timestamps=True))
-            sample, *rest = pl.collect_all(frames)  # one read of the sample for both
-            plain = rest[0] if rest else None
+            frames = [ApplyMapping.apply(rows, mappings), rows.select(cast_error_count(rows, mappings).sum())]
+            frames.append(ApplyMapping.apply(rows, mappings, plain_timestamps=True if speculate else "fast"))
+            sample, errors, other = pl.collect_all(frames)  # one read of the sample for all
+            plain = other if speculate else None
         except READ_ERRORS:
             continue
         if sample.height:
             record_bytes = max(1.0, len(sample.write_ndjson().encode()) / sample.height)
             plain_sample = plain is not None and plain.equals(sample)
+            if fast and not plain_sample and not errors.item():
+                fast_frame = (
+                    ApplyMapping.apply(rows, mappings, plain_timestamps="fast").collect() if speculate else other
+                )
+                fast_sample = fast_frame.equals(sample)
             break
     records_per_part = max(1, int(target_file_bytes // record_bytes))
     return QueryPlan(
@@ -210,10 +223,16 @@ def make_plan(
         records_per_part,
         writer,
         plain_timestamps=plain_sample,
+        fast_casts=fast_sample,
         observed=observed,
         text_schema=None if text_schema == read_schema else text_schema,
         spellings=frozenset(field_names(observed or {})),
     )
+
+
+def _has_general_path(dtype: pl.DataType) -> bool:
+    """Whether a cast from text to ``dtype`` has a general path beside its fast one (mapping/fast.py)."""
+    return isinstance(dtype, pl.Datetime | pl.Date | pl.Decimal | pl.Boolean) or dtype.is_integer()
 
 
 def sample_schema(paths: Sequence[Path]) -> pl.Schema | None:
