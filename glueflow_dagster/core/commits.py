@@ -163,8 +163,7 @@ def later_reads(action: str) -> str:
     """What becomes of the objects a refused run planned to read, after ``action`` committed a bookmark."""
     if action == "set-to-current":
         return (
-            "set-to-current marked these objects read: no later run reads them unless the bookmark is reset "
-            "or rewound"
+            "set-to-current marked these objects read: no later run reads them unless the bookmark is reset or rewound"
         )
     return "a later run reads these objects"
 
@@ -177,9 +176,7 @@ class ClaimLost(Exception):
         self.holder = holder
 
 
-def claim_commit(
-    storage: Storage, fence: str, attempt: Attempt, *, settled: Callable[[Attempt], bool]
-) -> str:
+def claim_commit(storage: Storage, fence: str, attempt: Attempt, *, settled: Callable[[Attempt], bool]) -> str:
     """Take the one right to commit after ``fence`` (the version this attempt planned from) atomically,
     before the commit fence is checked; returns the claim's key.
 

@@ -210,4 +210,3 @@ def run_output(
     )
     metadata |= location_figures(flow.output.uri, result.records_written)
     return RunOutcome(metadata, verdicts)
-

@@ -72,6 +72,11 @@ def _utc_naive(expr: pl.Expr, src: pl.DataType) -> pl.Expr:
     return expr
 
 
+def _zero_if_empty(text: pl.Expr) -> pl.Expr:
+    """``"0"`` for empty text (``Expr.replace`` would take the query off the streaming engine in polars 2.1)."""
+    return pl.when(text.str.len_bytes() == 0).then(pl.lit("0")).otherwise(text)
+
+
 def _is_number(dtype: pl.DataType) -> bool:
     return dtype.is_integer() or dtype.is_float() or dtype.is_decimal()
 
@@ -186,10 +191,10 @@ def _java_float_text(expr: pl.Expr, src: pl.DataType) -> pl.Expr:
     )
     sig, x = f("__sig"), f("__x")
     whole = (sig + pl.lit(_ZEROS)).str.slice(0, x + 1)
-    plain_big = pl.concat_str(whole, pl.lit("."), sig.str.slice(x + 1).replace("", "0"))
-    plain_small = pl.concat_str(pl.lit("0."), pl.lit(_ZEROS).str.slice(0, -x - 1), sig)
+    plain_big = pl.concat_str(whole, pl.lit("."), _zero_if_empty(sig.str.slice(x + 1)))
+    plain_small = pl.concat_str(pl.lit("0."), pl.lit(_ZEROS).str.slice(0, (-x - 1).clip(0, None)), sig)
     scientific = pl.concat_str(
-        sig.str.slice(0, 1), pl.lit("."), sig.str.slice(1).replace("", "0"), pl.lit("E"), x.cast(pl.String)
+        sig.str.slice(0, 1), pl.lit("."), _zero_if_empty(sig.str.slice(1)), pl.lit("E"), x.cast(pl.String)
     )
     body = (
         pl.when(sig == "")
@@ -400,7 +405,7 @@ def _parse_timestamp(text: pl.Expr, dst: pl.Datetime) -> pl.Expr:
         pl.lit(":"),
         f("s").fill_null("0"),
         pl.lit("."),
-        f("f").str.slice(0, 9).replace("", "0").fill_null("0"),
+        _zero_if_empty(f("f").str.slice(0, 9)).fill_null("0"),
     ).str.to_datetime("%Y-%m-%d %H:%M:%S%.f", time_unit="us", strict=False, cache=False)  # bad fields -> null
     step = parts.struct.with_fields(
         # chrono reads second 60 as a leap second (rolling into the next minute); Spark rejects it.

@@ -59,22 +59,33 @@ def zone_table() -> tuple[tuple[str, ...], tuple[int, ...], tuple[str, ...]]:
 def named_zone_to_utc(local: pl.Expr, zone: pl.Expr) -> pl.Expr:
     """Naive local times (``local``) in the zones ``zone`` names, as naive UTC; null where a name is no zone.
 
-    ``local`` should be null wherever ``zone`` is not a zone name (offsets are converted elsewhere).
+    ``local`` should be null wherever ``zone`` is not a zone name (offsets are converted elsewhere). The
+    names are numbered by a cast to an Enum of every name (``replace_strict`` would leave the streaming
+    engine in polars 2.1).
     """
     names, indices, zones = zone_table()
-    fixed = zone.replace_strict(
-        list(SHORT_ZONE_OFFSETS), list(SHORT_ZONE_OFFSETS.values()), default=None, return_dtype=pl.Int64
-    )
-    index = zone.replace_strict(list(names), list(indices), default=None, return_dtype=pl.UInt16)
+    aliases: dict[int, list[int]] = {}
+    for number, index in enumerate(indices):
+        aliases.setdefault(index, []).append(number)
+    fixed = pl.lit(None, pl.Int64)
+    for short, seconds in SHORT_ZONE_OFFSETS.items():
+        fixed = pl.when(zone == short).then(pl.lit(seconds, pl.Int64)).otherwise(fixed)
+    number = zone.cast(pl.Enum(list(names)), strict=False).to_physical()
     f = pl.field
-    steps = pl.struct(local.alias("local"), index.alias("index"), fixed.alias("fixed"))
+    steps = pl.struct(local.alias("local"), number.alias("number"), fixed.alias("fixed"))
+
+    def named(index: int) -> pl.Expr:
+        numbers = aliases[index]
+        return f("number") == numbers[0] if len(numbers) == 1 else f("number").is_in(numbers)
+
     by_zone = [
-        pl.when(f("index") == i)
+        pl.when(named(i))
         .then(f("local"))
         .dt.replace_time_zone(name, ambiguous="earliest", non_existent="null")
         .dt.convert_time_zone("UTC")
         .dt.replace_time_zone(None)
         for i, name in enumerate(zones)
+        if i in aliases  # EST, MST, HST: fixed offsets in Spark, not the zones of the same name
     ]
     by_offset = f("local") - pl.duration(seconds=f("fixed"))
     return steps.struct.with_fields(out=pl.coalesce(by_offset, *by_zone)).struct.field("out")
