@@ -190,7 +190,7 @@ def _java_float_text(expr: pl.Expr, src: pl.DataType) -> pl.Expr:
         + f("__exp"),
     )
     sig, x = f("__sig"), f("__x")
-    whole = (sig + pl.lit(_ZEROS)).str.slice(0, x + 1)
+    whole = (sig + pl.lit(_ZEROS)).str.slice(0, (x + 1).clip(0, None))
     plain_big = pl.concat_str(whole, pl.lit("."), _zero_if_empty(sig.str.slice(x + 1)))
     plain_small = pl.concat_str(pl.lit("0."), pl.lit(_ZEROS).str.slice(0, (-x - 1).clip(0, None)), sig)
     scientific = pl.concat_str(
