@@ -78,14 +78,15 @@ def named_zone_to_utc(local: pl.Expr, zone: pl.Expr) -> pl.Expr:
         numbers = aliases[index]
         return f("number") == numbers[0] if len(numbers) == 1 else f("number").is_in(numbers)
 
+    # Each branch ends in UTC (one dtype for all), made naive once after the coalesce.
     by_zone = [
         pl.when(named(i))
         .then(f("local"))
         .dt.replace_time_zone(name, ambiguous="earliest", non_existent="null")
         .dt.convert_time_zone("UTC")
-        .dt.replace_time_zone(None)
         for i, name in enumerate(zones)
         if i in aliases  # EST, MST, HST: fixed offsets in Spark, not the zones of the same name
     ]
-    by_offset = f("local") - pl.duration(seconds=f("fixed"))
-    return steps.struct.with_fields(out=pl.coalesce(by_offset, *by_zone)).struct.field("out")
+    by_offset = (f("local") - pl.duration(seconds=f("fixed"))).dt.replace_time_zone("UTC")
+    utc = pl.coalesce(by_offset, *by_zone).dt.replace_time_zone(None)
+    return steps.struct.with_fields(out=utc).struct.field("out")

@@ -129,7 +129,7 @@ def query(
 ) -> tuple[int, int, bool, int]:
     """Scan -> map -> sink parts into ``out_dir`` (None: count only).
 
-    Returns (records, cast errors, whether the plain-timestamp speculation missed, null mapped values). With
+    Returns (records, cast errors, whether a speculation missed, null mapped values not cast errors). With
     ``plan.plain_timestamps`` a query whose timestamp mappings leave a present value null is run again
     with the full timestamp parser, and with ``plan.fast_casts`` one with any cast error is run again with
     every cast in full, so the result is always the full mapping's.
@@ -183,7 +183,8 @@ def _query_once(
         int(totals["records"][0]),
         int(totals["casts"][0] or 0),
         int(totals["timestamp_casts"][0] or 0),
-        int(totals["missing"][0] or 0),
+        # A cast error is a present source: only the other nulls can hide an unseen spelling (respelled).
+        int(totals["missing"][0] or 0) - int(totals["casts"][0] or 0),
     )
 
 
@@ -201,20 +202,21 @@ def make_plan(
     for path in paths[:_PROBE_FILES]:
         try:
             rows = pl.scan_ndjson(_sample_source(path), schema=read_schema, n_rows=_SIZE_SAMPLE_LINES)
-            frames = [ApplyMapping.apply(rows, mappings), rows.select(cast_error_count(rows, mappings).sum())]
-            frames.append(ApplyMapping.apply(rows, mappings, plain_timestamps=True if speculate else "fast"))
-            sample, errors, other = pl.collect_all(frames)  # one read of the sample for all
-            plain = other if speculate else None
+            # The fast paths first: with no cast error they map exactly as the full casts do, and the
+            # full mapping (whose general parsers cost more to plan than to run on 1,000 lines) is skipped.
+            errors = cast_error_count(rows, mappings, plain_timestamps="fast").sum()
+            frames = [ApplyMapping.apply(rows, mappings, plain_timestamps="fast"), rows.select(errors)]
+            if speculate:
+                frames.append(ApplyMapping.apply(rows, mappings, plain_timestamps=True))
+            sample, missed, *rest = pl.collect_all(frames)  # one read of the sample for all
+            if missed.item():
+                sample = ApplyMapping.apply(rows, mappings).collect()
         except READ_ERRORS:
             continue
         if sample.height:
             record_bytes = max(1.0, len(sample.write_ndjson().encode()) / sample.height)
-            plain_sample = plain is not None and plain.equals(sample)
-            if fast and not plain_sample and not errors.item():
-                fast_frame = (
-                    ApplyMapping.apply(rows, mappings, plain_timestamps="fast").collect() if speculate else other
-                )
-                fast_sample = fast_frame.equals(sample)
+            plain_sample = bool(rest) and rest[0].equals(sample)
+            fast_sample = fast and not plain_sample and not missed.item()
             break
     records_per_part = max(1, int(target_file_bytes // record_bytes))
     return QueryPlan(
