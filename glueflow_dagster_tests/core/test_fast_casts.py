@@ -9,13 +9,16 @@ year 0, signs, blanks) and check the cast against the general parser alone on th
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
+from pathlib import Path
 
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from glueflow_dagster.core.mapping import ApplyMapping
 from glueflow_dagster.core.mapping.casts import (
     _parse_boolean,
     _parse_date,
@@ -24,6 +27,8 @@ from glueflow_dagster.core.mapping.casts import (
     cast_value,
 )
 from glueflow_dagster.core.mapping.fast import fast_date, fast_decimal, fast_timestamp
+from glueflow_dagster.core.stage import run_stage
+from glueflow_dagster.core.storage import LocalStorage
 
 SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -182,3 +187,27 @@ def test_zone_names_are_native(text: str, expected: dt.datetime | None) -> None:
     query = pl.LazyFrame({"text": [text]}).select(cast_value(pl.col("text"), pl.String(), pl.Datetime("us")))
     assert "python_udf" not in query.explain()
     assert query.collect(engine="streaming").item() == expected
+
+
+@pytest.mark.parametrize("zone_name_at", [None, 3, 1500])
+def test_the_stage_maps_as_the_full_casts_in_every_speculation(tmp_path: Path, zone_name_at: int | None) -> None:
+    """ISO times with a malformed one in the sample (no speculation: the stage maps in full, first without
+    the zone branches) and maybe a zone name, in the sample or past it: the records are ApplyMapping's."""
+    texts = {i: f"2026-11-24T00:{i // 60 % 60:02d}:{i % 60:02d}.5Z" for i in range(2000)}
+    texts[1] = "not a time"
+    if zone_name_at is not None:
+        texts[zone_name_at] = "2025-11-24 17:00:00 Europe/Paris"
+    lines = "".join(json.dumps({"id": i, "ts": text}) + "\n" for i, text in texts.items())
+    source, target = LocalStorage(tmp_path / "in"), LocalStorage(tmp_path / "out")
+    info = source.write_bytes("t.json", lines.encode())
+    mappings = [["id", "long", "event_id", "long"], ["ts", "string", "event_time", "timestamp"]]
+    result = run_stage(source, [info], mappings, target, name_prefix="run-z", compression="none")
+    written = pl.concat([pl.read_ndjson(target.read_bytes(o.key)) for o in target.list()]).sort("event_id")
+    expected = ApplyMapping.apply(pl.read_ndjson(lines.encode()), mappings).collect()
+    expected = expected.with_columns(pl.col("event_time").dt.strftime("%Y-%m-%d %H:%M:%S%.f").str.strip_suffix("000"))
+    assert result.cast_errors == 1 and result.records_written == 2000
+    got = written.select("event_id", pl.col("event_time").cast(pl.String))
+    assert got["event_id"].to_list() == expected["event_id"].to_list()
+    assert got["event_time"].str.slice(0, 19).to_list() == expected["event_time"].str.slice(0, 19).to_list()
+    if zone_name_at is not None:
+        assert got["event_time"][zone_name_at] == "2025-11-24 16:00:00"

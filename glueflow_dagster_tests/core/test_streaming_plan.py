@@ -25,7 +25,7 @@ from glueflow_dagster_tests.core.test_mapping import ALL_TARGETS, EXTREMES, STRI
 PYTHON = re.compile(r"map_batches|map_elements|python_udf|python_function|opaque_python")
 # The physical plan's legend: "<FONT COLOR="0.0 0.3 1.0">⬤</FONT> in-memory engine fallback".
 FALLBACK_COLOUR = "0.0 0.3 1.0"
-MODES: list[PlainTimestamps] = [False, True, "text", "fast"]
+MODES: list[PlainTimestamps] = [False, True, "text", "fast", "nozones"]
 
 
 @pytest.fixture(autouse=True)
@@ -112,6 +112,6 @@ def test_the_stage_query_is_native_and_streaming(tmp_path: Path) -> None:
     plan = QueryPlan(parsed, schema, 1000, writer=None)  # type: ignore[arg-type]
     scan = pl.scan_ndjson(str(path), schema=schema)
     for mode in MODES:
-        mapped, columns, casts, timestamp_casts = _mapped_with_cast_errors(scan, plan, mode)
+        mapped, columns, casts, timestamp_casts, _ = _mapped_with_cast_errors(scan, plan, mode)
         query = mapped.select(*columns, casts.alias("casts"), timestamp_casts.alias("timestamp_casts"))
         assert streaming_problems(query) == [], mode

@@ -382,12 +382,13 @@ def _parse_date(text: pl.Expr) -> pl.Expr:
     return pl.when(parts.struct.field("y") != "0000").then(date)  # years 1..9999, like timestamps
 
 
-def _parse_timestamp(text: pl.Expr, dst: pl.Datetime) -> pl.Expr:
+def _parse_timestamp(text: pl.Expr, dst: pl.Datetime, zone_names: bool = True) -> pl.Expr:
     """Parse Spark's timestamp forms; a zone offset is applied so the result is naive UTC.
 
     The regex runs once per value: later steps read its groups through ``struct.with_fields`` (reading
     ``parts.struct.field(...)`` repeatedly would evaluate the regex once per use; polars does not
-    deduplicate it). Zone names (``Europe/Paris``, ``PST``) are converted in zones.py. More than 9 fraction
+    deduplicate it). Zone names (``Europe/Paris``, ``PST``) are converted in zones.py (without
+    ``zone_names``, a value with one is null: the zone branches cost a pass each over every value). More than 9 fraction
     digits are truncated, as Spark does (it keeps microseconds).
     """
     f = pl.field
@@ -430,12 +431,21 @@ def _parse_timestamp(text: pl.Expr, dst: pl.Datetime) -> pl.Expr:
         f("__local") - pl.duration(seconds=f("__seconds"))
     )
     # Zone names are rare: only values with one reach the per-name conversion.
-    named = pl.when(~f("__is_offset")).then(f("__local"))
-    by_name = named_zone_to_utc(named, pl.when(~f("__is_offset")).then(f("z")))
+    by_name = pl.lit(None, pl.Datetime("us"))
+    if zone_names:
+        named = pl.when(~f("__is_offset")).then(f("__local"))
+        by_name = named_zone_to_utc(named, pl.when(~f("__is_offset")).then(f("z")))
     step = step.struct.with_fields(__utc=pl.coalesce(by_offset, by_name))
     # An offset can push 9999-12-31 past year 9999, which Python (and Spark) cannot represent.
     step = step.struct.with_fields(__result=pl.when(f("__utc").dt.year().is_between(1, 9999)).then(f("__utc")))
     return step.struct.field("__result").cast(dst)
+
+
+def zone_named(text: pl.Expr) -> pl.Expr:
+    """Whether a text is a timestamp with a zone name (``... Europe/Paris``): where mapping with
+    ``plain_timestamps="nozones"`` may differ from the full mapping (a superset: valid or not)."""
+    zone = text.str.strip_chars().str.extract(_TIMESTAMP_RE, 8)  # the group named z
+    return zone.is_not_null() & ~zone.str.contains(_OFFSET_ZONE_RE)
 
 
 def _epoch_to_timestamp(seconds: pl.Expr, dst: pl.Datetime, *, integral: bool) -> pl.Expr:
@@ -475,12 +485,13 @@ def _to_timestamp(expr: pl.Expr, src: pl.DataType, dst: pl.Datetime, plain_only:
     if isinstance(src, pl.Date):
         return expr.cast(dst)  # midnight
     if isinstance(src, pl.String):
-        if plain_only:
+        if plain_only in (True, "text"):
             return _plain_timestamp(expr, dst, plain_only)
+        names = plain_only != "nozones"
         # Text that is a number ("1700000000") is no timestamp, as in Spark (a JSON number is read as one
         # and casts from its number type).
         return with_fallback(
-            expr, lambda text: fast_timestamp(text).cast(dst), lambda rest: _parse_timestamp(rest, dst)
+            expr, lambda text: fast_timestamp(text).cast(dst), lambda rest: _parse_timestamp(rest, dst, names)
         )
     if isinstance(src, pl.Boolean):
         return expr.cast(pl.Int64).cast(pl.Datetime("us")).cast(dst)  # Spark: true is 1 microsecond

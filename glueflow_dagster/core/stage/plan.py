@@ -32,6 +32,7 @@ from glueflow_dagster.core.mapping import (
     presence_mapping,
     source_read_schema,
 )
+from glueflow_dagster.core.mapping.casts import zone_named
 from glueflow_dagster.core.quarantine import READ_ERRORS
 from glueflow_dagster.core.stage.write import Writer, clear
 
@@ -92,7 +93,7 @@ def _target_expr(path: tuple[str, ...]) -> pl.Expr:
 
 def _mapped_with_cast_errors(
     scan: pl.LazyFrame, plan: QueryPlan, plain_timestamps: PlainTimestamps
-) -> tuple[pl.LazyFrame, list[str], pl.Expr, pl.Expr]:
+) -> tuple[pl.LazyFrame, list[str], pl.Expr, pl.Expr, pl.Expr]:
     """ApplyMapping plus, in the same projection, each cast-failing mapping's source.
 
     A cast error is a source that is present but whose mapped value is null (as ``cast_error_count``
@@ -102,10 +103,13 @@ def _mapped_with_cast_errors(
     read it beside the mapped values. Every JSON value (text, number, boolean, object, array) has a text
     form, so a mapping to String never fails and needs no check. The last expression counts the cast
     errors of timestamp mappings: with ``plain_timestamps`` any of them means the speculation missed.
+    The last counts the text values with a zone name (``zone_named``): with ``"nozones"`` any of them
+    means the query must run again with the zone branches.
     """
     extra: list[FieldMapping] = []
     errors: list[pl.Expr] = []
     timestamp_errors: list[pl.Expr] = []
+    named: list[pl.Expr] = []
     for index, fm in enumerate(plan.mappings):
         if isinstance(fm.target_type, pl.Null | pl.String):
             continue
@@ -115,9 +119,11 @@ def _mapped_with_cast_errors(
         errors.append(error)
         if isinstance(fm.target_type, pl.Datetime):
             timestamp_errors.append(error)
+            if plain_timestamps == "nozones" and isinstance(extra[-1].target_type, pl.String):  # text
+                named.append(zone_named(pl.col(name)).sum().cast(pl.Int64))
     mapped = ApplyMapping.apply(scan, [*plan.mappings, *extra], plain_timestamps=plain_timestamps)
     columns = list(dict.fromkeys(fm.target[0] for fm in plan.mappings))
-    return mapped, columns, _total(errors), _total(timestamp_errors)
+    return mapped, columns, _total(errors), _total(timestamp_errors), _total(named)
 
 
 def _total(terms: list[pl.Expr]) -> pl.Expr:
@@ -134,16 +140,27 @@ def query(
     with the full timestamp parser, and with ``plan.fast_casts`` one with any cast error is run again with
     every cast in full, so the result is always the full mapping's.
     """
-    if plan.plain_timestamps or plan.fast_casts:
-        records, casts, timestamp_casts, missing = _query_once(
-            paths, plan, out_dir, first_part, ignore_errors, speculate=True
-        )
+    speculated = plan.plain_timestamps or plan.fast_casts
+    if speculated:
+        mode: PlainTimestamps = _plain_mode(plan) if plan.plain_timestamps else "fast"
+        records, casts, timestamp_casts, missing, _ = _query_once(paths, plan, out_dir, first_part, ignore_errors, mode)
         if not (timestamp_casts if plan.plain_timestamps else casts):
             return records, casts, False, missing
         if out_dir is not None:
             clear(out_dir)
-    records, casts, _, missing = _query_once(paths, plan, out_dir, first_part, ignore_errors, speculate=False)
-    return records, casts, plan.plain_timestamps or plan.fast_casts, missing
+    # In full, first without the zone branches (a pass per zone over every value): rarely needed.
+    records, casts, _, missing, named = _query_once(paths, plan, out_dir, first_part, ignore_errors, "nozones")
+    if named:
+        if out_dir is not None:
+            clear(out_dir)
+        records, casts, _, missing, _ = _query_once(paths, plan, out_dir, first_part, ignore_errors, False)
+    return records, casts, speculated, missing
+
+
+def _plain_mode(plan: QueryPlan) -> PlainTimestamps:
+    """The plain form's timestamps go out as their source text (the JSON writer would write the same
+    bytes); writers of typed timestamps (CSV, Parquet: core.formats) take the plain form parsed instead."""
+    return True if getattr(plan.writer, "typed_timestamps", False) else "text"
 
 
 def _query_once(
@@ -152,24 +169,19 @@ def _query_once(
     out_dir: Path | None,
     first_part: int,
     ignore_errors: bool,
-    *,
-    speculate: bool,
-) -> tuple[int, int, int, int]:
-    """One query; returns (records, cast errors, cast errors of timestamp mappings, null mapped values)."""
+    mode: PlainTimestamps,
+) -> tuple[int, int, int, int, int]:
+    """One query in ``mode`` (ApplyMapping's ``plain_timestamps``); returns (records, cast errors, cast errors
+    of timestamp mappings, null mapped values that are no cast errors, text values with a zone name)."""
     scan = pl.scan_ndjson([str(p) for p in paths], schema=plan.read_schema, ignore_errors=ignore_errors)
-    # The plain form's timestamps go out as their source text: the JSON writer would write the same bytes.
-    # Writers of typed timestamps (CSV, Parquet: core.formats) take the plain form parsed instead.
-    text: PlainTimestamps = True if getattr(plan.writer, "typed_timestamps", False) else "text"
-    plain: PlainTimestamps = False
-    if speculate:
-        plain = text if plan.plain_timestamps else "fast"
-    mapped, columns, cast_errors, timestamp_errors = _mapped_with_cast_errors(scan, plan, plain)
+    mapped, columns, cast_errors, timestamp_errors, named = _mapped_with_cast_errors(scan, plan, mode)
     missing = _total([_target_expr(fm.target).null_count().cast(pl.Int64) for fm in plan.mappings])
     figures = [
         pl.len().alias("records"),
         cast_errors.alias("casts"),
         timestamp_errors.alias("timestamp_casts"),
         missing.alias("missing"),
+        named.alias("named"),
     ]
     if out_dir is None:
         # Nothing to write: still parse every line (a bare len() only counts lines) to find bad ones.
@@ -185,6 +197,7 @@ def _query_once(
         int(totals["timestamp_casts"][0] or 0),
         # A cast error is a present source: only the other nulls can hide an unseen spelling (respelled).
         int(totals["missing"][0] or 0) - int(totals["casts"][0] or 0),
+        int(totals["named"][0] or 0),
     )
 
 
