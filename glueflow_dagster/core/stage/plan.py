@@ -222,8 +222,8 @@ def make_plan(
             if speculate:
                 frames.append(ApplyMapping.apply(rows, mappings, plain_timestamps=True))
             sample, missed, *rest = pl.collect_all(frames)  # one read of the sample for all
-            if missed.item():
-                sample = ApplyMapping.apply(rows, mappings).collect()
+            if missed.item():  # the full casts (zone names aside: this only sizes and chooses a speculation)
+                sample = ApplyMapping.apply(rows, mappings, plain_timestamps="nozones").collect()
         except READ_ERRORS:
             continue
         if sample.height:
