@@ -7,6 +7,7 @@
     python -m benchmarks.stage --size-mb 1000 --object-mb 1000 --engines glueflow   # one 1 GB object
     python -m benchmarks.stage --small-files 100000         # 100,000 objects of 1-4 KB against a few large ones
     python -m benchmarks.stage --small-files 10000 --s3     # the same on S3 (a moto server), against boto3 GETs
+    python -m benchmarks.stage --shapes --size-mb 100       # data shapes beside DuckDB and the polars floor
 
 Generates nested JSON-lines events (``glueflow_dagster.core.sample_data.events_frame``) in a temporary folder,
 then runs each engine in its own child process, one after the other:
@@ -510,6 +511,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--formats", action="store_true", help="CSV/JSON/Parquet pairs beside DuckDB (benchmarks/formats.py)"
     )
+    parser.add_argument(
+        "--shapes", action="store_true", help="data shapes beside DuckDB and the polars floor (benchmarks/shapes.py)"
+    )
+    parser.add_argument("--shapes-only", default=None, metavar="S,S", help="with --shapes: a comma-separated subset")
     parser.add_argument("--engine", choices=list(ENGINES), help=argparse.SUPPRESS)  # child modes
     parser.add_argument("--small-engine", choices=["glueflow-s3", "boto3-get"], help=argparse.SUPPRESS)
     parser.add_argument("--generate-small", type=int, help=argparse.SUPPRESS)
@@ -542,6 +547,11 @@ def main(argv: list[str] | None = None) -> None:
         from benchmarks.formats import main as formats_main
 
         formats_main(args.size_mb, args.tmp_dir, args.repeat)
+        return
+    if args.shapes:
+        from benchmarks.shapes import main as shapes_main
+
+        shapes_main(args.size_mb, args.tmp_dir, args.repeat, args.shapes_only)
         return
     if args.small_files is not None:
         if args.small_files < 1:

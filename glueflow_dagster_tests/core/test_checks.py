@@ -64,7 +64,10 @@ def test_evaluate_runs_all_checks_with_this_runs_backlog_last() -> None:
 
 
 def test_vanished_objects_trip_a_warn_check() -> None:
-    [verdict] = [v for v in evaluate({**HEALTHY, "vanished_files": 2, "vanished_bytes": 70}, [], (0.5, 2.0))
-                 if v.name == "no_vanished_objects"]
+    [verdict] = [
+        v
+        for v in evaluate({**HEALTHY, "vanished_files": 2, "vanished_bytes": 70}, [], (0.5, 2.0))
+        if v.name == "no_vanished_objects"
+    ]
     assert not verdict.passed and verdict.severity == "WARN"
     assert verdict.description == "2 planned objects (70 bytes) were deleted before this run read them"

@@ -504,9 +504,7 @@ def test_spark_script_uri_with_credentials_is_refused_without_echoing_them(tmp_p
     assert "SECRET" not in text and "AKIA" not in text, text
 
 
-def test_env_references_are_not_expanded_in_the_spark_section(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_env_references_are_not_expanded_in_the_spark_section(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GF_JOB", "expanded")
     with pytest.raises(ConfigError, match=r"spark.job_name: \$\{VAR\} is expanded only in uri, schedule"):
         load_config(_with_spark(tmp_path, {**_GLUE, "job_name": "${GF_JOB}"}))

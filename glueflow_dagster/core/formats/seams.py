@@ -52,9 +52,7 @@ class PartitionedJsonReader:
         return extended, kept_uris, reports
 
 
-def reader_of(
-    data_format: DataFormat, json_format: JsonFormat | None, mappings: Sequence[FieldMapping] = ()
-) -> Reader:
+def reader_of(data_format: DataFormat, json_format: JsonFormat | None, mappings: Sequence[FieldMapping] = ()) -> Reader:
     """The reader of a source location: its format, its options, its partition columns; CSV and Parquet
     convert only the columns ``mappings`` read (all of them without mappings)."""
     keys = data_format.partition_keys

@@ -6,12 +6,13 @@ case-insensitively by default, a missing source gives a typed null column and a 
 becomes null (Glue never raises on data). Casts follow Spark's non-ANSI rules, which is what Glue runs on
 (checked against Spark 3.5 by glueflow_dagster_tests/core/test_spark_differential.py; the deliberate
 differences are listed in README.md), expressed as lazy polars expressions so the result runs on the
-streaming engine; only zone names in timestamps take a per-batch Python step.
+streaming engine, with no Python callback (zone names included).
 
 This package deliberately imports nothing from dagster: it is plain data logic.
 
 The package, by concept: ``parse`` (type names, paths, the validated mapping list), ``resolve`` (source
-paths against a schema; the read schema), ``casts`` (Spark's casts as polars expressions) and ``apply``
+paths against a schema; the read schema), ``casts`` (Spark's casts as polars expressions), ``fast`` (the
+casts' fast paths: common text forms with fixed formats), ``zones`` (zone names, natively) and ``apply``
 (ApplyMapping, the cast error count). Every public name is importable from here.
 """
 

@@ -110,10 +110,13 @@ class ApplyMapping:
         )
 
 
-def cast_error_count(frame: Frame, mappings: Mappings, case_sensitive: bool = False) -> pl.Expr:
+def cast_error_count(
+    frame: Frame, mappings: Mappings, case_sensitive: bool = False, *, plain_timestamps: PlainTimestamps = False
+) -> pl.Expr:
     """Per row of the original frame: how many mapped values were non-null but became null (UInt32).
 
-    Mappings to the ``null`` type drop their value on purpose and are not counted.
+    Mappings to the ``null`` type drop their value on purpose and are not counted. ``plain_timestamps``
+    counts the errors of a speculative form (see :meth:`ApplyMapping.apply`).
     """
     parsed = parse_mappings(mappings)
     schema = schema_of(frame)
@@ -121,7 +124,7 @@ def cast_error_count(frame: Frame, mappings: Mappings, case_sensitive: bool = Fa
     for fm in parsed:
         if isinstance(fm.target_type, pl.Null):
             continue
-        value, present = _mapped_value(schema, fm, case_sensitive)
+        value, present = _mapped_value(schema, fm, case_sensitive, plain_timestamps)
         if present is not None:
             failures.append((present & value.is_null()).cast(pl.UInt32))
     if not failures:

@@ -2,18 +2,28 @@
 
 A value that cannot be cast becomes null: nothing raises on data. Checked against Spark 3.5 by
 glueflow_dagster_tests/core/test_spark_differential.py; the deliberate differences are listed in README.md.
-Only zone names in timestamps take a per-batch Python step; everything else runs on the streaming engine.
+Text takes a fast path first where one exists (fast.py: the common forms, fixed formats); the general path
+below only sees the values a fast path left null. No cast runs Python: everything stays on the streaming
+engine (zone names too: zones.py).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from datetime import datetime
 from decimal import Decimal
 
 import polars as pl
 
+from glueflow_dagster.core.mapping.fast import (
+    fast_boolean,
+    fast_date,
+    fast_decimal,
+    fast_integral,
+    fast_timestamp,
+    with_fallback,
+)
 from glueflow_dagster.core.mapping.parse import MAX_DECIMAL_PRECISION, PlainTimestamps
+from glueflow_dagster.core.mapping.zones import named_zone_to_utc
 
 _TRUE_STRINGS = ["t", "true", "y", "yes", "1"]  # Spark's StringUtils.isTrueString
 _FALSE_STRINGS = ["f", "false", "n", "no", "0"]
@@ -27,7 +37,7 @@ _DATE_RE = r"^(?P<y>[0-9]{4})(?:-(?P<m>[0-9]{1,2})(?:-(?P<d>[0-9]{1,2})(?:[T ].*
 # UTC/GMT/UT with or without an offset, or a zone name (Europe/Paris, PST, CET).
 _TIMESTAMP_RE = (
     r"^(?P<y>[0-9]{4})(?:-(?P<mo>[0-9]{1,2})(?:-(?P<d>[0-9]{1,2})"
-    r"(?:[T ](?P<h>[0-9]{1,2})(?::(?P<mi>[0-9]{1,2})(?::(?P<s>[0-9]{1,2})(?:\.(?P<f>[0-9]{0,9}))?)?)?)?)?)?"
+    r"(?:[T ](?P<h>[0-9]{1,2})(?::(?P<mi>[0-9]{1,2})(?::(?P<s>[0-9]{1,2})(?:\.(?P<f>[0-9]*))?)?)?)?)?)?"
     r"\s*(?P<z>Z|[+-][0-9]{1,2}(?::?[0-9]{2}(?::?[0-9]{2})?)?|[A-Za-z][A-Za-z0-9/_+:-]*)?$"
 )
 # A zone that is an offset: Z, UTC/GMT/UT alone, or (optionally after one of those) a signed offset.
@@ -40,17 +50,6 @@ _DECIMAL_TEXT_RE = r"^(?P<sign>[+-]?)(?P<i>[0-9]*)(?:\.(?P<f>[0-9]*))?(?:[eE](?P
 _ZEROS = "0" * 80  # sliced for zero padding (expression lengths; polars pads only to constant widths)
 # polars' float text: shortest round-trip digits, plain or with an exponent ("1e+20", "1.5e-7").
 _FLOAT_TEXT_RE = r"^(?P<sign>-?)(?P<i>[0-9]+)(?:\.(?P<f>[0-9]*))?(?:e(?P<e>[+-]?[0-9]+))?$"
-# java.time's ZoneId.SHORT_IDS, which Spark resolves zone names with.
-_SHORT_ZONE_IDS = {
-    "ACT": "Australia/Darwin", "AET": "Australia/Sydney", "AGT": "America/Argentina/Buenos_Aires",
-    "ART": "Africa/Cairo", "AST": "America/Anchorage", "BET": "America/Sao_Paulo", "BST": "Asia/Dhaka",
-    "CAT": "Africa/Harare", "CNT": "America/St_Johns", "CST": "America/Chicago", "CTT": "Asia/Shanghai",
-    "EAT": "Africa/Addis_Ababa", "ECT": "Europe/Paris", "IET": "America/Indiana/Indianapolis",
-    "IST": "Asia/Kolkata", "JST": "Asia/Tokyo", "MIT": "Pacific/Apia", "NET": "Asia/Yerevan",
-    "NST": "Pacific/Auckland", "PLT": "Asia/Karachi", "PNT": "America/Phoenix", "PRT": "America/Puerto_Rico",
-    "PST": "America/Los_Angeles", "SST": "Pacific/Guadalcanal", "VST": "Asia/Ho_Chi_Minh",
-}  # fmt: skip
-_SHORT_ZONE_OFFSETS = {"EST": -5 * 3600, "MST": -7 * 3600, "HST": -10 * 3600}
 # Second 60 is left to the general parser (chrono would read it as a leap second).
 _PLAIN_TIMESTAMP_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-5][0-9]$"
 _YEAR_ONE = datetime(1, 1, 1)
@@ -73,6 +72,11 @@ def _utc_naive(expr: pl.Expr, src: pl.DataType) -> pl.Expr:
     return expr
 
 
+def _zero_if_empty(text: pl.Expr) -> pl.Expr:
+    """``"0"`` for empty text (``Expr.replace`` would take the query off the streaming engine in polars 2.1)."""
+    return pl.when(text.str.len_bytes() == 0).then(pl.lit("0")).otherwise(text)
+
+
 def _is_number(dtype: pl.DataType) -> bool:
     return dtype.is_integer() or dtype.is_float() or dtype.is_decimal()
 
@@ -91,6 +95,8 @@ def cast_value(expr: pl.Expr, src: pl.DataType, dst: pl.DataType, plain_timestam
         return expr.cast(dst)
     if isinstance(src, pl.Categorical | pl.Enum):
         expr, src = expr.cast(pl.String), pl.String()
+    if plain_timestamps == "fast" and isinstance(src, pl.String) and (fast := _fast_only(expr, dst)) is not None:
+        return fast
     if isinstance(dst, pl.String):
         return _to_string(expr, src)
     if dst.is_integer():
@@ -116,6 +122,21 @@ def cast_value(expr: pl.Expr, src: pl.DataType, dst: pl.DataType, plain_timestam
             return expr if isinstance(src, pl.List) else expr.cast(pl.List(src.inner))
         return _null(dst)
     return _null(dst)
+
+
+def _fast_only(text: pl.Expr, dst: pl.DataType) -> pl.Expr | None:
+    """Text cast by its fast path alone (null where that misses), or None for a cast without a general path."""
+    if isinstance(dst, pl.Datetime):
+        return fast_timestamp(text).cast(dst)
+    if isinstance(dst, pl.Date):
+        return fast_date(text)
+    if isinstance(dst, pl.Decimal):
+        return fast_decimal(text, dst)
+    if isinstance(dst, pl.Boolean):
+        return fast_boolean(text)
+    if dst.is_integer():
+        return fast_integral(text).cast(dst, strict=False)
+    return None
 
 
 def _to_string(expr: pl.Expr, src: pl.DataType) -> pl.Expr:
@@ -169,11 +190,11 @@ def _java_float_text(expr: pl.Expr, src: pl.DataType) -> pl.Expr:
         + f("__exp"),
     )
     sig, x = f("__sig"), f("__x")
-    whole = (sig + pl.lit(_ZEROS)).str.slice(0, x + 1)
-    plain_big = pl.concat_str(whole, pl.lit("."), sig.str.slice(x + 1).replace("", "0"))
-    plain_small = pl.concat_str(pl.lit("0."), pl.lit(_ZEROS).str.slice(0, -x - 1), sig)
+    whole = (sig + pl.lit(_ZEROS)).str.slice(0, (x + 1).clip(0, None))
+    plain_big = pl.concat_str(whole, pl.lit("."), _zero_if_empty(sig.str.slice(x + 1)))
+    plain_small = pl.concat_str(pl.lit("0."), pl.lit(_ZEROS).str.slice(0, (-x - 1).clip(0, None)), sig)
     scientific = pl.concat_str(
-        sig.str.slice(0, 1), pl.lit("."), sig.str.slice(1).replace("", "0"), pl.lit("E"), x.cast(pl.String)
+        sig.str.slice(0, 1), pl.lit("."), _zero_if_empty(sig.str.slice(1)), pl.lit("E"), x.cast(pl.String)
     )
     body = (
         pl.when(sig == "")
@@ -289,7 +310,7 @@ def _parse_decimal(text: pl.Expr, dst: pl.Decimal) -> pl.Expr:
 
 def _to_decimal(expr: pl.Expr, src: pl.DataType, dst: pl.Decimal) -> pl.Expr:
     if isinstance(src, pl.String):
-        return _parse_decimal(expr, dst)
+        return with_fallback(expr, lambda text: fast_decimal(text, dst), lambda rest: _parse_decimal(rest, dst))
     if isinstance(src, pl.Decimal) and src.scale > dst.scale:
         if src.precision < MAX_DECIMAL_PRECISION:
             # Spark rounds HALF_UP; round() widens the precision by one digit for the carry (0.999 -> 1.00).
@@ -316,19 +337,24 @@ def _to_boolean(expr: pl.Expr, src: pl.DataType) -> pl.Expr:
     if isinstance(src, pl.Boolean):
         return expr
     if isinstance(src, pl.String):
-        word = expr.str.strip_chars().str.to_lowercase()
-        return (
-            pl.when(word.is_in(_TRUE_STRINGS))
-            .then(pl.lit(True))
-            .when(word.is_in(_FALSE_STRINGS))
-            .then(pl.lit(False))
-            .otherwise(_null(pl.Boolean()))
-        )
+        return with_fallback(expr, fast_boolean, _parse_boolean)
     if _is_number(src):
         return expr.cast(pl.Boolean, strict=False)  # non-zero is true
     if isinstance(src, pl.Datetime):
         return _utc_naive(expr, src).dt.epoch("us") != 0
     return _null(pl.Boolean())
+
+
+def _parse_boolean(text: pl.Expr) -> pl.Expr:
+    """Spark's StringUtils.isTrueString/isFalseString, trimmed and in any case."""
+    word = text.str.strip_chars().str.to_lowercase()
+    return (
+        pl.when(word.is_in(_TRUE_STRINGS))
+        .then(pl.lit(True))
+        .when(word.is_in(_FALSE_STRINGS))
+        .then(pl.lit(False))
+        .otherwise(_null(pl.Boolean()))
+    )
 
 
 def _to_date(expr: pl.Expr, src: pl.DataType) -> pl.Expr:
@@ -337,26 +363,33 @@ def _to_date(expr: pl.Expr, src: pl.DataType) -> pl.Expr:
     if isinstance(src, pl.Datetime):
         return _utc_naive(expr, src).dt.date()
     if isinstance(src, pl.String):
-        parts = expr.str.strip_chars().str.extract_groups(_DATE_RE)
-        text = pl.concat_str(
-            parts.struct.field("y"),
-            pl.lit("-"),
-            parts.struct.field("m").fill_null("1"),
-            pl.lit("-"),
-            parts.struct.field("d").fill_null("1"),
-        )
-        # Impossible dates (02-30) -> null. No cache: it only pays off for repeated values.
-        date = text.str.to_date("%Y-%m-%d", strict=False, cache=False)
-        return pl.when(parts.struct.field("y") != "0000").then(date)  # years 1..9999, like timestamps
+        return with_fallback(expr, fast_date, _parse_date)
     return _null(pl.Date())
 
 
-def _parse_timestamp(text: pl.Expr, dst: pl.Datetime) -> pl.Expr:
+def _parse_date(text: pl.Expr) -> pl.Expr:
+    """Spark's stringToDate (see _DATE_RE)."""
+    parts = text.str.strip_chars().str.extract_groups(_DATE_RE)
+    joined = pl.concat_str(
+        parts.struct.field("y"),
+        pl.lit("-"),
+        parts.struct.field("m").fill_null("1"),
+        pl.lit("-"),
+        parts.struct.field("d").fill_null("1"),
+    )
+    # Impossible dates (02-30) -> null. No cache: it only pays off for repeated values.
+    date = joined.str.to_date("%Y-%m-%d", strict=False, cache=False)
+    return pl.when(parts.struct.field("y") != "0000").then(date)  # years 1..9999, like timestamps
+
+
+def _parse_timestamp(text: pl.Expr, dst: pl.Datetime, zone_names: bool = True) -> pl.Expr:
     """Parse Spark's timestamp forms; a zone offset is applied so the result is naive UTC.
 
     The regex runs once per value: later steps read its groups through ``struct.with_fields`` (reading
     ``parts.struct.field(...)`` repeatedly would evaluate the regex once per use; polars does not
-    deduplicate it). Zone names (``Europe/Paris``, ``PST``) take a slow path, per batch and distinct name.
+    deduplicate it). Zone names (``Europe/Paris``, ``PST``) are converted in zones.py (without
+    ``zone_names``, a value with one is null: the zone branches cost a pass each over every value). More than 9 fraction
+    digits are truncated, as Spark does (it keeps microseconds).
     """
     f = pl.field
     parts = text.str.strip_chars().str.extract_groups(_TIMESTAMP_RE)
@@ -373,7 +406,7 @@ def _parse_timestamp(text: pl.Expr, dst: pl.Datetime) -> pl.Expr:
         pl.lit(":"),
         f("s").fill_null("0"),
         pl.lit("."),
-        f("f").replace("", "0").fill_null("0"),
+        _zero_if_empty(f("f").str.slice(0, 9)).fill_null("0"),
     ).str.to_datetime("%Y-%m-%d %H:%M:%S%.f", time_unit="us", strict=False, cache=False)  # bad fields -> null
     step = parts.struct.with_fields(
         # chrono reads second 60 as a leap second (rolling into the next minute); Spark rejects it.
@@ -398,62 +431,21 @@ def _parse_timestamp(text: pl.Expr, dst: pl.Datetime) -> pl.Expr:
         f("__local") - pl.duration(seconds=f("__seconds"))
     )
     # Zone names are rare: only values with one reach the per-name conversion.
-    named = pl.when(~f("__is_offset") & f("__local").is_not_null()).then(
-        pl.struct(f("__local").alias("local"), f("z").alias("zone"))
-    )
-    by_name = named.map_batches(_apply_zone_names, return_dtype=pl.Datetime("us"), is_elementwise=True)
+    by_name = pl.lit(None, pl.Datetime("us"))
+    if zone_names:
+        named = pl.when(~f("__is_offset")).then(f("__local"))
+        by_name = named_zone_to_utc(named, pl.when(~f("__is_offset")).then(f("z")))
     step = step.struct.with_fields(__utc=pl.coalesce(by_offset, by_name))
     # An offset can push 9999-12-31 past year 9999, which Python (and Spark) cannot represent.
     step = step.struct.with_fields(__result=pl.when(f("__utc").dt.year().is_between(1, 9999)).then(f("__utc")))
     return step.struct.field("__result").cast(dst)
 
 
-def _zone_name(name: str) -> str | int | None:
-    """A zone name as Spark resolves it: an IANA name for polars, a fixed offset in seconds, or None."""
-    if name in _SHORT_ZONE_OFFSETS:
-        return _SHORT_ZONE_OFFSETS[name]
-    name = _SHORT_ZONE_IDS.get(name, name)
-    return name if name in _available_zones() else None
-
-
-_ZONES: set[str] = set()
-
-
-def _available_zones() -> set[str]:
-    if not _ZONES:
-        import zoneinfo
-
-        _ZONES.update(zoneinfo.available_timezones())
-    return _ZONES
-
-
-def _apply_zone_names(batch: pl.Series) -> pl.Series:
-    """Local times with a zone name -> naive UTC, one vectorised conversion per distinct name in the batch.
-
-    A local time in a daylight-saving overlap takes the earlier offset (as java.time does); one in a gap
-    gives null (java.time would move it forward).
-    """
-    result = pl.Series(batch.name, [None] * len(batch), dtype=pl.Datetime("us"))
-    if batch.null_count() == len(batch):
-        return result
-    # Only rows whose struct is present: a masked-out row may still hold field values underneath.
-    frame = batch.struct.unnest().with_row_index("__row").filter(batch.is_not_null())
-    for name in frame["zone"].drop_nulls().unique().to_list():
-        zone = _zone_name(name)
-        rows = frame.filter(pl.col("zone") == name)
-        if zone is None:
-            continue
-        if isinstance(zone, int):
-            utc = rows["local"] - dt.timedelta(seconds=zone)
-        else:
-            utc = (
-                rows["local"]
-                .dt.replace_time_zone(zone, ambiguous="earliest", non_existent="null")
-                .dt.convert_time_zone("UTC")
-                .dt.replace_time_zone(None)
-            )
-        result = result.scatter(rows["__row"], utc)
-    return result
+def zone_named(text: pl.Expr) -> pl.Expr:
+    """Whether a text is a timestamp with a zone name (``... Europe/Paris``): where mapping with
+    ``plain_timestamps="nozones"`` may differ from the full mapping (a superset: valid or not)."""
+    zone = text.str.strip_chars().str.extract(_TIMESTAMP_RE, 8)  # the group named z
+    return zone.is_not_null() & ~zone.str.contains(_OFFSET_ZONE_RE)
 
 
 def _epoch_to_timestamp(seconds: pl.Expr, dst: pl.Datetime, *, integral: bool) -> pl.Expr:
@@ -467,37 +459,40 @@ def _epoch_to_timestamp(seconds: pl.Expr, dst: pl.Datetime, *, integral: bool) -
     return pl.when(in_range).then(micros).cast(pl.Datetime("us")).cast(dst)
 
 
+def _plain_timestamp(expr: pl.Expr, dst: pl.Datetime, plain_only: PlainTimestamps) -> pl.Expr:
+    """Only the plain ``yyyy-mm-dd hh:mm:ss`` form (ApplyMapping's speculative ``plain_timestamps``)."""
+    f = pl.field
+    steps = pl.struct(expr.alias("text"))
+    # The plain form has no surrounding blanks, so it needs no strip; it has a 4-digit year, so only
+    # year 0 is out of range, which a comparison of the physical value finds (cheaper than dt.year()).
+    # No parse cache: it only pays off for repeated values, and event times rarely repeat.
+    steps = steps.struct.with_fields(
+        plain=pl.when(f("text").str.contains(_PLAIN_TIMESTAMP_RE)).then(
+            f("text").str.to_datetime("%Y-%m-%d %H:%M:%S", time_unit="us", strict=False, cache=False)
+        )
+    )
+    steps = steps.struct.with_fields(plain=pl.when(f("plain") >= _YEAR_ONE).then(f("plain")))
+    if plain_only == "text" and dst == _PLAIN_TEXT_DTYPE:
+        # A parsed plain text is the JSON text of its timestamp (polars writes a microsecond timestamp
+        # with no fraction as yyyy-mm-dd hh:mm:ss): keep it, rather than format the value again.
+        return steps.struct.with_fields(out=pl.when(f("plain").is_not_null()).then(f("text"))).struct.field("out")
+    return steps.struct.field("plain").cast(dst)
+
+
 def _to_timestamp(expr: pl.Expr, src: pl.DataType, dst: pl.Datetime, plain_only: PlainTimestamps = False) -> pl.Expr:
     if isinstance(src, pl.Datetime):
         return _utc_naive(expr, src).cast(dst)
     if isinstance(src, pl.Date):
         return expr.cast(dst)  # midnight
     if isinstance(src, pl.String):
-        # Fast path for the common "yyyy-mm-dd hh:mm:ss" form; the general parser (regexes) then only sees
-        # the other values, as kernels skip nulls. struct.with_fields evaluates each step once (polars
-        # does not deduplicate repeated subexpressions).
-        f = pl.field
-        steps = pl.struct(expr.alias("text"))
-        # The plain form has no surrounding blanks, so it needs no strip; it has a 4-digit year, so only
-        # year 0 is out of range, which a comparison of the physical value finds (cheaper than dt.year()).
-        # No parse cache: it only pays off for repeated values, and event times rarely repeat.
-        steps = steps.struct.with_fields(
-            plain=pl.when(f("text").str.contains(_PLAIN_TIMESTAMP_RE)).then(
-                f("text").str.to_datetime("%Y-%m-%d %H:%M:%S", time_unit="us", strict=False, cache=False)
-            )
-        )
-        steps = steps.struct.with_fields(plain=pl.when(f("plain") >= _YEAR_ONE).then(f("plain")))
-        if plain_only == "text" and dst == _PLAIN_TEXT_DTYPE:
-            # A parsed plain text is the JSON text of its timestamp (polars writes a microsecond timestamp
-            # with no fraction as yyyy-mm-dd hh:mm:ss): keep it, rather than format the value again.
-            return steps.struct.with_fields(out=pl.when(f("plain").is_not_null()).then(f("text"))).struct.field("out")
-        if plain_only:
-            return steps.struct.field("plain").cast(dst)
-        steps = steps.struct.with_fields(rest=pl.when(f("plain").is_null()).then(f("text").str.strip_chars()))
+        if plain_only in (True, "text"):
+            return _plain_timestamp(expr, dst, plain_only)
+        names = plain_only != "nozones"
         # Text that is a number ("1700000000") is no timestamp, as in Spark (a JSON number is read as one
         # and casts from its number type).
-        steps = steps.struct.with_fields(result=pl.coalesce(f("plain").cast(dst), _parse_timestamp(f("rest"), dst)))
-        return steps.struct.field("result")
+        return with_fallback(
+            expr, lambda text: fast_timestamp(text).cast(dst), lambda rest: _parse_timestamp(rest, dst, names)
+        )
     if isinstance(src, pl.Boolean):
         return expr.cast(pl.Int64).cast(pl.Datetime("us")).cast(dst)  # Spark: true is 1 microsecond
     if src.is_integer():

@@ -31,7 +31,10 @@ class FieldMapping:
 Frame: TypeAlias = pl.LazyFrame | pl.DataFrame
 #: ``ApplyMapping.apply(plain_timestamps=...)``: False, True (the speculative plain form) or "text" (the
 #: plain form, written as its source text where it parsed).
-PlainTimestamps: TypeAlias = bool | Literal["text"]
+# False: every cast in full; True/"text": timestamps from text in the plain form only (see ApplyMapping.apply);
+# "fast": every cast from text by its fast path only (mapping/fast.py), null where it has none;
+# "nozones": every cast in full except zone names in timestamps (null; see casts.zone_named).
+PlainTimestamps: TypeAlias = bool | Literal["text", "fast", "nozones"]
 MappingLike: TypeAlias = Sequence[str] | FieldMapping
 Mappings: TypeAlias = Iterable[MappingLike]
 

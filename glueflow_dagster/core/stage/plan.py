@@ -28,9 +28,11 @@ from glueflow_dagster.core.mapping import (
     ApplyMapping,
     FieldMapping,
     PlainTimestamps,
+    cast_error_count,
     presence_mapping,
     source_read_schema,
 )
+from glueflow_dagster.core.mapping.casts import zone_named
 from glueflow_dagster.core.quarantine import READ_ERRORS
 from glueflow_dagster.core.stage.write import Writer, clear
 
@@ -67,6 +69,10 @@ class QueryPlan:
     # Map text to timestamps in the plain form only (ApplyMapping's speculative fast form): chosen when
     # the sample holds no other form; a group where it leaves a value null is mapped again in full.
     plain_timestamps: bool = False
+    # Map text by the casts' fast paths only (ApplyMapping's "fast" form, mapping/fast.py): chosen when
+    # the sample maps with no cast error and the same values; a group where a present value comes out
+    # null is mapped again in full (only then does the general parser run, and pay its per-row cost).
+    fast_casts: bool = False
     # The sample's schema, and every mapped leaf read as String: read_schema keeps the JSON types the
     # sample shows; where later data holds another type (a number here, an object there), the mapped
     # fields that differ are read as text (see read.query_tolerant). text_schema is None when read_schema
@@ -87,7 +93,7 @@ def _target_expr(path: tuple[str, ...]) -> pl.Expr:
 
 def _mapped_with_cast_errors(
     scan: pl.LazyFrame, plan: QueryPlan, plain_timestamps: PlainTimestamps
-) -> tuple[pl.LazyFrame, list[str], pl.Expr, pl.Expr]:
+) -> tuple[pl.LazyFrame, list[str], pl.Expr, pl.Expr, pl.Expr]:
     """ApplyMapping plus, in the same projection, each cast-failing mapping's source.
 
     A cast error is a source that is present but whose mapped value is null (as ``cast_error_count``
@@ -97,10 +103,13 @@ def _mapped_with_cast_errors(
     read it beside the mapped values. Every JSON value (text, number, boolean, object, array) has a text
     form, so a mapping to String never fails and needs no check. The last expression counts the cast
     errors of timestamp mappings: with ``plain_timestamps`` any of them means the speculation missed.
+    The last counts the text values with a zone name (``zone_named``): with ``"nozones"`` any of them
+    means the query must run again with the zone branches.
     """
     extra: list[FieldMapping] = []
     errors: list[pl.Expr] = []
     timestamp_errors: list[pl.Expr] = []
+    named: list[pl.Expr] = []
     for index, fm in enumerate(plan.mappings):
         if isinstance(fm.target_type, pl.Null | pl.String):
             continue
@@ -110,9 +119,11 @@ def _mapped_with_cast_errors(
         errors.append(error)
         if isinstance(fm.target_type, pl.Datetime):
             timestamp_errors.append(error)
+            if plain_timestamps == "nozones" and isinstance(extra[-1].target_type, pl.String):  # text
+                named.append(zone_named(pl.col(name)).sum().cast(pl.Int64))
     mapped = ApplyMapping.apply(scan, [*plan.mappings, *extra], plain_timestamps=plain_timestamps)
     columns = list(dict.fromkeys(fm.target[0] for fm in plan.mappings))
-    return mapped, columns, _total(errors), _total(timestamp_errors)
+    return mapped, columns, _total(errors), _total(timestamp_errors), _total(named)
 
 
 def _total(terms: list[pl.Expr]) -> pl.Expr:
@@ -124,20 +135,32 @@ def query(
 ) -> tuple[int, int, bool, int]:
     """Scan -> map -> sink parts into ``out_dir`` (None: count only).
 
-    Returns (records, cast errors, whether the plain-timestamp speculation missed, null mapped values). With
+    Returns (records, cast errors, whether a speculation missed, null mapped values not cast errors). With
     ``plan.plain_timestamps`` a query whose timestamp mappings leave a present value null is run again
-    with the full timestamp parser, so the result is always the full mapping's.
+    with the full timestamp parser, and with ``plan.fast_casts`` one with any cast error is run again with
+    every cast in full, so the result is always the full mapping's.
     """
-    if plan.plain_timestamps:
-        records, casts, missed, missing = _query_once(
-            paths, plan, out_dir, first_part, ignore_errors, plain_timestamps=True
-        )
-        if not missed:
+    speculated = plan.plain_timestamps or plan.fast_casts
+    if speculated:
+        mode: PlainTimestamps = _plain_mode(plan) if plan.plain_timestamps else "fast"
+        records, casts, timestamp_casts, missing, _ = _query_once(paths, plan, out_dir, first_part, ignore_errors, mode)
+        if not (timestamp_casts if plan.plain_timestamps else casts):
             return records, casts, False, missing
         if out_dir is not None:
             clear(out_dir)
-    records, casts, _, missing = _query_once(paths, plan, out_dir, first_part, ignore_errors, plain_timestamps=False)
-    return records, casts, plan.plain_timestamps, missing
+    # In full, first without the zone branches (a pass per zone over every value): rarely needed.
+    records, casts, _, missing, named = _query_once(paths, plan, out_dir, first_part, ignore_errors, "nozones")
+    if named:
+        if out_dir is not None:
+            clear(out_dir)
+        records, casts, _, missing, _ = _query_once(paths, plan, out_dir, first_part, ignore_errors, False)
+    return records, casts, speculated, missing
+
+
+def _plain_mode(plan: QueryPlan) -> PlainTimestamps:
+    """The plain form's timestamps go out as their source text (the JSON writer would write the same
+    bytes); writers of typed timestamps (CSV, Parquet: core.formats) take the plain form parsed instead."""
+    return True if getattr(plan.writer, "typed_timestamps", False) else "text"
 
 
 def _query_once(
@@ -146,22 +169,19 @@ def _query_once(
     out_dir: Path | None,
     first_part: int,
     ignore_errors: bool,
-    *,
-    plain_timestamps: bool,
-) -> tuple[int, int, int, int]:
-    """One query; returns (records, cast errors, cast errors of timestamp mappings, null mapped values)."""
+    mode: PlainTimestamps,
+) -> tuple[int, int, int, int, int]:
+    """One query in ``mode`` (ApplyMapping's ``plain_timestamps``); returns (records, cast errors, cast errors
+    of timestamp mappings, null mapped values that are no cast errors, text values with a zone name)."""
     scan = pl.scan_ndjson([str(p) for p in paths], schema=plan.read_schema, ignore_errors=ignore_errors)
-    # The plain form's timestamps go out as their source text: the JSON writer would write the same bytes.
-    # Writers of typed timestamps (CSV, Parquet: core.formats) take the plain form parsed instead.
-    text: PlainTimestamps = True if getattr(plan.writer, "typed_timestamps", False) else "text"
-    plain: PlainTimestamps = text if plain_timestamps else False
-    mapped, columns, cast_errors, timestamp_errors = _mapped_with_cast_errors(scan, plan, plain)
+    mapped, columns, cast_errors, timestamp_errors, named = _mapped_with_cast_errors(scan, plan, mode)
     missing = _total([_target_expr(fm.target).null_count().cast(pl.Int64) for fm in plan.mappings])
     figures = [
         pl.len().alias("records"),
         cast_errors.alias("casts"),
         timestamp_errors.alias("timestamp_casts"),
         missing.alias("missing"),
+        named.alias("named"),
     ]
     if out_dir is None:
         # Nothing to write: still parse every line (a bare len() only counts lines) to find bad ones.
@@ -175,7 +195,9 @@ def _query_once(
         int(totals["records"][0]),
         int(totals["casts"][0] or 0),
         int(totals["timestamp_casts"][0] or 0),
-        int(totals["missing"][0] or 0),
+        # A cast error is a present source: only the other nulls can hide an unseen spelling (respelled).
+        int(totals["missing"][0] or 0) - int(totals["casts"][0] or 0),
+        int(totals["named"][0] or 0),
     )
 
 
@@ -188,20 +210,26 @@ def make_plan(
     text_schema = source_read_schema(mappings, observed, typed=False)
     record_bytes = float(_DEFAULT_RECORD_BYTES)
     speculate = any(isinstance(fm.target_type, pl.Datetime) for fm in mappings)
-    plain_sample = False
+    fast = any(_has_general_path(fm.target_type) for fm in mappings)
+    plain_sample = fast_sample = False
     for path in paths[:_PROBE_FILES]:
         try:
             rows = pl.scan_ndjson(_sample_source(path), schema=read_schema, n_rows=_SIZE_SAMPLE_LINES)
-            frames = [ApplyMapping.apply(rows, mappings)]
+            # The fast paths first: with no cast error they map exactly as the full casts do, and the
+            # full mapping (whose general parsers cost more to plan than to run on 1,000 lines) is skipped.
+            errors = cast_error_count(rows, mappings, plain_timestamps="fast").sum()
+            frames = [ApplyMapping.apply(rows, mappings, plain_timestamps="fast"), rows.select(errors)]
             if speculate:
                 frames.append(ApplyMapping.apply(rows, mappings, plain_timestamps=True))
-            sample, *rest = pl.collect_all(frames)  # one read of the sample for both
-            plain = rest[0] if rest else None
+            sample, missed, *rest = pl.collect_all(frames)  # one read of the sample for all
+            if missed.item():  # the full casts (zone names aside: this only sizes and chooses a speculation)
+                sample = ApplyMapping.apply(rows, mappings, plain_timestamps="nozones").collect()
         except READ_ERRORS:
             continue
         if sample.height:
             record_bytes = max(1.0, len(sample.write_ndjson().encode()) / sample.height)
-            plain_sample = plain is not None and plain.equals(sample)
+            plain_sample = bool(rest) and rest[0].equals(sample)
+            fast_sample = fast and not plain_sample and not missed.item()
             break
     records_per_part = max(1, int(target_file_bytes // record_bytes))
     return QueryPlan(
@@ -210,10 +238,16 @@ def make_plan(
         records_per_part,
         writer,
         plain_timestamps=plain_sample,
+        fast_casts=fast_sample,
         observed=observed,
         text_schema=None if text_schema == read_schema else text_schema,
         spellings=frozenset(field_names(observed or {})),
     )
+
+
+def _has_general_path(dtype: pl.DataType) -> bool:
+    """Whether a cast from text to ``dtype`` has a general path beside its fast one (mapping/fast.py)."""
+    return isinstance(dtype, pl.Datetime | pl.Date | pl.Decimal | pl.Boolean) or dtype.is_integer()
 
 
 def sample_schema(paths: Sequence[Path]) -> pl.Schema | None:

@@ -253,8 +253,8 @@ def _map(
     if outcome.read_schema is not None:
         plan = replace(plan, read_schema=outcome.read_schema)
     if outcome.speculation_missed:
-        log("timestamps in other forms than 'yyyy-mm-dd hh:mm:ss': mapped again with the full parser")
-        plan = replace(plan, plain_timestamps=False)
+        log("values in other forms than the casts' fast paths read: mapped again with the full parsers")
+        plan = replace(plan, plain_timestamps=False, fast_casts=False)
     tally.plan = plan
     return outcome
 

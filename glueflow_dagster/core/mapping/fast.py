@@ -1,0 +1,140 @@
+"""Fast paths for casts from text: the common forms, parsed by native polars kernels with fixed formats.
+
+Each function returns the value for the text forms it knows and null for everything else; the caller
+(casts.py) coalesces it with the general, Spark-compatible path, which only sees the values a fast path
+left null (``pl.when(fast.is_null()).then(text)``: kernels skip nulls). A fast path is exact: it accepts
+only text that the general path reads the same way, so every answer equals the general path's
+(glueflow_dagster_tests/core/test_fast_casts.py checks that on generated values). Each form is guarded
+by an anchored regex, because chrono's parser is more lenient than Spark (``+2026``, ``2026-2-3``,
+second 60, year 0): what a guard rejects falls to the general path.
+
+The forms:
+
+* timestamps: ``yyyy-mm-ddThh:mm:ss`` or with a space for ``T``, 0-9 fraction digits (more are
+  truncated, as Spark does), and ``Z``, ``+hh:mm``, ``+hhmm`` or no zone; a date alone (midnight);
+* dates: ``yyyy-mm-dd``;
+* integral numbers: optional sign and digits (polars' cast), nothing else;
+* decimals: optional sign, digits and a fraction no longer than the scale;
+* booleans: ``true``/``false`` in lower case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime
+
+import polars as pl
+
+_DATE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+_CLOCK = r"[0-9]{2}:[0-9]{2}:[0-5][0-9](?:\.[0-9]+)?"  # second 60 is the general path's (chrono: leap)
+# Offsets within java.time's +-18:00, minutes below 60.
+_OFFSET = r"[+-](?:(?:0[0-9]|1[0-7]):?[0-5][0-9]|18:?00)"
+# The guard of every timestamp form: 2-digit fields, T or a space, an optional fraction and zone.
+ISO_RE = f"^{_DATE}(?:[T ]{_CLOCK}(?:Z|{_OFFSET})?)?$"
+DATE_ONLY_RE = f"^{_DATE}$"
+_FIRST = datetime(1, 1, 1)
+_LAST = datetime(9999, 12, 31, 23, 59, 59, 999999)
+_FIRST_DATE = date(1, 1, 1)
+Parse = Callable[[pl.Expr], pl.Expr]
+# The fixed format of each form, by its features: T (not a space), a fraction, Z, an offset.
+_T, _FRACTION, _ZULU, _OFFSET_BIT, _DAY = 1, 2, 4, 8, 16
+_TIMESTAMP_FORMATS = {
+    _T | _ZULU: "%Y-%m-%dT%H:%M:%SZ",  # without a fraction, polars parses without chrono: several times faster
+    _T | _FRACTION | _ZULU: "%Y-%m-%dT%H:%M:%S%.fZ",
+    _T | _OFFSET_BIT: "%Y-%m-%dT%H:%M:%S%z",  # %z reads +hh:mm and +hhmm
+    _T | _FRACTION | _OFFSET_BIT: "%Y-%m-%dT%H:%M:%S%.f%z",
+    _T: "%Y-%m-%dT%H:%M:%S",
+    _T | _FRACTION: "%Y-%m-%dT%H:%M:%S%.f",
+    _ZULU: "%Y-%m-%d %H:%M:%SZ",
+    _FRACTION | _ZULU: "%Y-%m-%d %H:%M:%S%.fZ",
+    _OFFSET_BIT: "%Y-%m-%d %H:%M:%S%z",
+    _FRACTION | _OFFSET_BIT: "%Y-%m-%d %H:%M:%S%.f%z",
+    0: "%Y-%m-%d %H:%M:%S",
+    _FRACTION: "%Y-%m-%d %H:%M:%S%.f",
+}
+
+
+def _parse(text: pl.Expr, fmt: str, offset: bool) -> pl.Expr:
+    """``text`` with fixed format ``fmt`` as naive UTC microseconds; null where it does not parse."""
+    if offset:
+        parsed = text.str.to_datetime(fmt, time_unit="us", time_zone="UTC", strict=False, cache=False)
+        return parsed.dt.replace_time_zone(None)
+    return text.str.to_datetime(fmt, time_unit="us", strict=False, cache=False)
+
+
+def _form(text: pl.Expr) -> pl.Expr:
+    """The features of a guarded text (every field has two digits, so they sit at fixed places), as bits."""
+    tail = text.str.slice(len("yyyy-mm-ddThh:mm:ss"))
+
+    def bit(flag: pl.Expr, value: int) -> pl.Expr:
+        return flag.cast(pl.UInt8) * value
+
+    return (
+        bit(text.str.contains("T", literal=True), _T)
+        + bit(tail.str.starts_with("."), _FRACTION)
+        + bit(tail.str.ends_with("Z"), _ZULU)
+        + bit(tail.str.contains_any(["+", "-"]), _OFFSET_BIT)
+        + bit(text.str.len_bytes() == len("yyyy-mm-dd"), _DAY)
+    )
+
+
+def fast_timestamp(text: pl.Expr) -> pl.Expr:
+    """Naive UTC microseconds for the common ISO 8601 forms, else null (see the module docstring).
+
+    One regex guards every form; a value's features (T or a space, a fraction, Z or an offset) pick the one
+    fixed format it is parsed with (the other parses see it as null, which costs a kernel nothing, and no
+    parse fails on a form it was not meant for). Years outside 1..9999 (after the offset) are null, as in
+    the general path.
+    """
+    f = pl.field
+    steps = pl.struct(text.alias("text"))
+    steps = steps.struct.with_fields(rest=pl.when(f("text").str.contains(ISO_RE)).then(f("text")))
+    steps = steps.struct.with_fields(form=_form(f("rest")))
+    parses = [
+        _parse(pl.when(f("form") == form).then(f("rest")), fmt, bool(form & _OFFSET_BIT))
+        for form, fmt in _TIMESTAMP_FORMATS.items()
+    ]
+    day = pl.when(f("form") == _DAY).then(f("rest")).str.to_date("%Y-%m-%d", strict=False, cache=False)
+    steps = steps.struct.with_fields(parsed=pl.coalesce([*parses, day.cast(pl.Datetime("us"))]))
+    steps = steps.struct.with_fields(out=pl.when(f("parsed").is_between(_FIRST, _LAST)).then(f("parsed")))
+    return steps.struct.field("out")
+
+
+def fast_date(text: pl.Expr) -> pl.Expr:
+    """``yyyy-mm-dd`` as a date (years 1..9999), else null."""
+    parsed = pl.when(text.str.contains(DATE_ONLY_RE)).then(text).str.to_date("%Y-%m-%d", strict=False, cache=False)
+    return pl.when(parsed >= _FIRST_DATE).then(parsed)
+
+
+def fast_integral(text: pl.Expr) -> pl.Expr:
+    """Optional sign and digits (Int64 range), else null: polars' own cast (which accepts nothing else)."""
+    return text.cast(pl.Int64, strict=False)
+
+
+def fast_decimal(text: pl.Expr, dst: pl.Decimal) -> pl.Expr:
+    """Optional sign, at most ``precision - scale`` digits and at most ``scale`` fraction digits: exact,
+    so nothing needs rounding and polars' own cast reads it; else null."""
+    p, s = dst.precision, dst.scale
+    whole = f"[0-9]{{1,{p - s}}}" if p > s else "0?"
+    fraction = rf"(?:\.[0-9]{{1,{s}}})?" if s else ""
+    guard = f"^[+-]?{whole}{fraction}$"
+    return pl.when(text.str.contains(guard)).then(text).cast(dst, strict=False)
+
+
+def fast_boolean(text: pl.Expr) -> pl.Expr:
+    """``true``/``false`` exactly (what JSON producers write), else null."""
+    return pl.when(text == "true").then(pl.lit(True)).when(text == "false").then(pl.lit(False))
+
+
+def with_fallback(text: pl.Expr, fast: Parse, general: Parse) -> pl.Expr:
+    """The fast value, else the general path's value for the text the fast path left null.
+
+    ``general`` is a function of a text expression; it sees only the values the fast path did not take
+    (the others are null for it, which kernels skip). ``struct.with_fields`` evaluates each step once.
+    """
+    f = pl.field
+    steps = pl.struct(text.alias("text"))
+    steps = steps.struct.with_fields(fast=fast(f("text")))
+    steps = steps.struct.with_fields(rest=pl.when(f("fast").is_null()).then(f("text")))
+    result = pl.coalesce(f("fast"), general(f("rest")))
+    return steps.struct.with_fields(result=result).struct.field("result")
