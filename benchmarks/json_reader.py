@@ -132,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         child(*args.child)
         return 0
-    print(f"{'case':<16} {'engine':<9} {'object MB':>9} {'record MB':>9} {'peak-base MB':>12} {'s':>7} {'MB/s':>6}  records")
+    head = ("case", "engine", "object MB", "record MB", "peak-base MB", "s", "MB/s")
+    print(f"{head[0]:<16} {head[1]:<9} {head[2]:>9} {head[3]:>9} {head[4]:>12} {head[5]:>7} {head[6]:>6}  records")
     with tempfile.TemporaryDirectory() as folder:
         for case in args.cases.split(","):
             path = Path(folder) / f"{case}.json"
