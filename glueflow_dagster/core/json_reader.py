@@ -89,13 +89,13 @@ def _value_pattern(depth: int) -> bytes:
 _VALUE = _value_pattern(_NESTING)
 _MEMBER = _STRING + _WS + rb":" + _WS + _VALUE + _WS
 _RECORD = _object_pattern(_value_pattern(_NESTING - 1))
-# The walker's patterns. Group 1 is the run of complete items, each followed by a comma; group 2 the last
-# item before the closing bracket. A match ends with the bracket it opens or closes, or before what the
-# walker must take token by token (a value nested deeper, cut by the chunk's end, or malformed).
-_OBJECT_TAIL = rb"(?:(" + _MEMBER + rb")?\}|" + _STRING + _WS + rb":" + _WS + rb"[\[{])?"
-_ARRAY_TAIL = rb"(?:(" + _VALUE + _WS + rb")?\]|[\[{])?"
-_OBJECT_RUN = rb"((?:" + _WS + _MEMBER + rb",)*+)" + _WS
-_ARRAY_RUN = rb"((?:" + _WS + _VALUE + _WS + rb",)*+)" + _WS
+# The walker's patterns. Group 1 is the run of complete items, each followed by a comma (or by the closing
+# bracket: the last one). A match ends with the bracket it opens or closes, or before what the walker must
+# take token by token (a value nested deeper, cut by the chunk's end, or malformed). A value is scanned once.
+_OBJECT_RUN = rb"((?:" + _WS + _MEMBER + rb"(?:,|(?=\})))*+)" + _WS
+_ARRAY_RUN = rb"((?:" + _WS + _VALUE + _WS + rb"(?:,|(?=\])))*+)" + _WS
+_OBJECT_TAIL = rb"(?:\}|" + _STRING + _WS + rb":" + _WS + rb"[\[{])?"
+_ARRAY_TAIL = rb"[\]\[{]?"
 _OBJECT_BODY = re.compile(_OBJECT_RUN + _OBJECT_TAIL)
 _ARRAY_BODY = re.compile(_ARRAY_RUN + _ARRAY_TAIL)
 _OBJECT_AFTER = re.compile(_WS + rb"(?:\}|," + _OBJECT_RUN + _OBJECT_TAIL + rb")?")
@@ -359,16 +359,20 @@ class _Reader:
         assert match is not None  # every part of the patterns is optional
         end = self.pos = match.end()
         byte = buf[end - 1] if end > pos else 0
-        after_comma = match.start(1) >= 0 if state == _AFTER else match.end(1) > match.start(1)
+        start, stop = match.span(1)
+        if stop > start:  # items: a comma after the last one waits for the next
+            pending = buf[stop - 1] == _COMMA
+        else:  # no items: after "," (or after a value, when the pattern took the comma)
+            pending = start >= 0 if state == _AFTER else state in (_KEY, _ITEM)
         if byte in (_OPEN_OBJECT, _OPEN_ARRAY):
             stack.append(byte)
             return _KEY_OR_END if byte == _OPEN_OBJECT else _ITEM_OR_END
         if byte in (_CLOSE_OBJECT, _CLOSE_ARRAY):
-            if match.start(2) < 0 and (after_comma or state in (_KEY, _ITEM)):
+            if pending:
                 raise _BadRecord(_after_comma(byte))
             stack.pop()
             return _AFTER
-        if after_comma:
+        if pending:
             state = _KEY if stack[-1] == _OPEN_OBJECT else _ITEM
         return self._token(state, stack)
 
@@ -494,8 +498,8 @@ class _Reader:
             end = run.match(buf, pos, pos + _BATCH).end()  # type: ignore[union-attr]
             if end == pos:
                 return count
-            records = item.findall(buf, pos, end)
-            self.out.write(b"\n".join(records).translate(_BLANKS))
+            records = item.findall(buf[pos:end].translate(_BLANKS))  # line breaks only between tokens
+            self.out.write(b"\n".join(records))
             self.out.write(b"\n")
             count += len(records)
             self.good += len(records)
