@@ -242,7 +242,7 @@ MOVES = st.tuples(
 
 @pytest.mark.slow
 @pytest.mark.skip(
-    reason="unfinished (issue 22): the first run did not finish within an hour; the admin-during-run move (a thread) is the suspect"
+    reason="unfinished (issue 22): its first run hung; the admin-during-run move (a thread) is suspect"
 )
 @settings(
     max_examples=3,
