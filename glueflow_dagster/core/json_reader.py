@@ -6,17 +6,19 @@ of objects, or several documents one after another) or ``jsonPath`` (records fou
 document: ``$.records[*]``, ``$[*]`` for a file that is one JSON array) is first converted, streaming, into
 a local JSON-lines file that the stage then reads as usual.
 
-Memory stays bounded by the largest single record (plus a read chunk), never the object: the document is
-walked incrementally, and each record's own text is copied (with its line breaks, which JSON allows only
-as whitespace, turned into blanks), not re-serialized. Nothing is kept as Python values: a record's
-syntax is checked by a decoder that drops every object, number and constant as soon as it is parsed
-(decoding a 20 MB record into Python objects took 25 times its size), and values beside the path are
-skipped by a scanner that follows only strings and brackets and lets go of what it has passed, so a
-skipped value of any size costs a read chunk. A value that is not a JSON object where a record is
-expected goes to the quarantine with the object's URI, the 1-based line where it starts and its 1-based
-``record`` number; so does a record nested deeper than the stage's reader reads (1,024 levels);
-malformed JSON ends the object's records there (a decoder cannot find the next record after a syntax
-error) and is quarantined the same way.
+Memory is a few read chunks, whatever the size of a record or of the object: nothing is decoded into
+Python values. The object's bytes are checked against JSON's grammar by byte patterns (``re``, in C): a
+pattern checks whole runs of values nested up to ``_NESTING`` levels at once (an array of records, the
+members of an object), and a small walker with a stack of brackets takes over only where a value goes
+deeper or is cut by the end of a read chunk. What is checked is written out at once (a record's text is
+copied, its line breaks, which JSON allows only as whitespace, turned into blanks: not re-serialized) and
+let go, so a record is never held whole; a record that turns out bad is cut off the output again. The
+type of a record is its first byte. Values beside the path are checked the same way and not written.
+
+A value that is not a JSON object where a record is expected goes to the quarantine with the object's URI,
+the 1-based line where it starts and its 1-based ``record`` number; so does a record nested deeper than
+the stage's reader reads (1,024 levels); malformed JSON ends the object's records there (the next record
+cannot be found after a syntax error) and is quarantined the same way.
 
 One object never stops a run: an object that cannot be read at all (a corrupt or truncated gzip stream,
 not UTF-8, another format, a record over the size limit) is reported unreadable, and so is an object in
@@ -32,7 +34,6 @@ import json
 import re
 import uuid
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TextIO
@@ -43,35 +44,83 @@ __all__ = ["MAX_DEPTH", "JsonFormat", "JsonPathError", "convert_object", "parse_
 
 #: Records nested deeper than this are bad records: the stage's reader (polars) reads no deeper.
 MAX_DEPTH = 1024
+#: Deeper than this, any value ends the object's records (the bracket stack takes a byte a level).
+MAX_NESTING = 1 << 20
 
 _CHUNK = 4 * 1024 * 1024
 _WRITE_PIECE = 1024 * 1024  # a large record is written in pieces: no second copy of it at once
-_RAW_LIMIT = 1000  # characters of a bad record kept in its quarantine entry
+_BATCH = 256 * 1024  # records checked and written by one pattern call: the copies made stay this small
+_RAW_LIMIT = 1000  # bytes of a bad record kept in its quarantine entry
 _PATH_SHOWN = 60  # characters of a jsonPath quoted in a message
 _MAX_PATH_STEPS = 100
-_WHITESPACE = " \t\r\n"
-_SPACE = re.compile(r"[ \t\r\n]*")
-_NUMBER_TAIL = re.compile(r"[0-9.eE+-]+")
-_NUMBER_START = frozenset("-0123456789")
-_NEXT_ELEMENT = re.compile(r"[ \t\r\n]*([,\]])")
+_MAX_TOKEN = _CHUNK  # a number or a literal longer than this is refused (it would grow the buffer)
+_NESTING = 4  # levels of nesting one pattern call checks
+
+# JSON's grammar as byte patterns; every repetition is possessive and every alternative starts with a
+# different byte, so a pattern never backtracks: linear time.
+_WS = rb"[ \t\r\n]*+"
+_STRING_BODY = rb'(?:[^"\\\x00-\x1f]++|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*+'
+_STRING = rb'"' + _STRING_BODY + rb'"'
+_NUMBER = rb"-?+(?:0|[1-9][0-9]*+)(?:\.[0-9]++)?+(?:[eE][+-]?+[0-9]++)?+"
+_LITERAL = rb"true|false|null|NaN|Infinity|-Infinity"  # the constants Python's json module reads too
+_SCALAR_TOKEN = rb"(?:" + _NUMBER + rb"|" + _LITERAL + rb")"
+_SCALAR = rb"(?:" + _STRING + rb"|" + _SCALAR_TOKEN + rb")"
+
+
+def _object_pattern(value: bytes) -> bytes:
+    """An object whose member values match ``value`` (a comma must be followed by a member)."""
+    member = _STRING + _WS + rb":" + _WS + value + _WS
+    return rb"\{" + _WS + rb"(?:" + member + rb"(?:," + _WS + rb'(?=")|(?=\})))*+\}'
+
+
+def _array_pattern(value: bytes) -> bytes:
+    """An array whose elements match ``value`` (a comma must be followed by an element)."""
+    return rb"\[" + _WS + rb"(?:" + value + _WS + rb"(?:," + _WS + rb"(?!\])|(?=\])))*+\]"
+
+
+def _value_pattern(depth: int) -> bytes:
+    """Any JSON value nested at most ``depth`` levels."""
+    if depth == 0:
+        return _SCALAR
+    inner = _value_pattern(depth - 1)
+    return rb"(?:" + _SCALAR + rb"|" + _object_pattern(inner) + rb"|" + _array_pattern(inner) + rb")"
+
+
+_VALUE = _value_pattern(_NESTING)
+_MEMBER = _STRING + _WS + rb":" + _WS + _VALUE + _WS
+_RECORD = _object_pattern(_value_pattern(_NESTING - 1))
+# The walker's patterns. Group 1 is the run of complete items, each followed by a comma (or by the closing
+# bracket: the last one). A match ends with the bracket it opens or closes, or before what the walker must
+# take token by token (a value nested deeper, cut by the chunk's end, or malformed). A value is scanned once.
+_OBJECT_RUN = rb"((?:" + _WS + _MEMBER + rb"(?:,|(?=\})))*+)" + _WS
+_ARRAY_RUN = rb"((?:" + _WS + _VALUE + _WS + rb"(?:,|(?=\])))*+)" + _WS
+_OBJECT_TAIL = rb"(?:\}|" + _STRING + _WS + rb":" + _WS + rb"[\[{])?"
+_ARRAY_TAIL = rb"[\]\[{]?"
+_OBJECT_BODY = re.compile(_OBJECT_RUN + _OBJECT_TAIL)
+_ARRAY_BODY = re.compile(_ARRAY_RUN + _ARRAY_TAIL)
+_OBJECT_AFTER = re.compile(_WS + rb"(?:\}|," + _OBJECT_RUN + _OBJECT_TAIL + rb")?")
+_ARRAY_AFTER = re.compile(_WS + rb"(?:\]|," + _ARRAY_RUN + _ARRAY_TAIL + rb")?")
+# Records checked and split by pattern calls: elements of an array (each followed by a comma), documents.
+_RECORD_RUN = re.compile(rb"(?:" + _WS + _RECORD + _WS + rb",)*+")
+_RECORD_ITEM = re.compile(_WS + rb"(" + _RECORD + rb")" + _WS + rb",")
+_DOCUMENT_RUN = re.compile(rb"(?:" + _WS + _RECORD + rb")*+")
+_DOCUMENT_ITEM = re.compile(_WS + rb"(" + _RECORD + rb")")
 _NAME_STEP = re.compile(r"\.([A-Za-z_$][A-Za-z0-9_$-]*)|\['((?:[^'\\]|\\.)*)'\]|\[\"((?:[^\"\\]|\\.)*)\"\]")
-# Text outside strings that is no bracket, and whole strings (possessive: no backtracking, linear).
-_PLAIN = re.compile(r'(?:[^"\[\]{}]++|"(?:[^"\\]++|\\.)*+")*+', re.DOTALL)
-# The rest of a string whose opening quote lies behind.
-_STRING_REST = re.compile(r'(?:[^"\\]++|\\.)*+', re.DOTALL)
-_KINDS = {"{": "object", "[": "array", '"': "string", "t": "boolean", "f": "boolean", "n": "null"}
-_DECODER = json.JSONDecoder()
+_SPACE = re.compile(_WS)
+_STRING_REST = re.compile(_STRING_BODY)
+_STRING_WHOLE = re.compile(_STRING)
+_TOKEN = re.compile(_SCALAR_TOKEN)
+_NUMBER_GOES_ON = re.compile(rb"[0-9.eE+-]*+")  # what is left of the buffer may go on in the next chunk
+_NEXT_ELEMENT = re.compile(_WS + rb"([,\]])")
+_BLANKS = bytes.maketrans(b"\r\n", b"  ")
+_KINDS = {ord("{"): "object", ord("["): "array", ord('"'): "string", ord("t"): "boolean", ord("f"): "boolean"}
+_KINDS[ord("n")] = "null"
 
-
-def _discard(*_args: object) -> None:
-    return None
-
-
-# Checks a value's syntax and finds its end keeping nothing: every object, number and constant becomes
-# None as soon as it is parsed (what remains, strings and arrays of Nones, is about the text's size).
-_CHECKER = json.JSONDecoder(
-    object_pairs_hook=_discard, parse_float=_discard, parse_int=_discard, parse_constant=_discard
-)
+# What the walker expects next. Objects: a key (after a comma), a key or "}" (after "{"). Arrays: a value
+# (after a comma), a value or "]" (after "["). Then: "," or the closing bracket; ":"; any value.
+_KEY, _KEY_OR_END, _ITEM, _ITEM_OR_END, _AFTER, _COLON, _ANY = range(7)
+_OPEN_OBJECT, _OPEN_ARRAY, _CLOSE_OBJECT, _CLOSE_ARRAY = b"{[}]"
+_QUOTE, _BACKSLASH, _COMMA, _COLON_BYTE = b'"\\,:'
 
 
 class JsonPathError(ValueError):
@@ -138,322 +187,441 @@ class _Unreadable(Exception):
     """The object as a whole cannot be read (not UTF-8, a binary format, a record too large)."""
 
 
+class _Record:
+    """The record being checked: where it starts in the buffer, and what is kept of it once its start has
+    left the buffer (its line and first bytes, for a quarantine entry; where its text begins in the output,
+    to cut it off when it turns out bad)."""
+
+    __slots__ = ("head", "length", "line", "offset", "start", "write")
+
+    def __init__(self, start: int, write: bool) -> None:
+        self.start = start
+        self.write = write
+        self.line: int | None = None
+        self.head: bytes | None = None
+        self.offset: int | None = None
+        self.length = 0
+
+
 @dataclass(frozen=True)
-class _Value:
-    """A value where a record is expected: its text is ``buffer[start:end]`` until the next read.
+class _Bad:
+    """A bad record: the line where it starts, its 1-based number, why, and its first bytes."""
 
-    A record too deep to read has left the buffer: ``line`` and ``head`` (its first characters) say where
-    it was and what it held, and ``error`` why it is bad.
-    """
-
-    kind: str
-    start: int
-    end: int
-    line: int | None = None
-    head: str | None = None
-    error: str | None = None
+    line: int
+    record: int
+    error: str
+    raw: bytes
 
 
-class _Text:
-    """An incremental view of a decompressed UTF-8 stream: a buffer of text; lines are counted on demand."""
+class _Reader:
+    """Reads one decompressed object: a buffer of its bytes, checked and let go as the walk moves on."""
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: BinaryIO, out: BinaryIO) -> None:
         self.stream = stream
-        self.decoder = codecs.getincrementaldecoder("utf-8")()
-        self.buffer = ""
+        self.out = out
+        self.buf = bytearray()
         self.pos = 0
+        self.utf8 = codecs.getincrementaldecoder("utf-8")()
         self.dropped_lines = 0  # line breaks in the text already dropped from the buffer
         self.counted_pos = 0  # the line breaks of the buffer before this position are counted:
         self.counted_lines = 0  # this many
         self.eof = False
         self.first = True
+        self.rec: _Record | None = None
         self.documents = 0
         self.paths_found = 0  # values found at the jsonPath (or documents, without one)
+        self.records = 0  # values where a record is expected
+        self.good = 0
+        self.bad: list[_Bad] = []
+
+    # -------------------------------------------------------------------------------------------- buffer
 
     def line_of(self, pos: int) -> int:
         """The 1-based line of a buffer position.
 
-        Counted on from the last position asked for (positions asked for move forward: a record's start,
-        then the next one's), so every line break is counted once: counting from the buffer's start each
-        time made the time grow with the square of the bad values' count.
+        Counted on from the last position asked for (positions asked for mostly move forward), so every
+        line break is counted about once: counting from the buffer's start each time made the time grow
+        with the square of the bad values' count.
         """
         if pos >= self.counted_pos:
-            self.counted_lines += self.buffer.count("\n", self.counted_pos, pos)
+            self.counted_lines += self.buf.count(b"\n", self.counted_pos, pos)
         else:
-            self.counted_lines -= self.buffer.count("\n", pos, self.counted_pos)
+            self.counted_lines -= self.buf.count(b"\n", pos, self.counted_pos)
         self.counted_pos = pos
         return 1 + self.dropped_lines + self.counted_lines
 
-    @property
-    def line(self) -> int:
-        return self.line_of(self.pos)
-
-    def more(self, at_least: int = 1) -> bool:
-        """Read on until ``at_least`` more characters are buffered or the stream ends; False at its end."""
+    def more(self) -> bool:
+        """Let go of what is checked and read a chunk on; False at the stream's end."""
         if self.eof:
             return False
-        texts: list[str] = []
-        got = 0
-        while got < at_least and not self.eof:
-            chunk = self.stream.read(_CHUNK)
-            if self.first:
-                self.first = False
-                sniffed = _sniff(chunk)
-                if sniffed:
-                    raise _Unreadable(sniffed.replace("JSON lines", "JSON"))
-                if chunk.startswith(b"\xef\xbb\xbf"):
-                    chunk = chunk[3:]
-            try:
-                texts.append(self.decoder.decode(chunk, final=not chunk))
-            except UnicodeDecodeError as err:
-                raise _Unreadable(f"not valid UTF-8 (near line {self.line})") from err
-            got += len(texts[-1])
-            self.eof = not chunk
-        # Drop what has been consumed, so the buffer holds at most one record and what was read after it.
-        self.dropped_lines = self.line_of(self.pos) - 1
+        self._release()
+        chunk = self.stream.read(_CHUNK)
+        self.eof = not chunk
+        if self.first:
+            self.first = False
+            sniffed = _sniff(chunk)
+            if sniffed:
+                raise _Unreadable(sniffed.replace("JSON lines", "JSON"))
+            if chunk.startswith(b"\xef\xbb\xbf"):
+                chunk = chunk[3:]
+        self._check_utf8(chunk)
+        self.buf += chunk
+        return not self.eof
+
+    def _check_utf8(self, chunk: bytes) -> None:
+        """Raise when the bytes are not UTF-8 (decoded a piece at a time, the text thrown away)."""
+        if chunk and chunk.isascii() and not self.utf8.getstate()[0]:
+            return
+        at = 0
+        try:
+            for at in range(0, max(len(chunk), 1), _WRITE_PIECE):
+                self.utf8.decode(chunk[at : at + _WRITE_PIECE], final=not chunk)
+        except UnicodeDecodeError as err:
+            near = self.line_of(len(self.buf)) + chunk.count(b"\n", 0, at + max(err.start, 0))
+            raise _Unreadable(f"not valid UTF-8 (near line {near})") from err
+
+    def _release(self) -> None:
+        """Drop the buffer before ``pos``; what of the current record it holds is written out first."""
+        pos = self.pos
+        if not pos:
+            return
+        rec = self.rec
+        if rec is not None:
+            start = rec.start
+            if rec.line is None:
+                rec.line = self.line_of(start)
+                rec.head = bytes(self.buf[start : start + _RAW_LIMIT])
+            if rec.write:
+                rec.length += pos - start
+                if rec.length > MAX_LINE_BYTES:
+                    raise _Unreadable(f"unreadable: a record longer than {MAX_LINE_BYTES // 1024**2} MiB")
+                if rec.offset is None:
+                    rec.offset = self.out.tell()
+                self._write(start, pos)
+            rec.start = 0
+        self.dropped_lines = self.line_of(pos) - 1
         self.counted_pos = self.counted_lines = 0
-        self.buffer = "".join([self.buffer[self.pos :], *texts])
+        del self.buf[:pos]
         self.pos = 0
-        if len(self.buffer) > MAX_LINE_BYTES + _CHUNK:
-            raise _Unreadable(f"unreadable: a record longer than {MAX_LINE_BYTES // 1024**2} MiB")
-        return True
 
-    def skip(self) -> str:
-        """Skip whitespace; the next character, or "" at the end."""
+    def _write(self, start: int, end: int) -> None:
+        """Checked text to the output: JSON allows a line break only as whitespace, so a blank replaces it."""
+        for at in range(start, end, _WRITE_PIECE):
+            self.out.write(self.buf[at : min(end, at + _WRITE_PIECE)].translate(_BLANKS))
+
+    def skip(self) -> int:
+        """Skip whitespace; the next byte, or -1 at the end."""
         while True:
-            self.pos = _SPACE.match(self.buffer, self.pos).end()  # type: ignore[union-attr]
-            if self.pos < len(self.buffer):
-                return self.buffer[self.pos]
+            self.pos = _SPACE.match(self.buf, self.pos).end()  # type: ignore[union-attr]
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
             if not self.more():
-                return ""
+                return -1
 
-    def take(self, expected: str) -> None:
-        if self.skip() != expected:
-            raise _BadRecord(f"malformed JSON (expected {expected!r})")
+    def expect(self, byte: int, what: str) -> None:
+        if self.skip() != byte:
+            raise _BadRecord(f"malformed JSON (Expecting {what})")
         self.pos += 1
 
-    def _decode(self, decoder: json.JSONDecoder) -> tuple[object, int]:
-        """Decode the value at ``pos`` (read on while it goes on past the buffer): (value, its end).
+    # -------------------------------------------------------------------------------------------- values
 
-        ``pos`` stays at the value's start. Reading on asks for half again what is buffered, so a large
-        value is decoded a few times, not once per chunk.
+    def walk(self, limit: int | None) -> bool:
+        """Check the value at ``pos`` and move past it; True when it is nested deeper than ``limit``.
+
+        Patterns check as much as they can at once; the walker keeps the stack of open brackets and takes
+        a token by hand only where a pattern stops (a value nested deeper, the chunk's end, bad JSON).
         """
-        first = self.skip()
+        stack = bytearray()
+        state = _ANY
+        deep = False
         while True:
-            try:
-                value, end = decoder.raw_decode(self.buffer, self.pos)
-            except json.JSONDecodeError as err:
-                if _truncated(self.buffer, err) and self.more(max(1, (len(self.buffer) - self.pos) // 2)):
-                    continue  # the value goes on in the next chunk
-                raise _BadRecord(f"malformed JSON ({err.msg})") from None
-            cut = first in _NUMBER_START and not self.eof
-            if cut and (end == len(self.buffer) or _NUMBER_TAIL.fullmatch(self.buffer, end)) and self.more():
-                continue  # a number cut by the chunk boundary ("1" of "1e5")
-            return value, end
-
-    def key(self) -> str:
-        """An object's key (a string), consumed."""
-        if self.skip() != '"':
-            raise _BadRecord("malformed JSON (an object key must be a string)")
-        key, self.pos = self._decode(_DECODER)
-        return str(key)
-
-    def record(self) -> _Value:
-        """The next value where a record is expected, checked but not kept; consumed."""
-        kind = _KINDS.get(self.skip(), "number")
-        try:
-            _, end = self._decode(_CHECKER)
-        except RecursionError:
-            # Deeper than Python's decoder goes (about 1,000 levels): the scanner follows any depth.
-            end, too_deep = self._scan(keep=True, limit=MAX_DEPTH)
-            if too_deep is not None:
-                self.pos = end
-                line, head = too_deep
-                return _Value(kind, end, end, line, head, f"nested deeper than {MAX_DEPTH} levels")
-        start, self.pos = self.pos, end
-        return _Value(kind, start, end)
-
-    def pass_value(self) -> None:
-        """Move past the next value without holding it (a value beside the path)."""
-        self.pos, _ = self._scan(keep=False, limit=None)
-
-    def _scan(self, *, keep: bool, limit: int | None) -> tuple[int, tuple[int, str] | None]:
-        """Find the end of the value at ``pos`` following only its strings and brackets (no values made).
-
-        With ``keep`` the value's text stays in the buffer from ``pos`` (a record to copy), else what is
-        passed is let go at every read. With ``limit``, a value nested deeper is let go from there on and
-        reported by its line and first characters. Returns (its end, (line, head) when too deep).
-        """
-        first = self.skip()
-        if first not in '[{"':
-            return self._decode(_CHECKER)[1], None  # a number or a constant: a few characters
-        # A string is followed from its opening quote: the scanner for text between brackets passes strings.
-        at, in_string = (self.pos + 1, True) if first == '"' else (self.pos, False)
-        depth: int = 0
-        too_deep: tuple[int, str] | None = None
-        while True:
-            buffer = self.buffer
-            if in_string:
-                at = _STRING_REST.match(buffer, at).end()  # type: ignore[union-attr]
-                if at < len(buffer) and buffer[at] == '"':
-                    at, in_string = at + 1, False
-                    if depth == 0:
-                        return at, too_deep
-                    continue
+            if state >= _COLON:
+                state = self._token(state, stack)
+            elif state == _AFTER and not stack:
+                return deep
             else:
-                at = _PLAIN.match(buffer, at).end()  # type: ignore[union-attr]
-                if at < len(buffer):
-                    char = buffer[at]
-                    at += 1
-                    if char == '"':
-                        in_string = True
-                        continue
-                    depth += 1 if char in "[{" else -1
-                    if depth <= 0:
-                        return at, too_deep
-                    if limit is not None and depth > limit and too_deep is None:
-                        too_deep = (self.line, buffer[self.pos : self.pos + _RAW_LIMIT])
-                        keep = False
-                    continue
-            # The value goes on past the buffer (or a string's escape is cut): read on.
-            offset = at - self.pos
-            if not keep:
-                self.pos, offset = at, 0
-            if not self.more():
-                raise _BadRecord("malformed JSON (the object ends inside a value)")
-            at = self.pos + offset
+                state = self._run(state, stack)
+            if limit is not None and len(stack) > limit and not deep:
+                deep = True
+                if self.rec is not None:
+                    self.rec.write = False
+            if len(stack) > MAX_NESTING:
+                raise _BadRecord(f"malformed JSON (nested deeper than {MAX_NESTING:,} levels)")
 
-
-_LITERALS = ("true", "false", "null", "NaN", "Infinity", "-Infinity")
-
-
-def _truncated(buffer: str, err: json.JSONDecodeError) -> bool:
-    """Whether a decode error may only mean that the buffer ends inside the value."""
-    tail = buffer[err.pos : err.pos + 64]
-    if err.pos + 64 >= len(buffer) and not tail.strip(_WHITESPACE):
-        return True
-    if len(tail) < 10 and any(word.startswith(tail) for word in _LITERALS):
-        return True
-    if len(tail) < 32 and _NUMBER_TAIL.fullmatch(tail):
-        return True  # a number cut after its digits ("1." or "1e")
-    # A JSON string holds no raw line break: an unterminated one followed by a line break is malformed.
-    return err.msg.startswith(("Unterminated string", "Invalid \\uXXXX")) and buffer.find("\n", err.pos) < 0
-
-
-def _records(text: _Text, names: tuple[str, ...]) -> Iterator[_Value]:
-    """Every record of the stream, in documents one after another."""
-    while text.skip():
-        text.documents += 1
-        yield from _descend(text, names) if names else _selected(text)
-
-
-def _descend(text: _Text, names: tuple[str, ...]) -> Iterator[_Value]:
-    """Walk one object to ``names``, passing over other keys' values (none of them held)."""
-    if text.skip() != "{":
-        text.pass_value()  # not an object: nothing at the path in this document
-        return
-    text.pos += 1
-    if text.skip() == "}":
-        text.pos += 1
-        return
-    while True:
-        key = text.key()
-        text.take(":")
-        if key == names[0]:
-            yield from _selected(text) if len(names) == 1 else _descend(text, names[1:])
+    def _run(self, state: int, stack: bytearray) -> int:
+        """One pattern call: the items up to the next bracket; the state after it."""
+        if state == _AFTER:
+            pattern = _OBJECT_AFTER if stack[-1] == _OPEN_OBJECT else _ARRAY_AFTER
         else:
-            text.pass_value()
-        if text.skip() == "}":
-            text.pos += 1
-            return
-        text.take(",")
+            pattern = _OBJECT_BODY if state <= _KEY_OR_END else _ARRAY_BODY
+        buf, pos = self.buf, self.pos
+        match = pattern.match(buf, pos)
+        assert match is not None  # every part of the patterns is optional
+        end = self.pos = match.end()
+        byte = buf[end - 1] if end > pos else 0
+        start, stop = match.span(1)
+        if stop > start:  # items: a comma after the last one waits for the next
+            pending = buf[stop - 1] == _COMMA
+        else:  # no items: after "," (or after a value, when the pattern took the comma)
+            pending = start >= 0 if state == _AFTER else state in (_KEY, _ITEM)
+        if byte in (_OPEN_OBJECT, _OPEN_ARRAY):
+            stack.append(byte)
+            return _KEY_OR_END if byte == _OPEN_OBJECT else _ITEM_OR_END
+        if byte in (_CLOSE_OBJECT, _CLOSE_ARRAY):
+            if pending:
+                raise _BadRecord(_after_comma(byte))
+            stack.pop()
+            return _AFTER
+        if pending:
+            state = _KEY if stack[-1] == _OPEN_OBJECT else _ITEM
+        return self._token(state, stack)
 
+    def _token(self, state: int, stack: bytearray) -> int:
+        """Take one token by hand (reading on when it is cut); the state after it."""
+        byte = self.skip()
+        if byte < 0:
+            raise _BadRecord("malformed JSON (the object ends inside a value)")
+        if state == _AFTER:
+            if byte == _COMMA:
+                self.pos += 1
+                return _KEY if stack[-1] == _OPEN_OBJECT else _ITEM
+            if byte == stack[-1] + 2:  # "}" follows "{" by two, "]" "[" too
+                self.pos += 1
+                stack.pop()
+                return _AFTER
+            raise _BadRecord("malformed JSON (Expecting ',' delimiter)")
+        if state == _COLON:
+            self.expect(_COLON_BYTE, "':' delimiter")
+            return _ANY
+        if state in (_KEY, _KEY_OR_END):
+            if byte == _CLOSE_OBJECT and state == _KEY_OR_END:
+                self.pos += 1
+                stack.pop()
+                return _AFTER
+            if byte != _QUOTE:
+                raise _BadRecord(_after_comma(_CLOSE_OBJECT))
+            self._string()
+            return _COLON
+        if byte == _CLOSE_ARRAY and state == _ITEM_OR_END:
+            self.pos += 1
+            stack.pop()
+            return _AFTER
+        if byte in (_OPEN_OBJECT, _OPEN_ARRAY):
+            self.pos += 1
+            stack.append(byte)
+            return _KEY_OR_END if byte == _OPEN_OBJECT else _ITEM_OR_END
+        if byte == _QUOTE:
+            self._string()
+        else:
+            self._scalar()
+        return _AFTER
 
-def _selected(text: _Text) -> Iterator[_Value]:
-    """The value at the path: its elements when it is an array, else the value itself."""
-    text.paths_found += 1
-    if text.skip() != "[":
-        yield text.record()
-        return
-    text.pos += 1
-    if text.skip() == "]":
-        text.pos += 1
-        return
-    while True:
-        yield text.record()
-        # Fast path: the separator is in the buffer (a regex, not a Python loop per character).
-        match = _NEXT_ELEMENT.match(text.buffer, text.pos)
-        if match is None:
-            if text.skip() == "]":
-                text.pos += 1
+    def _string(self) -> None:
+        """Move past the string at ``pos``; what is checked of a long one is let go at every read."""
+        at = self.pos + 1
+        while True:
+            buf = self.buf
+            at = _STRING_REST.match(buf, at).end()  # type: ignore[union-attr]
+            if at < len(buf):
+                byte = buf[at]
+                if byte == _QUOTE:
+                    self.pos = at + 1
+                    return
+                if byte != _BACKSLASH or len(buf) - at >= 6 or self.eof:
+                    cause = "Invalid control character" if byte < 0x20 else "Invalid \\escape"
+                    raise _BadRecord(f"malformed JSON ({cause})")
+            self.pos = at  # an escape cut by the chunk's end stays in the buffer
+            if not self.more():
+                raise _BadRecord("malformed JSON (Unterminated string)")
+            at = self.pos
+
+    def _scalar(self) -> None:
+        """Move past the number or constant at ``pos`` (reading on while it may go on past the buffer: "1"
+        of "1.5" followed by nothing but "." in the buffer)."""
+        while True:
+            buf, pos = self.buf, self.pos
+            match = _TOKEN.match(buf, pos)
+            if self.eof or (match is not None and _NUMBER_GOES_ON.fullmatch(buf, match.end()) is None):
+                if match is None:
+                    raise _BadRecord("malformed JSON (Expecting value)")
+                self.pos = match.end()
                 return
-            text.take(",")
-            continue
-        text.pos = match.end()
-        if match.group(1) == "]":
+            if (match is None and len(buf) - pos >= 16) or len(buf) - pos > _MAX_TOKEN:
+                raise _BadRecord("malformed JSON (Expecting value)")
+            self.more()
+
+    # ------------------------------------------------------------------------------------------- records
+
+    def record(self) -> None:
+        """The value where a record is expected: written out when it is an object, else quarantined."""
+        kind = _KINDS.get(self.skip(), "number")
+        rec = self.rec = _Record(self.pos, kind == "object")
+        deep = self.walk(MAX_DEPTH)
+        self.records += 1
+        if rec.write:
+            self._write(rec.start, self.pos)
+            self.out.write(b"\n")
+            self.good += 1
+        else:
+            self.cut(rec)
+            line = rec.line if rec.line is not None else self.line_of(rec.start)
+            raw = rec.head if rec.head is not None else bytes(self.buf[rec.start : self.pos][:_RAW_LIMIT])
+            error = f"nested deeper than {MAX_DEPTH} levels" if deep else f"not a JSON object ({kind})"
+            self.bad.append(_Bad(line, self.records, error, raw))
+        self.rec = None
+
+    def cut(self, rec: _Record) -> None:
+        """Take a record's text written so far off the output again."""
+        if rec.offset is not None:
+            self.out.seek(rec.offset)
+            self.out.truncate()
+            rec.offset = None
+
+    def malformed(self, error: str) -> None:
+        """Malformed JSON where a record (or the path to it) was read: the object's records end here."""
+        self.records += 1
+        rec, self.rec = self.rec, None
+        if rec is not None:
+            self.cut(rec)
+            line = rec.line if rec.line is not None else self.line_of(rec.start)
+            raw = rec.head if rec.head is not None else bytes(self.buf[rec.start : rec.start + _RAW_LIMIT])
+        else:
+            line, raw = self.line_of(self.pos), bytes(self.buf[self.pos : self.pos + _RAW_LIMIT])
+        self.bad.append(_Bad(line, self.records, error, raw))
+
+    def batch(self, run: re.Pattern[bytes], item: re.Pattern[bytes]) -> int:
+        """Records (objects nested a few levels) checked, split and written by pattern calls, a window of
+        the buffer at a time; how many."""
+        count = 0
+        while True:
+            buf, pos = self.buf, self.pos
+            end = run.match(buf, pos, pos + _BATCH).end()  # type: ignore[union-attr]
+            if end == pos:
+                return count
+            records = item.findall(buf[pos:end].translate(_BLANKS))  # line breaks only between tokens
+            self.out.write(b"\n".join(records))
+            self.out.write(b"\n")
+            count += len(records)
+            self.good += len(records)
+            self.records += len(records)
+            self.pos = end
+            if end < pos + _BATCH // 2:
+                return count
+
+    # ----------------------------------------------------------------------------------------- the path
+
+    def read_documents(self, names: tuple[str, ...]) -> None:
+        """Every record of the stream, in documents one after another."""
+        while True:
+            if not names:
+                found = self.batch(_DOCUMENT_RUN, _DOCUMENT_ITEM)
+                self.documents += found
+                self.paths_found += found
+            if self.skip() < 0:
+                return
+            self.documents += 1
+            if names:
+                self.descend(names)
+            else:
+                self.selected()
+
+    def descend(self, names: tuple[str, ...]) -> None:
+        """Walk one object to ``names``, passing over other keys' values (checked, none of them held)."""
+        if self.skip() != _OPEN_OBJECT:
+            self.walk(None)  # not an object: nothing at the path in this document
             return
+        self.pos += 1
+        if self.skip() == _CLOSE_OBJECT:
+            self.pos += 1
+            return
+        while True:
+            if self.skip() != _QUOTE:
+                raise _BadRecord(_after_comma(_CLOSE_OBJECT))
+            found = self.key_is(names[0])
+            self.expect(_COLON_BYTE, "':' delimiter")
+            if not found:
+                self.walk(None)
+            elif len(names) == 1:
+                self.selected()
+            else:
+                self.descend(names[1:])
+            if self.skip() == _CLOSE_OBJECT:
+                self.pos += 1
+                return
+            self.expect(_COMMA, "',' delimiter")
+
+    def key_is(self, name: str) -> bool:
+        """Move past the key at ``pos``; whether it is ``name`` (a key too long to be it is not decoded)."""
+        wanted = name.encode()
+        room = 6 * len(wanted) + 16  # "\\uXXXX" is the longest spelling of a character
+        while True:
+            buf, pos = self.buf, self.pos
+            match = _STRING_WHOLE.match(buf, pos)
+            if match is not None or len(buf) - pos > room or not self.more():
+                break
+        if match is None:
+            self._string()
+            return False
+        self.pos = match.end()
+        raw = bytes(buf[pos + 1 : match.end() - 1])
+        return raw == wanted if b"\\" not in raw else bool(json.loads(buf[pos : match.end()]) == name)
+
+    def selected(self) -> None:
+        """The value at the path: its elements when it is an array, else the value itself."""
+        self.paths_found += 1
+        if self.skip() != _OPEN_ARRAY:
+            self.record()
+            return
+        self.pos += 1
+        if self.skip() == _CLOSE_ARRAY:
+            self.pos += 1
+            return
+        while True:
+            self.batch(_RECORD_RUN, _RECORD_ITEM)
+            if self.skip() < 0:
+                raise _BadRecord("malformed JSON (the object ends inside a value)")
+            self.record()
+            match = _NEXT_ELEMENT.match(self.buf, self.pos)  # the separator is mostly in the buffer
+            if match is None:
+                if self.skip() == _CLOSE_ARRAY:
+                    self.pos += 1
+                    return
+                self.expect(_COMMA, "',' delimiter")
+                continue
+            self.pos = match.end()
+            if match.group(1) == b"]":
+                return
 
 
-def _entry(source_uri: str, line: int, record: int, error: str, raw: str | None) -> str:
+def _after_comma(close: int) -> str:
+    """The error where a key or a value must follow (a trailing comma before ``close``, or another byte)."""
+    if close == _CLOSE_OBJECT:
+        return "malformed JSON (Expecting property name enclosed in double quotes)"
+    return "malformed JSON (Expecting value)"
+
+
+def _entry(source_uri: str, bad: _Bad) -> str:
     entry = {
         "source": source_uri,
-        "line": line,
-        "record": record,
-        "error": error,
-        "raw": None if raw is None else raw[:_RAW_LIMIT],
-        "raw_encoding": None if raw is None else "utf-8",
+        "line": bad.line,
+        "record": bad.record,
+        "error": bad.error,
+        "raw": bad.raw[:_RAW_LIMIT].decode("utf-8", "ignore"),  # checked UTF-8: only a cut character goes
+        "raw_encoding": "utf-8",
     }
     return json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
-def _write_record(out: TextIO, buffer: str, start: int, end: int) -> None:
-    """One record on one line: JSON allows a line break only as whitespace, so a blank replaces it."""
-    for at in range(start, end, _WRITE_PIECE):
-        piece = buffer[at : min(end, at + _WRITE_PIECE)]
-        out.write(piece.replace("\r", " ").replace("\n", " ") if "\n" in piece or "\r" in piece else piece)
-    out.write("\n")
-
-
-@dataclass
-class _Counts:
-    good: int = 0
-    bad: int = 0
-    first: str | None = None
-
-
-def _convert(text: _Text, names: tuple[str, ...], source_uri: str, out: TextIO, errors: TextIO) -> _Counts:
-    """Records to ``out``, quarantine lines to ``errors``."""
-    counts = _Counts()
-    record = 0
-    values = _records(text, names)
-    while True:
-        try:
-            value = next(values)
-        except StopIteration:
-            break
-        except _BadRecord as err:
-            record += 1
-            counts.bad += 1
-            where = text.line
-            counts.first = counts.first or f"{source_uri} line {where} (record {record}): {err}"
-            errors.write(_entry(source_uri, where, record, str(err), text.buffer[text.pos : text.pos + _RAW_LIMIT]))
-            break
-        record += 1
-        if value.kind == "object" and value.error is None:
-            _write_record(out, text.buffer, value.start, value.end)
-            counts.good += 1
-            continue
-        counts.bad += 1
-        line = value.line if value.line is not None else text.line_of(value.start)
-        raw = (
-            value.head
-            if value.head is not None
-            else text.buffer[value.start : min(value.end, value.start + _RAW_LIMIT)]
-        )
-        error = value.error or f"not a JSON object ({value.kind})"
-        counts.first = counts.first or f"{source_uri} line {line} (record {record}): {error}"
-        errors.write(_entry(source_uri, line, record, error, raw))
-    return counts
+def _convert(reader: _Reader, names: tuple[str, ...], source_uri: str, errors: TextIO) -> str | None:
+    """Records to the reader's output, quarantine lines to ``errors``; the first error's message."""
+    try:
+        reader.read_documents(names)
+    except _BadRecord as err:
+        reader.malformed(str(err))
+    for bad in reader.bad:
+        errors.write(_entry(source_uri, bad))
+    first = reader.bad[0] if reader.bad else None
+    return None if first is None else f"{source_uri} line {first.line} (record {first.record}): {first.error}"
 
 
 def convert_object(path: Path, source_uri: str, workdir: Path, fmt: JsonFormat) -> ObjectReport:
@@ -471,12 +639,12 @@ def convert_object(path: Path, source_uri: str, workdir: Path, fmt: JsonFormat) 
     try:
         with (
             _open_decompressed(path) as stream,
-            open(clean, "w", encoding="utf-8") as out,
+            open(clean, "wb") as out,
             open(entries, "w", encoding="utf-8") as errors,
         ):
-            text = _Text(stream)
-            counts = _convert(text, names, source_uri, out, errors)
-        if names and text.documents and not text.paths_found and not counts.bad:
+            reader = _Reader(stream, out)
+            first = _convert(reader, names, source_uri, errors)
+        if names and reader.documents and not reader.paths_found and not reader.bad:
             error = f"no records at path {_cut(fmt.json_path or '')}"
     except _Unreadable as err:
         error = str(err)
@@ -490,6 +658,7 @@ def convert_object(path: Path, source_uri: str, workdir: Path, fmt: JsonFormat) 
         clean.unlink(missing_ok=True)
         entries.unlink(missing_ok=True)
         return ObjectReport(source_uri, 0, 0, f"{source_uri}: {error}", None, None, error)
-    if not counts.bad:
+    bad = len(reader.bad)
+    if not bad:
         entries.unlink(missing_ok=True)
-    return ObjectReport(source_uri, counts.good, counts.bad, counts.first, clean, entries if counts.bad else None)
+    return ObjectReport(source_uri, reader.good, bad, first, clean, entries if bad else None)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
+import sys
 import time
 import tracemalloc
 from pathlib import Path
@@ -329,3 +331,55 @@ def test_time_grows_linearly_with_the_bad_values(tmp_path: Path) -> None:
     elapsed = time.perf_counter() - started
     assert report.error_records == 100_000 and entries[-1]["line"] == 100_000
     assert elapsed < 5, elapsed
+
+
+# Peak memory of a real conversion, measured in a child process by its VmHWM (ru_maxrss is carried over
+# fork and exec on Linux, so a child started by a large pytest worker would report the worker's peak).
+_CHILD = """
+import sys
+from pathlib import Path
+from glueflow_dagster.core.json_reader import JsonFormat, convert_object
+
+def hwm():
+    status = Path("/proc/self/status").read_text()
+    return int(next(l for l in status.splitlines() if l.startswith("VmHWM:")).split()[1]) * 1024
+
+path, json_path = Path(sys.argv[1]), sys.argv[2]
+fmt = JsonFormat(json_path=json_path) if json_path else JsonFormat(multiline=True)
+baseline = hwm()
+report = convert_object(path, "big", path.parent, fmt)
+print(hwm() - baseline, report.good_records, report.error_records, report.error)
+"""
+
+
+def _write_large(path: Path, case: str, size: int) -> str:
+    """One large record (or a large skipped sibling); the jsonPath to read it with ("" for multiline)."""
+    with open(path, "w") as out:
+        if case == "one-string":
+            out.write('{"id": 1, "text": "' + "y" * size + '"}')
+            return ""
+        out.write('{"id": 1, "items": [' if case != "sibling" else '{"skip": [')
+        item = '"s{}"' if case == "strings" else '{{"k": {}, "v": [1.5, null], "s": "a]}}\\\\\\"b"}}'
+        written = 0
+        while written < size:
+            piece = ",".join(item.format(i) for i in range(10_000))
+            out.write(("," if written else "") + piece)
+            written += len(piece) + 1
+        out.write("]}" if case != "sibling" else '], "records": [{"id": 1}]}')
+        return "$.records[*]" if case == "sibling" else ""
+
+
+@pytest.mark.parametrize("case", ["strings", "objects", "one-string", "sibling"])
+def test_peak_memory_stays_a_few_chunks_whatever_the_record_size(tmp_path: Path, case: str) -> None:
+    # Before: one 20 MB record of short strings +247 MB, of small objects +44 MB, one 20 MB string +51 MB.
+    size = 20_000_000
+    path = tmp_path / "big.json"
+    json_path = _write_large(path, case, size)
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(path), json_path], capture_output=True, text=True, timeout=300, check=True
+    )
+    peak, good, bad, error = done.stdout.split()
+    assert (int(good), int(bad), error) == (1, 0, "None")
+    assert int(peak) < 16_000_000, (
+        f"{case}: peak {int(peak) / 1e6:.1f} MB over the baseline for a {size / 1e6:.0f} MB value"
+    )
