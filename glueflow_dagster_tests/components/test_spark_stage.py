@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -226,7 +227,8 @@ def test_engine_and_spark_section_errors_are_one_line(tmp_path: Path, patch: dic
     assert message in str(caught.value) and "\n" not in str(caught.value)
 
 
-def test_the_stage_script_samples_as_the_polars_stage_does(tmp_path: Path) -> None:
+def test_the_stage_script_samples_as_the_polars_stage_does(spark_session: Any, tmp_path: Path) -> None:
+    """The executors take the polars stage's sample (the driver reads no data)."""
     from glueflow_dagster.core.stage import sample_schema
     from glueflow_dagster.spark.stage_script import sample_schema_of
 
@@ -234,7 +236,8 @@ def test_the_stage_script_samples_as_the_polars_stage_does(tmp_path: Path) -> No
     (tmp_path / "a.json").write_text("not json\n")  # the first object does not read: the next is sampled
     (tmp_path / "b.json.gz").write_bytes(gzip.compress("".join(json.dumps(line) + "\n" for line in lines).encode()))
     paths = [tmp_path / "a.json", tmp_path / "b.json.gz"]
-    observed = sample_schema_of([str(p) for p in paths])
+    manifest = [{"key": p.name, "size": p.stat().st_size} for p in paths]
+    observed = sample_schema_of(spark_session, str(tmp_path), manifest)
     assert observed == sample_schema(paths)
     assert dict(observed) == {
         "ID": pl.Int64(),
@@ -246,7 +249,7 @@ def test_the_stage_script_samples_as_the_polars_stage_does(tmp_path: Path) -> No
 
 
 @pytest.mark.spark
-def test_the_stage_script_leaves_pending_parts_quarantines_without_lines_and_aborts_past_the_threshold(
+def test_the_stage_script_leaves_pending_parts_quarantines_with_lines_and_aborts_past_the_threshold(
     spark_session: Any, tmp_path: Path
 ) -> None:
     """The script's ``run`` on the test session's Spark (no new JVM): what it leaves before the commit."""
@@ -283,13 +286,17 @@ def test_the_stage_script_leaves_pending_parts_quarantines_without_lines_and_abo
     assert all(p["token"].startswith("_glueflow/pending/") for p in figures["pending"])
     [entries_key] = [o["key"] for o in figures["quarantined"]]
     entries = [json.loads(line) for line in target.read_bytes(entries_key).decode().splitlines()]
-    assert sorted(e["raw"] for e in entries) == ["[1, 2]", "not json"]
-    assert {(e["source"], e["line"]) for e in entries} == {(source.uri_for("a.json"), None)}
+    assert [(e["raw"], e["line"], e["error"]) for e in entries] == [
+        ("not json", 21, "malformed JSON"),
+        ("[1, 2]", 22, "not a JSON object (array)"),
+    ]
+    assert {e["source"] for e in entries} == {source.uri_for("a.json")}
     result = stage_result(figures, target, 0.0)
     record = publish(target, Attempt("r1", 1), "events_input_job", result.pending, result.records_written)
     lines = [line for part in record.parts for line in target.read_bytes(part.key).decode().splitlines()]
     assert sorted(json.loads(line)["event_id"] for line in lines) == list(range(20))
-    assert record.parts[0].key == "run-r1-attempt-1-part-r-00000.json"
+    # Named after the attempt and the Spark task attempt that wrote it: the protocol's part names.
+    assert all(re.fullmatch(r"run-r1-attempt-1-part-r-\d+\.json", part.key) for part in record.parts)
 
     # Past the threshold: nothing pending is left behind, the good records are counted as discarded.
     figures = run({**extras, "max_error_records": 1, "part_prefix": "run-r2-attempt-1"}, lambda _m: None)
