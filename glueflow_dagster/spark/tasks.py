@@ -249,9 +249,10 @@ class _Parts:
 
                 from glueflow_dagster.core.compression import DEFAULT_GZIP_LEVEL
 
+                raw = open(self.path, "wb")  # noqa: SIM115 (closed in finish)
                 self.file = igzip.IGzipFile(
-                    filename="", mode="wb", compresslevel=DEFAULT_GZIP_LEVEL, mtime=0, fileobj=open(self.path, "wb")
-                )  # noqa: SIM115 (closed in finish)
+                    filename="", mode="wb", compresslevel=DEFAULT_GZIP_LEVEL, mtime=0, fileobj=raw
+                )
             else:
                 self.file = open(self.path, "wb")  # noqa: SIM115 (closed in finish)
         self.file.write(data)
