@@ -171,6 +171,8 @@ def test_engine_defaults_to_polars_and_spark_settings_reach_each_job(tmp_path: P
     ]
     assert (flow.input_job.engine, flow.output_job.engine) == ("polars", "spark")
     assert flow.output_job.spark.master == "local[*]" and flow.output_job.spark.launcher == "local"
+    cluster = load_config(_write(tmp_path / "c", {"output_job.engine": "spark", "spark.master": "spark://h.x:7077"}))
+    assert cluster.flows["events"].output_job.spark.master == "spark://h.x:7077"  # a standalone cluster
 
 
 @pytest.mark.parametrize(
@@ -212,7 +214,10 @@ def test_engine_defaults_to_polars_and_spark_settings_reach_each_job(tmp_path: P
             },
             "flow 'events'.spark.worker_type: expected one of G.1X, G.2X, G.4X, G.8X, got 'G.3X'",
         ),
-        ({"spark.master": "spark://h:7077"}, "flow 'events'.spark.master: expected local, local[N] or local[*]"),
+        (
+            {"spark.master": "spark://h"},
+            "flow 'events'.spark.master: expected local, local[N], local[*] or spark://host:port",
+        ),
         ({"spark.driver_memory": "lots"}, "flow 'events'.spark.driver_memory: expected a JVM size such as 512m"),
         ({"spark.workers": 3}, "flow 'events'.spark: unknown field 'workers'"),
         (
