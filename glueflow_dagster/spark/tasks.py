@@ -56,22 +56,19 @@ DESCRIPTOR_SCHEMA = "descriptor string"
 def plan_tasks(manifest: Sequence[Mapping[str, Any]], group_bytes: int, parallelism: int) -> list[list[dict]]:
     """The manifest in groups of about ``group_bytes`` (in manifest order), one Spark task each.
 
-    The group is smaller when that gives every core a task (``parallelism``); an object is never split.
+    At least one group per core (``parallelism``) where there are objects enough; an object is never
+    split. Contiguous groups of about equal bytes: an object goes to the group its middle byte falls in.
     """
-    total = sum(int(obj.get("size", 0)) for obj in manifest)
-    target = max(1, min(group_bytes, -(-total // max(1, parallelism))))
-    groups: list[list[dict]] = []
-    current: list[dict] = []
-    size = 0
-    for obj in manifest:
-        current.append(dict(obj))
-        size += int(obj.get("size", 0))
-        if size >= target:
-            groups.append(current)
-            current, size = [], 0
-    if current:
-        groups.append(current)
-    return groups
+    objects = [dict(obj) for obj in manifest]
+    sizes = [max(1, int(obj.get("size") or 0)) for obj in objects]
+    total = sum(sizes)
+    count = max(-(-total // max(1, group_bytes)), min(max(1, parallelism), len(objects)))
+    groups: list[list[dict]] = [[] for _ in range(count)]
+    start = 0
+    for obj, size in zip(objects, sizes, strict=True):
+        groups[min(count - 1, (2 * start + size) * count // (2 * total))].append(obj)
+        start += size
+    return [group for group in groups if group]
 
 
 def _storage(uri: str) -> Any:
