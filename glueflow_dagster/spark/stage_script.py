@@ -133,8 +133,9 @@ def _written(frame: Any, compiled: Any, count: int, target: str, extras: Mapping
     )
     inputs = frame.selectExpr(
         KIND,
-        SOURCE,
-        VALUE,
+        # Only an object's marker row (vanished, unreadable) needs these: a data line's go no further.
+        f"CASE WHEN {KIND} <> 0 THEN {SOURCE} END AS {SOURCE}",
+        f"CASE WHEN {KIND} <> 0 THEN {VALUE} END AS {VALUE}",
         f"{_BAD} AS {BAD}",
         f"CASE WHEN {good} THEN {line} END AS {OUT}",
         f"{KIND} = 0 AND {_MISMATCH} AS {MISMATCH}",
