@@ -149,6 +149,7 @@ def test_a_worker_killed_mid_stage_still_gives_every_record_exactly_once(
     cluster.kill_worker(0)
     assert process.poll() is None, "the stage ended before the worker was killed"
     figures = wait_driver(process, result_path)["figures"]
+    assert "Lost executor" in (tmp_path / "driver.log").read_text(errors="replace")  # tasks were retried
 
     assert figures["records_read"] == figures["records_written"] == len(ids)
     assert sorted(_committed_ids(s3_client, s3_bucket, figures, "k1")) == sorted(ids)  # no loss, no duplicate
