@@ -96,11 +96,11 @@ def _gunzip(data: bytes) -> tuple[bytes, str | None]:
     import gzip
     import zlib
 
-    from isal import igzip
+    from isal import igzip, igzip_lib
 
     try:
         return igzip.decompress(data), None
-    except (EOFError, gzip.BadGzipFile, zlib.error, OSError, ValueError):
+    except (EOFError, gzip.BadGzipFile, zlib.error, igzip_lib.IsalError, OSError, ValueError):
         from glueflow_dagster.core.quarantine import gzip_problem
 
         with tempfile.NamedTemporaryFile(suffix=".gz") as tmp:
