@@ -12,7 +12,9 @@ What it gets in the Pipes ``extras``:
 - ``mappings``: Glue ApplyMapping tuples (parsed here by glueflow's one parser);
 - ``source``, ``target``: location URIs; ``compression`` (``gzip`` | ``none``); ``part_prefix`` (the
   attempt's name prefix); ``quarantine_prefix``; ``max_error_records``; ``target_file_bytes``;
-  ``refused`` (objects the listing refused, quarantined as unreadable); ``master``, ``driver_memory``.
+  ``refused`` (objects the listing refused, quarantined as unreadable); ``master`` (``local[N]`` or a
+  standalone cluster's ``spark://host:port``), ``driver_memory``; ``group_size`` (optional: bytes of input
+  per task, Glue's ``groupSize``).
 
 What it reports back: one custom Pipes message with the figures the polars stage records
 (``records_read``, ``records_written``, ``error_records``, ``cast_errors``, objects read and written
@@ -20,16 +22,16 @@ with their bytes, ``error_files``) and ``pending``, the parts written but not vi
 ``[{key, size, token, parts}]``. On a failure it reports ``{"error": one line}`` (and exits 0, so Pipes
 delivers the message).
 
-The data path. S3 objects are fetched with boto3 on the driver into a local folder (Spark here has no
-hadoop-aws jars and cannot read ``s3://`` itself); Spark reads local files in PERMISSIVE mode with a
-``_corrupt_record`` column and ``input_file_name()`` naming each record's object, applies the mapping
-compiled by :mod:`glueflow_dagster.core.spark_mapping`, and writes JSON-lines parts to a local folder. The driver
-then turns each part into a pending object with :meth:`Storage.begin_upload` (this script imports
-``glueflow_dagster``, so the package must be installed where the driver runs): a hidden file under
-``<target>/_glueflow/pending/`` locally, an open multipart upload on S3.
+The data path: the driver only coordinates. The frozen manifest is split into tasks by size; each
+Spark task reads its own objects in the executor, parses them with the mapping's read schema in one typed
+pass, maps them with the mapping compiled by :mod:`glueflow_dagster.core.spark_mapping`, writes its parts
+as pending objects (an open multipart upload on S3, a hidden file under ``<target>/_glueflow/pending/``
+locally) and returns a small descriptor; the driver collects the descriptors and reports them
+(:mod:`glueflow_dagster.spark.tasks`). ``glueflow_dagster`` must be importable on the driver and the
+executors.
 
-Bad records go to the quarantine with their source object, and ``"line": null``: Spark's JSON reader
-does not know line numbers.
+Bad records go to the quarantine with their source object and 1-based line number, with the polars
+stage's errors; the driver writes the quarantine objects from the entries the tasks return.
 
 The script uses the core's public functions only (the stage's samples and spellings, the mapping's
 parser and compiler, the quarantine's entries and gzip check, the commit's abort), the same ones the
@@ -232,10 +234,9 @@ def sample_schema_of(spark: Any, source_uri: str, manifest: list[dict[str, Any]]
     (the first readable of the first few objects, as there)."""
     import polars as pl
 
-    from glueflow_dagster.core.stage.plan import _PROBE_FILES
-    from glueflow_dagster.spark.tasks import sample_object
+    from glueflow_dagster.spark.tasks import SAMPLE_OBJECTS, sample_object
 
-    probes = list(enumerate(manifest[:_PROBE_FILES]))
+    probes = list(enumerate(manifest[:SAMPLE_OBJECTS]))
     if not probes:
         return None
     found = spark.sparkContext.parallelize(probes, len(probes)).map(

@@ -36,6 +36,8 @@ BATCH_LINES = 65_536
 #: Bytes of an object read for the schema sample (whole lines within it; the whole object when smaller).
 SAMPLE_HEAD_BYTES = 4 * 1024 * 1024
 SAMPLE_LINES = 100
+#: Objects tried for the schema sample, as the polars stage tries (``stage.sample_schema``).
+SAMPLE_OBJECTS = 3
 
 # Columns of the reader's rows (prefixed: a record's own fields may be called "source" or "line").
 KIND, SOURCE, LINE, VALUE = "__glueflow_kind", "__glueflow_source", "__glueflow_line", "__glueflow_value"
