@@ -8,8 +8,9 @@ and turns the figures it reports into the same :class:`~glueflow_dagster.core.st
 polars stage returns, with ``pending`` set: the caller publishes (after its commit fence) or aborts those
 parts exactly as for polars.
 
-Launchers: ``local`` runs ``python stage_script.py`` (the pyspark package, Spark ``local[N]``) through
-``PipesSubprocessClient``; ``glue`` runs it as an AWS Glue job through dagster-aws's ``PipesGlueClient``.
+Launchers: ``local`` runs ``python stage_script.py`` (the pyspark package, Spark ``local[N]`` or a
+standalone cluster's ``spark://host:port``, the script its driver) through ``PipesSubprocessClient``;
+``glue`` runs it as an AWS Glue job through dagster-aws's ``PipesGlueClient``.
 ``emr_serverless`` runs it as an EMR Serverless job run through ``PipesEMRServerlessClient``.
 """
 

@@ -56,7 +56,8 @@ SPARK_LAUNCHERS = ("local", "glue", "emr_serverless")
 SPARK_LAUNCHERS_AVAILABLE = SPARK_LAUNCHERS
 GLUE_WORKER_TYPES = ("G.1X", "G.2X", "G.4X", "G.8X")
 # Whole-value patterns, used with fullmatch: `$` would also match before a trailing newline ("local[2]\n").
-_SPARK_MASTER = re.compile(r"local(\[(\*|[1-9][0-9]{0,2})\])?")
+# local, local[N], local[*], or a standalone cluster's master (spark://host:port)
+_SPARK_MASTER = re.compile(r"local(\[(\*|[1-9][0-9]{0,2})\])?|spark://[A-Za-z0-9.-]+:[1-9][0-9]{0,4}")
 _JVM_MEMORY = re.compile(r"[1-9][0-9]{0,5}[kmgtKMGT]")
 _FLOW_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -147,7 +148,7 @@ class SparkConfig:
     """A flow's `spark:` section: how a job with `engine: spark` launches its stage script."""
 
     launcher: str = "local"
-    master: str = "local[2]"  # local launcher: spark-submit's --master
+    master: str = "local[2]"  # local launcher: spark-submit's --master (local[N] or spark://host:port)
     driver_memory: str = "1g"  # local launcher: the JVM's heap (in local mode the driver does all the work)
     timeout_s: int = 3600  # a stage script running longer is ended and the run fails
     # glue launcher: the Glue job running the stage script (created or updated by the launcher)
@@ -510,7 +511,8 @@ class _Reader:
             raise self.fail(f"{where}.launcher", f"{launcher!r} is not available yet (available: {available})")
         master = body.get("master", "local[2]")
         if not isinstance(master, str) or not _SPARK_MASTER.fullmatch(master):
-            raise self.fail(f"{where}.master", f"expected local, local[N] or local[*], got {shown(master)}")
+            expected = "local, local[N], local[*] or spark://host:port"
+            raise self.fail(f"{where}.master", f"expected {expected}, got {shown(master)}")
         memory = body.get("driver_memory", "1g")
         if not isinstance(memory, str) or not _JVM_MEMORY.fullmatch(memory):
             raise self.fail(f"{where}.driver_memory", f"expected a JVM size such as 512m or 2g, got {shown(memory)}")

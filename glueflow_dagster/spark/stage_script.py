@@ -12,7 +12,9 @@ What it gets in the Pipes ``extras``:
 - ``mappings``: Glue ApplyMapping tuples (parsed here by glueflow's one parser);
 - ``source``, ``target``: location URIs; ``compression`` (``gzip`` | ``none``); ``part_prefix`` (the
   attempt's name prefix); ``quarantine_prefix``; ``max_error_records``; ``target_file_bytes``;
-  ``refused`` (objects the listing refused, quarantined as unreadable); ``master``, ``driver_memory``.
+  ``refused`` (objects the listing refused, quarantined as unreadable); ``master`` (``local[N]`` or a
+  standalone cluster's ``spark://host:port``), ``driver_memory``; ``group_size`` (optional: bytes of input
+  per task, Glue's ``groupSize``).
 
 What it reports back: one custom Pipes message with the figures the polars stage records
 (``records_read``, ``records_written``, ``error_records``, ``cast_errors``, objects read and written
@@ -20,16 +22,16 @@ with their bytes, ``error_files``) and ``pending``, the parts written but not vi
 ``[{key, size, token, parts}]``. On a failure it reports ``{"error": one line}`` (and exits 0, so Pipes
 delivers the message).
 
-The data path. S3 objects are fetched with boto3 on the driver into a local folder (Spark here has no
-hadoop-aws jars and cannot read ``s3://`` itself); Spark reads local files in PERMISSIVE mode with a
-``_corrupt_record`` column and ``input_file_name()`` naming each record's object, applies the mapping
-compiled by :mod:`glueflow_dagster.core.spark_mapping`, and writes JSON-lines parts to a local folder. The driver
-then turns each part into a pending object with :meth:`Storage.begin_upload` (this script imports
-``glueflow_dagster``, so the package must be installed where the driver runs): a hidden file under
-``<target>/_glueflow/pending/`` locally, an open multipart upload on S3.
+The data path: the driver only coordinates. The frozen manifest is split into tasks by size; each
+Spark task reads its own objects in the executor, parses them with the mapping's read schema in one typed
+pass, maps them with the mapping compiled by :mod:`glueflow_dagster.core.spark_mapping`, writes its parts
+as pending objects (an open multipart upload on S3, a hidden file under ``<target>/_glueflow/pending/``
+locally) and returns a small descriptor; the driver collects the descriptors and reports them
+(:mod:`glueflow_dagster.spark.tasks`). ``glueflow_dagster`` must be importable on the driver and the
+executors.
 
-Bad records go to the quarantine with their source object, and ``"line": null``: Spark's JSON reader
-does not know line numbers.
+Bad records go to the quarantine with their source object and 1-based line number, with the polars
+stage's errors; the driver writes the quarantine objects from the entries the tasks return.
 
 The script uses the core's public functions only (the stage's samples and spellings, the mapping's
 parser and compiler, the quarantine's entries and gzip check, the commit's abort), the same ones the
@@ -40,185 +42,210 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import sys
 import tempfile
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 _CORRUPT = "_corrupt_record"
-_SOURCE = "__glueflow_source"
-_BAD = "__glueflow_bad"
+_ROW = "__glueflow_row"
+_BAD = "__glueflow_not_object"
 _ANCHOR = "__glueflow_anchor"
-_DEFAULT_RECORD_BYTES = 256
 _SIZE_SAMPLE_ROWS = 1000
-_ERROR = "malformed JSON or not a JSON object (Spark PERMISSIVE mode; Spark gives no line numbers)"
-
-
-def _local_inputs(source: Any, manifest: list[dict[str, Any]], folder: Path) -> tuple[list[Path], dict, list]:
-    """Local paths of the manifest's objects (S3 objects downloaded with boto3 on the driver).
-
-    Returns (paths, {file uri: (object, source uri)}, vanished objects).
-    """
-    from glueflow_dagster.core.storage import LocalStorage, StorageError
-
-    paths: list[Path] = []
-    by_uri: dict[str, tuple[dict[str, Any], str]] = {}
-    vanished: list[dict[str, Any]] = []
-    for index, obj in enumerate(manifest):
-        uri = source.uri_for(obj["key"])
-        if isinstance(source, LocalStorage):
-            path = Path(uri)
-            if not path.is_file():
-                vanished.append(obj)
-                continue
-        else:
-            # Keep the key's name (Spark decompresses by the .gz suffix); an index keeps names unique.
-            path = folder / f"{index:06d}-{Path(obj['key']).name}"
-            try:
-                with source.open_read(obj["key"]) as body, open(path, "wb") as out:
-                    shutil.copyfileobj(body, out, 8 * 1024 * 1024)
-            except StorageError as err:
-                if "does not exist" in str(err):
-                    vanished.append(obj)
-                    continue
-                raise
-        paths.append(path)
-        by_uri[path.resolve().as_uri()] = (obj, uri)
-    return paths, by_uri, vanished
-
-
-def _pending_dict(pending: Any) -> dict[str, Any]:
-    return {"key": pending.key, "size": pending.size, "token": pending.token, "parts": [list(p) for p in pending.parts]}
+# A line that is not a JSON object (its whole row null, or its text in the corrupt-record column without keys);
+# a JSON object whose values do not fit their types keeps what reads (partial results): mismatched.
+_BAD_EXPR = (
+    f"__glueflow_kind = 0 AND ({_ROW} IS NULL OR ({_CORRUPT} IS NOT NULL AND json_object_keys({_CORRUPT}) IS NULL))"
+)
+_MISMATCH = f"{_CORRUPT} IS NOT NULL AND json_object_keys({_CORRUPT}) IS NOT NULL"
 
 
 class _Totals:
-    """What one pass over the input counted (an ``Observation`` of the write's own job)."""
+    """What one pass over the input counted (the sum of its tasks' descriptors)."""
 
-    def __init__(self, values: Mapping[str, Any]) -> None:
-        self.records = int(values["records"])
-        self.bad = int(values["bad"] or 0)
-        self.mismatched = int(values["mismatched"] or 0)
-        self.cast_errors = int(values["casts"] or 0)
-        self.missing = int(values["missing"] or 0)
+    def __init__(self, descriptors: list[dict[str, Any]]) -> None:
+        def total(name: str) -> int:
+            return sum(int(d["counts"][name]) for d in descriptors)
+
+        self.records = total("records")
+        self.bad = total("bad")
+        self.mismatched = total("mismatched")
+        self.cast_errors = total("casts")
+        self.missing = total("missing")
 
 
-def _read(spark: Any, paths: list[str], schema: Any) -> Any:
-    """The input read with a polars read schema (JSON types kept), bad lines in ``_corrupt_record``.
+def _lines(spark: Any, source_uri: str, manifest: list[dict[str, Any]], group_bytes: int) -> Any:
+    """The input's lines as the executors read them: one Spark task per group of the manifest."""
+    from glueflow_dagster.spark.tasks import READ_SCHEMA, map_in_arrow, plan_tasks, read_objects
 
-    ``_ANCHOR`` (a hash of every data column) is selected beside the corrupt-record column: Spark refuses
-    queries of that column alone, and its reader parses only the columns a query uses, so a record whose
-    unused field does not fit its type would not show up as corrupt.
+    groups = plan_tasks(manifest, group_bytes, spark.sparkContext.defaultParallelism)
+    rows = [(json.dumps(group),) for group in groups]
+    tasks = spark.createDataFrame(spark.sparkContext.parallelize(rows, len(rows)), "objects string")
+    return map_in_arrow(tasks, read_objects(source_uri), READ_SCHEMA)
+
+
+def _frame(lines: Any, schema: Any) -> Any:
+    """The lines parsed with the read schema in one pass (``from_json``, JSON types kept), a line that does
+    not read in ``_corrupt_record``.
+
+    ``_ANCHOR`` (a hash of every data column) is there for the queries of ``_corrupt_record``: Spark parses
+    only the columns a query uses, so a record whose unused field does not fit its type would not show up
+    as corrupt.
     """
-    from pyspark.sql.functions import col, input_file_name, xxhash64
+    from pyspark.sql.functions import col, from_json, lit, xxhash64
     from pyspark.sql.types import StructType
 
     from glueflow_dagster.core.spark_mapping import quote, spark_schema_json
+    from glueflow_dagster.spark.tasks import KIND, LINE, SOURCE, VALUE
 
-    return (
-        spark.read.schema(StructType.fromJson(spark_schema_json(schema, _CORRUPT)))
-        .option("mode", "PERMISSIVE")
-        .option("columnNameOfCorruptRecord", _CORRUPT)
-        .json(paths)
-        .withColumn(_SOURCE, input_file_name())
-        .withColumn(_ANCHOR, xxhash64(*(col(quote(name)) for name in schema)))
+    struct = StructType.fromJson(spark_schema_json(schema, _CORRUPT))
+    options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT}
+    meta = (KIND, SOURCE, LINE, VALUE)
+    parsed = lines.select(*meta, from_json(col(VALUE), struct, options).alias(_ROW))
+    columns = [col(quote(name)) for name in schema] or [lit(0)]
+    return parsed.select(*meta, _ROW, f"{_ROW}.*").withColumn(_ANCHOR, xxhash64(*columns))
+
+
+def _written(frame: Any, compiled: Any, count: int, target: str, extras: Mapping[str, Any]) -> Any:
+    """The writer's input (the mapped lines, the flags it counts, the quarantine entries) and its tasks."""
+    from glueflow_dagster.spark.tasks import (
+        BAD,
+        CASTS,
+        DESCRIPTOR_SCHEMA,
+        ENTRY,
+        KIND,
+        LINE,
+        MISMATCH,
+        MISSING,
+        OUT,
+        SOURCE,
+        VALUE,
+        map_in_arrow,
+        write_parts,
     )
+
+    good = f"{KIND} = 0 AND NOT {_BAD}"
+    nulls = " OR ".join(f"`__glueflow_v{i}` IS NULL" for i in range(count)) or "false"
+    keep_nulls = "map('ignoreNullFields', 'false')"
+    line = f"concat(to_json(struct({', '.join(compiled.columns)}), {keep_nulls}), '\\n')"
+    entry = (
+        f"to_json(named_struct('source', {SOURCE}, 'line', {LINE}, 'error', {_error(VALUE)}, 'raw', {VALUE}, "
+        f"'raw_encoding', 'utf-8'), {keep_nulls})"
+    )
+    inputs = frame.selectExpr(
+        KIND,
+        # Only an object's marker row (vanished, unreadable) needs these: a data line's go no further.
+        f"CASE WHEN {KIND} <> 0 THEN {SOURCE} END AS {SOURCE}",
+        f"CASE WHEN {KIND} <> 0 THEN {VALUE} END AS {VALUE}",
+        f"{_BAD} AS {BAD}",
+        f"CASE WHEN {good} THEN {line} END AS {OUT}",
+        f"{KIND} = 0 AND {_MISMATCH} AS {MISMATCH}",
+        f"CAST(CASE WHEN {good} THEN {compiled.cast_errors} ELSE 0 END AS BIGINT) AS {CASTS}",
+        f"{good} AND ({nulls}) AS {MISSING}",
+        f"CASE WHEN {_BAD} THEN {entry} END AS {ENTRY}",
+    )
+    writer = write_parts(target, extras["part_prefix"], extras["compression"], int(extras["target_file_bytes"]))
+    return map_in_arrow(inputs, writer, DESCRIPTOR_SCHEMA)
+
+
+def _error(value: str) -> str:
+    """The quarantine's error for a line that is not a JSON object (the polars stage's words)."""
+    first = f"left(ltrim({value}), 1)"
+    return (
+        f"CASE WHEN trim({value}) = 'null' THEN 'not a JSON object (null)' "
+        f"WHEN {first} = '{{' OR get_json_object({value}, '$') IS NULL THEN 'malformed JSON' "
+        f"WHEN {first} = '[' THEN 'not a JSON object (array)' "
+        f"WHEN {first} = '\"' THEN 'not a JSON object (string)' "
+        f"WHEN {first} IN ('t', 'f') THEN 'not a JSON object (boolean)' "
+        "ELSE 'not a JSON object (number)' END"
+    )
+
+
+def _pass(frame: Any, compiled: Any, count: int, target: Any, extras: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One pass: the executors map and write; the driver gets their descriptors only."""
+    written = _written(
+        frame.selectExpr("*", *compiled.values, f"{_BAD_EXPR} AS {_BAD}"), compiled, count, target.uri, extras
+    )
+    return [json.loads(row["descriptor"]) for row in written.collect()]
 
 
 def map_lines(
     spark: Any,
-    paths: list[str],
+    lines: Any,
     mappings: Any,
-    out: Path,
+    target: Any,
+    extras: Mapping[str, Any],
     *,
-    compression: str,
-    target_file_bytes: int,
-    workdir: Path,
+    observed: Any,
     log: Any = lambda _message: None,
-) -> tuple[_Totals, Any]:
-    """Read JSON lines, map them and write the good records as JSON-lines parts into ``out``.
+) -> tuple[_Totals, list[dict[str, Any]], Any]:
+    """Map the lines and write the good records as pending parts, in the executors.
 
     The same reads as the polars stage: the read schema comes from polars' own sample of the input
-    (:func:`stage.sample_schema` and :func:`mapping.source_read_schema`), so a field whose sampled values
-    are all JSON numbers (booleans, objects, arrays) is read as such. Where later records hold another
-    JSON type for a typed field, that field is read as text and the input mapped again (as the polars
-    stage's ``stage.read.query_tolerant``); where mapped values came out null, the input is scanned for spellings
-    of mapped names the sample did not show and mapped again with them (``stage.plan.respelled``): names match
-    case-insensitively over the whole run.
+    (``observed``, :func:`sample_schema_of`, and :func:`mapping.source_read_schema`), so a field whose
+    sampled values are all JSON numbers (booleans, objects, arrays) is read as such, in one typed pass.
+    Where later records hold another JSON type for a typed field, that field is read as text and the
+    input mapped again (as the polars stage's ``stage.read.query_tolerant``); where mapped values came out
+    null, the input is scanned for spellings of mapped names the sample did not show and mapped again with
+    them (``stage.plan.respelled``): names match case-insensitively over the whole run. A pass mapped
+    again has its pending parts aborted first.
 
     A record is bad (quarantined) when its line is not a JSON object; a JSON object whose structure does
     not fit (a number where the mappings expect an object) keeps what reads, as in polars.
 
-    Returns the last pass's figures and its frame (``_SOURCE``, ``_CORRUPT``, ``_BAD`` to quarantine).
+    Returns the last pass's figures, its tasks' descriptors and its frame.
     """
-    from pyspark.sql import Observation
-    from pyspark.sql.functions import expr
-
+    from glueflow_dagster.core.commits import abort
     from glueflow_dagster.core.mapping import parse_mappings, source_read_schema
     from glueflow_dagster.core.spark_mapping import compile_mapping, polars_tree
 
     parsed = parse_mappings(mappings)
-    observed = sample_schema_of(paths)
     spellings = _names(observed)
     read_schema = source_read_schema(parsed, observed)
     respelled = False
-    per_part: int | None = None
-    bad = f"{_CORRUPT} IS NOT NULL AND json_object_keys({_CORRUPT}) IS NULL"
-    mismatch = f"{_CORRUPT} IS NOT NULL AND json_object_keys({_CORRUPT}) IS NOT NULL"
     while True:
         compiled = compile_mapping(parsed, polars_tree(read_schema), json_output=True)
-        frame = _read(spark, paths, read_schema).selectExpr("*", *compiled.values, f"{bad} AS {_BAD}")
-        if per_part is None:
-            sample = frame.filter(f"NOT {_BAD}").selectExpr(*compiled.columns).limit(_SIZE_SAMPLE_ROWS).toJSON()
-            sizes = [len(line) + 1 for line in sample.collect()]
-            record_bytes = max(1.0, sum(sizes) / len(sizes)) if sizes else _DEFAULT_RECORD_BYTES
-            per_part = max(1, int(target_file_bytes // record_bytes))
-        nulls = " OR ".join(f"`__glueflow_v{i}` IS NULL" for i in range(len(parsed)))
-        # One pass: the write's own job counts records, bad records and cast errors on the way.
-        observation = Observation(f"glueflow-{uuid.uuid4().hex}")
-        counted = frame.observe(
-            observation,
-            expr("count(*)").alias("records"),
-            expr(f"sum(CASE WHEN {_BAD} THEN 1 ELSE 0 END)").alias("bad"),
-            expr(f"sum(CASE WHEN {mismatch} THEN 1 ELSE 0 END)").alias("mismatched"),
-            expr(f"sum(CASE WHEN {_BAD} THEN 0 ELSE {compiled.cast_errors} END)").alias("casts"),
-            expr(f"sum(CASE WHEN NOT {_BAD} AND ({nulls}) THEN 1 ELSE 0 END)").alias("missing"),
-        )
-        (
-            counted.filter(f"NOT {_BAD}")
-            .selectExpr(*compiled.columns)
-            .write.option("compression", "gzip" if compression == "gzip" else "none")
-            .option("ignoreNullFields", "false")
-            .option("maxRecordsPerFile", per_part)
-            .mode("overwrite")
-            .json(str(out))
-        )
-        totals = _Totals(observation.get)
+        frame = _frame(lines, read_schema)
+        descriptors = _pass(frame, compiled, len(parsed), target, extras)
+        totals = _Totals(descriptors)
+        again = None
         if totals.mismatched:
-            narrowed = _narrowed(frame, parsed, observed, mismatch)
+            narrowed = _narrowed(frame, parsed, observed, _MISMATCH)
             if narrowed != read_schema:
-                log("JSON types differ from the sample's: the fields that differ are read as text, mapped again")
+                again = "JSON types differ from the sample's: the fields that differ are read as text, mapped again"
                 read_schema = narrowed
-                continue
-        if totals.missing and not respelled:
+        if again is None and totals.missing and not respelled:
             respelled = True
-            extended = _respelled(spark, paths, parsed, observed, spellings, workdir)
+            extended = _respelled(lines, parsed, observed, spellings)
             if extended is not None:
                 observed, new = extended
-                log(f"field names spelled differently past the sample ({', '.join(sorted(new))[:80]}): mapped again")
+                again = f"field names spelled differently past the sample ({', '.join(sorted(new))[:80]}): mapped again"
                 spellings |= new
                 read_schema = source_read_schema(parsed, observed)
-                continue
-        return totals, frame
+        if again is None:
+            return totals, descriptors, frame
+        log(again)
+        abort(target, _pending_of(descriptors), log)
 
 
-def sample_schema_of(paths: list[str]) -> Any:
-    """The polars stage's sample (:func:`stage.sample_schema`) of the same objects."""
-    from glueflow_dagster.core.stage import sample_schema
+def sample_schema_of(spark: Any, source_uri: str, manifest: list[dict[str, Any]]) -> Any:
+    """The polars stage's sample (:func:`stage.sample_schema`) of the same objects, taken in the executors
+    (the first readable of the first few objects, as there)."""
+    import polars as pl
 
-    return sample_schema([Path(p) for p in paths])
+    from glueflow_dagster.spark.tasks import SAMPLE_OBJECTS, sample_object
+
+    probes = list(enumerate(manifest[:SAMPLE_OBJECTS]))
+    if not probes:
+        return None
+    found = spark.sparkContext.parallelize(probes, len(probes)).map(
+        lambda probe: (probe[0], sample_object(source_uri, probe[1]))
+    )
+    for _index, schema in sorted(found.collect(), key=lambda pair: pair[0]):
+        if schema:
+            return pl.Schema(schema)
+    return None
 
 
 def _names(schema: Any) -> frozenset[str]:
@@ -265,9 +292,7 @@ def _narrowed(frame: Any, parsed: Any, observed: Any, mismatch: str) -> Any:
     return source_read_schema(parsed, observed, typed=keep)
 
 
-def _respelled(
-    spark: Any, paths: list[str], parsed: Any, observed: Any, spellings: frozenset[str], workdir: Path
-) -> tuple[Any, frozenset[str]] | None:
+def _respelled(lines: Any, parsed: Any, observed: Any, spellings: frozenset[str]) -> tuple[Any, frozenset[str]] | None:
     """The observed schema extended by spellings of mapped names the sample did not show, or None.
 
     As the polars stage's ``stage.plan.respelled``: one regex pass over the lines finds the keys spelling a mapped
@@ -281,7 +306,9 @@ def _respelled(
     regex = spelling_regex(parsed)
     if regex is None:
         return None
-    lines = spark.read.text(paths)
+    from glueflow_dagster.spark.tasks import KIND, VALUE
+
+    lines = lines.filter(f"{KIND} = 0").select(col(VALUE).alias("value"))
     java_regex = "(?iu)" + regex.removeprefix("(?i)")  # Unicode case folding, as polars' regex
     keys = lines.select(explode(regexp_extract_all(col("value"), lit(java_regex), 0)).alias("k")).distinct()
     new = frozenset(row["k"].split('"')[1] for row in keys.collect()) - spellings
@@ -289,27 +316,15 @@ def _respelled(
         return None
     pattern = "|".join(re.escape(f'"{name}"') for name in sorted(new))
     sample = [row["value"] for row in lines.filter(col("value").rlike(pattern)).limit(_SIZE_SAMPLE_ROWS).collect()]
-    path = workdir / f"spellings-{uuid.uuid4().hex}.json"
-    path.write_text("".join(line + "\n" for line in sample), encoding="utf-8")
-    try:
-        extra = pl.scan_ndjson(str(path), infer_schema_length=None).collect_schema()
-    except READ_ERRORS:
-        extra = pl.Schema()
-    finally:
-        path.unlink(missing_ok=True)
+    # The sample of lines holding the new spellings (at most _SIZE_SAMPLE_ROWS lines) is read here.
+    with tempfile.TemporaryDirectory(prefix="glueflow-spellings-") as tmp:
+        path = Path(tmp) / "spellings.json"
+        path.write_text("".join(line + "\n" for line in sample), encoding="utf-8")
+        try:
+            extra = pl.scan_ndjson(str(path), infer_schema_length=None).collect_schema()
+        except READ_ERRORS:
+            extra = pl.Schema()
     return pl.Schema(merged_schemas(observed or {}, extra)), new
-
-
-def _broken_gzip(paths: list[str]) -> list[tuple[str, str]]:
-    """(path, cause) of the gzip objects that do not decompress to the end (the polars stage's causes)."""
-    from glueflow_dagster.core.quarantine import gzip_problem
-
-    broken = []
-    for path in paths:
-        cause = gzip_problem(Path(path))
-        if cause is not None:
-            broken.append((path, cause))
-    return broken
 
 
 class _Quarantine:
@@ -337,28 +352,40 @@ class _Quarantine:
         self.add(object_entry(uri, cause))
         self.figures["first_error"] = self.figures["first_error"] or f"{uri}: {cause}"
 
-    def bad_records(self, frame: Any, by_uri: dict[str, tuple[dict[str, Any], str]]) -> None:
-        """The records Spark could not read, one quarantine object per source object (``"line": null``)."""
-        entries: dict[str, list[bytes]] = {}
-        for row in frame.filter(_BAD).select(_SOURCE, _CORRUPT, _ANCHOR).toLocalIterator():
-            uri = by_uri.get(row[_SOURCE], (None, row[_SOURCE]))[1]
-            entry = {"source": uri, "line": None, "error": _ERROR, "raw": row[_CORRUPT], "raw_encoding": "utf-8"}
-            entries.setdefault(uri, []).append(
-                (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
-            )
+    def bad_records(self, descriptors: list[dict[str, Any]]) -> None:
+        """The entries the executors made for records that are not JSON objects (source object and line),
+        one quarantine object per source object, in line order."""
+        entries: dict[str, list[tuple[int, str]]] = {}
+        for descriptor in descriptors:
+            for text in descriptor["entries"]:
+                entry = json.loads(text)
+                entries.setdefault(entry["source"], []).append((entry["line"] or 0, text))
+        for uri in sorted(entries):
+            lines = sorted(entries[uri])
             if self.figures["first_error"] is None:
-                self.figures["first_error"] = f"{uri}: {_ERROR}"
-        for lines in entries.values():
-            self.add(b"".join(lines))
+                line, text = lines[0]
+                self.figures["first_error"] = f"{uri}:{line}: {json.loads(text)['error']}"
+            self.add("".join(text + "\n" for _line, text in lines).encode())
 
 
 def _session(extras: Mapping[str, Any], workdir: Path) -> Any:
-    """The Spark session with Glue's semantics (casts, UTC timestamps, every spelling its own column)."""
+    """The Spark session with Glue's semantics (casts, UTC timestamps, every spelling its own column).
+
+    On a standalone cluster (``spark://``) the executors get this Python and the package's folder
+    (:func:`tasks.executor_env`); on Glue and EMR the service sets master, memory and Python.
+    """
     from pyspark.sql import SparkSession
 
+    from glueflow_dagster.spark.tasks import executor_env
+
     builder = SparkSession.builder
-    if extras.get("master"):  # local launcher; on Glue and EMR the service sets master and memory
-        builder = builder.master(extras["master"]).config("spark.driver.memory", extras.get("driver_memory") or "1g")
+    master = extras.get("master")
+    if master:  # local launcher
+        builder = builder.master(master).config("spark.driver.memory", extras.get("driver_memory") or "1g")
+    if master and master.startswith("spark://"):
+        builder = builder.config("spark.pyspark.python", sys.executable).config("spark.executor.memory", "512m")
+        for name, value in executor_env().items():
+            builder = builder.config(f"spark.executorEnv.{name}", value)
     builder = (
         builder.appName(f"glueflow {extras['part_prefix']}")
         .config("spark.sql.ansi.enabled", "false")  # Glue's casts
@@ -373,52 +400,21 @@ def _session(extras: Mapping[str, Any], workdir: Path) -> Any:
     return spark
 
 
-def _map_readable(
-    spark: Any,
-    parsed: Any,
-    paths: list[Path],
-    by_uri: dict[str, tuple[dict[str, Any], str]],
-    extras: Mapping[str, Any],
-    workdir: Path,
-    quarantine: _Quarantine,
-    log: Any,
-) -> tuple[_Totals | None, Any]:
-    """``map_lines`` over the local objects; a broken gzip object fails Spark's job: it is found on the
-    driver, quarantined as unreadable (as the polars stage does) and the rest mapped again."""
-    readable = [str(p) for p in paths]
-    while readable:
-        try:
-            return map_lines(
-                spark,
-                readable,
-                parsed,
-                workdir / "out",
-                compression=extras["compression"],
-                target_file_bytes=int(extras["target_file_bytes"]),
-                workdir=workdir,
-                log=log,
-            )
-        except Exception:
-            broken = _broken_gzip(readable)
-            if not broken:
-                raise
-        for path, cause in broken:
-            uri = by_uri[Path(path).resolve().as_uri()][1]
-            log(f"{uri}: {cause}; quarantined as unreadable")
-            quarantine.unreadable(uri, cause)
-        readable = [p for p in readable if p not in dict(broken)]
-    return None, None
+def _pending(descriptors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [p for d in sorted(descriptors, key=lambda d: d["partition"]) for p in d["pending"]]
 
 
-def _begin_parts(out: Path, target: Any, extras: Mapping[str, Any], pending: list[Any]) -> None:
-    """Every non-empty part Spark wrote, as a pending object named after the attempt (appended to ``pending``
-    as it is made, so a failure aborts the ones made so far)."""
-    from glueflow_dagster.core.stage import output_object_key
+def _pending_of(descriptors: list[dict[str, Any]]) -> list[Any]:
+    from glueflow_dagster.core.storage import PendingObject
 
-    parts = sorted(p for p in out.iterdir() if p.name.startswith("part-") and p.stat().st_size)
-    for number, part in enumerate(parts):
-        key = output_object_key(extras["part_prefix"], number, extras["compression"])
-        pending.append(target.begin_upload(part, key))
+    return [
+        PendingObject(p["key"], int(p["size"]), str(p["token"]), tuple((int(n), str(e)) for n, e in p["parts"]))
+        for p in _pending(descriptors)
+    ]
+
+
+def _pending_dict(pending: Any) -> dict[str, Any]:
+    return {"key": pending.key, "size": pending.size, "token": pending.token, "parts": [list(p) for p in pending.parts]}
 
 
 def _figures() -> dict[str, Any]:
@@ -441,44 +437,58 @@ def _figures() -> dict[str, Any]:
 def _stage(
     extras: Mapping[str, Any], parsed: Any, target: Any, quarantine: _Quarantine, pending: list[Any], log: Any
 ) -> None:
-    """Read, map and write pending parts inside a temporary folder; the figures go to ``quarantine.figures``."""
+    """Map and write pending parts in the executors; the figures go to ``quarantine.figures``."""
     from pyspark.sql import SparkSession
 
-    from glueflow_dagster.core.storage import open_storage
+    from glueflow_dagster.spark.tasks import DEFAULT_GROUP_BYTES, UNREADABLE, VANISHED, abort_stray_uploads
 
     figures = quarantine.figures
-    manifest = list(extras["manifest"])
+    manifest = [dict(obj) for obj in extras["manifest"]]
+    if not manifest:
+        return
     with tempfile.TemporaryDirectory(prefix="glueflow-spark-") as tmp:
-        workdir = Path(tmp)
-        (workdir / "in").mkdir()
-        paths, by_uri, vanished = _local_inputs(open_storage(extras["source"]), manifest, workdir / "in")
-        figures["vanished"] = vanished
-        figures["read"] = [obj for obj in manifest if obj not in vanished]
-        if not paths:
-            return
         # A session this call did not start (a test's, a notebook's) is used and left running.
         owned = SparkSession.getActiveSession() is None
-        spark = _session(extras, workdir)
+        spark = _session(extras, Path(tmp))
         try:
-            totals, frame = _map_readable(spark, parsed, paths, by_uri, extras, workdir, quarantine, log)
-            records = totals.records if totals else 0
-            error_records = totals.bad if totals else 0
-            figures["records_read"] = records
-            figures["error_records"] = error_records
-            figures["cast_errors"] = totals.cast_errors if totals else 0
-            if error_records and frame is not None:
-                quarantine.bad_records(frame, by_uri)
-            exceeded = error_records + figures["error_files"] > int(extras["max_error_records"])
-            figures["exceeded"] = exceeded
-            good = records - error_records
-            if exceeded:
-                figures["records_discarded"] = good  # written locally, never uploaded
-            elif good:
-                _begin_parts(workdir / "out", target, extras, pending)
-                figures["records_written"] = good
+            observed = sample_schema_of(spark, extras["source"], manifest)
+            group = int(extras.get("group_size") or DEFAULT_GROUP_BYTES)
+            lines = _lines(spark, extras["source"], manifest, group)
+            totals, descriptors, _frame_ = map_lines(spark, lines, parsed, target, extras, observed=observed, log=log)
+            pending += _pending_of(descriptors)
+            kept = {p.token for p in pending}
+            abort_stray_uploads(target, extras["part_prefix"], kept, log)
         finally:
             if owned:
                 spark.stop()
+    by_uri = {target_uri(extras["source"], obj["key"]): obj for obj in manifest}
+    marked = [item for d in descriptors for item in d["objects"]]
+    vanished = [by_uri[uri] for kind, uri, _cause in marked if kind == VANISHED and uri in by_uri]
+    for kind, uri, cause in sorted(marked, key=lambda item: item[1]):
+        if kind == UNREADABLE:
+            log(f"{uri}: {cause}; quarantined as unreadable")
+            quarantine.unreadable(uri, cause)
+    figures["vanished"] = vanished
+    figures["read"] = [obj for obj in manifest if obj not in vanished]
+    figures["records_read"] = totals.records
+    figures["error_records"] = totals.bad
+    figures["cast_errors"] = totals.cast_errors
+    if totals.bad:
+        quarantine.bad_records(descriptors)
+    figures["exceeded"] = totals.bad + figures["error_files"] > int(extras["max_error_records"])
+    figures["records_written"] = sum(int(p["records"]) for p in _pending(descriptors))
+    if figures["exceeded"]:
+        figures["records_discarded"] = figures["records_written"]  # aborted by run(), never visible
+        figures["records_written"] = 0
+
+
+def target_uri(source_uri: str, key: str) -> str:
+    """The URI the executors name an object of the source by (``Storage.uri_for``, without a client)."""
+    from glueflow_dagster.core.storage import LocalStorage
+
+    if source_uri.startswith("s3://"):
+        return f"{source_uri.rstrip('/')}/{key}"
+    return LocalStorage(source_uri).uri_for(key)
 
 
 def run(extras: Mapping[str, Any], log: Any) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -139,11 +140,15 @@ def test_a_flow_on_spark_writes_what_polars_writes_with_the_same_figures(
     assert spark["staging"]["error_records"] == 3 and spark["staging"]["records_read"] == 63
     assert spark["staging"]["cast_errors"] == polars["staging"]["cast_errors"] > 0
     # Committed through the same protocol: attempt-named parts, completed; no upload left open.
-    assert spark["staged"] == [f"spark/staging/run-{spark['input_run']}-attempt-1-part-r-00000.json.gz"]
+    [staged] = spark["staged"]  # one part, named after the attempt and the Spark task attempt that wrote it
+    assert re.fullmatch(rf"spark/staging/run-{spark['input_run']}-attempt-1-part-r-\d+\.json\.gz", staged)
     assert spark["open_uploads"] == [] and polars["open_uploads"] == []
-    # Quarantine: the same bad records, with their source objects; Spark has no line numbers.
-    assert sorted(e["raw"] for e in spark["entries"]) == sorted(e["raw"] for e in polars["entries"])
-    assert {e["line"] for e in spark["entries"]} == {None}
+
+    # Quarantine: the same bad records, with their source objects, line numbers and errors.
+    def quarantined(entries: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        return sorted((e["source"].rsplit("/", 1)[-1], e["line"], e["raw"], e["error"]) for e in entries)
+
+    assert quarantined(spark["entries"]) == quarantined(polars["entries"])
     sources = {e["source"].rsplit("/", 1)[-1] for e in spark["entries"]}
     assert sources == {e["source"].rsplit("/", 1)[-1] for e in polars["entries"]} == {"a.json", "b.json.gz"}
 
@@ -170,6 +175,8 @@ def test_engine_defaults_to_polars_and_spark_settings_reach_each_job(tmp_path: P
     ]
     assert (flow.input_job.engine, flow.output_job.engine) == ("polars", "spark")
     assert flow.output_job.spark.master == "local[*]" and flow.output_job.spark.launcher == "local"
+    cluster = load_config(_write(tmp_path / "c", {"output_job.engine": "spark", "spark.master": "spark://h.x:7077"}))
+    assert cluster.flows["events"].output_job.spark.master == "spark://h.x:7077"  # a standalone cluster
 
 
 @pytest.mark.parametrize(
@@ -211,7 +218,10 @@ def test_engine_defaults_to_polars_and_spark_settings_reach_each_job(tmp_path: P
             },
             "flow 'events'.spark.worker_type: expected one of G.1X, G.2X, G.4X, G.8X, got 'G.3X'",
         ),
-        ({"spark.master": "spark://h:7077"}, "flow 'events'.spark.master: expected local, local[N] or local[*]"),
+        (
+            {"spark.master": "spark://h"},
+            "flow 'events'.spark.master: expected local, local[N], local[*] or spark://host:port",
+        ),
         ({"spark.driver_memory": "lots"}, "flow 'events'.spark.driver_memory: expected a JVM size such as 512m"),
         ({"spark.workers": 3}, "flow 'events'.spark: unknown field 'workers'"),
         (
@@ -226,7 +236,8 @@ def test_engine_and_spark_section_errors_are_one_line(tmp_path: Path, patch: dic
     assert message in str(caught.value) and "\n" not in str(caught.value)
 
 
-def test_the_stage_script_samples_as_the_polars_stage_does(tmp_path: Path) -> None:
+def test_the_stage_script_samples_as_the_polars_stage_does(spark_session: Any, tmp_path: Path) -> None:
+    """The executors take the polars stage's sample (the driver reads no data)."""
     from glueflow_dagster.core.stage import sample_schema
     from glueflow_dagster.spark.stage_script import sample_schema_of
 
@@ -234,7 +245,8 @@ def test_the_stage_script_samples_as_the_polars_stage_does(tmp_path: Path) -> No
     (tmp_path / "a.json").write_text("not json\n")  # the first object does not read: the next is sampled
     (tmp_path / "b.json.gz").write_bytes(gzip.compress("".join(json.dumps(line) + "\n" for line in lines).encode()))
     paths = [tmp_path / "a.json", tmp_path / "b.json.gz"]
-    observed = sample_schema_of([str(p) for p in paths])
+    manifest = [{"key": p.name, "size": p.stat().st_size} for p in paths]
+    observed = sample_schema_of(spark_session, str(tmp_path), manifest)
     assert observed == sample_schema(paths)
     assert dict(observed) == {
         "ID": pl.Int64(),
@@ -246,7 +258,7 @@ def test_the_stage_script_samples_as_the_polars_stage_does(tmp_path: Path) -> No
 
 
 @pytest.mark.spark
-def test_the_stage_script_leaves_pending_parts_quarantines_without_lines_and_aborts_past_the_threshold(
+def test_the_stage_script_leaves_pending_parts_quarantines_with_lines_and_aborts_past_the_threshold(
     spark_session: Any, tmp_path: Path
 ) -> None:
     """The script's ``run`` on the test session's Spark (no new JVM): what it leaves before the commit."""
@@ -283,13 +295,17 @@ def test_the_stage_script_leaves_pending_parts_quarantines_without_lines_and_abo
     assert all(p["token"].startswith("_glueflow/pending/") for p in figures["pending"])
     [entries_key] = [o["key"] for o in figures["quarantined"]]
     entries = [json.loads(line) for line in target.read_bytes(entries_key).decode().splitlines()]
-    assert sorted(e["raw"] for e in entries) == ["[1, 2]", "not json"]
-    assert {(e["source"], e["line"]) for e in entries} == {(source.uri_for("a.json"), None)}
+    assert [(e["raw"], e["line"], e["error"]) for e in entries] == [
+        ("not json", 21, "malformed JSON"),
+        ("[1, 2]", 22, "not a JSON object (array)"),
+    ]
+    assert {e["source"] for e in entries} == {source.uri_for("a.json")}
     result = stage_result(figures, target, 0.0)
     record = publish(target, Attempt("r1", 1), "events_input_job", result.pending, result.records_written)
     lines = [line for part in record.parts for line in target.read_bytes(part.key).decode().splitlines()]
     assert sorted(json.loads(line)["event_id"] for line in lines) == list(range(20))
-    assert record.parts[0].key == "run-r1-attempt-1-part-r-00000.json"
+    # Named after the attempt and the Spark task attempt that wrote it: the protocol's part names.
+    assert all(re.fullmatch(r"run-r1-attempt-1-part-r-\d+\.json", part.key) for part in record.parts)
 
     # Past the threshold: nothing pending is left behind, the good records are counted as discarded.
     figures = run({**extras, "max_error_records": 1, "part_prefix": "run-r2-attempt-1"}, lambda _m: None)
@@ -375,7 +391,7 @@ def test_the_glue_launcher_runs_the_stage_as_a_glue_job_through_pipes(
     staging = run_materialization_metadata(instance, input_run, staging_key("events"))
     assert (staging["records_read"], staging["records_written"], staging["error_records"]) == (26, 25, 1)
     keys = [o["Key"] for o in s3_client.list_objects_v2(Bucket=s3_bucket, Prefix="spark/staging/")["Contents"]]
-    assert f"spark/staging/run-{input_run}-attempt-1-part-r-00000.json.gz" in keys
+    assert any(re.fullmatch(rf"spark/staging/run-{input_run}-attempt-1-part-r-\d+\.json\.gz", key) for key in keys)
     # The Glue job as the flow file describes it, Glue's bookmarks off, the shipped script uploaded.
     job = glue.get_job(JobName="glueflow-events-input")["Job"]
     assert (job["WorkerType"], job["NumberOfWorkers"], job["GlueVersion"]) == ("G.2X", 3, "5.0")
@@ -475,7 +491,7 @@ def test_the_emr_serverless_launcher_runs_the_stage_as_a_job_run_through_pipes(
     staging = run_materialization_metadata(instance, input_run, staging_key("events"))
     assert (staging["records_read"], staging["records_written"], staging["error_records"]) == (26, 25, 1)
     keys = [o["Key"] for o in s3_client.list_objects_v2(Bucket=s3_bucket, Prefix="spark/staging/")["Contents"]]
-    assert f"spark/staging/run-{input_run}-attempt-1-part-r-00000.json.gz" in keys
+    assert any(re.fullmatch(rf"spark/staging/run-{input_run}-attempt-1-part-r-\d+\.json\.gz", key) for key in keys)
     [driver_env] = emr.env
     assert "DAGSTER_PIPES_CONTEXT" in driver_env and "DAGSTER_PIPES_MESSAGES" in driver_env
     output_run = _run(defs, instance, "events_output_job", tags={INPUT_RUN_TAG: input_run})
