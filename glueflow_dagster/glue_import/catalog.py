@@ -61,7 +61,7 @@ def read_table(name: str, table: dict[str, Any]) -> CatalogTable:
     classification = str(parameters.get("classification") or "").lower() or None
     table_type = str(parameters.get("table_type") or parameters.get("spark.sql.sources.provider") or "").lower()
     if table_type in ("iceberg", "hudi", "delta"):
-        classification = table_type  # a table format: reported (Iceberg sinks are issue 24's)
+        classification = table_type  # a table format: an Iceberg Output sink converts, the rest is reported
     if classification is None:
         formats = f"{library} {storage.get('InputFormat') or ''}".lower()
         for fmt, marker in (("json", "json"), ("parquet", "parquet"), ("orc", "orc"), ("avro", "avro")):
