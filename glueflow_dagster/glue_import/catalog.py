@@ -61,7 +61,7 @@ def read_table(name: str, table: dict[str, Any]) -> CatalogTable:
     classification = str(parameters.get("classification") or "").lower() or None
     table_type = str(parameters.get("table_type") or parameters.get("spark.sql.sources.provider") or "").lower()
     if table_type in ("iceberg", "hudi", "delta"):
-        classification = table_type  # a table format: reported (Iceberg sinks are issue 24's)
+        classification = table_type  # a table format: an Iceberg Output sink converts, the rest is reported
     if classification is None:
         formats = f"{library} {storage.get('InputFormat') or ''}".lower()
         for fmt, marker in (("json", "json"), ("parquet", "parquet"), ("orc", "orc"), ("avro", "avro")):
@@ -135,6 +135,8 @@ def catalog_source(draft: Draft, script: GlueScript, step: Step, location: str, 
         return None
     uri, table = resolved
     name = f"{plain(step.args.get('database'))}.{plain(step.args.get('table_name'))}"
+    if table is not None and table.format == "iceberg":
+        return _iceberg_sink(draft, script, step, location, name, table)
     how = "--catalog-location" if table is None else "Glue GetTable"
     if set_uri:
         draft.set(f"{location}.uri", uri, CONVERTED, f"location of catalog table {name} ({how})", script, step.line)
@@ -258,6 +260,8 @@ def catalog_sink(draft: Draft, script: GlueScript, step: Step, location: str) ->
         return None
     uri, table = resolved
     name = f"{plain(step.args.get('database'))}.{plain(step.args.get('table_name'))}"
+    if table is not None and table.format == "iceberg":
+        return _iceberg_sink(draft, script, step, location, name, table)
     how = "--catalog-location" if table is None else "Glue GetTable"
     draft.set(f"{location}.uri", uri, CONVERTED, f"location of catalog table {name} ({how})", script, step.line)
     if table is None:
@@ -277,6 +281,33 @@ def catalog_sink(draft: Draft, script: GlueScript, step: Step, location: str) ->
     _sink_options(draft, script, step, location, table)
     _report_options(draft, script, step, location, ("redshift_tmp_dir", "catalog_id"))
     return uri
+
+
+def _iceberg_sink(
+    draft: Draft, script: GlueScript, step: Step, location: str, name: str, table: CatalogTable
+) -> str | None:
+    """An Iceberg catalog table (`table_type` ICEBERG): the Output job's sink becomes `format: iceberg` in Glue's
+    catalog, its warehouse the table location's parent; staging is files, so an Iceberg Input sink is refused."""
+    if location != "output":
+        draft.add(
+            UNSUPPORTED,
+            f"{location} (format)",
+            f"table {name} is Iceberg: glueflow's staging is files (JSON, CSV, Parquet); only the Output job "
+            "writes an Iceberg table",
+            "iceberg",
+            script,
+            step.line,
+        )
+        return None
+    warehouse = str(table.location).rstrip("/").rsplit("/", 1)[0]
+    draft.set(f"{location}.format", "iceberg", CONVERTED, f"table {name} is Iceberg (GetTable)", script, step.line)
+    draft.set(f"{location}.table", name, CONVERTED, f"Iceberg table {name} in Glue's catalog", script, step.line)
+    draft.set(f"{location}.catalog", {"type": "glue"}, CONVERTED, "the Glue Data Catalog", script, step.line)
+    draft.set(
+        f"{location}.uri", warehouse, CONVERTED, f"warehouse: parent of table {name}'s location", script, step.line
+    )
+    _report_options(draft, script, step, location, ("redshift_tmp_dir", "catalog_id"))
+    return warehouse
 
 
 def _table_compression(draft: Draft, script: GlueScript, step: Step, table: CatalogTable, location: str) -> None:

@@ -25,7 +25,10 @@ UNSUPPORTED_CONSTRUCTS: dict[str, str] = {
     "partitionKeys that are not mapped columns": "Glue fails the run on a column the frame lacks (or on every column)",
     "a staging partition column the Output job maps": "Glue's from_options does not add it from the folder; "
     "glueflow would",
-    "Iceberg, Hudi and Delta sinks": "table formats (issue 24 adds Iceberg to the flow file; not converted yet)",
+    "Iceberg, Hudi and Delta sinks": (
+        "table formats other than an Iceberg catalog table written by the Output job (`format: iceberg`, "
+        'see above): Iceberg staging, `format="iceberg"` in from_options, Hudi, Delta'
+    ),
     "push_down_predicate": "partition pruning of a catalog table",
     "connection types other than S3": "JDBC, DynamoDB, Kafka, Redshift, ...",
     "getSource": "Glue's reader builder; use create_dynamic_frame.from_options",

@@ -235,6 +235,32 @@ def test_partition_keys_other_than_the_tables_and_table_formats_are_reported(glu
     report = convert_scripts("orders", INPUT, out, aws=facts(glue))
     iceberg = items(report, UNSUPPORTED, "staging (format)")  # written by the Input job, read by the Output job
     assert [i.source for i in iceberg] == ["input.py", "output.py"]
-    assert "table formats (Iceberg, Hudi, Delta) are not converted yet" in iceberg[0].message
+    assert "glueflow's staging is files" in iceberg[0].message
     [keys] = items(report, UNSUPPORTED, "output (partitions)")
     assert keys.line == line_of(out, "write_dynamic_frame") and "not table lake.orders's partition keys" in keys.message
+
+
+def test_an_iceberg_output_table_converts_to_format_iceberg_in_glues_catalog(glue: Any, tmp_path: Any) -> None:
+    create_table(glue, "raw_orders", "s3://lake/raw/orders/")
+    create_table(glue, "staged_orders", "s3://lake/staging/orders/")
+    create_table(glue, "orders", "s3://lake/warehouse/lake.db/orders", parameters={"table_type": "ICEBERG"})
+    report = convert_scripts("orders", INPUT, OUTPUT, aws=facts(glue))
+    assert report.complete, report.table()
+    assert report.entry["output"] == {
+        "format": "iceberg",
+        "table": "lake.orders",
+        "catalog": {"type": "glue"},
+        "uri": "s3://lake/warehouse/lake.db",
+    }
+    flow = load_config(write_flow_file(report, tmp_path / "glueflow.yaml")).flows["orders"]
+    assert flow.output.format == "iceberg" and flow.output.table == "lake.orders"
+    assert dict(flow.output.catalog) == {"type": "glue"}
+
+
+def test_hudi_and_delta_output_tables_stay_refused(glue: Any) -> None:
+    create_table(glue, "raw_orders", "s3://lake/raw/orders/")
+    create_table(glue, "staged_orders", "s3://lake/staging/orders/")
+    create_table(glue, "orders", "s3://lake/curated/orders/", parameters={"table_type": "HUDI"})
+    report = convert_scripts("orders", INPUT, OUTPUT, aws=facts(glue))
+    [refused] = items(report, UNSUPPORTED, "output (format)")
+    assert "holds hudi" in refused.message
