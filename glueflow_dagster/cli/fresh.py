@@ -154,6 +154,12 @@ def start_fresh(
     project = (project_dir or (flow.config_path.parent if flow.config_path else Path.cwd())).resolve()
     home = Path(instance.root_directory).resolve() if instance.root_directory else None
     flow_file = flow.config_path.resolve() if flow.config_path else None
+    if flow.output.format == "iceberg":
+        raise ConfigError(
+            f"--fresh refused: flow {flow.name!r} writes the Iceberg table {flow.output.uri[:200]}; deleting its "
+            "data files would leave the table's metadata pointing at them; nothing was deleted (drop the table "
+            "from its catalog first)"
+        )
     _check_locations(flow, project, home, outside_project)
 
     def protected(path: Path) -> bool:

@@ -141,3 +141,16 @@ def test_fresh_never_deletes_the_flow_file_or_dagster_home(tmp_path: Path) -> No
             start_fresh(home_instance, flow)  # the project folder itself is no location of the demo's own
         start_fresh(home_instance, flow, outside_project=True)
     assert path.exists() and lookalike.exists()
+
+
+def test_fresh_refuses_an_iceberg_output_before_deleting_anything(tmp_path: Path, instance: DagsterInstance) -> None:
+    import dataclasses
+
+    config = load_config(write_flow_file(tmp_path / "project"))
+    flow = config.flows["events"]
+    run_demo(build_definitions(config), instance, flow, 1)
+    runs = instance.get_run_ids()
+    iceberg = dataclasses.replace(flow, output=dataclasses.replace(flow.output, format="iceberg"))
+    with pytest.raises(ConfigError, match="Iceberg table") as refused:
+        start_fresh(instance, iceberg)
+    assert "\n" not in str(refused.value) and instance.get_run_ids() == runs  # nothing deleted
