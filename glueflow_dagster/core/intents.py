@@ -54,7 +54,13 @@ class RepairReport:
     uploads_aborted: int = 0
 
     def metadata(self) -> dict[str, int]:
-        return {"intents_rolled_back": self.rolled_back, "intent_parts_removed": self.parts_removed}
+        """The entries the repairing run records in its materialization (docs/metadata.md)."""
+        return {
+            "intents_finished": self.finished,
+            "intents_rolled_back": self.rolled_back,
+            "intent_parts_removed": self.parts_removed,
+            "intent_uploads_aborted": self.uploads_aborted,
+        }
 
 
 def read_intent(storage: Storage, key: str) -> Intent | None:
@@ -96,6 +102,10 @@ def repair_intents(
         if record is not None and record.attempt == attempt.number:
             storage.delete(intent.key)
             finished += 1
+            log(
+                f"commit intent of run {attempt.run_id} (attempt {attempt.number}) finished: its materialization "
+                f"commits its {len(intent.parts)} parts; intent removed from {storage.uri}"
+            )
             continue
         if not committed.known_run(attempt.run_id):
             continue  # another instance's history: not ours to judge
@@ -106,24 +116,36 @@ def repair_intents(
             storage.delete(commit_manifest_key(attempt.run_id))  # first: no manifest lists a deleted part
         if existing is None:
             existing = {o.key for o in storage.list()}
-        for part in intent.parts:
-            if committed.is_committed(ObjectInfo(part.key, part.size, 0, "")) or committed.listed_anywhere(part.key):
-                continue
-            if part.key in existing:  # completed before the publish was cut short
-                storage.delete(part.key)
-                removed += 1
-            else:  # still pending: invisible; aborted now rather than after the grace period
-                with suppress(StorageError):
-                    storage.abort_upload(part)
-                    aborted += 1
+        parts_removed, uploads_aborted = _roll_back_parts(storage, intent, committed, existing)
         storage.delete(intent.key)
         rolled_back += 1
-    if rolled_back:
+        removed += parts_removed
+        aborted += uploads_aborted
         log(
-            f"rolled back {rolled_back} commit intents of runs that ended without committing in {storage.uri}: "
-            f"{removed} parts removed at once"
+            f"rolled back the commit intent of run {attempt.run_id} (attempt {attempt.number}), which ended "
+            f"without committing: {parts_removed} completed parts removed and {uploads_aborted} pending uploads "
+            f"aborted at once in {storage.uri}"
         )
     return RepairReport(finished, rolled_back, removed, aborted)
+
+
+def _roll_back_parts(
+    storage: Storage, intent: Intent, committed: CommittedParts, existing: set[str]
+) -> tuple[int, int]:
+    """Delete the intent's completed parts and abort its pending ones, never a part a commit lists;
+    returns (parts removed, uploads aborted)."""
+    removed = aborted = 0
+    for part in intent.parts:
+        if committed.is_committed(ObjectInfo(part.key, part.size, 0, "")) or committed.listed_anywhere(part.key):
+            continue
+        if part.key in existing:  # completed before the publish was cut short
+            storage.delete(part.key)
+            removed += 1
+        else:  # still pending: invisible; aborted now rather than after the grace period
+            with suppress(StorageError):
+                storage.abort_upload(part)
+                aborted += 1
+    return removed, aborted
 
 
 __all__ = ["Intent", "RepairReport", "read_intent", "repair_intents"]

@@ -24,7 +24,7 @@ from glueflow_dagster.core.commits import (
     collect_garbage,
 )
 from glueflow_dagster.core.config import JobConfig, Location
-from glueflow_dagster.core.intents import repair_intents
+from glueflow_dagster.core.intents import RepairReport, repair_intents
 from glueflow_dagster.core.quarantine import QUARANTINE_DIR
 from glueflow_dagster.core.stage import StageRequest, StageResult, stage_pending
 from glueflow_dagster.core.storage import ObjectInfo, Storage, location_uri
@@ -124,6 +124,18 @@ def claim_or_refuse(
         raise RunRefused(str(err)) from err
 
 
+@dataclass(frozen=True)
+class Housekeeping:
+    """What a run did to its location before writing: the repair of ended attempts' commit intents and
+    garbage collection; both are recorded in its materialization (docs/metadata.md)."""
+
+    garbage: GarbageReport
+    repair: RepairReport = RepairReport()
+
+    def metadata(self) -> dict[str, int]:
+        return {**self.garbage.metadata(), **self.repair.metadata()}
+
+
 def garbage_collection(
     target: Storage,
     committed: CommittedParts,
@@ -133,12 +145,12 @@ def garbage_collection(
     log: Log,
     settled: Callable[[Attempt], bool] | None = None,
     attempt: Attempt | None = None,
-) -> GarbageReport:
+) -> Housekeeping:
     """Repair the commit intents of ended attempts (`intents.repair_intents`, when ``settled`` is given),
     then count and (after the grace period) remove the orphans of the location this step alone writes."""
-    if settled is not None:
-        repair_intents(target, committed, settled, current=attempt, log=log)
-    return collect_garbage(target, target.list(), committed, now_ms=now_ms, grace_s=grace_s, log=log)
+    repair = RepairReport() if settled is None else repair_intents(target, committed, settled, current=attempt, log=log)
+    garbage = collect_garbage(target, target.list(), committed, now_ms=now_ms, grace_s=grace_s, log=log)
+    return Housekeeping(garbage, repair)
 
 
 def stage_figures(result: StageResult) -> dict[str, Any]:
@@ -157,7 +169,7 @@ def stage_figures(result: StageResult) -> dict[str, Any]:
     }
 
 
-def commit_figures(result: StageResult, record: CommitRecord, garbage: GarbageReport) -> dict[str, Any]:
+def commit_figures(result: StageResult, record: CommitRecord, garbage: Housekeeping | GarbageReport) -> dict[str, Any]:
     """The stage's figures as committed, the commit record, orphans and vanished objects."""
     return {
         **stage_figures(replace(result, written=record.parts)),

@@ -61,6 +61,12 @@ def test_a_publish_cut_short_is_rolled_back_once_its_run_has_ended(storage: Stor
     parts = CommittedParts(commits.get)
     report = repair_intents(storage, parts, settled=lambda attempt: attempt.run_id != "live")
     assert (report.finished, report.rolled_back, report.parts_removed) == (1, 1, 2)
+    assert report.metadata() == {  # what the repairing run records (docs/metadata.md)
+        "intents_finished": 1,
+        "intents_rolled_back": 1,
+        "intent_parts_removed": 2,
+        "intent_uploads_aborted": 2,  # s3rver cannot abort (MethodNotAllowed): its uploads stay invisible
+    }
     # The two parts it never completed are aborted now, not after the grace period (s3rver lists none).
     assert not [upload for upload in storage.pending_uploads() if upload.key.startswith("run-dead-")]
     assert _data(storage) == {*record.keys, "run-live-attempt-1-part-r-00000.json"}

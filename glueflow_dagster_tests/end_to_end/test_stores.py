@@ -28,10 +28,12 @@ import pytest
 import glueflow_dagster.core.commits as commits
 import glueflow_dagster.core.output_run as output_run
 from glueflow_dagster.components.claims import InstanceClaims
+from glueflow_dagster.components.jobs import output_key, staging_key
+from glueflow_dagster.components.monitoring import run_materialization_metadata
 from glueflow_dagster.core.claims import ROW_PREFIX
 from glueflow_dagster.core.commits import CLAIMS_DIR, INTENTS_DIR
 from glueflow_dagster.core.storage import S3Storage
-from glueflow_dagster_tests.support.flow_driver import CuttableProxy, FlowDriver, S3Target
+from glueflow_dagster_tests.support.flow_driver import FLOW, INPUT_JOB, OUTPUT_JOB, CuttableProxy, FlowDriver, S3Target
 from glueflow_dagster_tests.support.s3rver import ACCESS_KEY, SECRET_KEY
 
 GRACE_S = 3600  # garbage collection would wait an hour: only the intents can repair the publish at once
@@ -173,6 +175,22 @@ def test_instance_claims_have_one_winner_from_many_threads(home: str, request: p
 
 # --- The publish cut at each step, on both servers ---------------------------------------------------
 
+
+def repairing_run_metadata(flow: FlowDriver, job: str, key: Any, failed_run_id: str) -> dict[str, Any]:
+    """The materialization metadata of the first successful run of ``job`` after the failed one (the run
+    whose commit-intent repair rolled the failed publish back)."""
+    from dagster import DagsterRunStatus, RunsFilter
+
+    failed = flow.instance.get_run_record_by_id(failed_run_id)
+    assert failed is not None
+    records = flow.instance.get_run_records(
+        RunsFilter(job_name=job, statuses=[DagsterRunStatus.SUCCESS], created_after=failed.create_timestamp),
+        ascending=True,
+    )
+    assert records, f"no successful {job} run after {failed_run_id}"
+    return run_materialization_metadata(flow.instance, records[0].dagster_run.run_id, key)
+
+
 STEPS = ["before_first_part", "after_some_parts", "after_all_parts", "after_manifest"]
 
 
@@ -251,6 +269,10 @@ def test_a_publish_cut_at_each_step_is_repaired_by_the_next_runs_for_every_reade
         left = keys_under(server, "output/")
         assert not [k for k in left if failed.run_id in k], "the dead run's parts, manifest and intent are gone"
         assert flow.orphans_left() == 0
+        # The run that repaired it says so in its materialization (docs/metadata.md).
+        repair = repairing_run_metadata(flow, OUTPUT_JOB, output_key(FLOW), failed.run_id)
+        assert repair["intents_rolled_back"] == 1
+        assert repair["intent_parts_removed"] == expected_visible
 
 
 @pytest.mark.slow
@@ -273,3 +295,5 @@ def test_an_input_runs_publish_cut_after_some_parts_is_repaired_by_the_next_inpu
         assert set(staged) == {i for ids in flow.truth.current.values() for i in ids}
         assert max(staged.values()) == 1
         assert not [k for k in keys_under(server, "staging/") if failed.run_id in k]
+        repair = repairing_run_metadata(flow, INPUT_JOB, staging_key(FLOW), failed.run_id)
+        assert (repair["intents_rolled_back"], repair["intent_parts_removed"]) == (1, 2)
