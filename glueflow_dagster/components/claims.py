@@ -5,12 +5,15 @@ unique index on ``key``, which Dagster's own cursors use): the INSERT either add
 unique index, atomically, in one transaction on PostgreSQL and under SQLite's write lock (every SQLite
 write takes the database's single write lock). The row's key is ``glueflow/claims/<location uri>/<claim
 key>``, its value the claimant's ``{"run_id": ..., "attempt": n}``: the same names and bodies as the
-claim objects a location that honours ``If-None-Match`` holds.
+claim objects a location that honours ``If-None-Match`` holds. A run whose fence passed removes the rows
+of older versions of its series (``core.claims.prune_superseded_claims``): the table holds the current
+versions' claims, not one row per commit forever.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from dagster import DagsterInstance
@@ -54,6 +57,29 @@ class InstanceClaims:
         with storage.connect() as conn:
             row = conn.execute(select(KeyValueStoreTable.c.value).where(KeyValueStoreTable.c.key == name)).fetchone()
         return "" if row is None or row[0] is None else str(row[0])
+
+    def names_under(self, prefix: str) -> list[str]:
+        """The claim rows whose name starts with ``prefix`` (a LIKE on the key, ``_`` and ``%`` escaped)."""
+        from dagster._core.storage.runs.schema import KeyValueStoreTable
+        from sqlalchemy import select
+
+        storage = _sql_run_storage(self.instance)
+        if storage is None:
+            return []  # an in-memory instance lives and dies with its process: nothing piles up
+        query = select(KeyValueStoreTable.c.key).where(KeyValueStoreTable.c.key.startswith(prefix, autoescape=True))
+        with storage.connect() as conn:
+            return [str(row[0]) for row in conn.execute(query).fetchall()]
+
+    def delete_rows(self, names: Sequence[str]) -> int:
+        """Delete the rows ``names`` in one statement; returns how many went."""
+        from dagster._core.storage.runs.schema import KeyValueStoreTable
+
+        storage = _sql_run_storage(self.instance)
+        if storage is None or not names:
+            return 0
+        with storage.connect() as conn:
+            result = conn.execute(KeyValueStoreTable.delete().where(KeyValueStoreTable.c.key.in_(list(names))))
+        return int(result.rowcount or 0)
 
     def _insert_in_process(self, name: str, body: str) -> str | None:
         run_storage = self.instance.run_storage

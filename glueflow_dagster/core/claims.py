@@ -15,10 +15,11 @@ and the fence then keep runs apart (docs/protocol.md, Commit claims).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from glueflow_dagster.core.commits import Attempt, ClaimTaker, claim_commit, location_taker
+from glueflow_dagster.core.commits import CLAIMS_DIR, Attempt, ClaimTaker, claim_commit, location_taker
 from glueflow_dagster.core.storage import Storage
 
 #: Prefix of the claim rows in a :class:`ClaimTable`: ``glueflow/claims/<location uri>/<claim key>``.
@@ -31,6 +32,14 @@ class ClaimTable(Protocol):
     def insert_unique(self, name: str, body: str) -> str | None:
         """Insert the row ``name`` holding ``body`` unless a row of that name exists: None when this call
         inserted it, else the existing row's body."""
+        ...
+
+    def names_under(self, prefix: str) -> list[str]:
+        """The names of the rows that start with ``prefix`` (none when the table cannot list)."""
+        ...
+
+    def delete_rows(self, names: Sequence[str]) -> int:
+        """Delete the rows ``names`` (a missing one is fine); returns how many were deleted."""
         ...
 
 
@@ -83,4 +92,52 @@ def take_claim(
     return claim_commit(storage, fence, attempt, settled=settled, take=claim_place(storage, table, log))
 
 
-__all__ = ["ROW_PREFIX", "ClaimTable", "claim_place", "honours_conditional_writes", "row_name", "take_claim"]
+#: A fence token: a series and the version number it ends with (``input-after-<storage id>``,
+#: ``output-<ctx token>-v<bookmark version>``).
+_FENCE = re.compile(r"^(?P<series>.*?)(?P<number>\d+)$")
+#: What follows the series in a claim row: ``<number>.<generation>.json``.
+_ROW_TAIL = re.compile(r"^(?P<number>\d+)\.\d{4,}\.json$")
+
+
+def prune_superseded_claims(
+    storage: Storage, fence: str, table: ClaimTable | None, log: Callable[[str], None] = lambda _m: None
+) -> int:
+    """Remove the claim rows of ``storage``'s location for versions older than ``fence`` (same series: the
+    Input job's ``input-after-``, or one ``transformation_ctx``'s ``output-<token>-v``); returns how many.
+
+    Called by a run **after its fence passed**: ``fence`` is then the committed version, and the run holds
+    its claim, so no one commits after another version until this run has committed. Every holder of an
+    older version's claim planned from a version that is no longer the newest, and its fence refuses it
+    whether or not its row exists: the rows are dead weight. This keeps the instance's claim rows to the
+    current version's (one per series, plus the generations of its stale holders) instead of one per
+    commit forever. Only rows in ``table``, and only where the location's claims are taken there (a store
+    that does not honour conditional writes); claim objects in a location are removed by garbage
+    collection after the grace period (``commits.collect_garbage``).
+    """
+    if table is None or honours_conditional_writes(storage):
+        return 0
+    match = _FENCE.match(fence)
+    if match is None:
+        return 0
+    current = int(match["number"])
+    prefix = row_name(storage.uri, f"{CLAIMS_DIR}/{match['series']}")
+    older = []
+    for name in table.names_under(prefix):
+        tail = _ROW_TAIL.match(name[len(prefix) :])
+        if tail is not None and int(tail["number"]) < current:
+            older.append(name)
+    removed = table.delete_rows(older) if older else 0
+    if removed:
+        log(f"removed {removed} commit claims of versions before {fence} of {storage.uri} from the instance")
+    return removed
+
+
+__all__ = [
+    "ROW_PREFIX",
+    "ClaimTable",
+    "claim_place",
+    "honours_conditional_writes",
+    "prune_superseded_claims",
+    "row_name",
+    "take_claim",
+]

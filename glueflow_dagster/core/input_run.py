@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from glueflow_dagster.core.bookmarks import MANIFEST_KEY, Bookmark, Selection, commit, select_objects
-from glueflow_dagster.core.claims import ClaimTable
+from glueflow_dagster.core.claims import ClaimTable, prune_superseded_claims
 from glueflow_dagster.core.commits import Attempt, CommittedParts, aborted_on_failure, publish
 from glueflow_dagster.core.config import FlowConfig
 from glueflow_dagster.core.job_run import (
@@ -94,11 +94,11 @@ def run_input(
     )
     result = stage(request)
     with aborted_on_failure(target, result.pending, info):
-        claim_or_refuse(
-            target, f"input-after-{planned_from or 0}", attempt, log.settled, claims=claims, log=info
-        )
+        fence = f"input-after-{planned_from or 0}"
+        claim_or_refuse(target, fence, attempt, log.settled, claims=claims, log=info)
         if log.latest_commit()[0] != planned_from:
             raise RunRefused(conflict_on_location(target.uri))
+        prune_superseded_claims(target, fence, claims, info)  # the fence passed: older versions' rows go
         record = publish(target, attempt, job_name, result.pending, result.records_written)
     metadata = commit_figures(result, record, garbage)
     metadata[SUMMARY_KEY] = summary_markdown(f"{flow.name} Input run", metadata)

@@ -32,7 +32,7 @@ from glueflow_dagster.core.bookmarks import (
     commit,
 )
 from glueflow_dagster.core.checks import BACKLOG_RUNS, Verdict, evaluate
-from glueflow_dagster.core.claims import ClaimTable
+from glueflow_dagster.core.claims import ClaimTable, prune_superseded_claims
 from glueflow_dagster.core.commits import Attempt, CommittedParts, aborted_on_failure, later_reads, publish
 from glueflow_dagster.core.config import BOOKMARK_OPTIONS, FlowConfig
 from glueflow_dagster.core.job_run import (
@@ -220,6 +220,7 @@ def run_output(
             latest = log.committed_bookmark(ctx, newer_than=committed)
             if latest.storage_id != committed.storage_id:
                 raise RunRefused(conflict_message(ctx, plan.base_version, latest))
+            prune_superseded_claims(target, fence, claims, info)  # the fence passed: older versions' rows go
             metadata |= bookmark_metadata(ctx, "commit", after)
         if iceberg is None:
             record = publish(target, attempt, job_name, result.pending, result.records_written)

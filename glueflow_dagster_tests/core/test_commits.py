@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from dagster import MaterializeResult
 
-from glueflow_dagster.core.claims import take_claim
+from glueflow_dagster.core.claims import ROW_PREFIX, prune_superseded_claims, take_claim
 from glueflow_dagster.core.commits import (
+    CLAIMS_DIR,
     Attempt,
     ClaimLost,
     CommitRecord,
@@ -41,6 +42,14 @@ class DictTable:
                 return self.rows[name]
             self.rows[name] = body
         return None
+
+    def names_under(self, prefix: str) -> list[str]:
+        with self.lock:
+            return [name for name in self.rows if name.startswith(prefix)]
+
+    def delete_rows(self, names: Any) -> int:
+        with self.lock:
+            return sum(self.rows.pop(name, None) is not None for name in names)
 
 
 def claim(storage: Storage, fence: str, attempt: Attempt, *, settled: Any, table: DictTable | None = None) -> str:
@@ -216,6 +225,34 @@ def test_claims_from_many_threads_at_once_have_one_winner(storage: Storage) -> N
     for thread in threads:
         thread.join()
     assert len(winners) == 1 and len(losers) == 7, (winners, losers)
+
+
+def test_claim_rows_of_older_versions_are_pruned_and_stay_bounded_over_many_commits(storage: Storage) -> None:
+    """Where claims are rows (s3rver: the instance), each run past its fence removes the rows of older versions
+    of its series: over 40 commits the table holds one version's rows per series, not one row per commit."""
+    table = DictTable()
+    ended: set[str] = set()
+    for version in range(40):
+        for fence in (f"input-after-{100 + 3 * version}", f"output-0123456789ab-v{version}"):
+            run = Attempt(f"run-{fence}")
+            if version % 5 == 0:  # now and then a holder died first: the next generation is taken
+                claim(storage, fence, Attempt(f"dead-{fence}"), settled=lambda _a: True, table=table)
+            claim(storage, fence, run, settled=lambda a: a.run_id in ended or a.run_id.startswith("dead-"), table=table)
+            prune_superseded_claims(storage, fence, table)  # the fence passed
+            ended.add(run.run_id)
+    other = claim(storage, "output-ba9876543210-v2", Attempt("other"), settled=lambda _a: True, table=table)
+    prune_superseded_claims(storage, "output-ba9876543210-v2", table)
+    if not is_s3rver(storage):  # claims are objects in the location: garbage collection's (grace period)
+        assert table.rows == {} and prune_superseded_claims(storage, "input-after-999", table) == 0
+        return
+    prefix = f"{ROW_PREFIX}/{storage.uri}/{CLAIMS_DIR}/"
+    assert sorted(name[len(prefix) :] for name in table.rows) == sorted(
+        [
+            "input-after-217.0000.json",  # the current version of each series, and of another context
+            "output-0123456789ab-v39.0000.json",
+            other.split("/")[-1],
+        ]
+    )
 
 
 def test_garbage_collection_aborts_only_uploads_named_by_glueflow(

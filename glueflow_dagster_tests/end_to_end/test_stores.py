@@ -173,6 +173,36 @@ def test_instance_claims_have_one_winner_from_many_threads(home: str, request: p
     assert holder == json.dumps({"run": won[0]})
 
 
+@pytest.mark.parametrize("home", ["sqlite", "postgres"])
+def test_instance_claim_rows_stay_bounded_over_many_commits(home: str, request: pytest.FixtureRequest) -> None:
+    """Each claimant past its fence removes the rows of its series' older versions (`prune_superseded_claims`),
+    in the database itself: ``_`` and ``%`` in the location's name match only themselves, and another
+    location's or another series' rows stay."""
+    from types import SimpleNamespace
+
+    from glueflow_dagster.core.claims import prune_superseded_claims, take_claim
+    from glueflow_dagster.core.commits import Attempt
+
+    dagster_instance = request.getfixturevalue("instance" if home == "sqlite" else "postgres_instance")
+    table = InstanceClaims(dagster_instance)
+    # A store that does not honour conditional writes (s3rver's answer to the probe), two locations whose
+    # names differ only where LIKE would see wildcards.
+    mine = SimpleNamespace(uri="s3://b/out_1%", honours_conditional_writes=lambda: False)
+    near = SimpleNamespace(uri="s3://b/outx1x", honours_conditional_writes=lambda: False)
+    take_claim(near, "input-after-1", Attempt("near"), settled=lambda _a: True, table=table)  # type: ignore[arg-type]
+    for version in range(1, 31):
+        fence = f"input-after-{version}"
+        take_claim(mine, fence, Attempt(f"r{version}"), settled=lambda _a: True, table=table)  # type: ignore[arg-type]
+        prune_superseded_claims(mine, fence, table)  # type: ignore[arg-type]
+        assert len(table.names_under(f"{ROW_PREFIX}/s3://b/out_1%/")) == 1
+    assert table.names_under(f"{ROW_PREFIX}/s3://b/out_1%/") == [
+        f"{ROW_PREFIX}/s3://b/out_1%/{CLAIMS_DIR}/input-after-30.0000.json"
+    ]
+    assert table.names_under(f"{ROW_PREFIX}/s3://b/outx1x/") == [
+        f"{ROW_PREFIX}/s3://b/outx1x/{CLAIMS_DIR}/input-after-1.0000.json"
+    ]
+
+
 # --- The publish cut at each step, on both servers ---------------------------------------------------
 
 
