@@ -31,7 +31,7 @@ from glueflow_dagster.components.claims import InstanceClaims
 from glueflow_dagster.components.jobs import output_key, staging_key
 from glueflow_dagster.components.monitoring import run_materialization_metadata
 from glueflow_dagster.core.claims import ROW_PREFIX
-from glueflow_dagster.core.commits import CLAIMS_DIR, INTENTS_DIR
+from glueflow_dagster.core.commits import CLAIMS_DIR, INTENTS_DIR, Attempt
 from glueflow_dagster.core.storage import S3Storage
 from glueflow_dagster_tests.support.flow_driver import FLOW, INPUT_JOB, OUTPUT_JOB, CuttableProxy, FlowDriver, S3Target
 from glueflow_dagster_tests.support.s3rver import ACCESS_KEY, SECRET_KEY
@@ -191,7 +191,6 @@ def test_instance_claim_rows_stay_bounded_over_many_commits(home: str, request: 
     from types import SimpleNamespace
 
     from glueflow_dagster.core.claims import prune_superseded_claims, take_claim
-    from glueflow_dagster.core.commits import Attempt
 
     dagster_instance = request.getfixturevalue("instance" if home == "sqlite" else "postgres_instance")
     table = InstanceClaims(dagster_instance)
@@ -337,3 +336,59 @@ def test_an_input_runs_publish_cut_after_some_parts_is_repaired_by_the_next_inpu
         assert not [k for k in keys_under(server, "staging/") if failed.run_id in k]
         repair = repairing_run_metadata(flow, INPUT_JOB, staging_key(FLOW), failed.run_id)
         assert (repair["intents_rolled_back"], repair["intent_parts_removed"]) == (1, 2)
+
+
+# --- Bookmarks on both servers (issue 21 item 4) -----------------------------------------------------
+
+
+@pytest.mark.parametrize("store", ["s3", "s3rver"])
+def test_bookmarks_read_each_object_version_once_on_both_servers(
+    store: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """The Input bookmark over a real server's listing (its last-modified, its etags, its listing order: s3rver
+    lists in its folder walk's order) and the Output bookmark over committed staging: each raw object version
+    is read once, a rewrite in place within the same second is read again (a new etag), nothing twice."""
+    from glueflow_dagster.core.config import load_config
+    from glueflow_dagster.core.input_run import run_input
+    from glueflow_dagster.core.output_run import OutputRequest, run_output
+    from glueflow_dagster_tests.conftest import raw_records, write_flow_file
+    from glueflow_dagster_tests.core.test_commits import DictTable
+    from glueflow_dagster_tests.core.test_job_runs import InputLog, MemoryCommitLog, OutputLog, polars_stage
+
+    client, bucket = request.getfixturevalue(f"{store}_client"), request.getfixturevalue(f"{store}_bucket")
+    raw, staging, output = (S3Storage(bucket, name, client) for name in ("raw", "staging", "output"))
+    flow = load_config(write_flow_file(tmp_path, bookmark="enable")).flows["events"]
+    log, table, runs = MemoryCommitLog(), DictTable(), iter(range(1, 100))
+
+    def input_run() -> dict[str, Any]:
+        run_id = f"in-{next(runs)}"
+        outcome = run_input(
+            flow, InputLog(log), raw, staging, Attempt(run_id), polars_stage(),
+            job_name="events_input_job", now_ms=0, info=lambda _m: None, claims=table,
+        )  # fmt: skip
+        log.record(log.staging, run_id, outcome.metadata)
+        log.ended.add(run_id)
+        return outcome.metadata
+
+    def output_run() -> dict[str, Any]:
+        run_id = f"out-{next(runs)}"
+        outcome = run_output(
+            flow, OutputLog(log), staging, output, Attempt(run_id), OutputRequest(), polars_stage(),
+            job_name="events_output_job", now_ms=0, info=lambda _m: None, claims=table,
+        )  # fmt: skip
+        log.record(log.output, run_id, outcome.metadata)
+        log.ended.add(run_id)
+        return outcome.metadata
+
+    raw.write_bytes("b/one.json", raw_records(0, 50))
+    raw.write_bytes("a/two.json", raw_records(50, 30))
+    assert (input_run()["files_read"], output_run()["records_read"]) == (2, 80)
+    assert (input_run()["files_read"], output_run()["records_read"]) == (0, 0)  # nothing new: nothing read
+    raw.write_bytes("c/three.json", raw_records(80, 20))
+    raw.write_bytes("b/one.json", raw_records(100, 10))  # rewritten in place: a new version
+    first = input_run()
+    assert (first["files_read"], first["records_read"]) == (2, 30)
+    assert output_run()["records_read"] == 30
+    assert (input_run()["files_read"], output_run()["records_read"]) == (0, 0)
+    seen = plain_reader(Server(store, "", client, bucket))
+    assert max(seen.values()) == 1 and set(seen) == {*range(0, 100), *range(100, 110)}
