@@ -84,6 +84,33 @@ def test_conditional_writes_are_probed_once_per_location(storage: Storage, reque
     assert not [o for o in storage.list() if o.key.startswith("_glueflow/probe/")]  # the probe object is gone
 
 
+def test_a_folder_that_refuses_hard_links_takes_its_claims_in_the_table_and_no_run_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FAT/exFAT, some FUSE or SMB mounts refuse ``link``: the probe says so once per folder, and the claims go
+    to the table (the Dagster instance), one winner per version, instead of failing every run."""
+    import errno
+
+    from glueflow_dagster.core.storage import LocalStorage
+    from glueflow_dagster.core.storage import local as local_module
+
+    def refuse(_src: Any, _dst: Any) -> None:
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(local_module.os, "link", refuse)
+    folder = LocalStorage(tmp_path / "mount")
+    assert folder.honours_conditional_writes() is False
+    assert list(folder.list()) == []  # the probe leaves nothing
+    monkeypatch.undo()
+    assert folder.honours_conditional_writes() is False  # cached per folder and process
+    assert LocalStorage(tmp_path / "other").honours_conditional_writes() is True  # a real hard link here
+    table = DictTable()
+    key = take_claim(folder, "input-after-1", Attempt("a"), settled=lambda _a: False, table=table)
+    with pytest.raises(ClaimLost, match="run a"):
+        take_claim(folder, "input-after-1", Attempt("b"), settled=lambda _a: False, table=table)
+    assert list(table.rows) == [f"{ROW_PREFIX}/{folder.uri}/{key}"] and list(folder.list()) == []
+
+
 @pytest.mark.parametrize(
     ("key", "expected"),
     [

@@ -4,6 +4,7 @@ and pending writes as hidden files that completing renames into place.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -21,6 +22,7 @@ from glueflow_dagster.core.storage.objects import (
     DANGLING_LINK,
     OUTSIDE_LINK,
     PENDING_DIR,
+    PROBE_PREFIX,
     TMP_PREFIX,
     ObjectInfo,
     PendingObject,
@@ -32,6 +34,15 @@ from glueflow_dagster.core.storage.objects import (
 _log = logging.getLogger(__package__)
 
 COPY_CHUNK = 1024 * 1024
+
+# Whether a folder's file system makes hard links (the put-if-absent of claims): probed once per folder and
+# process. These errors mean it cannot (FAT/exFAT, some FUSE, SMB and object-store mounts); any other fails.
+_HARD_LINKS: dict[str, bool] = {}
+_NO_HARD_LINKS = frozenset(
+    code
+    for code in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS)
+    if code is not None
+)
 
 
 def _os_cause(err: OSError) -> str:
@@ -251,8 +262,34 @@ class LocalStorage:
         return self._atomic_write(key, lambda f: f.write(data))
 
     def honours_conditional_writes(self) -> bool:
-        """Always: put-if-absent is a hard link (:meth:`create_exclusive`)."""
-        return True
+        """Whether put-if-absent (:meth:`create_exclusive`, a hard link) works in this folder: probed once per
+        folder and process by hard-linking a temp file under ``_glueflow/probe/`` (both deleted at once). A
+        file system that refuses hard links does not honour it: the commit claims then go to the Dagster
+        instance (``core.claims``), as for an S3 store without conditional writes."""
+        if self.uri not in _HARD_LINKS:
+            _HARD_LINKS[self.uri] = self._probe_hard_link()
+        return _HARD_LINKS[self.uri]
+
+    def _probe_hard_link(self) -> bool:
+        name = uuid.uuid4().hex
+        key = f"{PROBE_PREFIX}/hard-link-{name}.json"
+        path = self._path(key)
+        tmp = path.parent / f"{TMP_PREFIX}{name}"
+        try:
+            with self._open_tmp(tmp) as f:
+                f.write(b"{}")
+            os.link(tmp, path)
+            return True
+        except OSError as err:
+            if err.errno in _NO_HARD_LINKS:
+                return False
+            raise self._err(key, err) from err
+        finally:
+            for leftover in (path, tmp):
+                with suppress(OSError):
+                    leftover.unlink(missing_ok=True)
+            with suppress(OSError):
+                path.parent.rmdir()  # the probe folder, when empty
 
     def create_exclusive(self, key: str, data: bytes) -> bool:
         """Put-if-absent: the complete object is written to a temp file, then hard-linked to ``key``

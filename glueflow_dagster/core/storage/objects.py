@@ -18,6 +18,8 @@ DANGLING_LINK = "symlink target does not exist"
 RESERVED_DIR = "_glueflow"
 #: Where a local location keeps written-but-uncommitted objects (S3 keeps them as open multipart uploads).
 PENDING_DIR = f"{RESERVED_DIR}/pending"
+#: Where a store's put-if-absent is probed (S3: two conditional PUTs; local: a hard link), then deleted.
+PROBE_PREFIX = f"{RESERVED_DIR}/probe"
 
 
 @dataclass(frozen=True)

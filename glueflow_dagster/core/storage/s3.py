@@ -31,7 +31,7 @@ from botocore.exceptions import (
 from glueflow_dagster.core.storage.errors import SHOWN_CHARS, StorageError, redact, shorten
 from glueflow_dagster.core.storage.keys import check_key, compile_exclusions, excluded, is_marker
 from glueflow_dagster.core.storage.local import COPY_CHUNK, check_upload_source
-from glueflow_dagster.core.storage.objects import ObjectInfo, PendingObject, PendingUpload
+from glueflow_dagster.core.storage.objects import PROBE_PREFIX, ObjectInfo, PendingObject, PendingUpload
 
 #: S3 multipart part size for pending writes (S3 requires >= 5 MiB for every part but the last).
 _MULTIPART_PART_BYTES = 64 * 1024 * 1024
@@ -39,8 +39,6 @@ _MULTIPART_PART_BYTES = 64 * 1024 * 1024
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DELETE_BATCH = 1000  # DeleteObjects accepts at most 1000 keys per call
 
-#: Where the conditional-write probe writes (twice, then deletes): glueflow's reserved folder.
-PROBE_PREFIX = "_glueflow/probe"
 # Codes of a store that does not offer an operation at all (s3rver: ListMultipartUploads is NotImplemented,
 # AbortMultipartUpload is MethodNotAllowed; older MinIO and Ceph refuse If-None-Match with NotImplemented).
 _UNSUPPORTED = frozenset(("NotImplemented", "501", "MethodNotAllowed", "405"))
