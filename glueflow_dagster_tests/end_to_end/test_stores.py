@@ -399,6 +399,31 @@ def test_bookmarks_read_each_object_version_once_on_both_servers(
 S3RVER_MOVES = ("input_run", "two_at_once", "kill_output", "rewrite_raw", "outage", "delete_raw", "tick")
 
 
+def output_run_cut_mid_write(flow: FlowDriver, proxy: CuttableProxy, request: Any) -> Any:
+    """An Output run whose endpoint is lost right after its first pending part is begun (mid-write). Unlike
+    ``FlowDriver.output_run_with_outage``, which watches ListMultipartUploads (s3rver has none), it cuts from
+    inside the write; the endpoint is back once the run has failed."""
+    real_begin_upload = S3Storage.begin_upload
+    fired: list[bool] = []
+
+    def begin_upload(self: S3Storage, *args: Any, **kwargs: Any) -> Any:
+        pending = real_begin_upload(self, *args, **kwargs)
+        if not fired:
+            fired.append(True)
+            proxy.cut()
+        return pending
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(S3Storage, "begin_upload", begin_upload)
+        try:
+            result = flow.output_run(request)
+        finally:
+            if fired:
+                proxy.restore()
+    assert fired, "the run wrote nothing: no outage was injected"
+    return result
+
+
 @pytest.mark.slow
 def test_exactly_once_under_operator_moves_on_s3rver(
     s3rver_server: Any, s3rver_client: Any, s3rver_bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -410,7 +435,7 @@ def test_exactly_once_under_operator_moves_on_s3rver(
     srv = Server("s3rver", s3rver_server.endpoint, s3rver_client, s3rver_bucket)
     for name, value in (("AWS_ACCESS_KEY_ID", ACCESS_KEY), ("AWS_SECRET_ACCESS_KEY", SECRET_KEY)):
         monkeypatch.setenv(name, value)  # the child processes' runs read them too
-    with flow_on(srv, tmp_path / "flow", seed=21, output_target_file_bytes=20_000) as (flow, _proxy):
+    with flow_on(srv, tmp_path / "flow", seed=21, output_target_file_bytes=20_000) as (flow, proxy):
         flow.add_raw(20)
         flow.input_run()
         for move in S3RVER_MOVES:
@@ -419,7 +444,7 @@ def test_exactly_once_under_operator_moves_on_s3rver(
                     flow.add_raw(500)
                 flow.input_run()
                 requests = flow.tick()
-                flow.output_run_with_outage(requests[0] if requests else None)
+                assert not output_run_cut_mid_write(flow, proxy, requests[0] if requests else None).success
                 assert not flow.snapshot()
             else:
                 apply(flow, move, 1.0)
