@@ -6,7 +6,9 @@ not (s3rver, older MinIO releases, Ceph's gateway before conditional writes: the
 ``NotImplemented`` or ignore it) cannot: there the claim is a unique row inserted in a :class:`ClaimTable`,
 which the Dagster shell backs with the instance's database (`components/claims.py`: one INSERT into a
 uniquely indexed table, one transaction on PostgreSQL, under SQLite's write lock). Whether a store honours
-it is probed once per location and process (``Storage.honours_conditional_writes``).
+it is probed once per location and process (``Storage.honours_conditional_writes``); a local folder whose
+file system refuses hard links does not honour it either, and takes its claims in the table too. A run past
+its fence removes the table's rows of older versions (:func:`prune_superseded_claims`): the rows stay bounded.
 
 No store makes a run fail because of the claim: without a table (a caller outside Dagster) a store that
 does not honour put-if-absent still takes its claims in the location, and says so in the log; the pool
