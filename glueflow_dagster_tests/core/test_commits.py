@@ -282,6 +282,21 @@ def test_claim_rows_of_older_versions_are_pruned_and_stay_bounded_over_many_comm
     )
 
 
+def test_a_table_that_fails_to_prune_never_fails_the_run() -> None:
+    from types import SimpleNamespace
+
+    class Broken(DictTable):
+        def names_under(self, prefix: str) -> list[str]:
+            raise OSError("database is locked")
+
+    store = SimpleNamespace(uri="s3://b/out", honours_conditional_writes=lambda: False)
+    said: list[str] = []
+    assert prune_superseded_claims(store, "input-after-9", Broken(), said.append) == 0  # type: ignore[arg-type]
+    assert said == [
+        "could not remove old commit claims of s3://b/out from the instance (OSError); the next run tries again"
+    ]
+
+
 def test_garbage_collection_aborts_only_uploads_named_by_glueflow(
     s3_storage: Storage, s3_client: Any, s3_bucket: str, tmp_path: Path
 ) -> None:
