@@ -138,7 +138,7 @@ def garbage_collection(
     then count and (after the grace period) remove the orphans of the location this step alone writes."""
     if settled is not None:
         repair_intents(target, committed, settled, current=attempt, log=log)
-    return collect_garbage(target, target.list(), committed, now_ms=now_ms, grace_s=grace_s, log=log)
+    return collect_garbage(target, target.list(), committed, now_ms=now_ms, grace_s=grace_s, log=log, settled=settled)
 
 
 def stage_figures(result: StageResult) -> dict[str, Any]:
