@@ -364,6 +364,19 @@ class CommittedParts:
                 orphans.append(obj)
 
 
+def _claim_ended(storage: Storage, key: str, now_ms: int, settled: Callable[[Attempt], bool] | None) -> bool:
+    """Whether the holder of the claim object ``key`` has ended (an unreadable claim holds nothing)."""
+    try:
+        data = json.loads(storage.read_bytes(key))
+        holder = Attempt(str(data["run_id"]), int(data["attempt"]))
+    except (StorageError, ValueError, KeyError, TypeError):
+        return True
+    lease = admin_lease(holder.run_id)
+    if lease is not None and lease[1] > now_ms:
+        return False
+    return settled is None or settled(holder)
+
+
 @dataclass(frozen=True)
 class GarbageReport:
     """Orphans of one location: uncommitted parts and pending writes, and what was removed."""
@@ -391,6 +404,7 @@ def collect_garbage(
     now_ms: int,
     grace_s: float,
     log: Callable[[str], None] = lambda _m: None,
+    settled: Callable[[Attempt], bool] | None = None,
 ) -> GarbageReport:
     """Count the orphans in ``listing`` and remove those older than the grace period.
 
@@ -401,7 +415,8 @@ def collect_garbage(
     lists: :meth:`CommittedParts.is_committed` is checked for every object it removes, and
     :meth:`CommittedParts.listed_anywhere` (any commit of the part's run, whatever flow or location it
     committed to). It touches only names glueflow's attempts make, of runs this instance knows: parts,
-    their pending uploads, and manifests and claims under ``_glueflow/commits/``.
+    their pending uploads, and manifests and claims under ``_glueflow/commits/``; a claim only once its
+    holder has ended (``settled``; without it, an admin action's claim only once its lease has).
     """
     horizon = now_ms - int(grace_s * 1000)
     files = size = removed = removed_bytes = aborted = 0
@@ -444,7 +459,15 @@ def collect_garbage(
     # Claims past the grace period: each was taken right before a commit, so by now its fence has moved
     # on (the holder committed) or its holder has ended (a later claimant may take the next generation
     # anyway). Removing them keeps the claims folder as small as the commits of the last grace period.
-    claims = [obj for obj in objects if obj.key.startswith(f"{CLAIMS_DIR}/") and obj.last_modified_ms <= horizon]
+    # Not a claim whose holder is still live, however old: with a short grace period a run's collection
+    # removed the claim a bookmark action held, then took it and committed after the same version.
+    claims = [
+        obj
+        for obj in objects
+        if obj.key.startswith(f"{CLAIMS_DIR}/")
+        and obj.last_modified_ms <= horizon
+        and _claim_ended(storage, obj.key, now_ms, settled)
+    ]
     for obj in claims:
         storage.delete(obj.key)
     if claims:

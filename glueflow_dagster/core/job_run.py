@@ -149,7 +149,9 @@ def garbage_collection(
     """Repair the commit intents of ended attempts (`intents.repair_intents`, when ``settled`` is given),
     then count and (after the grace period) remove the orphans of the location this step alone writes."""
     repair = RepairReport() if settled is None else repair_intents(target, committed, settled, current=attempt, log=log)
-    garbage = collect_garbage(target, target.list(), committed, now_ms=now_ms, grace_s=grace_s, log=log)
+    garbage = collect_garbage(
+        target, target.list(), committed, now_ms=now_ms, grace_s=grace_s, log=log, settled=settled
+    )
     return Housekeeping(garbage, repair)
 
 

@@ -193,3 +193,34 @@ def test_a_long_run_id_is_cut_in_messages(flow: Flow) -> None:
     with pytest.raises(BookmarkAdminError) as raised:
         admin(flow, "rewind", to_run="r" * 100_000)
     assert len(str(raised.value)) < 300 and "100,000 characters" in str(raised.value)
+
+
+def test_garbage_collection_keeps_the_claim_an_admin_action_holds(flow: Flow, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by the two-instance property test: with ``orphan_grace_s: 0`` an Output run's garbage collection
+    removed the claim a bookmark action held (every claim "older than the grace period"), took it itself and
+    committed after the version the action was recording after. A claim whose holder is live stays."""
+    import yaml
+
+    from glueflow_dagster.components import bookmark_admin
+    from glueflow_dagster.definitions import load_definitions
+
+    document = yaml.safe_load(flow.path.read_text(encoding="utf-8"))
+    for name in ("staging", "output"):
+        document["flows"]["events"][name]["orphan_grace_s"] = 0
+    flow.path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    flow.defs = load_definitions(flow.path)
+    flow.input_run()
+    runs = []
+    real_record = bookmark_admin.record_admin_action
+
+    def record_after_a_run(*args, **kwargs):
+        runs.append(flow.output_run())  # its garbage collection runs while the action holds the claim
+        return real_record(*args, **kwargs)
+
+    monkeypatch.setattr(bookmark_admin, "record_admin_action", record_after_a_run)
+    admin(flow, "reset")
+    [run] = runs
+    assert not run.success, "the run committed after the version the reset holds the claim for"
+    failure = run.get_run_failure_event().event_specific_data.error.message
+    assert "bookmark reset" in failure and "nothing was committed" in failure, failure
+    assert flow.output_objects() == []
