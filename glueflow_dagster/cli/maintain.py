@@ -98,12 +98,12 @@ def run_maintain(
     from glueflow_dagster.components.resources import StorageResource
     from glueflow_dagster.core.iceberg_commit import open_existing_output, table_failures
 
+    if older_than_days < 0:
+        raise ConfigError(f"--older-than: expected a number of days >= 0, got {older_than_days:g}")
     if flow.output.format != "iceberg":
         raise ConfigError(
             f"flow {flow.name}: maintain works on an Iceberg output; output.format is {flow.output.format}"
         )
-    if older_than_days < 0:
-        raise ConfigError(f"--older-than: expected a number of days >= 0, got {older_than_days:g}")
     storage = StorageResource().open(flow.output.uri)
     progress(f"maintain: flow {flow.name}, opening table {flow.output.table} ...")
     output = open_existing_output(flow, storage)

@@ -152,3 +152,19 @@ def test_maintain_refuses_a_flow_without_an_iceberg_output_and_a_missing_table_i
     with pytest.raises(Exception, match=r"^analytics.events: no such table in the catalog yet") as raised:
         run_maintain(instance, flow, dry_run=True)
     assert "\n" not in str(raised.value)
+
+
+def test_the_maintain_command_refuses_with_one_line_and_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from glueflow_dagster.cli.main import main
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))  # main() opens the instance there
+    flow_file = write_flow_file(tmp_path / "json")
+
+    assert main(["maintain", "--flow", "events", "--config", str(flow_file), "--dry-run"]) == 2
+
+    err = capsys.readouterr().err
+    assert err == "glueflow: flow events: maintain works on an Iceberg output; output.format is json\n"
+    assert main(["maintain", "--config", str(flow_file), "--older-than", "-1"]) == 2
+    assert capsys.readouterr().err == "glueflow: --older-than: expected a number of days >= 0, got -1\n"
