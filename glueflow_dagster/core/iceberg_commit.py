@@ -303,9 +303,9 @@ def open_table_output(flow: FlowConfig, storage: Storage) -> IcebergOutput:
 def open_existing_output(flow: FlowConfig, storage: Storage) -> IcebergOutput:
     """The flow's table as it is, for maintenance: neither created nor evolved (one line if it is missing)."""
     location = flow.output
-    if location.table is None:
-        raise IcebergTableError(f"flow {flow.name}: output.format is iceberg but output.table is not set")
-    with table_failures(location.table):
+    with table_failures(location.table or flow.name):
+        if location.table is None:
+            raise IcebergTableError(f"flow {flow.name}: output.format is iceberg but output.table is not set")
         warehouse = location_uri(storage.uri).rstrip("/")
         target = IcebergTarget(location.table, warehouse, _file_io(dict(location.catalog), warehouse))
         catalog = open_catalog(target)
