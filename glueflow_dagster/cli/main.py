@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from glueflow_dagster.cli.maintain import add_maintain
 from glueflow_dagster.components.flow_source import load_flows
 from glueflow_dagster.core.config import ConfigError, FlowConfig, GlueflowConfig, default_config_path
 from glueflow_dagster.core.storage import StorageError
@@ -36,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_demo(command)
     _add_bookmark(command)
+    add_maintain(command, _CONFIG_HELP)
 
     report = command(
         "report",
@@ -251,6 +253,15 @@ def report(args: argparse.Namespace) -> int:
     return report_command(instance, flow.name, args.json, args.png)
 
 
+def maintain(args: argparse.Namespace) -> int:
+    from glueflow_dagster.cli.home import open_instance
+    from glueflow_dagster.cli.maintain import maintain_command
+
+    config = load_flows(args.config or default_config_path())
+    flow = _pick_flow(config, args.flow)
+    return maintain_command(open_instance(config.project_dir), flow, args.older_than, args.dry_run, _progress)
+
+
 def simulate(args: argparse.Namespace) -> int:
     from glueflow_dagster.cli.simulate import simulate_command
 
@@ -331,6 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handlers = {"demo": demo, "bookmark": bookmark, "report": report, "simulate": simulate}
     handlers["import-glue"] = import_glue
+    handlers["maintain"] = maintain
     try:
         return handlers[args.command](args)
     except (ConfigError, StorageError, BookmarkAdminError) as err:

@@ -30,6 +30,7 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
+from pyiceberg.exceptions import NoSuchTableError
 
 from glueflow_dagster.core.bookmarks import ACTION_KEY, CTX_KEY, MANIFEST_ID_KEY, MANIFEST_KEY, STATE_KEY, VERSION_KEY
 from glueflow_dagster.core.commits import (
@@ -75,6 +76,7 @@ __all__ = [
     "SNAPSHOT_KEY",
     "IcebergOutput",
     "adoption_key",
+    "open_existing_output",
     "open_output",
     "output_schema",
 ]
@@ -296,3 +298,26 @@ def open_table_output(flow: FlowConfig, storage: Storage) -> IcebergOutput:
         )
     data_prefix = f"{table_location.removeprefix(warehouse + '/')}/data/"
     return IcebergOutput(target, catalog, table_location, data_prefix)
+
+
+def open_existing_output(flow: FlowConfig, storage: Storage) -> IcebergOutput:
+    """The flow's table as it is, for maintenance: neither created nor evolved (one line if it is missing)."""
+    location = flow.output
+    with table_failures(location.table or flow.name):
+        if location.table is None:
+            raise IcebergTableError(f"flow {flow.name}: output.format is iceberg but output.table is not set")
+        warehouse = location_uri(storage.uri).rstrip("/")
+        target = IcebergTarget(location.table, warehouse, _file_io(dict(location.catalog), warehouse))
+        catalog = open_catalog(target)
+        try:
+            table = catalog.load_table(target.identifier)
+        except NoSuchTableError:
+            raise IcebergTableError(
+                f"{location.table}: no such table in the catalog yet (the first Output run creates it)"
+            ) from None
+        table_location = table.location().rstrip("/")
+        if not table_location.startswith(warehouse + "/"):
+            raise IcebergTableError(
+                f"{location.table}: the table's location {table_location[:120]} is outside output.uri {warehouse[:120]}"
+            )
+        return IcebergOutput(target, catalog, table_location, f"{table_location.removeprefix(warehouse + '/')}/data/")

@@ -67,7 +67,7 @@ def test_every_subcommand_and_option_has_help() -> None:
     parser = _parser()
     [subparsers] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     summaries = {choice.dest: choice.help for choice in subparsers._choices_actions}
-    assert set(summaries) == {"demo", "bookmark", "report", "simulate", "import-glue"}
+    assert set(summaries) == {"demo", "bookmark", "report", "simulate", "import-glue", "maintain"}
     for name, sub in subparsers.choices.items():
         assert summaries[name] and sub.description, name
         for action in sub._actions:
