@@ -25,11 +25,15 @@ class Draft:
         output_script: GlueScript,
         catalog_locations: Mapping[str, str],
         aws: AwsFacts | None,
+        job_parameters: Mapping[str, str] | None = None,
     ) -> None:
         self.flow = flow
         self.inp, self.out = input_script, output_script
         self.catalog = dict(catalog_locations)
         self.aws = aws
+        # The Output job's Glue parameters given on the command line (`--conf`, `--datalake-formats`), for
+        # its Iceberg writes when they are not read from AWS (see `iceberg`).
+        self.job_parameters = dict(job_parameters or {})
         self.partition_keys: dict[str, list[str]] = {}  # location -> its catalog table's partition keys
         # "<location> read"/"written": a catalog table given by --catalog-location, its format not known
         self.unknown_format: set[str] = set()

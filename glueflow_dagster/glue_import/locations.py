@@ -14,8 +14,9 @@ from glueflow_dagster.glue_import.catalog import catalog_sink, catalog_source
 from glueflow_dagster.glue_import.draft import Draft
 from glueflow_dagster.glue_import.formats import flow_format, other_format_options, partition_keys
 from glueflow_dagster.glue_import.getsink import report_catalog_updates
+from glueflow_dagster.glue_import.iceberg import dataframe_sink
 from glueflow_dagster.glue_import.report import CONVERTED, DEFAULT, UNSUPPORTED, short
-from glueflow_dagster.glue_import.script import GlueScript, Step
+from glueflow_dagster.glue_import.script import DATAFRAME_SINKS, GlueScript, Step
 from glueflow_dagster.glue_import.values import Text, plain
 
 # Suffixes of data objects: a path ending in one of them names an object, not a folder.
@@ -324,6 +325,8 @@ def sink(draft: Draft, script: GlueScript, step: Step | None, location: str) -> 
         return None
     if step.name == "write_dynamic_frame.from_catalog":
         return catalog_sink(draft, script, step, location)
+    if step.name in DATAFRAME_SINKS:
+        return dataframe_sink(draft, script, step, location)
     _s3_json(draft, script, step, "sink")  # reported; the options are still read, so all is reported at once
     if step.name == "getSink":
         draft.items.extend(report_catalog_updates(script, step.args, location, step.line))

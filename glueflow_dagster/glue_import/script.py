@@ -16,6 +16,7 @@ from typing import Any
 from glueflow_dagster.glue_import.getsink import SinkBuilder, get_sink, sink_method
 from glueflow_dagster.glue_import.report import NEEDS_USER, UNSUPPORTED, ImportGlueError, ReportItem
 from glueflow_dagster.glue_import.shapes import ShapeReader
+from glueflow_dagster.glue_import.sparkwrites import spark_settings, write_to_args, write_to_chain
 from glueflow_dagster.glue_import.values import Frame, Opaque, Text, Unresolved, ValueTooLarge, dotted
 
 MAX_SCRIPT_BYTES = 5 * 1024 * 1024  # a Glue script larger than this is not a script we can read
@@ -156,6 +157,7 @@ class GlueScript(ShapeReader):
         self.job_commit: int | None = None
         self.setup_lines: list[int] = []
         self.log_lines: list[int] = []
+        self.spark_conf: dict[str, tuple[Text, int]] = {}  # Spark settings the script makes (key -> value, line)
         self._init_shapes()
         tree = parse_script(text, label)
         self._statements(tree.body)
@@ -265,6 +267,21 @@ class GlueScript(ShapeReader):
         )
         if last == "getResolvedOptions":
             return self._resolved_options(call)
+        settings = spark_settings(self, call, self._env)
+        if settings is not None:  # SparkConf().set(...), SparkSession.builder.config(...), spark.conf.set(...)
+            self.setup_lines.append(call.lineno)
+            return settings
+        dataframe = self._dataframe(call)
+        if dataframe is not None:
+            return dataframe
+        write = write_to_chain(call)
+        if write is not None and (frame := self._dataframe(write[0])) is not None:
+            args = write_to_args(self, frame, write[1], write[2])
+            self.steps.append(Step("sink", call.lineno, "writeTo", args, (frame.step,)))
+            return None
+        if name.endswith(("write_data_frame.from_catalog", "write_data_frame_from_catalog")):
+            self._add_step("sink", call, "write_data_frame.from_catalog", _CATALOG_SINK_SIGNATURE)
+            return None
         if name in _SETUP_CALLS or name.startswith("SparkSession.builder") or last == "get_logger":
             self.setup_lines.append(call.lineno)
             return Opaque("logger" if last == "get_logger" else name)
@@ -326,6 +343,26 @@ class GlueScript(ShapeReader):
                 self.steps.append(Step("sink", receiver.line, "getSink", args, inputs))
             return None
         return self._other(call, name)
+
+    def _dataframe(self, node: ast.expr) -> Frame | None:
+        """A Spark DataFrame the script made with `frame.toDF()` (a step of kind dataframe: the same records),
+        or a name bound to one; None for anything else (a DataFrame from spark.sql, toDF with arguments, ...)."""
+        if isinstance(node, ast.Name):
+            bound = self._env.get(node.id)
+            return bound if isinstance(bound, Frame) else None
+        if not (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "toDF"
+            and not node.args
+            and not node.keywords
+        ):
+            return None
+        frame = self._dataframe(node.func.value)
+        if frame is None or self.steps[frame.step].kind == "dataframe":
+            return None  # DataFrame.toDF(...) renames columns: not the DynamicFrame's toDF
+        self.steps.append(Step("dataframe", node.lineno, ".toDF", {"frame": frame}, (frame.step,)))
+        return Frame(len(self.steps) - 1)
 
     def _quality(self, call: ast.Call, name: str) -> Frame:
         """Glue's EvaluateDataQuality: its frame and ruleset; `builder` reports the asset check it would become."""
@@ -429,6 +466,7 @@ def job_shape(script: GlueScript) -> JobShape:
     if not shape.sink.inputs:
         script.unsupported("step", "the sink's frame= is not a frame read by the script", shape.sink.line)
     ancestors = _ancestors(script, shape.sink)
+    _frame_kinds(script, shape.sink, ancestors)
     mappings = [s for s in ancestors if s.kind == "mapping"]
     sources = [s for s in ancestors if s.kind in ("source", "catalog")]
     for extra in mappings[:-1]:
@@ -462,6 +500,26 @@ def job_shape(script: GlueScript) -> JobShape:
     shape.before = [s for s in transforms if position[id(s)] < mapped_at]
     shape.after = [s for s in transforms if position[id(s)] > mapped_at]
     return shape
+
+
+DATAFRAME_SINKS = ("writeTo", "write_data_frame.from_catalog")
+
+
+def _frame_kinds(script: GlueScript, sink: Step, ancestors: list[Step]) -> None:
+    """A Spark DataFrame write takes the DataFrame of `frame.toDF()`, a DynamicFrame write a DynamicFrame;
+    anything else fails in Glue (no such method or argument type), so it is reported, never converted."""
+    direct = script.steps[sink.inputs[0]] if sink.inputs else None
+    if sink.name in DATAFRAME_SINKS and direct is not None and direct.kind != "dataframe":
+        script.unsupported(
+            "step", f"{sink.name}: the frame is a DynamicFrame; a Spark DataFrame write takes frame.toDF()", sink.line
+        )
+    for step in ancestors:
+        if step.kind == "dataframe" and (sink.name not in DATAFRAME_SINKS or step is not direct):
+            script.unsupported(
+                "step",
+                "toDF(): a Spark DataFrame on the way to a DynamicFrame step; only a DataFrame write of it converts",
+                step.line,
+            )
 
 
 def _ancestors(script: GlueScript, sink: Step) -> list[Step]:
