@@ -409,17 +409,23 @@ class GlueScript(ShapeReader):
         for index, node in enumerate(call.args):
             if isinstance(node, ast.Starred) or index >= len(signature):
                 raise Unresolved(f"{name}: positional argument #{index + 1} not understood", call.lineno)
-            bound[signature[index]] = self.evaluate(node)
+            bound[signature[index]] = self._argument(signature[index], node)
         for keyword in call.keywords:
             if keyword.arg is None:
                 raise Unresolved(f"{name}: **kwargs cannot be read without running the script", call.lineno)
             if keyword.arg not in signature:
                 self.unsupported("step", f"{name}: argument {keyword.arg}= not converted", keyword.value.lineno)
                 continue
-            bound[keyword.arg] = self.evaluate(keyword.value)
+            bound[keyword.arg] = self._argument(keyword.arg, keyword.value)
         inputs = (bound["frame"].step,) if isinstance(bound.get("frame"), Frame) else ()
         self.steps.append(Step(kind, call.lineno, name, bound, inputs))
         return Frame(len(self.steps) - 1)
+
+    def _argument(self, key: str, node: ast.expr) -> Any:
+        """A step's argument; `frame=x.toDF()` is the DataFrame step it makes."""
+        if key == "frame" and isinstance(node, ast.Call) and (dataframe := self._dataframe(node)) is not None:
+            return dataframe
+        return self.evaluate(node)
 
     def _resolved_options(self, call: ast.Call) -> Opaque:
         if len(call.args) < 2:
