@@ -8,6 +8,7 @@ line. Options glueflow does not need (S3 listing, grouping) are reported as defa
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from glueflow_dagster.glue_import.catalog import catalog_sink, catalog_source
@@ -59,7 +60,19 @@ def source(
         )
     else:
         uri = draft.text(paths[0], f"{location}.uri", script, step.line, expandable=True)
-        if uri is not None and _names_an_object(uri):
+        if uri is not None and _glob(uri):
+            # Glue (Hadoop) expands a glob in a read path; glueflow reads one prefix: the flow would read nothing.
+            draft.add(
+                UNSUPPORTED,
+                f"{location}.uri",
+                "the path is a glob (* ? [ ] { }), which Glue expands; glueflow reads one folder (prefix): give the "
+                "folder above it (with recurse and exclusions for what to leave out)",
+                uri,
+                script,
+                step.line,
+            )
+            uri = None
+        elif uri is not None and _names_an_object(uri):
             # Glue reads that one object; glueflow reads a location as a folder, so the flow would read nothing.
             draft.add(
                 UNSUPPORTED,
@@ -78,8 +91,10 @@ def source(
         draft.set(
             f"{location}.recurse", False, DEFAULT, "Glue's default (no 'recurse' in the script)", script, step.line
         )
-    elif isinstance(recurse, bool):
-        draft.set(f"{location}.recurse", recurse, CONVERTED, "connection_options recurse", script, step.line)
+    elif isinstance(recurse, bool) or plain(recurse) in ("true", "false"):
+        # Glue reads its connection options as strings too: "true" is True.
+        value = recurse if isinstance(recurse, bool) else plain(recurse) == "true"
+        draft.set(f"{location}.recurse", value, CONVERTED, "connection_options recurse", script, step.line)
     else:
         draft.add(
             UNSUPPORTED,
@@ -413,6 +428,11 @@ def sink(draft: Draft, script: GlueScript, step: Step | None, location: str) -> 
             step.line,
         )
     return uri
+
+
+def _glob(uri: str) -> bool:
+    """True when the path holds a Hadoop glob character (job arguments, `${X}`, aside)."""
+    return any(c in re.sub(r"\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}", "", uri) for c in "*?[]{}\\")
 
 
 def _names_an_object(uri: str) -> bool:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from glueflow_dagster.glue_import.getsink import SinkBuilder, get_sink, sink_method
-from glueflow_dagster.glue_import.report import NEEDS_USER, UNSUPPORTED, ImportGlueError, ReportItem
+from glueflow_dagster.glue_import.report import DEFAULT, NEEDS_USER, UNSUPPORTED, ImportGlueError, ReportItem
 from glueflow_dagster.glue_import.shapes import ShapeReader
 from glueflow_dagster.glue_import.sparkwrites import spark_settings, write_to_args, write_to_chain
 from glueflow_dagster.glue_import.values import Frame, Opaque, Text, Unresolved, ValueTooLarge, dotted
@@ -93,6 +93,7 @@ _TRANSFORM_METHODS = {
 _QUALITY_CALLS = ("EvaluateDataQuality().process_rows", "EvaluateDataQuality.apply")
 _SETUP_CALLS = ("SparkContext", "SparkContext.getOrCreate", "GlueContext", "Job", "SparkSession.builder")
 _INSPECTIONS = ("printSchema", "show", "count")
+_REPARTITIONS = ("coalesce", "repartition")  # the same records in other Spark partitions
 
 
 def read_script_file(path: Path) -> str:
@@ -274,6 +275,17 @@ class GlueScript(ShapeReader):
         dataframe = self._dataframe(call)
         if dataframe is not None:
             return dataframe
+        if last in _REPARTITIONS and isinstance(call.func, ast.Attribute):
+            frame = (
+                self._call_statement(call.func.value, target=None)
+                if isinstance(call.func.value, ast.Call)
+                else self._env.get(call.func.value.id)
+                if isinstance(call.func.value, ast.Name)
+                else None
+            )
+            if isinstance(frame, Frame):
+                self._repartitioned(call, last)
+                return frame  # the same records in other partitions: the frame it was called on
         write = write_to_chain(call)
         if write is not None and (frame := self._dataframe(write[0])) is not None:
             args = write_to_args(self, frame, write[1], write[2])
@@ -353,16 +365,31 @@ class GlueScript(ShapeReader):
         if not (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)
-            and node.func.attr == "toDF"
-            and not node.args
-            and not node.keywords
+            and (node.func.attr == "toDF" and not node.args and not node.keywords or node.func.attr in _REPARTITIONS)
         ):
             return None
         frame = self._dataframe(node.func.value)
+        if frame is not None and node.func.attr in _REPARTITIONS:
+            if self.steps[frame.step].kind != "dataframe":
+                return None  # a DynamicFrame's: read by _call_statement
+            self._repartitioned(node, node.func.attr)
+            return frame
         if frame is None or self.steps[frame.step].kind == "dataframe":
             return None  # DataFrame.toDF(...) renames columns: not the DynamicFrame's toDF
         self.steps.append(Step("dataframe", node.lineno, ".toDF", {"frame": frame}, (frame.step,)))
         return Frame(len(self.steps) - 1)
+
+    def _repartitioned(self, call: ast.Call, method: str) -> None:
+        self.items.append(
+            ReportItem(
+                DEFAULT,
+                "step",
+                f"{method}(): the same records in other Spark partitions; glueflow sizes its parts itself "
+                "(target_file_bytes)",
+                source=self.label,
+                line=call.lineno,
+            )
+        )
 
     def _quality(self, call: ast.Call, name: str) -> Frame:
         """Glue's EvaluateDataQuality: its frame and ruleset; `builder` reports the asset check it would become."""
