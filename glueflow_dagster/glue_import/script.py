@@ -542,6 +542,8 @@ def _frame_kinds(script: GlueScript, sink: Step, ancestors: list[Step]) -> None:
     """A Spark DataFrame write takes the DataFrame of `frame.toDF()`, a DynamicFrame write a DynamicFrame;
     anything else fails in Glue (no such method or argument type), so it is reported, never converted."""
     direct = script.steps[sink.inputs[0]] if sink.inputs else None
+    if any(step.kind == "other" for step in ancestors):
+        return  # an unconverted step on the way: reported at its own line
     if sink.name in DATAFRAME_SINKS and direct is not None and direct.kind != "dataframe":
         script.unsupported(
             "step", f"{sink.name}: the frame is a DynamicFrame; a Spark DataFrame write takes frame.toDF()", sink.line

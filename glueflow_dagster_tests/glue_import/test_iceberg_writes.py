@@ -186,7 +186,11 @@ def test_a_dataframe_back_into_a_dynamic_frame_stays_refused() -> None:
     report = convert_scripts("orders", INPUT, out)
     assert not report.complete
     lines = {i.line for i in refused(report)}
-    assert line_of(out, "fromDF") in lines and line_of(out, "toDF") in lines, report.table()
+    assert line_of(out, "fromDF") in lines, report.table()
+    # a DataFrame transform between toDF and the write is reported at its own line (and only there)
+    out = output_script('df = mapped.toDF().withColumn("x", lit(1))\ndf.writeTo("glue_catalog.shop.orders").append()\n')
+    report = convert_scripts("orders", INPUT, out)
+    assert [i.line for i in refused(report)] == [line_of(out, "withColumn")], report.table()
 
 
 def test_spark_settings_that_change_what_is_read_or_written_are_refused_at_their_line() -> None:
