@@ -33,7 +33,7 @@ from glueflow_dagster.glue_import.formats import (
     staging_read_as_written,
     written_columns,
 )
-from glueflow_dagster.glue_import.iceberg import report_spark_settings
+from glueflow_dagster.glue_import.iceberg import parse_conf_parameter, report_conf_parameter, report_spark_settings
 from glueflow_dagster.glue_import.locations import sink, source
 from glueflow_dagster.glue_import.mappings import mappings
 from glueflow_dagster.glue_import.report import (
@@ -230,7 +230,10 @@ def _sensor_and_concurrency(draft: Draft) -> None:
             name = key.removeprefix("--")
             if key == "--job-bookmark-option" or name in used:
                 continue  # reported with the bookmark / as a variable default
-            if key in ("--conf", "--datalake-formats") and job is draft.aws.output_job and iceberg:
+            if key == "--conf":
+                report_conf_parameter(draft, parse_conf_parameter(str(value)), where)
+                continue
+            if key == "--datalake-formats" and job is draft.aws.output_job and iceberg:
                 draft.add(
                     DEFAULT, "job argument", f"{key}: read for the Iceberg write", short(str(value)), source=where
                 )

@@ -103,8 +103,19 @@ def report_spark_settings(draft: Draft) -> None:
             if known is not None:
                 draft.add(DEFAULT, f"spark setting {key}", known, short(value.text), script, line)
             else:
-                why = "Spark setting not converted: it may change what Glue reads or writes (glueflow has none)"
-                draft.add(UNSUPPORTED, f"spark setting {key}", why, short(value.text), script, line)
+                draft.add(UNSUPPORTED, f"spark setting {key}", _UNKNOWN_SETTING, short(value.text), script, line)
+    report_conf_parameter(draft, parse_conf_parameter(draft.job_parameters.get("--conf", "")), "--conf")
+
+
+def report_conf_parameter(draft: Draft, settings: dict[str, str], source: str) -> None:
+    """A job's `--conf` parameter (read with --from-aws, or given with --conf): each setting judged as a script's."""
+    for key, value in settings.items():
+        known = _known_setting(key, Text(value))
+        status, why = (DEFAULT, known) if known is not None else (UNSUPPORTED, _UNKNOWN_SETTING)
+        draft.add(status, f"spark setting {key}", f"{why} (--conf)", short(value), source=source)
+
+
+_UNKNOWN_SETTING = "Spark setting not converted: it may change what Glue reads or writes (glueflow has none)"
 
 
 def _known_setting(key: str, value: Text) -> str | None:

@@ -273,3 +273,17 @@ def test_from_aws_a_hudi_table_or_a_missing_table_is_refused(glue: Any) -> None:
     glue.delete_table(DatabaseName="shop", Name="orders")
     report = convert_scripts("orders", INPUT, output_script(WRITE_DATA_FRAME, conf=""), aws=_facts(glue))
     assert any("GetTable shop.orders" in i.message for i in refused(report)), report.table()
+
+
+def test_a_jobs_conf_parameter_is_judged_setting_by_setting(glue: Any) -> None:
+    """`--conf` from the job (--from-aws) or the command line: a setting that may change what is read or written
+    is refused (it was "not carried over", needs the user, and exited 0); catalog settings are defaults."""
+    _table(glue, "s3://shop-lake/tables/shop.db/orders", "ICEBERG")
+    arguments = {"--conf": JOB_CONF + " --conf spark.sql.caseSensitive=true"}
+    report = convert_scripts("orders", INPUT, output_script(WRITE_TO, conf=""), aws=_facts(glue, arguments))
+    assert [(i.field, i.source) for i in refused(report)] == [("spark setting spark.sql.caseSensitive", "Glue job Out")]
+    given = convert_scripts("orders", INPUT, output_script(WRITE_TO, conf=""), job_parameters=arguments)
+    assert [(i.field, i.source) for i in refused(given)] == [("spark setting spark.sql.caseSensitive", "--conf")]
+    assert convert_scripts(
+        "orders", INPUT, output_script(WRITE_TO, conf=""), job_parameters={"--conf": JOB_CONF}
+    ).complete
