@@ -17,6 +17,7 @@ from moto import mock_aws
 
 from glueflow_dagster.core.config import load_config
 from glueflow_dagster.glue_import import UNSUPPORTED, AwsFacts, AwsJob, convert_scripts, write_flow_file
+from glueflow_dagster_tests.components.test_iceberg_output import s3_completes_multipart_uploads_as_s3_does  # noqa: F401 - a fixture
 from glueflow_dagster_tests.glue_import.glue_scripts import GLUE_HEADER, import_glue, items, line_of, write
 
 INPUT = (
@@ -287,3 +288,43 @@ def test_a_jobs_conf_parameter_is_judged_setting_by_setting(glue: Any) -> None:
     assert convert_scripts(
         "orders", INPUT, output_script(WRITE_TO, conf=""), job_parameters={"--conf": JOB_CONF}
     ).complete
+
+
+def test_a_converted_write_to_flow_appends_to_the_iceberg_table_in_glues_catalog(
+    tmp_path: Path, instance: Any, moto_server: str, s3_bucket: str, monkeypatch: pytest.MonkeyPatch, request: Any
+) -> None:
+    """The converted flow runs (moto's S3 and Glue Data Catalog over HTTP): the Output job appends the run's
+    records to shop.orders under the script's warehouse, as the Glue job's writeTo(...).append() does."""
+    from glueflow_dagster.components.jobs import INPUT_RUN_TAG
+    from glueflow_dagster.components.resources import StorageResource
+    from glueflow_dagster.core.iceberg_table import IcebergTarget, open_catalog
+    from glueflow_dagster.definitions import load_definitions
+    from glueflow_dagster_tests.components.test_assets import run_job
+
+    request.getfixturevalue("s3_completes_multipart_uploads_as_s3_does")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    request.addfinalizer(_drop_shop_database)
+    inp = INPUT.replace("s3://shop-raw/orders/", f"s3://{s3_bucket}/raw/")
+    inp = inp.replace("s3://shop-work/staging/orders/", f"s3://{s3_bucket}/staging/")
+    out = output_script(WRITE_TO).replace("s3://shop-work/staging/orders/", f"s3://{s3_bucket}/staging/")
+    out = out.replace("s3://shop-lake/warehouse/", f"s3://{s3_bucket}/warehouse/")
+    report = convert_scripts("orders", inp, out)
+    assert report.complete, report.table()
+    defs = load_definitions(write_flow_file(report, tmp_path / "glueflow.yaml"))
+    lines = "".join(f'{{"id": "{i}", "total": "{i}.5"}}\n' for i in range(30))
+    StorageResource().open(f"s3://{s3_bucket}/raw").write_bytes("a.json", lines.encode())
+    input_run = run_job(defs, instance, "orders_input_job")
+    run_job(defs, instance, "orders_output_job", tags={INPUT_RUN_TAG: input_run})
+    warehouse = f"s3://{s3_bucket}/warehouse"
+    target = IcebergTarget("shop.orders", warehouse, {"type": "glue", "s3.endpoint": moto_server})
+    table = open_catalog(target).load_table(target.identifier)
+    rows = table.scan().to_arrow().sort_by("id").to_pylist()
+    assert rows == [{"id": i, "total": i + 0.5} for i in range(30)]
+    assert table.location().startswith(warehouse + "/")
+
+
+def _drop_shop_database() -> None:
+    glue = boto3.client("glue")
+    for table in glue.get_tables(DatabaseName="shop")["TableList"]:
+        glue.delete_table(DatabaseName="shop", Name=table["Name"])
+    glue.delete_database(Name="shop")
