@@ -103,3 +103,22 @@ def test_an_iceberg_catalog_sinks_additional_options_are_reported(tmp_path: Path
         report = convert_scripts("orders", INPUT, out, aws=facts)
     [option] = items(report, UNSUPPORTED, "output (write.parquet.compression-codec)")
     assert option.line == line_of(out, "write_dynamic_frame")
+
+
+def test_glues_default_thresholds_are_reported_beside_glueflows_max_error_records() -> None:
+    """Glue's totalThreshold 0 never fails a job on error records; glueflow's max_error_records 0 fails the run on
+    the first: the report says so at the ApplyMapping line (a given totalThreshold converts, as before)."""
+    inp, out = pair("10_parquet_sink")
+    report = convert_scripts("customers", inp, out)
+    notes = [i for i in items(report, DEFAULT) if i.field.endswith("max_error_records")]
+    assert [(i.field, i.line) for i in notes] == [
+        ("input_job.max_error_records", line_of(inp, "ApplyMapping.apply")),
+        ("output_job.max_error_records", line_of(out, "ApplyMapping.apply")),
+    ]
+    assert "never fails the job on error records" in notes[0].message
+    inp, out = pair("12_bookmarked")  # totalThreshold=100 in the Input script
+    report = convert_scripts("readings", inp, out)
+    assert report.entry["input_job"]["max_error_records"] == 100
+    assert [i.field for i in items(report, DEFAULT) if i.field.endswith("max_error_records")] == [
+        "output_job.max_error_records"
+    ]
