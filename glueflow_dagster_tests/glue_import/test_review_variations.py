@@ -122,3 +122,14 @@ def test_glues_default_thresholds_are_reported_beside_glueflows_max_error_record
     assert [i.field for i in items(report, DEFAULT) if i.field.endswith("max_error_records")] == [
         "output_job.max_error_records"
     ]
+
+
+def test_the_glue_job_name_in_a_path_is_refused() -> None:
+    """args['JOB_NAME'] is set by Glue to each job's own name; it converted to ${JOB_NAME}, one variable both jobs
+    would read from Dagster's environment (unset there), with exit 0."""
+    inp, out = pair("12_bookmarked")
+    out = changed(out, '"s3://iot-curated/readings/"', '"s3://iot-curated/" + args["JOB_NAME"] + "/"')
+    report = convert_scripts("readings", inp, out)
+    assert not report.complete
+    [refused] = items(report, UNSUPPORTED, "step")
+    assert "JOB_NAME" in refused.message and refused.line == line_of(out, 'args["JOB_NAME"] + "/"')
