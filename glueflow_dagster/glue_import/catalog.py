@@ -85,6 +85,14 @@ def read_table(name: str, table: dict[str, Any]) -> CatalogTable:
     )
 
 
+def given_location(draft: Draft, name: str) -> str | None:
+    """The `--catalog-location` of table `database.table`: the Data Catalog's names are case-insensitive."""
+    for table, uri in draft.catalog.items():
+        if table.lower() == name.lower():
+            return uri
+    return None
+
+
 def resolve_table(
     draft: Draft, script: GlueScript, step: Step, location: str
 ) -> tuple[str, CatalogTable | None] | None:
@@ -102,8 +110,9 @@ def resolve_table(
         return None
     name = f"{database.text}.{table.text}"  # type: ignore[union-attr]
     option = f"--catalog-location {name}=s3://bucket/prefix"
-    if name in draft.catalog:
-        return draft.catalog[name], None
+    given = given_location(draft, name)
+    if given is not None:
+        return given, None
     if draft.aws is None:
         draft.add(
             UNSUPPORTED,

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from glueflow_dagster.glue_import.catalog import iceberg_table_sink, resolve_table
+from glueflow_dagster.glue_import.catalog import given_location, iceberg_table_sink, resolve_table
 from glueflow_dagster.glue_import.draft import Draft
 from glueflow_dagster.glue_import.report import DEFAULT, UNSUPPORTED, short
 from glueflow_dagster.glue_import.script import GlueScript, Step
@@ -239,7 +239,7 @@ def _glue_catalog(
 def _located(draft: Draft, step: Step) -> bool:
     """The table's location comes from GetTable (--from-aws) or --catalog-location (no warehouse needed)."""
     name = f"{plain(step.args.get('database'))}.{plain(step.args.get('table_name'))}"
-    return draft.aws is not None or name in draft.catalog
+    return draft.aws is not None or given_location(draft, name) is not None
 
 
 def _write_data_frame(draft: Draft, script: GlueScript, step: Step, settings: dict[str, Setting]) -> str | None:

@@ -133,3 +133,19 @@ def test_the_glue_job_name_in_a_path_is_refused() -> None:
     assert not report.complete
     [refused] = items(report, UNSUPPORTED, "step")
     assert "JOB_NAME" in refused.message and refused.line == line_of(out, 'args["JOB_NAME"] + "/"')
+
+
+def test_catalog_locations_match_table_names_case_insensitively() -> None:
+    """The Data Catalog keeps names in lower case and finds them in any case; a script spelling the table
+    `Telemetry.Staged_Pings` was refused although --catalog-location gave telemetry.staged_pings."""
+    import yaml
+
+    inp, out = pair("07_catalog_locations")
+    expected = yaml.safe_load((CORPUS / "07_catalog_locations" / "expected.yaml").read_text(encoding="utf-8"))
+    out = changed(
+        out,
+        'database = "telemetry", table_name = "staged_pings"',
+        'database = "Telemetry", table_name = "Staged_Pings"',
+    )
+    report = convert_scripts("pings", inp, out, catalog_locations=expected["catalog_locations"])
+    assert report.complete and report.entry["staging"]["uri"] == "s3://telemetry/staging/pings/", report.table()
