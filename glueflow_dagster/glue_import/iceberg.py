@@ -104,6 +104,9 @@ def report_spark_settings(draft: Draft) -> None:
                 draft.add(DEFAULT, f"spark setting {key}", known, short(value.text), script, line)
             else:
                 draft.add(UNSUPPORTED, f"spark setting {key}", _UNKNOWN_SETTING, short(value.text), script, line)
+        for key, (value, line) in script.unused_conf.items():
+            why = "set on a SparkConf the script never gives to SparkContext or the session builder: no effect"
+            draft.add(DEFAULT, f"spark setting {key}", why, short(value.text), script, line)
     report_conf_parameter(draft, parse_conf_parameter(draft.job_parameters.get("--conf", "")), "--conf")
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from glueflow_dagster.glue_import.getsink import SinkBuilder, get_sink, sink_method
 from glueflow_dagster.glue_import.report import DEFAULT, NEEDS_USER, UNSUPPORTED, ImportGlueError, ReportItem
 from glueflow_dagster.glue_import.shapes import ShapeReader
-from glueflow_dagster.glue_import.sparkwrites import spark_settings, write_to_args, write_to_chain
+from glueflow_dagster.glue_import.sparkwrites import given_conf, spark_settings, write_to_args, write_to_chain
 from glueflow_dagster.glue_import.values import Frame, Opaque, Text, Unresolved, ValueTooLarge, dotted
 
 MAX_SCRIPT_BYTES = 5 * 1024 * 1024  # a Glue script larger than this is not a script we can read
@@ -159,6 +159,7 @@ class GlueScript(ShapeReader):
         self.setup_lines: list[int] = []
         self.log_lines: list[int] = []
         self.spark_conf: dict[str, tuple[Text, int]] = {}  # Spark settings the script makes (key -> value, line)
+        self.unused_conf: dict[str, tuple[Text, int]] = {}  # set on a SparkConf not (yet) given to Spark
         self._init_shapes()
         tree = parse_script(text, label)
         self._statements(tree.body)
@@ -294,6 +295,7 @@ class GlueScript(ShapeReader):
         if name.endswith(("write_data_frame.from_catalog", "write_data_frame_from_catalog")):
             self._add_step("sink", call, "write_data_frame.from_catalog", _CATALOG_SINK_SIGNATURE)
             return None
+        given_conf(self, call, self._env)  # SparkContext(conf=...) anywhere in the call: its settings apply
         if name in _SETUP_CALLS or name.startswith("SparkSession.builder") or last == "get_logger":
             self.setup_lines.append(call.lineno)
             return Opaque("logger" if last == "get_logger" else name)

@@ -28,6 +28,7 @@ class ScriptLike(Protocol):
     """What of `script.GlueScript` this module uses (a protocol: `script` imports this module)."""
 
     spark_conf: dict[str, tuple[Text, int]]
+    unused_conf: dict[str, tuple[Text, int]]
 
     def evaluate(self, node: ast.expr) -> Any: ...
 
@@ -55,7 +56,7 @@ def spark_settings(script: ScriptLike, call: ast.Call, env: dict[str, Any]) -> O
         if not all(name in _CONF_METHODS for name in names):
             return None
         for method in calls:
-            _conf_method(script, method)
+            _conf_method(script, method, script.unused_conf)  # in effect once given to a SparkContext
         return Opaque("SparkConf")
     if dotted(base).endswith("SparkSession.builder"):
         if not all(name in _BUILDER_METHODS for name in names):
@@ -63,6 +64,8 @@ def spark_settings(script: ScriptLike, call: ast.Call, env: dict[str, Any]) -> O
         for method in calls:
             if method.func.attr == "config" and method.args:  # type: ignore[attr-defined]
                 _setting(script, method, method.args[0], method.args[1] if len(method.args) > 1 else None)
+            elif method.func.attr == "config":  # type: ignore[attr-defined]
+                given_conf(script, method, env)
         return Opaque("SparkSession")
     if (
         isinstance(base, ast.Attribute)
@@ -72,40 +75,59 @@ def spark_settings(script: ScriptLike, call: ast.Call, env: dict[str, Any]) -> O
         and env[base.value.id].kind in _SESSIONS
         and names == ["set"]
     ):
-        _conf_method(script, calls[0])
+        _conf_method(script, calls[0], script.spark_conf)
         return Opaque("conf")
     return None
 
 
-def _conf_method(script: ScriptLike, call: ast.Call) -> None:
+def given_conf(script: ScriptLike, call: ast.Call, env: dict[str, Any]) -> None:
+    """`SparkContext(conf=c)`, `SparkContext.getOrCreate(conf=c)`, `builder.config(conf=c)` anywhere in `call`:
+    the settings made on SparkConf objects take effect (a SparkConf never given to Spark changes nothing)."""
+    for node in ast.walk(call):
+        if not isinstance(node, ast.Call):
+            continue
+        name = dotted(node.func)
+        given = [k.value for k in node.keywords if k.arg == "conf"]
+        if name in ("SparkContext", "SparkContext.getOrCreate", "pyspark.SparkContext") and not given and node.args:
+            given = [node.args[-1]] if name.endswith("getOrCreate") else []
+        for value in given:
+            if isinstance(value, ast.Call):
+                spark_settings(script, value, env)  # an inline SparkConf().set(...)
+            script.spark_conf.update(script.unused_conf)
+            script.unused_conf.clear()
+
+
+def _conf_method(script: ScriptLike, call: ast.Call, into: dict[str, tuple[Text, int]]) -> None:
     method = call.func.attr  # type: ignore[attr-defined]
     if method in ("set", "setIfMissing"):
         if len(call.args) != 2:
             raise Unresolved(f"SparkConf.{method}: expected (key, value)", call.lineno)
-        _setting(script, call, call.args[0], call.args[1])
+        _setting(script, call, call.args[0], call.args[1], into)
     elif method == "setAll":
         pairs = script.evaluate(call.args[0]) if call.args else None
         if not isinstance(pairs, list) or not all(isinstance(p, list) and len(p) == 2 for p in pairs):
             raise Unresolved("SparkConf.setAll: expected a literal list of (key, value) pairs", call.lineno)
         lines = getattr(pairs, "lines", None) or [call.lineno] * len(pairs)
         for (key, value), line in zip(pairs, lines, strict=False):
-            _record(script, key, value, line)
+            _record(into, key, value, line)
 
 
-def _setting(script: ScriptLike, call: ast.Call, key: ast.expr, value: ast.expr | None) -> None:
+def _setting(
+    script: ScriptLike, call: ast.Call, key: ast.expr, value: ast.expr | None, into: dict[str, Any] | None = None
+) -> None:
     if value is None:
-        raise Unresolved("a Spark setting without a value (config(conf=...) is read where conf is built)", call.lineno)
-    _record(script, script.evaluate(key), script.evaluate(value), call.lineno)
+        raise Unresolved("a Spark setting without a value", call.lineno)
+    _record(script.spark_conf if into is None else into, script.evaluate(key), script.evaluate(value), call.lineno)
 
 
-def _record(script: ScriptLike, key: Any, value: Any, line: int) -> None:
+def _record(into: dict[str, tuple[Text, int]], key: Any, value: Any, line: int) -> None:
     if not isinstance(key, Text) or key.variables:
         raise Unresolved("a Spark setting whose key is not a literal string", line)
     if isinstance(value, bool | int | float):
         value = Text(str(value).lower() if isinstance(value, bool) else str(value))
     if not isinstance(value, Text):
         raise Unresolved(f"Spark setting {key.text}: the value is not a string", line)
-    script.spark_conf[key.text] = (value, line)
+    into[key.text] = (value, line)
 
 
 def write_to_chain(call: ast.Call) -> tuple[ast.expr, ast.Call, list[ast.Call]] | None:

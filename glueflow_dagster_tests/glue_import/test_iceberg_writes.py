@@ -152,7 +152,10 @@ def test_only_append_converts_other_writes_and_options_are_refused_at_their_line
     [
         (ICEBERG_CONF.replace("aws.glue.GlueCatalog", "hadoop.HadoopCatalog"), "Glue's catalog"),
         (ICEBERG_CONF.replace('"org.apache.iceberg.spark.SparkCatalog"', '"org.example.Other"'), "not an Iceberg"),
-        (ICEBERG_CONF + 'conf.set("spark.sql.catalog.glue_catalog.glue.id", "123456789012")\n', "glue.id"),
+        (
+            ICEBERG_CONF.replace("sc = ", 'conf.set("spark.sql.catalog.glue_catalog.glue.id", "123456789012")\nsc = '),
+            "glue.id",
+        ),
         (ICEBERG_CONF.replace("s3://shop-lake/warehouse/", "file:///tmp/wh"), "not an s3:// warehouse"),
     ],
 )
@@ -173,7 +176,8 @@ def test_write_to_refused_on_the_input_job_on_a_dynamic_frame_and_with_a_variabl
     dynamic = output_script('mapped.writeTo("glue_catalog.shop.orders").append()\n')
     report = convert_scripts("orders", INPUT, dynamic)
     assert any("the frame is a DynamicFrame" in i.message for i in refused(report)), report.table()
-    variable = output_script('df = mapped.toDF()\ndf.writeTo("glue_catalog.shop." + args["JOB_NAME"]).append()\n')
+    variable = output_script('df = mapped.toDF()\ndf.writeTo("glue_catalog.shop." + args["table"]).append()\n')
+    variable = variable.replace('["JOB_NAME"])', '["JOB_NAME", "table"])')
     report = convert_scripts("orders", INPUT, variable)
     assert any("must be a literal string" in i.message for i in refused(report)), report.table()
 
@@ -328,3 +332,28 @@ def _drop_shop_database() -> None:
     for table in glue.get_tables(DatabaseName="shop")["TableList"]:
         glue.delete_table(DatabaseName="shop", Name=table["Name"])
     glue.delete_database(Name="shop")
+
+
+def test_settings_on_a_spark_conf_never_given_to_spark_change_nothing() -> None:
+    """Spark copies a SparkConf when the SparkContext is made: settings on one never given to it (or set after)
+    have no effect, so they neither configure the catalog nor are refused."""
+    unused = ICEBERG_CONF.replace("sc = SparkContext(conf=conf)", "sc = SparkContext()")
+    report = convert_scripts("orders", INPUT, output_script(WRITE_TO, conf=unused))
+    assert not report.complete and "not an Iceberg catalog" in refused(report)[0].message, report.table()
+    inline = (
+        "sc = SparkContext.getOrCreate(conf=SparkConf().setAll(["
+        + ", ".join(
+            f'("{k}", "{v}")'
+            for k, v in (
+                ("spark.sql.catalog.glue_catalog", "org.apache.iceberg.spark.SparkCatalog"),
+                ("spark.sql.catalog.glue_catalog.catalog-impl", "org.apache.iceberg.aws.glue.GlueCatalog"),
+                ("spark.sql.catalog.glue_catalog.warehouse", "s3://shop-lake/warehouse"),
+            )
+        )
+        + "]))\nconf = SparkConf().set('spark.sql.caseSensitive', 'true')\n"
+    )
+    report = convert_scripts("orders", INPUT, output_script(WRITE_TO, conf=inline))
+    assert report.complete and report.entry["output"] == ICEBERG_OUTPUT, report.table()
+    builder = "spark = SparkSession.builder.config(conf=conf).getOrCreate()\nsc = spark.sparkContext\n"
+    report = convert_scripts("orders", INPUT, output_script(WRITE_TO, conf=ICEBERG_CONF.split("sc = ")[0] + builder))
+    assert report.complete and report.entry["output"] == ICEBERG_OUTPUT, report.table()
