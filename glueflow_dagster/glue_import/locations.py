@@ -21,7 +21,10 @@ from glueflow_dagster.glue_import.script import DATAFRAME_SINKS, GlueScript, Ste
 from glueflow_dagster.glue_import.values import Text, plain
 
 # Suffixes of data objects: a path ending in one of them names an object, not a folder.
-_OBJECT_SUFFIXES = (".json", ".jsonl", ".ndjson", ".gz", ".bz2", ".zst", ".txt", ".csv", ".parquet", ".avro", ".orc")
+_OBJECT_SUFFIXES = (
+    *(".json", ".jsonl", ".ndjson", ".gz", ".bz2", ".zst", ".txt", ".csv", ".parquet", ".avro", ".orc"),
+    *(".tsv", ".psv", ".dat", ".log", ".xml", ".ion", ".zip", ".deflate", ".lz4", ".lzo", ".snappy", ".zstd"),
+)
 _SOURCE_KEYS_INPUT = {"paths", "recurse", "exclusions"}
 _SOURCE_KEYS_OUTPUT = {"paths", "recurse", "exclusions", "maxBand", "boundedFiles", "boundedSize"}
 

@@ -149,3 +149,14 @@ def test_catalog_locations_match_table_names_case_insensitively() -> None:
     )
     report = convert_scripts("pings", inp, out, catalog_locations=expected["catalog_locations"])
     assert report.complete and report.entry["staging"]["uri"] == "s3://telemetry/staging/pings/", report.table()
+
+
+@pytest.mark.parametrize("name", ["export.tsv", "feed.psv", "dump.dat", "app.log", "orders.XML", "batch.zip"])
+def test_a_path_naming_one_object_of_other_common_suffixes_is_refused(name: str) -> None:
+    """Glue reads the one object; glueflow would read a folder of that name (nothing): .tsv and the like
+    converted with exit 0."""
+    inp, out = pair("11_partitioned_sink")
+    inp = changed(inp, '"s3://fleet-raw/trips/"', f'"s3://fleet-raw/trips/{name}"')
+    report = convert_scripts("trips", inp, out)
+    [refused] = items(report, UNSUPPORTED, "input.uri")
+    assert "names one object" in refused.message
