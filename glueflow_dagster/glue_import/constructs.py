@@ -33,7 +33,8 @@ UNSUPPORTED_CONSTRUCTS: dict[str, str] = {
         'iceberg`, see above): Iceberg staging, `format="iceberg"` in from_options, Hudi, Delta, other catalogs'
     ),
     "Iceberg writes other than append": "writeTo(...).overwritePartitions(), overwrite, create, replace, "
-    "createOrReplace, write options and table properties: glueflow appends each run as one snapshot",
+    "createOrReplace, saveAsTable in another mode than append, insertInto, write options and table properties: "
+    "glueflow appends each run as one snapshot",
     "push_down_predicate": "partition pruning of a catalog table",
     "connection types other than S3": "JDBC, DynamoDB, Kafka, Redshift, ...",
     "getSource": "Glue's reader builder; use create_dynamic_frame.from_options",

@@ -7,7 +7,8 @@ Two writes convert, when what the job runs with says all that glueflow needs:
   `org.apache.iceberg.spark.SparkCatalog`, `...catalog-impl` = `org.apache.iceberg.aws.glue.GlueCatalog` or
   `...type` = `glue`), and the warehouse is `spark.sql.catalog.glue_catalog.warehouse`, or the parent of the
   table's location (GetTable with `--from-aws`, or `--catalog-location DB.TABLE=s3://...`). A two-part name
-  (`db.table`) is in `spark.sql.defaultCatalog` (Spark's `spark_catalog` unless set).
+  (`db.table`) is in `spark.sql.defaultCatalog` (Spark's `spark_catalog` unless set). Spark's older writer,
+  `df.write.format("iceberg").mode("append").saveAsTable(...)`, is the same append (by column name).
 - `glueContext.write_data_frame.from_catalog(frame=df, database=, table_name=)`: Glue's Data Catalog; the
   table is Iceberg when GetTable says so (`table_type` ICEBERG), or the job's `--datalake-formats` is
   `iceberg` (or, with none given, its settings configure an Iceberg Glue catalog); the warehouse as above.
@@ -135,7 +136,8 @@ def _known_setting(key: str, value: Text) -> str | None:
 
 
 def dataframe_sink(draft: Draft, script: GlueScript, step: Step, location: str) -> str | None:
-    """`df.writeTo(...).append()` or `write_data_frame.from_catalog(...)`: the Output job's Iceberg table."""
+    """`df.writeTo(...).append()`, `df.write.mode("append").saveAsTable(...)` or `write_data_frame.from_catalog(...)`:
+    the Output job's Iceberg table."""
     if location != "output":
         draft.add(
             UNSUPPORTED,
@@ -146,7 +148,7 @@ def dataframe_sink(draft: Draft, script: GlueScript, step: Step, location: str) 
         )
         return None
     settings = output_settings(draft)
-    if step.name == "writeTo":
+    if step.name in ("writeTo", "saveAsTable"):
         return _write_to(draft, script, step, settings)
     return _write_data_frame(draft, script, step, settings)
 
@@ -158,6 +160,7 @@ def _refuse(draft: Draft, script: GlueScript, step: Step, message: str, line: in
 def _write_to(draft: Draft, script: GlueScript, step: Step, settings: dict[str, Setting]) -> str | None:
     table = step.args.get("table")
     methods = step.args.get("methods") or []
+    writer = "writeTo(...)" if step.name == "writeTo" else "write...saveAsTable(...)"
     lines = getattr(methods, "lines", [step.line] * len(methods))
     ok = True
     if not methods:
@@ -168,26 +171,33 @@ def _write_to(draft: Draft, script: GlueScript, step: Step, settings: dict[str, 
         if last and method == "append":
             continue
         if method == "using" and [plain(a) for a in arguments] == ["iceberg"]:
-            draft.add(DEFAULT, "output.format", "writeTo(...).using('iceberg'): the table's format", None, script, line)
+            draft.add(DEFAULT, "output.format", f"{writer}: format iceberg, the table's", None, script, line)
+        elif last and method.startswith("saveAsTable in mode"):
+            why = (
+                f"{method.removeprefix('saveAsTable in ')}: glueflow appends each run's records as one snapshot; only "
+                "mode('append') converts (Spark's default, errorifexists, fails once the table exists)"
+            )
+            _refuse(draft, script, step, why, line)
+            ok = False
         elif last:
             why = (
-                f"writeTo(...).{method}(): glueflow appends each run's records as one snapshot (append()); "
+                f"{writer}.{method}(): glueflow appends each run's records as one snapshot (append()); "
                 f"{method} creates, replaces or overwrites"
             )
             _refuse(draft, script, step, why, line)
             ok = False
         else:
-            _refuse(draft, script, step, f"writeTo(...).{method}({short(plain(arguments))}): not converted", line)
+            _refuse(draft, script, step, f"{writer}.{method}({short(plain(arguments))}): not converted", line)
             ok = False
     if not isinstance(table, Text) or table.variables:
-        _refuse(draft, script, step, f"writeTo({short(plain(table))}): the table name must be a literal string")
+        _refuse(draft, script, step, f"{writer} {short(plain(table))}: the table name must be a literal string")
         return None
     parts = [part.strip("`") for part in table.text.split(".")]
     if len(parts) == 2:
         default = settings.get("spark.sql.defaultCatalog")
         parts = [default.value.text if default is not None else "spark_catalog", *parts]
     if len(parts) != 3 or not all(IDENTIFIER.match(part) for part in parts):
-        _refuse(draft, script, step, f"writeTo({table.text!r}): expected catalog.database.table of identifiers")
+        _refuse(draft, script, step, f"{writer} {table.text!r}: expected catalog.database.table of identifiers")
         return None
     catalog, database, name = parts
     step.args["database"], step.args["table_name"] = Text(database), Text(name)

@@ -16,7 +16,14 @@ from typing import Any
 from glueflow_dagster.glue_import.getsink import SinkBuilder, get_sink, sink_method
 from glueflow_dagster.glue_import.report import DEFAULT, NEEDS_USER, UNSUPPORTED, ImportGlueError, ReportItem
 from glueflow_dagster.glue_import.shapes import ShapeReader
-from glueflow_dagster.glue_import.sparkwrites import given_conf, spark_settings, write_to_args, write_to_chain
+from glueflow_dagster.glue_import.sparkwrites import (
+    given_conf,
+    save_as_table_args,
+    save_as_table_chain,
+    spark_settings,
+    write_to_args,
+    write_to_chain,
+)
 from glueflow_dagster.glue_import.values import Frame, Opaque, Text, Unresolved, ValueTooLarge, dotted
 
 MAX_SCRIPT_BYTES = 5 * 1024 * 1024  # a Glue script larger than this is not a script we can read
@@ -292,6 +299,11 @@ class GlueScript(ShapeReader):
             args = write_to_args(self, frame, write[1], write[2])
             self.steps.append(Step("sink", call.lineno, "writeTo", args, (frame.step,)))
             return None
+        saved = save_as_table_chain(call)
+        if saved is not None and (frame := self._dataframe(saved[0])) is not None:
+            args = save_as_table_args(self, frame, saved[1])
+            self.steps.append(Step("sink", call.lineno, "saveAsTable", args, (frame.step,)))
+            return None
         if name.endswith(("write_data_frame.from_catalog", "write_data_frame_from_catalog")):
             self._add_step("sink", call, "write_data_frame.from_catalog", _CATALOG_SINK_SIGNATURE)
             return None
@@ -524,7 +536,7 @@ def job_shape(script: GlueScript) -> JobShape:
             )
         elif step.kind == "quality":
             shape.quality.append(step)  # its outcomes are published, never written: reported with its check
-        elif step.kind not in ("other", "quality") and step is not shape.sink and id(step) not in reaching:
+        elif step.kind not in ("other", "quality", "dataframe") and step is not shape.sink and id(step) not in reaching:
             script.unsupported("step", f"{step.name}: its frame never reaches the sink; not converted", step.line)
     transforms = sorted((s for s in ancestors if s.kind == "transform"), key=lambda s: position[id(s)])
     mapped_at = position[id(shape.mapping)] if shape.mapping is not None else len(script.steps)
@@ -537,7 +549,7 @@ def job_shape(script: GlueScript) -> JobShape:
     return shape
 
 
-DATAFRAME_SINKS = ("writeTo", "write_data_frame.from_catalog")
+DATAFRAME_SINKS = ("writeTo", "saveAsTable", "write_data_frame.from_catalog")
 
 
 def _frame_kinds(script: GlueScript, sink: Step, ancestors: list[Step]) -> None:

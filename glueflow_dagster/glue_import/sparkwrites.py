@@ -151,3 +151,43 @@ def write_to_args(script: ScriptLike, frame: Any, write: ast.Call, after: list[a
         if method.keywords:
             raise Unresolved(f"writeTo(...).{method.func.attr}: keyword arguments not read", method.lineno)  # type: ignore[attr-defined]
     return {"frame": frame, "table": script.evaluate(write.args[0]), "methods": methods}
+
+
+def save_as_table_chain(call: ast.Call) -> tuple[ast.expr, list[ast.Call]] | None:
+    """`<frame>.write.<format/mode/...>(...).saveAsTable(table)` (Spark's older writer): the frame expression and
+    the calls after `.write`, the last one saveAsTable."""
+    base, calls = method_chain(call)
+    if not calls or calls[-1].func.attr != "saveAsTable":  # type: ignore[attr-defined]
+        return None
+    if not (isinstance(base, ast.Attribute) and base.attr == "write"):
+        return None
+    return base.value, calls
+
+
+def save_as_table_args(script: ScriptLike, frame: Any, calls: list[ast.Call]) -> dict[str, Any]:
+    """The sink step's arguments of a saveAsTable chain, in writeTo's terms: `format("iceberg")` is
+    `using("iceberg")`, `mode("append")` is `append()` (Spark's default mode fails on an existing table)."""
+    last = calls[-1]
+    if len(last.args) != 1 or last.keywords:
+        raise Unresolved("saveAsTable: expected one table name (format=, mode= keywords are not read)", last.lineno)
+    methods: list[list[Any]] = []
+    lines: list[int] = []
+    mode = None
+    for call in calls[:-1]:
+        name = call.func.attr  # type: ignore[attr-defined]
+        if call.keywords:
+            raise Unresolved(f"write.{name}: keyword arguments not read", call.lineno)
+        arguments = [script.evaluate(a) for a in call.args]
+        if name == "mode" and len(arguments) == 1 and isinstance(arguments[0], Text):
+            mode = (arguments[0].text.lower(), call.lineno)
+            continue
+        methods.append(["using" if name == "format" else name, arguments])
+        lines.append(call.lineno)
+    final = (
+        "append"
+        if mode is not None and mode[0] == "append"
+        else f"saveAsTable in mode {mode[0] if mode else 'errorifexists'!r}"
+    )
+    methods.append([final, []])
+    lines.append(mode[1] if mode is not None else last.lineno)
+    return {"frame": frame, "table": script.evaluate(last.args[0]), "methods": LineList(methods, lines)}

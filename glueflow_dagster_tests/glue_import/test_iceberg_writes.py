@@ -357,3 +357,22 @@ def test_settings_on_a_spark_conf_never_given_to_spark_change_nothing() -> None:
     builder = "spark = SparkSession.builder.config(conf=conf).getOrCreate()\nsc = spark.sparkContext\n"
     report = convert_scripts("orders", INPUT, output_script(WRITE_TO, conf=ICEBERG_CONF.split("sc = ")[0] + builder))
     assert report.complete and report.entry["output"] == ICEBERG_OUTPUT, report.table()
+
+
+def test_sparks_older_writer_in_append_mode_is_the_same_append() -> None:
+    """`df.write.format("iceberg").mode("append").saveAsTable(...)` appends by column name as writeTo(...).append()
+    does; another mode (Spark's default errorifexists, overwrite), partitionBy or insertInto (by position) is not."""
+    for chain in ('.format("iceberg").mode("append")', '.mode("append")'):
+        out = output_script(f'mapped.toDF().write{chain}.saveAsTable("glue_catalog.shop.orders")\n')
+        report = convert_scripts("orders", INPUT, out)
+        assert report.complete and report.entry["output"] == ICEBERG_OUTPUT, report.table()
+    for chain, word in (
+        ('.format("iceberg").saveAsTable', "errorifexists"),
+        ('.mode("overwrite").saveAsTable', "overwrite"),
+        ('.mode("append").partitionBy("day").saveAsTable', "partitionBy"),
+        ('.mode("append").insertInto', "insertInto"),
+    ):
+        out = output_script(f'mapped.toDF().write{chain}("glue_catalog.shop.orders")\n')
+        report = convert_scripts("orders", INPUT, out)
+        assert not report.complete and report.entry["output"] == {}, chain
+        assert any(word in i.message and i.line == line_of(out, "write.") for i in refused(report)), report.table()
