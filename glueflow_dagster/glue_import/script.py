@@ -101,6 +101,7 @@ _QUALITY_CALLS = ("EvaluateDataQuality().process_rows", "EvaluateDataQuality.app
 _SETUP_CALLS = ("SparkContext", "SparkContext.getOrCreate", "GlueContext", "Job", "SparkSession.builder")
 _INSPECTIONS = ("printSchema", "show", "count")
 _REPARTITIONS = ("coalesce", "repartition")  # the same records in other Spark partitions
+_NOT_SPARK = object()  # `_spark_call`'s answer for a call that is no Spark setting, DataFrame or DataFrame write
 
 
 def read_script_file(path: Path) -> str:
@@ -276,37 +277,9 @@ class GlueScript(ShapeReader):
         )
         if last == "getResolvedOptions":
             return self._resolved_options(call)
-        settings = spark_settings(self, call, self._env)
-        if settings is not None:  # SparkConf().set(...), SparkSession.builder.config(...), spark.conf.set(...)
-            self.setup_lines.append(call.lineno)
-            return settings
-        dataframe = self._dataframe(call)
-        if dataframe is not None:
-            return dataframe
-        if last in _REPARTITIONS and isinstance(call.func, ast.Attribute):
-            frame = (
-                self._call_statement(call.func.value, target=None)
-                if isinstance(call.func.value, ast.Call)
-                else self._env.get(call.func.value.id)
-                if isinstance(call.func.value, ast.Name)
-                else None
-            )
-            if isinstance(frame, Frame):
-                self._repartitioned(call, last)
-                return frame  # the same records in other partitions: the frame it was called on
-        write = write_to_chain(call)
-        if write is not None and (frame := self._dataframe(write[0])) is not None:
-            args = write_to_args(self, frame, write[1], write[2])
-            self.steps.append(Step("sink", call.lineno, "writeTo", args, (frame.step,)))
-            return None
-        saved = save_as_table_chain(call)
-        if saved is not None and (frame := self._dataframe(saved[0])) is not None:
-            args = save_as_table_args(self, frame, saved[1])
-            self.steps.append(Step("sink", call.lineno, "saveAsTable", args, (frame.step,)))
-            return None
-        if name.endswith(("write_data_frame.from_catalog", "write_data_frame_from_catalog")):
-            self._add_step("sink", call, "write_data_frame.from_catalog", _CATALOG_SINK_SIGNATURE)
-            return None
+        spark = self._spark_call(call, name, last)
+        if spark is not _NOT_SPARK:
+            return spark
         given_conf(self, call, self._env)  # SparkContext(conf=...) anywhere in the call: its settings apply
         if name in _SETUP_CALLS or name.startswith("SparkSession.builder") or last == "get_logger":
             self.setup_lines.append(call.lineno)
@@ -369,6 +342,42 @@ class GlueScript(ShapeReader):
                 self.steps.append(Step("sink", receiver.line, "getSink", args, inputs))
             return None
         return self._other(call, name)
+
+    def _spark_call(self, call: ast.Call, name: str, last: str) -> Any:
+        """Spark settings, toDF, coalesce/repartition and the DataFrame writes (see `sparkwrites`): the value
+        bound to the statement's target, or _NOT_SPARK when the call is none of them."""
+        settings = spark_settings(self, call, self._env)
+        if settings is not None:  # SparkConf().set(...), SparkSession.builder.config(...), spark.conf.set(...)
+            self.setup_lines.append(call.lineno)
+            return settings
+        dataframe = self._dataframe(call)
+        if dataframe is not None:
+            return dataframe
+        if last in _REPARTITIONS and isinstance(call.func, ast.Attribute):
+            frame = (
+                self._call_statement(call.func.value, target=None)
+                if isinstance(call.func.value, ast.Call)
+                else self._env.get(call.func.value.id)
+                if isinstance(call.func.value, ast.Name)
+                else None
+            )
+            if isinstance(frame, Frame):
+                self._repartitioned(call, last)
+                return frame  # the same records in other partitions: the frame it was called on
+        write = write_to_chain(call)
+        if write is not None and (frame := self._dataframe(write[0])) is not None:
+            args = write_to_args(self, frame, write[1], write[2])
+            self.steps.append(Step("sink", call.lineno, "writeTo", args, (frame.step,)))
+            return None
+        saved = save_as_table_chain(call)
+        if saved is not None and (frame := self._dataframe(saved[0])) is not None:
+            args = save_as_table_args(self, frame, saved[1])
+            self.steps.append(Step("sink", call.lineno, "saveAsTable", args, (frame.step,)))
+            return None
+        if name.endswith(("write_data_frame.from_catalog", "write_data_frame_from_catalog")):
+            self._add_step("sink", call, "write_data_frame.from_catalog", _CATALOG_SINK_SIGNATURE)
+            return None
+        return _NOT_SPARK
 
     def _dataframe(self, node: ast.expr) -> Frame | None:
         """A Spark DataFrame the script made with `frame.toDF()` (a step of kind dataframe: the same records),
