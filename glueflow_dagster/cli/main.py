@@ -96,6 +96,20 @@ def _parser() -> argparse.ArgumentParser:
         help="S3 location of a Data Catalog table read or written with from_catalog (repeatable; --from-aws "
         "reads the tables with Glue GetTable)",
     )
+    glue.add_argument(
+        "--conf",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="the Output job's --conf job parameter (Spark settings, e.g. spark.sql.catalog.glue_catalog.warehouse="
+        "s3://...; repeatable, or Glue's chained 'k=v --conf k2=v2') for its Iceberg write; --from-aws reads it",
+    )
+    glue.add_argument(
+        "--datalake-formats",
+        default=None,
+        metavar="LIST",
+        help="the Output job's --datalake-formats job parameter (iceberg) for write_data_frame.from_catalog",
+    )
     return parser
 
 
@@ -290,17 +304,20 @@ def _import_glue(args: argparse.Namespace) -> int:
         if not sep or not table or not uri:
             raise glue_import.ImportGlueError(f"--catalog-location {item!r}: expected DATABASE.TABLE=URI")
         catalog[table] = uri
+    parameters = {"--conf": " --conf ".join(args.conf)} if args.conf else {}
+    if args.datalake_formats is not None:
+        parameters["--datalake-formats"] = args.datalake_formats
     scripts = args.input_script is not None or args.output_script is not None
     if args.from_aws:
         if scripts or not (args.input_job and args.output_job):
             raise glue_import.ImportGlueError("--from-aws takes --input-job and --output-job (and no --*-script)")
-        result = glue_import.convert_aws(args.flow, args.input_job, args.output_job, catalog)
+        result = glue_import.convert_aws(args.flow, args.input_job, args.output_job, catalog, job_parameters=parameters)
     else:
         if args.input_job or args.output_job or not (args.input_script and args.output_script):
             raise glue_import.ImportGlueError(
                 "give --input-script and --output-script, or --from-aws with --input-job and --output-job"
             )
-        result = glue_import.convert_files(args.flow, args.input_script, args.output_script, catalog)
+        result = glue_import.convert_files(args.flow, args.input_script, args.output_script, catalog, parameters)
     written: Path | None = None
     writable = result.complete or args.allow_partial
     unusable = None  # with --allow-partial, what converted may still lack a required field

@@ -16,7 +16,8 @@ The modules, in the order a conversion goes through them:
   steps, and the one job (source -> ApplyMapping -> sink) they make.
 - `draft`: the flow entry being built and its report items.
 - `locations`, `formats` (CSV, Parquet, partitionKeys, staging read as written), `catalog` (from_catalog
-  tables), `getsink` (Glue Studio's sink), `transforms`, `mappings`, `bookmarks`, `arguments`: each part
+  tables), `getsink` (Glue Studio's sink), `sparkwrites` + `iceberg` (Spark settings, toDF, the Output
+  job's writeTo/write_data_frame to an Iceberg table), `transforms`, `mappings`, `bookmarks`, `arguments`: each part
   of the two jobs as flow keys.
 - `triggers` (Glue cron and triggers), `aws` (`--from-aws`: jobs, scripts, triggers via boto3).
 - `builder`: the whole conversion (`convert_scripts`, `convert_files`, `convert_aws`).

@@ -33,6 +33,7 @@ from glueflow_dagster.glue_import.formats import (
     staging_read_as_written,
     written_columns,
 )
+from glueflow_dagster.glue_import.iceberg import parse_conf_parameter, report_conf_parameter, report_spark_settings
 from glueflow_dagster.glue_import.locations import sink, source
 from glueflow_dagster.glue_import.mappings import mappings
 from glueflow_dagster.glue_import.report import (
@@ -65,6 +66,7 @@ def build(draft: Draft) -> ImportReport:
     _staging_partition_columns(draft, output_shape.mapping)
     _quality(draft, input_shape, output_shape)
     sink(draft, out, output_shape.sink, "output")
+    report_spark_settings(draft)
     written_columns(draft, out, output_shape.sink, "output", "output_job")
     null_fields_columns(draft, out, output_shape.before, "output")
     _schedule(draft)
@@ -192,6 +194,7 @@ def _sensor_and_concurrency(draft: Draft) -> None:
         return
     draft.items.extend(draft.aws.items)
     used = entry_variables(draft.entry)
+    iceberg = draft.entry["output"].get("format") == "iceberg"
     for job in (draft.aws.input_job, draft.aws.output_job):
         where = f"Glue job {job.name}"
         if job.max_concurrent_runs != 1:
@@ -227,6 +230,14 @@ def _sensor_and_concurrency(draft: Draft) -> None:
             name = key.removeprefix("--")
             if key == "--job-bookmark-option" or name in used:
                 continue  # reported with the bookmark / as a variable default
+            if key == "--conf":
+                report_conf_parameter(draft, parse_conf_parameter(str(value)), where)
+                continue
+            if key == "--datalake-formats" and job is draft.aws.output_job and iceberg:
+                draft.add(
+                    DEFAULT, "job argument", f"{key}: read for the Iceberg write", short(str(value)), source=where
+                )
+                continue
             draft.add(
                 NEEDS_USER,
                 "job argument",
@@ -311,12 +322,19 @@ def convert_scripts(
     output_label: str = "output.py",
     catalog_locations: Mapping[str, str] | None = None,
     aws: AwsFacts | None = None,
+    job_parameters: Mapping[str, str] | None = None,
 ) -> ImportReport:
-    """Convert an Input and an Output Glue script into one flow entry and its migration report."""
+    """Convert an Input and an Output Glue script into one flow entry and its migration report.
+
+    `job_parameters`: the Output job's Glue parameters `--conf` (Spark settings, `k=v --conf k2=v2`) and
+    `--datalake-formats`, for its Iceberg writes when they are not read with `--from-aws`."""
     if not IDENTIFIER.match(flow):
         raise ImportGlueError(f"--flow {flow!r}: flow names must be identifiers (letters, digits, underscore)")
     catalog = catalog_locations or {}
-    draft = Draft(flow, GlueScript(input_text, input_label), GlueScript(output_text, output_label), catalog, aws)
+    parameters = job_parameters or {}
+    draft = Draft(
+        flow, GlueScript(input_text, input_label), GlueScript(output_text, output_label), catalog, aws, parameters
+    )
     report = build(draft)
     split = split_arguments(draft)
     if split:
@@ -324,7 +342,7 @@ def convert_scripts(
         namespaces = job_namespaces(split, draft.inp.args, draft.out.args)
         input_script = GlueScript(input_text, input_label, namespaces[0])
         output_script = GlueScript(output_text, output_label, namespaces[1])
-        report = build(Draft(flow, input_script, output_script, catalog, aws))
+        report = build(Draft(flow, input_script, output_script, catalog, aws, parameters))
     if report.complete:
         validate_entry(flow, report.entry, report.variables)
     return report
@@ -335,6 +353,7 @@ def convert_files(
     input_script: Path,
     output_script: Path,
     catalog_locations: Mapping[str, str] | None = None,
+    job_parameters: Mapping[str, str] | None = None,
 ) -> ImportReport:
     texts = [read_script_file(path) for path in (input_script, output_script)]
     return convert_scripts(
@@ -344,6 +363,7 @@ def convert_files(
         input_label=str(input_script),
         output_label=str(output_script),
         catalog_locations=catalog_locations,
+        job_parameters=job_parameters,
     )
 
 
@@ -354,6 +374,7 @@ def convert_aws(
     catalog_locations: Mapping[str, str] | None = None,
     glue: Any = None,
     s3: Any = None,
+    job_parameters: Mapping[str, str] | None = None,
 ) -> ImportReport:
     facts, input_text, output_text = read_aws(input_job, output_job, glue, s3)
     report = convert_scripts(
@@ -364,5 +385,6 @@ def convert_aws(
         output_label=facts.output_job.script_location,
         catalog_locations=catalog_locations,
         aws=facts,
+        job_parameters=job_parameters,
     )
     return report

@@ -85,7 +85,17 @@ def read_table(name: str, table: dict[str, Any]) -> CatalogTable:
     )
 
 
-def _resolve(draft: Draft, script: GlueScript, step: Step, location: str) -> tuple[str, CatalogTable | None] | None:
+def given_location(draft: Draft, name: str) -> str | None:
+    """The `--catalog-location` of table `database.table`: the Data Catalog's names are case-insensitive."""
+    for table, uri in draft.catalog.items():
+        if table.lower() == name.lower():
+            return uri
+    return None
+
+
+def resolve_table(
+    draft: Draft, script: GlueScript, step: Step, location: str
+) -> tuple[str, CatalogTable | None] | None:
     """The table's S3 location and, through GetTable, the table; None when it is reported instead."""
     database, table = step.args.get("database"), step.args.get("table_name")
     if not all(isinstance(v, Text) and not v.variables for v in (database, table)):
@@ -100,8 +110,9 @@ def _resolve(draft: Draft, script: GlueScript, step: Step, location: str) -> tup
         return None
     name = f"{database.text}.{table.text}"  # type: ignore[union-attr]
     option = f"--catalog-location {name}=s3://bucket/prefix"
-    if name in draft.catalog:
-        return draft.catalog[name], None
+    given = given_location(draft, name)
+    if given is not None:
+        return given, None
     if draft.aws is None:
         draft.add(
             UNSUPPORTED,
@@ -130,7 +141,7 @@ def _resolve(draft: Draft, script: GlueScript, step: Step, location: str) -> tup
 
 
 def catalog_source(draft: Draft, script: GlueScript, step: Step, location: str, set_uri: bool) -> str | None:
-    resolved = _resolve(draft, script, step, location)
+    resolved = resolve_table(draft, script, step, location)
     if resolved is None:
         return None
     uri, table = resolved
@@ -255,7 +266,7 @@ def _header_lines(draft: Draft, script: GlueScript, step: Step, table: CatalogTa
 
 def catalog_sink(draft: Draft, script: GlueScript, step: Step, location: str) -> str | None:
     """`write_dynamic_frame.from_catalog`: the table's location, format, compression and partition keys."""
-    resolved = _resolve(draft, script, step, location)
+    resolved = resolve_table(draft, script, step, location)
     if resolved is None:
         return None
     uri, table = resolved
@@ -286,8 +297,16 @@ def catalog_sink(draft: Draft, script: GlueScript, step: Step, location: str) ->
 def _iceberg_sink(
     draft: Draft, script: GlueScript, step: Step, location: str, name: str, table: CatalogTable
 ) -> str | None:
-    """An Iceberg catalog table (`table_type` ICEBERG): the Output job's sink becomes `format: iceberg` in Glue's
-    catalog, its warehouse the table location's parent; staging is files, so an Iceberg Input sink is refused."""
+    """An Iceberg catalog table (`table_type` ICEBERG) written with write_dynamic_frame.from_catalog."""
+    warehouse = str(table.location).rstrip("/").rsplit("/", 1)[0]
+    return iceberg_table_sink(draft, script, step, location, name, warehouse, "parent of the table's location")
+
+
+def iceberg_table_sink(
+    draft: Draft, script: GlueScript, step: Step, location: str, name: str, warehouse: str, how: str
+) -> str | None:
+    """The Output job's sink becomes `format: iceberg` in Glue's catalog, `table: <database>.<table>`, `uri` the
+    warehouse; staging is files, so an Iceberg Input sink is refused. The table's options are reported."""
     if location != "output":
         draft.add(
             UNSUPPORTED,
@@ -299,14 +318,28 @@ def _iceberg_sink(
             step.line,
         )
         return None
-    warehouse = str(table.location).rstrip("/").rsplit("/", 1)[0]
-    draft.set(f"{location}.format", "iceberg", CONVERTED, f"table {name} is Iceberg (GetTable)", script, step.line)
+    draft.set(f"{location}.format", "iceberg", CONVERTED, f"table {name} is Iceberg", script, step.line)
     draft.set(f"{location}.table", name, CONVERTED, f"Iceberg table {name} in Glue's catalog", script, step.line)
     draft.set(f"{location}.catalog", {"type": "glue"}, CONVERTED, "the Glue Data Catalog", script, step.line)
-    draft.set(
-        f"{location}.uri", warehouse, CONVERTED, f"warehouse: parent of table {name}'s location", script, step.line
+    draft.set(f"{location}.uri", warehouse, CONVERTED, f"the warehouse: {how}", script, step.line)
+    draft.add(
+        NEEDS_USER,
+        f"{location}.partition_keys",
+        f"table {name}'s partition spec is the table's own: if it is partitioned, set {location}.partition_keys to "
+        'its spec (e.g. ["day(ts)"]) so each data file holds one partition (else a run whose records span '
+        "several partitions is refused); the table's location must be under the warehouse (checked on the first run)",
+        None,
+        script,
+        step.line,
     )
     _report_options(draft, script, step, location, ("redshift_tmp_dir", "catalog_id"))
+    options = step.args.get("additional_options") or {}
+    if not isinstance(options, dict):
+        draft.add(UNSUPPORTED, f"{location} (additional_options)", "not a literal dict", script=script, line=step.line)
+        options = {}
+    for key, value in options.items():
+        why = "Iceberg write option not supported by glueflow (it appends each run's records as one snapshot)"
+        draft.add(UNSUPPORTED, f"{location} ({key})", why, short(plain(value)), script, step.line)
     return warehouse
 
 

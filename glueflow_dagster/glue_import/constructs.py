@@ -12,7 +12,10 @@ UNSUPPORTED_CONSTRUCTS: dict[str, str] = {
     "Join.apply": "a second source; a glueflow job reads one location",
     "Map.apply": "a Python function per record",
     "Relationalize.apply": "splits nested data into several frames",
-    "Spark DataFrame code": "toDF(), spark.sql, DynamicFrame.fromDF: SQL and DataFrame code is not ApplyMapping",
+    "Spark DataFrame code": "spark.sql, DynamicFrame.fromDF, DataFrame transforms, toDF() other than for an Iceberg "
+    "write: SQL and DataFrame code is not ApplyMapping",
+    "Spark settings that change what is read or written": "SparkConf/SparkSession.builder.config/spark.conf.set other "
+    "than Iceberg catalog and resource settings (spark.sql.caseSensitive, time zones, parsers, ...)",
     "ResolveChoice other than a cast": "choice=, make_cols, make_struct, project:, match_catalog, or a cast to another "
     "type than the mapping's (Glue would cast twice)",
     "RenameField before ApplyMapping": "the data may already hold a field of the new name",
@@ -26,9 +29,12 @@ UNSUPPORTED_CONSTRUCTS: dict[str, str] = {
     "a staging partition column the Output job maps": "Glue's from_options does not add it from the folder; "
     "glueflow would",
     "Iceberg, Hudi and Delta sinks": (
-        "table formats other than an Iceberg catalog table written by the Output job (`format: iceberg`, "
-        'see above): Iceberg staging, `format="iceberg"` in from_options, Hudi, Delta'
+        "table formats other than an Iceberg table in Glue's catalog appended to by the Output job (`format: "
+        'iceberg`, see above): Iceberg staging, `format="iceberg"` in from_options, Hudi, Delta, other catalogs'
     ),
+    "Iceberg writes other than append": "writeTo(...).overwritePartitions(), overwrite, create, replace, "
+    "createOrReplace, saveAsTable in another mode than append, insertInto, write options and table properties: "
+    "glueflow appends each run as one snapshot",
     "push_down_predicate": "partition pruning of a catalog table",
     "connection types other than S3": "JDBC, DynamoDB, Kafka, Redshift, ...",
     "getSource": "Glue's reader builder; use create_dynamic_frame.from_options",
@@ -36,6 +42,7 @@ UNSUPPORTED_CONSTRUCTS: dict[str, str] = {
     "loops and run-time branches": "for/while, an if on anything but --JOB_NAME or __main__, try that swallows errors",
     "case_sensitive=True": "glueflow matches ApplyMapping sources case-insensitively (Glue's default)",
     "a path naming one object": "glueflow reads folders (prefixes)",
+    "a glob in a read path": "Glue expands * ? [ ] { } in a path; glueflow reads one folder (prefix)",
     "a binary target type": "JSON lines have no binary type",
     "f-string format specs": "{day:0>2} and !r/!a depend on values known only when the job runs",
     "from_catalog without a location": "give --catalog-location DB.TABLE=s3://... or read the table with --from-aws",

@@ -6,11 +6,12 @@ tells the report what it decided with `add`; `builder.build` calls them in order
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from glueflow_dagster.glue_import.aws import AwsFacts
-from glueflow_dagster.glue_import.report import NEEDS_USER, UNSUPPORTED, ReportItem, short
+from glueflow_dagster.glue_import.report import DEFAULT, NEEDS_USER, UNSUPPORTED, ReportItem, short
 from glueflow_dagster.glue_import.script import GlueScript
 from glueflow_dagster.glue_import.values import Text, plain
 
@@ -25,11 +26,15 @@ class Draft:
         output_script: GlueScript,
         catalog_locations: Mapping[str, str],
         aws: AwsFacts | None,
+        job_parameters: Mapping[str, str] | None = None,
     ) -> None:
         self.flow = flow
         self.inp, self.out = input_script, output_script
         self.catalog = dict(catalog_locations)
         self.aws = aws
+        # The Output job's Glue parameters given on the command line (`--conf`, `--datalake-formats`), for
+        # its Iceberg writes when they are not read from AWS (see `iceberg`).
+        self.job_parameters = dict(job_parameters or {})
         self.partition_keys: dict[str, list[str]] = {}  # location -> its catalog table's partition keys
         # "<location> read"/"written": a catalog table given by --catalog-location, its format not known
         self.unknown_format: set[str] = set()
@@ -76,6 +81,11 @@ class Draft:
                 line=line,
             )
             return None
+        scheme = re.match(r"(?i)(s3a|s3n|s3)://", value.text)
+        if key.endswith(".uri") and scheme is not None and scheme.group(0) != "s3://":
+            # Hadoop's s3a:// and s3n:// (and S3://) name the same bucket and key as s3://, which glueflow reads.
+            self.add(DEFAULT, key, f"{scheme.group(0)} is Hadoop's name for s3://", value.text, script, line)
+            value = Text("s3://" + value.text[len(scheme.group(0)) :], value.variables)
         if key.endswith(".uri") and not value.text.startswith(("s3://", "${")):
             # Glue reads s3:// only; the flow file would take anything else for a local folder.
             self.add(

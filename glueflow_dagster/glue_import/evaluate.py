@@ -211,6 +211,13 @@ class Evaluator:
             raise Unresolved(f"args[{name!r}] is not in the getResolvedOptions list", line)
         if not IDENTIFIER.match(name):
             raise Unresolved(f"argument {name!r} cannot become an environment variable (not an identifier)", line)
+        if name == "JOB_NAME":
+            # Glue sets it to each job's own name; as ${JOB_NAME} both jobs would read one unset variable.
+            raise Unresolved(
+                "args['JOB_NAME'] is the Glue job's name (set by Glue, per job); glueflow has no such variable: "
+                "write the name itself into the script",
+                line,
+            )
         variable = self.env_name(name)
         return Text("${" + variable + "}", (variable,))
 

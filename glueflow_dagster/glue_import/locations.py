@@ -8,18 +8,23 @@ line. Options glueflow does not need (S3 listing, grouping) are reported as defa
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from glueflow_dagster.glue_import.catalog import catalog_sink, catalog_source
 from glueflow_dagster.glue_import.draft import Draft
 from glueflow_dagster.glue_import.formats import flow_format, other_format_options, partition_keys
 from glueflow_dagster.glue_import.getsink import report_catalog_updates
+from glueflow_dagster.glue_import.iceberg import dataframe_sink
 from glueflow_dagster.glue_import.report import CONVERTED, DEFAULT, UNSUPPORTED, short
-from glueflow_dagster.glue_import.script import GlueScript, Step
+from glueflow_dagster.glue_import.script import DATAFRAME_SINKS, GlueScript, Step
 from glueflow_dagster.glue_import.values import Text, plain
 
 # Suffixes of data objects: a path ending in one of them names an object, not a folder.
-_OBJECT_SUFFIXES = (".json", ".jsonl", ".ndjson", ".gz", ".bz2", ".zst", ".txt", ".csv", ".parquet", ".avro", ".orc")
+_OBJECT_SUFFIXES = (
+    *(".json", ".jsonl", ".ndjson", ".gz", ".bz2", ".zst", ".txt", ".csv", ".parquet", ".avro", ".orc"),
+    *(".tsv", ".psv", ".dat", ".log", ".xml", ".ion", ".zip", ".deflate", ".lz4", ".lzo", ".snappy", ".zstd"),
+)
 _SOURCE_KEYS_INPUT = {"paths", "recurse", "exclusions"}
 _SOURCE_KEYS_OUTPUT = {"paths", "recurse", "exclusions", "maxBand", "boundedFiles", "boundedSize"}
 
@@ -58,7 +63,19 @@ def source(
         )
     else:
         uri = draft.text(paths[0], f"{location}.uri", script, step.line, expandable=True)
-        if uri is not None and _names_an_object(uri):
+        if uri is not None and _glob(uri):
+            # Glue (Hadoop) expands a glob in a read path; glueflow reads one prefix: the flow would read nothing.
+            draft.add(
+                UNSUPPORTED,
+                f"{location}.uri",
+                "the path is a glob (* ? [ ] { }), which Glue expands; glueflow reads one folder (prefix): give the "
+                "folder above it (with recurse and exclusions for what to leave out)",
+                uri,
+                script,
+                step.line,
+            )
+            uri = None
+        elif uri is not None and _names_an_object(uri):
             # Glue reads that one object; glueflow reads a location as a folder, so the flow would read nothing.
             draft.add(
                 UNSUPPORTED,
@@ -77,8 +94,10 @@ def source(
         draft.set(
             f"{location}.recurse", False, DEFAULT, "Glue's default (no 'recurse' in the script)", script, step.line
         )
-    elif isinstance(recurse, bool):
-        draft.set(f"{location}.recurse", recurse, CONVERTED, "connection_options recurse", script, step.line)
+    elif isinstance(recurse, bool) or plain(recurse) in ("true", "false"):
+        # Glue reads its connection options as strings too: "true" is True.
+        value = recurse if isinstance(recurse, bool) else plain(recurse) == "true"
+        draft.set(f"{location}.recurse", value, CONVERTED, "connection_options recurse", script, step.line)
     else:
         draft.add(
             UNSUPPORTED,
@@ -324,6 +343,8 @@ def sink(draft: Draft, script: GlueScript, step: Step | None, location: str) -> 
         return None
     if step.name == "write_dynamic_frame.from_catalog":
         return catalog_sink(draft, script, step, location)
+    if step.name in DATAFRAME_SINKS:
+        return dataframe_sink(draft, script, step, location)
     _s3_json(draft, script, step, "sink")  # reported; the options are still read, so all is reported at once
     if step.name == "getSink":
         draft.items.extend(report_catalog_updates(script, step.args, location, step.line))
@@ -410,6 +431,11 @@ def sink(draft: Draft, script: GlueScript, step: Step | None, location: str) -> 
             step.line,
         )
     return uri
+
+
+def _glob(uri: str) -> bool:
+    """True when the path holds a Hadoop glob character (job arguments, `${X}`, aside)."""
+    return any(c in re.sub(r"\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}", "", uri) for c in "*?[]{}\\")
 
 
 def _names_an_object(uri: str) -> bool:

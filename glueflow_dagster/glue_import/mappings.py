@@ -10,7 +10,7 @@ import re
 
 from glueflow_dagster.core.mapping import MappingError, parse_mappings
 from glueflow_dagster.glue_import.draft import Draft
-from glueflow_dagster.glue_import.report import CONVERTED, NEEDS_USER, UNSUPPORTED, short
+from glueflow_dagster.glue_import.report import CONVERTED, DEFAULT, NEEDS_USER, UNSUPPORTED, short
 from glueflow_dagster.glue_import.script import GlueScript, JobShape
 from glueflow_dagster.glue_import.transforms import compose
 from glueflow_dagster.glue_import.values import Text, plain
@@ -79,6 +79,13 @@ def mappings(draft: Draft, script: GlueScript, shape: JobShape, job: str) -> Non
     stage = plain(step.args.get("stageThreshold", 0))
     if isinstance(total, int) and not isinstance(total, bool) and total > 0:
         draft.set(f"{job}.max_error_records", total, CONVERTED, "ApplyMapping totalThreshold", script, step.line)
+    elif total in (0, None):
+        why = (
+            "Glue's totalThreshold 0 (its default) never fails the job on error records (malformed input is "
+            "dropped); glueflow's max_error_records 0 fails a run on its first bad record (quarantined, counted): "
+            f"set {job}.max_error_records to tolerate bad input as the Glue job did"
+        )
+        draft.add(DEFAULT, f"{job}.max_error_records", why, 0, script, step.line)
     elif total not in (0, None):
         draft.add(
             UNSUPPORTED,

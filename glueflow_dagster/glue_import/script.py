@@ -14,8 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from glueflow_dagster.glue_import.getsink import SinkBuilder, get_sink, sink_method
-from glueflow_dagster.glue_import.report import NEEDS_USER, UNSUPPORTED, ImportGlueError, ReportItem
+from glueflow_dagster.glue_import.report import DEFAULT, NEEDS_USER, UNSUPPORTED, ImportGlueError, ReportItem
 from glueflow_dagster.glue_import.shapes import ShapeReader
+from glueflow_dagster.glue_import.sparkwrites import (
+    given_conf,
+    save_as_table_args,
+    save_as_table_chain,
+    spark_settings,
+    write_to_args,
+    write_to_chain,
+)
 from glueflow_dagster.glue_import.values import Frame, Opaque, Text, Unresolved, ValueTooLarge, dotted
 
 MAX_SCRIPT_BYTES = 5 * 1024 * 1024  # a Glue script larger than this is not a script we can read
@@ -92,6 +100,8 @@ _TRANSFORM_METHODS = {
 _QUALITY_CALLS = ("EvaluateDataQuality().process_rows", "EvaluateDataQuality.apply")
 _SETUP_CALLS = ("SparkContext", "SparkContext.getOrCreate", "GlueContext", "Job", "SparkSession.builder")
 _INSPECTIONS = ("printSchema", "show", "count")
+_REPARTITIONS = ("coalesce", "repartition")  # the same records in other Spark partitions
+_NOT_SPARK = object()  # `_spark_call`'s answer for a call that is no Spark setting, DataFrame or DataFrame write
 
 
 def read_script_file(path: Path) -> str:
@@ -156,6 +166,8 @@ class GlueScript(ShapeReader):
         self.job_commit: int | None = None
         self.setup_lines: list[int] = []
         self.log_lines: list[int] = []
+        self.spark_conf: dict[str, tuple[Text, int]] = {}  # Spark settings the script makes (key -> value, line)
+        self.unused_conf: dict[str, tuple[Text, int]] = {}  # set on a SparkConf not (yet) given to Spark
         self._init_shapes()
         tree = parse_script(text, label)
         self._statements(tree.body)
@@ -265,6 +277,10 @@ class GlueScript(ShapeReader):
         )
         if last == "getResolvedOptions":
             return self._resolved_options(call)
+        spark = self._spark_call(call, name, last)
+        if spark is not _NOT_SPARK:
+            return spark
+        given_conf(self, call, self._env)  # SparkContext(conf=...) anywhere in the call: its settings apply
         if name in _SETUP_CALLS or name.startswith("SparkSession.builder") or last == "get_logger":
             self.setup_lines.append(call.lineno)
             return Opaque("logger" if last == "get_logger" else name)
@@ -327,6 +343,77 @@ class GlueScript(ShapeReader):
             return None
         return self._other(call, name)
 
+    def _spark_call(self, call: ast.Call, name: str, last: str) -> Any:
+        """Spark settings, toDF, coalesce/repartition and the DataFrame writes (see `sparkwrites`): the value
+        bound to the statement's target, or _NOT_SPARK when the call is none of them."""
+        settings = spark_settings(self, call, self._env)
+        if settings is not None:  # SparkConf().set(...), SparkSession.builder.config(...), spark.conf.set(...)
+            self.setup_lines.append(call.lineno)
+            return settings
+        dataframe = self._dataframe(call)
+        if dataframe is not None:
+            return dataframe
+        if last in _REPARTITIONS and isinstance(call.func, ast.Attribute):
+            frame = (
+                self._call_statement(call.func.value, target=None)
+                if isinstance(call.func.value, ast.Call)
+                else self._env.get(call.func.value.id)
+                if isinstance(call.func.value, ast.Name)
+                else None
+            )
+            if isinstance(frame, Frame):
+                self._repartitioned(call, last)
+                return frame  # the same records in other partitions: the frame it was called on
+        write = write_to_chain(call)
+        if write is not None and (frame := self._dataframe(write[0])) is not None:
+            args = write_to_args(self, frame, write[1], write[2])
+            self.steps.append(Step("sink", call.lineno, "writeTo", args, (frame.step,)))
+            return None
+        saved = save_as_table_chain(call)
+        if saved is not None and (frame := self._dataframe(saved[0])) is not None:
+            args = save_as_table_args(self, frame, saved[1])
+            self.steps.append(Step("sink", call.lineno, "saveAsTable", args, (frame.step,)))
+            return None
+        if name.endswith(("write_data_frame.from_catalog", "write_data_frame_from_catalog")):
+            self._add_step("sink", call, "write_data_frame.from_catalog", _CATALOG_SINK_SIGNATURE)
+            return None
+        return _NOT_SPARK
+
+    def _dataframe(self, node: ast.expr) -> Frame | None:
+        """A Spark DataFrame the script made with `frame.toDF()` (a step of kind dataframe: the same records),
+        or a name bound to one; None for anything else (a DataFrame from spark.sql, toDF with arguments, ...)."""
+        if isinstance(node, ast.Name):
+            bound = self._env.get(node.id)
+            return bound if isinstance(bound, Frame) else None
+        if not (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and (node.func.attr == "toDF" and not node.args and not node.keywords or node.func.attr in _REPARTITIONS)
+        ):
+            return None
+        frame = self._dataframe(node.func.value)
+        if frame is not None and node.func.attr in _REPARTITIONS:
+            if self.steps[frame.step].kind != "dataframe":
+                return None  # a DynamicFrame's: read by _call_statement
+            self._repartitioned(node, node.func.attr)
+            return frame
+        if frame is None or self.steps[frame.step].kind == "dataframe":
+            return None  # DataFrame.toDF(...) renames columns: not the DynamicFrame's toDF
+        self.steps.append(Step("dataframe", node.lineno, ".toDF", {"frame": frame}, (frame.step,)))
+        return Frame(len(self.steps) - 1)
+
+    def _repartitioned(self, call: ast.Call, method: str) -> None:
+        self.items.append(
+            ReportItem(
+                DEFAULT,
+                "step",
+                f"{method}(): the same records in other Spark partitions; glueflow sizes its parts itself "
+                "(target_file_bytes)",
+                source=self.label,
+                line=call.lineno,
+            )
+        )
+
     def _quality(self, call: ast.Call, name: str) -> Frame:
         """Glue's EvaluateDataQuality: its frame and ruleset; `builder` reports the asset check it would become."""
         nodes = dict(zip(("frame", "ruleset"), call.args, strict=False))
@@ -372,17 +459,23 @@ class GlueScript(ShapeReader):
         for index, node in enumerate(call.args):
             if isinstance(node, ast.Starred) or index >= len(signature):
                 raise Unresolved(f"{name}: positional argument #{index + 1} not understood", call.lineno)
-            bound[signature[index]] = self.evaluate(node)
+            bound[signature[index]] = self._argument(signature[index], node)
         for keyword in call.keywords:
             if keyword.arg is None:
                 raise Unresolved(f"{name}: **kwargs cannot be read without running the script", call.lineno)
             if keyword.arg not in signature:
                 self.unsupported("step", f"{name}: argument {keyword.arg}= not converted", keyword.value.lineno)
                 continue
-            bound[keyword.arg] = self.evaluate(keyword.value)
+            bound[keyword.arg] = self._argument(keyword.arg, keyword.value)
         inputs = (bound["frame"].step,) if isinstance(bound.get("frame"), Frame) else ()
         self.steps.append(Step(kind, call.lineno, name, bound, inputs))
         return Frame(len(self.steps) - 1)
+
+    def _argument(self, key: str, node: ast.expr) -> Any:
+        """A step's argument; `frame=x.toDF()` is the DataFrame step it makes."""
+        if key == "frame" and isinstance(node, ast.Call) and (dataframe := self._dataframe(node)) is not None:
+            return dataframe
+        return self.evaluate(node)
 
     def _resolved_options(self, call: ast.Call) -> Opaque:
         if len(call.args) < 2:
@@ -429,6 +522,7 @@ def job_shape(script: GlueScript) -> JobShape:
     if not shape.sink.inputs:
         script.unsupported("step", "the sink's frame= is not a frame read by the script", shape.sink.line)
     ancestors = _ancestors(script, shape.sink)
+    _frame_kinds(script, shape.sink, ancestors)
     mappings = [s for s in ancestors if s.kind == "mapping"]
     sources = [s for s in ancestors if s.kind in ("source", "catalog")]
     for extra in mappings[:-1]:
@@ -451,7 +545,7 @@ def job_shape(script: GlueScript) -> JobShape:
             )
         elif step.kind == "quality":
             shape.quality.append(step)  # its outcomes are published, never written: reported with its check
-        elif step.kind not in ("other", "quality") and step is not shape.sink and id(step) not in reaching:
+        elif step.kind not in ("other", "quality", "dataframe") and step is not shape.sink and id(step) not in reaching:
             script.unsupported("step", f"{step.name}: its frame never reaches the sink; not converted", step.line)
     transforms = sorted((s for s in ancestors if s.kind == "transform"), key=lambda s: position[id(s)])
     mapped_at = position[id(shape.mapping)] if shape.mapping is not None else len(script.steps)
@@ -462,6 +556,28 @@ def job_shape(script: GlueScript) -> JobShape:
     shape.before = [s for s in transforms if position[id(s)] < mapped_at]
     shape.after = [s for s in transforms if position[id(s)] > mapped_at]
     return shape
+
+
+DATAFRAME_SINKS = ("writeTo", "saveAsTable", "write_data_frame.from_catalog")
+
+
+def _frame_kinds(script: GlueScript, sink: Step, ancestors: list[Step]) -> None:
+    """A Spark DataFrame write takes the DataFrame of `frame.toDF()`, a DynamicFrame write a DynamicFrame;
+    anything else fails in Glue (no such method or argument type), so it is reported, never converted."""
+    direct = script.steps[sink.inputs[0]] if sink.inputs else None
+    if any(step.kind == "other" for step in ancestors):
+        return  # an unconverted step on the way: reported at its own line
+    if sink.name in DATAFRAME_SINKS and direct is not None and direct.kind != "dataframe":
+        script.unsupported(
+            "step", f"{sink.name}: the frame is a DynamicFrame; a Spark DataFrame write takes frame.toDF()", sink.line
+        )
+    for step in ancestors:
+        if step.kind == "dataframe" and (sink.name not in DATAFRAME_SINKS or step is not direct):
+            script.unsupported(
+                "step",
+                "toDF(): a Spark DataFrame on the way to a DynamicFrame step; only a DataFrame write of it converts",
+                step.line,
+            )
 
 
 def _ancestors(script: GlueScript, sink: Step) -> list[Step]:

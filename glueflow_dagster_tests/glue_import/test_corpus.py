@@ -4,7 +4,8 @@ Each folder under `corpus/` holds an Input and an Output job script (`*.py.txt`,
 as written) and `expected.yaml`: the flow the pair converts to, or the report items that stop it; the
 items that need the user are listed too (the IAM note and the per-argument notes aside). Styles:
 console-generated (old and new), Glue Studio, hand-written with arguments, catalog-based, CSV/Parquet,
-partitioned, bookmarked. None is a copy of a third-party file.
+partitioned, bookmarked, Iceberg (`job_parameters`: the Output job's `--conf`/`--datalake-formats` given to the
+importer). None is a copy of a third-party file.
 """
 
 from __future__ import annotations
@@ -22,9 +23,16 @@ CORPUS = Path(__file__).parent / "corpus"
 CASES = sorted(path.name for path in CORPUS.iterdir() if path.is_dir())
 
 
+STYLES = ("console", "Glue Studio", "hand-written", "catalog", "CSV", "Parquet", "partition", "bookmark", "Iceberg")
+
+
 def test_the_corpus_holds_at_least_thirty_scripts() -> None:
     assert len(list(CORPUS.glob("*/*.py.txt"))) >= 30
     assert all((CORPUS / case / "expected.yaml").is_file() for case in CASES)
+    styles = " ".join(
+        str(yaml.safe_load((CORPUS / c / "expected.yaml").read_text(encoding="utf-8"))["style"]) for c in CASES
+    )
+    assert [style for style in STYLES if style.lower() not in styles.lower()] == []  # each named style is there
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -36,6 +44,7 @@ def test_each_corpus_pair_converts_as_expected(case: str) -> None:
         (folder / "input.py.txt").read_text(encoding="utf-8"),
         (folder / "output.py.txt").read_text(encoding="utf-8"),
         catalog_locations=expected.get("catalog_locations", {}),
+        job_parameters=expected.get("job_parameters", {}),
     )
     role = {"input.py": "input", "output.py": "output", None: None}
     unsupported = sorted([role[i.source], i.line or 0, i.field] for i in report.of(UNSUPPORTED))
@@ -66,6 +75,7 @@ def test_each_converted_corpus_flow_loads_with_the_flow_file_loader(
         (folder / "input.py.txt").read_text(encoding="utf-8"),
         (folder / "output.py.txt").read_text(encoding="utf-8"),
         catalog_locations=expected.get("catalog_locations", {}),
+        job_parameters=expected.get("job_parameters", {}),
     )
     for name in report.variables:
         monkeypatch.setenv(name, name.lower().replace("_", "-"))  # a bucket, a path part or a local folder

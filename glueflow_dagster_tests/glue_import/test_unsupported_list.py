@@ -45,6 +45,10 @@ EXAMPLES: dict[str, tuple[str, str]] = {
         'kept = Relationalize.apply(frame=src, staging_path="s3://tmp/", name="root")'
     ),
     "Spark DataFrame code": before_mapping('kept = DynamicFrame.fromDF(src.toDF(), glueContext, "df")'),
+    "Spark settings that change what is read or written": (
+        "job = Job(glueContext)",
+        'spark = SparkSession.builder.config("spark.sql.caseSensitive", "true").getOrCreate()\njob = Job(glueContext)',
+    ),
     "ResolveChoice other than a cast": before_mapping('kept = ResolveChoice.apply(frame=src, choice="make_cols")'),
     "RenameField before ApplyMapping": before_mapping('kept = RenameField.apply(src, "uid", "id")'),
     "a path inside a mapped struct": before_mapping('kept = DropFields.apply(src, ["user.secret"])'),
@@ -66,6 +70,10 @@ EXAMPLES: dict[str, tuple[str, str]] = {
         '"compression": "gzip", "partitionKeys": ["id"]}',
     ),
     "Iceberg, Hudi and Delta sinks": ('format="json",\n)', 'format="iceberg",\n)'),
+    "Iceberg writes other than append": (
+        SINK,
+        'mapped.toDF().writeTo("glue_catalog.db.t").overwritePartitions()\njob.commit()\n',
+    ),
     "push_down_predicate": ('format="json")', 'format="json", push_down_predicate="dt=\'2024\'")'),
     "connection types other than S3": (
         'connection_type="s3", connection_options={"paths"',
@@ -84,6 +92,7 @@ EXAMPLES: dict[str, tuple[str, str]] = {
     "loops and run-time branches": ("job.commit()", "for attempt in range(2):\n    pass\njob.commit()"),
     "case_sensitive=True": ('"struct")])', '"struct")], case_sensitive=True)'),
     "a path naming one object": ('"s3://raw/orders/"', '"s3://raw/orders/o.json"'),
+    "a glob in a read path": ('"s3://raw/orders/"', '"s3://raw/orders/2024-*/"'),
     "a binary target type": ('("id", "long", "id", "long")', '("id", "string", "id", "binary")'),
     "f-string format specs": ('"s3://raw/orders/"', "f\"s3://raw/{args['env']:>3}/\""),
     "from_catalog without a location": (
