@@ -26,12 +26,21 @@ from pathlib import Path
 
 from glueflow_dagster.core.commits import abort, aborted_on_failure, complete
 from glueflow_dagster.core.compression import GZIP_LEVELS
+from glueflow_dagster.core.formats.convert import ConvertingReader
+from glueflow_dagster.core.formats.native import native_frame, sample_json_lines
 from glueflow_dagster.core.formats.options import DataFormat
 from glueflow_dagster.core.formats.seams import reader_of, writer_of
 from glueflow_dagster.core.json_reader import JsonFormat
 from glueflow_dagster.core.mapping import FieldMapping, parse_mappings
-from glueflow_dagster.core.quarantine import QUARANTINE_DIR, ObjectReport, object_entry, quarantine_key
-from glueflow_dagster.core.stage.plan import QueryPlan, make_plan, respelled
+from glueflow_dagster.core.quarantine import (
+    QUARANTINE_DIR,
+    READ_ERRORS,
+    ObjectReport,
+    first_line,
+    object_entry,
+    quarantine_key,
+)
+from glueflow_dagster.core.stage.plan import QueryPlan, make_plan, query, respelled
 from glueflow_dagster.core.stage.read import (
     GroupOutcome,
     Member,
@@ -194,9 +203,11 @@ def _stage_group(
         if copies.members:
             grouped = sum(len(m) for m in copies.members.values())
             log(f"read {grouped:,} small objects as {len(copies.members)} group files (Glue's groupFiles)")
-        paths, uris, converted = settings.reader.as_json_lines(paths, copies.uris, workdir, stack)
-        outcome = _map(request, settings, tally, paths, uris, copies.members, workdir, out_dir, stack, log)
-        outcome.reports[:0] = converted
+        outcome = _map_natively(request, settings, tally, paths, copies.uris, workdir, out_dir, stack, log)
+        if outcome is None:  # JSON, or CSV / Parquet the native scan cannot read as the JSON path would
+            paths, uris, converted = settings.reader.as_json_lines(paths, copies.uris, workdir, stack)
+            outcome = _map(request, settings, tally, paths, uris, copies.members, workdir, out_dir, stack, log)
+            outcome.reports[:0] = converted
         tally.quarantine(outcome.reports)
     tally.records += outcome.records
     tally.casts += outcome.cast_errors
@@ -205,6 +216,47 @@ def _stage_group(
         clear(out_dir)
     if not tally.exceeded:
         tally.pending += begin_parts(out_dir, request.target, request.name_prefix, settings.writer)
+
+
+def _map_natively(
+    request: StageRequest,
+    settings: _Settings,
+    tally: _Tally,
+    paths: list[Path],
+    uris: list[str],
+    workdir: Path,
+    out_dir: Path,
+    stack: ExitStack,
+    log: Log,
+) -> GroupOutcome | None:
+    """A CSV or Parquet group scanned natively into the stage's query (``formats.native``), or None: the
+    group takes the converting path (JSON lines) instead, whole, which finds bad rows and unreadable objects."""
+    reader = settings.reader
+    if not isinstance(reader, ConvertingReader) or not paths:
+        return None
+    if tally.plan is None:
+        sample = sample_json_lines(reader, paths, uris, workdir, stack)
+        if sample is None:
+            return None
+        tally.plan = make_plan([sample], settings.mappings, request.target_file_bytes, settings.writer)
+        sample.unlink(missing_ok=True)
+    plan = tally.plan
+    frame = native_frame(reader, paths, uris, plan.read_schema, workdir, stack)
+    if frame is None:
+        log(f"{uris[0]}: columns without a native equivalent of their JSON form: read through JSON lines")
+        return None
+    out = None if tally.exceeded else out_dir
+    try:
+        records, casts, missed, _ = query(paths, plan, out, len(tally.pending), ignore_errors=False, frame=frame)
+    except READ_ERRORS as err:
+        if out is not None:
+            clear(out)
+        log(f"reading failed ({first_line(err)}): reading the {len(paths)} objects through JSON lines")
+        return None
+    if missed:
+        log("values in other forms than the casts' fast paths read: mapped again with the full parsers")
+        tally.plan = replace(plan, plain_timestamps=False, fast_casts=False)
+    return GroupOutcome(records, casts, [], missed)
 
 
 def _map(
