@@ -26,9 +26,10 @@ from pathlib import Path
 import polars as pl
 
 from glueflow_dagster.core.formats.convert import ConvertingReader, json_ready
+from glueflow_dagster.core.mapping import FieldMapping
 from glueflow_dagster.core.quarantine import READ_ERRORS
 
-__all__ = ["json_dtype", "json_expr", "native_frame", "sample_json_lines"]
+__all__ = ["json_dtype", "json_expr", "native_frame", "sample_json_lines", "timestamp_sources"]
 
 _SAMPLE_ROWS = 1000  # rows of a group's first objects written as JSON lines to plan the run from
 _SAMPLE_OBJECTS = 3
@@ -91,10 +92,17 @@ def _read_as(column: pl.Expr, have: pl.DataType, want: pl.DataType) -> pl.Expr |
 
 
 def _object_frame(
-    reader: ConvertingReader, path: Path, uri: str, read_schema: pl.Schema, workdir: Path, stack: ExitStack
+    reader: ConvertingReader,
+    path: Path,
+    uri: str,
+    read_schema: pl.Schema,
+    timestamps: frozenset[str],
+    workdir: Path,
+    stack: ExitStack,
 ) -> pl.LazyFrame | None | bool:
     """One object's records with the read schema's columns (False: the object holds no column, hence no
-    record; None: not natively readable with the same result)."""
+    record; None: not natively readable with the same result). A timestamp column named in ``timestamps``
+    stays a timestamp (the mapping casts it to the same timestamp its text would parse to)."""
     frame = reader._with_partitions(reader.source.frame(path, workdir, stack), uri)
     try:
         schema = frame.collect_schema()
@@ -105,15 +113,27 @@ def _object_frame(
     by_name: dict[str, list[str]] = {}
     for name in schema.names():
         by_name.setdefault(name.lower(), []).append(name)
+    spellings: dict[str, int] = {}
+    for name in read_schema.names():
+        spellings[name.lower()] = spellings.get(name.lower(), 0) + 1
     columns: list[pl.Expr] = []
     missing: list[pl.Expr] = []
     for name, want in read_schema.items():
         found = by_name.get(name.lower(), [])
         if len(found) > 1:
             return None  # two spellings in one object: the JSON path reads them as two fields
+        if found and found[0] != name and spellings[name.lower()] > 1:
+            # The plan reads several spellings (the sample held them): each object's column is read
+            # under its own spelling, as the JSON query reads its key, and the others are null.
+            if found[0] not in read_schema:
+                return None  # a spelling the plan does not read yet: the JSON path learns it
+            found = []
         if not found:
             missing.append(pl.lit(None, want).alias(name))
             columns.append(pl.col(name))
+            continue
+        if isinstance(schema[found[0]], pl.Datetime) and name.lower() in timestamps and want == pl.String():
+            columns.append(pl.col(found[0]).alias(name))
             continue
         have = json_dtype(schema[found[0]])
         expr = None if have is None else _read_as(json_expr(pl.col(found[0]), schema[found[0]]), have, want)
@@ -130,15 +150,14 @@ def native_frame(
     read_schema: pl.Schema,
     workdir: Path,
     stack: ExitStack,
+    timestamps: frozenset[str] = frozenset(),
 ) -> pl.LazyFrame | None:
     """The group's records as one frame of the read schema's columns, or None when the group must take the
-    converting path (see the module docstring)."""
-    lowered = [name.lower() for name in read_schema.names()]
-    if len(set(lowered)) < len(lowered):
-        return None  # the plan reads two spellings of one name: only the JSON query keeps them apart
+    converting path (see the module docstring). ``timestamps``: the lower-case names of top-level
+    columns mapped to timestamps only (see :func:`timestamp_sources`), kept typed where they are."""
     frames: list[pl.LazyFrame] = []
     for path, uri in zip(paths, uris, strict=True):
-        frame = _object_frame(reader, path, uri, read_schema, workdir, stack)
+        frame = _object_frame(reader, path, uri, read_schema, timestamps, workdir, stack)
         if frame is None:
             return None
         if frame is not False:
@@ -146,6 +165,18 @@ def native_frame(
     if not frames:
         return pl.LazyFrame(schema=read_schema)
     return frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical")
+
+
+def timestamp_sources(mappings: Sequence[FieldMapping]) -> frozenset[str]:
+    """Lower-case names of the top-level sources every mapping of which targets a timestamp: a typed
+    timestamp there is mapped as such, not formatted as text and parsed back."""
+    timestamps: set[str] = set()
+    others: set[str] = set()
+    for fm in mappings:
+        name = str(fm.source[0]).lower()
+        whole = len(fm.source) == 1 and isinstance(fm.target_type, pl.Datetime)
+        (timestamps if whole else others).add(name)
+    return frozenset(timestamps - others)
 
 
 def sample_json_lines(

@@ -27,7 +27,7 @@ from pathlib import Path
 from glueflow_dagster.core.commits import abort, aborted_on_failure, complete
 from glueflow_dagster.core.compression import GZIP_LEVELS
 from glueflow_dagster.core.formats.convert import ConvertingReader
-from glueflow_dagster.core.formats.native import native_frame, sample_json_lines
+from glueflow_dagster.core.formats.native import native_frame, sample_json_lines, timestamp_sources
 from glueflow_dagster.core.formats.options import DataFormat
 from glueflow_dagster.core.formats.seams import reader_of, writer_of
 from glueflow_dagster.core.json_reader import JsonFormat
@@ -241,7 +241,7 @@ def _map_natively(
         tally.plan = make_plan([sample], settings.mappings, request.target_file_bytes, settings.writer)
         sample.unlink(missing_ok=True)
     plan = tally.plan
-    frame = native_frame(reader, paths, uris, plan.read_schema, workdir, stack)
+    frame = native_frame(reader, paths, uris, plan.read_schema, workdir, stack, timestamp_sources(plan.mappings))
     if frame is None:
         log(f"{uris[0]}: columns without a native equivalent of their JSON form: read through JSON lines")
         return None
