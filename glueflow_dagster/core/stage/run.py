@@ -246,8 +246,9 @@ def _map_natively(
         log(f"{uris[0]}: columns without a native equivalent of their JSON form: read through JSON lines")
         return None
     out = None if tally.exceeded else out_dir
+    typed = replace(plan, read_schema=frame.collect_schema())  # typed timestamps kept typed (presence counts)
     try:
-        records, casts, missed, _ = query(paths, plan, out, len(tally.pending), ignore_errors=False, frame=frame)
+        records, casts, missed, _ = query(paths, typed, out, len(tally.pending), ignore_errors=False, frame=frame)
     except READ_ERRORS as err:
         if out is not None:
             clear(out)
