@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import io
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,18 @@ import polars as pl
 import pytest
 
 from glueflow_dagster.core.formats import convert
+from glueflow_dagster.core.formats.convert import ConvertingReader
+from glueflow_dagster.core.formats.csv import CsvSource
+from glueflow_dagster.core.formats.native import native_frame, sample_json_lines, timestamp_sources
 from glueflow_dagster.core.formats.options import CsvOptions, DataFormat
+from glueflow_dagster.core.formats.parquet import ParquetSource
+from glueflow_dagster.core.mapping import ApplyMapping, parse_mappings
 from glueflow_dagster.core.stage import run as run_module
 from glueflow_dagster.core.stage import run_stage
+from glueflow_dagster.core.stage.plan import make_plan
+from glueflow_dagster.core.stage.write import JsonLinesWriter
 from glueflow_dagster.core.storage import LocalStorage
+from glueflow_dagster_tests.core.test_streaming_plan import streaming_problems
 
 # Quoted separators, doubled quotes, quoted line breaks, a BOM, empty fields; two objects, the second
 # spelling its header in other cases (names match case-insensitively).
@@ -192,3 +201,25 @@ def test_an_unreadable_parquet_object_falls_back_and_is_quarantined_whole(
     )
     assert _figures(native) == _figures(converting) and native.error_files == 1 and native.records_written == 3
     assert _outputs(n_target) == _outputs(c_target)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_the_native_frame_streams_with_no_python(tmp_path: Path, fmt: str) -> None:
+    """Every conversion of the native frame (timestamps as JSON text, base64, casts) runs natively on the
+    streaming engine, and so does the query that maps it."""
+    reader = ConvertingReader(CsvSource(CsvOptions(with_header=True)) if fmt == "csv" else ParquetSource())
+    objects = TRICKY_CSV if fmt == "csv" else {"p1.parquet": _typed_parquet()}
+    mappings = parse_mappings(CSV_MAPPINGS if fmt == "csv" else TYPED_MAPPINGS)
+    paths = []
+    for key, data in objects.items():
+        (tmp_path / key).write_bytes(data)
+        paths.append(tmp_path / key)
+    uris = [str(p) for p in paths]
+    with ExitStack() as stack:
+        sample = sample_json_lines(reader, paths, uris, tmp_path, stack)
+        assert sample is not None
+        plan = make_plan([sample], mappings, 1024**2, JsonLinesWriter("none"))
+        frame = native_frame(reader, paths, uris, plan.read_schema, tmp_path, stack, timestamp_sources(mappings))
+        assert frame is not None
+        assert streaming_problems(frame) == []
+        assert streaming_problems(ApplyMapping.apply(frame, mappings, plain_timestamps="nozones")) == []

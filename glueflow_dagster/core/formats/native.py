@@ -25,14 +25,13 @@ from pathlib import Path
 
 import polars as pl
 
-from glueflow_dagster.core.formats.convert import ConvertingReader, json_ready
+from glueflow_dagster.core.formats.convert import ConvertingReader, batches, json_ready
 from glueflow_dagster.core.mapping import FieldMapping
 from glueflow_dagster.core.quarantine import READ_ERRORS
 
 __all__ = ["json_dtype", "json_expr", "native_frame", "sample_json_lines", "timestamp_sources"]
 
 _SAMPLE_ROWS = 1000  # rows of a group's first objects written as JSON lines to plan the run from
-_SAMPLE_OBJECTS = 3
 _INTEGERS = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32)
 _JSON_LEAVES = (pl.Int64, pl.Float64, pl.Boolean, pl.String)
 # Text forms of the JSON writer (chrono's %.f: no fraction, or 3, 6 or 9 digits as needed).
@@ -103,7 +102,7 @@ def _object_frame(
     """One object's records with the read schema's columns (False: the object holds no column, hence no
     record; None: not natively readable with the same result). A timestamp column named in ``timestamps``
     stays a timestamp (the mapping casts it to the same timestamp its text would parse to)."""
-    frame = reader._with_partitions(reader.source.frame(path, workdir, stack), uri)
+    frame = reader.with_partitions(reader.source.frame(path, workdir, stack), uri)
     try:
         schema = frame.collect_schema()
     except READ_ERRORS:
@@ -182,13 +181,13 @@ def timestamp_sources(mappings: Sequence[FieldMapping]) -> frozenset[str]:
 def sample_json_lines(
     reader: ConvertingReader, paths: Sequence[Path], uris: Sequence[str], workdir: Path, stack: ExitStack
 ) -> Path | None:
-    """The first rows of the group's first objects as the JSON lines the converting path would write
-    (the stage plans its query from them), or None when they do not read."""
-    heads = list(zip(paths, uris, strict=True))[:_SAMPLE_OBJECTS]
+    """The first rows of the group's first objects as the JSON lines the converting path writes first (the
+    stage plans its query from them, so both paths plan alike), or None when they do not read."""
+    heads = next(batches(list(zip(paths, uris, strict=True))))  # the objects the converter's first query reads
     out = workdir / "native-sample.json"
     stack.callback(out.unlink, missing_ok=True)
     try:
-        frames = [reader._frame(path, uri, workdir, stack) for path, uri in heads]
+        frames = [reader.frame_of(path, uri, workdir, stack) for path, uri in heads]
         frame = frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
         json_ready(frame.head(_SAMPLE_ROWS)).sink_ndjson(out, engine="streaming")
     except READ_ERRORS:
