@@ -29,9 +29,19 @@ from glueflow_dagster.core.formats.convert import ConvertingReader, batches, jso
 from glueflow_dagster.core.mapping import FieldMapping
 from glueflow_dagster.core.quarantine import READ_ERRORS
 
-__all__ = ["json_dtype", "json_expr", "native_frame", "sample_json_lines", "timestamp_sources"]
+__all__ = [
+    "concatenated",
+    "json_dtype",
+    "json_expr",
+    "native_frame",
+    "native_frames",
+    "sample_json_lines",
+    "timestamp_sources",
+    "unreadable_natively",
+]
 
 _SAMPLE_ROWS = 1000  # rows of a group's first objects written as JSON lines to plan the run from
+_PROBE_OBJECTS = 3  # objects tried one by one when the first batch's sample does not read
 _INTEGERS = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32)
 _JSON_LEAVES = (pl.Int64, pl.Float64, pl.Boolean, pl.String)
 # Text forms of the JSON writer (chrono's %.f: no fraction, or 3, 6 or 9 digits as needed).
@@ -142,6 +152,36 @@ def _object_frame(
     return (frame.with_columns(missing) if missing else frame).select(columns)
 
 
+def native_frames(
+    reader: ConvertingReader,
+    paths: Sequence[Path],
+    uris: Sequence[str],
+    read_schema: pl.Schema,
+    workdir: Path,
+    stack: ExitStack,
+    timestamps: frozenset[str] = frozenset(),
+) -> list[pl.LazyFrame | None] | None:
+    """Each object's records as a frame of the read schema's columns (None for an object with no column,
+    hence no record), or None when the group must take the converting path (see the module docstring).
+    ``timestamps``: the lower-case names of top-level columns mapped to timestamps only (see
+    :func:`timestamp_sources`), kept typed where they are."""
+    frames: list[pl.LazyFrame | None] = []
+    for path, uri in zip(paths, uris, strict=True):
+        frame = _object_frame(reader, path, uri, read_schema, timestamps, workdir, stack)
+        if frame is None:
+            return None
+        frames.append(None if frame is False else frame)  # type: ignore[arg-type]
+    return frames
+
+
+def concatenated(frames: Sequence[pl.LazyFrame | None], read_schema: pl.Schema) -> pl.LazyFrame:
+    """The objects' frames as one (a streaming query reads them one after the other)."""
+    kept = [frame for frame in frames if frame is not None]
+    if not kept:
+        return pl.LazyFrame(schema=read_schema)
+    return kept[0] if len(kept) == 1 else pl.concat(kept, how="vertical")
+
+
 def native_frame(
     reader: ConvertingReader,
     paths: Sequence[Path],
@@ -151,19 +191,23 @@ def native_frame(
     stack: ExitStack,
     timestamps: frozenset[str] = frozenset(),
 ) -> pl.LazyFrame | None:
-    """The group's records as one frame of the read schema's columns, or None when the group must take the
-    converting path (see the module docstring). ``timestamps``: the lower-case names of top-level
-    columns mapped to timestamps only (see :func:`timestamp_sources`), kept typed where they are."""
-    frames: list[pl.LazyFrame] = []
-    for path, uri in zip(paths, uris, strict=True):
-        frame = _object_frame(reader, path, uri, read_schema, timestamps, workdir, stack)
+    """The group's records as one frame (:func:`native_frames`, concatenated), or None."""
+    frames = native_frames(reader, paths, uris, read_schema, workdir, stack, timestamps)
+    return None if frames is None else concatenated(frames, read_schema)
+
+
+def unreadable_natively(frames: Sequence[pl.LazyFrame | None]) -> set[int]:
+    """Indices of the frames that do not read (every column parsed, nothing written): the objects of a
+    group whose native query failed that the converting path must read (bad rows, unreadable objects)."""
+    bad: set[int] = set()
+    for index, frame in enumerate(frames):
         if frame is None:
-            return None
-        if frame is not False:
-            frames.append(frame)  # type: ignore[arg-type]
-    if not frames:
-        return pl.LazyFrame(schema=read_schema)
-    return frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical")
+            continue
+        try:
+            frame.select(pl.all().null_count()).collect(engine="streaming")
+        except READ_ERRORS:
+            bad.add(index)
+    return bad
 
 
 def timestamp_sources(mappings: Sequence[FieldMapping]) -> frozenset[str]:
@@ -182,15 +226,18 @@ def sample_json_lines(
     reader: ConvertingReader, paths: Sequence[Path], uris: Sequence[str], workdir: Path, stack: ExitStack
 ) -> Path | None:
     """The first rows of the group's first objects as the JSON lines the converting path writes first (the
-    stage plans its query from them, so both paths plan alike), or None when they do not read."""
+    stage plans its query from them, so both paths plan alike): the first batch's, or where that does not
+    read, the first object's that does (as the converter then converts object by object); None if none reads."""
     heads = next(batches(list(zip(paths, uris, strict=True))))  # the objects the converter's first query reads
     out = workdir / "native-sample.json"
     stack.callback(out.unlink, missing_ok=True)
-    try:
-        frames = [reader.frame_of(path, uri, workdir, stack) for path, uri in heads]
-        frame = frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
-        json_ready(frame.head(_SAMPLE_ROWS)).sink_ndjson(out, engine="streaming")
-    except READ_ERRORS:
-        out.unlink(missing_ok=True)
-        return None
-    return out
+    for chosen in (heads, *([one] for one in heads[: _PROBE_OBJECTS if len(heads) > 1 else 0])):
+        try:
+            frames = [reader.frame_of(path, uri, workdir, stack) for path, uri in chosen]
+            frame = frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
+            json_ready(frame.head(_SAMPLE_ROWS)).sink_ndjson(out, engine="streaming")
+        except READ_ERRORS:
+            continue
+        return out
+    out.unlink(missing_ok=True)
+    return None
