@@ -179,7 +179,7 @@ def concatenated(frames: Sequence[pl.LazyFrame | None], read_schema: pl.Schema) 
     kept = [frame for frame in frames if frame is not None]
     if not kept:
         return pl.LazyFrame(schema=read_schema)
-    return kept[0] if len(kept) == 1 else pl.concat(kept, how="vertical")
+    return kept[0] if len(kept) == 1 else pl.concat(kept, how="vertical", parallel=False)
 
 
 def native_frame(
