@@ -147,6 +147,9 @@ def _typed_parquet() -> bytes:
             "ts": [dt.datetime(2024, 1, 2, 3, 4, 5), dt.datetime(2024, 1, 2, 3, 4, 5, 120000), None],
             "ts_ms": pl.Series([dt.datetime(2024, 1, 2, 3, 4, 5, 123000)] * 3).cast(pl.Datetime("ms")),
             "ts_utc": [dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=utc)] * 3,
+            "ts_paris": pl.Series([dt.datetime(2024, 7, 1, 3, 4, 5, 250000, tzinfo=utc)] * 3).dt.convert_time_zone(
+                "Europe/Paris"
+            ),
             "money": [decimal.Decimal("12.30"), decimal.Decimal("-0.05"), None],
             "blob": [b"\x00\xff", None, b"ab"],
             "user": [{"id": 1, "name": "x"}, {"id": None, "name": "y"}, None],
@@ -171,6 +174,11 @@ TYPED_MAPPINGS = [
     ["ts_ms", "timestamp", "ts_ms", "timestamp"],
     ["ts_utc", "timestamp", "ts_utc", "timestamp"],
     ["ts", "timestamp", "ts_again", "timestamp"],
+    ["ts_paris", "timestamp", "ts_paris", "timestamp"],
+    ["ts_paris", "timestamp", "ts_paris_text", "string"],
+    ["ts_utc", "timestamp", "ts_utc_text", "string"],
+    ["ts_ms", "timestamp", "ts_ms_text", "string"],
+    ["day", "date", "day_text", "string"],
     ["money", "decimal(10,2)", "money", "decimal(10,2)"],
     ["blob", "binary", "blob", "string"],
     ["user.id", "long", "user_id", "long"],
