@@ -239,3 +239,21 @@ def test_the_native_frame_streams_with_no_python(tmp_path: Path, fmt: str) -> No
         assert frame is not None
         assert streaming_problems(frame) == []
         assert streaming_problems(ApplyMapping.apply(frame, mappings, plain_timestamps="nozones")) == []
+
+
+@pytest.mark.parametrize("late", ["i", "f"])
+def test_values_first_seen_past_the_sample_map_as_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, late: str
+) -> None:
+    """A column null in the plan's sample is read as text: a long's text is its JSON text (native); a
+    double's JSON text has no native equivalent, so that group takes the converting path."""
+    values = [None] * 1500 + ([7, -1, 9_007_199_254_740_993] if late == "i" else [0.1, 1e20, -0.0])
+    data = io.BytesIO()
+    pl.DataFrame({"k": list(range(1503)), late: values}).write_parquet(data)
+    mappings = [["k", "long", "k", "long"], [late, "string", "text", "string"], [late, "string", "number", "double"]]
+    (native, n_target), (converting, c_target), conversions = _both(
+        tmp_path, monkeypatch, {"p.parquet": data.getvalue()}, mappings, compression="none",
+        read_format=DataFormat("parquet"),
+    )  # fmt: skip
+    assert (conversions == []) is (late == "i")
+    assert _figures(native) == _figures(converting) and _outputs(n_target) == _outputs(c_target)
