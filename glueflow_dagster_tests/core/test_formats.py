@@ -28,6 +28,7 @@ from glueflow_dagster.core.formats.options import CsvOptions, DataFormat
 from glueflow_dagster.core.formats.partitions import hive_escape, partition_folder, partition_values
 from glueflow_dagster.core.input_run import run_input
 from glueflow_dagster.core.output_run import OutputRequest, run_output
+from glueflow_dagster.core.stage import run as run_module
 from glueflow_dagster.core.stage import run_stage, stage_pending
 from glueflow_dagster.core.stage.request import StageRequest
 from glueflow_dagster.core.storage import LocalStorage, S3Storage, Storage
@@ -187,16 +188,36 @@ def test_csv_without_a_header_has_glue_s_column_names_and_skip_first_and_an_esca
     assert _json_records(target) == [{"id": 1, "name": "it's"}, {"id": 2, "name": "back\\"}]
 
 
+def _recorded_queries(monkeypatch: pytest.MonkeyPatch) -> tuple[list[list[str] | None], list[int]]:
+    """The stage's queries (the columns of a natively scanned frame, None for a JSON-lines scan) and the
+    JSON-lines conversions (objects per conversion) of a run."""
+    queries: list[list[str] | None] = []
+    conversions: list[int] = []
+    real_query, real_converted = run_module.query, convert._converted
+
+    def query(*args: Any, frame: pl.LazyFrame | None = None, **kwargs: Any) -> Any:
+        queries.append(None if frame is None else frame.collect_schema().names())
+        return real_query(*args, frame=frame, **kwargs)
+
+    def converted(frames: list[pl.LazyFrame], *args: Any) -> Any:
+        conversions.append(len(frames))
+        return real_converted(frames, *args)
+
+    monkeypatch.setattr(run_module, "query", query)
+    monkeypatch.setattr(convert, "_converted", converted)
+    return queries, conversions
+
+
 def test_many_small_csv_objects_are_read_in_one_query(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     source, target = LocalStorage(tmp_path / "in"), LocalStorage(tmp_path / "out")
     for index in range(40):
         source.write_bytes(f"part-{index:02d}.csv", f"id,name,note\n{index},n{index},x\n".encode())
-    queries: list[int] = []
-    converted = convert._converted
-    monkeypatch.setattr(convert, "_converted", lambda frames, *a: queries.append(len(frames)) or converted(frames, *a))
+    queries, conversions = _recorded_queries(monkeypatch)
     read = DataFormat("csv", CsvOptions(with_header=True))
     result = _stage(source, target, TEXT_MAPPINGS, compression="none", read_format=read)
-    assert queries == [40] and result.records_written == 40 and result.files_read == 40
+    # One native query over the 40 objects; nothing converted to JSON lines.
+    assert queries == [["id", "name", "note"]] and conversions == []
+    assert result.records_written == 40 and result.files_read == 40
     assert [r["id"] for r in _json_records(target)] == list(range(40))
 
 
@@ -567,17 +588,10 @@ def test_only_the_mapped_columns_are_converted(tmp_path: Path, monkeypatch: pyte
     data = io.BytesIO()
     frame.write_csv(data) if fmt == "csv" else frame.write_parquet(data)
     source.write_bytes(f"a.{fmt}", data.getvalue())
-    converted: list[list[str]] = []
-    real = convert._converted
-
-    def recorded(frames: list[pl.LazyFrame], *args: Any) -> Any:
-        converted.append(frames[0].collect_schema().names())
-        return real(frames, *args)
-
-    monkeypatch.setattr(convert, "_converted", recorded)
+    queries, conversions = _recorded_queries(monkeypatch)
     read = DataFormat(fmt, CsvOptions(with_header=True))
     _stage(source, target, TEXT_MAPPINGS[:2], compression="none", read_format=read)
-    assert converted == [["ID", "Name"]]  # names match case-insensitively, as the mapping's do
+    assert queries == [["ID", "Name"]] and conversions == []  # names match case-insensitively, as the mapping's do
     assert _json_records(target) == [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]
 
 

@@ -24,7 +24,7 @@ import polars as pl
 from glueflow_dagster.core.formats.partitions import literal_columns, partition_values
 from glueflow_dagster.core.quarantine import READ_ERRORS, ObjectReport, first_line
 
-__all__ = ["ConvertingReader", "FrameSource", "json_ready", "unreadable"]
+__all__ = ["ConvertingReader", "FrameSource", "batches", "json_ready", "unreadable"]
 
 _BATCH_BYTES = 64 * 1024**2  # stored bytes of the objects one conversion query reads
 _BATCH_OBJECTS = 256  # and at most this many objects (a query plans one scan per object)
@@ -70,19 +70,19 @@ class ConvertingReader:
         kept: list[Path] = []
         kept_uris: list[str] = []
         reports: list[ObjectReport] = []
-        for batch in _batches(list(zip(paths, uris, strict=True))):
+        for batch in batches(list(zip(paths, uris, strict=True))):
             if len(batch) > 1:
-                frames = [self._frame(path, uri, workdir, stack) for path, uri in batch]
+                frames = [self.frame_of(path, uri, workdir, stack) for path, uri in batch]
                 converted = _converted(frames, workdir, stack)
                 if isinstance(converted, Path):
                     kept.append(converted)
                     kept_uris.append(f"{batch[0][1]} and {len(batch) - 1} more")
                     continue
             for path, uri in batch:  # one object, or a batch that did not read: object by object
-                one = _converted([self._frame(path, uri, workdir, stack)], workdir, stack)
+                one = _converted([self.frame_of(path, uri, workdir, stack)], workdir, stack)
                 if not isinstance(one, Path):
                     frame, report = self.source.inspect(path, uri, workdir, stack, one)
-                    one = None if frame is None else _converted([self._with_partitions(frame, uri)], workdir, stack)
+                    one = None if frame is None else _converted([self.with_partitions(frame, uri)], workdir, stack)
                     if isinstance(one, BaseException):  # what inspection kept does not read either
                         report = unreadable(uri, one)
                     reports.append(report)
@@ -91,8 +91,8 @@ class ConvertingReader:
                     kept_uris.append(uri)
         return kept, kept_uris, reports
 
-    def _frame(self, path: Path, uri: str, workdir: Path, stack: ExitStack) -> pl.LazyFrame:
-        return self._with_partitions(self._projected(self.source.frame(path, workdir, stack)), uri)
+    def frame_of(self, path: Path, uri: str, workdir: Path, stack: ExitStack) -> pl.LazyFrame:
+        return self.with_partitions(self._projected(self.source.frame(path, workdir, stack)), uri)
 
     def _projected(self, frame: pl.LazyFrame) -> pl.LazyFrame:
         """Only the mapped columns (at least one column, so a record that maps nothing is still a record)."""
@@ -105,7 +105,7 @@ class ConvertingReader:
         kept = [name for name in names if name.lower() in self.columns] or names[:1]
         return frame.select(kept) if len(kept) < len(names) else frame
 
-    def _with_partitions(self, frame: pl.LazyFrame, uri: str) -> pl.LazyFrame:
+    def with_partitions(self, frame: pl.LazyFrame, uri: str) -> pl.LazyFrame:
         if not self.partition_keys:
             return frame
         return frame.with_columns(literal_columns(partition_values(uri, self.partition_keys)))
@@ -124,7 +124,7 @@ def _converted(frames: list[pl.LazyFrame], workdir: Path, stack: ExitStack) -> P
     return out
 
 
-def _batches(objects: list[tuple[Path, str]]) -> Iterator[list[tuple[Path, str]]]:
+def batches(objects: list[tuple[Path, str]]) -> Iterator[list[tuple[Path, str]]]:
     batch: list[tuple[Path, str]] = []
     size = 0
     for path, uri in objects:

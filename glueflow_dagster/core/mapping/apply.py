@@ -57,7 +57,7 @@ def presence_mapping(fm: FieldMapping, read_schema: Mapping[str, pl.DataType], t
         dtype = parse_glue_type("struct")
     elif isinstance(dtype, pl.List | pl.Array):
         dtype = parse_glue_type("array")
-    elif not isinstance(dtype, pl.Boolean | pl.Int64 | pl.Float64):
+    elif not isinstance(dtype, pl.Boolean | pl.Int64 | pl.Float64 | pl.Datetime):  # Datetime: typed Parquet
         dtype = pl.String()
     return FieldMapping(fm.source, dtype, (target,), dtype)
 

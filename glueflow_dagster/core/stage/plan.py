@@ -131,9 +131,18 @@ def _total(terms: list[pl.Expr]) -> pl.Expr:
 
 
 def query(
-    paths: Sequence[Path], plan: QueryPlan, out_dir: Path | None, first_part: int, *, ignore_errors: bool
+    paths: Sequence[Path],
+    plan: QueryPlan,
+    out_dir: Path | None,
+    first_part: int,
+    *,
+    ignore_errors: bool,
+    frame: pl.LazyFrame | None = None,
 ) -> tuple[int, int, bool, int]:
     """Scan -> map -> sink parts into ``out_dir`` (None: count only).
+
+    The scan reads ``paths`` as JSON lines with the plan's read schema, or is ``frame`` when given: a
+    format scanned natively into the read schema's columns (``formats.native``).
 
     Returns (records, cast errors, whether a speculation missed, null mapped values not cast errors). With
     ``plan.plain_timestamps`` a query whose timestamp mappings leave a present value null is run again
@@ -143,17 +152,18 @@ def query(
     speculated = plan.plain_timestamps or plan.fast_casts
     if speculated:
         mode: PlainTimestamps = _plain_mode(plan) if plan.plain_timestamps else "fast"
-        records, casts, timestamp_casts, missing, _ = _query_once(paths, plan, out_dir, first_part, ignore_errors, mode)
+        once = _query_once(paths, plan, out_dir, first_part, ignore_errors, mode, frame)
+        records, casts, timestamp_casts, missing, _ = once
         if not (timestamp_casts if plan.plain_timestamps else casts):
             return records, casts, False, missing
         if out_dir is not None:
             clear(out_dir)
     # In full, first without the zone branches (a pass per zone over every value): rarely needed.
-    records, casts, _, missing, named = _query_once(paths, plan, out_dir, first_part, ignore_errors, "nozones")
+    records, casts, _, missing, named = _query_once(paths, plan, out_dir, first_part, ignore_errors, "nozones", frame)
     if named:
         if out_dir is not None:
             clear(out_dir)
-        records, casts, _, missing, _ = _query_once(paths, plan, out_dir, first_part, ignore_errors, False)
+        records, casts, _, missing, _ = _query_once(paths, plan, out_dir, first_part, ignore_errors, False, frame)
     return records, casts, speculated, missing
 
 
@@ -170,10 +180,13 @@ def _query_once(
     first_part: int,
     ignore_errors: bool,
     mode: PlainTimestamps,
+    frame: pl.LazyFrame | None = None,
 ) -> tuple[int, int, int, int, int]:
     """One query in ``mode`` (ApplyMapping's ``plain_timestamps``); returns (records, cast errors, cast errors
     of timestamp mappings, null mapped values that are no cast errors, text values with a zone name)."""
-    scan = pl.scan_ndjson([str(p) for p in paths], schema=plan.read_schema, ignore_errors=ignore_errors)
+    scan = frame
+    if scan is None:
+        scan = pl.scan_ndjson([str(p) for p in paths], schema=plan.read_schema, ignore_errors=ignore_errors)
     mapped, columns, cast_errors, timestamp_errors, named = _mapped_with_cast_errors(scan, plan, mode)
     missing = _total([_target_expr(fm.target).null_count().cast(pl.Int64) for fm in plan.mappings])
     figures = [

@@ -24,14 +24,31 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import polars as pl
+
 from glueflow_dagster.core.commits import abort, aborted_on_failure, complete
 from glueflow_dagster.core.compression import GZIP_LEVELS
+from glueflow_dagster.core.formats.convert import ConvertingReader
+from glueflow_dagster.core.formats.native import (
+    concatenated,
+    native_frames,
+    sample_json_lines,
+    timestamp_sources,
+    unreadable_natively,
+)
 from glueflow_dagster.core.formats.options import DataFormat
 from glueflow_dagster.core.formats.seams import reader_of, writer_of
 from glueflow_dagster.core.json_reader import JsonFormat
 from glueflow_dagster.core.mapping import FieldMapping, parse_mappings
-from glueflow_dagster.core.quarantine import QUARANTINE_DIR, ObjectReport, object_entry, quarantine_key
-from glueflow_dagster.core.stage.plan import QueryPlan, make_plan, respelled
+from glueflow_dagster.core.quarantine import (
+    QUARANTINE_DIR,
+    READ_ERRORS,
+    ObjectReport,
+    first_line,
+    object_entry,
+    quarantine_key,
+)
+from glueflow_dagster.core.stage.plan import QueryPlan, make_plan, query, respelled
 from glueflow_dagster.core.stage.read import (
     GroupOutcome,
     Member,
@@ -194,9 +211,17 @@ def _stage_group(
         if copies.members:
             grouped = sum(len(m) for m in copies.members.values())
             log(f"read {grouped:,} small objects as {len(copies.members)} group files (Glue's groupFiles)")
-        paths, uris, converted = settings.reader.as_json_lines(paths, copies.uris, workdir, stack)
-        outcome = _map(request, settings, tally, paths, uris, copies.members, workdir, out_dir, stack, log)
-        outcome.reports[:0] = converted
+        native = _map_natively(request, settings, tally, paths, copies.uris, workdir, out_dir, stack, log)
+        outcome, rest = native or (None, list(range(len(paths))))
+        if rest:  # JSON, or CSV / Parquet objects the native scan does not read as the JSON path reads them
+            if outcome is not None and not tally.exceeded:  # the native parts first: the rest numbers after them
+                tally.pending += begin_parts(out_dir, request.target, request.name_prefix, settings.writer)
+            members = copies.members if native is None else {}
+            chosen, chosen_uris = [paths[i] for i in rest], [copies.uris[i] for i in rest]
+            json_paths, uris, converted = settings.reader.as_json_lines(chosen, chosen_uris, workdir, stack)
+            mapped = _map(request, settings, tally, json_paths, uris, members, workdir, out_dir, stack, log)
+            mapped.reports[:0] = converted
+            outcome = mapped if outcome is None else _merged(outcome, mapped)
         tally.quarantine(outcome.reports)
     tally.records += outcome.records
     tally.casts += outcome.cast_errors
@@ -205,6 +230,80 @@ def _stage_group(
         clear(out_dir)
     if not tally.exceeded:
         tally.pending += begin_parts(out_dir, request.target, request.name_prefix, settings.writer)
+
+
+def _map_natively(
+    request: StageRequest,
+    settings: _Settings,
+    tally: _Tally,
+    paths: list[Path],
+    uris: list[str],
+    workdir: Path,
+    out_dir: Path,
+    stack: ExitStack,
+    log: Log,
+) -> tuple[GroupOutcome, list[int]] | None:
+    """A CSV or Parquet group scanned natively into the stage's query (``formats.native``): its outcome and
+    the indices of the objects left to the converting path (JSON lines), which finds their bad rows or
+    quarantines them whole; None: the whole group takes the converting path."""
+    reader = settings.reader
+    if not isinstance(reader, ConvertingReader) or not paths:
+        return None
+    if tally.plan is None:
+        sample = sample_json_lines(reader, paths, uris, workdir, stack)
+        if sample is None:
+            return None
+        tally.plan = make_plan([sample], settings.mappings, request.target_file_bytes, settings.writer)
+        sample.unlink(missing_ok=True)
+    plan = tally.plan
+    frames = native_frames(reader, paths, uris, plan.read_schema, workdir, stack, timestamp_sources(plan.mappings))
+    if frames is None:
+        log(f"{uris[0]}: columns without a native equivalent of their JSON form: read through JSON lines")
+        return None
+    rest: list[int] = []
+    for attempt in range(2):
+        outcome = _native_query(request, tally, plan, frames, paths, out_dir, log)
+        if isinstance(outcome, GroupOutcome):
+            return outcome, rest
+        bad = unreadable_natively(frames) if attempt == 0 and len(paths) > 1 else set()
+        if not bad or len(bad) == len(paths):
+            break
+        log(f"{len(bad)} of {len(paths)} objects do not read natively ({first_line(outcome)}): read through JSON lines")
+        rest = sorted(bad)
+        frames = [None if index in bad else frame for index, frame in enumerate(frames)]
+    log(f"reading failed ({first_line(outcome)}): reading the {len(paths)} objects through JSON lines")
+    return None
+
+
+def _native_query(
+    request: StageRequest,
+    tally: _Tally,
+    plan: QueryPlan,
+    frames: list[pl.LazyFrame | None],
+    paths: list[Path],
+    out_dir: Path,
+    log: Log,
+) -> GroupOutcome | BaseException:
+    """The stage's query over the natively scanned objects, or the error it failed with (its parts cleared)."""
+    frame = concatenated(frames, plan.read_schema)
+    out = None if tally.exceeded else out_dir
+    typed = replace(plan, read_schema=frame.collect_schema())  # typed timestamps kept typed (presence counts)
+    try:
+        records, casts, missed, _ = query(paths, typed, out, len(tally.pending), ignore_errors=False, frame=frame)
+    except READ_ERRORS as err:
+        if out is not None:
+            clear(out)
+        return err
+    if missed:
+        log("values in other forms than the casts' fast paths read: mapped again with the full parsers")
+        tally.plan = replace(plan, plain_timestamps=False, fast_casts=False)
+    return GroupOutcome(records, casts, [], missed)
+
+
+def _merged(native: GroupOutcome, converted: GroupOutcome) -> GroupOutcome:
+    """A group's natively read objects and the rest, read through JSON lines, as one outcome."""
+    records, casts = native.records + converted.records, native.cast_errors + converted.cast_errors
+    return replace(converted, records=records, cast_errors=casts)
 
 
 def _map(
