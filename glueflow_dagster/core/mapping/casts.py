@@ -15,6 +15,8 @@ from decimal import Decimal
 import polars as pl
 
 from glueflow_dagster.core.mapping.fast import (
+    DATE_ONLY_RE,
+    DECIDED_RE,
     fast_boolean,
     fast_date,
     fast_decimal,
@@ -41,6 +43,10 @@ _TIMESTAMP_RE = (
     r"(?:[T ](?P<h>[0-9]{1,2})(?::(?P<mi>[0-9]{1,2})(?::(?P<s>[0-9]{1,2})(?:\.(?P<f>[0-9]*))?)?)?)?)?)?"
     r"\s*(?P<z>Z|[+-][0-9]{1,2}(?::?[0-9]{2}(?::?[0-9]{2})?)?|[A-Za-z][A-Za-z0-9/_+:-]*)?$"
 )
+# What the general parsers can read, before blanks are stripped (a value that matches neither never
+# reaches them: see fast.with_fallback's ``possible``).
+_UNSTRIPPED_DATE_RE = r"^\s*" + _DATE_RE[1:-1] + r"\s*$"
+_UNSTRIPPED_TIMESTAMP_RE = r"^\s*" + _TIMESTAMP_RE[1:-1] + r"\s*$"
 # A zone that is an offset: Z, UTC/GMT/UT alone, or (optionally after one of those) a signed offset.
 _OFFSET_ZONE_RE = (
     r"^(?:Z|UTC|GMT|UT)$"
@@ -387,7 +393,7 @@ def _to_date(expr: pl.Expr, src: pl.DataType) -> pl.Expr:
     if isinstance(src, pl.Datetime):
         return _utc_naive(expr, src).dt.date()
     if isinstance(src, pl.String):
-        return with_fallback(expr, fast_date, _parse_date)
+        return with_fallback(expr, fast_date, _parse_date, decided=DATE_ONLY_RE, possible=_UNSTRIPPED_DATE_RE)
     return _null(pl.Date())
 
 
@@ -471,6 +477,21 @@ def _parse_timestamp(text: pl.Expr, dst: pl.Datetime, zone_names: bool = True) -
     return step.struct.field("__result").cast(dst)
 
 
+def may_need_general(text: pl.Expr, dst: pl.DataType) -> pl.Expr:
+    """Whether text the fast path alone left null may read otherwise on the general path (a superset).
+
+    For timestamps and dates: text that is neither in the fixed forms (``DECIDED_RE``: invalid for the
+    general path too, ``2026-13-45T99:99:99Z``) nor impossible for the general parser (``not a time``);
+    for the other casts with a general path, any text. The stage speculates on the fast paths while no
+    value needs the general path (see ``stage.plan.query``), malformed values included.
+    """
+    if isinstance(dst, pl.Datetime):
+        return ~text.str.contains(DECIDED_RE) & text.str.contains(_UNSTRIPPED_TIMESTAMP_RE)
+    if isinstance(dst, pl.Date):
+        return ~text.str.contains(DATE_ONLY_RE) & text.str.contains(_UNSTRIPPED_DATE_RE)
+    return text.is_not_null()
+
+
 def zone_named(text: pl.Expr) -> pl.Expr:
     """Whether a text is a timestamp with a zone name (``... Europe/Paris``): where mapping with
     ``plain_timestamps="nozones"`` may differ from the full mapping (a superset: valid or not)."""
@@ -521,7 +542,11 @@ def _to_timestamp(expr: pl.Expr, src: pl.DataType, dst: pl.Datetime, plain_only:
         # Text that is a number ("1700000000") is no timestamp, as in Spark (a JSON number is read as one
         # and casts from its number type).
         return with_fallback(
-            expr, lambda text: fast_timestamp(text).cast(dst), lambda rest: _parse_timestamp(rest, dst, names)
+            expr,
+            lambda text: fast_timestamp(text).cast(dst),
+            lambda rest: _parse_timestamp(rest, dst, names),
+            decided=DECIDED_RE,
+            possible=_UNSTRIPPED_TIMESTAMP_RE,
         )
     if isinstance(src, pl.Boolean):
         return expr.cast(pl.Int64).cast(pl.Datetime("us")).cast(dst)  # Spark: true is 1 microsecond
