@@ -91,6 +91,8 @@ TIME_TEXTS = [
     "2026-11-23 12:00:00 Nowhere/Land", "2026-11-23 12:00:00.1234567", "2026-06-01 12:00:00 America/New_York",
     "12:00:00", "T12:00", "05/01/2024", "2024-01-05x", "0000-01-01 00:00:00", "0001-01-01 00:00:00",
     "9999-12-31 23:59:59.999999", "2024-01-05 10:11", "2024-01-05T10:11:12.000", "2024-12-31T23:59:59-01:00",
+    "+2026-11-23", "+2026-11-23 12:00:00", "+2026-11-23T12:00:00Z", "-2026-11-23", "+02026-11-23", "+12026-11-23",
+    "+0000-01-01", "0002026-11-23", "002026-11-23 01:02:03", "+2026-11-23 12:00:00 Europe/Paris", "++2026-11-23",
 ]  # fmt: skip
 OTHER_TEXTS = ['{"a": 1}', "[1, 2]", "x", " padded ", "\u2603", "null"]
 
@@ -174,6 +176,8 @@ TYPED_VALUES: list[tuple[str, list[Any]]] = [
             "2024-01-05 00:00:00.000010",
         ],
     ),  # fmt: skip
+    # Bytes as hex: UTF-8 text, and malformed sequences (each becomes U+FFFD in Spark's cast to string).
+    ("binary", ["41", "c3a9", "f09f9880e282ac41", "", "ff41", "e28241", "c0af", "eda080", "f4908080", "e09f80"]),
     ("struct", [{"a": 1, "b": "x"}, {"a": -5, "b": "y z"}]),
     ("array", [[1, 2, 3], [], [7]]),
 ]
@@ -285,6 +289,8 @@ def _python_value(source: str, value: Any) -> Any:
         return dt.date.fromisoformat(value)
     if source == "timestamp":
         return dt.datetime.fromisoformat(value)
+    if source == "binary":
+        return bytes.fromhex(value)
     return value
 
 
@@ -396,6 +402,8 @@ def _spark_source(source: str) -> str:
         return "s"
     if source in _SPARK_NESTED:
         return f"from_json(s, '{_SPARK_NESTED[source]}')"
+    if source == "binary":
+        return "unhex(s)"
     return f"cast(s as {source})"
 
 
@@ -556,7 +564,7 @@ def _epoch_seconds(source: str, value: Any) -> float | None:
     if source == "timestamp":
         delta = dt.datetime.fromisoformat(value) - dt.datetime(1970, 1, 1)
         return float(math.floor(delta.total_seconds()))
-    if source in ("string", "boolean", "date", "struct", "array"):
+    if source in ("string", "boolean", "date", "struct", "array", "binary"):
         return None
     return _number(value)
 

@@ -211,3 +211,27 @@ def test_the_stage_maps_as_the_full_casts_in_every_speculation(tmp_path: Path, z
     assert got["event_time"].str.slice(0, 19).to_list() == expected["event_time"].str.slice(0, 19).to_list()
     if zone_name_at is not None:
         assert got["event_time"][zone_name_at] == "2025-11-24 16:00:00"
+
+
+def test_malformed_values_the_fast_paths_decide_keep_the_speculation(tmp_path: Path) -> None:
+    """Malformed timestamps the general path cannot read either (``not a time``, ``2026-13-45T99:99:99Z``)
+    leave the stage on the fast paths; a value only the general path reads still gets its value."""
+    from glueflow_dagster.core.mapping import parse_mappings
+    from glueflow_dagster.core.stage.plan import make_plan
+    from glueflow_dagster.core.stage.write import JsonLinesWriter
+
+    bad = ["not a time", "2026-13-45T99:99:99Z", "", "2026/11/02 01:28"]
+    texts = [bad[i // 5 % 4] if i % 5 == 0 else f"2026-11-24T00:{i // 60 % 60:02d}:{i % 60:02d}Z" for i in range(2000)]
+    texts[1500] = "2026-11-24 1:2:3"  # one-digit fields: the general path's
+    lines = "".join(json.dumps({"id": i, "ts": text}) + "\n" for i, text in enumerate(texts))
+    path = tmp_path / "t.json"
+    path.write_text(lines)
+    mappings = [["id", "long", "event_id", "long"], ["ts", "string", "event_time", "timestamp"]]
+    plan = make_plan([path], parse_mappings(mappings), 2**27, JsonLinesWriter("none"))
+    assert plan.fast_casts  # before: a sample with cast errors mapped every group in full
+    source, target = LocalStorage(tmp_path / "in"), LocalStorage(tmp_path / "out")
+    info = source.write_bytes("t.json", lines.encode())
+    result = run_stage(source, [info], mappings, target, name_prefix="run-m", compression="none")
+    written = pl.concat([pl.read_ndjson(target.read_bytes(o.key)) for o in target.list()]).sort("event_id")
+    assert result.cast_errors == 399 and result.records_written == 2000  # 400 malformed, one replaced
+    assert written["event_time"][1500] == "2026-11-24 01:02:03" and written["event_time"][0] is None

@@ -100,6 +100,14 @@ ISSUE_CASES = [
     ('struct|{"a": 1, "b": "x"}|struct', '{"a":1,"b":"x"}'),
     ("array|[1, 2, 3]|array", "[1,2,3]"),
     ('struct|{"a": 1, "b": "x"}|string', '{"a":1,"b":"x"}'),
+    # Signed and zero-padded years as Spark reads them; bytes as UTF-8 text, U+FFFD for a malformed sequence.
+    ('string|"+2026-11-23"|timestamp', "2026-11-23 00:00:00.000000"),
+    ('string|"+2026-11-23T12:00:00Z"|date', "2026-11-23"),
+    ('string|"0002026-11-23"|date', "2026-11-23"),
+    ('string|"-2026-11-23"|date', None),
+    ('binary|"f09f9880e282ac41"|string', "\U0001f600\u20acA"),
+    ('binary|"ff41"|string', "\ufffdA"),
+    ('binary|"eda080"|string', "\ufffd"),
 ]
 
 
@@ -217,3 +225,32 @@ def test_a_json_type_past_the_sample_is_read_as_text_not_quarantined(tmp_path: P
     assert (result.records_written, result.error_records, result.cast_errors) == (299, 1, 1)
     assert rows[150]["v"] is None and rows[152]["v"] == 152
     assert {row["ok"] for row in rows.values()} == {1}
+
+
+@pytest.mark.parametrize("read", ["lines", "multiline", "jsonPath"])
+def test_a_field_mixing_numbers_and_objects_never_raises_in_any_read(read: str, tmp_path: Path) -> None:
+    # Numbers and objects (and arrays, text) under one name, in the sample and past it: every record is
+    # written, each value mapped from its JSON text (an object -> long is a cast error), in every read.
+    from glueflow_dagster.core.json_reader import JsonFormat
+    from glueflow_dagster.core.stage import run_stage
+    from glueflow_dagster.core.storage import LocalStorage
+
+    mixed: list[Any] = [1, {"k": 1}, 3, [1, {"k": 2}], "4", {"k": {"z": 1}}, 5.5]
+    records = [{"id": i, "v": mixed[i % 7], "u": {"w": mixed[(i + 1) % 7]}} for i in range(1400)]
+    data, fmt = {
+        "lines": ("".join(json.dumps(r) + "\n" for r in records), None),
+        "multiline": (json.dumps(records, indent=1), JsonFormat(multiline=True)),
+        "jsonPath": (json.dumps({"records": records}), JsonFormat(json_path="$.records[*]")),
+    }[read]
+    source, target = LocalStorage(tmp_path / "in"), LocalStorage(tmp_path / "out")
+    info = source.write_bytes("part-0.json", data.encode())
+    mappings = [("id", "long", "id", "long"), ("v", "long", "v", "long"), ("u.w", "string", "w", "string")]
+    result = run_stage(source, [info], mappings, target, name_prefix="run", compression="none", json_format=fmt)
+    rows = {
+        row["id"]: row
+        for obj in target.list("")
+        for row in map(json.loads, target.read_bytes(obj.key).decode().splitlines())
+    }
+    assert (result.records_written, result.error_records, len(rows)) == (1400, 0, 1400)
+    assert [rows[i]["v"] for i in range(7)] == [1, None, 3, None, 4, None, 5]  # text "5.5" -> long is 5, as in Spark
+    assert rows[1399]["v"] == 5 and rows[6]["w"] == "1"

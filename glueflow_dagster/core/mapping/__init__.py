@@ -16,7 +16,12 @@ casts' fast paths: common text forms with fixed formats), ``zones`` (zone names,
 (ApplyMapping, the cast error count). Every public name is importable from here.
 """
 
-from glueflow_dagster.core.mapping.apply import ApplyMapping, cast_error_count, presence_mapping
+from glueflow_dagster.core.mapping.apply import (
+    ApplyMapping,
+    cast_error_count,
+    general_needed_count,
+    presence_mapping,
+)
 from glueflow_dagster.core.mapping.parse import (
     FieldMapping,
     Frame,
@@ -39,6 +44,7 @@ __all__ = [
     "Mappings",
     "PlainTimestamps",
     "cast_error_count",
+    "general_needed_count",
     "parse_glue_type",
     "parse_mappings",
     "parse_path",

@@ -15,6 +15,8 @@ from decimal import Decimal
 import polars as pl
 
 from glueflow_dagster.core.mapping.fast import (
+    DATE_ONLY_RE,
+    DECIDED_RE,
     fast_boolean,
     fast_date,
     fast_decimal,
@@ -30,16 +32,21 @@ _FALSE_STRINGS = ["f", "false", "n", "no", "0"]
 # Spark accepts an integral string with a fraction and truncates it ("3.5" -> 3, ".5" -> 0, "." -> 0).
 _INTEGRAL_RE = r"^([+-]?[0-9]+)(?:\.[0-9]*)?$"
 _FRACTION_ONLY_RE = r"^[+-]?\.[0-9]*$"  # Spark reads "." as 0 too
-# Spark's stringToDate: yyyy, yyyy-[m]m, yyyy-[m]m-[d]d, optionally followed by ' ' or 'T' and anything.
-_DATE_RE = r"^(?P<y>[0-9]{4})(?:-(?P<m>[0-9]{1,2})(?:-(?P<d>[0-9]{1,2})(?:[T ].*)?)?)?$"
+# Spark's stringToDate: yyyy, yyyy-[m]m, yyyy-[m]m-[d]d, optionally followed by ' ' or 'T' and anything;
+# the year may carry a sign and have 4 to 7 digits (+2026, 02026), 4 to 6 in a timestamp.
+_DATE_RE = r"^(?P<y>[+-]?[0-9]{4,7})(?:-(?P<m>[0-9]{1,2})(?:-(?P<d>[0-9]{1,2})(?:[T ].*)?)?)?$"
 # Spark's stringToTimestamp (without time-only forms, whose date would depend on the clock):
 # date[ |T]h[:m[:s[.fraction]]] with an optional zone: Z, an offset (+h, +hh, +hhmm, +hh:mm, +hh:mm:ss),
 # UTC/GMT/UT with or without an offset, or a zone name (Europe/Paris, PST, CET).
 _TIMESTAMP_RE = (
-    r"^(?P<y>[0-9]{4})(?:-(?P<mo>[0-9]{1,2})(?:-(?P<d>[0-9]{1,2})"
+    r"^(?P<y>[+-]?[0-9]{4,6})(?:-(?P<mo>[0-9]{1,2})(?:-(?P<d>[0-9]{1,2})"
     r"(?:[T ](?P<h>[0-9]{1,2})(?::(?P<mi>[0-9]{1,2})(?::(?P<s>[0-9]{1,2})(?:\.(?P<f>[0-9]*))?)?)?)?)?)?"
     r"\s*(?P<z>Z|[+-][0-9]{1,2}(?::?[0-9]{2}(?::?[0-9]{2})?)?|[A-Za-z][A-Za-z0-9/_+:-]*)?$"
 )
+# What the general parsers can read, before blanks are stripped (a value that matches neither never
+# reaches them: see fast.with_fallback's ``possible``).
+_UNSTRIPPED_DATE_RE = r"^\s*" + _DATE_RE[1:-1] + r"\s*$"
+_UNSTRIPPED_TIMESTAMP_RE = r"^\s*" + _TIMESTAMP_RE[1:-1] + r"\s*$"
 # A zone that is an offset: Z, UTC/GMT/UT alone, or (optionally after one of those) a signed offset.
 _OFFSET_ZONE_RE = (
     r"^(?:Z|UTC|GMT|UT)$"
@@ -47,6 +54,18 @@ _OFFSET_ZONE_RE = (
 )
 # Spark's (java.math.BigDecimal's) decimal text: sign, digits, fraction, exponent.
 _DECIMAL_TEXT_RE = r"^(?P<sign>[+-]?)(?P<i>[0-9]*)(?:\.(?P<f>[0-9]*))?(?:[eE](?P<e>[+-]?[0-9]{1,9}))?$"
+# UTF-8 as lower-case hex: group 1 a valid sequence, group 2 a malformed one (java.nio's decoder: the
+# longest prefix of a valid sequence, where ED takes any continuation byte, else one byte).
+_CONT = "[89ab][0-9a-f]"
+_UTF8_VALID = (
+    f"[0-7][0-9a-f]|(?:c[2-9a-f]|d[0-9a-f]){_CONT}|e0[ab][0-9a-f]{_CONT}|(?:e[1-9a-c]|e[ef]){_CONT}{_CONT}"
+    f"|ed[89][0-9a-f]{_CONT}|f0[9ab][0-9a-f]{_CONT}{_CONT}|f[1-3]{_CONT}{_CONT}{_CONT}|f48[0-9a-f]{_CONT}{_CONT}"
+)
+_UTF8_BROKEN = (
+    f"f0[9ab][0-9a-f](?:{_CONT})?|f[1-3]{_CONT}(?:{_CONT})?|f48[0-9a-f](?:{_CONT})?|e0[ab][0-9a-f]"
+    f"|(?:e[1-9a-cef]){_CONT}|ed{_CONT}(?:{_CONT})?|[0-9a-f]{{2}}"
+)
+_UTF8_HEX = f"({_UTF8_VALID})|({_UTF8_BROKEN})"
 _ZEROS = "0" * 80  # sliced for zero padding (expression lengths; polars pads only to constant widths)
 # polars' float text: shortest round-trip digits, plain or with an exponent ("1e+20", "1.5e-7").
 _FLOAT_TEXT_RE = r"^(?P<sign>-?)(?P<i>[0-9]+)(?:\.(?P<f>[0-9]*))?(?:e(?P<e>[+-]?[0-9]+))?$"
@@ -150,9 +169,7 @@ def _to_string(expr: pl.Expr, src: pl.DataType) -> pl.Expr:
         wrapped = pl.struct(expr.alias("v")).struct.json_encode()
         return pl.when(expr.is_not_null()).then(wrapped.str.strip_prefix('{"v":').str.strip_suffix("}"))
     if isinstance(src, pl.Binary):
-        # Bytes need not be UTF-8 (polars raises on invalid UTF-8 even non-strictly); base64 is how Spark
-        # writes binary into JSON and never fails.
-        return expr.bin.encode("base64")
+        return _utf8_text(expr)
     if isinstance(src, pl.Datetime):
         # Spark's layout; chrono's %.f drops a zero fraction and otherwise prints 3, 6 or 9 digits, of
         # which Spark keeps only the significant ones ("56.5", not "56.500").
@@ -165,6 +182,19 @@ def _to_string(expr: pl.Expr, src: pl.DataType) -> pl.Expr:
     if _is_number(src) or isinstance(src, pl.Boolean | pl.Date | pl.Time):
         return expr.cast(pl.String, strict=False)
     return _null(pl.String())
+
+
+def _utf8_text(data: pl.Expr) -> pl.Expr:
+    """Bytes as UTF-8 text, as Spark casts binary to string: each malformed sequence becomes U+FFFD.
+
+    polars' cast raises on invalid UTF-8 (even non-strictly), so the bytes are checked as hex text: one
+    regex pass marks each valid sequence and each malformed one (``_UTF8_HEX``; a malformed one is the
+    longest prefix of a valid sequence, or one byte, as java.nio's decoder replaces them), the marks
+    become U+FFFD's bytes (``efbfbd``) and the hex is decoded. Native kernels only.
+    """
+    marked = data.bin.encode("hex").str.replace_all(_UTF8_HEX, "${1}x${2}y")
+    hex_text = marked.str.replace_all("xy", "", literal=True).str.replace_all("x[0-9a-f]+y", "efbfbd")
+    return hex_text.str.decode("hex").cast(pl.String)
 
 
 def _java_float_text(expr: pl.Expr, src: pl.DataType) -> pl.Expr:
@@ -363,23 +393,29 @@ def _to_date(expr: pl.Expr, src: pl.DataType) -> pl.Expr:
     if isinstance(src, pl.Datetime):
         return _utc_naive(expr, src).dt.date()
     if isinstance(src, pl.String):
-        return with_fallback(expr, fast_date, _parse_date)
+        return with_fallback(expr, fast_date, _parse_date, decided=DATE_ONLY_RE, possible=_UNSTRIPPED_DATE_RE)
     return _null(pl.Date())
 
 
 def _parse_date(text: pl.Expr) -> pl.Expr:
     """Spark's stringToDate (see _DATE_RE)."""
     parts = text.str.strip_chars().str.extract_groups(_DATE_RE)
+    year = _year(parts.struct.field("y"))
     joined = pl.concat_str(
-        parts.struct.field("y"),
+        year,
         pl.lit("-"),
         parts.struct.field("m").fill_null("1"),
         pl.lit("-"),
         parts.struct.field("d").fill_null("1"),
     )
     # Impossible dates (02-30) -> null. No cache: it only pays off for repeated values.
-    date = joined.str.to_date("%Y-%m-%d", strict=False, cache=False)
-    return pl.when(parts.struct.field("y") != "0000").then(date)  # years 1..9999, like timestamps
+    return joined.str.to_date("%Y-%m-%d", strict=False, cache=False)
+
+
+def _year(digits: pl.Expr) -> pl.Expr:
+    """A year group (``2026``, ``+2026``, ``02026``) as 4 digits, null outside 1..9999 (so is the value)."""
+    year = digits.cast(pl.Int64, strict=False)  # reads a sign and leading zeros
+    return pl.when(year.is_between(1, 9999)).then(year.cast(pl.String).str.zfill(4))
 
 
 def _parse_timestamp(text: pl.Expr, dst: pl.Datetime, zone_names: bool = True) -> pl.Expr:
@@ -394,7 +430,7 @@ def _parse_timestamp(text: pl.Expr, dst: pl.Datetime, zone_names: bool = True) -
     f = pl.field
     parts = text.str.strip_chars().str.extract_groups(_TIMESTAMP_RE)
     local = pl.concat_str(
-        f("y"),
+        _year(f("y")),
         pl.lit("-"),
         f("mo").fill_null("1"),
         pl.lit("-"),
@@ -439,6 +475,21 @@ def _parse_timestamp(text: pl.Expr, dst: pl.Datetime, zone_names: bool = True) -
     # An offset can push 9999-12-31 past year 9999, which Python (and Spark) cannot represent.
     step = step.struct.with_fields(__result=pl.when(f("__utc").dt.year().is_between(1, 9999)).then(f("__utc")))
     return step.struct.field("__result").cast(dst)
+
+
+def may_need_general(text: pl.Expr, dst: pl.DataType) -> pl.Expr:
+    """Whether text the fast path alone left null may read otherwise on the general path (a superset).
+
+    For timestamps and dates: text that is neither in the fixed forms (``DECIDED_RE``: invalid for the
+    general path too, ``2026-13-45T99:99:99Z``) nor impossible for the general parser (``not a time``);
+    for the other casts with a general path, any text. The stage speculates on the fast paths while no
+    value needs the general path (see ``stage.plan.query``), malformed values included.
+    """
+    if isinstance(dst, pl.Datetime):
+        return ~text.str.contains(DECIDED_RE) & text.str.contains(_UNSTRIPPED_TIMESTAMP_RE)
+    if isinstance(dst, pl.Date):
+        return ~text.str.contains(DATE_ONLY_RE) & text.str.contains(_UNSTRIPPED_DATE_RE)
+    return text.is_not_null()
 
 
 def zone_named(text: pl.Expr) -> pl.Expr:
@@ -491,7 +542,11 @@ def _to_timestamp(expr: pl.Expr, src: pl.DataType, dst: pl.Datetime, plain_only:
         # Text that is a number ("1700000000") is no timestamp, as in Spark (a JSON number is read as one
         # and casts from its number type).
         return with_fallback(
-            expr, lambda text: fast_timestamp(text).cast(dst), lambda rest: _parse_timestamp(rest, dst, names)
+            expr,
+            lambda text: fast_timestamp(text).cast(dst),
+            lambda rest: _parse_timestamp(rest, dst, names),
+            decided=DECIDED_RE,
+            possible=_UNSTRIPPED_TIMESTAMP_RE,
         )
     if isinstance(src, pl.Boolean):
         return expr.cast(pl.Int64).cast(pl.Datetime("us")).cast(dst)  # Spark: true is 1 microsecond

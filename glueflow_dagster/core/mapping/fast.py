@@ -32,6 +32,10 @@ _OFFSET = r"[+-](?:(?:0[0-9]|1[0-7]):?[0-5][0-9]|18:?00)"
 # The guard of every timestamp form: 2-digit fields, T or a space, an optional fraction and zone.
 ISO_RE = f"^{_DATE}(?:[T ]{_CLOCK}(?:Z|{_OFFSET})?)?$"
 DATE_ONLY_RE = f"^{_DATE}$"
+# Text in the fixed forms with any two digits per field and any two-digit offset: what the fast path
+# leaves null here is invalid for the general path too (month 13, second 60-99, offset past 18:00), so
+# it never reaches that path (with_fallback's ``decided``).
+DECIDED_RE = f"^{_DATE}(?:[T ][0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}(?:\\.[0-9]+)?(?:Z|[+-][0-9]{{2}}:?[0-9]{{2}})?)?$"
 _FIRST = datetime(1, 1, 1)
 _LAST = datetime(9999, 12, 31, 23, 59, 59, 999999)
 _FIRST_DATE = date(1, 1, 1)
@@ -126,15 +130,26 @@ def fast_boolean(text: pl.Expr) -> pl.Expr:
     return pl.when(text == "true").then(pl.lit(True)).when(text == "false").then(pl.lit(False))
 
 
-def with_fallback(text: pl.Expr, fast: Parse, general: Parse) -> pl.Expr:
+def with_fallback(
+    text: pl.Expr, fast: Parse, general: Parse, decided: str | None = None, possible: str | None = None
+) -> pl.Expr:
     """The fast value, else the general path's value for the text the fast path left null.
 
     ``general`` is a function of a text expression; it sees only the values the fast path did not take
-    (the others are null for it, which kernels skip). ``struct.with_fields`` evaluates each step once.
+    (the others are null for it, which kernels skip). ``decided``: a regex of text whose fast answer is
+    final, null included (its guard: such text is invalid for the general path too, ``2026-13-45``);
+    ``possible``: a regex every text the general path reads matches. Text the fast path left null goes
+    to the general path only if it is undecided and possible, so malformed values mostly leave the
+    general path's input all null (a kernel's cheapest case). ``struct.with_fields`` evaluates each
+    step once.
     """
     f = pl.field
     steps = pl.struct(text.alias("text"))
     steps = steps.struct.with_fields(fast=fast(f("text")))
     steps = steps.struct.with_fields(rest=pl.when(f("fast").is_null()).then(f("text")))
+    if decided is not None:
+        steps = steps.struct.with_fields(rest=pl.when(~f("rest").str.contains(decided)).then(f("rest")))
+    if possible is not None:
+        steps = steps.struct.with_fields(rest=pl.when(f("rest").str.contains(possible)).then(f("rest")))
     result = pl.coalesce(f("fast"), general(f("rest")))
     return steps.struct.with_fields(result=result).struct.field("result")

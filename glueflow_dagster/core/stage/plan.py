@@ -28,11 +28,11 @@ from glueflow_dagster.core.mapping import (
     ApplyMapping,
     FieldMapping,
     PlainTimestamps,
-    cast_error_count,
+    general_needed_count,
     presence_mapping,
     source_read_schema,
 )
-from glueflow_dagster.core.mapping.casts import zone_named
+from glueflow_dagster.core.mapping.casts import may_need_general, zone_named
 from glueflow_dagster.core.quarantine import READ_ERRORS
 from glueflow_dagster.core.stage.write import Writer, clear
 
@@ -93,7 +93,7 @@ def _target_expr(path: tuple[str, ...]) -> pl.Expr:
 
 def _mapped_with_cast_errors(
     scan: pl.LazyFrame, plan: QueryPlan, plain_timestamps: PlainTimestamps
-) -> tuple[pl.LazyFrame, list[str], pl.Expr, pl.Expr, pl.Expr]:
+) -> tuple[pl.LazyFrame, list[str], pl.Expr, pl.Expr, pl.Expr, pl.Expr]:
     """ApplyMapping plus, in the same projection, each cast-failing mapping's source.
 
     A cast error is a source that is present but whose mapped value is null (as ``cast_error_count``
@@ -104,12 +104,15 @@ def _mapped_with_cast_errors(
     form, so a mapping to String never fails and needs no check. The last expression counts the cast
     errors of timestamp mappings: with ``plain_timestamps`` any of them means the speculation missed.
     The last counts the text values with a zone name (``zone_named``): with ``"nozones"`` any of them
-    means the query must run again with the zone branches.
+    means the query must run again with the zone branches. With ``"fast"`` the last counts the text values
+    the fast paths left null that the general path may read (``may_need_general``): any of them means the
+    speculation missed; malformed values the fast paths decide do not.
     """
     extra: list[FieldMapping] = []
     errors: list[pl.Expr] = []
     timestamp_errors: list[pl.Expr] = []
     named: list[pl.Expr] = []
+    needed: list[pl.Expr] = []
     for index, fm in enumerate(plan.mappings):
         if isinstance(fm.target_type, pl.Null | pl.String):
             continue
@@ -117,13 +120,18 @@ def _mapped_with_cast_errors(
         extra.append(presence_mapping(fm, plan.read_schema, name))  # the source, identity-cast
         error = pl.col(name).count().cast(pl.Int64) - _target_expr(fm.target).count()
         errors.append(error)
+        if plain_timestamps == "fast" and isinstance(extra[-1].target_type, pl.String):  # text
+            failed = pl.when(_target_expr(fm.target).is_null()).then(pl.col(name))
+            needed.append(may_need_general(failed, fm.target_type).sum().cast(pl.Int64))
         if isinstance(fm.target_type, pl.Datetime):
             timestamp_errors.append(error)
             if plain_timestamps == "nozones" and isinstance(extra[-1].target_type, pl.String):  # text
-                named.append(zone_named(pl.col(name)).sum().cast(pl.Int64))
+                # Only a value that came out null can hold a zone name the query left out.
+                failed = pl.when(_target_expr(fm.target).is_null()).then(pl.col(name))
+                named.append(zone_named(failed).sum().cast(pl.Int64))
     mapped = ApplyMapping.apply(scan, [*plan.mappings, *extra], plain_timestamps=plain_timestamps)
     columns = list(dict.fromkeys(fm.target[0] for fm in plan.mappings))
-    return mapped, columns, _total(errors), _total(timestamp_errors), _total(named)
+    return mapped, columns, _total(errors), _total(timestamp_errors), _total(named), _total(needed)
 
 
 def _total(terms: list[pl.Expr]) -> pl.Expr:
@@ -152,18 +160,21 @@ def query(
     speculated = plan.plain_timestamps or plan.fast_casts
     if speculated:
         mode: PlainTimestamps = _plain_mode(plan) if plan.plain_timestamps else "fast"
-        once = _query_once(paths, plan, out_dir, first_part, ignore_errors, mode, frame)
-        records, casts, timestamp_casts, missing, _ = once
-        if not (timestamp_casts if plan.plain_timestamps else casts):
+        records, casts, timestamp_casts, missing, _, needed = _query_once(
+            paths, plan, out_dir, first_part, ignore_errors, mode, frame
+        )
+        if not (timestamp_casts if plan.plain_timestamps else needed):
             return records, casts, False, missing
         if out_dir is not None:
             clear(out_dir)
     # In full, first without the zone branches (a pass per zone over every value): rarely needed.
-    records, casts, _, missing, named = _query_once(paths, plan, out_dir, first_part, ignore_errors, "nozones", frame)
+    records, casts, _, missing, named, _ = _query_once(
+        paths, plan, out_dir, first_part, ignore_errors, "nozones", frame
+    )
     if named:
         if out_dir is not None:
             clear(out_dir)
-        records, casts, _, missing, _ = _query_once(paths, plan, out_dir, first_part, ignore_errors, False, frame)
+        records, casts, _, missing, _, _ = _query_once(paths, plan, out_dir, first_part, ignore_errors, False, frame)
     return records, casts, speculated, missing
 
 
@@ -181,13 +192,14 @@ def _query_once(
     ignore_errors: bool,
     mode: PlainTimestamps,
     frame: pl.LazyFrame | None = None,
-) -> tuple[int, int, int, int, int]:
+) -> tuple[int, int, int, int, int, int]:
     """One query in ``mode`` (ApplyMapping's ``plain_timestamps``); returns (records, cast errors, cast errors
-    of timestamp mappings, null mapped values that are no cast errors, text values with a zone name)."""
+    of timestamp mappings, null mapped values that are no cast errors, text values with a zone name, text
+    values the fast paths left null that the general path may read)."""
     scan = frame
     if scan is None:
         scan = pl.scan_ndjson([str(p) for p in paths], schema=plan.read_schema, ignore_errors=ignore_errors)
-    mapped, columns, cast_errors, timestamp_errors, named = _mapped_with_cast_errors(scan, plan, mode)
+    mapped, columns, cast_errors, timestamp_errors, named, needed = _mapped_with_cast_errors(scan, plan, mode)
     missing = _total([_target_expr(fm.target).null_count().cast(pl.Int64) for fm in plan.mappings])
     figures = [
         pl.len().alias("records"),
@@ -195,6 +207,7 @@ def _query_once(
         timestamp_errors.alias("timestamp_casts"),
         missing.alias("missing"),
         named.alias("named"),
+        needed.alias("needed"),
     ]
     if out_dir is None:
         # Nothing to write: still parse every line (a bare len() only counts lines) to find bad ones.
@@ -211,6 +224,7 @@ def _query_once(
         # A cast error is a present source: only the other nulls can hide an unseen spelling (respelled).
         int(totals["missing"][0] or 0) - int(totals["casts"][0] or 0),
         int(totals["named"][0] or 0),
+        int(totals["needed"][0] or 0),
     )
 
 
@@ -230,7 +244,8 @@ def make_plan(
             rows = pl.scan_ndjson(_sample_source(path), schema=read_schema, n_rows=_SIZE_SAMPLE_LINES)
             # The fast paths first: with no cast error they map exactly as the full casts do, and the
             # full mapping (whose general parsers cost more to plan than to run on 1,000 lines) is skipped.
-            errors = cast_error_count(rows, mappings, plain_timestamps="fast").sum()
+            # Malformed values the fast paths decide (null in the general path too) do not count.
+            errors = general_needed_count(rows, mappings).sum()
             frames = [ApplyMapping.apply(rows, mappings, plain_timestamps="fast"), rows.select(errors)]
             if speculate:
                 frames.append(ApplyMapping.apply(rows, mappings, plain_timestamps=True))
