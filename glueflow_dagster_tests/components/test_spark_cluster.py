@@ -170,7 +170,7 @@ def test_executors_read_and_write_and_the_driver_makes_no_data_request(
 def test_a_worker_killed_mid_stage_still_gives_every_record_exactly_once(
     tmp_path: Path, cluster: SparkCluster, s3_client: Any, s3_bucket: str
 ) -> None:
-    ids = _objects(s3_client, s3_bucket, count=10, lines=20000)
+    ids = _objects(s3_client, s3_bucket, count=12, lines=20000)
     extras = _extras(s3_client, s3_bucket, "k1", cluster.url, group_size=1)
     process, result_path = start_driver(extras, tmp_path)
     # Mid-stage: once some task has left a pending part (and the driver is still running), worker 0 dies.
