@@ -112,6 +112,7 @@ print(json.dumps({"package": glueflow_dagster.__file__, "keys": keys,
 """
 
 
+@pytest.mark.slow  # a wheel build, a venv and four interpreters loading Dagster: 1-4 minutes
 @pytest.mark.xdist_group("wheel")
 def test_a_wheel_in_a_fresh_venv_loads_the_demo_flow_without_the_source_tree(tmp_path: Path) -> None:
     """Dagster+ Serverless and `pip install .` put the package in site-packages, away from the project's
