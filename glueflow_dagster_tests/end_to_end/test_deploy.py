@@ -139,6 +139,8 @@ def test_a_wheel_in_a_fresh_venv_loads_the_demo_flow_without_the_source_tree(tmp
             [python, "-c", _SHOW], cwd=project, env={**env, **extra}, capture_output=True, text=True, timeout=300
         )
         assert done.returncode == 0, done.stderr[-3000:]
+        # As quiet as the source tree's door (load_from_defs_folder): no Dagster preview/beta notices.
+        assert "Warning" not in done.stderr, done.stderr[-3000:]
         return json.loads(done.stdout.strip().splitlines()[-1])
 
     alone = show()  # an empty folder: the wheel's own copy of the demo flow
