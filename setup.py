@@ -1,4 +1,28 @@
+import shutil
+from pathlib import Path
+
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+# The demo flow's one source is the project's glueflow.yaml (defs/events/defs.yaml names it:
+# `flow_file: ../../../glueflow.yaml`). A wheel leaves the project behind, so the build copies the file
+# beside the installed instance; the component reads that copy only when the project has none
+# (components/flow_source.py, packaged_flow_file).
+DEMO_FLOW_FILE = "glueflow.yaml"
+DEMO_FLOW_COPY = ("glueflow_dagster", "defs", "events", "glueflow.yaml")
+
+
+class BuildPyWithDemoFlow(build_py):
+    def run(self) -> None:
+        super().run()
+        source = Path(__file__).resolve().parent / DEMO_FLOW_FILE
+        if not source.is_file():
+            raise SystemExit(f"{source}: the demo flow file is missing (MANIFEST.in ships it in the sdist)")
+        if not self.editable_mode:  # an editable install reads the project's file itself
+            target = Path(self.build_lib, *DEMO_FLOW_COPY)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+
 
 setup(
     name="glueflow_dagster",
@@ -38,6 +62,7 @@ setup(
             "dagster-postgres>=0.29,<0.30",  # the PostgreSQL instance tests (dagster_postgres.yaml)
         ]
     },
+    cmdclass={"build_py": BuildPyWithDemoFlow},
     entry_points={
         "console_scripts": ["glueflow=glueflow_dagster.cli:main"],
         # dg's registry: makes the component type `glueflow_dagster.GlueFlows` known to `dg`.

@@ -12,6 +12,7 @@ Two doors, one parser (`config.parse_config`):
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import dagster as dg
@@ -41,7 +42,12 @@ def load_component_definitions() -> Definitions:
     # defs module, so load the packaged defs folder directly; local uris resolve against the cwd.
     import glueflow_dagster.defs
 
-    return dg.ComponentTree(defs_module=glueflow_dagster.defs, project_root=Path.cwd()).build_defs()
+    with warnings.catch_warnings():
+        # Dagster's own preview/beta notices from its component loader: load_from_defs_folder (the
+        # source tree's door) suppresses the same ones, so both doors load as quietly.
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return dg.ComponentTree(defs_module=glueflow_dagster.defs, project_root=Path.cwd()).build_defs()
 
 
 def load_project_definitions() -> Definitions:

@@ -41,10 +41,14 @@ def is_component_instance(document: Any) -> bool:
 
 
 def find_project_root(path: Path) -> Path:
-    """The nearest folder above `path` holding pyproject.toml (the dg project root), else path's folder."""
+    """The nearest folder above `path` holding pyproject.toml (the dg project root); else, for an instance
+    installed in a package (site-packages), the working directory, as the code location loads it
+    (definitions.py); else path's folder."""
     for folder in path.resolve().parents:
         if (folder / "pyproject.toml").is_file():
             return folder
+    if _import_root(path) != path.resolve().parent:
+        return Path.cwd()
     return path.resolve().parent
 
 
@@ -64,7 +68,22 @@ def instance_flows(attributes: Any, instance_file: Path, project_root: Path) -> 
     flow_file = attributes["flow_file"]
     if not isinstance(flow_file, str) or not flow_file.strip():
         raise ConfigError(f"{instance_file}: attributes.flow_file: expected a path, got {shown(flow_file)}")
-    return load_config(flow_file_path(instance_file, flow_file, project_root))
+    path = flow_file_path(instance_file, flow_file, project_root)
+    packaged = packaged_flow_file(instance_file, flow_file)
+    if not path.exists() and packaged is not None:
+        # Installed, and the project has no copy of its own: the wheel's, its local uris against the
+        # project (the working directory), never site-packages.
+        base_dir = Path.cwd() if _is_within(instance_file, project_root) else project_root
+        return parse_config(read_yaml_document(packaged), packaged, base_dir=base_dir)
+    return load_config(path)
+
+
+def packaged_flow_file(instance_file: Path, flow_file: str) -> Path | None:
+    """The copy of an instance's flow file that a wheel ships beside the installed `defs.yaml` (setup.py's
+    build step copies the demo's `glueflow.yaml` to `defs/events/glueflow.yaml`), if there is one. The
+    source tree has none: there the flow file named by `flow_file` is the one source."""
+    copy = instance_file.parent / Path(flow_file).name
+    return copy if copy.is_file() and copy.resolve() != (instance_file.parent / flow_file).resolve() else None
 
 
 def flow_file_path(instance_file: Path, flow_file: str, project_root: Path) -> Path:
@@ -78,13 +97,15 @@ def flow_file_path(instance_file: Path, flow_file: str, project_root: Path) -> P
     beside = instance_file.parent / flow_file
     if beside.exists() or Path(flow_file).is_absolute():
         return beside
-    try:
-        instance_file.resolve().relative_to(project_root.resolve())
+    if _is_within(instance_file, project_root):
         return beside  # already in the project: the path as written is the answer (missing: said by the loader)
-    except ValueError:
-        pass
     # Missing here too: the loader's error then names the project's path, the one to create.
-    return project_root / instance_file.resolve().parent.relative_to(_import_root(instance_file)) / flow_file
+    in_package = instance_file.resolve().parent.relative_to(_import_root(instance_file))
+    return (project_root / in_package / flow_file).resolve()
+
+
+def _is_within(path: Path, folder: Path) -> bool:
+    return path.resolve().is_relative_to(folder.resolve())
 
 
 def _import_root(instance_file: Path) -> Path:
@@ -115,7 +136,9 @@ def demo_flow_file() -> Path:
     flow_file = attributes.get("flow_file") if isinstance(attributes, Mapping) else None
     if not isinstance(flow_file, str):
         raise ConfigError(f"{instance}: attributes.flow_file: the demo instance must name its flow file")
-    return (instance.parent / flow_file).resolve()
+    named = (instance.parent / flow_file).resolve()
+    packaged = packaged_flow_file(instance, flow_file)
+    return packaged if not named.is_file() and packaged is not None else named  # installed: the wheel's copy
 
 
 def refuse_yaml_aliases(folder: Path) -> None:
