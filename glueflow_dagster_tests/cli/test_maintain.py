@@ -22,12 +22,16 @@ from glueflow_dagster.cli.maintain import run_maintain
 from glueflow_dagster.components.resources import StorageResource
 from glueflow_dagster.core import iceberg_commit
 from glueflow_dagster.core.config import ConfigError, load_config
-from glueflow_dagster.core.iceberg_commit import IcebergOutput
 from glueflow_dagster.core.iceberg_maintain import AWAITING, CURRENT, EXPIRE, LIVE
 from glueflow_dagster.core.iceberg_table import RUN_ID_PROPERTY
 from glueflow_dagster.definitions import load_definitions
 from glueflow_dagster_tests.components.test_assets import run_job
-from glueflow_dagster_tests.components.test_iceberg_output import iceberg_flow_file, records, the_table
+from glueflow_dagster_tests.components.test_iceberg_output import (
+    iceberg_flow_file,
+    output_run_dying_after_its_snapshot,
+    records,
+    the_table,
+)
 from glueflow_dagster_tests.conftest import write_flow_file
 
 LATER_MS = int(time.time() * 1000) + 2 * 3600 * 1000  # past the default orphan_grace_s (3600 s)
@@ -60,16 +64,7 @@ def test_maintain_expires_committed_snapshots_keeps_one_awaiting_adoption_and_re
     raw.write_bytes("c.json", records(40, 20))
     run_job(defs, instance, "events_input_job")
     # A run dies after its snapshot, before its materialization: the next Output run adopts the snapshot.
-    committed = IcebergOutput.commit
-
-    def dies_after_the_snapshot(self: IcebergOutput, *args: Any, **kwargs: Any) -> Any:
-        committed(self, *args, **kwargs)
-        raise RuntimeError("worker lost after the Iceberg commit")
-
-    monkeypatch.setattr(IcebergOutput, "commit", dies_after_the_snapshot)
-    died = defs.resolve_job_def("events_output_job").execute_in_process(instance=instance, raise_on_error=False)
-    assert not died.success
-    monkeypatch.setattr(IcebergOutput, "commit", committed)
+    died_run_id = output_run_dying_after_its_snapshot(defs, instance, monkeypatch)
     # Another engine appends a row: the snapshot awaiting adoption is no longer the current one.
     table = the_table(flow_file, warehouse.as_uri())
     row = {"event_id": -1, "user_id": 0, "ts": datetime(2026, 12, 1, tzinfo=UTC)}
@@ -77,7 +72,7 @@ def test_maintain_expires_committed_snapshots_keeps_one_awaiting_adoption_and_re
     pq.write_table(pa.Table.from_pylist([row], schema=table.schema().as_arrow()), other_file)
     table.add_files([other_file.as_uri()])
     snapshots = the_table(flow_file, warehouse.as_uri()).snapshots()
-    assert len(snapshots) == 4 and snapshots[2].summary.get(RUN_ID_PROPERTY) == died.run_id
+    assert len(snapshots) == 4 and snapshots[2].summary.get(RUN_ID_PROPERTY) == died_run_id
     files_before, metadata_before = data_files(warehouse), metadata_files(warehouse)
 
     lines: list[str] = []

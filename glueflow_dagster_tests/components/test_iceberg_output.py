@@ -100,6 +100,25 @@ def the_table(flow_file: Path, warehouse: str, extra: dict[str, str] | None = No
     return open_catalog(target).load_table(target.identifier)
 
 
+def output_run_dying_after_its_snapshot(defs: Any, instance: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the Output job with its worker lost after its Iceberg snapshot, before its materialization; its
+    run id. (pyiceberg is imported only by the tests that use it.)"""
+    from glueflow_dagster.core.iceberg_commit import IcebergOutput
+
+    committed = IcebergOutput.commit
+
+    def dies_after_the_snapshot(self: IcebergOutput, *args: Any, **kwargs: Any) -> Any:
+        committed(self, *args, **kwargs)
+        raise RuntimeError("worker lost after the Iceberg commit")
+
+    monkeypatch.setattr(IcebergOutput, "commit", dies_after_the_snapshot)
+    died = defs.resolve_job_def("events_output_job").execute_in_process(instance=instance, raise_on_error=False)
+    assert not died.success
+    monkeypatch.setattr(IcebergOutput, "commit", committed)
+    return died.run_id
+
+
+
 @pytest.mark.parametrize("store", ["local", "s3", "s3+glue"])
 def test_input_then_output_writes_one_snapshot_per_bookmark_version_read_through_the_table(
     store: str, tmp_path: Path, instance: Any, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
@@ -164,24 +183,13 @@ def test_a_run_that_dies_between_its_snapshot_and_its_materialization_is_adopted
     glueflow commit). The next run finds its bookmark version in the snapshot's summary: it appends nothing,
     commits the dead run's bookmark (its own plan held more objects, arrived meanwhile: a later run reads
     them), and records the adopted snapshot's id."""
-    from glueflow_dagster.core.iceberg_commit import IcebergOutput
-
     warehouse = (tmp_path / "warehouse").as_uri()
     flow_file = iceberg_flow_file(tmp_path, "data/input", "data/staging", warehouse)
     defs = load_definitions(flow_file)
     raw = StorageResource().open(str(tmp_path / "data" / "input"))
     raw.write_bytes("a.json", records(0, 30))
     run_job(defs, instance, "events_input_job")
-    committed = IcebergOutput.commit
-
-    def dies_after_the_snapshot(self: IcebergOutput, *args: Any, **kwargs: Any) -> Any:
-        committed(self, *args, **kwargs)
-        raise RuntimeError("worker lost after the Iceberg commit")
-
-    monkeypatch.setattr(IcebergOutput, "commit", dies_after_the_snapshot)
-    died = defs.resolve_job_def("events_output_job").execute_in_process(instance=instance, raise_on_error=False)
-    assert not died.success
-    monkeypatch.setattr(IcebergOutput, "commit", committed)
+    died_run_id = output_run_dying_after_its_snapshot(defs, instance, monkeypatch)
     [dead_snapshot] = the_table(flow_file, warehouse).snapshots()
     raw.write_bytes("b.json", records(30, 12))
     run_job(defs, instance, "events_input_job")
@@ -190,10 +198,10 @@ def test_a_run_that_dies_between_its_snapshot_and_its_materialization_is_adopted
 
     metadata = run_materialization_metadata(instance, adopter, output_key("events"))
     assert metadata["iceberg_snapshot_id"] == str(dead_snapshot.snapshot_id)
-    assert metadata["iceberg_adopted_run_id"] == died.run_id
+    assert metadata["iceberg_adopted_run_id"] == died_run_id
     assert metadata["bookmark_version"] == 1
     assert len(the_table(flow_file, warehouse).snapshots()) == 1
     run_job(defs, instance, "events_output_job")  # reads what arrived after the dead run's plan
     table = the_table(flow_file, warehouse)
-    assert [s.summary[RUN_ID_PROPERTY] for s in table.snapshots()][0] == died.run_id
+    assert [s.summary[RUN_ID_PROPERTY] for s in table.snapshots()][0] == died_run_id
     assert sorted(table.scan().to_arrow().column("event_id").to_pylist()) == list(range(42))

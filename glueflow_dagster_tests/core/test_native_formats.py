@@ -21,7 +21,7 @@ import pytest
 from glueflow_dagster.core.formats import convert
 from glueflow_dagster.core.formats.convert import ConvertingReader
 from glueflow_dagster.core.formats.csv import CsvSource
-from glueflow_dagster.core.formats.native import native_frame, sample_json_lines, timestamp_sources
+from glueflow_dagster.core.formats.native import concatenated, native_frames, sample_json_lines, timestamp_sources
 from glueflow_dagster.core.formats.options import CsvOptions, DataFormat
 from glueflow_dagster.core.formats.parquet import ParquetSource
 from glueflow_dagster.core.mapping import ApplyMapping, parse_mappings
@@ -235,8 +235,9 @@ def test_the_native_frame_streams_with_no_python(tmp_path: Path, fmt: str) -> No
         sample = sample_json_lines(reader, paths, uris, tmp_path, stack)
         assert sample is not None
         plan = make_plan([sample], mappings, 1024**2, JsonLinesWriter("none"))
-        frame = native_frame(reader, paths, uris, plan.read_schema, tmp_path, stack, timestamp_sources(mappings))
-        assert frame is not None
+        frames = native_frames(reader, paths, uris, plan.read_schema, tmp_path, stack, timestamp_sources(mappings))
+        assert frames is not None
+        frame = concatenated(frames, plan.read_schema)
         assert streaming_problems(frame) == []
         assert streaming_problems(ApplyMapping.apply(frame, mappings, plain_timestamps="nozones")) == []
 

@@ -33,7 +33,6 @@ __all__ = [
     "concatenated",
     "json_dtype",
     "json_expr",
-    "native_frame",
     "native_frames",
     "sample_json_lines",
     "timestamp_sources",
@@ -180,20 +179,6 @@ def concatenated(frames: Sequence[pl.LazyFrame | None], read_schema: pl.Schema) 
     if not kept:
         return pl.LazyFrame(schema=read_schema)
     return kept[0] if len(kept) == 1 else pl.concat(kept, how="vertical", parallel=False)
-
-
-def native_frame(
-    reader: ConvertingReader,
-    paths: Sequence[Path],
-    uris: Sequence[str],
-    read_schema: pl.Schema,
-    workdir: Path,
-    stack: ExitStack,
-    timestamps: frozenset[str] = frozenset(),
-) -> pl.LazyFrame | None:
-    """The group's records as one frame (:func:`native_frames`, concatenated), or None."""
-    frames = native_frames(reader, paths, uris, read_schema, workdir, stack, timestamps)
-    return None if frames is None else concatenated(frames, read_schema)
 
 
 def unreadable_natively(frames: Sequence[pl.LazyFrame | None]) -> set[int]:
