@@ -152,9 +152,10 @@ def source_read_schema(
     of mapping indexes reads only those mappings' sources with their types.
 
     Nested sources become structs with shared prefixes merged. With ``observed``, every spelling matching
-    a mapped path (case-insensitively unless ``case_sensitive``) is read, fields follow the observed order,
-    and a prefix that is observed as a non-struct is read as String (apply then descends into its JSON
-    text). A path through an array element (``items[0].sku``) reads the whole array.
+    a mapped path (case-insensitively unless ``case_sensitive``) is read, fields in code-point order
+    (``ID`` before ``id``: the spelling a record's value is taken from when it holds both), and a prefix
+    that is observed as a non-struct is read as String (apply then descends into its JSON text).
+    A path through an array element (``items[0].sku``) reads the whole array.
     """
     parsed = parse_mappings(mappings)
     tree: dict[str, object] = {}
@@ -172,7 +173,7 @@ def source_read_schema(
             else:
                 dtype = None if hit.rest else hit.dtype  # descending into JSON text needs the text
             _insert_leaf(tree, names, _read_dtype(dtype) if with_types else pl.String())
-    return pl.Schema(_tree_fields(tree, observed))
+    return pl.Schema(_tree_fields(tree))
 
 
 def _dtype_at(observed: Mapping[str, pl.DataType] | None, names: Sequence[str]) -> pl.DataType | None:
@@ -221,17 +222,19 @@ def _insert_leaf(tree: dict[str, object], columns: tuple[str, ...], dtype: pl.Da
         node[columns[-1]] = dtype
 
 
-def _tree_fields(tree: dict[str, object], observed: Mapping[str, pl.DataType] | None) -> dict[str, pl.DataType]:
-    """Turn the read tree into dtypes, ordering fields as observed (so coalescing follows the data)."""
-    order = {name: position for position, name in enumerate(observed or {})}
-    names = sorted(tree, key=lambda name: order.get(name, len(order)))  # stable: unknowns keep their order
+def _tree_fields(tree: dict[str, object]) -> dict[str, pl.DataType]:
+    """Turn the read tree into dtypes, fields in code-point order.
+
+    The order decides which spelling wins where a record holds several (``ID`` and ``id`` are coalesced
+    in read-schema order, so ``ID`` wins). It must not come from the sample: polars' NDJSON inference
+    orders the fields of records with differing keys differently from one process to the next, and the
+    same record would then map to different values on different runs and engines.
+    """
     fields: dict[str, pl.DataType] = {}
-    for name in names:
+    for name in sorted(tree):
         child = tree[name]
         if isinstance(child, pl.DataType):
             fields[name] = child
         else:
-            seen = (observed or {}).get(name)
-            inner = {f.name: f.dtype for f in seen.fields} if isinstance(seen, pl.Struct) else None
-            fields[name] = pl.Struct(_tree_fields(child, inner))  # type: ignore[arg-type]
+            fields[name] = pl.Struct(_tree_fields(child))  # type: ignore[arg-type]
     return fields
