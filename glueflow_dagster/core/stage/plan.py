@@ -28,7 +28,6 @@ from glueflow_dagster.core.mapping import (
     ApplyMapping,
     FieldMapping,
     PlainTimestamps,
-    general_needed_count,
     presence_mapping,
     source_read_schema,
 )
@@ -54,7 +53,8 @@ _SCHEMA_SAMPLE_LINES = 100
 _SIZE_SAMPLE_LINES = 1000
 _DEFAULT_RECORD_BYTES = 256
 _SAMPLE_BLOCK = 1024**2  # the size sample reads the head of an object in blocks of this size
-_SAMPLE_MAX_BYTES = 16 * 1024**2  # and at most this much of it (fewer lines where lines are longer)
+_SAMPLE_BYTES = 1024**2  # and stops at about this much (fewer lines where lines are long) once it holds a line
+_SAMPLE_MAX_BYTES = 16 * 1024**2  # but reads at most this much to find one whole line
 _PROBE_FILES = 3  # objects tried for the schema sample before giving up on it
 
 
@@ -241,23 +241,16 @@ def make_plan(
     plain_sample = fast_sample = False
     for path in paths[:_PROBE_FILES]:
         try:
-            rows = pl.scan_ndjson(_sample_source(path), schema=read_schema, n_rows=_SIZE_SAMPLE_LINES)
-            # The fast paths first: with no cast error they map exactly as the full casts do, and the
-            # full mapping (whose general parsers cost more to plan than to run on 1,000 lines) is skipped.
-            # Malformed values the fast paths decide (null in the general path too) do not count.
-            errors = general_needed_count(rows, mappings).sum()
-            frames = [ApplyMapping.apply(rows, mappings, plain_timestamps="fast"), rows.select(errors)]
-            if speculate:
-                frames.append(ApplyMapping.apply(rows, mappings, plain_timestamps=True))
-            sample, missed, *rest = pl.collect_all(frames)  # one read of the sample for all
-            if missed.item():  # the full casts (zone names aside: this only sizes and chooses a speculation)
-                sample = ApplyMapping.apply(rows, mappings, plain_timestamps="nozones").collect()
+            # Read once, mapped in memory: each lazy frame over the scan would parse the sample again.
+            rows = pl.scan_ndjson(_sample_source(path), schema=read_schema, n_rows=_SIZE_SAMPLE_LINES).collect().lazy()
+            sample, fast_only = _mapped_sample(rows, QueryPlan(mappings, read_schema, 1, writer))
+            plain = ApplyMapping.apply(rows, mappings, plain_timestamps=True).collect() if speculate else None
         except READ_ERRORS:
             continue
         if sample.height:
             record_bytes = max(1.0, len(sample.write_ndjson().encode()) / sample.height)
-            plain_sample = bool(rest) and rest[0].equals(sample)
-            fast_sample = fast and not plain_sample and not missed.item()
+            plain_sample = plain is not None and plain.equals(sample)
+            fast_sample = fast and not plain_sample and fast_only
             break
     records_per_part = max(1, int(target_file_bytes // record_bytes))
     return QueryPlan(
@@ -271,6 +264,22 @@ def make_plan(
         text_schema=None if text_schema == read_schema else text_schema,
         spellings=frozenset(field_names(observed or {})),
     )
+
+
+def _mapped_sample(rows: pl.LazyFrame, probe: QueryPlan) -> tuple[pl.DataFrame, bool]:
+    """The sample (in memory) mapped as the full casts map it, and whether the fast paths alone map it so.
+
+    The fast paths first: where no value they left null may read on the general path, they map exactly as
+    the full casts do, and the full mapping (whose general parsers cost more to plan than to run on 1,000
+    lines) is skipped. Malformed values the fast paths decide (null in the general path too) do not count.
+    The regexes that tell run only when some value came out null (a cast error), on the mapped sample.
+    """
+    mapped, columns, casts, _, _, needed = _mapped_with_cast_errors(rows, probe, "fast")
+    frame = mapped.collect()
+    if not frame.select(casts).item() or not frame.select(needed).item():
+        return frame.select(columns), True
+    # The full casts (zone names aside: this only sizes the parts and chooses a speculation).
+    return ApplyMapping.apply(rows, probe.mappings, plain_timestamps="nozones").collect(), False
 
 
 def _has_general_path(dtype: pl.DataType) -> bool:
@@ -297,7 +306,9 @@ def sample_schema(paths: Sequence[Path]) -> pl.Schema | None:
 
 def _sample_source(path: Path) -> str | bytes:
     """What the size sample reads: the bytes of about the first _SIZE_SAMPLE_LINES lines of an uncompressed
-    JSON-lines object, else the object itself (compressed, another format). A scan of a whole object
+    JSON-lines object, or of its whole lines within about _SAMPLE_BYTES where lines are long (120-field
+    records: the sample's read and mapping cost in proportion), else the object itself (compressed,
+    another format). A scan of a whole object
     sets up its reading over the whole file, tens of milliseconds before the first record; these run
     before the stage's query and on one core. Blank lines are no records, so where the head holds some
     the sample is a little shorter (it only estimates a record's output size)."""
@@ -307,7 +318,9 @@ def _sample_source(path: Path) -> str | bytes:
             return str(path)
         blocks = [head]
         newlines = head.count(b"\n")
-        while newlines <= _SIZE_SAMPLE_LINES and len(blocks) * _SAMPLE_BLOCK < _SAMPLE_MAX_BYTES:
+        while len(blocks) * _SAMPLE_BLOCK < _SAMPLE_MAX_BYTES:
+            if newlines and (newlines > _SIZE_SAMPLE_LINES or len(blocks) * _SAMPLE_BLOCK >= _SAMPLE_BYTES):
+                break
             block = src.read(_SAMPLE_BLOCK)
             if not block:
                 return b"".join(blocks)  # the whole object: fewer lines than the sample
