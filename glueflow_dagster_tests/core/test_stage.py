@@ -309,6 +309,26 @@ def test_the_size_sample_reads_the_head_of_a_json_lines_object(tmp_path: Path, m
     assert stage_plan._sample_source(long_line) == str(long_line)  # no whole line within the limit
 
 
+def test_the_size_sample_of_long_lines_stops_at_about_sample_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lines of 120-field records: the sample holds whole lines up to about _SAMPLE_BYTES, not its full count
+    of lines (which read and mapped 2.2 MB before the query of a 100 MB object)."""
+    monkeypatch.setattr(stage_plan, "_SAMPLE_BLOCK", 100)
+    monkeypatch.setattr(stage_plan, "_SIZE_SAMPLE_LINES", 1000)
+    monkeypatch.setattr(stage_plan, "_SAMPLE_BYTES", 300)
+    data = _many(200)
+    plain = tmp_path / "plain.json"
+    plain.write_bytes(data)
+    head = stage_plan._sample_source(plain)
+    assert isinstance(head, bytes) and data.startswith(head) and head.endswith(b"\n")
+    assert 1 <= head.count(b"\n") < 20 and len(head) <= 300
+    wide = tmp_path / "wide.json"
+    wide.write_bytes(b'{"note": "' + b"x" * 500 + b'"}\n' + data)  # the first line is longer than _SAMPLE_BYTES
+    long_head = stage_plan._sample_source(wide)  # blocks up to the first whole line, and the block it ends in
+    assert isinstance(long_head, bytes) and long_head.startswith(b'{"note"') and long_head.count(b"\n") <= 2
+
+
 @pytest.mark.usefixtures("small_pieces")
 def test_pieces_are_line_aligned_and_add_up_to_the_object(tmp_path: Path) -> None:
     data = b"\xef\xbb\xbf" + _many(60) + b'{"id": 1000, "note": "' + b"x" * 700 + b'"}\n' + _many(5, 2000)[:-1]
