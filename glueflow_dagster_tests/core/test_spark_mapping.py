@@ -177,10 +177,10 @@ def test_the_spark_read_schema_is_the_polars_read_schema() -> None:
     item = {"type": "struct", "fields": [{"name": "sku", "type": "string", "nullable": True, "metadata": {}}]}
     item["fields"].append({"name": "n", "type": "long", "nullable": True, "metadata": {}})
     assert fields == [
-        ("ID", "long"),  # JSON types kept, every spelling in observed order
-        ("user", {"type": "struct", "fields": [{"name": "Id", "type": "double", "nullable": True, "metadata": {}}]}),
-        ("items", {"type": "array", "elementType": item, "containsNull": True}),
+        ("ID", "long"),  # JSON types kept, every spelling, in code-point order
         ("id", "string"),
+        ("items", {"type": "array", "elementType": item, "containsNull": True}),
+        ("user", {"type": "struct", "fields": [{"name": "Id", "type": "double", "nullable": True, "metadata": {}}]}),
         ("_corrupt_record", "string"),
     ]
     tree = polars_tree(read)
