@@ -120,14 +120,14 @@ def _mapped_with_cast_errors(
         extra.append(presence_mapping(fm, plan.read_schema, name))  # the source, identity-cast
         error = pl.col(name).count().cast(pl.Int64) - _target_expr(fm.target).count()
         errors.append(error)
+        # A regex reads every slot of a batch, null or not: the counts read only the values that failed.
+        failed = pl.when(_target_expr(fm.target).is_null()).then(pl.col(name)).drop_nulls()
         if plain_timestamps == "fast" and isinstance(extra[-1].target_type, pl.String):  # text
-            failed = pl.when(_target_expr(fm.target).is_null()).then(pl.col(name))
             needed.append(may_need_general(failed, fm.target_type).sum().cast(pl.Int64))
         if isinstance(fm.target_type, pl.Datetime):
             timestamp_errors.append(error)
             if plain_timestamps == "nozones" and isinstance(extra[-1].target_type, pl.String):  # text
                 # Only a value that came out null can hold a zone name the query left out.
-                failed = pl.when(_target_expr(fm.target).is_null()).then(pl.col(name))
                 named.append(zone_named(failed).sum().cast(pl.Int64))
     mapped = ApplyMapping.apply(scan, [*plan.mappings, *extra], plain_timestamps=plain_timestamps)
     columns = list(dict.fromkeys(fm.target[0] for fm in plan.mappings))
