@@ -66,6 +66,19 @@ def _parse(text: pl.Expr, fmt: str, offset: bool) -> pl.Expr:
     return text.str.to_datetime(fmt, time_unit="us", strict=False, cache=False)
 
 
+def _parse_fraction(text: pl.Expr, form: int) -> pl.Expr:
+    """A guarded text of a form with a fraction and no offset (``...:55.123Z``, what JavaScript writes), as
+    naive microseconds: the first 19 bytes by the fixed format polars parses without chrono, plus the
+    fraction's first six digits (more are truncated, as chrono's ``%.f`` and Spark do). chrono's ``%.f``
+    took 2.4x as long; the answers are the same (test_fast_casts)."""
+    clock = "%Y-%m-%dT%H:%M:%S" if form & _T else "%Y-%m-%d %H:%M:%S"
+    seconds = len("yyyy-mm-ddThh:mm:ss")
+    base = text.str.slice(0, seconds).str.to_datetime(clock, time_unit="us", strict=False, cache=False)
+    digits = text.str.len_bytes() - (seconds + 1) - (1 if form & _ZULU else 0)
+    fraction = text.str.slice(seconds + 1, digits.cast(pl.UInt64)).str.slice(0, 6).str.pad_end(6, "0")
+    return base + pl.duration(microseconds=fraction.cast(pl.Int64, strict=False))
+
+
 def _form(text: pl.Expr) -> pl.Expr:
     """The features of a guarded text (every field has two digits, so they sit at fixed places), as bits."""
     tail = text.str.slice(len("yyyy-mm-ddThh:mm:ss"))
@@ -95,7 +108,9 @@ def fast_timestamp(text: pl.Expr) -> pl.Expr:
     steps = steps.struct.with_fields(rest=pl.when(f("text").str.contains(ISO_RE)).then(f("text")))
     steps = steps.struct.with_fields(form=_form(f("rest")))
     parses = [
-        _parse(pl.when(f("form") == form).then(f("rest")), fmt, bool(form & _OFFSET_BIT))
+        _parse_fraction(pl.when(f("form") == form).then(f("rest")), form)
+        if form & _FRACTION and not form & _OFFSET_BIT
+        else _parse(pl.when(f("form") == form).then(f("rest")), fmt, bool(form & _OFFSET_BIT))
         for form, fmt in _TIMESTAMP_FORMATS.items()
     ]
     day = pl.when(f("form") == _DAY).then(f("rest")).str.to_date("%Y-%m-%d", strict=False, cache=False)
