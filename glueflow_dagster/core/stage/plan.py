@@ -120,15 +120,18 @@ def _mapped_with_cast_errors(
         extra.append(presence_mapping(fm, plan.read_schema, name))  # the source, identity-cast
         error = pl.col(name).count().cast(pl.Int64) - _target_expr(fm.target).count()
         errors.append(error)
-        # A regex reads every slot of a batch, null or not: the counts read only the values that failed.
-        failed = pl.when(_target_expr(fm.target).is_null()).then(pl.col(name)).drop_nulls()
+        # A null slot keeps its text, and a regex reads every slot of a batch that is not null throughout:
+        # the counts read "" in the slots of the values that did not fail (masked). (drop_nulls would
+        # read less, but the streaming engine holds the whole column for it: peak RSS grew with the input.)
+        failed = _target_expr(fm.target).is_null() & pl.col(name).is_not_null()
+        failed_text = pl.when(failed).then(pl.col(name)).otherwise(pl.lit(""))
         if plain_timestamps == "fast" and isinstance(extra[-1].target_type, pl.String):  # text
-            needed.append(may_need_general(failed, fm.target_type).sum().cast(pl.Int64))
+            needed.append((failed & may_need_general(failed_text, fm.target_type)).sum().cast(pl.Int64))
         if isinstance(fm.target_type, pl.Datetime):
             timestamp_errors.append(error)
             if plain_timestamps == "nozones" and isinstance(extra[-1].target_type, pl.String):  # text
                 # Only a value that came out null can hold a zone name the query left out.
-                named.append(zone_named(failed).sum().cast(pl.Int64))
+                named.append((failed & zone_named(failed_text)).sum().cast(pl.Int64))
     mapped = ApplyMapping.apply(scan, [*plan.mappings, *extra], plain_timestamps=plain_timestamps)
     columns = list(dict.fromkeys(fm.target[0] for fm in plan.mappings))
     return mapped, columns, _total(errors), _total(timestamp_errors), _total(named), _total(needed)
