@@ -26,7 +26,7 @@ from glueflow_dagster.core.mapping.casts import (
     _parse_timestamp,
     cast_value,
 )
-from glueflow_dagster.core.mapping.fast import fast_date, fast_decimal, fast_timestamp
+from glueflow_dagster.core.mapping.fast import ZULU_RE, fast_date, fast_decimal, fast_timestamp, fast_zulu
 from glueflow_dagster.core.stage import run_stage
 from glueflow_dagster.core.storage import LocalStorage
 
@@ -86,6 +86,14 @@ def test_timestamp_fast_path_equals_the_general_path(values: list[str | None]) -
     text = pl.col("text")
     dst = pl.Datetime("us")
     _compare(values, cast_value(text, pl.String(), dst), _parse_timestamp(text, dst))
+
+
+@SETTINGS
+@given(st.lists(st.one_of(TEXT, st.none()), min_size=1, max_size=40))
+def test_the_zulu_path_equals_the_fast_path_on_its_form_and_is_null_elsewhere(values: list[str | None]) -> None:
+    text = pl.col("text")
+    expected = pl.when(text.str.contains(ZULU_RE)).then(fast_timestamp(text))
+    _compare(values, fast_zulu(text), expected)
 
 
 @SETTINGS
@@ -235,3 +243,39 @@ def test_malformed_values_the_fast_paths_decide_keep_the_speculation(tmp_path: P
     written = pl.concat([pl.read_ndjson(target.read_bytes(o.key)) for o in target.list()]).sort("event_id")
     assert result.cast_errors == 399 and result.records_written == 2000  # 400 malformed, one replaced
     assert written["event_time"][1500] == "2026-11-24 01:02:03" and written["event_time"][0] is None
+
+
+def test_a_sample_of_iso_z_times_alone_takes_the_zulu_form_and_other_forms_later_map_in_full(tmp_path: Path) -> None:
+    """The sample holds only ``...:55Z`` (the stage maps by that form alone); later values in the other fixed
+    forms, an invalid date in the Z form, a malformed value and one only the general path reads: the records
+    are still ApplyMapping's (the group is mapped again in full)."""
+    from glueflow_dagster.core.mapping import parse_mappings
+    from glueflow_dagster.core.stage.plan import make_plan
+    from glueflow_dagster.core.stage.write import JsonLinesWriter
+
+    texts = [f"2026-11-24T00:{i // 60 % 60:02d}:{i % 60:02d}Z" for i in range(3000)]
+    later = ["2026-11-24T00:00:01.25Z", "2026-11-24 00:00:02+05:30", "2026-02-30T00:00:00Z", "not a time"]
+    for offset, text in enumerate([*later, "2026-11-24 1:2:3", "2026-11-24"]):
+        texts[2000 + offset] = text
+    lines = "".join(json.dumps({"id": i, "ts": text}) + "\n" for i, text in enumerate(texts))
+    path = tmp_path / "t.json"
+    path.write_text(lines)
+    mappings = [["id", "long", "event_id", "long"], ["ts", "string", "event_time", "timestamp"]]
+    plan = make_plan([path], parse_mappings(mappings), 2**27, JsonLinesWriter("none"))
+    assert plan.fast_casts and plan.zulu_timestamps
+    source, target = LocalStorage(tmp_path / "in"), LocalStorage(tmp_path / "out")
+    info = source.write_bytes("t.json", lines.encode())
+    result = run_stage(source, [info], mappings, target, name_prefix="run-zulu", compression="none")
+    written = pl.concat([pl.read_ndjson(target.read_bytes(o.key)) for o in target.list()]).sort("event_id")
+    expected = ApplyMapping.apply(pl.read_ndjson(lines.encode()), mappings).collect()
+    expected = expected.with_columns(pl.col("event_time").dt.strftime("%Y-%m-%d %H:%M:%S%.f").str.strip_suffix("000"))
+    assert result.cast_errors == 2 and result.records_written == 3000  # the invalid date and "not a time"
+    assert written["event_time"].to_list() == expected["event_time"].str.strip_suffix(".000").to_list()
+    assert written["event_time"][2000:2006].to_list() == [
+        "2026-11-24 00:00:01.250",
+        "2026-11-23 18:30:02",
+        None,
+        None,
+        "2026-11-24 01:02:03",
+        "2026-11-24 00:00:00",
+    ]

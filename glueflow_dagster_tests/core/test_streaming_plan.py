@@ -25,7 +25,7 @@ from glueflow_dagster_tests.core.test_mapping import ALL_TARGETS, EXTREMES, STRI
 PYTHON = re.compile(r"map_batches|map_elements|python_udf|python_function|opaque_python")
 # The physical plan's legend: "<FONT COLOR="0.0 0.3 1.0">⬤</FONT> in-memory engine fallback".
 FALLBACK_COLOUR = "0.0 0.3 1.0"
-MODES: list[PlainTimestamps] = [False, True, "text", "fast", "nozones"]
+MODES: list[PlainTimestamps] = [False, True, "text", "fast", "zulu", "nozones"]
 
 
 @pytest.fixture(autouse=True)

@@ -17,11 +17,14 @@ import polars as pl
 from glueflow_dagster.core.mapping.fast import (
     DATE_ONLY_RE,
     DECIDED_RE,
+    ISO_RE,
+    ZULU_RE,
     fast_boolean,
     fast_date,
     fast_decimal,
     fast_integral,
     fast_timestamp,
+    fast_zulu,
     with_fallback,
 )
 from glueflow_dagster.core.mapping.parse import MAX_DECIMAL_PRECISION, PlainTimestamps
@@ -114,7 +117,8 @@ def cast_value(expr: pl.Expr, src: pl.DataType, dst: pl.DataType, plain_timestam
         return expr.cast(dst)
     if isinstance(src, pl.Categorical | pl.Enum):
         expr, src = expr.cast(pl.String), pl.String()
-    if plain_timestamps == "fast" and isinstance(src, pl.String) and (fast := _fast_only(expr, dst)) is not None:
+    fast_only = plain_timestamps in ("fast", "zulu") and isinstance(src, pl.String)
+    if fast_only and (fast := _fast_only(expr, dst, zulu=plain_timestamps == "zulu")) is not None:
         return fast
     if isinstance(dst, pl.String):
         return _to_string(expr, src)
@@ -143,10 +147,11 @@ def cast_value(expr: pl.Expr, src: pl.DataType, dst: pl.DataType, plain_timestam
     return _null(dst)
 
 
-def _fast_only(text: pl.Expr, dst: pl.DataType) -> pl.Expr | None:
-    """Text cast by its fast path alone (null where that misses), or None for a cast without a general path."""
+def _fast_only(text: pl.Expr, dst: pl.DataType, *, zulu: bool = False) -> pl.Expr | None:
+    """Text cast by its fast path alone (null where that misses), or None for a cast without a general path.
+    ``zulu``: timestamps by the ISO Z form without a fraction only (``fast_zulu``)."""
     if isinstance(dst, pl.Datetime):
-        return fast_timestamp(text).cast(dst)
+        return (fast_zulu(text) if zulu else fast_timestamp(text)).cast(dst)
     if isinstance(dst, pl.Date):
         return fast_date(text)
     if isinstance(dst, pl.Decimal):
@@ -477,16 +482,18 @@ def _parse_timestamp(text: pl.Expr, dst: pl.Datetime, zone_names: bool = True) -
     return step.struct.field("__result").cast(dst)
 
 
-def may_need_general(text: pl.Expr, dst: pl.DataType) -> pl.Expr:
+def may_need_general(text: pl.Expr, dst: pl.DataType, *, zulu: bool = False) -> pl.Expr:
     """Whether text the fast path alone left null may read otherwise on the general path (a superset).
 
     For timestamps and dates: text that is neither in the fixed forms (``DECIDED_RE``: invalid for the
     general path too, ``2026-13-45T99:99:99Z``) nor impossible for the general parser (``not a time``);
     for the other casts with a general path, any text. The stage speculates on the fast paths while no
-    value needs the general path (see ``stage.plan.query``), malformed values included.
+    value needs the general path (see ``stage.plan.query``), malformed values included. ``zulu``: after
+    ``fast_zulu``, also text in the other fixed forms (``ISO_RE`` but not ``ZULU_RE``: ``fast_timestamp``'s).
     """
     if isinstance(dst, pl.Datetime):
-        return ~text.str.contains(DECIDED_RE) & text.str.contains(_UNSTRIPPED_TIMESTAMP_RE)
+        general = ~text.str.contains(DECIDED_RE) & text.str.contains(_UNSTRIPPED_TIMESTAMP_RE)
+        return general | (text.str.contains(ISO_RE) & ~text.str.contains(ZULU_RE)) if zulu else general
     if isinstance(dst, pl.Date):
         return ~text.str.contains(DATE_ONLY_RE) & text.str.contains(_UNSTRIPPED_DATE_RE)
     return text.is_not_null()

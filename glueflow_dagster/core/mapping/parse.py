@@ -34,7 +34,8 @@ Frame: TypeAlias = pl.LazyFrame | pl.DataFrame
 # False: every cast in full; True/"text": timestamps from text in the plain form only (see ApplyMapping.apply);
 # "fast": every cast from text by its fast path only (mapping/fast.py), null where it has none;
 # "nozones": every cast in full except zone names in timestamps (null; see casts.zone_named).
-PlainTimestamps: TypeAlias = bool | Literal["text", "fast", "nozones"]
+# "zulu": as "fast", but text -> timestamp by the ISO Z form without a fraction only (fast.fast_zulu).
+PlainTimestamps: TypeAlias = bool | Literal["text", "fast", "zulu", "nozones"]
 MappingLike: TypeAlias = Sequence[str] | FieldMapping
 Mappings: TypeAlias = Iterable[MappingLike]
 

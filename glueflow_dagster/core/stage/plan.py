@@ -73,6 +73,9 @@ class QueryPlan:
     # the sample maps with no cast error and the same values; a group where a present value comes out
     # null is mapped again in full (only then does the general parser run, and pay its per-row cost).
     fast_casts: bool = False
+    # With fast_casts: text -> timestamp by the ISO Z form without a fraction only (ApplyMapping's "zulu"),
+    # chosen when the sample holds no other form; a value in another fixed form counts as a miss.
+    zulu_timestamps: bool = False
     # The sample's schema, and every mapped leaf read as String: read_schema keeps the JSON types the
     # sample shows; where later data holds another type (a number here, an object there), the mapped
     # fields that differ are read as text (see read.query_tolerant). text_schema is None when read_schema
@@ -125,8 +128,9 @@ def _mapped_with_cast_errors(
         # read less, but the streaming engine holds the whole column for it: peak RSS grew with the input.)
         failed = _target_expr(fm.target).is_null() & pl.col(name).is_not_null()
         failed_text = pl.when(failed).then(pl.col(name)).otherwise(pl.lit(""))
-        if plain_timestamps == "fast" and isinstance(extra[-1].target_type, pl.String):  # text
-            needed.append((failed & may_need_general(failed_text, fm.target_type)).sum().cast(pl.Int64))
+        if plain_timestamps in ("fast", "zulu") and isinstance(extra[-1].target_type, pl.String):  # text
+            maybe = may_need_general(failed_text, fm.target_type, zulu=plain_timestamps == "zulu")
+            needed.append((failed & maybe).sum().cast(pl.Int64))
         if isinstance(fm.target_type, pl.Datetime):
             timestamp_errors.append(error)
             if plain_timestamps == "nozones" and isinstance(extra[-1].target_type, pl.String):  # text
@@ -162,7 +166,9 @@ def query(
     """
     speculated = plan.plain_timestamps or plan.fast_casts
     if speculated:
-        mode: PlainTimestamps = _plain_mode(plan) if plan.plain_timestamps else "fast"
+        mode: PlainTimestamps = "zulu" if plan.zulu_timestamps else "fast"
+        if plan.plain_timestamps:
+            mode = _plain_mode(plan)
         records, casts, timestamp_casts, missing, _, needed = _query_once(
             paths, plan, out_dir, first_part, ignore_errors, mode, frame
         )
@@ -241,12 +247,12 @@ def make_plan(
     record_bytes = float(_DEFAULT_RECORD_BYTES)
     speculate = any(isinstance(fm.target_type, pl.Datetime) for fm in mappings)
     fast = any(_has_general_path(fm.target_type) for fm in mappings)
-    plain_sample = fast_sample = False
+    plain_sample = fast_sample = zulu_sample = False
     for path in paths[:_PROBE_FILES]:
         try:
             # Read once, mapped in memory: each lazy frame over the scan would parse the sample again.
             rows = pl.scan_ndjson(_sample_source(path), schema=read_schema, n_rows=_SIZE_SAMPLE_LINES).collect().lazy()
-            sample, fast_only = _mapped_sample(rows, QueryPlan(mappings, read_schema, 1, writer))
+            sample, fast_only, zulu = _mapped_sample(rows, QueryPlan(mappings, read_schema, 1, writer))
             plain = ApplyMapping.apply(rows, mappings, plain_timestamps=True).collect() if speculate else None
         except READ_ERRORS:
             continue
@@ -254,6 +260,7 @@ def make_plan(
             record_bytes = max(1.0, len(sample.write_ndjson().encode()) / sample.height)
             plain_sample = plain is not None and plain.equals(sample)
             fast_sample = fast and not plain_sample and fast_only
+            zulu_sample = fast_sample and zulu
             break
     records_per_part = max(1, int(target_file_bytes // record_bytes))
     return QueryPlan(
@@ -263,14 +270,16 @@ def make_plan(
         writer,
         plain_timestamps=plain_sample,
         fast_casts=fast_sample,
+        zulu_timestamps=zulu_sample,
         observed=observed,
         text_schema=None if text_schema == read_schema else text_schema,
         spellings=frozenset(field_names(observed or {})),
     )
 
 
-def _mapped_sample(rows: pl.LazyFrame, probe: QueryPlan) -> tuple[pl.DataFrame, bool]:
-    """The sample (in memory) mapped as the full casts map it, and whether the fast paths alone map it so.
+def _mapped_sample(rows: pl.LazyFrame, probe: QueryPlan) -> tuple[pl.DataFrame, bool, bool]:
+    """The sample (in memory) mapped as the full casts map it, whether the fast paths alone map it so, and
+    whether the ISO Z form alone does too (``zulu``: no timestamp of the sample in another fixed form).
 
     The fast paths first: where no value they left null may read on the general path, they map exactly as
     the full casts do, and the full mapping (whose general parsers cost more to plan than to run on 1,000
@@ -280,9 +289,12 @@ def _mapped_sample(rows: pl.LazyFrame, probe: QueryPlan) -> tuple[pl.DataFrame, 
     mapped, columns, casts, _, _, needed = _mapped_with_cast_errors(rows, probe, "fast")
     frame = mapped.collect()
     if not frame.select(casts).item() or not frame.select(needed).item():
-        return frame.select(columns), True
+        sample = frame.select(columns)
+        timestamps = any(isinstance(fm.target_type, pl.Datetime) for fm in probe.mappings)
+        zulu = timestamps and ApplyMapping.apply(rows, probe.mappings, plain_timestamps="zulu").collect().equals(sample)
+        return sample, True, zulu
     # The full casts (zone names aside: this only sizes the parts and chooses a speculation).
-    return ApplyMapping.apply(rows, probe.mappings, plain_timestamps="nozones").collect(), False
+    return ApplyMapping.apply(rows, probe.mappings, plain_timestamps="nozones").collect(), False, False
 
 
 def _has_general_path(dtype: pl.DataType) -> bool:
