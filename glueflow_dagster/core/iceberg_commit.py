@@ -79,6 +79,7 @@ __all__ = [
     "open_existing_output",
     "open_output",
     "output_schema",
+    "table_target",
 ]
 
 #: Metadata key of the snapshot id that holds the run's data (its own append, or the one it adopted).
@@ -272,6 +273,15 @@ def table_failures(name: str) -> Iterator[None]:
         raise RunRefused(f"iceberg table {name}: {type(err).__name__}: {cause}") from err
 
 
+def table_target(flow: FlowConfig, storage: Storage) -> IcebergTarget:
+    """The flow's table, its warehouse (the output location's uri) and its catalog's properties, with the
+    S3 endpoint and region of the run's storage (:func:`_file_io`)."""
+    if flow.output.table is None:
+        raise IcebergTableError(f"flow {flow.name}: output.format is iceberg but output.table is not set")
+    warehouse = location_uri(storage.uri).rstrip("/")
+    return IcebergTarget(flow.output.table, warehouse, _file_io(dict(flow.output.catalog), warehouse))
+
+
 def open_output(flow: FlowConfig, storage: Storage) -> IcebergOutput:
     """See :func:`open_table_output`; a failure of the catalog or of the table is one line."""
     with table_failures(flow.output.table or flow.name):
@@ -283,10 +293,8 @@ def open_table_output(flow: FlowConfig, storage: Storage) -> IcebergOutput:
     ``<output.uri>/<namespace>.<name>``; an existing table gains new mapped columns (a type Iceberg cannot
     promote is refused in one line). Nothing is written before this succeeds."""
     location = flow.output
-    if location.table is None:
-        raise IcebergTableError(f"flow {flow.name}: output.format is iceberg but output.table is not set")
-    warehouse = location_uri(storage.uri).rstrip("/")
-    target = IcebergTarget(location.table, warehouse, _file_io(dict(location.catalog), warehouse))
+    target = table_target(flow, storage)
+    warehouse = target.warehouse
     catalog = open_catalog(target)
     wanted = f"{warehouse}/{location.table}"
     table = open_table(catalog, target, output_schema(flow.output_job), location.partition_keys, location=wanted)
@@ -304,10 +312,8 @@ def open_existing_output(flow: FlowConfig, storage: Storage) -> IcebergOutput:
     """The flow's table as it is, for maintenance: neither created nor evolved (one line if it is missing)."""
     location = flow.output
     with table_failures(location.table or flow.name):
-        if location.table is None:
-            raise IcebergTableError(f"flow {flow.name}: output.format is iceberg but output.table is not set")
-        warehouse = location_uri(storage.uri).rstrip("/")
-        target = IcebergTarget(location.table, warehouse, _file_io(dict(location.catalog), warehouse))
+        target = table_target(flow, storage)
+        warehouse = target.warehouse
         catalog = open_catalog(target)
         try:
             table = catalog.load_table(target.identifier)
