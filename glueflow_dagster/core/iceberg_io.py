@@ -11,8 +11,9 @@ the append that reads the data files' Parquet footers (through pyiceberg's Arrow
 
 The catalog property ``py-io-impl`` names this class (:data:`STORAGE_FILE_IO`); pyiceberg builds it from
 the catalog's properties: ``warehouse`` (the output location, every path it is asked for lies under it),
-and for S3 ``s3.endpoint``, ``s3.region``, ``s3.access-key-id`` / ``s3.secret-access-key`` when set
-(otherwise boto3's own chain, as for the run's storage). Whole objects are read into memory: it is for
+and for S3 ``s3.endpoint``, ``s3.region``, ``s3.access-key-id`` / ``s3.secret-access-key`` /
+``s3.session-token`` when set (a REST catalog may vend them per table; otherwise boto3's own chain, as
+for the run's storage). Whole objects are read into memory: it is for
 metadata files only.
 """
 
@@ -41,7 +42,7 @@ def _not_found(err: StorageError) -> bool:
 
 def _storage(properties: dict[str, str]) -> Storage:
     warehouse = properties["warehouse"].rstrip("/")
-    options = ("s3.endpoint", "s3.region", "s3.access-key-id", "s3.secret-access-key")
+    options = ("s3.endpoint", "s3.region", "s3.access-key-id", "s3.secret-access-key", "s3.session-token")
     cache_key = (warehouse, *(properties.get(name, "") for name in options))
     if cache_key not in _STORAGES:
         factory = None
@@ -56,6 +57,7 @@ def _storage(properties: dict[str, str]) -> Storage:
                     region_name=properties.get("s3.region") or None,
                     aws_access_key_id=properties.get("s3.access-key-id") or None,
                     aws_secret_access_key=properties.get("s3.secret-access-key") or None,
+                    aws_session_token=properties.get("s3.session-token") or None,
                 )
 
         _STORAGES[cache_key] = open_storage(warehouse, s3_client_factory=factory)

@@ -79,9 +79,10 @@ def default_catalog(flow_dir: Path) -> dict[str, str]:
 def open_catalog(target: IcebergTarget, *, metadata_only: bool = False) -> Catalog:
     """The target's catalog; a SQLite catalog's folder is made on first use. ``metadata_only``: its tables
     read and write their files through the output location's storage (:mod:`core.iceberg_io`), not
-    pyiceberg's Arrow IO: for the steps before the stage, which touch metadata files only."""
+    pyiceberg's Arrow IO: for the steps before the stage, which touch metadata files only. Not for a REST
+    catalog: its server may set the table's IO and the warehouse (a name there, not a location)."""
     properties = {"warehouse": target.warehouse, **target.catalog}
-    if metadata_only:
+    if metadata_only and properties.get("type") in ("sql", "glue"):
         properties["py-io-impl"] = STORAGE_FILE_IO
     uri = properties.get("uri", "")
     if properties.get("type") == "sql" and uri.startswith("sqlite:///"):
