@@ -2,7 +2,8 @@
 
 Expires the table's snapshots older than DAYS (always keeping the current one, and every snapshot whose
 run's data no materialization has committed yet: the next Output run adopts it), then removes the data
-files no snapshot references that no live attempt may still append (``core.iceberg_maintain``).
+files no snapshot references that no live attempt may still append and the metadata files the table no
+longer references (``core.iceberg_maintain``).
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ def add_maintain(command: Callable[[str, str, str], argparse.ArgumentParser], co
         "For a flow with output.format: iceberg: expires the table's snapshots older than --older-than days "
         "(never the current one, nor one whose run's data is not committed yet: the next Output run adopts "
         "it), then removes the table's data files that no snapshot references, no glueflow commit lists and "
-        "no live run may still append (older than output.orphan_grace_s), and the manifests only expired "
-        "snapshots used. Progress goes to stderr, the report to stdout.",
+        "no live run may still append (older than output.orphan_grace_s), the manifests only expired "
+        "snapshots used, and the metadata files the table no longer references (older than orphan_grace_s "
+        "and an hour). Progress goes to stderr, the report to stdout.",
     )
     maintain.add_argument("--flow", default=None, help="flow whose output table to maintain (default: the first)")
     maintain.add_argument(

@@ -29,8 +29,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
 from pyiceberg.exceptions import NoSuchTableError
+from pyiceberg.schema import Schema
 
 from glueflow_dagster.core.bookmarks import ACTION_KEY, CTX_KEY, MANIFEST_ID_KEY, MANIFEST_KEY, STATE_KEY, VERSION_KEY
 from glueflow_dagster.core.commits import (
@@ -43,6 +43,7 @@ from glueflow_dagster.core.commits import (
 )
 from glueflow_dagster.core.config import FlowConfig, JobConfig
 from glueflow_dagster.core.formats.parquet import utc_timestamps
+from glueflow_dagster.core.iceberg_schema import iceberg_schema
 from glueflow_dagster.core.iceberg_table import (
     ATTEMPT_PROPERTY,
     MANIFEST_ID_PROPERTY,
@@ -79,6 +80,7 @@ __all__ = [
     "open_existing_output",
     "open_output",
     "output_schema",
+    "table_target",
 ]
 
 #: Metadata key of the snapshot id that holds the run's data (its own append, or the one it adopted).
@@ -95,9 +97,9 @@ def adoption_key(run_id: str, attempt: int) -> str:
     return f"{ADOPTION_DIR}/{run_id}.{attempt}.json"
 
 
-def output_schema(job: JobConfig) -> pa.Schema:
+def output_schema(job: JobConfig) -> Schema:
     """The table's schema: the output mapping's columns and types as the data files hold them."""
-    return utc_timestamps(ApplyMapping.apply(pl.LazyFrame(), job.mappings)).collect_schema().to_arrow()
+    return iceberg_schema(utc_timestamps(ApplyMapping.apply(pl.LazyFrame(), job.mappings)).collect_schema())
 
 
 def _file_io(catalog: dict[str, str], warehouse: str) -> dict[str, str]:
@@ -116,15 +118,28 @@ def _file_io(catalog: dict[str, str], warehouse: str) -> dict[str, str]:
 
 @dataclass
 class IcebergOutput:
-    """An Output run's table: opened (created, evolved) before the stage writes anything."""
+    """An Output run's table: opened (created, evolved) before the stage writes anything.
+
+    Two catalogs, one table: ``catalog``'s tables read and write metadata files through the output
+    location's storage (``core.iceberg_io``), for the steps before the stage; the commit's
+    (:attr:`commit_catalog`, pyiceberg's Arrow IO, opened after the stage) reads the data files' Parquet
+    footers. pyarrow is thus imported after the stage's peak of memory, not held through it."""
 
     target: IcebergTarget
-    catalog: Any  # pyiceberg's Catalog
+    catalog: Any  # pyiceberg's Catalog (metadata files only)
     location: str  # the table's location (its metadata/ and data/ folders)
     data_prefix: str  # the table's data/ folder as a key prefix of the output location's storage
     # Whether a run is one this Dagster instance knows (the commit log's, taken by `guarded`): only such a
     # run's snapshot is adopted; a snapshot of another instance's history is not this bookmark's.
     known_run: Callable[[str], bool] = lambda _run_id: True
+    _commit_catalog: Any = None
+
+    @property
+    def commit_catalog(self) -> Any:
+        """The catalog the commit appends through (pyiceberg's Arrow IO: it reads the files' footers)."""
+        if self._commit_catalog is None:
+            self._commit_catalog = open_catalog(self.target)
+        return self._commit_catalog
 
     def staged(self, request: StageRequest) -> StageRequest:
         """The stage writes the table's data files: attempt-unique names in its data/ folder."""
@@ -160,7 +175,7 @@ class IcebergOutput:
     ) -> tuple[CommitRecord, dict[str, Any]]:
         """The run's two commits' first steps (files, snapshot); returns the commit record and the metadata
         the materialization records on top of ``metadata`` (an adopter's: the adopted bookmark and manifest)."""
-        table = self.catalog.load_table(self.target.identifier)
+        table = self.commit_catalog.load_table(self.target.identifier)
         adopted = _adopted(storage, self.target.table, table, bookmark_version, self.known_run)
         if adopted is not None:
             abort(storage, result.pending)
@@ -169,7 +184,7 @@ class IcebergOutput:
         storage.write_bytes(adoption_key(attempt.run_id, attempt.number), json.dumps(record_body).encode())
         record = publish(storage, attempt, job_name, result.pending, result.records_written)
         done = commit_files(
-            self.catalog,
+            self.commit_catalog,
             self.target,
             [location_uri(storage.uri_for(part.key)) for part in record.parts],
             run_id=attempt.run_id,
@@ -183,7 +198,7 @@ class IcebergOutput:
             # in no snapshot, and no commit lists them (its manifest is rewritten empty): GC removes them.
             empty = _empty_record(attempt, job_name)
             storage.write_bytes(commit_manifest_key(attempt.run_id), json.dumps(empty.to_dict(), indent=1).encode())
-            table = self.catalog.load_table(self.target.identifier)
+            table = self.commit_catalog.load_table(self.target.identifier)
             adopted = _adopted(storage, self.target.table, table, bookmark_version, self.known_run)
             if adopted is None:  # committing this run's bookmark with no snapshot of its data would lose it
                 raise IcebergTableError(f"{self.target.table}: the append of {bookmark_version} found no snapshot")
@@ -272,6 +287,15 @@ def table_failures(name: str) -> Iterator[None]:
         raise RunRefused(f"iceberg table {name}: {type(err).__name__}: {cause}") from err
 
 
+def table_target(flow: FlowConfig, storage: Storage) -> IcebergTarget:
+    """The flow's table, its warehouse (the output location's uri) and its catalog's properties, with the
+    S3 endpoint and region of the run's storage (:func:`_file_io`)."""
+    if flow.output.table is None:
+        raise IcebergTableError(f"flow {flow.name}: output.format is iceberg but output.table is not set")
+    warehouse = location_uri(storage.uri).rstrip("/")
+    return IcebergTarget(flow.output.table, warehouse, _file_io(dict(flow.output.catalog), warehouse))
+
+
 def open_output(flow: FlowConfig, storage: Storage) -> IcebergOutput:
     """See :func:`open_table_output`; a failure of the catalog or of the table is one line."""
     with table_failures(flow.output.table or flow.name):
@@ -283,11 +307,9 @@ def open_table_output(flow: FlowConfig, storage: Storage) -> IcebergOutput:
     ``<output.uri>/<namespace>.<name>``; an existing table gains new mapped columns (a type Iceberg cannot
     promote is refused in one line). Nothing is written before this succeeds."""
     location = flow.output
-    if location.table is None:
-        raise IcebergTableError(f"flow {flow.name}: output.format is iceberg but output.table is not set")
-    warehouse = location_uri(storage.uri).rstrip("/")
-    target = IcebergTarget(location.table, warehouse, _file_io(dict(location.catalog), warehouse))
-    catalog = open_catalog(target)
+    target = table_target(flow, storage)
+    warehouse = target.warehouse
+    catalog = open_catalog(target, metadata_only=True)
     wanted = f"{warehouse}/{location.table}"
     table = open_table(catalog, target, output_schema(flow.output_job), location.partition_keys, location=wanted)
     table_location = table.location().rstrip("/")
@@ -304,10 +326,8 @@ def open_existing_output(flow: FlowConfig, storage: Storage) -> IcebergOutput:
     """The flow's table as it is, for maintenance: neither created nor evolved (one line if it is missing)."""
     location = flow.output
     with table_failures(location.table or flow.name):
-        if location.table is None:
-            raise IcebergTableError(f"flow {flow.name}: output.format is iceberg but output.table is not set")
-        warehouse = location_uri(storage.uri).rstrip("/")
-        target = IcebergTarget(location.table, warehouse, _file_io(dict(location.catalog), warehouse))
+        target = table_target(flow, storage)
+        warehouse = target.warehouse
         catalog = open_catalog(target)
         try:
             table = catalog.load_table(target.identifier)

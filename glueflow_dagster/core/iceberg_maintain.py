@@ -14,7 +14,16 @@ A data file under the table's ``data/`` folder is removed only when no remaining
 its name is one a glueflow attempt made, no glueflow commit lists it, its run is one this instance knows
 and has ended (no live attempt is still about to append it), and it is older than ``orphan_grace_s``.
 The manifest lists and manifests of the expired snapshots that no remaining snapshot uses go too.
-Nothing else is touched: the table's ``metadata.json`` versions, files other engines wrote, adoption records.
+
+A file under the table's ``metadata/`` folder goes when the table's current metadata no longer references
+it, and it is older than ``orphan_grace_s`` and than :data:`METADATA_GRACE_S` (an hour), whichever is
+longer: a ``*.metadata.json`` the metadata log has dropped (pyiceberg keeps the newest
+``write.metadata.previous-versions-max`` entries, 100 by default: a table property) or that no commit
+ever made current (a commit that lost the catalog's swap or failed before it), and the manifest lists and
+manifests no remaining snapshot uses (a failed append's). The floor protects a commit in flight: it
+writes its metadata files seconds before the catalog's swap makes them current. Referenced: the current
+metadata file, every file its metadata log lists, the remaining snapshots' manifest lists and manifests,
+the statistics files. Nothing else is touched: files other engines wrote elsewhere, adoption records.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from glueflow_dagster.core.storage import ObjectInfo, Storage
 
 __all__ = [
     "DEFAULT_OLDER_THAN_DAYS",
+    "METADATA_GRACE_S",
     "FileChoice",
     "MaintenanceLog",
     "MaintenancePlan",
@@ -39,6 +49,10 @@ __all__ = [
 
 #: Iceberg's own default age of a snapshot to expire (``history.expire.max-snapshot-age-ms``: 5 days).
 DEFAULT_OLDER_THAN_DAYS = 5.0
+#: The least age of a metadata file the table does not reference before maintenance removes it: a commit
+#: writes its metadata files before the catalog's swap makes them part of the table.
+METADATA_GRACE_S = 3600.0
+METADATA_SUFFIXES = (".metadata.json", ".metadata.json.gz", ".gz.metadata.json", ".avro", ".puffin", ".stats")
 DAY_MS = 86_400_000
 # iceberg_table.RUN_ID_PROPERTY (that module imports pyiceberg; this one is imported by the CLI's parser).
 RUN_ID_PROPERTY = "glueflow.run_id"
@@ -57,6 +71,10 @@ LISTED = "listed by a glueflow commit"
 UNKNOWN_RUN = "written by a run this Dagster instance does not know"
 LIVE = "its run has not ended"
 YOUNG = "younger than orphan_grace_s"
+# Why a metadata file stays.
+IN_METADATA = "referenced by the table's current metadata"
+NOT_METADATA = "not an Iceberg metadata file name"
+YOUNG_METADATA = "younger than the metadata grace (orphan_grace_s, at least an hour)"
 
 
 @dataclass(frozen=True)
@@ -92,6 +110,7 @@ class MaintenancePlan:
     cutoff_ms: int
     snapshots: list[SnapshotChoice]
     files: list[FileChoice]
+    metadata_files: list[FileChoice] = field(default_factory=list)
 
     @property
     def expired(self) -> list[int]:
@@ -101,9 +120,13 @@ class MaintenancePlan:
     def removed(self) -> list[FileChoice]:
         return [f for f in self.files if f.action == REMOVE]
 
-    def kept_files(self) -> dict[str, int]:
+    @property
+    def removed_metadata(self) -> list[FileChoice]:
+        return [f for f in self.metadata_files if f.action == REMOVE]
+
+    def kept_files(self, files: list[FileChoice] | None = None) -> dict[str, int]:
         counts: dict[str, int] = {}
-        for choice in self.files:
+        for choice in self.files if files is None else files:
             if choice.action != REMOVE:
                 counts[choice.action] = counts.get(choice.action, 0) + 1
         return counts
@@ -126,6 +149,12 @@ class MaintenancePlan:
         lines.extend(f"    {choice.key}" for choice in removed)
         for reason, count in sorted(self.kept_files().items()):
             lines.append(f"  keep {count} data files: {reason}")
+        gone = self.removed_metadata
+        size = sum(f.size for f in gone)
+        lines.append(f"  {verb} {len(gone)} metadata files the table no longer references ({size:,} bytes)")
+        lines.extend(f"    {choice.key}" for choice in gone)
+        for reason, count in sorted(self.kept_files(self.metadata_files).items()):
+            lines.append(f"  keep {count} metadata files: {reason}")
         return lines
 
 
@@ -139,7 +168,8 @@ class MaintenanceResult:
     def lines(self) -> list[str]:
         return [
             f"expired {len(self.expired)} snapshots; removed {self.removed_files} data files "
-            f"({self.removed_bytes:,} bytes) and {self.removed_metadata_files} manifest files of expired snapshots"
+            f"({self.removed_bytes:,} bytes) and {self.removed_metadata_files} metadata files the table no longer "
+            "references"
         ]
 
 
@@ -207,6 +237,24 @@ def _file_choice(obj: ObjectInfo, referenced: set[str], log: MaintenanceLog, hor
     return REMOVE
 
 
+def referenced_metadata(table: Any, snapshots: Sequence[Any]) -> set[str]:
+    """The metadata files the table's current metadata references, with ``snapshots`` its snapshots."""
+    metadata = table.metadata
+    paths = {table.metadata_location, *(entry.metadata_file for entry in metadata.metadata_log)}
+    paths |= {stats.statistics_path for stats in (*metadata.statistics, *metadata.partition_statistics)}
+    return paths | _metadata_paths(table, snapshots)
+
+
+def _metadata_choice(obj: ObjectInfo, referenced: set[str], horizon_ms: int) -> str:
+    if obj.key in referenced:
+        return IN_METADATA
+    if not obj.key.endswith(METADATA_SUFFIXES):
+        return NOT_METADATA
+    if obj.last_modified_ms > horizon_ms:
+        return YOUNG_METADATA
+    return REMOVE
+
+
 def _keys(paths: Iterable[str], warehouse: str) -> set[str]:
     base = warehouse.rstrip("/") + "/"
     return {path.removeprefix(base) for path in paths if path.startswith(base)}
@@ -232,7 +280,18 @@ def plan_maintenance(
         FileChoice(obj.key, obj.size, _file_choice(obj, referenced, log, horizon_ms))
         for obj in storage.list(output.data_prefix)
     ]
-    return MaintenancePlan(output.target.table, output.location, cutoff_ms, snapshots, files)
+    in_metadata = _keys(referenced_metadata(table, kept), output.target.warehouse)
+    metadata_horizon_ms = now_ms - int(max(grace_s, METADATA_GRACE_S) * 1000)
+    metadata_files = [
+        FileChoice(obj.key, obj.size, _metadata_choice(obj, in_metadata, metadata_horizon_ms))
+        for obj in storage.list(metadata_prefix(output))
+    ]
+    return MaintenancePlan(output.target.table, output.location, cutoff_ms, snapshots, files, metadata_files)
+
+
+def metadata_prefix(output: Any) -> str:
+    """The table's metadata/ folder as a key prefix of the output location (beside its data/ folder)."""
+    return output.data_prefix.removesuffix("data/") + "metadata/"
 
 
 def apply_maintenance(
@@ -259,7 +318,15 @@ def apply_maintenance(
         storage.delete(choice.key)  # a file already gone is no error
         result.removed_files += 1
         result.removed_bytes += choice.size
-    result.removed_metadata_files = _remove_expired_manifests(output, storage, table, before, remaining)
+    removed = _remove_expired_manifests(output, storage, table, before, remaining)
+    # The rest the plan found unreferenced, unless the table references it now (a commit since the plan).
+    in_metadata = _keys(referenced_metadata(table, remaining), output.target.warehouse)
+    unreferenced = {choice.key for choice in plan.removed_metadata if choice.key not in in_metadata} - removed
+    if unreferenced:
+        progress(f"removing {len(unreferenced)} metadata files the table no longer references ...")
+    for key in sorted(unreferenced):
+        storage.delete(key)
+    result.removed_metadata_files = len(removed) + len(unreferenced)
     return result
 
 
@@ -269,13 +336,15 @@ def _metadata_paths(table: Any, snapshots: Sequence[Any]) -> set[str]:
 
 def _remove_expired_manifests(
     output: Any, storage: Storage, table: Any, before: Sequence[Any], remaining: Sequence[Any]
-) -> int:
+) -> set[str]:
+    """The manifest lists and manifests only the expired snapshots used: removed now (no grace: no commit
+    in flight can be about to reference what a snapshot that is gone wrote); their keys."""
     kept_ids = {s.snapshot_id for s in remaining}
     gone = [s for s in before if s.snapshot_id not in kept_ids]
     if not gone:
-        return 0
+        return set()
     unused = _metadata_paths(table, gone) - _metadata_paths(table, remaining)
-    keys = sorted(_keys(unused, output.target.warehouse))
-    for key in keys:
+    keys = _keys(unused, output.target.warehouse)
+    for key in sorted(keys):
         storage.delete(key)
-    return len(keys)
+    return keys

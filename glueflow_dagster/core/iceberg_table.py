@@ -24,8 +24,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pyarrow as pa
 from pyiceberg.catalog import Catalog, load_catalog
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
 from pyiceberg.schema import Schema
@@ -33,6 +33,10 @@ from pyiceberg.table import Table, TableProperties, Transaction
 from pyiceberg.types import DecimalType, DoubleType, FloatType, IcebergType, IntegerType, LongType
 
 from glueflow_dagster.core.formats.iceberg import DEFAULT_CATALOG_FILE, partition_column
+from glueflow_dagster.core.iceberg_io import STORAGE_FILE_IO
+
+if TYPE_CHECKING:  # pyarrow is imported by the append (after the stage), not before: core.iceberg_io
+    import pyarrow as pa
 
 # The snapshot summary's properties that tie a snapshot to the glueflow run that appended it.
 RUN_ID_PROPERTY = "glueflow.run_id"
@@ -72,9 +76,14 @@ def default_catalog(flow_dir: Path) -> dict[str, str]:
     return {"type": "sql", "uri": f"sqlite:///{(flow_dir / DEFAULT_CATALOG_FILE).resolve()}"}
 
 
-def open_catalog(target: IcebergTarget) -> Catalog:
-    """The target's catalog; a SQLite catalog's folder is made on first use."""
+def open_catalog(target: IcebergTarget, *, metadata_only: bool = False) -> Catalog:
+    """The target's catalog; a SQLite catalog's folder is made on first use. ``metadata_only``: its tables
+    read and write their files through the output location's storage (:mod:`core.iceberg_io`), not
+    pyiceberg's Arrow IO: for the steps before the stage, which touch metadata files only. Not for a REST
+    catalog: its server may set the table's IO and the warehouse (a name there, not a location)."""
     properties = {"warehouse": target.warehouse, **target.catalog}
+    if metadata_only and properties.get("type") in ("sql", "glue"):
+        properties["py-io-impl"] = STORAGE_FILE_IO
     uri = properties.get("uri", "")
     if properties.get("type") == "sql" and uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -91,7 +100,7 @@ def open_catalog(target: IcebergTarget) -> Catalog:
 def open_table(
     catalog: Catalog,
     target: IcebergTarget,
-    schema: pa.Schema,
+    schema: Schema | pa.Schema,
     partition_keys: Sequence[str] = (),
     location: str | None = None,
 ) -> Table:
@@ -108,7 +117,11 @@ def open_table(
 
 
 def _created(
-    catalog: Catalog, target: IcebergTarget, schema: pa.Schema, partition_keys: Sequence[str], location: str | None
+    catalog: Catalog,
+    target: IcebergTarget,
+    schema: Schema | pa.Schema,
+    partition_keys: Sequence[str],
+    location: str | None,
 ) -> Table:
     """The table, created with its spec in one commit (no reader ever sees it unpartitioned). Two first
     runs at once both try: the loser takes the winner's table (the SQL catalog may report the race as its
@@ -121,7 +134,8 @@ def _created(
             raise
     try:
         with catalog.create_table_transaction((namespace, name), schema=schema, location=location) as create:
-            _set_partition_spec(create, target.table, schema.names, partition_keys)
+            columns = [f.name for f in _as_iceberg(schema).fields]
+            _set_partition_spec(create, target.table, columns, partition_keys)
     except IcebergTableError:
         raise
     except Exception:
@@ -164,12 +178,13 @@ def _promotable(old: IcebergType, new: IcebergType) -> bool:
     return False
 
 
-def _as_iceberg(schema: pa.Schema) -> Schema:
-    """An arrow schema in Iceberg's types (ids unassigned), as pyiceberg converts it on create."""
+def _as_iceberg(schema: Schema | pa.Schema) -> Schema:
+    """An arrow schema in Iceberg's types (ids unassigned), as pyiceberg converts it on create; an Iceberg
+    schema as it is."""
     return Catalog._convert_schema_if_needed(schema)
 
 
-def evolve_schema(table: Table, name: str, schema: pa.Schema) -> None:
+def evolve_schema(table: Table, name: str, schema: Schema | pa.Schema) -> None:
     """Add the output's new columns to the table; refuse, before anything is written, a column whose type
     changed in a way Iceberg cannot promote (one line naming it)."""
     current = {f.name: f.field_type for f in table.schema().fields}
@@ -289,9 +304,15 @@ def _described(table: Table, snapshot_id: int | None, *, appended: bool) -> Iceb
 
 
 def referenced_files(table: Table) -> set[str]:
-    """Every data file some snapshot of the table references (what maintenance must keep)."""
-    files = table.inspect.all_files()
-    return set(files.column("file_path").to_pylist()) if files.num_rows else set()
+    """Every data file some snapshot of the table references (what maintenance must keep): the live
+    entries of every manifest of every snapshot, each manifest read once (pyiceberg's
+    ``inspect.all_files``, without building an Arrow table: no pyarrow before the stage)."""
+    manifests = {manifest.manifest_path: manifest for s in table.snapshots() for manifest in s.manifests(table.io)}
+    return {
+        entry.data_file.file_path
+        for manifest in manifests.values()
+        for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True)
+    }
 
 
 def unreferenced_files(table: Table, listed: Iterable[str]) -> list[str]:

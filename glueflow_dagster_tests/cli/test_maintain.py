@@ -22,7 +22,15 @@ from glueflow_dagster.cli.maintain import run_maintain
 from glueflow_dagster.components.resources import StorageResource
 from glueflow_dagster.core import iceberg_commit
 from glueflow_dagster.core.config import ConfigError, load_config
-from glueflow_dagster.core.iceberg_maintain import AWAITING, CURRENT, EXPIRE, LIVE
+from glueflow_dagster.core.iceberg_maintain import (
+    AWAITING,
+    CURRENT,
+    EXPIRE,
+    IN_METADATA,
+    LIVE,
+    NOT_METADATA,
+    YOUNG_METADATA,
+)
 from glueflow_dagster.core.iceberg_table import RUN_ID_PROPERTY
 from glueflow_dagster.definitions import load_definitions
 from glueflow_dagster_tests.components.test_assets import run_job
@@ -163,3 +171,62 @@ def test_the_maintain_command_refuses_with_one_line_and_exit_2(
     assert err == "glueflow: flow events: maintain works on an Iceberg output; output.format is json\n"
     assert main(["maintain", "--config", str(flow_file), "--older-than", "-1"]) == 2
     assert capsys.readouterr().err == "glueflow: --older-than: expected a number of days >= 0, got -1\n"
+
+
+def test_maintain_removes_the_metadata_files_the_table_no_longer_references_past_their_grace(
+    tmp_path: Path, instance: Any
+) -> None:
+    """The metadata log keeps the newest `write.metadata.previous-versions-max` metadata files (1 here): the
+    older ones, and a failed commit's metadata file and manifest (in no metadata), go once older than an
+    hour; the current metadata, its log and the snapshots' manifests stay; the table reads as before."""
+    warehouse = tmp_path / "warehouse"
+    flow_file = iceberg_flow_file(tmp_path, "data/input", "data/staging", warehouse.as_uri())
+    flow = load_config(flow_file).flows["events"]
+    defs = load_definitions(flow_file)
+    raw = StorageResource().open(str(tmp_path / "data" / "input"))
+    raw.write_bytes("a.json", records(0, 20))
+    run_job(defs, instance, "events_input_job")
+    run_job(defs, instance, "events_output_job")
+    with the_table(flow_file, warehouse.as_uri()).transaction() as change:
+        change.set_properties({"write.metadata.previous-versions-max": "1"})
+    for first in (20, 40):
+        raw.write_bytes(f"{first}.json", records(first, 20))
+        run_job(defs, instance, "events_input_job")
+        run_job(defs, instance, "events_output_job")
+    table = the_table(flow_file, warehouse.as_uri())
+    folder = warehouse / "analytics.events" / "metadata"
+    for orphan in ("00042-lost-the-swap.metadata.json", "failed-append-m0.avro"):  # a failed commit's files
+        (folder / orphan).write_bytes(b"{}")
+    (folder / "notes.txt").write_bytes(b"not Iceberg's")
+    kept = {Path(table.metadata_location).name, *(Path(e.metadata_file).name for e in table.metadata.metadata_log)}
+    assert len(kept) == 2
+    old_versions = {name for name in metadata_files(warehouse) if name.endswith(".metadata.json")} - kept
+    assert len(old_versions) >= 3
+    snapshots_before = [s.snapshot_id for s in table.snapshots()]
+
+    plan, result = run_maintain(instance, flow, older_than_days=5)  # now: every unreferenced file is young
+
+    assert result is not None and result.removed_metadata_files == 0
+    reasons = {Path(f.key).name: f.action for f in plan.metadata_files}
+    assert reasons["00042-lost-the-swap.metadata.json"] == reasons["failed-append-m0.avro"] == YOUNG_METADATA
+    assert reasons["notes.txt"] == NOT_METADATA
+    assert all(reasons[name] == IN_METADATA for name in kept)
+
+    plan, result = run_maintain(instance, flow, older_than_days=5, dry_run=True, now_ms=LATER_MS)
+    gone = old_versions | {"00042-lost-the-swap.metadata.json", "failed-append-m0.avro"}
+    assert {Path(f.key).name for f in plan.removed_metadata} == gone
+    assert f"would remove {len(gone)} metadata files" in "\n".join(plan.lines(dry_run=True))
+    assert gone <= metadata_files(warehouse)
+
+    plan, result = run_maintain(instance, flow, older_than_days=5, now_ms=LATER_MS)
+
+    assert result is not None and result.expired == [] and result.removed_metadata_files == len(gone)
+    assert not gone & metadata_files(warehouse) and kept <= metadata_files(warehouse)
+    assert "notes.txt" in metadata_files(warehouse)
+    table = the_table(flow_file, warehouse.as_uri())
+    assert [s.snapshot_id for s in table.snapshots()] == snapshots_before
+    assert event_ids(table) == Counter(range(60))
+    raw.write_bytes("60.json", records(60, 5))  # the table takes the next run as before
+    run_job(defs, instance, "events_input_job")
+    run_job(defs, instance, "events_output_job")
+    assert event_ids(the_table(flow_file, warehouse.as_uri())) == Counter(range(65))

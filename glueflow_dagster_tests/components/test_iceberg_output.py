@@ -205,3 +205,32 @@ def test_a_run_that_dies_between_its_snapshot_and_its_materialization_is_adopted
     table = the_table(flow_file, warehouse)
     assert [s.summary[RUN_ID_PROPERTY] for s in table.snapshots()][0] == died_run_id
     assert sorted(table.scan().to_arrow().column("event_id").to_pylist()) == list(range(42))
+
+
+def test_duckdb_s_iceberg_reader_reads_the_partitioned_table_as_pyiceberg_does(
+    tmp_path: Path, instance: Any
+) -> None:
+    """DuckDB's `iceberg_scan` of the table's current metadata file (DuckDB 1.5.5 in a child process:
+    support/duckdb_iceberg.py): a `day(ts)` spec, `timestamptz`, two snapshots; the same rows as pyiceberg."""
+    from glueflow_dagster_tests.support.duckdb_iceberg import iceberg_scan, require
+
+    require()
+    warehouse = (tmp_path / "warehouse").as_uri()
+    flow_file = iceberg_flow_file(tmp_path, "data/input", "data/staging", warehouse)
+    defs = load_definitions(flow_file)
+    raw = StorageResource().open(str(tmp_path / "data" / "input"))
+    for first, count in ((0, 30), (30, 12)):
+        raw.write_bytes(f"{first}.json", records(first, count))
+        run_job(defs, instance, "events_input_job")
+        run_job(defs, instance, "events_output_job")
+    table = the_table(flow_file, warehouse)
+    assert len(table.snapshots()) == 2
+    expected = sorted(
+        (row["event_id"], row["user_id"], row["ts"].isoformat(sep=" "))
+        for row in table.scan().to_arrow().to_pylist()
+    )
+
+    rows = iceberg_scan(table.metadata_location, "event_id, user_id, timezone('UTC', ts)::VARCHAR || '+00:00'")
+
+    assert sorted(rows) == expected and len(rows) == 42
+    assert expected[7] == (7, 2, "2026-12-02 11:00:00+00:00")

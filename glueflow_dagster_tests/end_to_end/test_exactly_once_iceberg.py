@@ -6,11 +6,9 @@ objects) on a flow whose output is ``format: iceberg`` (the SQLite catalog besid
 warehouse), with one more move: ``glueflow maintain --older-than 0`` (expire every snapshot it may, remove
 the data files in no snapshot). The committed output is what the table holds, read through pyiceberg:
 after every move no record is in it twice, and after quiescence every current record is in it exactly once,
-read through pyiceberg and through DuckDB.
-
-DuckDB's Iceberg reader (``iceberg_scan``) is not used: its ``iceberg`` extension must be downloaded
-(``INSTALL iceberg``), and this machine cannot reach extensions.duckdb.org (checked: "Failed to download
-extension"). DuckDB reads the Parquet data files pyiceberg's scan plans instead.
+read through pyiceberg and through DuckDB's own Iceberg reader (``iceberg_scan`` of the table's current
+metadata file, DuckDB 1.5.5 in a child process: ``glueflow_dagster_tests/support/duckdb_iceberg.py``; the
+tests skip without it unless ``GLUEFLOW_REQUIRE_DUCKDB_ICEBERG`` is set, as ``.ci/run`` sets it).
 """
 
 from __future__ import annotations
@@ -25,9 +23,15 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from glueflow_dagster.core.storage import ObjectInfo, location_uri
+from glueflow_dagster.components.jobs import output_key
+from glueflow_dagster.components.monitoring import run_materialization_metadata
+from glueflow_dagster.core.storage import ObjectInfo
+from glueflow_dagster_tests.components.test_iceberg_output import (  # noqa: F401 - a fixture, used by name
+    s3_completes_multipart_uploads_as_s3_does,
+)
 from glueflow_dagster_tests.end_to_end.test_exactly_once import apply, assert_no_process_left, check_after_quiescence
-from glueflow_dagster_tests.support.flow_driver import FLOW, FlowDriver
+from glueflow_dagster_tests.support.duckdb_iceberg import iceberg_scan, require
+from glueflow_dagster_tests.support.flow_driver import FLOW, CuttableProxy, FlowDriver, S3Target
 
 TABLE = "analytics.events"
 ACTIONS = [
@@ -62,10 +66,10 @@ class IcebergFlowDriver(FlowDriver):
         from pyiceberg.exceptions import NoSuchTableError
 
         from glueflow_dagster.core.config import load_config
-        from glueflow_dagster.core.iceberg_table import IcebergTarget, open_catalog
+        from glueflow_dagster.core.iceberg_commit import table_target
+        from glueflow_dagster.core.iceberg_table import open_catalog
 
-        output = load_config(self.path).flows[FLOW].output
-        target = IcebergTarget(TABLE, location_uri(self.storage("output").uri).rstrip("/"), dict(output.catalog))
+        target = table_target(load_config(self.path).flows[FLOW], self.storage("output"))
         try:
             return open_catalog(target).load_table(target.identifier)
         except NoSuchTableError:
@@ -79,16 +83,12 @@ class IcebergFlowDriver(FlowDriver):
         return Counter(table.scan(selected_fields=("event_id",)).to_arrow().column("event_id").to_pylist())
 
     def duckdb_ids(self) -> Counter[int]:
-        """The table's records through DuckDB: the Parquet data files pyiceberg's scan plans (its own Iceberg
-        reader needs an extension this machine cannot download)."""
-        import duckdb
-
+        """The table's records through DuckDB's Iceberg reader: ``iceberg_scan`` of the table's current
+        metadata file (what the catalog points at), not a listing nor pyiceberg's plan."""
         table = self.table()
-        files = [task.file.file_path.removeprefix("file://") for task in table.scan().plan_files()] if table else []
-        if not files:
+        if table is None:
             return Counter()
-        rows = duckdb.connect().execute(f"SELECT event_id FROM read_parquet({files!r})").fetchall()
-        return Counter(row[0] for row in rows)
+        return Counter(row[0] for row in iceberg_scan(table.metadata_location, "event_id"))
 
     def output_ids(self, objects: list[ObjectInfo]) -> Counter[int]:
         """The table's records, whatever objects are asked about: readers read the table, not a listing
@@ -143,6 +143,7 @@ def assert_exactly_once_in_the_table(flow: IcebergFlowDriver) -> None:
 def test_property_exactly_once_through_an_iceberg_table_under_interleaved_operator_actions(
     actions: list[str], delays: list[float], seed: int
 ) -> None:
+    require()  # DuckDB's Iceberg reader: skip (fail in CI) before any run if it is not installed
     with tempfile.TemporaryDirectory(prefix="glueflow-eo-iceberg-") as tmp:
         flow = IcebergFlowDriver(Path(tmp), seed=seed, input_target_file_bytes=200_000)
         try:
@@ -162,6 +163,7 @@ def test_property_exactly_once_through_an_iceberg_table_under_interleaved_operat
 def test_exactly_once_through_the_table_after_a_killed_output_run_and_maintenance(tmp_path: Path) -> None:
     """One fixed sequence of the property (about 90 s here): a SIGKILLed Output run, maintenance, a tick, two
     Output runs at once, maintenance again; every record exactly once in the table."""
+    require()
     flow = IcebergFlowDriver(tmp_path, seed=7, input_target_file_bytes=200_000)
     try:
         flow.add_raw(20)
@@ -173,4 +175,109 @@ def test_exactly_once_through_the_table_after_a_killed_output_run_and_maintenanc
         assert_exactly_once_in_the_table(flow)
     finally:
         flow.close()
+    assert_no_process_left(flow)
+
+
+# --- An S3 outage mid-commit: the Iceberg output on the moto server behind a cuttable proxy --------------
+
+# Where the S3 endpoint is lost during the Output run's commit (core.iceberg_commit, docs/protocol.md):
+# - "data_files": the data files are complete and glueflow's commit manifest written; pyiceberg's append
+#   (which reads the files' footers for their statistics) never reaches S3: no snapshot;
+# - "metadata_file": the append's manifests are written, the new metadata file is not: no snapshot;
+# - "snapshot": the snapshot is committed (the catalog points at it), then the endpoint is lost before
+#   the materialization (the run's next read of the table fails): the next run adopts that snapshot.
+CUT_POINTS = ("data_files", "metadata_file", "snapshot")
+
+
+def endpoint_lost_at(cut_at: str, proxy: CuttableProxy, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Patch the Output run's commit (in this process) to cut the S3 endpoint at ``cut_at``, once; the list
+    gets ``cut_at`` when it fired."""
+    from pyiceberg.catalog.sql import SqlCatalog
+    from pyiceberg.table import Table
+    from pyiceberg.table.update import AddSnapshotUpdate
+
+    fired: list[str] = []
+
+    def cut() -> None:
+        if not fired:
+            proxy.cut()
+            fired.append(cut_at)
+
+    add_files, commit_table = Table.add_files, SqlCatalog.commit_table
+
+    def adding(self: Table, *args: Any, **kwargs: Any) -> Any:
+        if cut_at == "data_files":
+            cut()
+        done = add_files(self, *args, **kwargs)
+        if cut_at == "snapshot":
+            cut()
+        return done
+
+    def committing(self: SqlCatalog, table: Table, requirements: Any, updates: Any) -> Any:
+        # Only the append's commit (it adds a snapshot), not a schema or spec change.
+        if cut_at == "metadata_file" and any(isinstance(update, AddSnapshotUpdate) for update in updates):
+            cut()
+        return commit_table(self, table, requirements, updates)
+
+    monkeypatch.setattr(Table, "add_files", adding)
+    monkeypatch.setattr(SqlCatalog, "commit_table", committing)
+    return fired
+
+
+def step_failure(flow: IcebergFlowDriver, run_id: str) -> str:
+    from dagster import DagsterEventType
+
+    for record in flow.instance.get_records_for_run(run_id, of_type=DagsterEventType.STEP_FAILURE).records:
+        event = record.event_log_entry.dagster_event
+        return str(event.step_failure_data.error.message)
+    return ""
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("s3_completes_multipart_uploads_as_s3_does")
+@pytest.mark.parametrize("cut_at", CUT_POINTS)
+def test_an_s3_outage_mid_commit_leaves_every_record_exactly_once_in_the_table(
+    cut_at: str,
+    tmp_path: Path,
+    moto_server: str,
+    s3_client: Any,
+    s3_bucket: str,
+) -> None:
+    require()
+    proxy = CuttableProxy(moto_server)
+    flow = IcebergFlowDriver(tmp_path / "flow", s3=S3Target(s3_bucket, proxy, s3_client), seed=3)
+    try:
+        flow.add_raw(40)
+        assert flow.input_run().success
+        assert flow.output_run().success  # the table exists, with one snapshot
+        for _ in range(3):
+            flow.add_raw(30)
+        assert flow.input_run().success
+        [request] = flow.tick()
+        with pytest.MonkeyPatch.context() as patched:  # not the fixture's: its moto patch stays
+            fired = endpoint_lost_at(cut_at, proxy, patched)
+            failed = flow.output_run(request)
+        if fired:
+            proxy.restore()
+        assert fired == [cut_at] and not failed.success
+        message = step_failure(flow, failed.run_id).strip()  # Dagster's "dagster...Failure: <the run's line>"
+        assert "iceberg table analytics.events: " in message and "\n" not in message, message
+        runs = [s.summary["glueflow.run_id"] for s in flow.table().snapshots()]
+        assert runs.count(failed.run_id) == (1 if cut_at == "snapshot" else 0)
+
+        flow.add_raw(20)  # new input: the recovery run plans more than the failed one did
+        assert flow.input_run().success
+        recovery = flow.ui_materialize()
+        assert recovery.success
+        # The snapshot holds the failed run's bookmark version: the recovery adopts it (no second append);
+        # otherwise the failed run left files in no snapshot, and the recovery appends its own.
+        adopted = run_materialization_metadata(flow.instance, recovery.run_id, output_key(FLOW))
+        assert adopted.get("iceberg_adopted_run_id") == (failed.run_id if cut_at == "snapshot" else None)
+        check_after_quiescence(flow, 3)
+        iceberg_apply(flow, "maintain", 0.0)
+        assert_exactly_once_in_the_table(flow)
+        assert not flow.snapshot()
+    finally:
+        flow.close()
+        proxy.close()
     assert_no_process_left(flow)
