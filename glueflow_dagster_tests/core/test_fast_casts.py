@@ -279,3 +279,22 @@ def test_a_sample_of_iso_z_times_alone_takes_the_zulu_form_and_other_forms_later
         "2026-11-24 01:02:03",
         "2026-11-24 00:00:00",
     ]
+
+
+def test_a_miss_of_the_zulu_form_falls_back_to_the_fast_paths_and_a_fast_path_miss_to_the_full_casts(
+    tmp_path: Path,
+) -> None:
+    """After a group whose values the ``zulu`` form could not read, later groups keep the fast paths (which read
+    fractions and offsets); only a miss of those leaves the run on the full casts."""
+    from glueflow_dagster.core.mapping import parse_mappings
+    from glueflow_dagster.core.stage.plan import after_miss, make_plan
+    from glueflow_dagster.core.stage.write import JsonLinesWriter
+
+    path = tmp_path / "z.json"
+    path.write_text("".join(json.dumps({"ts": f"2026-11-24T00:00:{i % 60:02d}Z"}) + "\n" for i in range(500)))
+    plan = make_plan([path], parse_mappings([["ts", "string", "ts", "timestamp"]]), 2**27, JsonLinesWriter("none"))
+    assert plan.fast_casts and plan.zulu_timestamps
+    fast = after_miss(plan)
+    assert fast.fast_casts and not fast.zulu_timestamps
+    full = after_miss(fast)
+    assert not full.fast_casts and not full.plain_timestamps and not full.zulu_timestamps

@@ -187,6 +187,15 @@ def query(
     return records, casts, speculated, missing
 
 
+def after_miss(plan: QueryPlan) -> QueryPlan:
+    """The plan for the groups after one whose speculation missed: a miss of the ``zulu`` form falls back
+    to every fast path (other ISO forms are common in the same data and the fast paths read them), any
+    other miss to the full casts."""
+    if plan.zulu_timestamps:
+        return replace(plan, zulu_timestamps=False)
+    return replace(plan, plain_timestamps=False, fast_casts=False)
+
+
 def _plain_mode(plan: QueryPlan) -> PlainTimestamps:
     """The plain form's timestamps go out as their source text (the JSON writer would write the same
     bytes); writers of typed timestamps (CSV, Parquet: core.formats) take the plain form parsed instead."""

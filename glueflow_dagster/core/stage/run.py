@@ -48,7 +48,7 @@ from glueflow_dagster.core.quarantine import (
     object_entry,
     quarantine_key,
 )
-from glueflow_dagster.core.stage.plan import QueryPlan, make_plan, query, respelled
+from glueflow_dagster.core.stage.plan import QueryPlan, after_miss, make_plan, query, respelled
 from glueflow_dagster.core.stage.read import (
     GroupOutcome,
     Member,
@@ -296,7 +296,7 @@ def _native_query(
         return err
     if missed:
         log("values in other forms than the casts' fast paths read: mapped again with the full parsers")
-        tally.plan = replace(plan, plain_timestamps=False, fast_casts=False)
+        tally.plan = after_miss(plan)
     return GroupOutcome(records, casts, [], missed)
 
 
@@ -353,7 +353,7 @@ def _map(
         plan = replace(plan, read_schema=outcome.read_schema)
     if outcome.speculation_missed:
         log("values in other forms than the casts' fast paths read: mapped again with the full parsers")
-        plan = replace(plan, plain_timestamps=False, fast_casts=False)
+        plan = after_miss(plan)
     tally.plan = plan
     return outcome
 
