@@ -24,7 +24,7 @@ import polars as pl
 
 from glueflow_dagster.core.compression import IgzipParts, written_by_isal
 from glueflow_dagster.core.formats.partitions import parts_target
-from glueflow_dagster.core.storage import PendingObject, Storage
+from glueflow_dagster.core.storage import LocalStorage, PendingObject, Storage
 
 __all__ = ["JsonLinesWriter", "Writer", "begin_parts", "clear", "output_object_key"]
 
@@ -113,8 +113,12 @@ def begin_parts(out_dir: Path, target: Storage, name_prefix: str, writer: Writer
         part = int(local.name.split(".")[0].removeprefix("part-"))
         folder = local.parent.relative_to(out_dir).as_posix()
         key = writer.object_key(name_prefix, part)
-        pending.append(target.begin_upload(local, key if folder == "." else f"{folder}/{key}"))
-        local.unlink()
+        full_key = key if folder == "." else f"{folder}/{key}"
+        if isinstance(target, LocalStorage):  # the part is renamed into place where it can be, not copied
+            pending.append(target.begin_upload(local, full_key, move=True))
+        else:
+            pending.append(target.begin_upload(local, full_key))
+            local.unlink()
     return pending
 
 
