@@ -34,6 +34,7 @@ __all__ = [
     "json_dtype",
     "json_expr",
     "native_frames",
+    "records_bound",
     "sample_json_lines",
     "timestamp_sources",
     "unreadable_natively",
@@ -43,6 +44,8 @@ _SAMPLE_ROWS = 1000  # rows of a group's first objects written as JSON lines to 
 _PROBE_OBJECTS = 3  # objects tried one by one when the first batch's sample does not read
 _INTEGERS = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32)
 _JSON_LEAVES = (pl.Int64, pl.Float64, pl.Boolean, pl.String)
+# gzip, zstd and zlib streams (polars inflates them to read, hence to count): no cheap count.
+_COMPRESSED_MAGIC = (b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"\x78\x01", b"\x78\x5e", b"\x78\x9c", b"\x78\xda")
 # Text forms of the JSON writer (chrono's %.f: no fraction, or 3, 6 or 9 digits as needed).
 _NAIVE_TIMESTAMP = "%Y-%m-%d %H:%M:%S%.f"
 _ZONED_TIMESTAMP = "%Y-%m-%dT%H:%M:%S%.f%:z"
@@ -179,6 +182,24 @@ def concatenated(frames: Sequence[pl.LazyFrame | None], read_schema: pl.Schema) 
     if not kept:
         return pl.LazyFrame(schema=read_schema)
     return kept[0] if len(kept) == 1 else pl.concat(kept, how="vertical", parallel=False)
+
+
+def records_bound(frames: Sequence[pl.LazyFrame | None], paths: Sequence[Path]) -> int | None:
+    """The records the objects' frames hold, counted cheaply (a Parquet footer's row counts, polars' fast
+    CSV line count: about 5 ms for 50 MB), or None where counting would cost a read (a compressed object)
+    or fails (the query then finds out why)."""
+    total = 0
+    for frame, path in zip(frames, paths, strict=True):
+        if frame is None:
+            continue
+        with open(path, "rb") as probe:
+            if probe.read(4).startswith(_COMPRESSED_MAGIC):
+                return None
+        try:
+            total += int(frame.select(pl.len()).collect().item())
+        except READ_ERRORS:
+            return None
+    return total
 
 
 def unreadable_natively(frames: Sequence[pl.LazyFrame | None]) -> set[int]:

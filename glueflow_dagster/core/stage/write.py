@@ -16,7 +16,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,7 +26,7 @@ from glueflow_dagster.core.compression import IgzipParts, written_by_isal
 from glueflow_dagster.core.formats.partitions import parts_target
 from glueflow_dagster.core.storage import LocalStorage, PendingObject, Storage
 
-__all__ = ["JsonLinesWriter", "Writer", "begin_parts", "clear", "output_object_key"]
+__all__ = ["JsonLinesWriter", "Writer", "begin_parts", "clear", "output_object_key", "single_part"]
 
 
 def output_object_key(name_prefix: str, part: int, compression: str) -> str:
@@ -57,6 +57,7 @@ class JsonLinesWriter:
     compression: str
     compression_level: int | None = None  # gzip only
     partition_keys: tuple[str, ...] = ()  # Hive folders (gzip then by polars' own writer)
+    single_part: bool = False  # the query writes at most records_per_part records (see single_part())
 
     @property
     def suffix(self) -> str:
@@ -84,6 +85,9 @@ class JsonLinesWriter:
                 **(gzip if self.compression == "gzip" else {}),
             )
 
+        if self.single_part and self.compression != "gzip":
+            return frame.sink_ndjson(out_dir / part_name(0), lazy=True)
+
         provider: Callable[[Any], Any] = part_path
         options: dict[str, Any] = {
             "compression": "gzip" if self.compression == "gzip" else "uncompressed",
@@ -103,6 +107,15 @@ class JsonLinesWriter:
             lazy=True,
             **options,
         )
+
+
+def single_part(writer: Writer) -> Writer:
+    """``writer`` told that the query writes at most ``records_per_part`` records (the caller counted the
+    input's records): an unpartitioned sink then writes one plain file instead of polars' splitting sink,
+    which costs 10-15% more CPU for the same file. Writers without the option are returned as they are."""
+    if is_dataclass(writer) and "single_part" in {f.name for f in fields(writer)}:
+        return replace(writer, single_part=True)  # type: ignore[type-var]
+    return writer
 
 
 def begin_parts(out_dir: Path, target: Storage, name_prefix: str, writer: Writer) -> list[PendingObject]:
