@@ -10,7 +10,9 @@ DuckDB runs ``COPY (SELECT <the same casts> FROM read_csv/read_json/read_parquet
 scans the mapped source columns and writes them as they are (no casts, counts or commit: the floor of any
 polars-based stage here). Each run is
 a child process, timed inside (no interpreter start-up); peak RSS is the child's whole-process maximum
-resident set (wait4). MB/s is input bytes on disk per second.
+resident set (wait4). MB/s is input bytes on disk per second. Under each pair, glueflow's phases (wall and
+CPU seconds): plan (the sample and the query plan), query (read -> map -> write the part files), upload
+(the parts as pending objects) and commit.
 """
 
 from __future__ import annotations
