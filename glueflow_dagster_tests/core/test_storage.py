@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -554,6 +555,9 @@ def test_local_begin_upload_move_renames_the_file_without_copying(
     part = tmp_path / "part-00000.json"
     part.write_bytes(b'{"a":1}\n' * 1000)
     inode = part.stat().st_ino
+    hour_ago = time.time() - 3600
+    os.utime(part, (hour_ago, hour_ago))  # a part written long before its upload (a long query)
+    before_ms = int(time.time() * 1000) - 1000
 
     def no_copy(*_args: Any, **_kwargs: Any) -> None:
         raise AssertionError("copied")
@@ -566,7 +570,9 @@ def test_local_begin_upload_move_renames_the_file_without_copying(
     assert staged.stat().st_ino == inode and staged.stat().st_nlink == 1  # the same file, one name
     assert pending.size == 8000
     assert [k for k in keys_of(local_storage.list()) if not k.startswith("_glueflow/")] == []  # pending: unseen
-    assert [u.key for u in local_storage.pending_uploads()] == ["day=1/run-1-attempt-1-part-r-00000.json"]
+    [upload] = local_storage.pending_uploads()
+    assert upload.key == "day=1/run-1-attempt-1-part-r-00000.json"
+    assert upload.started_ms >= before_ms  # the upload's time, not the part's: no GC takes it for abandoned
     info = local_storage.complete_upload(pending)
     assert local_storage.read_bytes(info.key) == b'{"a":1}\n' * 1000
     assert keys_of(local_storage.list()) == ["day=1/run-1-attempt-1-part-r-00000.json"]  # pending folder gone

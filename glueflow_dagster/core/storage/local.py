@@ -445,6 +445,9 @@ class LocalStorage:
                 os.fsync(fd)  # the bytes are on disk before the name is (as the copy's fsync)
             finally:
                 os.close(fd)
+            # The pending file's time is the upload's (abandoned uploads are collected by it), from its first
+            # moment under the pending name.
+            os.utime(src)
             # Twice, as _open_tmp: a concurrent delete_prefix may prune the freshly made (empty) folder.
             for attempt in (1, 2):
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -458,8 +461,7 @@ class LocalStorage:
             if err.errno in _NO_HARD_LINKS:
                 return None
             raise self._err(token, err) from err
-        src.unlink()
-        os.utime(path)  # the pending file's time is the upload's (abandoned uploads are collected by it)
+        src.unlink(missing_ok=True)  # the caller gave it up: the pending name is the file's only one now
         self._fsync_dir(path.parent)
         return self.stat(token)
 
