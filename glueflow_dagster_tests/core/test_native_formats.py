@@ -305,3 +305,23 @@ def test_a_group_counted_to_fit_one_part_is_written_by_a_plain_sink(
     monkeypatch.undo()
     small, small_target = _stage(tmp_path, "small", objects, mappings, **formats, target_file_bytes=150)
     assert len(_outputs(small_target)) > 1 and small.records_written == one.records_written  # more than a part
+
+
+@pytest.mark.parametrize("out", ["json", "csv", "parquet"])
+def test_the_single_part_sink_is_one_plain_file_sink_on_the_streaming_engine(tmp_path: Path, out: str) -> None:
+    """A counted group's writer sinks into one plain file (polars' file sink, no partition sink and no
+    Python callback naming parts), run by the streaming engine; without the count it splits as before."""
+    from glueflow_dagster.core.formats.seams import writer_of
+    from glueflow_dagster.core.stage.write import single_part
+
+    splitting = writer_of(DataFormat(out), "snappy" if out == "parquet" else "none", None)
+    writer = single_part(splitting)
+    frame = pl.LazyFrame({"id": ["1", "2"], "ts": ["2024-01-02 03:04:05", None]})
+    mappings = parse_mappings([["id", "string", "id", "long"], ["ts", "string", "ts", "timestamp"]])
+    mapped = ApplyMapping.apply(frame, mappings, plain_timestamps="nozones")
+    with ExitStack() as files:
+        assert splitting.sink(mapped, tmp_path, 0, 10, files).explain().startswith("SINK (partition)")
+        sink = writer.sink(mapped, tmp_path, 0, 10, files)
+        assert sink.explain().startswith("SINK (file)")
+        sink.collect(engine="streaming")
+    assert [p.name for p in tmp_path.iterdir()] == [f"part-00000.{out}"]
