@@ -260,15 +260,35 @@ def test_values_first_seen_past_the_sample_map_as_before(
     assert _figures(native) == _figures(converting) and _outputs(n_target) == _outputs(c_target)
 
 
+def _large_parquet(seed: int) -> bytes:
+    """About 1.2 MB of Parquet (random text does not compress): an object worth counting."""
+    import random
+
+    rng = random.Random(seed)
+    frame = pl.DataFrame({"id": range(60_000), "text": [f"{rng.getrandbits(128):032x}" for _ in range(60_000)]})
+    data = io.BytesIO()
+    frame.write_parquet(data)
+    assert len(data.getvalue()) > 1024**2
+    return data.getvalue()
+
+
 @pytest.mark.parametrize(
-    ("source", "out"), [("csv", "json"), ("csv", "csv"), ("parquet", "parquet"), ("csv.gz", "json")]
+    ("source", "out", "counted"),
+    [
+        ("csv", "json", True),  # small uncompressed CSV: its bytes bound its records, nothing read
+        ("csv", "csv", True),
+        ("parquet", "parquet", True),  # objects of a MB and more: their footers counted
+        ("csv.gz", "json", False),  # counting would inflate them
+        ("small parquet", "parquet", False),  # a count would cost what reading them costs
+        ("many csv", "json", False),  # more objects than are counted
+    ],
 )
 def test_a_group_counted_to_fit_one_part_is_written_by_a_plain_sink(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str, out: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str, out: str, counted: bool
 ) -> None:
-    """The native query's records are counted first (a Parquet footer, polars' fast CSV count): when they
-    fit one part, the part is written by a plain sink (polars' splitting sink costs 10-15% more CPU), with
-    the same bytes; when they do not, or cannot be counted cheaply (gzip), the parts are split as before."""
+    """Where the native query's records are known cheaply to fit one part, the part is written by a plain
+    sink (polars' splitting sink costs 10-15% more CPU), with the same bytes; where they are not known
+    cheaply, or do not fit, the parts are split as before."""
     import gzip
 
     made: list[int] = []
@@ -280,17 +300,22 @@ def test_a_group_counted_to_fit_one_part_is_written_by_a_plain_sink(
 
     monkeypatch.setattr(pl, "PartitionBy", partition_by)
     if source == "parquet":
+        objects = {"p1.parquet": _large_parquet(1), "p2.parquet": _large_parquet(2)}
+        mappings, read = [["id", "long", "id", "long"], ["text", "string", "text", "string"]], DataFormat("parquet")
+    elif source == "small parquet":
         objects = {"p1.parquet": _typed_parquet(), "p2.parquet": _typed_parquet()}
         mappings, read = TYPED_MAPPINGS, DataFormat("parquet")
     else:
         objects = {k: gzip.compress(v) if source == "csv.gz" else v for k, v in TRICKY_CSV.items()}
+        if source == "many csv":
+            objects = {f"{index:03d}.csv": b"id,name\n%d,x\n" % index for index in range(65)}
         mappings, read = CSV_MAPPINGS, DataFormat("csv", CsvOptions(with_header=True))
     formats: dict[str, Any] = {"read_format": read, "write_format": DataFormat(out)}
     formats["compression"] = "snappy" if out == "parquet" else "none"
 
     one, one_target = _stage(tmp_path, "one", objects, mappings, **formats)
     assert len(_outputs(one_target)) == 1
-    assert len(made) == (1 if source == "csv.gz" else 0)
+    assert len(made) == (0 if counted else 1)
     made.clear()
     monkeypatch.setattr(run_module, "records_bound", lambda *args: None)  # as before: the splitting sink
     split, split_target = _stage(tmp_path, "split", objects, mappings, **formats)
@@ -303,8 +328,10 @@ def test_a_group_counted_to_fit_one_part_is_written_by_a_plain_sink(
     else:
         assert one_out == split_out
     monkeypatch.undo()
-    small, small_target = _stage(tmp_path, "small", objects, mappings, **formats, target_file_bytes=150)
-    assert len(_outputs(small_target)) > 1 and small.records_written == one.records_written  # more than a part
+    # More records than a part holds: split, whether counted or bounded by bytes.
+    target_file_bytes = 1_000_000 if source == "parquet" else 150
+    small, small_target = _stage(tmp_path, "small", objects, mappings, **formats, target_file_bytes=target_file_bytes)
+    assert len(_outputs(small_target)) > 1 and small.records_written == one.records_written
 
 
 @pytest.mark.parametrize("out", ["json", "csv", "parquet"])
