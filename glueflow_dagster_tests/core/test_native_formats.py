@@ -352,3 +352,45 @@ def test_the_single_part_sink_is_one_plain_file_sink_on_the_streaming_engine(tmp
         assert sink.explain().startswith("SINK (file)")
         sink.collect(engine="streaming")
     assert [p.name for p in tmp_path.iterdir()] == [f"part-00000.{out}"]
+
+
+@pytest.mark.parametrize(("size", "counted"), [("large", True), ("small", False), ("large.gz", False)])
+def test_json_lines_counted_to_fit_one_part_are_written_by_a_plain_sink(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: str, counted: bool
+) -> None:
+    """JSON lines too: objects of a MB and more, uncompressed, have their lines counted (a bound on their
+    records); when they fit one part a plain sink writes it, with the bytes the splitting sink writes."""
+    import gzip
+
+    from glueflow_dagster.core.stage import read as read_module
+
+    made: list[int] = []
+    real_partition_by = pl.PartitionBy
+
+    def partition_by(*args: Any, **kwargs: Any) -> Any:
+        made.append(1)
+        return real_partition_by(*args, **kwargs)
+
+    monkeypatch.setattr(pl, "PartitionBy", partition_by)
+    rows = 30_000 if size != "small" else 30
+    lines = b"".join(b'{"id": %d, "ts": "2024-01-02 03:04:05", "note": "x,\\"y\\""}\n' % i for i in range(rows))
+    lines += b"\n"  # a blank line: no record, one more line counted
+    objects = {"a.json": lines, "b.json": lines}
+    if size == "large.gz":
+        objects = {key: gzip.compress(data) for key, data in objects.items()}
+    mappings = [["id", "long", "id", "long"], ["ts", "string", "ts", "timestamp"], ["note", "string", "note", "string"]]
+    formats: dict[str, Any] = {"write_format": DataFormat("parquet"), "compression": "snappy"}
+    one, one_target = _stage(tmp_path, "one", objects, mappings, **formats)
+    assert one.records_written == 2 * rows and len(_outputs(one_target)) == 1
+    assert len(made) == (0 if counted else 1)
+    monkeypatch.setattr(read_module, "lines_bound", lambda *args: None)  # as before: the splitting sink
+    split, split_target = _stage(tmp_path, "split", objects, mappings, **formats)
+    assert _figures(one) == _figures(split)
+    one_out, split_out = _outputs(one_target), _outputs(split_target)
+    assert sorted(one_out) == sorted(split_out)
+    for key in one_out:
+        assert pl.read_parquet(io.BytesIO(one_out[key])).equals(pl.read_parquet(io.BytesIO(split_out[key])))
+    monkeypatch.undo()
+    target_file_bytes = 1_000_000 if rows > 30 else 500  # more records than a part holds: split
+    small, small_target = _stage(tmp_path, "small", objects, mappings, **formats, target_file_bytes=target_file_bytes)
+    assert len(_outputs(small_target)) > 1 and small.records_written == 2 * rows

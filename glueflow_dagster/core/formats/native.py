@@ -31,9 +31,11 @@ from glueflow_dagster.core.mapping import FieldMapping
 from glueflow_dagster.core.quarantine import READ_ERRORS
 
 __all__ = [
+    "compressed",
     "concatenated",
     "json_dtype",
     "json_expr",
+    "lines_bound",
     "native_frames",
     "records_bound",
     "sample_json_lines",
@@ -187,6 +189,33 @@ def concatenated(frames: Sequence[pl.LazyFrame | None], read_schema: pl.Schema) 
     return kept[0] if len(kept) == 1 else pl.concat(kept, how="vertical", parallel=False)
 
 
+def compressed(path: Path) -> bool:
+    """Whether the object is a gzip, zstd or zlib stream (sniffed from its first bytes, as polars does)."""
+    with open(path, "rb") as probe:
+        return probe.read(4).startswith(_COMPRESSED_MAGIC)
+
+
+def lines_bound(paths: Sequence[Path], at_most: int) -> int | None:
+    """The lines of JSON-lines files, a bound on their records (a record is one line; blank lines count
+    too), where counting pays: up to _COUNTED_OBJECTS uncompressed files of _COUNTED_MEAN_BYTES on average
+    (polars' CSV line count with quoting off: about 6 ms per 50 MB); None otherwise or when it exceeds
+    ``at_most`` (nothing more to learn)."""
+    if not paths or len(paths) > _COUNTED_OBJECTS or any(map(compressed, paths)):
+        return None
+    if sum(path.stat().st_size for path in paths) < _COUNTED_MEAN_BYTES * len(paths):
+        return None
+    total = 0
+    try:
+        for path in paths:
+            scan = pl.scan_csv(path, has_header=False, separator="\x1f", quote_char=None, infer_schema=False)
+            total += int(scan.select(pl.len()).collect().item())
+            if total > at_most:
+                return None
+    except READ_ERRORS:
+        return None
+    return total
+
+
 def records_bound(
     reader: ConvertingReader, frames: Sequence[pl.LazyFrame | None], paths: Sequence[Path], at_most: int
 ) -> int | None:
@@ -200,12 +229,8 @@ def records_bound(
     it would inflate it) and for a count that fails (the query then finds out why).
     """
     kept = [path for frame, path in zip(frames, paths, strict=True) if frame is not None]
-    if len(kept) > _COUNTED_OBJECTS:
+    if len(kept) > _COUNTED_OBJECTS or any(map(compressed, kept)):
         return None
-    for path in kept:
-        with open(path, "rb") as probe:
-            if probe.read(4).startswith(_COMPRESSED_MAGIC):
-                return None
     stored = sum(path.stat().st_size for path in kept)
     if isinstance(reader.source, CsvSource) and stored <= at_most:
         return stored
