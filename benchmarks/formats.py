@@ -10,7 +10,10 @@ DuckDB runs ``COPY (SELECT <the same casts> FROM read_csv/read_json/read_parquet
 scans the mapped source columns and writes them as they are (no casts, counts or commit: the floor of any
 polars-based stage here). Each run is
 a child process, timed inside (no interpreter start-up); peak RSS is the child's whole-process maximum
-resident set (wait4). MB/s is input bytes on disk per second.
+resident set (wait4). MB/s is input bytes on disk per second. With ``--repeat R`` the engines take turns R times and
+each shows its fastest run. Under each pair, glueflow's phases (wall and
+CPU seconds): plan (the sample and the query plan), query (read -> map -> write the part files), upload
+(the parts as pending objects) and commit.
 """
 
 from __future__ import annotations
@@ -103,11 +106,47 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+# The stage's phases, timed in the glueflow child (wall and process CPU seconds, all threads): the plan
+# (the sample of the first objects and the query plan made from it), the query (read -> map -> write the
+# part files), the upload of the parts as pending objects, the commit (complete) that makes them visible.
+PHASES = (  # (module, function, phase)
+    ("glueflow_dagster.core.stage.run", "sample_json_lines", "plan"),
+    ("glueflow_dagster.core.stage.run", "make_plan", "plan"),
+    ("glueflow_dagster.core.stage.plan", "_query_once", "query"),
+    ("glueflow_dagster.core.stage.run", "begin_parts", "upload"),
+    ("glueflow_dagster.core.stage.run", "complete", "commit"),
+)
+
+
+def _timed_phases() -> dict[str, list[float]]:
+    """Wrap the stage's phase functions (in the child only) to add up their wall and CPU seconds."""
+    import functools
+    import importlib
+
+    totals: dict[str, list[float]] = {}
+    for module_name, function, phase in PHASES:
+        module = importlib.import_module(module_name)
+        inner = getattr(module, function)
+
+        def timed(*args: Any, _inner: Any = inner, _phase: str = phase, **kwargs: Any) -> Any:
+            wall, cpu = time.perf_counter(), time.process_time()
+            try:
+                return _inner(*args, **kwargs)
+            finally:
+                spent = totals.setdefault(_phase, [0.0, 0.0])
+                spent[0] += time.perf_counter() - wall
+                spent[1] += time.process_time() - cpu
+
+        setattr(module, function, functools.wraps(inner)(timed))
+    return totals
+
+
 def run_glueflow(pair: str, data: Path, out: Path) -> dict[str, Any]:
     from glueflow_dagster.core.formats.options import CsvOptions, DataFormat
     from glueflow_dagster.core.stage import run_stage
     from glueflow_dagster.core.storage import LocalStorage
 
+    phases = _timed_phases()
     source_format, target_format = PAIRS[pair]
     source, target = LocalStorage(data / source_format), LocalStorage(out)
     objects = list(source.list())
@@ -124,6 +163,7 @@ def run_glueflow(pair: str, data: Path, out: Path) -> dict[str, Any]:
         "bytes_in": result.bytes_read,
         "bytes_out": result.bytes_written,
         "errors": result.error_records + result.error_files + result.cast_errors,
+        "phases": {phase: [round(wall, 3), round(cpu, 3)] for phase, (wall, cpu) in phases.items()},
     }
 
 
@@ -224,16 +264,25 @@ def main(size_mb: int, tmp_dir: str | None = None, repeat: int = 1) -> None:
         print(f"input: {info['rows']:,} events in {info['files']} objects per format ({sizes}); load {load:.1f}")
         print(f"{'pair':<18} {'engine':<12} {'s':>7} {'MB/s':>7} {'cpu s':>7} {'peak RSS MB':>12} {'records':>11}")
         for pair in PAIRS:
+            # The engines take turns (glueflow, DuckDB, the floor, glueflow, ...): on a shared machine the
+            # load moves between the repeats, and turns expose every engine to it alike.
+            runs: dict[str, list[dict[str, Any]]] = {engine: [] for engine in RUNNERS}
+            for _ in range(repeat):
+                for engine in RUNNERS:
+                    runs[engine].append(_spawn(engine, pair, data, Path(tmp) / "out"))
             results = {}
             for engine in RUNNERS:
-                runs = [_spawn(engine, pair, data, Path(tmp) / "out") for _ in range(repeat)]
-                best = min(runs, key=lambda r: r["seconds"])
+                best = min(runs[engine], key=lambda r: r["seconds"])
                 results[engine] = best
                 rate = best["bytes_in"] / MB / best["seconds"]
                 print(
                     f"{pair:<18} {engine:<12} {best['seconds']:>7.2f} {rate:>7.1f} {best['cpu_s']:>7.2f} "
                     f"{best['peak_rss_mb']:>12.0f} {best['records']:>11,}"
                 )
+            spent = results["glueflow"].get("phases", {})
+            print(f"{pair:<18} glueflow's phases (s wall/cpu): " + ", ".join(
+                f"{phase} {wall:.3f}/{cpu:.3f}" for phase, (wall, cpu) in spent.items()
+            ))  # fmt: skip
             ratio = results["duckdb"]["seconds"] / results["glueflow"]["seconds"]
             cpu_ratio = results["duckdb"]["cpu_s"] / results["glueflow"]["cpu_s"]
             print(f"{pair:<18} glueflow is {ratio:.2f}x DuckDB's speed ({cpu_ratio:.2f}x by CPU seconds)")

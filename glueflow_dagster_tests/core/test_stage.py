@@ -644,3 +644,34 @@ def test_a_spelling_first_seen_past_the_sample_is_mapped(locations: tuple[Storag
     assert sorted(r["event_id"] for r in rows if r["event_id"] >= 1000) == [1000, 1001, 1002, 1003]
     assert all(r["user_id"] == 3 and r["amount"] == 2.5 for r in rows if r["event_id"] >= 1000)
     assert any("spelled differently past the sample" in m for m in messages)
+
+
+@pytest.mark.parametrize("write_format", ["json", "parquet-partitioned"])
+def test_parts_reach_a_local_target_by_rename_not_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write_format: str
+) -> None:
+    # The stage's part files are given up to a local target (LocalStorage.begin_upload(move=True)): no
+    # byte of a part is copied, every record still arrives once, pending until the commit.
+    from glueflow_dagster.core.formats.options import DataFormat
+    from glueflow_dagster.core.storage import local as local_module
+
+    source, target = LocalStorage(tmp_path / "in"), LocalStorage(tmp_path / "out")
+    source.write_bytes("a.json", _lines(RECORDS))
+    copied: list[object] = []
+    real_copy = local_module.shutil.copyfileobj
+    monkeypatch.setattr(local_module.shutil, "copyfileobj", lambda *a, **k: copied.append(a) or real_copy(*a, **k))
+    fmt = DataFormat() if write_format == "json" else DataFormat("parquet", partition_keys=("user_id",))
+    request = StageRequest(
+        source=source, objects=tuple(source.list()), target=target, name_prefix="run-r-attempt-1",
+        mappings=tuple(MAPPINGS), compression="none" if write_format == "json" else "snappy", write_format=fmt,
+    )  # fmt: skip
+    result = stage_pending(request)
+    assert copied == []
+    assert len(result.pending) == (1 if write_format == "json" else 3)
+    assert [o.key for o in target.list() if not o.key.startswith("_glueflow/")] == []  # pending only
+    for pending in result.pending:
+        target.complete_upload(pending)
+    keys = sorted(o.key for o in target.list() if not o.key.startswith("_glueflow/"))
+    read = {"json": pl.read_ndjson, "parquet": pl.read_parquet}
+    frames = [read[k.rsplit(".", 1)[-1]](target.root / k) for k in keys]
+    assert sum(f.height for f in frames) == 3

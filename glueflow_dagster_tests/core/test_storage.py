@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -544,6 +545,66 @@ def test_local_readers_never_see_partial_content(local_storage: LocalStorage) ->
         thread.join()
     assert bad == []
     assert seen  # the reader did run
+
+
+def test_local_begin_upload_move_renames_the_file_without_copying(
+    local_storage: LocalStorage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The stage's parts: a pending object made by a rename, not a copy of its bytes (108 MB of JSON parts
+    # cost 0.04-0.24 CPU s to copy). It stays invisible until the commit, like a copied one.
+    part = tmp_path / "part-00000.json"
+    part.write_bytes(b'{"a":1}\n' * 1000)
+    inode = part.stat().st_ino
+    hour_ago = time.time() - 3600
+    os.utime(part, (hour_ago, hour_ago))  # a part written long before its upload (a long query)
+    before_ms = int(time.time() * 1000) - 1000
+
+    def no_copy(*_args: Any, **_kwargs: Any) -> None:
+        raise AssertionError("copied")
+
+    monkeypatch.setattr(local_module.shutil, "copyfileobj", no_copy)
+    pending = local_storage.begin_upload(part, "day=1/run-1-attempt-1-part-r-00000.json", move=True)
+    monkeypatch.undo()
+    assert not part.exists()  # given up by the caller
+    staged = local_storage.root / pending.token
+    assert staged.stat().st_ino == inode and staged.stat().st_nlink == 1  # the same file, one name
+    assert pending.size == 8000
+    assert [k for k in keys_of(local_storage.list()) if not k.startswith("_glueflow/")] == []  # pending: unseen
+    [upload] = local_storage.pending_uploads()
+    assert upload.key == "day=1/run-1-attempt-1-part-r-00000.json"
+    assert upload.started_ms >= before_ms  # the upload's time, not the part's: no GC takes it for abandoned
+    info = local_storage.complete_upload(pending)
+    assert local_storage.read_bytes(info.key) == b'{"a":1}\n' * 1000
+    assert keys_of(local_storage.list()) == ["day=1/run-1-attempt-1-part-r-00000.json"]  # pending folder gone
+    assert list(local_storage.pending_uploads()) == []
+
+
+def test_local_begin_upload_move_copies_across_file_systems(local_storage: LocalStorage) -> None:
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or not os.access(shm, os.W_OK):
+        pytest.skip("no /dev/shm here: no second file system to move from")
+    local_storage.write_bytes("marker", b"x")
+    part = shm / f"glueflow-test-{uuid.uuid4().hex}.json"
+    part.write_bytes(b"across\n")
+    try:
+        if part.stat().st_dev == local_storage.root.stat().st_dev:
+            pytest.skip("/dev/shm shares the store's file system here")
+        pending = local_storage.begin_upload(part, "p.json", move=True)  # EXDEV: copied, then removed
+        assert not part.exists()
+        assert local_storage.read_bytes(local_storage.complete_upload(pending).key) == b"across\n"
+    finally:
+        part.unlink(missing_ok=True)
+
+
+def test_local_begin_upload_copies_by_default(local_storage: LocalStorage, tmp_path: Path) -> None:
+    # The Spark tasks write every part to one local path and upload it after each: the pending object
+    # must be a copy, never a second name of that file (rewriting it would change the pending part).
+    part = tmp_path / "part.json"
+    part.write_bytes(b"first\n")
+    pending = local_storage.begin_upload(part, "a.json")
+    with open(part, "wb") as rewritten:  # truncated in place, as open(..., "wb") does
+        rewritten.write(b"second\n")
+    assert local_storage.read_bytes(local_storage.complete_upload(pending).key) == b"first\n"
 
 
 def test_local_list_hides_in_progress_temp_files(local_storage: LocalStorage) -> None:

@@ -187,6 +187,7 @@ class CsvWriter:
     compression: str = "none"
     compression_level: int | None = None
     partition_keys: tuple[str, ...] = ()
+    single_part: bool = False  # the query writes at most records_per_part records (stage.write.single_part)
     # Timestamps are written typed (stage.plan maps the plain form to timestamps, not to its source text).
     typed_timestamps: ClassVar[bool] = True
 
@@ -211,6 +212,5 @@ class CsvWriter:
         }
         if self.compression == "gzip":
             options.update(compression="gzip", compression_level=self.compression_level)
-        return frame.sink_csv(
-            parts_target(out_dir, self.partition_keys, part_name, records_per_part), lazy=True, **options
-        )
+        target = parts_target(out_dir, self.partition_keys, part_name, records_per_part, single_part=self.single_part)
+        return frame.sink_csv(target, lazy=True, **options)

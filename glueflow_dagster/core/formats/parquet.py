@@ -65,6 +65,7 @@ class ParquetWriter:
 
     compression: str = "snappy"
     partition_keys: tuple[str, ...] = ()
+    single_part: bool = False  # the query writes at most records_per_part records (stage.write.single_part)
     # Timestamps are written typed (stage.plan maps the plain form to timestamps, not to its source text).
     typed_timestamps: ClassVar[bool] = True
 
@@ -77,5 +78,5 @@ class ParquetWriter:
         def part_name(index: int) -> str:
             return f"part-{first_part + index:05d}.parquet"
 
-        target = parts_target(out_dir, self.partition_keys, part_name, records_per_part)
+        target = parts_target(out_dir, self.partition_keys, part_name, records_per_part, single_part=self.single_part)
         return utc_timestamps(frame).sink_parquet(target, compression=_CODEC[self.compression], lazy=True)

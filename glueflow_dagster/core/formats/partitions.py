@@ -148,12 +148,21 @@ def plain_stream(path: Path) -> Any:
 
 
 def parts_target(
-    out_dir: Path, keys: Sequence[str], part_name: Callable[[int], str], records_per_part: int
-) -> pl.PartitionBy:
+    out_dir: Path,
+    keys: Sequence[str],
+    part_name: Callable[[int], str],
+    records_per_part: int,
+    *,
+    single_part: bool = False,
+) -> pl.PartitionBy | Path:
     """Where a sink writes its parts: ``part_name(n)`` files of ``records_per_part`` records in ``out_dir``,
-    in Hive folders when ``keys``."""
+    in Hive folders when ``keys``. ``single_part``: the query writes at most ``records_per_part`` records
+    (the caller counted them), so an unpartitioned sink writes ``part_name(0)`` as a plain file: polars'
+    splitting sink costs 10-15% more CPU than a plain one (0.02-0.04 CPU s on 100 MB), for the same file."""
     if keys:
         return HiveParts(out_dir, keys, part_name).partition_by(records_per_part)
+    if single_part:
+        return out_dir / part_name(0)
     return pl.PartitionBy(
         str(out_dir),
         file_path_provider=lambda args: part_name(args.index_in_partition),

@@ -33,12 +33,13 @@ from typing import BinaryIO, Protocol
 
 import polars as pl
 
+from glueflow_dagster.core.formats.native import lines_bound
 from glueflow_dagster.core.json_reader import JsonFormat, convert_object
 from glueflow_dagster.core.mapping import source_read_schema
 from glueflow_dagster.core.quarantine import READ_ERRORS, ObjectReport, first_line, inspect_object, readable_problem
 from glueflow_dagster.core.stage.plan import QueryPlan, query
 from glueflow_dagster.core.stage.request import DEFAULT_TARGET_FILE_BYTES, StageError
-from glueflow_dagster.core.stage.write import clear
+from glueflow_dagster.core.stage.write import clear, single_part
 from glueflow_dagster.core.storage import LocalStorage, ObjectInfo, Storage, StorageError
 
 __all__ = [
@@ -187,8 +188,11 @@ def map_group(
     objects that do not read on their own are inspected, each under its own URI and line numbers.
     """
     members = members or {}
+    every_piece = [piece for object_pieces in pieces for piece in object_pieces]
+    bound = lines_bound(every_piece, plan.records_per_part) if out_dir is not None else None
+    if bound is not None:  # every record fits one part: a plain sink writes it (stage.write.single_part)
+        plan = replace(plan, writer=single_part(plan.writer))
     try:
-        every_piece = [piece for object_pieces in pieces for piece in object_pieces]
         records, casts, missed, missing, used = query_tolerant(every_piece, plan, out_dir, first_part, log)
         return GroupOutcome(records, casts, [], missed, read_schema=_changed(used, plan), missing=missing)
     except READ_ERRORS as err:

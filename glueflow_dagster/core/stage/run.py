@@ -32,6 +32,7 @@ from glueflow_dagster.core.formats.convert import ConvertingReader
 from glueflow_dagster.core.formats.native import (
     concatenated,
     native_frames,
+    records_bound,
     sample_json_lines,
     timestamp_sources,
     unreadable_natively,
@@ -66,7 +67,7 @@ from glueflow_dagster.core.stage.request import (
     StageResult,
     threshold_message,
 )
-from glueflow_dagster.core.stage.write import Writer, begin_parts, clear
+from glueflow_dagster.core.stage.write import Writer, begin_parts, clear, single_part
 from glueflow_dagster.core.storage import ObjectInfo, PendingObject, Storage
 
 __all__ = ["run_stage", "stage_pending"]
@@ -262,7 +263,7 @@ def _map_natively(
         return None
     rest: list[int] = []
     for attempt in range(2):
-        outcome = _native_query(request, tally, plan, frames, paths, out_dir, log)
+        outcome = _native_query(request, tally, plan, frames, paths, out_dir, log, reader)
         if isinstance(outcome, GroupOutcome):
             return outcome, rest
         bad = unreadable_natively(frames) if attempt == 0 and len(paths) > 1 else set()
@@ -283,11 +284,15 @@ def _native_query(
     paths: list[Path],
     out_dir: Path,
     log: Log,
+    reader: ConvertingReader,
 ) -> GroupOutcome | BaseException:
     """The stage's query over the natively scanned objects, or the error it failed with (its parts cleared)."""
     frame = concatenated(frames, plan.read_schema)
     out = None if tally.exceeded else out_dir
     typed = replace(plan, read_schema=frame.collect_schema())  # typed timestamps kept typed (presence counts)
+    bound = records_bound(reader, frames, paths, plan.records_per_part) if out is not None else None
+    if bound is not None and bound <= plan.records_per_part:
+        typed = replace(typed, writer=single_part(plan.writer))  # one plain file, not polars' splitting sink
     try:
         records, casts, missed, _ = query(paths, typed, out, len(tally.pending), ignore_errors=False, frame=frame)
     except READ_ERRORS as err:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -24,9 +24,9 @@ import polars as pl
 
 from glueflow_dagster.core.compression import IgzipParts, written_by_isal
 from glueflow_dagster.core.formats.partitions import parts_target
-from glueflow_dagster.core.storage import PendingObject, Storage
+from glueflow_dagster.core.storage import LocalStorage, PendingObject, Storage
 
-__all__ = ["JsonLinesWriter", "Writer", "begin_parts", "clear", "output_object_key"]
+__all__ = ["JsonLinesWriter", "Writer", "begin_parts", "clear", "output_object_key", "single_part"]
 
 
 def output_object_key(name_prefix: str, part: int, compression: str) -> str:
@@ -57,6 +57,7 @@ class JsonLinesWriter:
     compression: str
     compression_level: int | None = None  # gzip only
     partition_keys: tuple[str, ...] = ()  # Hive folders (gzip then by polars' own writer)
+    single_part: bool = False  # the query writes at most records_per_part records (see single_part())
 
     @property
     def suffix(self) -> str:
@@ -84,6 +85,9 @@ class JsonLinesWriter:
                 **(gzip if self.compression == "gzip" else {}),
             )
 
+        if self.single_part and self.compression != "gzip":
+            return frame.sink_ndjson(out_dir / part_name(0), lazy=True)
+
         provider: Callable[[Any], Any] = part_path
         options: dict[str, Any] = {
             "compression": "gzip" if self.compression == "gzip" else "uncompressed",
@@ -105,6 +109,15 @@ class JsonLinesWriter:
         )
 
 
+def single_part(writer: Writer) -> Writer:
+    """``writer`` told that the query writes at most ``records_per_part`` records (the caller counted the
+    input's records): an unpartitioned sink then writes one plain file instead of polars' splitting sink,
+    which costs 10-15% more CPU for the same file. Writers without the option are returned as they are."""
+    if is_dataclass(writer) and "single_part" in {f.name for f in fields(writer)}:
+        return replace(writer, single_part=True)  # type: ignore[type-var]
+    return writer
+
+
 def begin_parts(out_dir: Path, target: Storage, name_prefix: str, writer: Writer) -> list[PendingObject]:
     """Upload the parts in ``out_dir`` (and its Hive folders) as pending objects: written, but no reader
     sees them yet. A part in ``column=value/`` keeps that folder in its key."""
@@ -113,8 +126,12 @@ def begin_parts(out_dir: Path, target: Storage, name_prefix: str, writer: Writer
         part = int(local.name.split(".")[0].removeprefix("part-"))
         folder = local.parent.relative_to(out_dir).as_posix()
         key = writer.object_key(name_prefix, part)
-        pending.append(target.begin_upload(local, key if folder == "." else f"{folder}/{key}"))
-        local.unlink()
+        full_key = key if folder == "." else f"{folder}/{key}"
+        if isinstance(target, LocalStorage):  # the part is renamed into place where it can be, not copied
+            pending.append(target.begin_upload(local, full_key, move=True))
+        else:
+            pending.append(target.begin_upload(local, full_key))
+            local.unlink()
     return pending
 
 

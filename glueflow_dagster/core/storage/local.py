@@ -417,12 +417,53 @@ class LocalStorage:
 
     # Pending writes: the data goes to a hidden pending file first; completing renames it into place.
 
-    def begin_upload(self, local_path: Path, key: str) -> PendingObject:
-        """Copy ``local_path`` to a pending file under ``_glueflow/pending/``; ``key`` stays untouched."""
+    def begin_upload(self, local_path: Path, key: str, *, move: bool = False) -> PendingObject:
+        """Copy ``local_path`` to a pending file under ``_glueflow/pending/``; ``key`` stays untouched.
+
+        ``move``: the caller gives the file up (the stage's part files): it is renamed into the pending
+        folder where it shares this location's file system, no byte copied, and copied then removed where
+        it does not. Either way ``local_path`` is gone afterwards. A caller that writes the same local path
+        again (the Spark tasks' part file) keeps the default copy.
+        """
         self._path(key)  # refuse a bad key before copying anything
         token = f"{PENDING_DIR}/{uuid.uuid4().hex}/{key}"
-        info = self.upload_file(local_path, token)
+        info = self._moved(Path(local_path), token) if move else None
+        if info is None:
+            info = self.upload_file(local_path, token)
+            if move:
+                Path(local_path).unlink(missing_ok=True)
         return PendingObject(key=key, size=info.size, token=token)
+
+    def _moved(self, src: Path, token: str) -> ObjectInfo | None:
+        """``src`` renamed to the (attempt-unique, hence new) pending name ``token``, made durable; None where
+        the rename cannot be made (another file system, or one that refuses it): the caller copies."""
+        check_upload_source(src)
+        path = self._path(token)
+        try:
+            fd = os.open(src, os.O_RDONLY)
+            try:
+                os.fsync(fd)  # the bytes are on disk before the name is (as the copy's fsync)
+            finally:
+                os.close(fd)
+            # The pending file's time is the upload's (abandoned uploads are collected by it), from its first
+            # moment under the pending name.
+            os.utime(src)
+            # Twice, as _open_tmp: a concurrent delete_prefix may prune the freshly made (empty) folder.
+            for attempt in (1, 2):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.link(src, path)  # never replaces: fails if the name exists
+                    break
+                except FileNotFoundError:
+                    if attempt == 2 or not src.exists():
+                        raise
+        except OSError as err:
+            if err.errno in _NO_HARD_LINKS:
+                return None
+            raise self._err(token, err) from err
+        src.unlink(missing_ok=True)  # the caller gave it up: the pending name is the file's only one now
+        self._fsync_dir(path.parent)
+        return self.stat(token)
 
     def complete_upload(self, pending: PendingObject) -> ObjectInfo:
         """Rename the pending file into place (atomic); its mtime becomes the commit time."""
