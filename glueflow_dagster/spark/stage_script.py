@@ -368,7 +368,7 @@ class _Quarantine:
             self.add("".join(text + "\n" for _line, text in lines).encode())
 
 
-def _session(extras: Mapping[str, Any], workdir: Path) -> Any:
+def start_session(extras: Mapping[str, Any], workdir: Path) -> Any:
     """The Spark session with Glue's semantics (casts, UTC timestamps, every spelling its own column).
 
     On a standalone cluster (``spark://``) the executors get this Python and the package's folder
@@ -431,6 +431,7 @@ def _figures() -> dict[str, Any]:
         "vanished": [],
         "first_error": None,
         "exceeded": False,
+        "spark_jobs": 0,
     }
 
 
@@ -449,7 +450,9 @@ def _stage(
     with tempfile.TemporaryDirectory(prefix="glueflow-spark-") as tmp:
         # A session this call did not start (a test's, a notebook's) is used and left running.
         owned = SparkSession.getActiveSession() is None
-        spark = _session(extras, Path(tmp))
+        spark = start_session(extras, Path(tmp))
+        job_group = f"glueflow {extras['part_prefix']}"
+        spark.sparkContext.setJobGroup(job_group, "glueflow stage")
         try:
             observed = sample_schema_of(spark, extras["source"], manifest)
             group = int(extras.get("group_size") or DEFAULT_GROUP_BYTES)
@@ -458,7 +461,10 @@ def _stage(
             pending += _pending_of(descriptors)
             kept = {p.token for p in pending}
             abort_stray_uploads(target, extras["part_prefix"], kept, log)
+            # Each action is a Spark job: the sample and the pass, plus one per pass mapped again.
+            figures["spark_jobs"] = len(spark.sparkContext.statusTracker().getJobIdsForGroup(job_group))
         finally:
+            spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]
             if owned:
                 spark.stop()
     by_uri = {target_uri(extras["source"], obj["key"]): obj for obj in manifest}
