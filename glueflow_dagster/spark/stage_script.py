@@ -44,6 +44,7 @@ import json
 import re
 import sys
 import tempfile
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -126,7 +127,9 @@ def _written(frame: Any, compiled: Any, count: int, target: str, extras: Mapping
     )
 
     good = f"{KIND} = 0 AND NOT {_BAD}"
-    nulls = " OR ".join(f"`__glueflow_v{i}` IS NULL" for i in range(count)) or "false"
+    # Mapped values that came out null and are no cast error (a cast error's source is there): only those can
+    # hide a spelling the sample did not show, as the polars stage counts them (``missing`` less ``casts``).
+    nulls = " + ".join(f"CAST(`__glueflow_v{i}` IS NULL AS INT)" for i in range(count)) or "0"
     keep_nulls = "map('ignoreNullFields', 'false')"
     line = f"concat(to_json(struct({', '.join(compiled.columns)}), {keep_nulls}), '\\n')"
     entry = (
@@ -142,7 +145,7 @@ def _written(frame: Any, compiled: Any, count: int, target: str, extras: Mapping
         f"CASE WHEN {good} THEN {line} END AS {OUT}",
         f"{KIND} = 0 AND {_MISMATCH} AS {MISMATCH}",
         f"CAST(CASE WHEN {good} THEN {compiled.cast_errors} ELSE 0 END AS BIGINT) AS {CASTS}",
-        f"{good} AND ({nulls}) AS {MISSING}",
+        f"{good} AND ({nulls}) > ({compiled.cast_errors}) AS {MISSING}",
         f"CASE WHEN {_BAD} THEN {entry} END AS {ENTRY}",
     )
     writer = write_parts(target, extras["part_prefix"], extras["compression"], int(extras["target_file_bytes"]))
@@ -451,7 +454,7 @@ def _stage(
         # A session this call did not start (a test's, a notebook's) is used and left running.
         owned = SparkSession.getActiveSession() is None
         spark = start_session(extras, Path(tmp))
-        job_group = f"glueflow {extras['part_prefix']}"
+        job_group = f"glueflow {extras['part_prefix']} {uuid.uuid4().hex}"
         spark.sparkContext.setJobGroup(job_group, "glueflow stage")
         try:
             observed = sample_schema_of(spark, extras["source"], manifest)
