@@ -371,11 +371,12 @@ class _Quarantine:
             self.add("".join(text + "\n" for _line, text in lines).encode())
 
 
-def start_session(extras: Mapping[str, Any], workdir: Path) -> Any:
+def start_session(extras: Mapping[str, Any], workdir: Path, java_options: str = "") -> Any:
     """The Spark session with Glue's semantics (casts, UTC timestamps, every spelling its own column).
 
     On a standalone cluster (``spark://``) the executors get this Python and the package's folder
-    (:func:`tasks.executor_env`); on Glue and EMR the service sets master, memory and Python.
+    (:func:`tasks.executor_env`); on Glue and EMR the service sets master, memory and Python. The local
+    launcher's driver JVM gets ``java_options`` (its class archive, :mod:`glueflow_dagster.spark.jvm`).
     """
     from pyspark.sql import SparkSession
 
@@ -385,6 +386,8 @@ def start_session(extras: Mapping[str, Any], workdir: Path) -> Any:
     master = extras.get("master")
     if master:  # local launcher
         builder = builder.master(master).config("spark.driver.memory", extras.get("driver_memory") or "1g")
+        if java_options:
+            builder = builder.config("spark.driver.extraJavaOptions", java_options)
     if master and master.startswith("spark://"):
         builder = builder.config("spark.pyspark.python", sys.executable).config("spark.executor.memory", "512m")
         for name, value in executor_env().items():
@@ -444,6 +447,7 @@ def _stage(
     """Map and write pending parts in the executors; the figures go to ``quarantine.figures``."""
     from pyspark.sql import SparkSession
 
+    from glueflow_dagster.spark import jvm
     from glueflow_dagster.spark.tasks import DEFAULT_GROUP_BYTES, UNREADABLE, VANISHED, abort_stray_uploads
 
     figures = quarantine.figures
@@ -453,7 +457,9 @@ def _stage(
     with tempfile.TemporaryDirectory(prefix="glueflow-spark-") as tmp:
         # A session this call did not start (a test's, a notebook's) is used and left running.
         owned = SparkSession.getActiveSession() is None
-        spark = start_session(extras, Path(tmp))
+        archive = jvm.archive_path() if owned and extras.get("master") else None
+        java_options, pending_archive = jvm.java_options(archive)
+        spark = start_session(extras, Path(tmp), java_options)
         job_group = f"glueflow {extras['part_prefix']} {uuid.uuid4().hex}"
         spark.sparkContext.setJobGroup(job_group, "glueflow stage")
         try:
@@ -468,8 +474,10 @@ def _stage(
             figures["spark_jobs"] = len(spark.sparkContext.statusTracker().getJobIdsForGroup(job_group))
         finally:
             spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]
-            if owned:
+            if owned:  # the JVM ends with the stage (a new archive is written as it exits)
                 spark.stop()
+                jvm.end_gateway_jvm()
+                jvm.keep_archive(pending_archive, archive)
     by_uri = {target_uri(extras["source"], obj["key"]): obj for obj in manifest}
     marked = [item for d in descriptors for item in d["objects"]]
     vanished = [by_uri[uri] for kind, uri, _cause in marked if kind == VANISHED and uri in by_uri]
