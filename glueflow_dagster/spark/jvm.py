@@ -109,13 +109,12 @@ def end_gateway_jvm(timeout_s: float = 120.0) -> None:
     from pyspark import SparkContext
 
     gateway = SparkContext._gateway
-    if gateway is None:
+    proc = getattr(gateway, "proc", None)
+    if gateway is None or proc is None:  # a JVM this process did not start (spark-submit's) is left alone
         return
     gateway.shutdown()
-    proc = getattr(gateway, "proc", None)
-    if proc is not None:
-        if proc.stdin is not None:
-            proc.stdin.close()
-        proc.wait(timeout=timeout_s)
+    if proc.stdin is not None:
+        proc.stdin.close()
+    proc.wait(timeout=timeout_s)
     SparkContext._gateway = None
     SparkContext._jvm = None

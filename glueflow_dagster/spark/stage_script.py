@@ -474,8 +474,9 @@ def _stage(
             figures["spark_jobs"] = len(spark.sparkContext.statusTracker().getJobIdsForGroup(job_group))
         finally:
             spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]
-            if owned:  # the JVM ends with the stage (a new archive is written as it exits)
+            if owned:
                 spark.stop()
+            if owned and extras.get("master"):  # the local launcher's JVM ends with the stage (and writes its archive)
                 jvm.end_gateway_jvm()
                 jvm.keep_archive(pending_archive, archive)
     by_uri = {target_uri(extras["source"], obj["key"]): obj for obj in manifest}
