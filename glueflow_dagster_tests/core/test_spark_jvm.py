@@ -14,6 +14,10 @@ import pytest
 
 from glueflow_dagster.spark import jvm
 
+pytest.importorskip("pyspark")
+if jvm._java() is None:
+    pytest.skip("no java on PATH", allow_module_level=True)
+
 
 def test_the_archive_is_written_under_its_own_name_then_moved_into_place(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
