@@ -44,6 +44,7 @@ import json
 import re
 import sys
 import tempfile
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -126,7 +127,9 @@ def _written(frame: Any, compiled: Any, count: int, target: str, extras: Mapping
     )
 
     good = f"{KIND} = 0 AND NOT {_BAD}"
-    nulls = " OR ".join(f"`__glueflow_v{i}` IS NULL" for i in range(count)) or "false"
+    # Mapped values that came out null and are no cast error (a cast error's source is there): only those can
+    # hide a spelling the sample did not show, as the polars stage counts them (``missing`` less ``casts``).
+    nulls = " + ".join(f"CAST(`__glueflow_v{i}` IS NULL AS INT)" for i in range(count)) or "0"
     keep_nulls = "map('ignoreNullFields', 'false')"
     line = f"concat(to_json(struct({', '.join(compiled.columns)}), {keep_nulls}), '\\n')"
     entry = (
@@ -142,7 +145,7 @@ def _written(frame: Any, compiled: Any, count: int, target: str, extras: Mapping
         f"CASE WHEN {good} THEN {line} END AS {OUT}",
         f"{KIND} = 0 AND {_MISMATCH} AS {MISMATCH}",
         f"CAST(CASE WHEN {good} THEN {compiled.cast_errors} ELSE 0 END AS BIGINT) AS {CASTS}",
-        f"{good} AND ({nulls}) AS {MISSING}",
+        f"{good} AND ({nulls}) > ({compiled.cast_errors}) AS {MISSING}",
         f"CASE WHEN {_BAD} THEN {entry} END AS {ENTRY}",
     )
     writer = write_parts(target, extras["part_prefix"], extras["compression"], int(extras["target_file_bytes"]))
@@ -368,11 +371,12 @@ class _Quarantine:
             self.add("".join(text + "\n" for _line, text in lines).encode())
 
 
-def _session(extras: Mapping[str, Any], workdir: Path) -> Any:
+def start_session(extras: Mapping[str, Any], workdir: Path, java_options: str = "") -> Any:
     """The Spark session with Glue's semantics (casts, UTC timestamps, every spelling its own column).
 
     On a standalone cluster (``spark://``) the executors get this Python and the package's folder
-    (:func:`tasks.executor_env`); on Glue and EMR the service sets master, memory and Python.
+    (:func:`tasks.executor_env`); on Glue and EMR the service sets master, memory and Python. The local
+    launcher's driver JVM gets ``java_options`` (its class archive, :mod:`glueflow_dagster.spark.jvm`).
     """
     from pyspark.sql import SparkSession
 
@@ -382,6 +386,8 @@ def _session(extras: Mapping[str, Any], workdir: Path) -> Any:
     master = extras.get("master")
     if master:  # local launcher
         builder = builder.master(master).config("spark.driver.memory", extras.get("driver_memory") or "1g")
+        if java_options:
+            builder = builder.config("spark.driver.extraJavaOptions", java_options)
     if master and master.startswith("spark://"):
         builder = builder.config("spark.pyspark.python", sys.executable).config("spark.executor.memory", "512m")
         for name, value in executor_env().items():
@@ -431,6 +437,7 @@ def _figures() -> dict[str, Any]:
         "vanished": [],
         "first_error": None,
         "exceeded": False,
+        "spark_jobs": 0,
     }
 
 
@@ -440,6 +447,7 @@ def _stage(
     """Map and write pending parts in the executors; the figures go to ``quarantine.figures``."""
     from pyspark.sql import SparkSession
 
+    from glueflow_dagster.spark import jvm
     from glueflow_dagster.spark.tasks import DEFAULT_GROUP_BYTES, UNREADABLE, VANISHED, abort_stray_uploads
 
     figures = quarantine.figures
@@ -449,7 +457,11 @@ def _stage(
     with tempfile.TemporaryDirectory(prefix="glueflow-spark-") as tmp:
         # A session this call did not start (a test's, a notebook's) is used and left running.
         owned = SparkSession.getActiveSession() is None
-        spark = _session(extras, Path(tmp))
+        archive = jvm.archive_path() if owned and extras.get("master") else None
+        java_options, pending_archive = jvm.java_options(archive)
+        spark = start_session(extras, Path(tmp), java_options)
+        job_group = f"glueflow {extras['part_prefix']} {uuid.uuid4().hex}"
+        spark.sparkContext.setJobGroup(job_group, "glueflow stage")
         try:
             observed = sample_schema_of(spark, extras["source"], manifest)
             group = int(extras.get("group_size") or DEFAULT_GROUP_BYTES)
@@ -458,9 +470,15 @@ def _stage(
             pending += _pending_of(descriptors)
             kept = {p.token for p in pending}
             abort_stray_uploads(target, extras["part_prefix"], kept, log)
+            # Each action is a Spark job: the sample and the pass, plus one per pass mapped again.
+            figures["spark_jobs"] = len(spark.sparkContext.statusTracker().getJobIdsForGroup(job_group))
         finally:
+            spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]
             if owned:
                 spark.stop()
+            if owned and extras.get("master"):  # the local launcher's JVM ends with the stage (and writes its archive)
+                jvm.end_gateway_jvm()
+                jvm.keep_archive(pending_archive, archive)
     by_uri = {target_uri(extras["source"], obj["key"]): obj for obj in manifest}
     marked = [item for d in descriptors for item in d["objects"]]
     vanished = [by_uri[uri] for kind, uri, _cause in marked if kind == VANISHED and uri in by_uri]

@@ -241,7 +241,7 @@ class _Parts:
             self.write(_joined(lines.slice(start, stop - start)), stop - start)
             start = stop
 
-    def write(self, data: bytes, records: int) -> None:
+    def write(self, data: Any, records: int) -> None:
         if self.file is None:
             if self.compression == "gzip":
                 from isal import igzip
@@ -285,13 +285,21 @@ class _Parts:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def _joined(column: Any) -> bytes:
-    """A string column's values, concatenated (each already ends with a newline)."""
-    import polars as pl
+def _joined(column: Any) -> Any:
+    """A string column's values, concatenated (each already ends with a newline): the slice of the
+    column's data buffer they span, without a copy (null values, which have no bytes, are dropped first)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
     if len(column) == 0:
         return b""
-    return pl.Series(column).str.join("").item().encode()
+    if column.null_count:
+        column = pc.drop_null(column)
+    width = np.dtype(np.int64 if pa.types.is_large_string(column.type) else np.int32)
+    _validity, offsets, data = column.buffers()
+    ends = np.frombuffer(offsets, width, count=len(column) + 1, offset=column.offset * width.itemsize)
+    return data.slice(int(ends[0]), int(ends[-1] - ends[0]))
 
 
 def write_parts(
