@@ -252,7 +252,7 @@ class CuttableProxy:
                     if not data:
                         return
                     (b if src is a else a).sendall(data)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: the proxy was cut and closed a socket under select()
             return
         finally:
             for s in (a, b):
