@@ -99,9 +99,13 @@ class StorageFileIO(FileIO):
         return True
 
 
-class _Input(InputFile):
+class _Located:
+    """What pyiceberg's input and output files share: a location in the file IO's storage."""
+
+    location: str
+
     def __init__(self, location: str, file_io: StorageFileIO) -> None:
-        super().__init__(location)
+        super().__init__(location)  # type: ignore[call-arg]  # pyiceberg's InputFile/OutputFile, next in the MRO
         self.file_io = file_io
 
     def __len__(self) -> int:
@@ -110,6 +114,8 @@ class _Input(InputFile):
     def exists(self) -> bool:
         return self.file_io.exists(self.location)
 
+
+class _Input(_Located, InputFile):
     def open(self, seekable: bool = True) -> InputStream:
         try:
             data = self.file_io.storage.read_bytes(self.file_io.key(self.location))
@@ -120,17 +126,7 @@ class _Input(InputFile):
         return io.BytesIO(data)  # type: ignore[return-value]
 
 
-class _Output(OutputFile):
-    def __init__(self, location: str, file_io: StorageFileIO) -> None:
-        super().__init__(location)
-        self.file_io = file_io
-
-    def __len__(self) -> int:
-        return self.file_io.storage.stat(self.file_io.key(self.location)).size
-
-    def exists(self) -> bool:
-        return self.file_io.exists(self.location)
-
+class _Output(_Located, OutputFile):
     def to_input_file(self) -> InputFile:
         return _Input(self.location, self.file_io)
 

@@ -271,6 +271,19 @@ def _large_parquet(seed: int) -> bytes:
     assert len(data.getvalue()) > 1024**2
     return data.getvalue()
 
+def _splitting_sinks_counted(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A list that gets one entry per splitting sink (``pl.PartitionBy``) the stage makes from now on."""
+    made: list[int] = []
+    real_partition_by = pl.PartitionBy
+
+    def partition_by(*args: Any, **kwargs: Any) -> Any:
+        made.append(1)
+        return real_partition_by(*args, **kwargs)
+
+    monkeypatch.setattr(pl, "PartitionBy", partition_by)
+    return made
+
+
 
 @pytest.mark.parametrize(
     ("source", "out", "counted"),
@@ -291,14 +304,7 @@ def test_a_group_counted_to_fit_one_part_is_written_by_a_plain_sink(
     cheaply, or do not fit, the parts are split as before."""
     import gzip
 
-    made: list[int] = []
-    real_partition_by = pl.PartitionBy
-
-    def partition_by(*args: Any, **kwargs: Any) -> Any:
-        made.append(1)
-        return real_partition_by(*args, **kwargs)
-
-    monkeypatch.setattr(pl, "PartitionBy", partition_by)
+    made = _splitting_sinks_counted(monkeypatch)
     if source == "parquet":
         objects = {"p1.parquet": _large_parquet(1), "p2.parquet": _large_parquet(2)}
         mappings, read = [["id", "long", "id", "long"], ["text", "string", "text", "string"]], DataFormat("parquet")
@@ -364,14 +370,7 @@ def test_json_lines_counted_to_fit_one_part_are_written_by_a_plain_sink(
 
     from glueflow_dagster.core.stage import read as read_module
 
-    made: list[int] = []
-    real_partition_by = pl.PartitionBy
-
-    def partition_by(*args: Any, **kwargs: Any) -> Any:
-        made.append(1)
-        return real_partition_by(*args, **kwargs)
-
-    monkeypatch.setattr(pl, "PartitionBy", partition_by)
+    made = _splitting_sinks_counted(monkeypatch)
     rows = 30_000 if size != "small" else 30
     lines = b"".join(b'{"id": %d, "ts": "2024-01-02 03:04:05", "note": "x,\\"y\\""}\n' % i for i in range(rows))
     lines += b"\n"  # a blank line: no record, one more line counted
