@@ -9,17 +9,25 @@ Hadoop's codecs, DuckDB, polars, ``gzip -d``) reads. The levels keep zlib's scal
 polars writes each part through :class:`IgzipParts`: its ``PartitionBy`` sink asks the provider for a
 file per part and writes the part's JSON into it in blocks of a few MB; each block is deflated as it
 arrives (python-isal releases the GIL while it deflates), so nothing uncompressed is ever stored.
+
+polars may still call the provider, or write a part, from its threads *after* ``collect_all`` raised for
+a failed query (its streaming engine does not join every task before it returns the error); the stage
+then empties the work folder and runs the query again under the same part names. A late writer must not
+share a part file with the rerun's writer (that interleaves two gzip streams in one file: a corrupt
+part), so :class:`IgzipParts` opens no part once it is closed, never opens an existing file, and a part
+takes no write once closed (a lock makes a write and the close exclusive).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 from isal import igzip
 
-__all__ = ["DEFAULT_GZIP_LEVEL", "GZIP_LEVELS", "IgzipParts", "written_by_isal"]
+__all__ = ["DEFAULT_GZIP_LEVEL", "GZIP_LEVELS", "IgzipPart", "IgzipParts", "written_by_isal"]
 
 #: gzip levels on zlib's scale: 1 fastest, 9 smallest.
 GZIP_LEVELS = range(1, 10)
@@ -36,11 +44,48 @@ def written_by_isal(level: int | None) -> bool:
     return level is not None and level in ISAL_LEVELS
 
 
+class IgzipPart:
+    """One part as polars writes it: an igzip stream over its file. A write (or flush) and the close hold
+    the part's lock in turn, so a polars thread still writing when the parts are closed cannot interleave
+    with the trailer; a write after the close raises ``ValueError``."""
+
+    def __init__(self, file: IO[bytes], level: int) -> None:
+        self._lock = threading.Lock()
+        self._file = file
+        # No name and no time in the header, as polars' own writer: the same records give the same bytes.
+        self.stream = igzip.IGzipFile(filename="", mode="wb", compresslevel=level, fileobj=file, mtime=0)
+
+    @property
+    def closed(self) -> bool:
+        return self.stream.closed
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        with self._lock:
+            return self.stream.write(data)
+
+    def flush(self) -> None:
+        with self._lock:
+            self.stream.flush()
+
+    def close(self) -> None:
+        """Finish the stream (its gzip trailer), then close the file; the file is closed even if that fails."""
+        with self._lock:
+            try:
+                self.stream.close()
+            finally:
+                self._file.close()
+
+
 class IgzipParts:
     """polars ``PartitionBy`` file provider: part ``index`` goes to ``folder / name(index)`` through igzip.
 
     polars does not close a file object it was given: :meth:`close` finishes every part (the gzip
-    trailer) once the sink is done, and closes them on failure too. Use it as a context manager.
+    trailer) once the sink is done, and closes them on failure too. Use it as a context manager. Once
+    closed it opens no part (a late call from a failed query's thread raises), and it never opens a file
+    that exists: two writers never share a part file (see the module's note).
     """
 
     def __init__(self, folder: Path, name: Callable[[int], str], level: int) -> None:
@@ -49,22 +94,34 @@ class IgzipParts:
         self._folder = folder
         self._name = name
         self._level = level
-        self._open: list[IO[bytes]] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        self._open: list[IgzipPart] = []
 
-    def __call__(self, args: Any) -> IO[bytes]:
-        file = open(self._folder / self._name(args.index_in_partition), "wb")  # noqa: SIM115 (closed by close())
-        self._open.append(file)
-        # No name and no time in the header, as polars' own writer: the same records give the same bytes.
-        part = igzip.IGzipFile(filename="", mode="wb", compresslevel=self._level, fileobj=file, mtime=0)
-        self._open.append(part)
+    def __call__(self, args: Any) -> IgzipPart:
+        path = self._folder / self._name(args.index_in_partition)
+        with self._lock:  # an open and the close are exclusive: no part is opened that close() misses
+            if self._closed:
+                raise ValueError(f"{path.name}: the query's parts are closed (a late call of a failed query)")
+            file = open(path, "xb")  # noqa: SIM115 (closed by close()); "x": never a second writer on a part
+            try:
+                part = IgzipPart(file, self._level)
+            except BaseException:
+                file.close()
+                raise
+            self._open.append(part)
         return part
 
     def close(self) -> None:
-        """Finish every part (its gzip trailer), then close its file; the first error is raised at the end."""
+        """Finish every part (its gzip trailer), then close its file; the first error is raised at the end.
+        No part is opened afterwards."""
         errors: list[BaseException] = []
-        while self._open:  # each part before its file: the part's close writes the trailer
+        with self._lock:
+            self._closed = True
+            parts, self._open = self._open, []
+        for part in parts:
             try:
-                self._open.pop().close()
+                part.close()
             except OSError as err:  # a full disk: every file is still closed
                 errors.append(err)
         if errors:

@@ -33,7 +33,7 @@ from glueflow_dagster.core.mapping import (
 )
 from glueflow_dagster.core.mapping.casts import may_need_general, zone_named
 from glueflow_dagster.core.quarantine import READ_ERRORS
-from glueflow_dagster.core.stage.write import Writer, clear
+from glueflow_dagster.core.stage.write import Writer, attempt_folder, clear
 
 __all__ = [
     "READ_ERRORS",
@@ -232,8 +232,9 @@ def _query_once(
         parse_all = [pl.col(name).null_count().alias(f"__glueflow_nulls_{i}") for i, name in enumerate(columns)]
         totals = mapped.select(*figures, *parse_all).collect(engine="streaming")
     else:
-        with ExitStack() as files:
-            sink = plan.writer.sink(mapped.select(columns), out_dir, first_part, plan.records_per_part, files)
+        # A folder of the query's own: a failed query's late writers never reach a rerun's parts (write.py).
+        with attempt_folder(out_dir) as folder, ExitStack() as files:
+            sink = plan.writer.sink(mapped.select(columns), folder, first_part, plan.records_per_part, files)
             _, totals = pl.collect_all([sink, mapped.select(figures)], engine="streaming")
     return (
         int(totals["records"][0]),

@@ -9,13 +9,19 @@ JSON lines (plain or gzip) are written by :class:`JsonLinesWriter`; CSV and Parq
 ``core.formats`` (``formats.seams.writer_for`` picks one per request). A writer with partition columns
 writes its parts into Hive folders (``column=value/part-NNNNN...``); :func:`begin_parts` keeps the folders
 in the object keys.
+
+Each query writes into a folder of its own (:func:`attempt_folder`), moved into the parts folder only
+when the query succeeded: polars' streaming engine may still open and write part files from its threads
+after ``collect_all`` raised for a failed query, and a rerun under the same part names must not share a
+file (or a folder) with those late writers.
 """
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
-from contextlib import ExitStack
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,7 +32,7 @@ from glueflow_dagster.core.compression import IgzipParts, written_by_isal
 from glueflow_dagster.core.formats.partitions import parts_target
 from glueflow_dagster.core.storage import LocalStorage, PendingObject, Storage
 
-__all__ = ["JsonLinesWriter", "Writer", "begin_parts", "clear", "output_object_key", "single_part"]
+__all__ = ["JsonLinesWriter", "Writer", "attempt_folder", "begin_parts", "clear", "output_object_key", "single_part"]
 
 
 def output_object_key(name_prefix: str, part: int, compression: str) -> str:
@@ -133,6 +139,25 @@ def begin_parts(out_dir: Path, target: Storage, name_prefix: str, writer: Writer
             pending.append(target.begin_upload(local, full_key))
             local.unlink()
     return pending
+
+
+@contextmanager
+def attempt_folder(out_dir: Path) -> Iterator[Path]:
+    """A new folder beside ``out_dir`` for one query's parts; when the block succeeds its parts (and Hive
+    folders) are moved into ``out_dir``, when it raises they are removed and never uploaded.
+
+    polars can open and write part files from its threads after ``collect_all`` raised (a failed query's
+    sink is not joined): those late writers only ever reach the failed query's own folder, so the rerun's
+    parts are written by one writer each."""
+    folder = Path(tempfile.mkdtemp(prefix=f"{out_dir.name}-query-", dir=out_dir.parent))
+    try:
+        yield folder
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # a late writer may leave a file: never read, never uploaded
+        raise
+    for entry in sorted(folder.iterdir()):
+        entry.rename(out_dir / entry.name)  # out_dir holds no part of this group (cleared before each query)
+    folder.rmdir()
 
 
 def clear(folder: Path) -> None:
