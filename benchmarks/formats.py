@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.children import clear, run_child
+
 MB = 1_000_000
 OBJECT_MB = 64  # one generated input object, in MB of JSON lines
 PAIRS = {  # name: (input format, output format)
@@ -232,20 +234,8 @@ def child(engine: str, pair: str, data: Path, out: Path) -> None:
 
 def _spawn(engine: str, pair: str, data: Path, out: Path) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
-    root = str(Path(__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, *sys.path])}
-    cmd = [sys.executable, "-m", "benchmarks.formats", "--child", engine, pair, str(data), str(out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env)
-    assert proc.stdout is not None
-    output = proc.stdout.read()
-    proc.stdout.close()
-    _, status, usage = os.wait4(proc.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{engine} {pair} child failed")
-    figures = json.loads(output.decode().strip().splitlines()[-1])
-    figures["peak_rss_mb"] = usage.ru_maxrss * 1024 / MB
-    for leftover in sorted(out.rglob("*"), reverse=True):
-        leftover.unlink() if leftover.is_file() else leftover.rmdir()
+    figures = run_child("benchmarks.formats", ["--child", engine, pair, str(data), str(out)], what=f"{engine} {pair}")
+    clear(out)
     return figures
 
 

@@ -34,12 +34,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from benchmarks.children import child_env, clear, run_child
+
 MB = 1_000_000
 OBJECT_MB = 64
-
-
-def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), *sys.path])}
 
 
 def generate(folder: Path, size_mb: int) -> dict[str, Any]:
@@ -179,18 +177,9 @@ def run_duckdb(data: Path, out: Path) -> dict[str, Any]:
 
 def _spawn(engine: str, data: Path, out: Path, partition: str | None) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "benchmarks.iceberg", "--child", engine, str(data), str(out), partition or ""]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=_env())
-    assert proc.stdout is not None
-    output = proc.stdout.read()
-    proc.stdout.close()
-    _, status, usage = os.wait4(proc.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{engine} child failed")
-    figures = json.loads(output.decode().strip().splitlines()[-1])
-    figures["peak_rss_mb"] = usage.ru_maxrss * 1024 / MB
-    for leftover in sorted(out.rglob("*"), reverse=True):
-        leftover.unlink() if leftover.is_file() or leftover.is_symlink() else leftover.rmdir()
+    args = ["--child", engine, str(data), str(out), partition or ""]
+    figures = run_child("benchmarks.iceberg", args, what=engine)
+    clear(out)
     return figures
 
 
@@ -205,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
         data = Path(tmp) / "staging"
         generated = subprocess.run(
             [sys.executable, "-m", "benchmarks.iceberg", "--generate", str(args.size_mb), str(data)],
-            env=_env(), capture_output=True, text=True, check=True,
+            env=child_env(), capture_output=True, text=True, check=True,
         )  # fmt: skip
         info = json.loads(generated.stdout.strip().splitlines()[-1])
         spec = f", partition_keys [{args.partition}]" if args.partition else ""

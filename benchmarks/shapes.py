@@ -28,12 +28,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from benchmarks.children import clear, run_child
 
 MB = 1_000_000
 OBJECT_MB = 128
@@ -249,27 +250,9 @@ def child(engine: str, shape: str, data: Path, out: Path) -> None:
 # Parent
 
 
-def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), *sys.path])}
-
-
 def _spawn(args: list[str]) -> dict[str, Any]:
     """Run this module with ``args`` in a child; its JSON figures plus its peak RSS (MB, from wait4)."""
-    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.shapes", *args], stdout=subprocess.PIPE, env=_env())
-    assert proc.stdout is not None
-    output = proc.stdout.read()
-    proc.stdout.close()
-    _, status, usage = os.wait4(proc.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"benchmark child {' '.join(args[:3])} failed")
-    figures: dict[str, Any] = json.loads(output.decode().strip().splitlines()[-1])
-    figures["peak_rss_mb"] = usage.ru_maxrss * 1024 / MB
-    return figures
-
-
-def _clear(folder: Path) -> None:
-    for leftover in sorted(folder.rglob("*"), reverse=True):
-        leftover.unlink() if leftover.is_file() else leftover.rmdir()
+    return run_child("benchmarks.shapes", args, what="benchmark " + " ".join(args[:3]))
 
 
 def main(size_mb: int, tmp_dir: str | None = None, repeat: int = 1, only: str | None = None) -> None:
@@ -300,13 +283,13 @@ def main(size_mb: int, tmp_dir: str | None = None, repeat: int = 1, only: str | 
                 for engine in ENGINES:
                     out.mkdir(parents=True, exist_ok=True)
                     figures = _spawn(["--child", engine, shape, str(data), str(out)])
-                    _clear(out)
+                    clear(out)
                     if engine not in best or figures["seconds"] < best[engine]["seconds"]:
                         peak = max(figures["peak_rss_mb"], best.get(engine, {}).get("peak_rss_mb", 0))
                         best[engine] = {**figures, "peak_rss_mb": peak}
                     else:
                         best[engine]["peak_rss_mb"] = max(best[engine]["peak_rss_mb"], figures["peak_rss_mb"])
-            _clear(data)
+            clear(data)
             summary.append(_print_shape(shape, best, info))
     print()
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")

@@ -1,0 +1,46 @@
+"""Benchmark engines run in child processes: the environment they get, their figures, their peak RSS.
+
+Each engine runs in a fresh process so that its peak resident set (``wait4``'s ``ru_maxrss``, which Linux
+reports in KiB) is its own and no engine warms another's caches. A child prints its figures as JSON on its
+last line of output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+MB = 1024 * 1024
+
+
+def child_env(extra_env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a child process: ours, ``extra_env``, and this checkout importable."""
+    path = os.pathsep.join([str(Path(__file__).resolve().parents[1]), *sys.path])
+    return {**os.environ, **(extra_env or {}), "PYTHONPATH": path}
+
+
+def run_child(module: str, args: list[str], *, what: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``python -m module args`` to its end; its last output line as JSON plus ``peak_rss_mb`` (wait4).
+
+    A child that fails ends the benchmark with ``what`` named."""
+    proc = subprocess.Popen([sys.executable, "-m", module, *args], stdout=subprocess.PIPE, env=env or child_env())
+    assert proc.stdout is not None
+    output = proc.stdout.read()
+    proc.stdout.close()
+    _, status, usage = os.wait4(proc.pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise SystemExit(f"{what} child failed with exit code {code}")
+    figures: dict[str, Any] = json.loads(output.decode().strip().splitlines()[-1])
+    figures["peak_rss_mb"] = usage.ru_maxrss * 1024 / MB
+    return figures
+
+
+def clear(folder: Path) -> None:
+    """Remove everything below ``folder`` (the folder itself stays)."""
+    for leftover in sorted(folder.rglob("*"), reverse=True):
+        leftover.unlink() if leftover.is_file() or leftover.is_symlink() else leftover.rmdir()
