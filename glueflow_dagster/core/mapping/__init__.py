@@ -19,7 +19,6 @@ casts' fast paths: common text forms with fixed formats), ``zones`` (zone names,
 from glueflow_dagster.core.mapping.apply import (
     ApplyMapping,
     cast_error_count,
-    general_needed_count,
     presence_mapping,
 )
 from glueflow_dagster.core.mapping.parse import (
@@ -44,7 +43,6 @@ __all__ = [
     "Mappings",
     "PlainTimestamps",
     "cast_error_count",
-    "general_needed_count",
     "parse_glue_type",
     "parse_mappings",
     "parse_path",

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import polars as pl
 
-from glueflow_dagster.core.mapping.casts import cast_value, may_need_general
+from glueflow_dagster.core.mapping.casts import cast_value
 from glueflow_dagster.core.mapping.parse import (
     FieldMapping,
     Frame,
@@ -130,29 +130,3 @@ def cast_error_count(
     if not failures:
         return pl.repeat(pl.lit(0, pl.UInt32), pl.len()).alias("cast_errors")
     return pl.sum_horizontal(failures).cast(pl.UInt32).alias("cast_errors")
-
-
-def general_needed_count(frame: Frame, mappings: Mappings, case_sensitive: bool = False) -> pl.Expr:
-    """Per row of the original frame: how many text values the fast paths alone (``plain_timestamps="fast"``)
-    left null that the general path may still read (UInt32; ``casts.may_need_general``).
-
-    Where it is 0 the fast paths' mapping is the full mapping's, cast errors (malformed values) included.
-    """
-    parsed = parse_mappings(mappings)
-    schema = schema_of(frame)
-    needed: list[pl.Expr] = []
-    for fm in parsed:
-        if isinstance(fm.target_type, pl.Null):
-            continue
-        value, present = _mapped_value(schema, fm, case_sensitive, "fast")
-        if present is None:
-            continue
-        for hit in resolve(schema, fm.source, case_sensitive):
-            read = hit_expr(hit, schema)
-            if read and isinstance(read[1], pl.String | pl.Categorical | pl.Enum):  # text takes the fast paths
-                text = read[0] if isinstance(read[1], pl.String) else read[0].cast(pl.String)
-                maybe = may_need_general(pl.when(value.is_null()).then(text), fm.target_type)
-                needed.append(maybe.fill_null(False).cast(pl.UInt32))
-    if not needed:
-        return pl.repeat(pl.lit(0, pl.UInt32), pl.len()).alias("general_needed")
-    return pl.sum_horizontal(needed).cast(pl.UInt32).alias("general_needed")
