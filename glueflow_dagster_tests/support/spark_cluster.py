@@ -192,13 +192,18 @@ def start_driver(extras: dict[str, Any], workdir: Path) -> tuple[subprocess.Pope
     return process, result_path
 
 
-def wait_driver(process: subprocess.Popen[bytes], result_path: Path, timeout_s: float = 600) -> dict[str, Any]:
+def _wait_or_end_group(process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """Wait for a driver started in a process group of its own; on a timeout (or any error) end the group."""
     try:
         process.wait(timeout=timeout_s)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=30)
+
+
+def wait_driver(process: subprocess.Popen[bytes], result_path: Path, timeout_s: float = 600) -> dict[str, Any]:
+    _wait_or_end_group(process, timeout_s)
     if process.returncode != 0 or not result_path.exists():
         log = (result_path.parent / "driver.log").read_text(errors="replace")
         raise RuntimeError(f"the driver failed ({process.returncode}): {log[-3000:]}")
@@ -327,10 +332,5 @@ def _run_driver(argv: list[str], env: dict[str, str], log_path: Path, timeout_s:
     ``"ok"`` or ``"failed"``, its output in ``log_path``."""
     with open(log_path, "wb") as log:
         process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            process.wait(timeout=timeout_s)
-        finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=30)
+        _wait_or_end_group(process, timeout_s)
     return "ok" if process.returncode == 0 else "failed"
