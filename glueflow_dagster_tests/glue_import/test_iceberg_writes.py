@@ -129,6 +129,13 @@ def test_write_to_without_settings_names_the_exact_conf_then_converts_with_it(
     assert flow.output.format == "iceberg" and str(flow.output.uri) == "s3://shop-lake/warehouse"
 
 
+def assert_write_refused(out: str, word: str, *, at: str) -> None:
+    """The Output script converts to no output, refused with ``word`` in a message at the line holding ``at``."""
+    report = convert_scripts("orders", INPUT, out)
+    assert not report.complete and report.entry["output"] == {}, out
+    assert any(word in i.message and i.line == line_of(out, at) for i in refused(report)), report.table()
+
+
 def test_only_append_converts_other_writes_and_options_are_refused_at_their_line() -> None:
     for chain, word in (
         (".overwritePartitions()", "overwritePartitions"),
@@ -138,9 +145,7 @@ def test_only_append_converts_other_writes_and_options_are_refused_at_their_line
         ("", "without append()"),
     ):
         out = output_script(f'df = mapped.toDF()\ndf.writeTo("glue_catalog.shop.orders"){chain}\n')
-        report = convert_scripts("orders", INPUT, out)
-        assert not report.complete and report.entry["output"] == {}, chain
-        assert any(word in i.message and i.line == line_of(out, "writeTo") for i in refused(report)), report.table()
+        assert_write_refused(out, word, at="writeTo")
     using = convert_scripts(
         "orders", INPUT, output_script('mapped.toDF().writeTo("glue_catalog.shop.orders").using("iceberg").append()\n')
     )
@@ -373,6 +378,4 @@ def test_sparks_older_writer_in_append_mode_is_the_same_append() -> None:
         ('.mode("append").insertInto', "insertInto"),
     ):
         out = output_script(f'mapped.toDF().write{chain}("glue_catalog.shop.orders")\n')
-        report = convert_scripts("orders", INPUT, out)
-        assert not report.complete and report.entry["output"] == {}, chain
-        assert any(word in i.message and i.line == line_of(out, "write.") for i in refused(report)), report.table()
+        assert_write_refused(out, word, at="write.")
