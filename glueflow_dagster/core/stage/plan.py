@@ -262,13 +262,13 @@ def make_plan(
         try:
             # Read once, mapped in memory: each lazy frame over the scan would parse the sample again.
             rows = pl.scan_ndjson(_sample_source(path), schema=read_schema, n_rows=_SIZE_SAMPLE_LINES).collect().lazy()
-            sample, fast_only, zulu = _mapped_sample(rows, QueryPlan(mappings, read_schema, 1, writer))
-            plain = ApplyMapping.apply(rows, mappings, plain_timestamps=True).collect() if speculate else None
+            plain = ApplyMapping.apply(rows, mappings, plain_timestamps=True) if speculate else None
+            probe = QueryPlan(mappings, read_schema, 1, writer)
+            sample, fast_only, zulu, plain_sample = _mapped_sample(rows, probe, plain)
         except READ_ERRORS:
             continue
         if sample.height:
             record_bytes = max(1.0, len(sample.write_ndjson().encode()) / sample.height)
-            plain_sample = plain is not None and plain.equals(sample)
             fast_sample = fast and not plain_sample and fast_only
             zulu_sample = fast_sample and zulu
             break
@@ -287,24 +287,39 @@ def make_plan(
     )
 
 
-def _mapped_sample(rows: pl.LazyFrame, probe: QueryPlan) -> tuple[pl.DataFrame, bool, bool]:
-    """The sample (in memory) mapped as the full casts map it, whether the fast paths alone map it so, and
-    whether the ISO Z form alone does too (``zulu``: no timestamp of the sample in another fixed form).
+def _mapped_sample(
+    rows: pl.LazyFrame, probe: QueryPlan, plain: pl.LazyFrame | None
+) -> tuple[pl.DataFrame, bool, bool, bool]:
+    """The sample (in memory) mapped as the full casts map it, whether the fast paths alone map it so,
+    whether the ISO Z form alone does too (``zulu``: no timestamp of the sample in another fixed form), and
+    whether ``plain`` (the plain-timestamps mapping, if any) maps it so.
 
     The fast paths first: where no value they left null may read on the general path, they map exactly as
     the full casts do, and the full mapping (whose general parsers cost more to plan than to run on 1,000
     lines) is skipped. Malformed values the fast paths decide (null in the general path too) do not count.
     The regexes that tell run only when some value came out null (a cast error), on the mapped sample.
+    The candidate mappings run in one ``collect_all``: the plan runs before the stage's query, and each
+    query on a sample costs more to start than to run.
     """
     mapped, columns, casts, _, _, needed = _mapped_with_cast_errors(rows, probe, "fast")
-    frame = mapped.collect()
-    if not frame.select(casts).item() or not frame.select(needed).item():
+    timestamps = any(isinstance(fm.target_type, pl.Datetime) for fm in probe.mappings)
+    candidates = [mapped.with_columns(casts.alias("__glueflow_casts"), needed.alias("__glueflow_needed"))]
+    if timestamps:
+        candidates.append(ApplyMapping.apply(rows, probe.mappings, plain_timestamps="zulu"))
+    if plain is not None:
+        candidates.append(plain)
+    frames = pl.collect_all(candidates)
+    frame = frames[0]
+    plain_frame = frames[-1] if plain is not None else None
+    fast_only = not frame.height or not frame["__glueflow_casts"][0] or not frame["__glueflow_needed"][0]
+    if fast_only:
         sample = frame.select(columns)
-        timestamps = any(isinstance(fm.target_type, pl.Datetime) for fm in probe.mappings)
-        zulu = timestamps and ApplyMapping.apply(rows, probe.mappings, plain_timestamps="zulu").collect().equals(sample)
-        return sample, True, zulu
-    # The full casts (zone names aside: this only sizes the parts and chooses a speculation).
-    return ApplyMapping.apply(rows, probe.mappings, plain_timestamps="nozones").collect(), False, False
+        zulu = timestamps and frames[1].equals(sample)
+    else:
+        # The full casts (zone names aside: this only sizes the parts and chooses a speculation).
+        sample = ApplyMapping.apply(rows, probe.mappings, plain_timestamps="nozones").collect()
+        zulu = False
+    return sample, fast_only, zulu, plain_frame is not None and plain_frame.equals(sample)
 
 
 def _has_general_path(dtype: pl.DataType) -> bool:
@@ -352,7 +367,12 @@ def _sample_source(path: Path) -> str | bytes:
             blocks.append(block)
             newlines += block.count(b"\n")
     head = b"".join(blocks)
-    end = head.rfind(b"\n")
+    end = -1
+    for _ in range(_SIZE_SAMPLE_LINES):  # the reader parses every line it is given, n_rows or not
+        found = head.find(b"\n", end + 1)
+        if found < 0:
+            break
+        end = found
     return head[: end + 1] if end >= 0 else str(path)
 
 
