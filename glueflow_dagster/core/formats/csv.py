@@ -191,6 +191,11 @@ class CsvWriter:
     # Timestamps are written typed (stage.plan maps the plain form to timestamps, not to its source text).
     typed_timestamps: ClassVar[bool] = True
 
+    @property
+    def plain_sink_applies(self) -> bool:
+        """Whether ``single_part`` makes the sink one plain file (not for Hive folders)."""
+        return not self.partition_keys
+
     def object_key(self, name_prefix: str, part: int) -> str:
         return csv_object_key(name_prefix, part, self.compression)
 

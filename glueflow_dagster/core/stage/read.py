@@ -189,9 +189,10 @@ def map_group(
     """
     members = members or {}
     every_piece = [piece for object_pieces in pieces for piece in object_pieces]
-    bound = lines_bound(every_piece, plan.records_per_part) if out_dir is not None else None
-    if bound is not None:  # every record fits one part: a plain sink writes it (stage.write.single_part)
-        plan = replace(plan, writer=single_part(plan.writer))
+    single = single_part(plan.writer)
+    counted = out_dir is not None and single is not plan.writer  # a count that changes no sink is waste
+    if counted and lines_bound(every_piece, plan.records_per_part) is not None:
+        plan = replace(plan, writer=single)  # every record fits one part: a plain sink writes it
     try:
         records, casts, missed, missing, used = query_tolerant(every_piece, plan, out_dir, first_part, log)
         return GroupOutcome(records, casts, [], missed, read_schema=_changed(used, plan), missing=missing)

@@ -290,9 +290,11 @@ def _native_query(
     frame = concatenated(frames, plan.read_schema)
     out = None if tally.exceeded else out_dir
     typed = replace(plan, read_schema=frame.collect_schema())  # typed timestamps kept typed (presence counts)
-    bound = records_bound(reader, frames, paths, plan.records_per_part) if out is not None else None
+    single = single_part(plan.writer)
+    counted = out is not None and single is not plan.writer  # a count that changes no sink is waste
+    bound = records_bound(reader, frames, paths, plan.records_per_part) if counted else None
     if bound is not None and bound <= plan.records_per_part:
-        typed = replace(typed, writer=single_part(plan.writer))  # one plain file, not polars' splitting sink
+        typed = replace(typed, writer=single)  # one plain file, not polars' splitting sink
     try:
         records, casts, missed, _ = query(paths, typed, out, len(tally.pending), ignore_errors=False, frame=frame)
     except READ_ERRORS as err:

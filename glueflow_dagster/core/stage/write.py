@@ -66,6 +66,12 @@ class JsonLinesWriter:
     single_part: bool = False  # the query writes at most records_per_part records (see single_part())
 
     @property
+    def plain_sink_applies(self) -> bool:
+        """Whether ``single_part`` makes the sink one plain file: not for Hive folders, and not for gzip,
+        whose parts ISA-L or polars' own gzip writer splits either way (counting the input would be waste)."""
+        return not self.partition_keys and self.compression != "gzip"
+
+    @property
     def suffix(self) -> str:
         return ".json.gz" if self.compression == "gzip" else ".json"
 
@@ -118,10 +124,14 @@ class JsonLinesWriter:
 def single_part(writer: Writer) -> Writer:
     """``writer`` told that the query writes at most ``records_per_part`` records (the caller counted the
     input's records): an unpartitioned sink then writes one plain file instead of polars' splitting sink,
-    which costs 10-15% more CPU for the same file. Writers without the option are returned as they are."""
-    if is_dataclass(writer) and "single_part" in {f.name for f in fields(writer)}:
-        return replace(writer, single_part=True)  # type: ignore[type-var]
-    return writer
+    which costs 10-15% more CPU for the same file. Writers without the option, or whose sink it would not
+    change (``plain_sink_applies``), are returned as they are: callers count the input only when the
+    result is another writer."""
+    if not is_dataclass(writer) or "single_part" not in {f.name for f in fields(writer)}:
+        return writer
+    if not getattr(writer, "plain_sink_applies", True):
+        return writer
+    return replace(writer, single_part=True)  # type: ignore[type-var]
 
 
 def begin_parts(out_dir: Path, target: Storage, name_prefix: str, writer: Writer) -> list[PendingObject]:
