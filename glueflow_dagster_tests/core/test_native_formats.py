@@ -433,3 +433,24 @@ def test_the_input_is_counted_only_where_the_count_changes_the_sink(
     uncounted, uncounted_target = _stage(tmp_path, "uncounted", objects, mappings, read_format=read, **formats)
     assert _figures(uncounted) == _figures(result)
     assert sorted(_outputs(uncounted_target)) == sorted(_outputs(target))
+
+
+def test_an_unpartitioned_iceberg_data_file_counted_to_fit_is_one_plain_file_sink(tmp_path: Path) -> None:
+    """An Iceberg table's data files take the plain sink too where the stage counted its records (the
+    Output job's staging is JSON lines); a partitioned table's writer is left as it is (nothing counted)."""
+    from glueflow_dagster.core.formats.iceberg import IcebergDataWriter
+    from glueflow_dagster.core.stage.write import single_part
+
+    splitting = IcebergDataWriter()
+    writer = single_part(splitting)
+    assert writer is not splitting
+    partitioned = IcebergDataWriter(partition_keys=("day(ts)",))
+    assert single_part(partitioned) is partitioned
+    frame = pl.LazyFrame({"id": [1, 2], "ts": [None, None]}, schema={"id": pl.Int64, "ts": pl.Datetime("us")})
+    with ExitStack() as files:
+        assert splitting.sink(frame, tmp_path, 0, 10, files).explain().startswith("SINK (partition)")
+        sink = writer.sink(frame, tmp_path, 3, 10, files)
+        assert sink.explain().startswith("SINK (file)")
+        sink.collect(engine="streaming")
+    assert [p.name for p in tmp_path.iterdir()] == ["part-00003.parquet"]
+    assert pl.read_parquet(tmp_path / "part-00003.parquet")["id"].to_list() == [1, 2]

@@ -151,7 +151,13 @@ class IcebergDataWriter:
 
     compression: str = "snappy"
     partition_keys: tuple[str, ...] = ()
+    single_part: bool = False  # the query writes at most records_per_part records (stage.write.single_part)
     typed_timestamps: ClassVar[bool] = True
+
+    @property
+    def plain_sink_applies(self) -> bool:
+        """Whether ``single_part`` makes the sink one plain file (not for a partitioned table)."""
+        return not self.partition_keys
 
     def object_key(self, name_prefix: str, part: int) -> str:
         return parquet_object_key(name_prefix, part, self.compression)
@@ -162,7 +168,13 @@ class IcebergDataWriter:
         frame = utc_timestamps(frame)
         codec = _CODEC[self.compression]
         if not self.partition_keys:
-            target = parts_target(out_dir, (), lambda index: f"part-{first_part + index:05d}.parquet", records_per_part)
+            target = parts_target(
+                out_dir,
+                (),
+                lambda index: f"part-{first_part + index:05d}.parquet",
+                records_per_part,
+                single_part=self.single_part,
+            )
             return frame.sink_parquet(target, compression=codec, lazy=True)
         numbers = itertools.count(first_part)  # one number per file, across partitions: names stay flat
         by_partition = pl.PartitionBy(
