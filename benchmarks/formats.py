@@ -219,10 +219,17 @@ def run_polars_floor(pair: str, data: Path, out: Path) -> dict[str, Any]:
         "cpu_s": _cpu_seconds() - cpu,
         "records": pl.scan_parquet(target).select(pl.len()).collect().item()
         if target_format == "parquet"
-        else pl.scan_ndjson(target).select(pl.len()).collect().item(),
+        else _lines(target),
         "bytes_in": sum(Path(f).stat().st_size for f in files),
         "bytes_out": target.stat().st_size,
     }
+
+
+def _lines(path: Path) -> int:
+    """The lines of a file, read in blocks: polars' count of a JSON-lines file maps it whole, which put the
+    floor's output into its peak RSS (CSV -> JSON at 200 MB: 269 MB after the query, 446 after the count)."""
+    with open(path, "rb") as lines:
+        return sum(block.count(b"\n") for block in iter(lambda: lines.read(1 << 20), b""))
 
 
 RUNNERS = {"glueflow": run_glueflow, "duckdb": run_duckdb, "polars-floor": run_polars_floor}

@@ -15,10 +15,12 @@ with the same types.
 
 from __future__ import annotations
 
+import os
 import re
+import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -41,6 +43,7 @@ __all__ = [
     "field_names",
     "make_plan",
     "merged_schemas",
+    "polars_settings",
     "query",
     "respelled",
     "sample_schema",
@@ -56,6 +59,17 @@ _SAMPLE_BLOCK = 1024**2  # the size sample reads the head of an object in blocks
 _SAMPLE_BYTES = 1024**2  # and stops at about this much (fewer lines where lines are long) once it holds a line
 _SAMPLE_MAX_BYTES = 16 * 1024**2  # but reads at most this much to find one whole line
 _PROBE_FILES = 3  # objects tried for the schema sample before giving up on it
+# polars' CSV reader reads an object in chunks of this many bytes (its default: 32 MiB). A parsed chunk's
+# text columns keep the chunk alive, and the sink's queue holds several, so with 32 MiB chunks the peak RSS
+# grew with the objects of a group: 95 MB of CSV (4 objects) -> JSON 351 MB, 380 MB of CSV 478 MB. With
+# 512 KiB: 180-200 MB at 95 MB and 190-205 at 380 (docs/performance.md, "Memory"); 256 KiB and less cost
+# CPU seconds on CSV -> Parquet (smaller morsels), 1 MiB still grew (219-259 MB at 380 MB).
+CSV_CHUNK_BYTES = 512 * 1024
+# polars reads its settings from the environment when a query starts (the CSV chunk above, the sink's
+# morsel rows of a JSON writer: write.JsonLinesWriter): the stage sets them for its queries, one lock for
+# every stage of the process; a value the process sets itself wins.
+_SETTINGS_LOCK = threading.Lock()
+_SETTINGS_HELD: dict[str, int] = {}  # name -> stages running with the stage's value
 
 
 @dataclass(frozen=True)
@@ -85,6 +99,38 @@ class QueryPlan:
     # Every spelling of a mapped name known so far (see respelled): source names match
     # case-insensitively over the whole run, not just the sample.
     spellings: frozenset[str] = frozenset()
+
+
+@contextmanager
+def polars_settings(writer: Writer) -> Iterator[None]:
+    """The polars settings of a stage's queries (see CSV_CHUNK_BYTES), in the environment while the block
+    runs: the CSV chunk, and the sink's morsel rows where ``writer`` names them (``sink_morsel_rows``: a
+    Parquet writer's row groups follow the morsels, so only text writers do). A name the environment holds
+    already keeps its value; stages of one process share the values and the last one out removes them."""
+    wanted = {"POLARS_CSV_CHUNK_SIZE": str(CSV_CHUNK_BYTES)}
+    rows = getattr(writer, "sink_morsel_rows", None)
+    if rows is not None:
+        wanted["POLARS_IDEAL_SINK_MORSEL_SIZE_ROWS"] = str(rows)
+    held: list[str] = []
+    with _SETTINGS_LOCK:
+        for name, value in wanted.items():
+            if _SETTINGS_HELD.get(name):
+                _SETTINGS_HELD[name] += 1
+            elif name not in os.environ:
+                os.environ[name] = value
+                _SETTINGS_HELD[name] = 1
+            else:
+                continue
+            held.append(name)
+    try:
+        yield
+    finally:
+        with _SETTINGS_LOCK:
+            for name in held:
+                _SETTINGS_HELD[name] -= 1
+                if not _SETTINGS_HELD[name]:
+                    del _SETTINGS_HELD[name]
+                    os.environ.pop(name, None)
 
 
 def _target_expr(path: tuple[str, ...]) -> pl.Expr:

@@ -49,7 +49,7 @@ from glueflow_dagster.core.quarantine import (
     object_entry,
     quarantine_key,
 )
-from glueflow_dagster.core.stage.plan import QueryPlan, after_miss, make_plan, query, respelled
+from glueflow_dagster.core.stage.plan import QueryPlan, after_miss, make_plan, polars_settings, query, respelled
 from glueflow_dagster.core.stage.read import (
     GroupOutcome,
     Member,
@@ -176,7 +176,11 @@ def stage_pending(request: StageRequest, *, log: Log = _quiet) -> StageResult:
     tally.exceeded = tally.error_files > request.max_error_records
     if readable:
         log(f"reading {len(readable)} objects ({sum(o.size for o in readable):,} bytes) from {request.source.uri}")
-    with aborted_on_failure(target, tally.pending, log), tempfile.TemporaryDirectory(prefix="glueflow-stage-") as tmp:
+    with (
+        aborted_on_failure(target, tally.pending, log),
+        tempfile.TemporaryDirectory(prefix="glueflow-stage-") as tmp,
+        polars_settings(settings.writer),  # bounded memory: CSV chunks, sink morsels (plan.py)
+    ):
         workdir = Path(tmp)
         out_dir = workdir / "parts"
         out_dir.mkdir()

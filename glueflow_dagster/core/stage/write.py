@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import polars as pl
 
@@ -64,6 +64,11 @@ class JsonLinesWriter:
     compression_level: int | None = None  # gzip only
     partition_keys: tuple[str, ...] = ()  # Hive folders (gzip then by polars' own writer)
     single_part: bool = False  # the query writes at most records_per_part records (see single_part())
+    # Rows per morsel of the sink (polars' default: 25,600; plan.polars_settings sets it for the stage's
+    # queries): each morsel is written as one JSON buffer of about this many records, and fewer rows cut
+    # the stage's peak RSS by 15-20 MB on 100 MB of gzip JSON lines (docs/performance.md, "Memory") for the
+    # same records. Parquet writers keep polars' default: their row groups follow the morsels.
+    sink_morsel_rows: ClassVar[int] = 5000
 
     @property
     def plain_sink_applies(self) -> bool:
