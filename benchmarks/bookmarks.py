@@ -21,14 +21,17 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
-from glueflow_dagster.core.bookmarks import Bookmark, BookmarkPolicy, commit, select_objects
+from glueflow_dagster.core.bookmarks import Bookmark, BookmarkPolicy, Selection, commit, select_objects
 from glueflow_dagster.core.storage import LocalStorage, ObjectInfo
 
 TARGET_STATE_BYTES = 64 * 1024
 TARGET_TICK_S = 2.0
 PREFIX = "events"
+T = TypeVar("T")
 PAYLOAD = b'{"event_id":1,"user_id":2}\n'
 
 
@@ -63,50 +66,65 @@ def new_keys(count: int, per_run: int = 100) -> list[str]:
     return keys
 
 
-def timed(fn: Callable[[], object]) -> tuple[float, object]:
+def timed(fn: Callable[[], T]) -> tuple[float, T]:
     start = time.perf_counter()
     result = fn()
     return time.perf_counter() - start, result
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.bookmarks", description=__doc__.split("\n")[0])
-    parser.add_argument("--objects", type=int, default=100_000, help="already-processed objects")
-    parser.add_argument("--new", type=int, default=100, help="new objects in the measured tick")
-    parser.add_argument("--ticks", type=int, default=3, help="ticks measured (the median is reported)")
-    args = parser.parse_args(argv)
-    policy = BookmarkPolicy()
+@dataclass(frozen=True)
+class Measured:
+    """What one benchmark run measured: the set-up, the states' sizes, and each tick's time and selection."""
 
+    tmp: str
+    write_s: float
+    list_s: float
+    build_s: float
+    state: Bookmark
+    cursor: str
+    naive_keys: str
+    naive_versions: str
+    tick_s: float
+    list_only_s: float
+    select_only_s: float
+    commit_s: float
+    selection: Selection
+    churn_s: float
+    churn: Selection
+    overflow_s: float
+    overflow: Selection
+    known_calls: int
+    clean_s: float
+    clean: Selection
+
+
+def measure(objects: int, new: int, ticks: int, policy: BookmarkPolicy) -> Measured:
+    """Set up ``objects`` processed objects and ``new`` new ones in a temp dir, then time the ticks."""
     with tempfile.TemporaryDirectory(prefix="glueflow-bench-") as tmp:
         root = Path(tmp)
         storage = LocalStorage(root)
-        old = new_keys(args.objects)
+        old = new_keys(objects)
         write_s, _ = timed(lambda: write_files(root, old))
 
-        def tick(state: Bookmark, known=None):
+        def tick(state: Bookmark, known: Callable[[Sequence[ObjectInfo]], set[str]] | None = None) -> Selection:
             return select_objects(storage.list(), state, option="enable", policy=policy, known=known)
 
         list_s, listing = timed(lambda: list(storage.list()))
-        assert len(listing) == args.objects, len(listing)
+        assert len(listing) == objects, len(listing)
         build_s, state = timed(
             lambda: commit(Bookmark(), select_objects(listing, Bookmark(), option="enable", policy=policy))
         )
-        cursor = state.to_json()
-        naive_keys = json.dumps(sorted(o.key for o in listing), separators=(",", ":"))
-        naive_versions = json.dumps({o.key: [o.last_modified_ms, o.etag] for o in listing}, separators=(",", ":"))
 
-        write_files(root, new_keys(args.new))
+        write_files(root, new_keys(new))
         times, selection = [], None
-        for _ in range(args.ticks):
+        for _ in range(ticks):
             seconds, selection = timed(lambda: tick(state))
             times.append(seconds)
         assert selection is not None
-        list_only = statistics.median(timed(lambda: sum(1 for _ in storage.list()))[0] for _ in range(args.ticks))
-        tick_s = statistics.median(times)
+        list_only = statistics.median(timed(lambda: sum(1 for _ in storage.list()))[0] for _ in range(ticks))
         listed_now = list(storage.list())
         select_only = statistics.median(
-            timed(lambda: select_objects(listed_now, state, option="enable", policy=policy))[0]
-            for _ in range(args.ticks)
+            timed(lambda: select_objects(listed_now, state, option="enable", policy=policy))[0] for _ in range(ticks)
         )
         commit_s, after = timed(lambda: commit(state, selection))
 
@@ -132,16 +150,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         overflow_s, overflow = timed(lambda: tick(after_churn, known))
         rebased = commit(after_churn, overflow)
         clean_s, clean = timed(lambda: tick(rebased, known))
+    return Measured(
+        tmp=tmp,
+        write_s=write_s,
+        list_s=list_s,
+        build_s=build_s,
+        state=state,
+        cursor=state.to_json(),
+        naive_keys=json.dumps(sorted(o.key for o in listing), separators=(",", ":")),
+        naive_versions=json.dumps({o.key: [o.last_modified_ms, o.etag] for o in listing}, separators=(",", ":")),
+        tick_s=statistics.median(times),
+        list_only_s=list_only,
+        select_only_s=select_only,
+        commit_s=commit_s,
+        selection=selection,
+        churn_s=churn_s,
+        churn=churn,
+        overflow_s=overflow_s,
+        overflow=overflow,
+        known_calls=len(calls),
+        clean_s=clean_s,
+        clean=clean,
+    )
 
-    print(f"bookmark benchmark: {args.objects:,} already-processed objects on local storage ({tmp})")
-    print(f"  setup: wrote {args.objects:,} files in {write_s:.1f} s; listed them in {list_s:.2f} s;")
-    print(f"         committed them all into one bookmark in {build_s:.2f} s")
+
+def report(m: Measured, objects: int, new: int, ticks: int, policy: BookmarkPolicy) -> bool:
+    """Print the figures beside the targets and the naive states; whether every target holds."""
+    state, selection, churn, overflow, clean = m.state, m.selection, m.churn, m.overflow, m.clean
+    print(f"bookmark benchmark: {objects:,} already-processed objects on local storage ({m.tmp})")
+    print(f"  setup: wrote {objects:,} files in {m.write_s:.1f} s; listed them in {m.list_s:.2f} s;")
+    print(f"         committed them all into one bookmark in {m.build_s:.2f} s")
     print()
     print(f"  {'state (cursor JSON)':<44}{'bytes':>12}{'vs 64 KB target':>18}")
     rows = [
-        ("glueflow bookmark (mark + band + digest)", len(cursor.encode())),
-        ("naive: set of all processed keys", len(naive_keys.encode())),
-        ("naive: every key with (lm, etag)", len(naive_versions.encode())),
+        ("glueflow bookmark (mark + band + digest)", len(m.cursor.encode())),
+        ("naive: set of all processed keys", len(m.naive_keys.encode())),
+        ("naive: every key with (lm, etag)", len(m.naive_versions.encode())),
     ]
     for label, size in rows:
         verdict = "OK" if size < TARGET_STATE_BYTES else "over"
@@ -149,28 +193,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"  band: {len(state.band)} objects (max_band_files={policy.max_band_files}); "
         f"digest: {state.retired_files:,} objects in {state.retired.cells if state.retired else 0} cells; "
-        f"naive keys / bookmark = {len(naive_keys) / len(cursor):.0f}x"
+        f"naive keys / bookmark = {len(m.naive_keys) / len(m.cursor):.0f}x"
     )
     print()
     print(f"  {'tick (list + select)':<44}{'seconds':>12}{'vs 2 s target':>18}")
-    verdict = "OK" if tick_s < TARGET_TICK_S else "over"
+    verdict = "OK" if m.tick_s < TARGET_TICK_S else "over"
     print(
-        f"  {f'{args.objects:,} read + {args.new} new (median of {args.ticks})':<44}{tick_s:>12.3f}"
-        f"{tick_s / TARGET_TICK_S:>12.2f}x {verdict:>4}"
+        f"  {f'{objects:,} read + {new} new (median of {ticks})':<44}{m.tick_s:>12.3f}"
+        f"{m.tick_s / TARGET_TICK_S:>12.2f}x {verdict:>4}"
     )
-    print(f"  {'  listing alone (LocalStorage.list)':<44}{list_only:>12.3f}")
-    print(f"  {'  select_objects alone (listing in memory)':<44}{select_only:>12.3f}")
-    print(f"  {'  commit after the tick':<44}{commit_s:>12.3f}")
+    print(f"  {'  listing alone (LocalStorage.list)':<44}{m.list_only_s:>12.3f}")
+    print(f"  {'  select_objects alone (listing in memory)':<44}{m.select_only_s:>12.3f}")
+    print(f"  {'  commit after the tick':<44}{m.commit_s:>12.3f}")
     print(
-        f"  {'200 deleted + 50 late (digest decodes)':<44}{churn_s:>12.3f}"
+        f"  {'200 deleted + 50 late (digest decodes)':<44}{m.churn_s:>12.3f}"
         f"   late={churn.late_files} new={churn.new_files} lookups={churn.digest_lookups}"
     )
     print(
-        f"  {'5,000 deleted (digest overflows -> known)':<44}{overflow_s:>12.3f}"
-        f"   lookups={overflow.digest_lookups:,} in {len(calls)} call, manifest={len(overflow.manifest)}"
+        f"  {'5,000 deleted (digest overflows -> known)':<44}{m.overflow_s:>12.3f}"
+        f"   lookups={overflow.digest_lookups:,} in {m.known_calls} call, manifest={len(overflow.manifest)}"
     )
     print(
-        f"  {'next tick after the re-baselining commit':<44}{clean_s:>12.3f}"
+        f"  {'next tick after the re-baselining commit':<44}{m.clean_s:>12.3f}"
         f"   lookups={clean.digest_lookups} manifest={len(clean.manifest)}"
     )
     print()
@@ -179,9 +223,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"already_read={selection.already_read_files:,} late={selection.late_files} "
         f"modified={selection.modified_files} skipped={selection.skipped_files}"
     )
-    ok = len(cursor.encode()) < TARGET_STATE_BYTES and tick_s < TARGET_TICK_S
+    ok = len(m.cursor.encode()) < TARGET_STATE_BYTES and m.tick_s < TARGET_TICK_S
     ok = ok and churn.late_files == 50 and churn.digest_lookups == 0 and not overflow.manifest
-    ok = ok and clean.digest_lookups == 0 and not clean.manifest and selection.new_files == args.new
+    return ok and clean.digest_lookups == 0 and not clean.manifest and selection.new_files == new
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bookmarks", description=__doc__.split("\n")[0])
+    parser.add_argument("--objects", type=int, default=100_000, help="already-processed objects")
+    parser.add_argument("--new", type=int, default=100, help="new objects in the measured tick")
+    parser.add_argument("--ticks", type=int, default=3, help="ticks measured (the median is reported)")
+    args = parser.parse_args(argv)
+    policy = BookmarkPolicy()
+    ok = report(measure(args.objects, args.new, args.ticks, policy), args.objects, args.new, args.ticks, policy)
     print(f"  result: {'PASS' if ok else 'FAIL'}")
     return 0 if ok else 1
 

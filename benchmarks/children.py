@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -38,6 +39,32 @@ def run_child(module: str, args: list[str], *, what: str, env: dict[str, str] | 
     figures: dict[str, Any] = json.loads(output.decode().strip().splitlines()[-1])
     figures["peak_rss_mb"] = usage.ru_maxrss * 1024 / MB
     return figures
+
+
+def child_line(module: str, args: list[str], env: dict[str, str] | None = None) -> str:
+    """Run ``python -m module args`` to its end; its last line of output (a child that fails ends the benchmark)."""
+    done = subprocess.run([sys.executable, "-m", module, *args], env=env or child_env(), capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"benchmark child {module} {args[0]} failed: {done.stderr.strip().splitlines()[-1:]}")
+    return done.stdout.strip().splitlines()[-1]
+
+
+def cpu_seconds() -> float:
+    """User and system CPU seconds of this process so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def load_average() -> str:
+    """The machine's 1, 5 and 15 minute load averages, printed with the figures (other load slows every engine)."""
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def machine() -> str:
+    """The machine line every benchmark prints first: cores, versions (from a child: this parent imports
+    neither polars nor DuckDB), load average."""
+    versions = child_line("benchmarks.stage", ["--versions"])
+    return f"machine: {os.cpu_count()} cores; {versions}; load average {load_average()}"
 
 
 def clear(folder: Path) -> None:

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.children import clear, run_child
+from benchmarks.children import clear, cpu_seconds, run_child
 
 MB = 1_000_000
 OBJECT_MB = 64  # one generated input object, in MB of JSON lines
@@ -101,13 +101,6 @@ def _flat(events: Any) -> Any:
     )
 
 
-def _cpu_seconds() -> float:
-    import resource
-
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 # The stage's phases, timed in the glueflow child (wall and process CPU seconds, all threads): the plan
 # (the sample of the first objects and the query plan made from it), the query (read -> map -> write the
 # part files), the upload of the parts as pending objects, the commit (complete) that makes them visible.
@@ -152,7 +145,7 @@ def run_glueflow(pair: str, data: Path, out: Path) -> dict[str, Any]:
     source_format, target_format = PAIRS[pair]
     source, target = LocalStorage(data / source_format), LocalStorage(out)
     objects = list(source.list())
-    cpu, started = _cpu_seconds(), time.perf_counter()
+    cpu, started = cpu_seconds(), time.perf_counter()
     result = run_stage(
         source, objects, TYPED_MAPPINGS if source_format == "parquet" else TEXT_MAPPINGS, target,
         name_prefix="run-bench", compression="snappy" if target_format == "parquet" else "none",
@@ -160,7 +153,7 @@ def run_glueflow(pair: str, data: Path, out: Path) -> dict[str, Any]:
     )  # fmt: skip
     return {
         "seconds": time.perf_counter() - started,
-        "cpu_s": _cpu_seconds() - cpu,
+        "cpu_s": cpu_seconds() - cpu,
         "records": result.records_written,
         "bytes_in": result.bytes_read,
         "bytes_out": result.bytes_written,
@@ -182,11 +175,11 @@ def run_duckdb(pair: str, data: Path, out: Path) -> dict[str, Any]:
     target = out / f"duckdb.{target_format}"
     written = "(FORMAT PARQUET, COMPRESSION SNAPPY)" if target_format == "parquet" else "(FORMAT JSON)"
     con = duckdb.connect()
-    cpu, started = _cpu_seconds(), time.perf_counter()
+    cpu, started = cpu_seconds(), time.perf_counter()
     copied = con.execute(f"COPY (SELECT {SELECT} FROM {scan}) TO '{target}' {written}").fetchall()
     return {
         "seconds": time.perf_counter() - started,
-        "cpu_s": _cpu_seconds() - cpu,
+        "cpu_s": cpu_seconds() - cpu,
         "records": int(copied[0][0]) if copied and copied[0] else -1,
         "bytes_in": sum(Path(f).stat().st_size for f in files),
         "bytes_out": target.stat().st_size,
@@ -201,7 +194,7 @@ def run_polars_floor(pair: str, data: Path, out: Path) -> dict[str, Any]:
     source_format, target_format = PAIRS[pair]
     files = sorted(str(p) for p in (data / source_format).iterdir())
     columns = [m[0] for m in TEXT_MAPPINGS]
-    cpu, started = _cpu_seconds(), time.perf_counter()
+    cpu, started = cpu_seconds(), time.perf_counter()
     if source_format == "csv":
         frames = [pl.scan_csv(f, infer_schema=False) for f in files]
     elif source_format == "parquet":
@@ -216,7 +209,7 @@ def run_polars_floor(pair: str, data: Path, out: Path) -> dict[str, Any]:
         frame.sink_ndjson(target, engine="streaming")
     return {
         "seconds": time.perf_counter() - started,
-        "cpu_s": _cpu_seconds() - cpu,
+        "cpu_s": cpu_seconds() - cpu,
         "records": pl.scan_parquet(target).select(pl.len()).collect().item()
         if target_format == "parquet"
         else _lines(target),

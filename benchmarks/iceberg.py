@@ -34,7 +34,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from benchmarks.children import child_env, clear, run_child
+from benchmarks.children import child_env, clear, cpu_seconds, run_child
 
 MB = 1_000_000
 OBJECT_MB = 64
@@ -84,7 +84,6 @@ def _flow_file(data: Path, out: Path, partition: str | None, table: bool = True)
 
 def run_glueflow(data: Path, out: Path, partition: str | None, table: bool = True) -> dict[str, Any]:
     """The Output run's stage and commit into the table (``table``), or into a prefix of Parquet parts."""
-    from benchmarks.formats import _cpu_seconds
     from glueflow_dagster.core.commits import Attempt, publish
     from glueflow_dagster.core.config import load_config
     from glueflow_dagster.core.job_run import stage_request
@@ -102,7 +101,7 @@ def run_glueflow(data: Path, out: Path, partition: str | None, table: bool = Tru
         created = time.perf_counter()
         open_output(flow, target)
         created_s, created_rss_mb = time.perf_counter() - created, _own_peak_rss_mb()
-    cpu, started = _cpu_seconds(), time.perf_counter()
+    cpu, started = cpu_seconds(), time.perf_counter()
     if table:
         output = open_output(flow, target)
     opened_s = time.perf_counter() - started
@@ -136,7 +135,7 @@ def run_glueflow(data: Path, out: Path, partition: str | None, table: bool = Tru
         "commit_s": seconds - staged_s,
         "import_s": imported_s,
         "pyarrow_before_stage": staged_pyarrow,
-        "cpu_s": _cpu_seconds() - cpu,
+        "cpu_s": cpu_seconds() - cpu,
         "records": records,
         "files": len(record.parts),
         "bytes_in": result.bytes_read,
@@ -154,12 +153,12 @@ def _own_peak_rss_mb() -> float:
 def run_duckdb(data: Path, out: Path) -> dict[str, Any]:
     import duckdb
 
-    from benchmarks.formats import SELECT, _cpu_seconds
+    from benchmarks.formats import SELECT
 
     files = sorted(str(p) for p in data.iterdir())
     target = out / "duckdb.parquet"
     con = duckdb.connect()
-    cpu, started = _cpu_seconds(), time.perf_counter()
+    cpu, started = cpu_seconds(), time.perf_counter()
     copied = con.execute(
         f"COPY (SELECT {SELECT} FROM read_json({files!r}, format='newline_delimited')) TO '{target}' "
         "(FORMAT PARQUET, COMPRESSION SNAPPY)"
@@ -167,7 +166,7 @@ def run_duckdb(data: Path, out: Path) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     return {
         "seconds": seconds,
-        "cpu_s": _cpu_seconds() - cpu,
+        "cpu_s": cpu_seconds() - cpu,
         "records": int(copied[0][0]) if copied and copied[0] else -1,
         "files": 1,
         "bytes_in": sum(Path(f).stat().st_size for f in files),

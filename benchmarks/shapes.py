@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.children import clear, run_child
+from benchmarks.children import clear, cpu_seconds, load_average, run_child
 
 MB = 1_000_000
 OBJECT_MB = 128
@@ -139,13 +139,6 @@ def generate(folder: Path, shape: str, size_mb: int) -> dict[str, Any]:
 # Children: one engine each
 
 
-def _cpu_seconds() -> float:
-    import resource
-
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def run_glueflow(shape: str, data: Path, out: Path) -> dict[str, Any]:
     from glueflow_dagster.core.quarantine import list_stage_inputs
     from glueflow_dagster.core.stage import run_stage
@@ -153,11 +146,11 @@ def run_glueflow(shape: str, data: Path, out: Path) -> dict[str, Any]:
 
     source, target = LocalStorage(data), LocalStorage(out)
     objects = list(list_stage_inputs(source, recurse=True, exclusions=()))
-    cpu, started = _cpu_seconds(), time.perf_counter()
+    cpu, started = cpu_seconds(), time.perf_counter()
     result = run_stage(source, objects, _mappings(shape), target, name_prefix="run-bench", compression="gzip")
     return {
         "seconds": time.perf_counter() - started,
-        "cpu_s": _cpu_seconds() - cpu,
+        "cpu_s": cpu_seconds() - cpu,
         "records": result.records_written,
         "bytes_in": result.bytes_read,
         "bytes_out": result.bytes_written,
@@ -175,11 +168,11 @@ def run_duckdb(shape: str, data: Path, out: Path) -> dict[str, Any]:
         f"TO '{target}' (FORMAT JSON, COMPRESSION GZIP)"
     )
     con = duckdb.connect()
-    cpu, started = _cpu_seconds(), time.perf_counter()
+    cpu, started = cpu_seconds(), time.perf_counter()
     copied = con.execute(sql).fetchall()
     return {
         "seconds": time.perf_counter() - started,
-        "cpu_s": _cpu_seconds() - cpu,
+        "cpu_s": cpu_seconds() - cpu,
         "records": int(copied[0][0]) if copied and copied[0] else -1,
         "bytes_in": sum(Path(f).stat().st_size for f in files),
         "bytes_out": target.stat().st_size,
@@ -228,13 +221,13 @@ def run_floor(shape: str, data: Path, out: Path) -> dict[str, Any]:
 
     files = sorted(str(p) for p in data.glob("*.json"))
     target = out / "floor.json.gz"
-    cpu, started = _cpu_seconds(), time.perf_counter()
+    cpu, started = cpu_seconds(), time.perf_counter()
     _floor_query(shape, files).sink_ndjson(target, compression="gzip", compression_level=2, engine="streaming")
     seconds = time.perf_counter() - started
     records = pl.scan_ndjson(str(target), schema={"event_id": pl.Int64}).select(pl.len()).collect().item()
     return {
         "seconds": seconds,
-        "cpu_s": _cpu_seconds() - cpu,
+        "cpu_s": cpu_seconds() - cpu,
         "records": records,
         "bytes_in": sum(Path(f).stat().st_size for f in files),
         "bytes_out": target.stat().st_size,
@@ -265,7 +258,7 @@ def main(size_mb: int, tmp_dir: str | None = None, repeat: int = 1, only: str | 
     import polars
 
     print(f"machine: {os.cpu_count()} cores; polars {polars.__version__}, duckdb {duckdb.__version__}")
-    print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print(f"load average before: {load_average()}")
     header = (
         f"{'shape':<10} {'engine':<9} {'s':>6} {'MB/s':>7} {'CPU s':>6} {'peak RSS MB':>11} {'out MB':>7} "
         f"{'records':>10} {'vs duckdb':>9} {'vs floor':>8}"
@@ -292,7 +285,7 @@ def main(size_mb: int, tmp_dir: str | None = None, repeat: int = 1, only: str | 
             clear(data)
             summary.append(_print_shape(shape, best, info))
     print()
-    print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print(f"load average after: {load_average()}")
     print(
         f"{'shape':<10} {'glueflow MB/s':>13} {'x duckdb':>8} {'x floor':>7} {'peak RSS MB':>11}"
         f" {'CPU x duckdb':>12} {'CPU x floor':>11}  (targets: >= 2.5, >= 0.8, <= 300)"

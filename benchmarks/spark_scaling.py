@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.stage import MAPPINGS, MB, generate
+from benchmarks.events import MAPPINGS, MB, generate
 from glueflow_dagster_tests.support.spark_cluster import SparkCluster, start_driver, wait_driver
 
 

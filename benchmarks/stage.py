@@ -34,56 +34,25 @@ imports neither polars nor DuckDB. The ratios compare each glueflow row with the
 in time, CPU time and output bytes. The generated data is deleted afterwards (unless ``--keep-data``).
 Other load on the machine slows both engines: the load average is printed with the figures.
 
-``--small-files N`` (Glue's groupFiles case) generates N objects of 1-4 KB of the same events instead, cut
-at line boundaries from one generated block, and the same bytes as a few large objects (at most
-``--object-mb`` each): glueflow runs on both, side by side, in MB/s of input (target: the small objects
-at least a third of the large ones' MB/s). With ``--s3`` it starts a moto ThreadedMotoServer in this
-process, uploads the N objects to it, and compares the stage over S3Storage (listing not timed; the
-mapped output goes to a local folder) with a plain boto3 loop of GetObject calls over the same keys on a
-ThreadPoolExecutor of the same size, in objects per second (target: glueflow at least half the loop's
-rate). Both use a client with ``max_pool_connections`` equal to that pool. The server is stopped at the
-end; each side runs in its own child process.
+``--small-files N`` (Glue's groupFiles case: N objects of 1-4 KB against the same bytes in a few large
+objects, locally or with ``--s3`` on a moto server) is ``benchmarks/small_files.py``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-MB = 1_000_000
-OBJECT_MB = 128  # default size of one generated input object
-MAPPINGS = [
-    ["id", "long", "event_id", "long"],  # rename
-    ["type", "string", "event_type", "string"],  # rename
-    ["ts", "string", "event_time", "timestamp"],  # string -> timestamp
-    ["user.id", "long", "user_id", "long"],  # nested source
-    ["user.country", "string", "user.country", "string"],  # nested source -> nested target
-    ["amount", "string", "amount", "double"],  # string -> double
-    ["device.os", "string", "device_os", "string"],  # nested source, renamed
-]
-SELECT = """
-    TRY_CAST(id AS BIGINT) AS event_id,
-    CAST(type AS VARCHAR) AS event_type,
-    TRY_CAST(ts AS TIMESTAMP) AS event_time,
-    TRY_CAST("user".id AS BIGINT) AS user_id,
-    {'country': CAST("user".country AS VARCHAR)} AS "user",
-    TRY_CAST(amount AS DOUBLE) AS amount,
-    CAST(device.os AS VARCHAR) AS device_os
-"""
-DUCKDB_COLUMNS = (
-    "{id: 'VARCHAR', type: 'VARCHAR', ts: 'VARCHAR', \"user\": 'STRUCT(id VARCHAR, country VARCHAR)', "
-    "device: 'STRUCT(os VARCHAR)', amount: 'VARCHAR'}"
-)
+from benchmarks.children import child_env, child_line, cpu_seconds, load_average, machine, run_child
+from benchmarks.events import DUCKDB_COLUMNS, MAPPINGS, MB, OBJECT_MB, SELECT, generate
+
 ENGINES = {
     "glueflow": "glueflow (run_stage)",
     "glueflow-level4": "glueflow (gzip level 4)",
@@ -97,13 +66,6 @@ SPARK_MASTER = "local[2]"
 
 # --------------------------------------------------------------------------------------------------
 # Children: one engine each
-
-
-def _cpu_seconds() -> float:
-    import resource
-
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def _tree_cpu_seconds() -> float:
@@ -136,7 +98,7 @@ def run_glueflow(data: Path, out: Path, compression_level: int | None = None) ->
 
     source, target = LocalStorage(data), LocalStorage(out)
     objects = list(list_stage_inputs(source, recurse=True, exclusions=()))
-    cpu, started = _cpu_seconds(), time.perf_counter()
+    cpu, started = cpu_seconds(), time.perf_counter()
     result = run_stage(
         source,
         objects,
@@ -149,7 +111,7 @@ def run_glueflow(data: Path, out: Path, compression_level: int | None = None) ->
     seconds = time.perf_counter() - started
     return {
         "seconds": seconds,
-        "cpu_s": _cpu_seconds() - cpu,
+        "cpu_s": cpu_seconds() - cpu,
         "records": result.records_written,
         "objects": result.files_read,
         "bytes_in": result.bytes_read,
@@ -171,12 +133,12 @@ def run_duckdb(data: Path, out: Path, *, columns: bool) -> dict[str, Any]:
         f"COPY (SELECT {SELECT} FROM read_json({files!r}, format='newline_delimited'{options})) "
         f"TO '{target}' (FORMAT JSON, COMPRESSION GZIP)"
     )
-    cpu, started = _cpu_seconds(), time.perf_counter()
+    cpu, started = cpu_seconds(), time.perf_counter()
     copied = con.execute(sql).fetchall()
     seconds = time.perf_counter() - started
     return {
         "seconds": seconds,
-        "cpu_s": _cpu_seconds() - cpu,
+        "cpu_s": cpu_seconds() - cpu,
         "records": int(copied[0][0]) if copied and copied[0] else -1,
         "bytes_in": sum(Path(f).stat().st_size for f in files),
         "bytes_out": target.stat().st_size,
@@ -261,140 +223,6 @@ def run_spark(data: Path, out: Path) -> dict[str, Any]:
     }
 
 
-SMALL_MIN_BYTES, SMALL_MAX_BYTES = 1000, 4000  # the issue's "1-4 KB"
-GET_THREADS = 16  # the plain boto3 loop's pool, and the client's connection pool on both sides
-BUCKET = "glueflow-bench"
-SMALL_PREFIX = "small"
-
-
-def _s3_client(endpoint: str) -> Any:
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(
-            retries={"max_attempts": 3, "mode": "standard"},
-            s3={"addressing_style": "path"},
-            max_pool_connections=GET_THREADS,
-        ),
-    )
-
-
-def _small_objects(count: int) -> tuple[bytes, list[int]]:
-    """One block of JSON lines and the end offsets of ``count`` line-aligned objects of 1-4 KB cut from it."""
-    import bisect
-    import random
-
-    from glueflow_dagster.core.sample_data import BYTES_PER_EVENT, events_frame
-
-    events = math.ceil(count * (SMALL_MIN_BYTES + SMALL_MAX_BYTES) / 2 / BYTES_PER_EVENT * 1.3) + 100
-    data = events_frame(events).collect().write_ndjson().encode()
-    line_ends, at = [], data.find(b"\n")
-    while at >= 0:  # C-speed find: about 0.1 s per million lines
-        line_ends.append(at + 1)
-        at = data.find(b"\n", at + 1)
-    rng = random.Random(0)
-    ends, start = [], 0
-    for _ in range(count):
-        want = rng.randint(SMALL_MIN_BYTES, SMALL_MAX_BYTES)
-        index = bisect.bisect_right(line_ends, start + want) - 1  # the last line end within the size
-        if index < 0 or line_ends[index] - start < SMALL_MIN_BYTES:
-            index = bisect.bisect_left(line_ends, start + SMALL_MIN_BYTES)
-        if index >= len(line_ends):
-            raise SystemExit("benchmark bug: generated too few events for the small objects")
-        start = line_ends[index]
-        ends.append(start)
-    return data[:start], ends
-
-
-def generate_small(folder: Path, count: int, object_mb: int, endpoint: str | None) -> dict[str, Any]:
-    """N small objects in ``folder/small`` (or uploaded to the moto server at ``endpoint``) and, locally,
-    the same bytes as a few large objects in ``folder/large``."""
-    data, ends = _small_objects(count)
-    starts = [0, *ends[:-1]]
-    rows = data.count(b"\n")
-    if endpoint is not None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        client = _s3_client(endpoint)
-        client.create_bucket(Bucket=BUCKET)
-        view = memoryview(data)
-
-        def put(index: int) -> None:
-            key = f"{SMALL_PREFIX}/o-{index:07d}.json"
-            client.put_object(Bucket=BUCKET, Key=key, Body=bytes(view[starts[index] : ends[index]]))
-
-        with ThreadPoolExecutor(GET_THREADS) as pool:
-            list(pool.map(put, range(count)))
-        return {"bytes": len(data), "files": count, "rows": rows}
-    small, large = folder / "small", folder / "large"
-    small.mkdir(parents=True)
-    large.mkdir(parents=True)
-    view = memoryview(data)
-    for index, (begin, end) in enumerate(zip(starts, ends, strict=True)):
-        # Spread over folders of 1,000 like a partitioned producer's; plain os calls keep generation short.
-        folder_path = small / f"batch={index // 1000:05d}"
-        if index % 1000 == 0:
-            folder_path.mkdir()
-        fd = os.open(folder_path / f"o-{index:07d}.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(fd, view[begin:end])
-        finally:
-            os.close(fd)
-    limit, begin, part = object_mb * MB, 0, 0
-    while begin < len(data):
-        end = data.rfind(b"\n", begin, begin + limit) + 1 if begin + limit < len(data) else len(data)
-        (large / f"events-{part:04d}.json").write_bytes(view[begin:end])
-        begin, part = end, part + 1
-    return {"bytes": len(data), "files": count, "rows": rows, "large_files": part}
-
-
-def run_glueflow_s3(endpoint: str, out: Path) -> dict[str, Any]:
-    from glueflow_dagster.core.quarantine import list_stage_inputs
-    from glueflow_dagster.core.stage import run_stage
-    from glueflow_dagster.core.storage import LocalStorage, S3Storage
-
-    source = S3Storage(BUCKET, SMALL_PREFIX, _s3_client(endpoint))
-    objects = list(list_stage_inputs(source, recurse=True, exclusions=()))
-    cpu, started = _cpu_seconds(), time.perf_counter()
-    result = run_stage(source, objects, MAPPINGS, LocalStorage(out), name_prefix="run-bench", compression="gzip")
-    seconds = time.perf_counter() - started
-    return {
-        "seconds": seconds,
-        "cpu_s": _cpu_seconds() - cpu,
-        "objects": result.files_read,
-        "records": result.records_written,
-        "bytes_in": result.bytes_read,
-        "errors": result.error_records + result.error_files + len(result.vanished),
-    }
-
-
-def run_boto3_gets(endpoint: str) -> dict[str, Any]:
-    """The reference: GetObject and read every body, GET_THREADS at a time, nothing else."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    client = _s3_client(endpoint)
-    keys = [
-        obj["Key"]
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=f"{SMALL_PREFIX}/")
-        for obj in page.get("Contents", ())
-    ]
-
-    def get(key: str) -> int:
-        return len(client.get_object(Bucket=BUCKET, Key=key)["Body"].read())
-
-    cpu, started = _cpu_seconds(), time.perf_counter()
-    with ThreadPoolExecutor(GET_THREADS) as pool:
-        total = sum(pool.map(get, keys))
-    seconds = time.perf_counter() - started
-    return {"seconds": seconds, "cpu_s": _cpu_seconds() - cpu, "objects": len(keys), "records": -1, "bytes_in": total}
-
-
 def child(engine: str, data: Path, out: Path) -> None:
     if engine == "spark":
         figures = run_spark(data, out)
@@ -411,21 +239,6 @@ def child(engine: str, data: Path, out: Path) -> None:
 # Parent: data, children, table
 
 
-def generate(folder: Path, size_mb: int, object_mb: int = OBJECT_MB) -> tuple[int, int, int]:
-    """JSON-lines objects of about ``object_mb`` MB each, totalling at least ``size_mb`` MB; (bytes, files, rows)."""
-    from glueflow_dagster.core.sample_data import events_frame, write_events_file
-
-    sample = events_frame(20_000).collect().write_ndjson().encode()
-    per_event = len(sample) / 20_000
-    total_events = math.ceil(size_mb * MB / per_event * 1.005)
-    files = max(1, math.ceil(size_mb / object_mb))
-    per_file = math.ceil(total_events / files)
-    for index in range(files):
-        write_events_file(folder / f"events-{index:04d}.json", per_file, first_id=index * per_file, seed=index)
-    size = sum(p.stat().st_size for p in folder.glob("*.json"))
-    return size, files, per_file * files
-
-
 def _input(data: Path, size_mb: int, object_mb: int) -> tuple[int, int, int]:
     """The benchmark's input in ``data``: generated unless a kept folder already holds this size."""
     marker = data.parent / f"{data.name}.benchmark.json"  # beside the data: it is not input
@@ -435,8 +248,9 @@ def _input(data: Path, size_mb: int, object_mb: int) -> tuple[int, int, int]:
             return kept["bytes"], kept["files"], kept["rows"]
     shutil.rmtree(data, ignore_errors=True)
     data.mkdir(parents=True)
-    generated = _run_child(
-        ["--generate", "--data", str(data), "--size-mb", str(size_mb), "--object-mb", str(object_mb)]
+    generated = child_line(
+        "benchmarks.stage",
+        ["--generate", "--data", str(data), "--size-mb", str(size_mb), "--object-mb", str(object_mb)],
     )
     size, files, rows = json.loads(generated)
     kept = {"size_mb": size_mb, "object_mb": object_mb, "bytes": size, "files": files, "rows": rows}
@@ -449,20 +263,10 @@ def spawn(engine: str, data: Path, out: Path, extra_env: dict[str, str], *, dige
     of the records it wrote (computed by another child afterwards, so nothing measured pays for it)."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    env = _child_env(extra_env)
-    cmd = [sys.executable, "-m", "benchmarks.stage", "--engine", engine, "--data", str(data), "--out", str(out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env)
-    assert proc.stdout is not None
-    output = proc.stdout.read()
-    proc.stdout.close()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"{engine} child failed with exit code {proc.returncode}")
-    figures = json.loads(output.decode().strip().splitlines()[-1])
-    figures["peak_rss_mb"] = usage.ru_maxrss * 1024 / MB  # Linux reports KiB
+    args = ["--engine", engine, "--data", str(data), "--out", str(out)]
+    figures = run_child("benchmarks.stage", args, what=engine, env=child_env(extra_env))
     if digest:
-        figures["records_digest"] = _run_child(["--digest", str(out)])
+        figures["records_digest"] = child_line("benchmarks.stage", ["--digest", str(out)])
     shutil.rmtree(out, ignore_errors=True)
     return figures
 
@@ -481,22 +285,6 @@ def records_digest(out: Path) -> str:
     return f"{frame.height} records, digest {int(frame.hash_rows(seed=0).cast(pl.UInt64).sum()) % 2**64:016x}"
 
 
-def _child_env(extra_env: dict[str, str]) -> dict[str, str]:
-    """The environment of a child process: ours, ``extra_env``, and this checkout importable."""
-    path = os.pathsep.join([str(Path(__file__).resolve().parents[1]), *sys.path])
-    return {**os.environ, **extra_env, "PYTHONPATH": path}
-
-
-def _run_child(args: list[str]) -> str:
-    """Run this module in a child process with ``args``; its last line of output."""
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.stage", *args], env=_child_env({}), capture_output=True, text=True
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"benchmark child {args[0]} failed: {done.stderr.strip().splitlines()[-1:]}")
-    return done.stdout.strip().splitlines()[-1]
-
-
 def _versions() -> str:
     import duckdb
     import polars
@@ -504,7 +292,7 @@ def _versions() -> str:
     return f"python {platform.python_version()}, polars {polars.__version__}, duckdb {duckdb.__version__}"
 
 
-def main(argv: list[str] | None = None) -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.stage", description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=400, help="uncompressed input size (default 400)")
     parser.add_argument(
@@ -551,54 +339,47 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--shapes-only", default=None, metavar="S,S", help="with --shapes: a comma-separated subset")
     parser.add_argument("--engine", choices=list(ENGINES), help=argparse.SUPPRESS)  # child modes
-    parser.add_argument("--small-engine", choices=["glueflow-s3", "boto3-get"], help=argparse.SUPPRESS)
-    parser.add_argument("--generate-small", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--endpoint", help=argparse.SUPPRESS)
     parser.add_argument("--generate", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--versions", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--digest", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = _parser()
     args = parser.parse_args(argv)
-    if args.engine:
+    if args.engine:  # the child modes
         child(args.engine, args.data, args.out)
-        return
-    if args.digest:
+    elif args.digest:
         print(records_digest(args.digest))
-        return
-    if args.generate:
+    elif args.generate:
         print(json.dumps(generate(args.data, args.size_mb, args.object_mb)))
-        return
-    if args.small_engine:
-        if args.small_engine == "glueflow-s3":
-            print(json.dumps(run_glueflow_s3(args.endpoint, args.out)))
-        else:
-            print(json.dumps(run_boto3_gets(args.endpoint)))
-        return
-    if args.generate_small:
-        print(json.dumps(generate_small(args.data, args.generate_small, args.object_mb, args.endpoint)))
-        return
-    if args.formats:
+    elif args.versions:
+        print(_versions())
+    elif args.formats:
         from benchmarks.formats import main as formats_main
 
         formats_main(args.size_mb, args.tmp_dir, args.repeat)
-        return
-    if args.shapes:
+    elif args.shapes:
         from benchmarks.shapes import main as shapes_main
 
         shapes_main(args.size_mb, args.tmp_dir, args.repeat, args.shapes_only)
-        return
-    if args.small_files is not None:
+    elif args.small_files is not None:
         if args.small_files < 1:
             parser.error("--small-files must be at least 1")
-        small_files(args)
-        return
-    if args.s3:
-        parser.error("--s3 goes with --small-files N")
-    if args.versions:
-        print(_versions())
-        return
+        from benchmarks.small_files import run as small_files
 
+        small_files(args)
+    elif args.s3:
+        parser.error("--s3 goes with --small-files N")
+    else:
+        _compare(parser, args)
+
+
+def _compare(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The engines side by side on the generated events: the benchmark's main mode."""
     aliases = {"duckdb": "duckdb-columns"}  # the issue's `--engines glueflow,spark,duckdb`
     engines = [aliases.get(e, e) for e in args.engines.split(",") if e]
     unknown = [e for e in engines if e not in ENGINES]
@@ -617,7 +398,7 @@ def main(argv: list[str] | None = None) -> None:
             f"(ready in {time.perf_counter() - started:.0f} s)"
         )
         print(f"mapping: {len(MAPPINGS)} fields: renames, nested fields, string->double, string->timestamp")
-        print(f"machine: {os.cpu_count()} cores; {_run_child(['--versions'])}; load average {_load()}")
+        print(machine())
         if extra_env:
             print("engine environment: " + " ".join(f"{k}={v}" for k, v in extra_env.items()))
         results: dict[str, list[dict[str, Any]]] = {e: [] for e in engines}
@@ -627,7 +408,7 @@ def main(argv: list[str] | None = None) -> None:
             for engine in engines:
                 digest = compare and repeat == 0 and not engine.startswith("duckdb")
                 results[engine].append(spawn(engine, data, out, extra_env, digest=digest))
-        print(f"load average after: {_load()}; this parent's peak RSS: {_own_peak_rss_mb():.0f} MB")
+        print(f"load average after: {load_average()}; this parent's peak RSS: {_own_peak_rss_mb():.0f} MB")
     _table(results, size)
     digests = {e: runs[0]["records_digest"] for e, runs in results.items() if runs and "records_digest" in runs[0]}
     if len(digests) > 1:
@@ -636,122 +417,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"output records {'identical' if same else 'DIFFER'}: {listed}")
 
 
-# --------------------------------------------------------------------------------------------------
-# Many small objects (--small-files)
-
-
-def small_files(args: argparse.Namespace) -> None:
-    """Generate the small objects, run both sides (best of ``--repeat``), print them side by side."""
-    count = args.small_files
-    extra_env = dict(item.split("=", 1) for item in args.env)
-    with tempfile.TemporaryDirectory(prefix="glueflow-bench-small-", dir=args.tmp_dir) as tmp:
-        data, out = Path(tmp) / "input", Path(tmp) / "output"
-        data.mkdir()
-        if args.s3:
-            _small_files_s3(count, data, out, args.repeat, extra_env)
-            return
-        started = time.perf_counter()
-        generated = json.loads(
-            _run_child(["--generate-small", str(count), "--data", str(data), "--object-mb", str(args.object_mb)])
-        )
-        os.sync()
-        print(
-            f"input: {count:,} objects of 1-4 KB, {generated['bytes'] / MB:,.1f} MB of JSON lines, "
-            f"{generated['rows']:,} records; the same bytes in {generated['large_files']} large objects "
-            f"(ready in {time.perf_counter() - started:.0f} s)"
-        )
-        print(f"machine: {os.cpu_count()} cores; {_run_child(['--versions'])}; load average {_load()}")
-        runs: dict[str, list[dict[str, Any]]] = {"large": [], "small": []}
-        for _ in range(args.repeat):
-            runs["large"].append(spawn("glueflow", data / "large", out, extra_env))
-            runs["small"].append(spawn("glueflow", data / "small", out, extra_env))
-        print(f"load average after: {_load()}")
-    labels = {"small": f"{count:,} small objects", "large": f"{generated['large_files']} large objects"}
-    best = _small_table(runs, labels, generated["bytes"])
-    ratio = best["large"]["seconds"] / best["small"]["seconds"]
-    print(f"small / large MB/s: {ratio:.2f} (target >= 0.33)")
-    print("records written agree" if best["small"]["records"] == best["large"]["records"] else "records DIFFER")
-
-
-def _small_files_s3(count: int, data: Path, out: Path, repeat: int, extra_env: dict[str, str]) -> None:
-    import logging
-
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        started = time.perf_counter()
-        generated = json.loads(
-            _run_child(["--generate-small", str(count), "--data", str(data), "--endpoint", endpoint])
-        )
-        print(
-            f"input: {count:,} objects of 1-4 KB on a moto server ({endpoint}, this process), "
-            f"{generated['bytes'] / MB:,.1f} MB, {generated['rows']:,} records "
-            f"(generated and uploaded in {time.perf_counter() - started:.0f} s)"
-        )
-        print(f"machine: {os.cpu_count()} cores; {_run_child(['--versions'])}; load average {_load()}")
-        runs: dict[str, list[dict[str, Any]]] = {"boto3": [], "glueflow": []}
-        for _ in range(repeat):
-            runs["boto3"].append(_spawn_small("boto3-get", endpoint, out, extra_env))
-            runs["glueflow"].append(_spawn_small("glueflow-s3", endpoint, out, extra_env))
-        print(f"load average after: {_load()}")
-    finally:
-        server.stop()
-    labels = {
-        "boto3": f"boto3 GETs, {GET_THREADS} threads",
-        "glueflow": "glueflow (run_stage, S3)",
-    }
-    best = _small_table(runs, labels, generated["bytes"])
-    ratio = best["boto3"]["seconds"] / best["glueflow"]["seconds"]
-    print(f"glueflow / boto3 objects/s: {ratio:.2f} (target >= 0.50); glueflow also maps and writes the records")
-    if best["glueflow"].get("errors"):
-        print(f"glueflow reported {best['glueflow']['errors']} bad or missing objects (expected 0)")
-
-
-def _spawn_small(engine: str, endpoint: str, out: Path, extra_env: dict[str, str]) -> dict[str, Any]:
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    cmd = [sys.executable, "-m", "benchmarks.stage", "--small-engine", engine, "--endpoint", endpoint]
-    done = subprocess.run([*cmd, "--out", str(out)], env=_child_env(extra_env), capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"{engine} child failed: {done.stderr.strip().splitlines()[-1:]}")
-    shutil.rmtree(out, ignore_errors=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def _small_table(runs: dict[str, list[dict[str, Any]]], labels: dict[str, str], size: int) -> dict[str, Any]:
-    header = f"{'':28} {'seconds':>8} {'MB/s in':>8} {'objects/s':>10} {'CPU s':>7} {'records':>10}"
-    print()
-    print(header)
-    print("-" * len(header))
-    best: dict[str, Any] = {}
-    for name, results in runs.items():
-        fastest = best[name] = min(results, key=lambda r: r["seconds"])
-        seconds = fastest["seconds"]
-        records = f"{fastest['records']:,}" if fastest["records"] >= 0 else "-"
-        print(
-            f"{labels[name]:28} {seconds:8.2f} {size / MB / seconds:8.1f} {fastest['objects'] / seconds:10,.0f} "
-            f"{fastest['cpu_s']:7.1f} {records:>10}"
-        )
-        if len(results) > 1:
-            print(f"{'':28} all runs (s): " + ", ".join(f"{r['seconds']:.2f}" for r in results))
-    print()
-    return best
-
-
 def _own_peak_rss_mb() -> float:
     """The parent's peak RSS, which bounds what it adds to a child's (see the module docstring)."""
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / MB
-
-
-def _load() -> str:
-    return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def _table(results: dict[str, list[dict[str, Any]]], size: int) -> None:

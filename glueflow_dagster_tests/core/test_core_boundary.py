@@ -27,6 +27,7 @@ import glueflow_dagster
 
 PACKAGE = Path(glueflow_dagster.__file__).resolve().parent
 TESTS = Path(__file__).resolve().parents[1]
+BENCHMARKS = TESTS.parent / "benchmarks"
 # The layer of each part of the package (its top-level subpackage or module); bottom to top.
 LAYERS = {
     "core": 0,
@@ -272,7 +273,8 @@ def test_the_checks_pass_a_package_that_keeps_its_layers(tmp_path: Path) -> None
     assert import_cycles(import_graph(package, resolve=True)) == []
 
 
-# The size limits the package keeps (split along concepts before a module or a function reaches them).
+# The size limits the package, its tests and its benchmarks keep (split along concepts before a module or a
+# function reaches them).
 MAX_MODULE_LINES = 800
 MAX_FUNCTION_LINES = 100
 
@@ -293,8 +295,12 @@ def oversized(package: Path) -> list[str]:
     return found
 
 
-def test_no_module_over_800_lines_and_no_function_over_100() -> None:
-    assert oversized(PACKAGE) == []
+@pytest.mark.parametrize("tree", ["package", "tests", "benchmarks"])
+def test_no_module_over_800_lines_and_no_function_over_100(tree: str) -> None:
+    folder = {"package": PACKAGE, "tests": TESTS, "benchmarks": BENCHMARKS}[tree]
+    if not folder.is_dir():
+        pytest.skip(f"the {tree} are not beside the installed package")
+    assert oversized(folder) == []
 
 
 def test_the_size_check_finds_a_long_module_and_a_long_function(tmp_path: Path) -> None:
