@@ -33,7 +33,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from glueflow_dagster_tests.support.flow_driver import INPUT_JOB, OUTPUT_JOB, CuttableProxy, FlowDriver, S3Target
+from glueflow_dagster_tests.support.cuttable_proxy import CuttableProxy
+from glueflow_dagster_tests.support.flow_driver import INPUT_JOB, OUTPUT_JOB, FlowDriver, S3Target
 
 FAULTS = ("sigkill", "reexecute", "concurrent", "delete_staging", "late", "rewrite", "s3_outage")
 

@@ -33,14 +33,8 @@ from glueflow_dagster.components.jobs import output_key, pool_name, staging_key
 from glueflow_dagster.components.monitoring import run_materialization_metadata
 from glueflow_dagster.core.commits import COMMITS_DIR
 from glueflow_dagster.core.plan import frozen_manifest
-from glueflow_dagster_tests.support.flow_driver import (
-    FLOW,
-    INPUT_JOB,
-    OUTPUT_JOB,
-    CuttableProxy,
-    FlowDriver,
-    S3Target,
-)
+from glueflow_dagster_tests.support.cuttable_proxy import CuttableProxy
+from glueflow_dagster_tests.support.flow_driver import FLOW, INPUT_JOB, OUTPUT_JOB, FlowDriver, S3Target
 
 OUTPUT_OP = "events__output"
 

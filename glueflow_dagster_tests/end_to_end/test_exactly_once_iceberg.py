@@ -30,8 +30,9 @@ from glueflow_dagster_tests.components.test_iceberg_output import (  # noqa: F40
     s3_completes_multipart_uploads_as_s3_does,
 )
 from glueflow_dagster_tests.end_to_end.test_exactly_once import apply, assert_no_process_left, check_after_quiescence
+from glueflow_dagster_tests.support.cuttable_proxy import CuttableProxy
 from glueflow_dagster_tests.support.duckdb_iceberg import iceberg_scan, require
-from glueflow_dagster_tests.support.flow_driver import FLOW, CuttableProxy, FlowDriver, S3Target
+from glueflow_dagster_tests.support.flow_driver import FLOW, FlowDriver, S3Target
 
 TABLE = "analytics.events"
 ACTIONS = [

@@ -38,7 +38,8 @@ from glueflow_dagster.components.monitoring import run_materialization_metadata
 from glueflow_dagster.core.claims import ROW_PREFIX
 from glueflow_dagster.core.commits import CLAIMS_DIR, INTENTS_DIR, Attempt
 from glueflow_dagster.core.storage import S3Storage
-from glueflow_dagster_tests.support.flow_driver import FLOW, INPUT_JOB, OUTPUT_JOB, CuttableProxy, FlowDriver, S3Target
+from glueflow_dagster_tests.support.cuttable_proxy import CuttableProxy
+from glueflow_dagster_tests.support.flow_driver import FLOW, INPUT_JOB, OUTPUT_JOB, FlowDriver, S3Target
 from glueflow_dagster_tests.support.s3rver import ACCESS_KEY, SECRET_KEY
 
 GRACE_S = 3600  # garbage collection would wait an hour: only the intents can repair the publish at once

@@ -26,10 +26,8 @@ import gzip
 import json
 import os
 import random
-import select
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -62,6 +60,8 @@ from glueflow_dagster.components.sensors import in_flight_run_id
 from glueflow_dagster.core.commits import COMMITS_DIR, CommitRecord
 from glueflow_dagster.core.storage import RESERVED_DIR, ObjectInfo, Storage
 from glueflow_dagster.definitions import load_definitions
+from glueflow_dagster_tests.support.cuttable_proxy import CuttableProxy
+from glueflow_dagster_tests.support.processes import descendants, is_java, outliving, process_table
 
 FLOW = "events"
 INPUT_JOB = f"{FLOW}_input_job"
@@ -118,54 +118,6 @@ def _raw_lines(ids: range) -> bytes:
     return "".join(json.dumps({"id": i, "user": {"id": i % 7}, "pad": "x" * 40}) + "\n" for i in ids).encode()
 
 
-def _process_table() -> dict[int, tuple[int, str]]:
-    """pid -> (parent pid, state) of every process, from /proc (Linux; empty elsewhere)."""
-    table: dict[int, tuple[int, str]] = {}
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:  # gone meanwhile
-            continue
-        state, ppid = stat[stat.rindex(")") + 2 :].split()[:2]  # the name may hold spaces and parentheses
-        table[int(entry.name)] = (int(ppid), state)
-    return table
-
-
-def descendants(pid: int) -> set[int]:
-    """The living processes below ``pid`` (children, grandchildren, ...): a run worker's Spark stage script,
-    ``timeout`` and the JVM."""
-    table = _process_table()
-    found: set[int] = set()
-    frontier = {pid}
-    while frontier:
-        frontier = {p for p, (ppid, state) in table.items() if ppid in frontier and state != "Z"} - found
-        found |= frontier
-    return found
-
-
-def _is_java(pid: int) -> bool:
-    try:
-        return Path(Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()).name == "java"
-    except OSError:
-        return False
-
-
-def outliving(pids: set[int], wait_s: float) -> list[str]:
-    """The processes of ``pids`` still alive (not zombies) after up to ``wait_s`` seconds, with their command."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        table = _process_table()
-        alive = sorted(p for p in pids if p in table and table[p][1] != "Z")
-        if not alive or time.monotonic() >= deadline:
-            break
-        time.sleep(0.1)
-    commands = []
-    for pid in alive:
-        with contextlib.suppress(OSError):
-            commands.append(f"{pid}: " + Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:200])
-    return commands
-
-
 def free_dead_slots(instance: DagsterInstance) -> None:
     """One iteration of the monitoring daemon's concurrency-slot sweep, as it runs after the grace period."""
     import logging
@@ -182,82 +134,6 @@ def free_dead_slots(instance: DagsterInstance) -> None:
         context = SimpleNamespace(instance=instance)
         for _ in concurrency.execute_concurrency_slots_iteration(context, logging.getLogger(__name__)):  # type: ignore[arg-type]
             pass
-
-
-class CuttableProxy:
-    """A TCP proxy in front of the moto server: ``cut()`` is a lost S3 endpoint (connections die, new ones are
-    refused), ``restore()`` brings it back on the same port. The data behind it survives, as with real S3."""
-
-    def __init__(self, upstream: str) -> None:
-        host, port = upstream.removeprefix("http://").split(":")
-        self.upstream = (host, int(port))
-        self._server: socket.socket | None = None
-        self._conns: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self.port = 0
-        self.restore()
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def restore(self) -> None:
-        server = socket.socket()
-        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        server.bind(("127.0.0.1", self.port))
-        server.listen(64)
-        self.port = server.getsockname()[1]
-        self._server = server
-        threading.Thread(target=self._accept, args=(server,), daemon=True).start()
-
-    def cut(self) -> None:
-        with self._lock:
-            server, self._server = self._server, None
-            conns, self._conns = self._conns, []
-        if server is not None:
-            server.close()
-        for conn in conns:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-            conn.close()
-
-    close = cut
-
-    def _accept(self, server: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = server.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.upstream)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                if self._server is not server:
-                    client.close()
-                    upstream.close()
-                    return
-                self._conns += [client, upstream]
-            threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
-
-    @staticmethod
-    def _pipe(a: socket.socket, b: socket.socket) -> None:
-        try:
-            while True:
-                ready, _, _ = select.select([a, b], [], [], 1.0)
-                for src in ready:
-                    data = src.recv(65536)
-                    if not data:
-                        return
-                    (b if src is a else a).sendall(data)
-        except (OSError, ValueError):  # ValueError: the proxy was cut and closed a socket under select()
-            return
-        finally:
-            for s in (a, b):
-                with contextlib.suppress(OSError):
-                    s.close()
 
 
 @dataclass
@@ -408,7 +284,7 @@ class FlowDriver:
         inherit ``GLUEFLOW_CONFIG``) still alive after up to ``wait_s`` seconds. Linux only (empty elsewhere)."""
         marker = f"GLUEFLOW_CONFIG={self.path}".encode()
         ours: set[int] = set()
-        for pid in _process_table():
+        for pid in process_table():
             if pid == os.getpid():
                 continue
             with contextlib.suppress(OSError):
@@ -596,7 +472,7 @@ class FlowDriver:
                 if when == "pending":
                     fire = self._has_pending(location)
                 elif when == "spark":
-                    fire = any(_is_java(pid) for pid in descendants(child.pid))
+                    fire = any(is_java(pid) for pid in descendants(child.pid))
                 else:
                     fire = started is not None and time.monotonic() - started >= delay_s
                 if fire:
