@@ -10,8 +10,11 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +68,17 @@ def machine() -> str:
     neither polars nor DuckDB), load average."""
     versions = child_line("benchmarks.stage", ["--versions"])
     return f"machine: {os.cpu_count()} cores; {versions}; load average {load_average()}"
+
+
+@contextmanager
+def scratch(folder: Path) -> Iterator[Path]:
+    """``folder`` made empty for one child's output, and removed after it (the next run starts clean)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def clear(folder: Path) -> None:

@@ -20,14 +20,13 @@ import argparse
 import json
 import math
 import os
-import shutil
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.children import child_env, child_line, cpu_seconds, load_average, machine, run_child
-from benchmarks.events import MAPPINGS, MB
+from benchmarks.children import child_env, child_line, cpu_seconds, load_average, machine, run_child, scratch
+from benchmarks.events import MAPPINGS, MB, OBJECT_MB
 
 SMALL_MIN_BYTES, SMALL_MAX_BYTES = 1000, 4000  # the issue's "1-4 KB"
 GET_THREADS = 16  # the plain boto3 loop's pool, and the client's connection pool on both sides
@@ -189,8 +188,9 @@ def run(args: argparse.Namespace) -> None:
         print(machine())
         runs: dict[str, list[dict[str, Any]]] = {"large": [], "small": []}
         for _ in range(args.repeat):
-            runs["large"].append(_spawn_stage(data / "large", out, extra_env))
-            runs["small"].append(_spawn_stage(data / "small", out, extra_env))
+            for side in ("large", "small"):
+                stage = ["--engine", "glueflow", "--data", str(data / side)]
+                runs[side].append(_spawn("benchmarks.stage", stage, out, extra_env))
         print(f"load average after: {load_average()}")
     labels = {"small": f"{count:,} small objects", "large": f"{generated['large_files']} large objects"}
     best = _small_table(runs, labels, generated["bytes"])
@@ -224,8 +224,9 @@ def _small_files_s3(count: int, data: Path, out: Path, repeat: int, extra_env: d
         print(machine())
         runs: dict[str, list[dict[str, Any]]] = {"boto3": [], "glueflow": []}
         for _ in range(repeat):
-            runs["boto3"].append(_spawn_small("boto3-get", endpoint, out, extra_env))
-            runs["glueflow"].append(_spawn_small("glueflow-s3", endpoint, out, extra_env))
+            for side, engine in (("boto3", "boto3-get"), ("glueflow", "glueflow-s3")):
+                one_side = ["--small-engine", engine, "--endpoint", endpoint]
+                runs[side].append(_spawn("benchmarks.small_files", one_side, out, extra_env))
         print(f"load average after: {load_average()}")
     finally:
         server.stop()
@@ -240,13 +241,10 @@ def _small_files_s3(count: int, data: Path, out: Path, repeat: int, extra_env: d
         print(f"glueflow reported {best['glueflow']['errors']} bad or missing objects (expected 0)")
 
 
-def _spawn_small(engine: str, endpoint: str, out: Path, extra_env: dict[str, str]) -> dict[str, Any]:
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    args = ["--small-engine", engine, "--endpoint", endpoint, "--out", str(out)]
-    figures = run_child("benchmarks.small_files", args, what=engine, env=child_env(extra_env))
-    shutil.rmtree(out, ignore_errors=True)
-    return figures
+def _spawn(module: str, args: list[str], out: Path, extra_env: dict[str, str]) -> dict[str, Any]:
+    """One side in a child process (``python -m module args --out OUT``); its figures and peak RSS."""
+    with scratch(out):
+        return run_child(module, [*args, "--out", str(out)], what=args[1], env=child_env(extra_env))
 
 
 def _small_table(runs: dict[str, list[dict[str, Any]]], labels: dict[str, str], size: int) -> dict[str, Any]:
@@ -269,22 +267,12 @@ def _small_table(runs: dict[str, list[dict[str, Any]]], labels: dict[str, str], 
     return best
 
 
-def _spawn_stage(data: Path, out: Path, extra_env: dict[str, str]) -> dict[str, Any]:
-    """One glueflow stage over ``data`` in ``benchmarks.stage``'s own child; its figures and peak RSS."""
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    args = ["--engine", "glueflow", "--data", str(data), "--out", str(out)]
-    figures = run_child("benchmarks.stage", args, what="glueflow", env=child_env(extra_env))
-    shutil.rmtree(out, ignore_errors=True)
-    return figures
-
-
 def main(argv: list[str] | None = None) -> None:
     """The child modes: generate the objects, or run one side over S3."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.small_files", description=__doc__.splitlines()[0])
     parser.add_argument("--generate-small", type=int, metavar="N", help="generate N objects in --data")
     parser.add_argument("--small-engine", choices=["glueflow-s3", "boto3-get"], help="one side over S3")
-    parser.add_argument("--object-mb", type=int, default=128, help="size of one large object")
+    parser.add_argument("--object-mb", type=int, default=OBJECT_MB, help="size of one large object")
     parser.add_argument("--endpoint", help="the moto server's URL")
     parser.add_argument("--data", type=Path)
     parser.add_argument("--out", type=Path)

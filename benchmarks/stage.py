@@ -50,7 +50,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.children import child_env, child_line, cpu_seconds, load_average, machine, run_child
+from benchmarks.children import child_env, child_line, cpu_seconds, load_average, machine, run_child, scratch
 from benchmarks.events import DUCKDB_COLUMNS, MAPPINGS, MB, OBJECT_MB, SELECT, generate
 
 ENGINES = {
@@ -261,13 +261,11 @@ def _input(data: Path, size_mb: int, object_mb: int) -> tuple[int, int, int]:
 def spawn(engine: str, data: Path, out: Path, extra_env: dict[str, str], *, digest: bool = False) -> dict[str, Any]:
     """Run one engine in a child process; adds its peak RSS (MB) from wait4, and with ``digest`` the digest
     of the records it wrote (computed by another child afterwards, so nothing measured pays for it)."""
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    args = ["--engine", engine, "--data", str(data), "--out", str(out)]
-    figures = run_child("benchmarks.stage", args, what=engine, env=child_env(extra_env))
-    if digest:
-        figures["records_digest"] = child_line("benchmarks.stage", ["--digest", str(out)])
-    shutil.rmtree(out, ignore_errors=True)
+    with scratch(out):
+        args = ["--engine", engine, "--data", str(data), "--out", str(out)]
+        figures = run_child("benchmarks.stage", args, what=engine, env=child_env(extra_env))
+        if digest:
+            figures["records_digest"] = child_line("benchmarks.stage", ["--digest", str(out)])
     return figures
 
 
