@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.children import clear, cpu_seconds, run_child
+from benchmarks.children import cpu_seconds, run_child, scratch
 
 MB = 1_000_000
 OBJECT_MB = 64  # one generated input object, in MB of JSON lines
@@ -233,10 +233,8 @@ def child(engine: str, pair: str, data: Path, out: Path) -> None:
 
 
 def _spawn(engine: str, pair: str, data: Path, out: Path) -> dict[str, Any]:
-    out.mkdir(parents=True, exist_ok=True)
-    figures = run_child("benchmarks.formats", ["--child", engine, pair, str(data), str(out)], what=f"{engine} {pair}")
-    clear(out)
-    return figures
+    with scratch(out):
+        return run_child("benchmarks.formats", ["--child", engine, pair, str(data), str(out)], what=f"{engine} {pair}")
 
 
 def main(size_mb: int, tmp_dir: str | None = None, repeat: int = 1) -> None:

@@ -34,7 +34,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from benchmarks.children import child_env, clear, cpu_seconds, run_child
+from benchmarks.children import child_env, cpu_seconds, run_child, scratch
 
 MB = 1_000_000
 OBJECT_MB = 64
@@ -175,11 +175,9 @@ def run_duckdb(data: Path, out: Path) -> dict[str, Any]:
 
 
 def _spawn(engine: str, data: Path, out: Path, partition: str | None) -> dict[str, Any]:
-    out.mkdir(parents=True, exist_ok=True)
     args = ["--child", engine, str(data), str(out), partition or ""]
-    figures = run_child("benchmarks.iceberg", args, what=engine)
-    clear(out)
-    return figures
+    with scratch(out):
+        return run_child("benchmarks.iceberg", args, what=engine)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.children import clear, cpu_seconds, load_average, run_child
+from benchmarks.children import clear, cpu_seconds, load_average, run_child, scratch
 
 MB = 1_000_000
 OBJECT_MB = 128
@@ -274,9 +274,8 @@ def main(size_mb: int, tmp_dir: str | None = None, repeat: int = 1, only: str | 
             best: dict[str, dict[str, Any]] = {}
             for _ in range(repeat):
                 for engine in ENGINES:
-                    out.mkdir(parents=True, exist_ok=True)
-                    figures = _spawn(["--child", engine, shape, str(data), str(out)])
-                    clear(out)
+                    with scratch(out):
+                        figures = _spawn(["--child", engine, shape, str(data), str(out)])
                     if engine not in best or figures["seconds"] < best[engine]["seconds"]:
                         peak = max(figures["peak_rss_mb"], best.get(engine, {}).get("peak_rss_mb", 0))
                         best[engine] = {**figures, "peak_rss_mb": peak}

@@ -50,6 +50,7 @@ from glueflow_dagster_tests.end_to_end.test_ui import (
     _tags,
     _wait_for_server,
 )
+from glueflow_dagster_tests.support.processes import alive, command_line, descendants, describe, process_table
 
 FLOW = "events"
 INPUT_JOB, OUTPUT_JOB = input_job_name(FLOW), output_job_name(FLOW)
@@ -159,22 +160,6 @@ def _launch(dev: DagsterDev, job: str) -> str:
     return result["run"]["runId"]
 
 
-def _process_table() -> dict[int, tuple[int, str]]:
-    """pid -> (parent pid, command line) of every live process we can read."""
-    table = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if stat[0] != "Z":
-            table[int(entry.name)] = (int(stat[1]), command)
-    return table
-
-
 def _open_paths(pid: int) -> list[str]:
     paths = []
     with contextlib.suppress(OSError):
@@ -191,7 +176,7 @@ def run_worker_pids(marker: str, run_id: str) -> list[int]:
     the run is found by the step process's open compute-log files, `storage/<run id>/compute_logs/`,
     and the run worker is that process's ancestor right below the code server (`dagster api grpc`).
     """
-    table = _process_table()
+    table = {pid: ppid for pid, (ppid, state) in process_table().items() if state != "Z"}
     ours = set(_marked_pids(marker))
     needle = f"/storage/{run_id}/compute_logs/"
     steps = [pid for pid in ours if pid in table and any(needle in path for path in _open_paths(pid))]
@@ -200,24 +185,14 @@ def run_worker_pids(marker: str, run_id: str) -> list[int]:
         chain = []  # the step process and its ancestors, up to the code server
         while pid in table and pid not in chain:
             chain.append(pid)
-            pid = table[pid][0]
-            if "dagster api grpc" in table.get(pid, (0, ""))[1]:
+            pid = table[pid]
+            if "dagster api grpc" in command_line(pid):
                 workers.add(chain[-1])
                 break
     found = set(workers)
-    frontier = list(workers)
-    while frontier:
-        parent = frontier.pop()
-        for pid, (ppid, _command) in table.items():
-            if ppid == parent and pid not in found:
-                found.add(pid)
-                frontier.append(pid)
+    for worker in workers:
+        found |= descendants(worker)
     return sorted(found)
-
-
-def _describe_pids(pids: list[int]) -> str:
-    table = _process_table()
-    return "; ".join(f"{pid} <- {table[pid][0]}: {table[pid][1][:90]}" for pid in pids if pid in table)
 
 
 def _pending_parts(location: Path, run_id: str) -> list[Path]:
@@ -296,16 +271,16 @@ def test_a_killed_output_worker_fails_frees_its_slot_and_the_next_tick_recovers(
     manifest_id = _tags(first)[MANIFEST_TAG]
     workers = run_worker_pids(dev.marker, killed_id)
     assert workers, f"no worker process found for run {killed_id}"
-    print(f"killing run {killed_id}: {_describe_pids(workers)}")
+    print(f"killing run {killed_id}: {describe(workers)}")
     assert _claimed(home, OUTPUT_POOL) == [killed_id]
     for pid in workers:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     killed_at = time.monotonic()
-    while [pid for pid in workers if pid in _process_table()]:  # gone (or a zombie): nothing more is written
-        assert time.monotonic() - killed_at < 10, f"still alive after SIGKILL: {_describe_pids(workers)}"
+    while alive(workers):  # gone (or a zombie): nothing more is written
+        assert time.monotonic() - killed_at < 10, f"still alive after SIGKILL: {describe(workers)}"
         time.sleep(0.05)
-    server_alive = [p for p in _marked_pids(dev.marker) if "dagster api grpc" in _process_table().get(p, (0, ""))[1]]
+    server_alive = [p for p in _marked_pids(dev.marker) if "dagster api grpc" in command_line(p)]
     assert server_alive, "the code server died with the worker"
     left = _pending_parts(output, killed_id)
     print(f"{len(left)} pending parts left by the killed attempt")
@@ -385,9 +360,9 @@ def test_when_only_the_run_worker_is_killed_its_orphaned_step_is_fenced_and_the_
     _input_run, first = _output_run_mid_write(dev, output)
     killed_id = first["runId"]
     workers = run_worker_pids(dev.marker, killed_id)
-    assert len(workers) >= 2, f"expected the run worker and its step process: {_describe_pids(workers)}"
+    assert len(workers) >= 2, f"expected the run worker and its step process: {describe(workers)}"
     run_worker, step = workers[0], workers[1]
-    print(f"killing the run worker of {killed_id} only: {_describe_pids([run_worker])}")
+    print(f"killing the run worker of {killed_id} only: {describe([run_worker])}")
     os.kill(run_worker, signal.SIGKILL)
     killed_at = time.monotonic()
     _wait_for(
@@ -406,7 +381,7 @@ def test_when_only_the_run_worker_is_killed_its_orphaned_step_is_fenced_and_the_
     _wait_for(dev, "a successful Output run after the kill", 2 * RUN_TIMEOUT_S, settled)
     outputs = [r for r in _runs(dev) if r["jobName"] == OUTPUT_JOB]
     print(f"recovered {time.monotonic() - killed_at:.1f} s after SIGKILL:\n{_describe_runs(outputs)}")
-    print(f"the orphaned step process {step} {'is still running' if step in _process_table() else 'has exited'}")
+    print(f"the orphaned step process {step} {'is still running' if alive([step]) else 'has exited'}")
     # Each commit manifest belongs to a run that recorded its commit (SUCCESS, or the killed run whose
     # orphaned step committed); together they hold every record once.
     committed = {m.stem for m in (output / "_glueflow" / "commits").glob("*.json")}

@@ -52,6 +52,7 @@ from glueflow_dagster_tests.conftest import (
     write_flow_file,
 )
 from glueflow_dagster_tests.end_to_end.ui_story import check_flow_report, check_output_plots, dismiss_community_dialog
+from glueflow_dagster_tests.support.processes import command_line, descendants, describe, marked
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -69,6 +70,8 @@ RECORDS = 200
 # Startup, the next minute boundary, the Input run, a 30 s sensor interval and the Output run.
 RUNS_TIMEOUT_S = 240
 STOP_TIMEOUT_S = 20
+# The environment variable every process `dagster dev` starts inherits: how the test finds them all.
+MARK = "GLUEFLOW_UI_TEST_MARK"
 # The UI's "Materialize" run, then a 30 s automation sensor interval and the run redrawing F/flow_report.
 MATERIALIZE_TIMEOUT_S = 180
 OWNERS = ["team:data"]
@@ -196,28 +199,7 @@ def _free_port() -> int:
 
 def _marked_pids(marker: str) -> list[int]:
     """Processes whose environment carries the marker: everything `dagster dev` started, even escapees."""
-    pids = []
-    needle = f"GLUEFLOW_UI_TEST_MARK={marker}".encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue  # gone, or not ours to read
-        if needle in environ.split(b"\0") and state != "Z":
-            pids.append(int(entry.name))
-    return pids
-
-
-def _describe(pids: list[int]) -> str:
-    commands = []
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-            commands.append(f"{pid} {command[:100]}")
-    return "; ".join(commands)
+    return marked(MARK, marker)
 
 
 def _stop(dev: DagsterDev) -> None:
@@ -229,7 +211,7 @@ def _stop(dev: DagsterDev) -> None:
         time.sleep(0.5)
     left = _marked_pids(dev.marker)
     if left:
-        print(f"still running {STOP_TIMEOUT_S} s after SIGTERM, killed: {_describe(left)}")
+        print(f"still running {STOP_TIMEOUT_S} s after SIGTERM, killed: {describe(left)}")
         with contextlib.suppress(ProcessLookupError):
             os.killpg(dev.process.pid, signal.SIGKILL)
         for pid in left:  # any that left the group (all carry the marker)
@@ -313,7 +295,7 @@ def dagster_dev(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Dags
     env.update(
         {
             **instance_env,
-            "GLUEFLOW_UI_TEST_MARK": marker,
+            MARK: marker,
             "PYTHONUNBUFFERED": "1",
             "DAGSTER_DISABLE_TELEMETRY": "1",
         }
@@ -735,25 +717,7 @@ def _check_ui(dev: DagsterDev, tmp_path: Path, *, materialize: bool) -> None:
 
 def _chromium_children() -> list[int]:
     """Chromium processes that descend from this test process."""
-    children: dict[int, list[int]] = {}
-    commands: dict[int, str] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            commands[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if stat[0] != "Z":
-            children.setdefault(int(stat[1]), []).append(int(entry.name))
-    found, stack = [], list(children.get(os.getpid(), []))
-    while stack:
-        pid = stack.pop()
-        if "chrom" in commands.get(pid, ""):
-            found.append(pid)
-        stack.extend(children.get(pid, []))
-    return found
+    return [pid for pid in descendants(os.getpid()) if "chrom" in command_line(pid)]
 
 
 def test_dagster_dev_runs_the_flow_and_the_ui_shows_lineage_and_plots(dagster_dev: DagsterDev, tmp_path: Path) -> None:

@@ -1,9 +1,10 @@
-"""Processes read from /proc (Linux; nothing elsewhere): the process table, descendants, survivors of a kill."""
+"""Processes read from /proc (Linux; nothing elsewhere): the process table, descendants, command lines,
+processes marked by an environment variable, survivors of a kill."""
 
 from __future__ import annotations
 
-import contextlib
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -20,6 +21,12 @@ def process_table() -> dict[int, tuple[int, str]]:
     return table
 
 
+def alive(pids: Iterable[int]) -> list[int]:
+    """Those of ``pids`` still living (zombies are not), in order."""
+    table = process_table()
+    return sorted(p for p in pids if p in table and table[p][1] != "Z")
+
+
 def descendants(pid: int) -> set[int]:
     """The living processes below ``pid`` (children, grandchildren, ...): a run worker's Spark stage script,
     ``timeout`` and the JVM."""
@@ -29,6 +36,35 @@ def descendants(pid: int) -> set[int]:
     while frontier:
         frontier = {p for p, (ppid, state) in table.items() if ppid in frontier and state != "Z"} - found
         found |= frontier
+    return found
+
+
+def command_line(pid: int) -> str:
+    """``pid``'s command line, its arguments joined by spaces ("" if it is gone or not ours to read)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").rstrip()
+    except OSError:
+        return ""
+
+
+def describe(pids: list[int], width: int = 100) -> str:
+    """``pid <- parent: command`` for each of ``pids`` still there, the command cut at ``width``: for messages."""
+    table = process_table()
+    return "; ".join(f"{pid} <- {table[pid][0]}: {command_line(pid)[:width]}" for pid in pids if pid in table)
+
+
+def marked(name: str, value: str) -> list[int]:
+    """The living processes whose environment holds ``name=value``: everything a test started with that
+    mark, children that escaped its process group included."""
+    needle = f"{name}={value}".encode()
+    found = []
+    for pid, (_ppid, state) in process_table().items():
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:
+            continue  # gone, or not ours to read
+        if state != "Z" and needle in environ.split(b"\0"):
+            found.append(pid)
     return found
 
 
@@ -44,13 +80,8 @@ def outliving(pids: set[int], wait_s: float) -> list[str]:
     """The processes of ``pids`` still alive (not zombies) after up to ``wait_s`` seconds, with their command."""
     deadline = time.monotonic() + wait_s
     while True:
-        table = process_table()
-        alive = sorted(p for p in pids if p in table and table[p][1] != "Z")
-        if not alive or time.monotonic() >= deadline:
+        living = alive(pids)
+        if not living or time.monotonic() >= deadline:
             break
         time.sleep(0.1)
-    commands: list[str] = []
-    for pid in alive:
-        with contextlib.suppress(OSError):
-            commands.append(f"{pid}: " + Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:200])
-    return commands
+    return [f"{pid}: {command_line(pid)[:200]}" for pid in living if Path(f"/proc/{pid}").exists()]
