@@ -447,6 +447,7 @@ def _stage(
     """Map and write pending parts in the executors; the figures go to ``quarantine.figures``."""
     from pyspark.sql import SparkSession
 
+    from glueflow_dagster.core.scratch import scratch_folder
     from glueflow_dagster.spark import jvm
     from glueflow_dagster.spark.tasks import DEFAULT_GROUP_BYTES, UNREADABLE, VANISHED, abort_stray_uploads
 
@@ -454,12 +455,12 @@ def _stage(
     manifest = [dict(obj) for obj in extras["manifest"]]
     if not manifest:
         return
-    with tempfile.TemporaryDirectory(prefix="glueflow-spark-") as tmp:
+    with scratch_folder("spark", log) as tmp:  # a killed driver's folder (Spark's local dirs) goes next time
         # A session this call did not start (a test's, a notebook's) is used and left running.
         owned = SparkSession.getActiveSession() is None
         archive = jvm.archive_path() if owned and extras.get("master") else None
         java_options, pending_archive = jvm.java_options(archive)
-        spark = start_session(extras, Path(tmp), java_options)
+        spark = start_session(extras, tmp, java_options)
         job_group = f"glueflow {extras['part_prefix']} {uuid.uuid4().hex}"
         spark.sparkContext.setJobGroup(job_group, "glueflow stage")
         try:

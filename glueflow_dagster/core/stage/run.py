@@ -17,7 +17,6 @@ location, unreadable objects are counted in ``error_files``, and
 from __future__ import annotations
 
 import functools
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
@@ -49,6 +48,7 @@ from glueflow_dagster.core.quarantine import (
     object_entry,
     quarantine_key,
 )
+from glueflow_dagster.core.scratch import scratch_folder
 from glueflow_dagster.core.stage.plan import QueryPlan, after_miss, make_plan, polars_settings, query, respelled
 from glueflow_dagster.core.stage.read import (
     GroupOutcome,
@@ -178,10 +178,9 @@ def stage_pending(request: StageRequest, *, log: Log = _quiet) -> StageResult:
         log(f"reading {len(readable)} objects ({sum(o.size for o in readable):,} bytes) from {request.source.uri}")
     with (
         aborted_on_failure(target, tally.pending, log),
-        tempfile.TemporaryDirectory(prefix="glueflow-stage-") as tmp,
+        scratch_folder("stage", log) as workdir,
         polars_settings(settings.writer),  # bounded memory: CSV chunks, sink morsels (plan.py)
     ):
-        workdir = Path(tmp)
         out_dir = workdir / "parts"
         out_dir.mkdir()
         for planned in groups(request.source, readable):
