@@ -28,10 +28,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["SCRATCH_KINDS", "scratch_folder", "sweep_dead"]
+__all__ = ["SCRATCH_KINDS", "new_scratch_folder", "scratch_folder", "sweep_dead"]
 
-#: The kinds of scratch folder: the polars stage's and the Spark stage driver's.
-SCRATCH_KINDS = ("stage", "spark")
+#: The kinds of scratch folder: the polars stage's, the Spark stage driver's and a Spark task's parts.
+SCRATCH_KINDS = ("stage", "spark", "parts")
 _NAME = re.compile(r"^glueflow-(?P<kind>[a-z]+)-(?P<pid>[0-9]+)-(?P<host>[0-9a-f]{8})-")
 
 
@@ -97,12 +97,20 @@ def sweep_dead(parent: Path | None = None, log: Callable[[str], None] = lambda _
     return removed
 
 
-@contextmanager
-def scratch_folder(kind: str, log: Callable[[str], None] = lambda _: None) -> Iterator[Path]:
-    """A new scratch folder of ``kind`` (one of SCRATCH_KINDS) in the system's temporary folder, removed when
-    the block ends; first, the folders that processes of this host left when they died are removed."""
+def new_scratch_folder(kind: str, log: Callable[[str], None] = lambda _: None) -> Path:
+    """A new scratch folder of ``kind`` (one of SCRATCH_KINDS) in the system's temporary folder, for the caller
+    to remove; first, the folders that processes of this host left when they died are removed."""
     if kind not in SCRATCH_KINDS:
         raise ValueError(f"unknown scratch folder kind {kind!r} (choose from {', '.join(SCRATCH_KINDS)})")
     sweep_dead(log=log)
-    with tempfile.TemporaryDirectory(prefix=f"glueflow-{kind}-{os.getpid()}-{_host_tag()}-") as folder:
-        yield Path(folder)
+    return Path(tempfile.mkdtemp(prefix=f"glueflow-{kind}-{os.getpid()}-{_host_tag()}-"))
+
+
+@contextmanager
+def scratch_folder(kind: str, log: Callable[[str], None] = lambda _: None) -> Iterator[Path]:
+    """:func:`new_scratch_folder`, removed when the block ends."""
+    folder = new_scratch_folder(kind, log)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -213,11 +213,13 @@ class _Parts:
     """The pending parts one task attempt writes, rolled at ``target_file_bytes`` of JSON lines."""
 
     def __init__(self, target: Any, key: Callable[[int], str], compression: str, target_file_bytes: int) -> None:
+        from glueflow_dagster.core.scratch import new_scratch_folder
+
         self.target = target
         self.key = key
         self.compression = compression
         self.target_file_bytes = max(1, target_file_bytes)
-        self.folder = tempfile.mkdtemp(prefix="glueflow-parts-")
+        self.folder = new_scratch_folder("parts")  # a killed task's folder goes with the host's next one
         self.pending: list[Any] = []
         self.records: list[int] = []
         self.file: Any = None

@@ -50,6 +50,7 @@ def test_only_the_folders_of_gone_processes_of_this_host_are_removed(tmp_path: P
     gone = _folder(tmp_path, f"glueflow-stage-{dead}-{host}-a1b2c3")
     (gone / "copy.json").symlink_to(outside)  # a local copy linked to its source: the source stays
     gone_spark = _folder(tmp_path, f"glueflow-spark-{dead}-{host}-d4e5f6")
+    gone_parts = _folder(tmp_path, f"glueflow-parts-{dead}-{host}-n4o5")
     kept = [
         _folder(tmp_path, f"glueflow-stage-{live}-{host}-g7h8i9"),  # a living process
         _folder(tmp_path, f"glueflow-stage-{dead}-{'0' * 8 if host != '0' * 8 else '1' * 8}-j0k1"),  # another host
@@ -60,11 +61,11 @@ def test_only_the_folders_of_gone_processes_of_this_host_are_removed(tmp_path: P
 
     removed = sweep_dead(tmp_path, log=logs.append)
 
-    assert sorted(removed) == sorted([gone, gone_spark])
-    assert not gone.exists() and not gone_spark.exists()
+    assert sorted(removed) == sorted([gone, gone_spark, gone_parts])
+    assert not any(folder.exists() for folder in removed)
     assert all(folder.exists() for folder in kept)
     assert outside.read_text() == '{"kept": true}\n'
-    assert len(logs) == 2 and all(f"process {dead} (gone)" in line for line in logs), logs
+    assert len(logs) == 3 and all(f"process {dead} (gone)" in line for line in logs), logs
 
 
 def test_a_killed_workers_folder_is_left_and_the_next_stage_removes_it(
