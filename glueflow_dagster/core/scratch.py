@@ -18,6 +18,7 @@ and are kept.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -35,6 +36,7 @@ SCRATCH_KINDS = ("stage", "spark", "parts")
 _NAME = re.compile(r"^glueflow-(?P<kind>[a-z]+)-(?P<pid>[0-9]+)-(?P<host>[0-9a-f]{8})-")
 
 
+@functools.cache  # fixed for the process: read once, not on every sweep and every new folder
 def _host_tag() -> str:
     """A short hash of the host name and the process-id namespace: a process id means the same process only
     within one namespace (containers sharing a temporary folder have their own)."""
